@@ -1,0 +1,45 @@
+# The two set-up commands of the README: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+CONFIG ?= config.example.toml
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint bench clean messages-extract messages-update messages-compile
+
+$(STAMP): pyproject.toml
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+run: $(STAMP)
+	@echo ""
+	@echo "wagate is starting on http://127.0.0.1:8080 (sandbox provider, SQLite in ./wagate.db)."
+	@echo "Try it from another terminal:"
+	@echo "  $(BIN)/wagate simulate --config $(CONFIG) --from +34600000001 \"Hola\""
+	@echo "  $(BIN)/wagate outbox --config $(CONFIG)"
+	@echo ""
+	$(BIN)/wagate serve --config $(CONFIG)
+
+test: $(STAMP)
+	$(BIN)/ruff check bot handlers tests bench
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+# i18n: keep locales/messages.pot current and the catalogs in step with it.
+messages-extract: $(STAMP)
+	$(BIN)/pybabel extract -F babel.cfg -k _ -k N_ -o locales/messages.pot bot handlers
+
+messages-update: messages-extract
+	$(BIN)/pybabel update -i locales/messages.pot -d locales -D messages --no-fuzzy-matching
+
+messages-compile: $(STAMP)
+	$(BIN)/pybabel compile -d locales -D messages --statistics
+
+clean:
+	rm -rf $(VENV) wagate.db wagate.db-wal wagate.db-shm

@@ -1,0 +1,550 @@
+"""Configuration: one TOML file parsed and validated into frozen dataclasses.
+
+Everything is checked here, once, so the rest of the service reads typed
+values and a reload either swaps in a whole valid config or keeps the old one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import ipaddress
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+FEATURES = ("text", "image", "document", "url", "group")
+WEBHOOK_EVENTS = ("message.received", "user.registered", "user.unregistered", "message.status")
+DEFAULT_RETRY_SCHEDULE = (0, 5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400)
+
+
+class ConfigError(ValueError):
+    """A config file that cannot be used; the message names file, line and key."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    pid_file: str | None = None
+    shutdown_timeout: float = 10.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StorageConfig:
+    url: str = "sqlite:///./wagate.db"
+
+    @property
+    def sqlite_path(self) -> str:
+        return self.url.removeprefix("sqlite:///")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DefaultsConfig:
+    locale: str = "en"
+    auto_reply_interval: float = 60.0
+    hint_interval: float = 3600.0
+    reply_window_days: float = 30.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MetaConfig:
+    app_secret: str
+    verify_token: str
+    access_token: str
+    graph_base_url: str = "https://graph.facebook.com"
+    api_version: str = "v21.0"
+    timeout: float = 15.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WebhooksConfig:
+    timeout: float = 15.0
+    retry_schedule: tuple[float, ...] = DEFAULT_RETRY_SCHEDULE
+    disable_after_days: float = 5.0
+    allow_private_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    max_concurrency_per_endpoint: int = 8
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OutboundConfig:
+    rate_per_second: float = 80.0
+    max_attempts: int = 8
+    retry_base: float = 2.0
+    retry_max: float = 600.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InstanceConfig:
+    id: int
+    number: str
+    provider: str = "sandbox"
+    owner: str = "shared"
+    phone_number_id: str | None = None
+    rate_per_second: float | None = None
+
+    @property
+    def shared(self) -> bool:
+        return self.owner == "shared"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PlanConfig:
+    name: str
+    messages_per_day: int
+    max_recipients: int
+    expires_after_days: int | None = None
+    then: str | None = None
+    max_months: int = 12
+    min_months: int = 0
+    features: frozenset[str] = frozenset(FEATURES)
+    inbound_webhooks: bool = False
+
+
+DEFAULT_PLANS: dict[str, dict[str, Any]] = {
+    "trial": {"messages_per_day": 50, "max_recipients": 10, "expires_after_days": 14,
+              "then": "forever_green", "inbound_webhooks": False},
+    "forever_green": {"messages_per_day": 100, "max_recipients": 50, "inbound_webhooks": False},
+    "enterprise": {"messages_per_day": 1000, "max_recipients": 1000, "min_months": 3,
+                   "inbound_webhooks": True},
+}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WebhookConfig:
+    url: str
+    format: str = "standard"
+    secret: str | None = None
+    token: str | None = None
+    events: frozenset[str] = frozenset(WEBHOOK_EVENTS)
+
+    @property
+    def key(self) -> str:
+        """A stable id for the endpoint, so deliveries survive reloads that keep the URL."""
+        return hashlib.sha256(f"{self.format} {self.url}".encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SubscriberConfig:
+    id: str
+    client_id: str
+    secret_sha256: bytes
+    plan: str
+    since: dt.date
+    expires: dt.date | None = None
+    instances: tuple[int, ...] = ()
+    keyword: str | None = None
+    webhooks: tuple[WebhookConfig, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Config:
+    path: str | None = None
+    server: ServerConfig = field(default_factory=ServerConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    admin_token: str = ""
+    defaults: DefaultsConfig = field(default_factory=DefaultsConfig)
+    meta: MetaConfig | None = None
+    webhooks: WebhooksConfig = field(default_factory=WebhooksConfig)
+    outbound: OutboundConfig = field(default_factory=OutboundConfig)
+    locales_dir: str = "locales"
+    instances: Mapping[int, InstanceConfig] = field(default_factory=dict)
+    plans: Mapping[str, PlanConfig] = field(default_factory=dict)
+    subscribers: Mapping[str, SubscriberConfig] = field(default_factory=dict)
+    # Lookup tables compiled at load so the hot path never scans lists.
+    subscribers_by_client_id: Mapping[str, SubscriberConfig] = field(default_factory=dict)
+    subscribers_by_keyword: Mapping[str, SubscriberConfig] = field(default_factory=dict)
+    instances_by_phone_number_id: Mapping[str, InstanceConfig] = field(default_factory=dict)
+
+
+def hash_secret(secret: str) -> str:
+    """The hex SHA-256 of a secret, as `secret_sha256` in the config expects it."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+class _Reader:
+    """Reads one TOML table with precise errors (file, line, dotted key)."""
+
+    def __init__(self, source: str, text: str, table: Mapping[str, Any], where: str) -> None:
+        self.source = source
+        self.text = text
+        self.table = table
+        self.where = where
+
+    def child(self, key: str, table: Mapping[str, Any]) -> _Reader:
+        return _Reader(self.source, self.text, table, f"{self.where}.{key}" if self.where else key)
+
+    def error(self, key: str | None, message: str) -> ConfigError:
+        dotted = f"{self.where}.{key}" if key and self.where else (key or self.where or "<top>")
+        line = _line_of(self.text, key or self.where.rsplit(".", 1)[-1])
+        at = f"{self.source}:{line}" if line else self.source
+        return ConfigError(f"{at}: {dotted}: {message}")
+
+    def get(self, key: str, kind: type | tuple[type, ...], default: Any = ...) -> Any:
+        if key not in self.table:
+            if default is ...:
+                raise self.error(key, "is required")
+            return default
+        value = self.table[key]
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            return float(value)
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        if isinstance(value, bool) and bool not in kinds:
+            raise self.error(key, f"must be {_kind_name(kind)}, not a boolean")
+        if not isinstance(value, kinds):
+            raise self.error(key, f"must be {_kind_name(kind)}, got {type(value).__name__}")
+        return value
+
+    def secret(self, key: str, env: Mapping[str, str], *, required: bool = True) -> str | None:
+        """`key = "..."` inline, or `key_env = "VAR"` from the environment."""
+        if key in self.table:
+            value = self.get(key, str)
+            if not value:
+                raise self.error(key, "must not be empty")
+            return value
+        env_key = f"{key}_env"
+        if env_key in self.table:
+            var = self.get(env_key, str)
+            if var not in env or not env[var]:
+                raise self.error(env_key, f"environment variable {var} is not set")
+            return env[var]
+        if required:
+            raise self.error(key, f"is required (inline `{key}` or `{key}_env`)")
+        return None
+
+    def unknown_keys(self, allowed: set[str]) -> None:
+        for key in self.table:
+            if key not in allowed:
+                known = ", ".join(sorted(allowed))
+                raise self.error(key, f"unknown key (expected one of: {known})")
+
+
+def _kind_name(kind: type | tuple[type, ...]) -> str:
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    names = {str: "a string", int: "an integer", float: "a number", bool: "true or false",
+             list: "a list", dict: "a table", dt.date: "a date (YYYY-MM-DD)"}
+    return " or ".join(names.get(k, k.__name__) for k in kinds)
+
+
+def _line_of(text: str, key: str) -> int | None:
+    if not key:
+        return None
+    pattern = re.compile(rf"^\s*(\[\[?\s*)?[\w.\"]*\b{re.escape(key)}\b", re.MULTILINE)
+    match = pattern.search(text)
+    return text.count("\n", 0, match.start()) + 1 if match else None
+
+
+def load_config(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Config:
+    """Read and validate a config file. Raises ConfigError with file, line and key."""
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{source}: cannot read: {exc.strerror or exc}") from exc
+    return parse_config(text, source=source, env=os.environ if env is None else env)
+
+
+def parse_config(text: str, *, source: str = "<config>", env: Mapping[str, str] | None = None,
+                 base_dir: str | None = None) -> Config:
+    env = os.environ if env is None else env
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source}: invalid TOML: {exc}") from exc
+    top = _Reader(source, text, data, "")
+    top.unknown_keys({"server", "storage", "admin", "defaults", "meta", "webhooks", "outbound",
+                      "locales", "instances", "plans", "subscribers"})
+    base = Path(base_dir) if base_dir else (Path(source).parent if source != "<config>" else Path())
+
+    server = _parse_server(top.child("server", top.get("server", dict, {})))
+    storage_r = top.child("storage", top.get("storage", dict, {}))
+    storage_r.unknown_keys({"url"})
+    url = storage_r.get("url", str, "sqlite:///./wagate.db")
+    if not url.startswith("sqlite:///"):
+        raise storage_r.error("url", "only sqlite:///PATH is supported by this build")
+    storage = StorageConfig(url=url)
+    admin_r = top.child("admin", top.get("admin", dict, {}))
+    admin_r.unknown_keys({"token", "token_env"})
+    admin_token = admin_r.secret("token", env) or ""
+    if len(admin_token) < 8:
+        raise admin_r.error("token", "must be at least 8 characters")
+    defaults = _parse_defaults(top.child("defaults", top.get("defaults", dict, {})))
+    meta = None
+    if "meta" in data:
+        meta = _parse_meta(top.child("meta", top.get("meta", dict)), env)
+    webhooks = _parse_webhooks(top.child("webhooks", top.get("webhooks", dict, {})))
+    outbound = _parse_outbound(top.child("outbound", top.get("outbound", dict, {})))
+    locales_r = top.child("locales", top.get("locales", dict, {}))
+    locales_r.unknown_keys({"dir"})
+    locales_dir = locales_r.get("dir", str, "")
+    if not locales_dir:
+        locales_dir = str(_default_locales_dir())
+    elif not Path(locales_dir).is_absolute():
+        locales_dir = str((base / locales_dir).resolve())
+
+    plans = _parse_plans(top, top.get("plans", dict, {}))
+    subscribers = _parse_subscribers(top, top.get("subscribers", list, []), plans, env)
+    instances = _parse_instances(top, top.get("instances", list, []), subscribers, meta)
+
+    by_client: dict[str, SubscriberConfig] = {}
+    by_keyword: dict[str, SubscriberConfig] = {}
+    for sub in subscribers.values():
+        by_client[sub.client_id] = sub
+        if sub.keyword:
+            by_keyword[sub.keyword.casefold()] = sub
+    by_pnid = {i.phone_number_id: i for i in instances.values() if i.phone_number_id}
+    if defaults.locale and not (Path(locales_dir) / defaults.locale).is_dir():
+        raise top.child("defaults", {}).error(
+            "locale", f"no locale folder {defaults.locale!r} in {locales_dir}")
+    return Config(path=None if source == "<config>" else source, server=server, storage=storage,
+                  admin_token=admin_token, defaults=defaults, meta=meta, webhooks=webhooks,
+                  outbound=outbound, locales_dir=locales_dir, instances=instances, plans=plans,
+                  subscribers=subscribers, subscribers_by_client_id=by_client,
+                  subscribers_by_keyword=by_keyword, instances_by_phone_number_id=by_pnid)
+
+
+def _default_locales_dir() -> Path:
+    return Path(__file__).resolve().parent.parent / "locales"
+
+
+def _positive(r: _Reader, key: str, value: float, *, allow_zero: bool = False) -> float:
+    if value < 0 or (value == 0 and not allow_zero):
+        raise r.error(key, "must be positive")
+    return value
+
+
+def _parse_server(r: _Reader) -> ServerConfig:
+    r.unknown_keys({"host", "port", "pid_file", "shutdown_timeout"})
+    port = r.get("port", int, 8080)
+    if not 0 <= port <= 65535:
+        raise r.error("port", "must be between 0 and 65535")
+    return ServerConfig(host=r.get("host", str, "127.0.0.1"), port=port,
+                        pid_file=r.get("pid_file", str, None),
+                        shutdown_timeout=_positive(r, "shutdown_timeout",
+                                                   r.get("shutdown_timeout", float, 10.0)))
+
+
+def _parse_defaults(r: _Reader) -> DefaultsConfig:
+    r.unknown_keys({"locale", "auto_reply_interval", "hint_interval", "reply_window_days"})
+    return DefaultsConfig(
+        locale=r.get("locale", str, "en"),
+        auto_reply_interval=_positive(r, "auto_reply_interval",
+                                      r.get("auto_reply_interval", float, 60.0), allow_zero=True),
+        hint_interval=_positive(r, "hint_interval", r.get("hint_interval", float, 3600.0),
+                                allow_zero=True),
+        reply_window_days=_positive(r, "reply_window_days",
+                                    r.get("reply_window_days", float, 30.0)),
+    )
+
+
+def _parse_meta(r: _Reader, env: Mapping[str, str]) -> MetaConfig:
+    r.unknown_keys({"app_secret", "app_secret_env", "verify_token", "verify_token_env",
+                    "access_token", "access_token_env", "graph_base_url", "api_version",
+                    "timeout"})
+    base = r.get("graph_base_url", str, "https://graph.facebook.com").rstrip("/")
+    _check_http_url(r, "graph_base_url", base)
+    return MetaConfig(app_secret=r.secret("app_secret", env) or "",
+                      verify_token=r.secret("verify_token", env) or "",
+                      access_token=r.secret("access_token", env) or "",
+                      graph_base_url=base, api_version=r.get("api_version", str, "v21.0"),
+                      timeout=_positive(r, "timeout", r.get("timeout", float, 15.0)))
+
+
+def _parse_webhooks(r: _Reader) -> WebhooksConfig:
+    r.unknown_keys({"timeout", "retry_schedule", "disable_after_days", "allow_private_networks",
+                    "max_concurrency_per_endpoint"})
+    schedule = r.get("retry_schedule", list, list(DEFAULT_RETRY_SCHEDULE))
+    if not schedule or not all(isinstance(x, int | float) and x >= 0 for x in schedule):
+        raise r.error("retry_schedule", "must be a non-empty list of seconds (>= 0)")
+    nets = []
+    for item in r.get("allow_private_networks", list, []):
+        try:
+            nets.append(ipaddress.ip_network(item, strict=False))
+        except (ValueError, TypeError):
+            raise r.error("allow_private_networks", f"{item!r} is not a network") from None
+    return WebhooksConfig(
+        timeout=_positive(r, "timeout", r.get("timeout", float, 15.0)),
+        retry_schedule=tuple(float(x) for x in schedule),
+        disable_after_days=_positive(r, "disable_after_days",
+                                     r.get("disable_after_days", float, 5.0)),
+        allow_private_networks=tuple(nets),
+        max_concurrency_per_endpoint=int(_positive(r, "max_concurrency_per_endpoint", r.get(
+            "max_concurrency_per_endpoint", int, 8))))
+
+
+def _parse_outbound(r: _Reader) -> OutboundConfig:
+    r.unknown_keys({"rate_per_second", "max_attempts", "retry_base", "retry_max"})
+    return OutboundConfig(
+        rate_per_second=_positive(r, "rate_per_second", r.get("rate_per_second", float, 80.0)),
+        max_attempts=int(_positive(r, "max_attempts", r.get("max_attempts", int, 8))),
+        retry_base=_positive(r, "retry_base", r.get("retry_base", float, 2.0)),
+        retry_max=_positive(r, "retry_max", r.get("retry_max", float, 600.0)))
+
+
+def _parse_plans(top: _Reader, raw: Mapping[str, Any]) -> dict[str, PlanConfig]:
+    merged: dict[str, dict[str, Any]] = {k: dict(v) for k, v in DEFAULT_PLANS.items()}
+    for name, table in raw.items():
+        if not isinstance(table, dict):
+            raise top.error(f"plans.{name}", "must be a table")
+        merged.setdefault(name, {}).update(table)
+    plans: dict[str, PlanConfig] = {}
+    for name, table in merged.items():
+        r = top.child(f"plans.{name}", table)
+        r.unknown_keys({"messages_per_day", "max_recipients", "expires_after_days", "then",
+                        "features", "inbound_webhooks", "max_months", "min_months"})
+        features = r.get("features", list, list(FEATURES))
+        bad = [f for f in features if f not in FEATURES]
+        if bad:
+            raise r.error("features", f"unknown feature {bad[0]!r} (known: {', '.join(FEATURES)})")
+        plans[name] = PlanConfig(
+            name=name,
+            messages_per_day=int(_positive(r, "messages_per_day", r.get("messages_per_day", int))),
+            max_recipients=int(_positive(r, "max_recipients", r.get("max_recipients", int))),
+            expires_after_days=r.get("expires_after_days", int, None),
+            then=r.get("then", str, None), features=frozenset(features),
+            inbound_webhooks=r.get("inbound_webhooks", bool, False),
+            max_months=r.get("max_months", int, 12), min_months=r.get("min_months", int, 0))
+    for plan in plans.values():
+        if plan.then is not None and plan.then not in plans:
+            raise top.child(f"plans.{plan.name}", {}).error("then", f"unknown plan {plan.then!r}")
+    return plans
+
+
+def _parse_subscribers(top: _Reader, raw: list[Any], plans: Mapping[str, PlanConfig],
+                       env: Mapping[str, str]) -> dict[str, SubscriberConfig]:
+    subs: dict[str, SubscriberConfig] = {}
+    client_ids: set[str] = set()
+    keywords: set[str] = set()
+    for index, table in enumerate(raw):
+        r = top.child(f"subscribers[{index}]", table if isinstance(table, dict) else {})
+        if not isinstance(table, dict):
+            raise r.error(None, "must be a table")
+        r.unknown_keys({"id", "client_id", "secret", "secret_env", "secret_sha256", "plan",
+                        "since", "expires", "instances", "keyword", "webhooks"})
+        sub_id = r.get("id", str)
+        if sub_id in subs or sub_id == "shared":
+            raise r.error("id", f"duplicate or reserved subscriber id {sub_id!r}")
+        client_id = r.get("client_id", str)
+        if client_id in client_ids:
+            raise r.error("client_id", f"duplicate client_id {client_id!r}")
+        client_ids.add(client_id)
+        if "secret_sha256" in table:
+            hexdigest = r.get("secret_sha256", str)
+            if not re.fullmatch(r"[0-9a-fA-F]{64}", hexdigest):
+                raise r.error("secret_sha256", "must be 64 hex digits (see `wagate hash-secret`)")
+            digest = bytes.fromhex(hexdigest)
+        else:
+            digest = hashlib.sha256((r.secret("secret", env) or "").encode()).digest()
+        plan = r.get("plan", str, "trial")
+        if plan not in plans:
+            raise r.error("plan", f"unknown plan {plan!r} (known: {', '.join(sorted(plans))})")
+        since = r.get("since", dt.date, None) or dt.date(1970, 1, 1)
+        expires = r.get("expires", dt.date, None)
+        if isinstance(since, dt.datetime):
+            since = since.date()
+        if isinstance(expires, dt.datetime):
+            expires = expires.date()
+        if expires is not None and expires < since:
+            raise r.error("expires", "is before `since`")
+        instances = r.get("instances", list, [])
+        if not all(isinstance(i, int) and not isinstance(i, bool) for i in instances):
+            raise r.error("instances", "must be a list of instance numbers")
+        keyword = r.get("keyword", str, None)
+        if keyword is not None:
+            if not re.fullmatch(r"\w{2,32}", keyword):
+                raise r.error("keyword", "must be one word of 2 to 32 letters or digits")
+            if keyword.casefold() in keywords:
+                raise r.error("keyword", f"duplicate keyword {keyword!r}")
+            keywords.add(keyword.casefold())
+        hooks = tuple(_parse_webhook(r.child(f"webhooks[{i}]", h if isinstance(h, dict) else {}),
+                                     env) for i, h in enumerate(r.get("webhooks", list, [])))
+        subs[sub_id] = SubscriberConfig(id=sub_id, client_id=client_id, secret_sha256=digest,
+                                        plan=plan, since=since, expires=expires,
+                                        instances=tuple(instances), keyword=keyword,
+                                        webhooks=hooks)
+    return subs
+
+
+def _check_http_url(r: _Reader, key: str, url: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise r.error(key, f"{url!r} is not an http(s) URL")
+
+
+def _parse_webhook(r: _Reader, env: Mapping[str, str]) -> WebhookConfig:
+    r.unknown_keys({"url", "format", "secret", "secret_env", "token", "token_env", "events"})
+    url = r.get("url", str)
+    _check_http_url(r, "url", url)
+    fmt = r.get("format", str, "standard")
+    if fmt not in ("standard", "whatsmate"):
+        raise r.error("format", "must be \"standard\" or \"whatsmate\"")
+    secret = token = None
+    if fmt == "standard":
+        secret = r.secret("secret", env)
+        if not secret or not secret.startswith("whsec_"):
+            raise r.error("secret", "a standard webhook needs a `whsec_...` signing secret")
+    else:
+        token = r.secret("token", env, required=False) or ""
+    events = r.get("events", list, list(WEBHOOK_EVENTS))
+    bad = [e for e in events if e not in WEBHOOK_EVENTS]
+    if bad:
+        raise r.error("events", f"unknown event {bad[0]!r} (known: {', '.join(WEBHOOK_EVENTS)})")
+    return WebhookConfig(url=url, format=fmt, secret=secret, token=token,
+                         events=frozenset(events))
+
+
+def _parse_instances(top: _Reader, raw: list[Any], subscribers: Mapping[str, SubscriberConfig],
+                     meta: MetaConfig | None) -> dict[int, InstanceConfig]:
+    import phonenumbers
+
+    instances: dict[int, InstanceConfig] = {}
+    pnids: set[str] = set()
+    for index, table in enumerate(raw):
+        r = top.child(f"instances[{index}]", table if isinstance(table, dict) else {})
+        if not isinstance(table, dict):
+            raise r.error(None, "must be a table")
+        r.unknown_keys({"id", "number", "provider", "owner", "phone_number_id", "rate_per_second"})
+        inst_id = r.get("id", int)
+        if inst_id <= 0:
+            raise r.error("id", "must be a positive integer")
+        if inst_id in instances:
+            raise r.error("id", f"duplicate instance id {inst_id}")
+        number = r.get("number", str)
+        try:
+            parsed = phonenumbers.parse(number, None)
+        except phonenumbers.NumberParseException:
+            raise r.error("number", f"{number!r} is not a phone number with country code") from None
+        number = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+        provider = r.get("provider", str, "sandbox")
+        if provider not in ("sandbox", "meta"):
+            raise r.error("provider", "must be \"sandbox\" or \"meta\"")
+        pnid = r.get("phone_number_id", str, None)
+        if provider == "meta":
+            if not pnid:
+                raise r.error("phone_number_id", "is required for provider \"meta\"")
+            if meta is None:
+                raise r.error("provider", "provider \"meta\" needs a [meta] section")
+            if pnid in pnids:
+                raise r.error("phone_number_id", f"duplicate phone_number_id {pnid!r}")
+            pnids.add(pnid)
+        owner = r.get("owner", str, "shared")
+        if owner != "shared" and owner not in subscribers:
+            raise r.error("owner", f"unknown subscriber {owner!r}")
+        rate = r.get("rate_per_second", float, None)
+        instances[inst_id] = InstanceConfig(id=inst_id, number=number, provider=provider,
+                                            owner=owner, phone_number_id=pnid,
+                                            rate_per_second=rate)
+    for sub in subscribers.values():
+        for inst in sub.instances:
+            if inst not in instances:
+                raise top.child("subscribers", {}).error(
+                    "instances", f"subscriber {sub.id!r} names unknown instance {inst}")
+    return instances

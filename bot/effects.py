@@ -1,0 +1,71 @@
+"""What a handler decides: the effects of one inbound event.
+
+Handlers fill an `Effects`; the store commits all of it, with the inbound
+message itself, in one transaction before the provider gets its 200.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.events import InboundMessage
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OutboundDraft:
+    """A message to queue for a gateway number's worker."""
+
+    instance_id: int
+    to: str | None = None  # E.164 number for a single chat
+    group_id: str | None = None  # provider group id for a group chat
+    type: str = "text"  # text | image | document | url
+    text: str | None = None
+    caption: str | None = None
+    filename: str | None = None
+    media: bytes | None = None
+    mime: str | None = None
+    subscriber_id: str | None = None  # None for the gateway's own auto-replies
+    id: str = field(default_factory=new_id)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RegistrationWrite:
+    instance_id: int
+    number: str
+    locale: str
+    status: str  # active | opted_out
+    keyword_subscriber: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GroupWrite:
+    instance_id: int
+    group_id: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WebhookEvent:
+    """An event for subscriber webhooks (message.received, user.registered, ...)."""
+
+    type: str
+    instance_id: int
+    data: dict[str, Any]
+    number: str | None = None
+    group_id: str | None = None
+
+
+@dataclass(slots=True)
+class Effects:
+    inbound: InboundMessage
+    registration: RegistrationWrite | None = None
+    group: GroupWrite | None = None
+    replies: list[OutboundDraft] = field(default_factory=list)
+    auto_reply_marks: list[str] = field(default_factory=list)  # 'any', 'hint'
+    events: list[WebhookEvent] = field(default_factory=list)

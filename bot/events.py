@@ -1,0 +1,63 @@
+"""Normalized inbound events: what every provider's payload becomes.
+
+No dicts travel past the provider edge; each kind is a frozen, slotted type
+built by a provider-specific classmethod.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GroupRef:
+    id: str
+    name: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InboundMessage:
+    """A message a user sent to a gateway number (text, media or other)."""
+
+    provider: str
+    provider_message_id: str
+    instance_id: int
+    sender: str  # E.164 where the provider gives a number, else the provider's user id
+    user_id: str | None = None
+    profile_name: str | None = None
+    kind: str = "text"  # text | image | document | audio | video | sticker | other
+    text: str | None = None  # the text, or a media caption
+    group: GroupRef | None = None
+    timestamp: float
+
+    @property
+    def chat(self) -> str:
+        """Who a reply goes to: the group, else the sender (auto-reply limits key on it)."""
+        return f"group:{self.group.id}" if self.group else self.sender
+
+    @classmethod
+    def from_sandbox(cls, body: dict[str, Any], *, sender: str, message_id: str,
+                     now: float) -> InboundMessage:
+        group = body.get("group")
+        return cls(provider="sandbox", provider_message_id=message_id,
+                   instance_id=int(body["instance"]), sender=sender,
+                   profile_name=body.get("name"), kind="text", text=body["text"],
+                   group=GroupRef(id=str(group["id"]), name=group.get("name")) if group else None,
+                   timestamp=now)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StatusUpdate:
+    """A provider's word on one of our outbound messages."""
+
+    provider: str
+    provider_message_id: str
+    instance_id: int
+    status: str  # sent | delivered | read | failed
+    error_code: int | None = None
+    error_title: str | None = None
+    timestamp: float
+
+
+InboundEvent = InboundMessage | StatusUpdate

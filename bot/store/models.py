@@ -1,0 +1,73 @@
+"""Rows the store hands out: frozen, typed, no database handles inside."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Registration:
+    instance_id: int
+    number: str
+    locale: str
+    status: str  # active | opted_out
+    keyword_subscriber: str | None
+    registered_at: float
+    updated_at: float
+
+    @property
+    def active(self) -> bool:
+        return self.status == "active"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Group:
+    instance_id: int
+    group_id: str
+    name: str
+    registered_at: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InboundContext:
+    """What handlers need to know about the sender before deciding."""
+
+    registration: Registration | None
+    group: Group | None
+    last_auto_reply_at: float | None
+    last_hint_at: float | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OutboundRow:
+    id: str
+    instance_id: int
+    to: str | None
+    group_id: str | None
+    type: str
+    text: str | None
+    caption: str | None
+    filename: str | None
+    mime: str | None
+    subscriber_id: str | None
+    status: str
+    attempts: int
+    provider_message_id: str | None
+    error_code: int | None
+    error_title: str | None
+    created_at: float
+    updated_at: float
+    group_name: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MessageLogRow:
+    direction: str  # in | out
+    id: str
+    instance_id: int
+    number: str | None
+    group_id: str | None
+    type: str
+    text: str | None
+    status: str | None
+    at: float

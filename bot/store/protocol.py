@@ -1,0 +1,70 @@
+"""The store interface every backend implements."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from bot.effects import Effects, OutboundDraft
+from bot.events import StatusUpdate
+from bot.store.models import (
+    Group,
+    InboundContext,
+    MessageLogRow,
+    OutboundRow,
+    Registration,
+)
+
+
+class Store(Protocol):
+    async def close(self) -> None: ...
+
+    async def ping(self) -> None: ...
+
+    # inbound
+    async def load_inbound_context(self, instance_id: int, sender: str,
+                                   group_id: str | None) -> InboundContext: ...
+
+    async def commit_inbound(self, effects: Effects, now: float) -> bool:
+        """Store the message and its effects; False (and nothing written) for a duplicate."""
+        ...
+
+    async def apply_status(self, update: StatusUpdate, now: float) -> OutboundRow | None: ...
+
+    # outbound queue
+    async def enqueue(self, drafts: list[OutboundDraft], now: float) -> None: ...
+
+    async def claim_outbound(self, now: float, limit: int, lease: float) -> list[OutboundRow]: ...
+
+    async def outbound_media(self, message_id: str) -> bytes | None: ...
+
+    async def mark_sent(self, message_id: str, provider_message_id: str, now: float) -> None: ...
+
+    async def mark_retry(self, message_id: str, next_attempt_at: float, code: int | None,
+                         title: str | None, now: float) -> None: ...
+
+    async def mark_failed(self, message_id: str, code: int | None, title: str | None,
+                          now: float) -> None: ...
+
+    async def release_claims(self) -> None: ...
+
+    async def next_outbound_due(self) -> float | None: ...
+
+    async def get_outbound(self, message_id: str) -> OutboundRow | None: ...
+
+    async def list_outbox(self, *, instance_id: int | None, to: str | None,
+                          limit: int) -> list[OutboundRow]: ...
+
+    # views
+    async def list_registrations(self, *, instance_id: int | None, status: str | None,
+                                 limit: int) -> list[Registration]: ...
+
+    async def registrations_of(self, number: str) -> list[Registration]: ...
+
+    async def has_written(self, number: str) -> bool: ...
+
+    async def find_group(self, instance_id: int, name: str) -> Group | None: ...
+
+    async def list_messages(self, *, direction: str | None, instance_id: int | None,
+                            number: str | None, limit: int) -> list[MessageLogRow]: ...
+
+    async def queue_depth(self) -> tuple[int, float | None]: ...

@@ -1,0 +1,375 @@
+"""SQLite store over aiosqlite: WAL, versioned migrations, one hop per unit of work."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiosqlite
+
+from bot.effects import Effects, OutboundDraft
+from bot.events import StatusUpdate
+from bot.store.models import (
+    Group,
+    InboundContext,
+    MessageLogRow,
+    OutboundRow,
+    Registration,
+)
+
+T = TypeVar("T")
+
+def load_migrations() -> list[str]:
+    """The schema's history: `migrations/NNNN_name.sql`, applied in order.
+
+    Append-only: a released migration is never edited; a change is a new file.
+    """
+    folder = Path(__file__).with_name("migrations")
+    files = sorted(folder.glob("[0-9][0-9][0-9][0-9]_*.sql"))
+    return [path.read_text(encoding="utf-8") for path in files]
+
+
+MIGRATIONS = load_migrations()
+
+_STATUS_RANK = {"queued": 0, "sending": 0, "sent": 1, "delivered": 2, "read": 3, "failed": 4}
+
+_OUTBOUND_COLUMNS = ("o.id, o.instance_id, o.to_number, o.group_id, o.type, o.text, o.caption, "
+                     "o.filename, o.mime, o.subscriber_id, o.status, o.attempts, "
+                     "o.provider_message_id, o.error_code, o.error_title, o.created_at, "
+                     "o.updated_at, g.name")
+_OUTBOUND_FROM = ("outbound o LEFT JOIN groups g ON g.instance_id = o.instance_id "
+                  "AND g.group_id = o.group_id")
+
+
+def _outbound(row: sqlite3.Row | tuple[Any, ...]) -> OutboundRow:
+    return OutboundRow(id=row[0], instance_id=row[1], to=row[2], group_id=row[3], type=row[4],
+                       text=row[5], caption=row[6], filename=row[7], mime=row[8],
+                       subscriber_id=row[9], status=row[10], attempts=row[11],
+                       provider_message_id=row[12], error_code=row[13], error_title=row[14],
+                       created_at=row[15], updated_at=row[16], group_name=row[17])
+
+
+def _registration(row: tuple[Any, ...]) -> Registration:
+    return Registration(instance_id=row[0], number=row[1], locale=row[2], status=row[3],
+                        keyword_subscriber=row[4], registered_at=row[5], updated_at=row[6])
+
+
+_REG_COLUMNS = "instance_id, number, locale, status, keyword_subscriber, registered_at, updated_at"
+
+
+def _where(**filters: Any) -> tuple[str, list[Any]]:
+    """`column = ?` for each filter that is not None, ANDed: ("a = ? AND b = ?", [1, 2])."""
+    used = {col: val for col, val in filters.items() if val is not None}
+    clause = " AND ".join(f"{col.replace('__', '.')} = ?" for col in used) or "1 = 1"
+    return clause, list(used.values())
+
+
+def group_name_key(name: str) -> str:
+    """Group names match case-insensitively and ignoring extra spaces."""
+    return " ".join(name.casefold().split())
+
+
+class SqliteStore:
+    """The embedded store. Every public method is one unit of work."""
+
+    def __init__(self, db: aiosqlite.Connection, path: str) -> None:
+        self._db = db
+        self.path = path
+
+    @classmethod
+    async def open(cls, path: str) -> SqliteStore:
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        db = await aiosqlite.connect(path, isolation_level=None)
+        store = cls(db, path)
+        await store._run(store._setup)
+        return store
+
+    async def close(self) -> None:
+        await self._db.close()
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        # One hop to the connection's thread for a whole unit of work: each
+        # awaited aiosqlite call would otherwise cost a hop of its own.
+        return await self._db._execute(fn, self._db._conn)
+
+    @staticmethod
+    def _setup(conn: sqlite3.Connection) -> None:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA busy_timeout=5000")
+        conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        row = conn.execute("SELECT version FROM schema_version").fetchone()
+        version = row[0] if row else 0
+        if row is None:
+            conn.execute("INSERT INTO schema_version (version) VALUES (0)")
+        if version > len(MIGRATIONS):
+            raise RuntimeError(f"database schema {version} is newer than this wagate "
+                               f"({len(MIGRATIONS)}); upgrade wagate")
+        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in script.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute("UPDATE schema_version SET version = ?", (number,))
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+    @staticmethod
+    def _transaction(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            result = fn(conn)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return result
+
+    async def _tx(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        return await self._run(lambda conn: self._transaction(conn, fn))
+
+    async def ping(self) -> None:
+        await self._run(lambda conn: conn.execute("SELECT 1").fetchone())
+
+    # ------------------------------------------------------------- inbound
+
+    async def load_inbound_context(self, instance_id: int, sender: str,
+                                   group_id: str | None) -> InboundContext:
+        def unit(conn: sqlite3.Connection) -> InboundContext:
+            reg = conn.execute(f"SELECT {_REG_COLUMNS} FROM registrations "
+                               "WHERE instance_id = ? AND number = ?",
+                               (instance_id, sender)).fetchone()
+            group = None
+            if group_id is not None:
+                row = conn.execute("SELECT instance_id, group_id, name, registered_at FROM groups"
+                                   " WHERE instance_id = ? AND group_id = ?",
+                                   (instance_id, group_id)).fetchone()
+                if row:
+                    group = Group(instance_id=row[0], group_id=row[1], name=row[2],
+                                  registered_at=row[3])
+            chat = f"group:{group_id}" if group_id is not None else sender
+            marks = dict(conn.execute("SELECT kind, last_at FROM auto_replies "
+                                      "WHERE instance_id = ? AND number = ?",
+                                      (instance_id, chat)).fetchall())
+            return InboundContext(registration=_registration(reg) if reg else None, group=group,
+                                  last_auto_reply_at=marks.get("any"),
+                                  last_hint_at=marks.get("hint"))
+        return await self._run(unit)
+
+    async def commit_inbound(self, effects: Effects, now: float) -> bool:
+        msg = effects.inbound
+
+        def unit(conn: sqlite3.Connection) -> bool:
+            cur = conn.execute(
+                "INSERT INTO inbound (provider, provider_message_id, instance_id, sender, user_id,"
+                " group_id, kind, text, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (provider, provider_message_id) DO NOTHING",
+                (msg.provider, msg.provider_message_id, msg.instance_id, msg.sender, msg.user_id,
+                 msg.group.id if msg.group else None, msg.kind, msg.text, now))
+            if cur.rowcount == 0:
+                return False  # a redelivery: the first delivery's effects stand
+            reg = effects.registration
+            if reg is not None:
+                conn.execute(
+                    f"INSERT INTO registrations ({_REG_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"
+                    " ON CONFLICT (instance_id, number) DO UPDATE SET locale = excluded.locale,"
+                    " status = excluded.status, updated_at = excluded.updated_at,"
+                    " keyword_subscriber = COALESCE(excluded.keyword_subscriber,"
+                    " registrations.keyword_subscriber),"
+                    " registered_at = CASE WHEN registrations.status = 'active'"
+                    " THEN registrations.registered_at ELSE excluded.registered_at END",
+                    (reg.instance_id, reg.number, reg.locale, reg.status, reg.keyword_subscriber,
+                     now, now))
+            if effects.group is not None:
+                g = effects.group
+                conn.execute(
+                    "INSERT INTO groups (instance_id, group_id, name, name_key, registered_at)"
+                    " VALUES (?, ?, ?, ?, ?) ON CONFLICT (instance_id, group_id) DO UPDATE SET"
+                    " name = excluded.name, name_key = excluded.name_key",
+                    (g.instance_id, g.group_id, g.name, group_name_key(g.name), now))
+            for kind in effects.auto_reply_marks:
+                conn.execute(
+                    "INSERT INTO auto_replies (instance_id, number, kind, last_at)"
+                    " VALUES (?, ?, ?, ?) ON CONFLICT (instance_id, number, kind)"
+                    " DO UPDATE SET last_at = excluded.last_at",
+                    (msg.instance_id, msg.chat, kind, now))
+            self._insert_outbound(conn, effects.replies, now)
+            return True
+        return await self._tx(unit)
+
+    @staticmethod
+    def _insert_outbound(conn: sqlite3.Connection, drafts: list[OutboundDraft],
+                         now: float) -> None:
+        conn.executemany(
+            "INSERT INTO outbound (id, instance_id, to_number, group_id, type, text, caption,"
+            " filename, mime, media, subscriber_id, status, next_attempt_at, created_at,"
+            " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?)",
+            [(d.id, d.instance_id, d.to, d.group_id, d.type, d.text, d.caption, d.filename,
+              d.mime, d.media, d.subscriber_id, now, now, now) for d in drafts])
+
+    async def apply_status(self, update: StatusUpdate, now: float) -> OutboundRow | None:
+        def unit(conn: sqlite3.Connection) -> OutboundRow | None:
+            row = conn.execute("SELECT id, status FROM outbound WHERE provider_message_id = ?",
+                               (update.provider_message_id,)).fetchone()
+            if row is None:
+                return None
+            # Statuses arrive out of order; never move backwards (read -> delivered).
+            if _STATUS_RANK.get(update.status, 0) <= _STATUS_RANK.get(row[1], 0):
+                return None
+            conn.execute("UPDATE outbound SET status = ?, error_code = COALESCE(?, error_code),"
+                         " error_title = COALESCE(?, error_title), updated_at = ? WHERE id = ?",
+                         (update.status, update.error_code, update.error_title, now, row[0]))
+            got = conn.execute(f"SELECT {_OUTBOUND_COLUMNS} FROM {_OUTBOUND_FROM} WHERE o.id = ?",
+                               (row[0],)).fetchone()
+            return _outbound(got)
+        return await self._tx(unit)
+
+    # ------------------------------------------------------------- outbound queue
+
+    async def enqueue(self, drafts: list[OutboundDraft], now: float) -> None:
+        await self._tx(lambda conn: self._insert_outbound(conn, drafts, now))
+
+    async def claim_outbound(self, now: float, limit: int, lease: float) -> list[OutboundRow]:
+        def unit(conn: sqlite3.Connection) -> list[OutboundRow]:
+            ids = [r[0] for r in conn.execute(
+                "SELECT seq FROM outbound WHERE status = 'queued' AND next_attempt_at <= ?"
+                " AND (claimed_until IS NULL OR claimed_until < ?)"
+                " ORDER BY next_attempt_at LIMIT ?", (now, now, limit))]
+            if not ids:
+                return []
+            marks = ",".join("?" * len(ids))
+            conn.execute(f"UPDATE outbound SET claimed_until = ? WHERE seq IN ({marks})",
+                         (now + lease, *ids))
+            rows = conn.execute(f"SELECT {_OUTBOUND_COLUMNS} FROM {_OUTBOUND_FROM}"
+                                f" WHERE o.seq IN ({marks}) ORDER BY o.seq", ids).fetchall()
+            return [_outbound(r) for r in rows]
+        return await self._tx(unit)
+
+    async def outbound_media(self, message_id: str) -> bytes | None:
+        def unit(conn: sqlite3.Connection) -> bytes | None:
+            row = conn.execute("SELECT media FROM outbound WHERE id = ?", (message_id,)).fetchone()
+            return row[0] if row else None
+        return await self._run(unit)
+
+    async def mark_sent(self, message_id: str, provider_message_id: str, now: float) -> None:
+        await self._tx(lambda conn: conn.execute(
+            "UPDATE outbound SET status = CASE WHEN status IN ('queued', 'sending') THEN 'sent'"
+            " ELSE status END, provider_message_id = ?, attempts = attempts + 1,"
+            " claimed_until = NULL, media = NULL, updated_at = ? WHERE id = ?",
+            (provider_message_id, now, message_id)))
+
+    async def mark_retry(self, message_id: str, next_attempt_at: float, code: int | None,
+                         title: str | None, now: float) -> None:
+        await self._tx(lambda conn: conn.execute(
+            "UPDATE outbound SET attempts = attempts + 1, next_attempt_at = ?,"
+            " claimed_until = NULL, error_code = ?, error_title = ?, updated_at = ?"
+            " WHERE id = ?", (next_attempt_at, code, title, now, message_id)))
+
+    async def mark_failed(self, message_id: str, code: int | None, title: str | None,
+                          now: float) -> None:
+        await self._tx(lambda conn: conn.execute(
+            "UPDATE outbound SET status = 'failed', attempts = attempts + 1,"
+            " claimed_until = NULL, error_code = ?, error_title = ?, media = NULL,"
+            " updated_at = ? WHERE id = ?", (code, title, now, message_id)))
+
+    async def release_claims(self) -> None:
+        await self._tx(lambda conn: conn.execute(
+            "UPDATE outbound SET claimed_until = NULL WHERE status = 'queued'"
+            " AND claimed_until IS NOT NULL"))
+
+    async def next_outbound_due(self) -> float | None:
+        def unit(conn: sqlite3.Connection) -> float | None:
+            row = conn.execute("SELECT MIN(next_attempt_at) FROM outbound"
+                               " WHERE status = 'queued'").fetchone()
+            return row[0] if row else None
+        return await self._run(unit)
+
+    async def get_outbound(self, message_id: str) -> OutboundRow | None:
+        def unit(conn: sqlite3.Connection) -> OutboundRow | None:
+            row = conn.execute(f"SELECT {_OUTBOUND_COLUMNS} FROM {_OUTBOUND_FROM} WHERE o.id = ?",
+                               (message_id,)).fetchone()
+            return _outbound(row) if row else None
+        return await self._run(unit)
+
+    async def list_outbox(self, *, instance_id: int | None, to: str | None,
+                          limit: int) -> list[OutboundRow]:
+        def unit(conn: sqlite3.Connection) -> list[OutboundRow]:
+            where, args = _where(o__instance_id=instance_id, o__to_number=to)
+            rows = conn.execute(
+                f"SELECT {_OUTBOUND_COLUMNS} FROM {_OUTBOUND_FROM} WHERE {where}"
+                " ORDER BY o.seq DESC LIMIT ?", (*args, limit)).fetchall()
+            return [_outbound(r) for r in reversed(rows)]
+        return await self._run(unit)
+
+    async def queue_depth(self) -> tuple[int, float | None]:
+        def unit(conn: sqlite3.Connection) -> tuple[int, float | None]:
+            row = conn.execute("SELECT COUNT(*), MIN(created_at) FROM outbound"
+                               " WHERE status = 'queued'").fetchone()
+            return row[0], row[1]
+        return await self._run(unit)
+
+    # ------------------------------------------------------------- views
+
+    async def list_registrations(self, *, instance_id: int | None, status: str | None,
+                                 limit: int) -> list[Registration]:
+        def unit(conn: sqlite3.Connection) -> list[Registration]:
+            where, args = _where(instance_id=instance_id, status=status)
+            rows = conn.execute(f"SELECT {_REG_COLUMNS} FROM registrations"
+                                f" WHERE {where} ORDER BY registered_at LIMIT ?",
+                                (*args, limit)).fetchall()
+            return [_registration(r) for r in rows]
+        return await self._run(unit)
+
+    async def registrations_of(self, number: str) -> list[Registration]:
+        def unit(conn: sqlite3.Connection) -> list[Registration]:
+            rows = conn.execute(f"SELECT {_REG_COLUMNS} FROM registrations WHERE number = ?"
+                                " ORDER BY instance_id", (number,)).fetchall()
+            return [_registration(r) for r in rows]
+        return await self._run(unit)
+
+    async def has_written(self, number: str) -> bool:
+        def unit(conn: sqlite3.Connection) -> bool:
+            return conn.execute("SELECT 1 FROM inbound WHERE sender = ? LIMIT 1",
+                                (number,)).fetchone() is not None
+        return await self._run(unit)
+
+    async def find_group(self, instance_id: int, name: str) -> Group | None:
+        def unit(conn: sqlite3.Connection) -> Group | None:
+            row = conn.execute("SELECT instance_id, group_id, name, registered_at FROM groups"
+                               " WHERE instance_id = ? AND name_key = ?"
+                               " ORDER BY registered_at DESC LIMIT 1",
+                               (instance_id, group_name_key(name))).fetchone()
+            return Group(instance_id=row[0], group_id=row[1], name=row[2],
+                         registered_at=row[3]) if row else None
+        return await self._run(unit)
+
+    async def list_messages(self, *, direction: str | None, instance_id: int | None,
+                            number: str | None, limit: int) -> list[MessageLogRow]:
+        def unit(conn: sqlite3.Connection) -> list[MessageLogRow]:
+            parts, args = [], []
+            if direction in (None, "in"):
+                where, a = _where(instance_id=instance_id, sender=number)
+                parts.append("SELECT 'in', provider || ':' || provider_message_id, instance_id,"
+                             " sender, group_id, kind, text, NULL, received_at FROM inbound"
+                             f" WHERE {where}")
+                args += a
+            if direction in (None, "out"):
+                where, a = _where(instance_id=instance_id, to_number=number)
+                parts.append("SELECT 'out', id, instance_id, to_number, group_id, type,"
+                             " COALESCE(text, caption), status, created_at FROM outbound"
+                             f" WHERE {where}")
+                args += a
+            sql = " UNION ALL ".join(parts)
+            rows = conn.execute(f"SELECT * FROM ({sql}) ORDER BY 9 DESC, 1 DESC LIMIT ?",
+                                (*args, limit)).fetchall()
+            return [MessageLogRow(direction=r[0], id=r[1], instance_id=r[2], number=r[3],
+                                  group_id=r[4], type=r[5], text=r[6], status=r[7], at=r[8])
+                    for r in reversed(rows)]
+        return await self._run(unit)

@@ -1,0 +1,1 @@
+"""HTTP: the aiohttp routes of the service, one module per audience."""

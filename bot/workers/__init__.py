@@ -1,0 +1,1 @@
+"""Workers: drain the durable queues to the world (providers, webhooks)."""

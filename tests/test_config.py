@@ -1,0 +1,88 @@
+"""Config validation: precise errors naming file, line and key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.config import ConfigError, load_config, parse_config
+from tests.conftest import ROOT
+
+GOOD = f"""
+[admin]
+token = "long-enough-token"
+
+[locales]
+dir = "{ROOT / 'locales'}"
+
+[[instances]]
+id = 1
+number = "+15550001111"
+
+[[subscribers]]
+id = "acme"
+client_id = "dev@acme.example"
+secret = "s3cret"
+plan = "enterprise"
+since = 2026-11-01
+instances = [1]
+"""
+
+
+def test_example_config_is_valid() -> None:
+    config = load_config(ROOT / "config.example.toml")
+    assert config.instances[1].provider == "sandbox"
+    assert config.plans["trial"].messages_per_day == 50
+
+
+def test_defaults_and_lookups() -> None:
+    config = parse_config(GOOD)
+    assert config.plans["forever_green"].max_recipients == 50
+    assert config.plans["enterprise"].inbound_webhooks is True
+    assert config.subscribers_by_client_id["dev@acme.example"].id == "acme"
+
+
+@pytest.mark.parametrize(("patch", "message"), [
+    (("plan = \"enterprise\"", "plan = \"gold\""), "subscribers[0].plan: unknown plan 'gold'"),
+    (("id = 1", "id = 0"), "instances[0].id: must be a positive integer"),
+    (("number = \"+15550001111\"", "number = \"12\""), "instances[0].number"),
+    (("token = \"long-enough-token\"", "token = \"x\""), "admin.token"),
+    (("secret = \"s3cret\"", "secret_env = \"WAGATE_NO_SUCH_VAR\""),
+     "environment variable WAGATE_NO_SUCH_VAR is not set"),
+    (("instances = [1]", "instances = [7]"), "unknown instance 7"),
+    (("[[instances]]", "[[instance]]"), "unknown key"),
+])
+def test_invalid_configs_are_refused_precisely(patch: tuple[str, str], message: str) -> None:
+    text = GOOD.replace(*patch)
+    with pytest.raises(ConfigError) as err:
+        parse_config(text, source="wagate.toml", env={})
+    assert message in str(err.value)
+    assert str(err.value).startswith("wagate.toml")
+
+
+def test_error_names_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(GOOD.replace("plan = \"enterprise\"", "plan = \"gold\""))
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    line = GOOD.splitlines().index("plan = \"enterprise\"") + 1
+    assert str(err.value).startswith(f"{path}:{line}: ")
+
+
+def test_duplicate_instance_and_bad_toml() -> None:
+    dup = GOOD + "\n[[instances]]\nid = 1\nnumber = \"+15550001112\"\n"
+    with pytest.raises(ConfigError, match="duplicate instance id 1"):
+        parse_config(dup)
+    with pytest.raises(ConfigError, match="invalid TOML"):
+        parse_config("[server\n")
+
+
+def test_secret_sha256_and_env() -> None:
+    from bot.config import hash_secret
+
+    text = GOOD.replace('secret = "s3cret"', f'secret_sha256 = "{hash_secret("s3cret")}"')
+    a = parse_config(text).subscribers["acme"].secret_sha256
+    b = parse_config(GOOD.replace('secret = "s3cret"', 'secret_env = "X"'),
+                     env={"X": "s3cret"}).subscribers["acme"].secret_sha256
+    assert a == b == bytes.fromhex(hash_secret("s3cret"))
