@@ -33,7 +33,7 @@ bench: $(STAMP)
 
 # i18n: keep locales/messages.pot current and the catalogs in step with it.
 messages-extract: $(STAMP)
-	$(BIN)/pybabel extract -F babel.cfg -k _ -k N_ -o locales/messages.pot bot handlers
+	$(BIN)/pybabel extract -F babel.cfg -k _ -k N_ -o locales/messages.pot .
 
 messages-update: messages-extract
 	$(BIN)/pybabel update -i locales/messages.pot -d locales -D messages --no-fuzzy-matching

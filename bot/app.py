@@ -11,6 +11,7 @@ from aiohttp import web
 
 from bot.config import Config
 from bot.locales import load_locales
+from bot.metrics import Metrics
 from bot.pipeline import Pipeline
 from bot.providers.base import Provider
 from bot.providers.meta import MetaProvider
@@ -22,6 +23,7 @@ from bot.web.errors import error_middleware
 from bot.web.keys import (
     holder_key,
     http_session_key,
+    metrics_key,
     outbound_worker_key,
     pipeline_key,
     store_key,
@@ -44,6 +46,7 @@ def create_app(config: Config) -> web.Application:
                         locales=load_locales(config.locales_dir, config.defaults.locale))
     app = web.Application(client_max_size=MAX_BODY, middlewares=[error_middleware])
     app[holder_key] = SnapshotHolder(snapshot)
+    app[metrics_key] = Metrics()
     app.cleanup_ctx.append(http_session_ctx)
     app.cleanup_ctx.append(store_ctx)
     app.cleanup_ctx.append(workers_ctx)

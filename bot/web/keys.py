@@ -5,6 +5,7 @@ from __future__ import annotations
 import aiohttp
 from aiohttp import web
 
+from bot.metrics import Metrics
 from bot.pipeline import Pipeline
 from bot.runtime import SnapshotHolder
 from bot.store import Store
@@ -15,3 +16,4 @@ store_key = web.AppKey("store", Store)
 pipeline_key = web.AppKey("pipeline", Pipeline)
 outbound_worker_key = web.AppKey("outbound_worker", OutboundWorker)
 http_session_key = web.AppKey("http_session", aiohttp.ClientSession)
+metrics_key = web.AppKey("metrics", Metrics)
