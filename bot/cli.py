@@ -44,6 +44,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from bot.web.keys import holder_key
 
     setup_logging(args.log_level, args.log_format)
+    # The store's thread hands results back to the event loop many times a
+    # second; the default 5 ms GIL switch interval makes each hand-off wait.
+    sys.setswitchinterval(float(os.environ.get("WAGATE_SWITCH_INTERVAL", "0.0005")))
     config = _load(args.config)
     try:
         app = create_app(config)

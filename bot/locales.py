@@ -9,6 +9,7 @@ on reload.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 import tomllib
@@ -205,6 +206,7 @@ class LocaleBook:
         return self.for_country(region) or self.default
 
 
+@functools.lru_cache(maxsize=65536)  # phonenumbers parsing is slow; numbers recur
 def region_of(number: str | None) -> str | None:
     """ISO country of an E.164 number, or None."""
     if not number or not number.startswith("+"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 
 import phonenumbers
@@ -17,7 +18,12 @@ def to_e164(raw: object) -> str | None:
     """
     if not isinstance(raw, str | int) or isinstance(raw, bool):
         return None
-    text = _NOISE.sub("", str(raw))
+    return _to_e164(str(raw))
+
+
+@functools.lru_cache(maxsize=65536)  # phonenumbers parsing is slow; numbers recur
+def _to_e164(raw: str) -> str | None:
+    text = _NOISE.sub("", raw)
     if text.startswith("00"):
         text = text[2:]
     text = text.removeprefix("+")

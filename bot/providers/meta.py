@@ -8,6 +8,7 @@ Outbound: Graph API calls with the bearer token; media are uploaded first.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import logging
@@ -40,6 +41,7 @@ def verify_signature(app_secret: str, raw_body: bytes, header: str | None) -> bo
     return hmac.compare_digest(expected.encode(), header.strip().encode())
 
 
+@functools.lru_cache(maxsize=65536)  # phonenumbers parsing is slow; senders recur
 def e164(digits: str | None) -> str | None:
     """Meta's wa_id ('34600000001') as E.164, or None when it is not a number."""
     if not digits or not isinstance(digits, str):

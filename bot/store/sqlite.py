@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -66,6 +68,16 @@ def _where(**filters: Any) -> tuple[str, list[Any]]:
     return clause, list(used.values())
 
 
+MAX_BATCH = 512
+
+
+@dataclass(slots=True)
+class _Unit:
+    fn: Callable[[sqlite3.Connection], Any]
+    write: bool
+    future: asyncio.Future[Any]
+
+
 def group_name_key(name: str) -> str:
     """Group names match case-insensitively and ignoring extra spaces."""
     return " ".join(name.casefold().split())
@@ -77,6 +89,8 @@ class SqliteStore:
     def __init__(self, db: aiosqlite.Connection, path: str) -> None:
         self._db = db
         self.path = path
+        self._pending: list[_Unit] = []
+        self._drainer: asyncio.Task[None] | None = None
 
     @classmethod
     async def open(cls, path: str) -> SqliteStore:
@@ -84,16 +98,79 @@ class SqliteStore:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         db = await aiosqlite.connect(path, isolation_level=None)
         store = cls(db, path)
-        await store._run(store._setup)
+        # One hop to the connection's thread per call: aiosqlite runs `fn` there.
+        await db._execute(store._setup, db._conn)
         return store
 
     async def close(self) -> None:
+        while self._drainer is not None and not self._drainer.done():
+            await asyncio.shield(self._drainer)
         await self._db.close()
 
+    # Units of work are queued and run in batches: one hop to the connection's
+    # thread and one COMMIT for every unit that arrived meanwhile (group
+    # commit). Each write unit runs inside its own SAVEPOINT, so a unit that
+    # fails is rolled back alone; units run one after another on one
+    # connection, so each sees the ones before it and none interleave.
+
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        # One hop to the connection's thread for a whole unit of work: each
-        # awaited aiosqlite call would otherwise cost a hop of its own.
-        return await self._db._execute(fn, self._db._conn)
+        """A read unit."""
+        return await self._submit(fn, write=False)
+
+    async def _tx(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """A write unit: all of it commits, or none of it."""
+        return await self._submit(fn, write=True)
+
+    async def _submit(self, fn: Callable[[sqlite3.Connection], T], *, write: bool) -> T:
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._pending.append(_Unit(fn, write, future))
+        if self._drainer is None or self._drainer.done():
+            self._drainer = asyncio.create_task(self._drain(), name="sqlite-group-commit")
+        return await future
+
+    async def _drain(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+            try:
+                results = await self._db._execute(self._run_batch, self._db._conn, batch)
+            except BaseException as exc:  # the connection itself failed
+                results = [(False, exc)] * len(batch)
+            for unit, (ok, value) in zip(batch, results, strict=True):
+                if unit.future.done():
+                    continue  # the caller went away; the work stands (at-least-once)
+                if ok:
+                    unit.future.set_result(value)
+                else:
+                    unit.future.set_exception(value)
+
+    @staticmethod
+    def _run_batch(conn: sqlite3.Connection, batch: list[_Unit]) -> list[tuple[bool, Any]]:
+        writes = any(unit.write for unit in batch)
+        results: list[tuple[bool, Any]] = []
+        try:
+            if writes:
+                conn.execute("BEGIN IMMEDIATE")
+            for unit in batch:
+                if unit.write:
+                    conn.execute("SAVEPOINT unit")
+                try:
+                    value = unit.fn(conn)
+                except Exception as exc:
+                    if unit.write:
+                        conn.execute("ROLLBACK TO unit")
+                        conn.execute("RELEASE unit")
+                    results.append((False, exc))
+                    continue
+                if unit.write:
+                    conn.execute("RELEASE unit")
+                results.append((True, value))
+            if writes:
+                conn.execute("COMMIT")
+        except Exception as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            return [(False, exc)] * len(batch)
+        return results
 
     @staticmethod
     def _setup(conn: sqlite3.Connection) -> None:
@@ -120,20 +197,6 @@ class SqliteStore:
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
-
-    @staticmethod
-    def _transaction(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            result = fn(conn)
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-        return result
-
-    async def _tx(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        return await self._run(lambda conn: self._transaction(conn, fn))
 
     async def ping(self) -> None:
         await self._run(lambda conn: conn.execute("SELECT 1").fetchone())

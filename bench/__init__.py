@@ -1,0 +1,1 @@
+"""wagate benchmarks: `make bench` (python -m bench)."""

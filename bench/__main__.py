@@ -1,0 +1,386 @@
+"""`make bench`: load the real service over loopback and print the table.
+
+Every figure of a request path is reported beside a bare aiohttp app that
+reads and parses the same request, measured in the same run: the ratio is
+the figure that counts on a noisy machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import hmac
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+APP_SECRET = "bench-app-secret"
+PNID = "100000000000001"
+CLIENT_ID = "bench@example.com"
+CLIENT_SECRET = "bench-secret"
+WEBHOOK_SECRET = "whsec_" + "YmVuY2gtd2ViaG9vay1zZWNyZXQtMDEyMzQ1Njc4OQ=="
+ADMIN_TOKEN = "bench-admin-token"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def get_json(url: str, headers: dict[str, str] | None = None) -> Any:
+    req = urllib.request.Request(url, headers=headers or {})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return json.loads(resp.read())
+
+
+def wait_http(url: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except urllib.error.HTTPError:
+            return  # it answers
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not come up")
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def ensure_wrk() -> str:
+    path = shutil.which("wrk")
+    if path:
+        return path
+    print("wrk not found: installing Debian's package (apt-get install wrk)", flush=True)
+    subprocess.run(["apt-get", "install", "-y", "wrk"], check=False, capture_output=True)
+    path = shutil.which("wrk")
+    if not path:
+        subprocess.run(["apt-get", "update"], check=False, capture_output=True)
+        subprocess.run(["apt-get", "install", "-y", "wrk"], check=True, capture_output=True)
+        path = shutil.which("wrk")
+    if not path:
+        raise SystemExit("wrk is required for the benchmark")
+    return path
+
+
+@dataclass
+class WrkResult:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    requests: int
+    errors: int
+
+    def row(self) -> str:
+        return f"{self.rps:9.0f} req/s  p50 {self.p50_ms:6.2f} ms  p99 {self.p99_ms:7.2f} ms"
+
+
+def _ms(text: str) -> float:
+    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text.strip()).groups()  # type: ignore[union-attr]
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def run_wrk(url: str, env: dict[str, str], duration: int, connections: int,
+            threads: int = 2) -> WrkResult:
+    cmd = [ensure_wrk(), f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency",
+           "-s", str(ROOT / "bench" / "lua" / "bodies.lua"), url]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True,
+                         env={**os.environ, **env, "BENCH_THREADS": str(threads)}).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p50 = _ms(re.search(r"50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    errors = 0
+    m = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if m:
+        errors += int(m.group(1))
+    m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    if m:
+        errors += sum(int(x) for x in m.groups())
+    return WrkResult(rps, p50, p99, total, errors)
+
+
+def sign(body: bytes) -> str:
+    return "sha256=" + hmac.new(APP_SECRET.encode(), body, hashlib.sha256).hexdigest()
+
+
+def meta_body(sender: str, text: str, msg_id: str) -> bytes:
+    payload = {"object": "whatsapp_business_account", "entry": [{"id": "WABA", "changes": [{
+        "field": "messages", "value": {
+            "messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": "15550001111", "phone_number_id": PNID},
+            "contacts": [{"profile": {"name": "Bench"}, "wa_id": sender}],
+            "messages": [{"from": sender, "id": msg_id, "timestamp": str(int(time.time())),
+                          "type": "text", "text": {"body": text}}]}}]}]}
+    return json.dumps(payload, separators=(",", ":")).encode()
+
+
+def write_bodies(path: Path, lines: list[tuple[str, bytes]]) -> None:
+    with path.open("wb") as fh:
+        for header, body in lines:
+            fh.write(header.encode() + b"\t" + body + b"\n")
+
+
+@dataclass
+class Bench:
+    tmp: Path
+    quick: bool
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    ports: dict[str, int] = field(default_factory=dict)
+    results: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def duration(self) -> int:
+        return 4 if self.quick else 10
+
+    def start(self, name: str, args: list[str], health: str) -> None:
+        log = (self.tmp / f"{name}.log").open("wb")
+        self.procs[name] = subprocess.Popen(args, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        wait_http(health)
+
+    def stop(self, name: str, sig: int = signal.SIGTERM) -> None:
+        proc = self.procs.pop(name)
+        proc.send_signal(sig)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+    def url(self, name: str, path: str = "") -> str:
+        return f"http://127.0.0.1:{self.ports[name]}{path}"
+
+    def config(self, rate: float = 80.0) -> Path:
+        text = textwrap.dedent(f"""
+            [server]
+            host = "127.0.0.1"
+            port = {self.ports['wagate']}
+            [storage]
+            url = "sqlite:///{self.tmp / 'wagate.db'}"
+            [admin]
+            token = "{ADMIN_TOKEN}"
+            [locales]
+            dir = "{ROOT / 'locales'}"
+            [meta]
+            app_secret = "{APP_SECRET}"
+            verify_token = "bench-verify"
+            access_token = "bench-access"
+            graph_base_url = "{self.url('graph')}"
+            [outbound]
+            rate_per_second = {rate}
+            [webhooks]
+            allow_private_networks = ["127.0.0.0/8"]
+            [plans.bench]
+            messages_per_day = 1000000000
+            max_recipients = 10000000
+            inbound_webhooks = true
+            [[instances]]
+            id = 1
+            number = "+15550001111"
+            provider = "meta"
+            phone_number_id = "{PNID}"
+            owner = "bench"
+            [[subscribers]]
+            id = "bench"
+            client_id = "{CLIENT_ID}"
+            secret = "{CLIENT_SECRET}"
+            plan = "bench"
+            instances = [1]
+            [[subscribers.webhooks]]
+            url = "{self.url('receiver', '/hook')}"
+            format = "standard"
+            secret = "{WEBHOOK_SECRET}"
+        """)
+        path = self.tmp / "wagate.toml"
+        path.write_text(text)
+        return path
+
+    def start_wagate(self, rate: float = 80.0) -> int:
+        config = self.config(rate)
+        self.start("wagate", [sys.executable, "-m", "bot", "serve", "--config", str(config),
+                              "--log-level", "WARNING"], self.url("wagate", "/readyz"))
+        return self.procs["wagate"].pid
+
+
+def register_users(bench: Bench, senders: list[str]) -> None:
+    async def go() -> None:
+        import aiohttp
+
+        async with aiohttp.ClientSession() as session:
+            sem = asyncio.Semaphore(32)
+
+            async def one(i: int, sender: str) -> None:
+                body = meta_body(sender, "Hi", f"wamid.REG{i}")
+                async with sem, session.post(bench.url("wagate", "/webhooks/meta"), data=body,
+                                             headers={"X-Hub-Signature-256": sign(body)}) as r:
+                    assert r.status == 200, await r.text()
+            await asyncio.gather(*(one(i, s) for i, s in enumerate(senders)))
+    asyncio.run(go())
+
+
+def path_runs(bench: Bench) -> None:
+    n = 60_000 if bench.quick else 150_000
+    users = [f"3460{i:07d}" for i in range(500)]
+    register_users(bench, users)
+    # (a) registered users' texts, (b) new users' greetings, (c) WhatsMate send-text.
+    a_lines = []
+    for i in range(n):
+        body = meta_body(users[i % len(users)], f"order status {i}?", f"wamid.A{i}")
+        a_lines.append((sign(body), body))
+    write_bodies(bench.tmp / "a.txt", a_lines)
+    b_lines = []
+    for i in range(n):
+        body = meta_body(f"3461{i:07d}", "Hola", f"wamid.B{i}")
+        b_lines.append((sign(body), body))
+    write_bodies(bench.tmp / "b.txt", b_lines)
+    send_body = json.dumps({"number": f"+{users[0]}", "message": "Your order has shipped (y)"}
+                           ).encode()
+    write_bodies(bench.tmp / "c.txt", [(CLIENT_SECRET, send_body)])
+    paths = {
+        "a": ("/webhooks/meta", "a.txt", {}),
+        "b": ("/webhooks/meta", "b.txt", {}),
+        "c": ("/v3/whatsapp/single/text/message/1", "c.txt",
+              {"BENCH_HEADER": "X-WM-CLIENT-SECRET", "BENCH_EXTRA_NAME": "X-WM-CLIENT-ID",
+               "BENCH_EXTRA_VALUE": CLIENT_ID}),
+    }
+    for key, (path, bodies, extra) in paths.items():
+        env = {"BENCH_BODIES": str(bench.tmp / bodies), **extra}
+        bare = run_wrk(bench.url("bare", path), env, bench.duration, 32)
+        real = run_wrk(bench.url("wagate", path), env, bench.duration, 32)
+        if real.requests > n and key in "ab":
+            print(f"  note: ({key}) cycled its {n} bodies; later requests were redeliveries")
+        bench.results[key] = {"bare": bare.__dict__, "wagate": real.__dict__,
+                              "ratio": real.rps / bare.rps if bare.rps else 0.0}
+        print(f"({key}) {path}\n    bare   {bare.row()}\n    wagate {real.row()}"
+              f"  errors {real.errors}\n    ratio  {real.rps / bare.rps:.2f}", flush=True)
+
+
+def fixed_rate_latency(bench: Bench, rate: int = 1000, seconds: int = 5) -> dict[str, float]:
+    """p50/p99 of (a) at a fixed 1,000 requests/s (an open-loop load, like wrk2)."""
+    async def go() -> list[float]:
+        import aiohttp
+
+        users = [f"3460{i:07d}" for i in range(500)]
+        bodies = []
+        for i in range(rate * seconds):
+            body = meta_body(users[i % len(users)], f"fixed rate {i}", f"wamid.F{i}")
+            bodies.append((body, sign(body)))
+        latencies: list[float] = []
+        connector = aiohttp.TCPConnector(limit=256)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            async def one(body: bytes, sig: str) -> None:
+                t0 = time.perf_counter()
+                async with session.post(bench.url("wagate", "/webhooks/meta"), data=body,
+                                        headers={"X-Hub-Signature-256": sig}) as r:
+                    await r.read()
+                latencies.append((time.perf_counter() - t0) * 1000)
+            start = time.perf_counter()
+            tasks = []
+            for i, (body, sig) in enumerate(bodies):
+                delay = start + i / rate - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                tasks.append(asyncio.create_task(one(body, sig)))
+            await asyncio.gather(*tasks)
+        return sorted(latencies)
+    lat = asyncio.run(go())
+    result = {"rate": rate, "p50_ms": lat[len(lat) // 2], "p99_ms": lat[int(len(lat) * 0.99)]}
+    print(f"(a) at {rate} req/s: p50 {result['p50_ms']:.2f} ms  p99 {result['p99_ms']:.2f} ms",
+          flush=True)
+    return result
+
+
+def prefill_outbound(db: Path, count: int, to: str) -> None:
+    from bot.effects import OutboundDraft
+    from bot.store import SqliteStore
+
+    async def go() -> None:
+        store = await SqliteStore.open(str(db))
+        try:
+            now = time.time()
+            for start in range(0, count, 5000):
+                drafts = [OutboundDraft(instance_id=1, to=to, text=f"drain {i}",
+                                        subscriber_id="bench")
+                          for i in range(start, min(count, start + 5000))]
+                await store.enqueue(drafts, now)
+        finally:
+            await store.close()
+    asyncio.run(go())
+
+
+def drain_outbound(bench: Bench, count: int) -> dict[str, float]:
+    bench.stop("wagate")
+    prefill_outbound(bench.tmp / "wagate.db", count, "+34600000001")
+    before = get_json(bench.url("graph", "/count"))["count"]
+    t0 = time.perf_counter()
+    pid = bench.start_wagate(rate=1_000_000)
+    while True:
+        done = get_json(bench.url("graph", "/count"))["count"] - before
+        if done >= count:
+            break
+        if time.perf_counter() - t0 > 300:
+            raise RuntimeError(f"outbound drain stalled at {done}/{count}")
+        time.sleep(0.05)
+    elapsed = time.perf_counter() - t0
+    result = {"messages": count, "seconds": elapsed, "per_second": count / elapsed,
+              "peak_rss_mb": peak_rss_mb(pid)}
+    print(f"(e) outbound drain: {count} in {elapsed:.1f} s = {count / elapsed:.0f} msg/s "
+          f"(peak RSS {result['peak_rss_mb']:.0f} MB)", flush=True)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    parser.add_argument("--quick", action="store_true", help="shorter runs, smaller backlogs")
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results.json"))
+    args = parser.parse_args()
+    ensure_wrk()
+    tmp = Path(tempfile.mkdtemp(prefix="wagate-bench-"))
+    bench = Bench(tmp=tmp, quick=args.quick)
+    for name in ("graph", "receiver", "bare", "wagate"):
+        bench.ports[name] = free_port()
+    try:
+        for name in ("graph", "receiver", "bare"):
+            bench.start(name, [sys.executable, "-m", "bench.servers", name,
+                               str(bench.ports[name])], bench.url(name, "/"))
+        print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}; "
+              f"work dir {tmp}", flush=True)
+        pid = bench.start_wagate()
+        path_runs(bench)
+        bench.results["fixed_rate_a"] = fixed_rate_latency(bench)
+        bench.results["rss_paths_mb"] = peak_rss_mb(pid)
+        print(f"(f) peak RSS during (a)-(c): {bench.results['rss_paths_mb']:.0f} MB", flush=True)
+        bench.results["e"] = drain_outbound(bench, 20_000 if args.quick else 50_000)
+        from bench.deliveries import run_delivery_benchmarks
+
+        run_delivery_benchmarks(bench)
+    finally:
+        for name in list(bench.procs):
+            bench.stop(name)
+    Path(args.out).write_text(json.dumps(bench.results, indent=2))
+    print(f"results written to {args.out}")
+
+
+if __name__ == "__main__":
+    main()
