@@ -4,37 +4,48 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
 
 import aiohttp
 from aiohttp import web
 
+from bot.clock import Clock
 from bot.config import Config
 from bot.locales import load_locales
 from bot.metrics import Metrics
 from bot.pipeline import Pipeline
-from bot.providers.base import Provider
+from bot.providers.base import Provider, SendResult
 from bot.providers.meta import MetaProvider
 from bot.providers.sandbox import SandboxProvider
-from bot.runtime import Snapshot, SnapshotHolder
-from bot.store import SqliteStore
-from bot.web import admin, health, meta, sandbox
+from bot.runtime import Reloader, Snapshot, SnapshotHolder
+from bot.store import OutboundRow, SqliteStore
+from bot.web import admin, health, meta, openapi, sandbox, send
 from bot.web.errors import error_middleware
+from bot.web.inflight import InFlight
 from bot.web.keys import (
+    clock_key,
     holder_key,
     http_session_key,
+    inflight_key,
     metrics_key,
     outbound_worker_key,
     pipeline_key,
+    reloader_key,
     store_key,
+    workers_key,
 )
+from bot.web.observe import observe_middleware
 from bot.workers.outbound import OutboundWorker
 from handlers import build_dispatcher
 
 log = logging.getLogger("wagate")
 
-# The largest accepted body: a 3 MB document in base64 plus its JSON envelope.
-MAX_BODY = 4 * 1024 * 1024 + 64 * 1024
+# The largest accepted body: a 3 MB document in base64 (4 MB) plus what real
+# clients add around it: JSON-escaped MIME line breaks ("\r\n" every 76
+# characters, +220 KB), PHP's escaped slashes ("\/", +64 KB on average) and
+# the JSON envelope. Anything larger gets a JSON 413.
+MAX_BODY = 4 * 1024 * 1024 + 320 * 1024
 
 
 def create_app(config: Config) -> web.Application:
@@ -44,9 +55,17 @@ def create_app(config: Config) -> web.Application:
         raise ValueError("an instance uses provider meta but [meta] is missing")
     snapshot = Snapshot(config=config,
                         locales=load_locales(config.locales_dir, config.defaults.locale))
-    app = web.Application(client_max_size=MAX_BODY, middlewares=[error_middleware])
-    app[holder_key] = SnapshotHolder(snapshot)
-    app[metrics_key] = Metrics()
+    # observe_middleware is outermost: it sees the final status of every answer.
+    app = web.Application(client_max_size=MAX_BODY,
+                          middlewares=[observe_middleware, error_middleware])
+    app[holder_key] = holder = SnapshotHolder(snapshot)
+    app[metrics_key] = metrics = Metrics()
+    app[reloader_key] = Reloader(holder, on_outcome=lambda outcome: _reloaded(app, outcome))
+    app[workers_key] = {}
+    app[inflight_key] = InFlight()
+    metrics.config_generation.set(holder.generation)
+    metrics.config_loaded.set(holder.loaded_at)
+    app.on_shutdown.append(_close_reloader)
     app.cleanup_ctx.append(http_session_ctx)
     app.cleanup_ctx.append(store_ctx)
     app.cleanup_ctx.append(workers_ctx)
@@ -54,7 +73,21 @@ def create_app(config: Config) -> web.Application:
     app.add_routes(sandbox.routes)
     app.add_routes(meta.routes)
     app.add_routes(admin.routes)
+    app[clock_key] = Clock()
+    app.add_routes(send.routes)
+    app.add_routes(openapi.routes)
     return app
+
+
+def _reloaded(app: web.Application, outcome: str) -> None:
+    metrics, holder = app[metrics_key], app[holder_key]
+    metrics.reloads.labels(outcome).inc()
+    metrics.config_generation.set(holder.generation)
+    metrics.config_loaded.set(holder.loaded_at)
+
+
+async def _close_reloader(app: web.Application) -> None:
+    await app[reloader_key].close()
 
 
 async def http_session_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -77,22 +110,43 @@ async def store_ctx(app: web.Application) -> AsyncIterator[None]:
 async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
     holder = app[holder_key]
     store = app[store_key]
-    providers: dict[str, Provider] = {"sandbox": SandboxProvider()}
-    if holder.current.config.meta is not None:
-        providers["meta"] = MetaProvider(lambda: holder.current.config.meta,
-                                         app[http_session_key])
-    worker = OutboundWorker(store, lambda: holder.current, providers)
+    metrics = app[metrics_key]
+    # Every provider exists from the start, reading its config per call, so a
+    # reload that adds [meta] and a meta number works at once.
+    providers: dict[str, Provider] = {
+        "sandbox": SandboxProvider(),
+        "meta": MetaProvider(lambda: holder.current.config.meta, app[http_session_key])}
+
+    def on_result(row: OutboundRow, outcome: str, result: SendResult) -> None:
+        instance = holder.current.config.instances.get(row.instance_id)
+        provider = instance.provider if instance else "unknown"
+        metrics.outbound_results.labels(provider, outcome).inc()
+        if outcome != "sent":
+            code = str(result.error_code) if result.error_code is not None else "none"
+            metrics.outbound_errors.labels(provider, code).inc()
+
+    worker = OutboundWorker(store, lambda: holder.current, providers, on_result=on_result)
     app[outbound_worker_key] = worker
+    app[workers_key]["outbound"] = worker
     app[pipeline_key] = Pipeline(store, holder, build_dispatcher(),
                                  on_committed=lambda effects: worker.notify()
-                                 if effects.replies else None)
+                                 if effects.replies else None, metrics=metrics)
+
+    async def refresh_outbound_gauges() -> None:
+        depth, oldest = await store.queue_depth()
+        metrics.outbound_queue_depth.set(depth)
+        metrics.outbound_oldest_age.set(max(0.0, time.time() - oldest) if oldest else 0.0)
+
+    metrics.add_refresher(refresh_outbound_gauges)
     task = asyncio.create_task(worker.run(), name="outbound-worker")
     try:
         yield
     finally:
+        # Shutdown: sends under way finish (bounded), the rest keep their rows
+        # queued; claims are released so the next start sends them at once.
         worker.stop()
         try:
-            await asyncio.wait_for(task, 10)
+            await asyncio.wait_for(task, holder.current.config.server.shutdown_timeout)
         except TimeoutError:
-            task.cancel()
+            log.warning("outbound worker did not stop in time; its claims are released")
         await store.release_claims()

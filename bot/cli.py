@@ -40,8 +40,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from bot.app import create_app
     from bot.locales import LocaleError
-    from bot.runtime import ReloadError, reload_from_disk
-    from bot.web.keys import holder_key
+    from bot.web.keys import inflight_key, reloader_key
 
     setup_logging(args.log_level, args.log_format)
     # The store's thread hands results back to the event loop many times a
@@ -57,12 +56,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     pid_file = Path(config.server.pid_file) if config.server.pid_file else None
 
     async def on_startup(app: web.Application) -> None:
-        def reload() -> None:
-            try:
-                reload_from_disk(app[holder_key])
-            except ReloadError:
-                pass  # already logged with file, line and key
-        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reload)
+        def on_sighup() -> None:
+            log.info("SIGHUP: reloading %s", config.path)
+            app[reloader_key].request()  # a burst of signals coalesces
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, on_sighup)
         if pid_file:
             pid_file.write_text(f"{os.getpid()}\n")
         log.info("wagate serving on http://%s:%d (%d instance(s))", config.server.host,
@@ -71,11 +68,53 @@ def cmd_serve(args: argparse.Namespace) -> int:
     async def on_cleanup(app: web.Application) -> None:
         if pid_file:
             pid_file.unlink(missing_ok=True)
+        log.info("wagate stopped")
 
     app.on_startup.append(on_startup)
     app.on_cleanup.append(on_cleanup)
-    web.run_app(app, host=config.server.host, port=config.server.port, print=None,
-                shutdown_timeout=config.server.shutdown_timeout, access_log=None)
+    timeout = config.server.shutdown_timeout
+
+    async def serve() -> None:
+        """SIGTERM or SIGINT: stop accepting, let every request in flight finish
+        (its body still uploading included) for up to shutdown_timeout, then
+        aiohttp's cleanup: idle connections closed, the workers stopped (sends
+        under way finish, claims released), the store closed. A second signal
+        skips the wait."""
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=timeout)
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, config.server.host, config.server.port)
+            await site.start()
+            stopping, hurry = asyncio.Event(), asyncio.Event()
+
+            def on_stop(sig: signal.Signals) -> None:
+                if stopping.is_set():
+                    log.warning("%s again: stopping without waiting", sig.name)
+                    hurry.set()
+                    return
+                log.info("%s: stopping; no new connections, %d request(s) in flight",
+                         sig.name, app[inflight_key].count)
+                stopping.set()
+
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, on_stop, sig)
+            await stopping.wait()
+            inflight = app[inflight_key]
+            inflight.draining = True
+            await site.stop()
+            waits = [asyncio.ensure_future(inflight.wait_idle()),
+                     asyncio.ensure_future(hurry.wait())]
+            await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            for waiting in waits:
+                waiting.cancel()
+            if inflight.count:
+                log.warning("%d request(s) still in flight after %gs: cut off",
+                            inflight.count, timeout)
+        finally:
+            await runner.cleanup()
+
+    asyncio.run(serve())
     return 0
 
 
@@ -150,6 +189,17 @@ def cmd_outbox(args: argparse.Namespace) -> int:
 
 def cmd_registrations(args: argparse.Namespace) -> int:
     config = _load(args.config)
+    if args.opt_out:
+        if not args.number:
+            raise SystemExit("error: --opt-out needs a number")
+        data = _call(config, "POST", f"/admin/registrations/{args.number}/opt-out",
+                     params={"instance": args.instance}, url=args.url)
+        lines = [f"opted out on {data['changed']} instance(s) "
+                 f"({len(data['registrations']) - data['changed']} already opted out)"]
+        lines += [f"#{r['instance']}  {r['number']:<16} {r['locale']:<8} {r['status']}"
+                  for r in data["registrations"]]
+        _print(data, args, lines)
+        return 0
     if args.number:
         data = _call(config, "GET", f"/admin/registrations/{args.number}", url=args.url)
     else:
@@ -174,31 +224,86 @@ def cmd_messages(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_reload(args: argparse.Namespace) -> int:
-    config = _load(args.config)
-    if config.server.pid_file and Path(config.server.pid_file).exists() and not args.url:
-        pid = int(Path(config.server.pid_file).read_text().strip())
+def _sighup(config: Any, args: argparse.Namespace) -> int:
+    pid_file = Path(config.server.pid_file) if config.server.pid_file else None
+    if pid_file is None or not pid_file.exists():
+        raise SystemExit("error: no pid file to signal (set [server] pid_file)")
+    try:
+        pid = int(pid_file.read_text().strip())
         os.kill(pid, signal.SIGHUP)
-        print(f"sent SIGHUP to wagate (pid {pid}); see its log for the outcome")
-        return 0
-    data = _call(config, "POST", "/admin/reload", url=args.url)
-    print(f"reloaded (generation {data['generation']})")
+    except (ValueError, OSError) as exc:
+        raise SystemExit(f"error: cannot signal the pid in {pid_file}: {exc}") from None
+    _print({"status": "signalled", "pid": pid}, args,
+           [f"sent SIGHUP to wagate (pid {pid}); see its log for the outcome"])
     return 0
 
 
+def cmd_reload(args: argparse.Namespace) -> int:
+    """Through the admin API, which answers with the outcome (refused: exit 1 and
+    the reason); SIGHUP through the pid file with --signal, or when the API cannot
+    be reached."""
+    config = _load(args.config)
+    if args.signal:
+        return _sighup(config, args)
+    try:
+        data = _call(config, "POST", "/admin/reload", url=args.url)
+    except SystemExit as exc:
+        if "cannot reach wagate" in str(exc) and config.server.pid_file and not args.url \
+                and Path(config.server.pid_file).exists():
+            return _sighup(config, args)
+        raise SystemExit(str(exc).replace("error: HTTP 422: ", "error: reload refused: ")
+                         ) from None
+    _print(data, args, [f"reloaded (generation {data['generation']})"])
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    import urllib.error
+    import urllib.request
+
+    config = _load(args.config)
+    base = args.url or _base_url(config)
+    try:
+        with urllib.request.urlopen(f"{base}/readyz", timeout=5) as resp:
+            ready = json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        ready = json.loads(exc.read() or b"{}")
+    except OSError as exc:
+        raise SystemExit(f"error: cannot reach wagate at {base}: {exc}") from None
+    summary = _call(config, "GET", "/admin/config", url=args.url)
+    data = {"ready": ready, "config": summary}
+    lines = [f"{ready.get('status')}" + "".join(f"\n  - {r}" for r in ready.get("reasons", [])),
+             f"config {summary['path']} (generation {summary['generation']}, "
+             f"loaded {summary['loaded_at']})",
+             "instances: " + ", ".join(f"#{i['id']} {i['number']} ({i['provider']})"
+                                        for i in summary["instances"]),
+             "subscribers: " + (", ".join(f"{s['id']} ({s['plan']})"
+                                          for s in summary["subscribers"]) or "none"),
+             "locales: " + " ".join(summary["locales"])]
+    _print(data, args, lines)
+    return 0 if ready.get("status") == "ready" else 1
+
+
 def cmd_check_config(args: argparse.Namespace) -> int:
+    """The same validation as a reload, offline, with the same messages."""
+    from bot.config import ConfigError
     from bot.locales import LocaleError
     from bot.runtime import load_snapshot
 
-    _load(args.path)
     try:
         snap = load_snapshot(args.path)
-    except LocaleError as exc:
+    except (ConfigError, LocaleError) as exc:
+        if args.json:
+            print(json.dumps({"ok": False, "error": str(exc)}, ensure_ascii=False))
         print(f"error: {exc}", file=sys.stderr)
         return 2
     c = snap.config
-    print(f"{args.path}: OK — {len(c.instances)} instance(s), {len(c.subscribers)} "
-          f"subscriber(s), {len(c.plans)} plan(s), {len(snap.locales.locales)} locale(s)")
+    data = {"ok": True, "path": args.path, "instances": len(c.instances),
+            "subscribers": len(c.subscribers), "plans": len(c.plans),
+            "locales": sorted(snap.locales.locales)}
+    _print(data, args, [f"{args.path}: OK — {len(c.instances)} instance(s), "
+                        f"{len(c.subscribers)} subscriber(s), {len(c.plans)} plan(s), "
+                        f"{len(snap.locales.locales)} locale(s)"])
     return 0
 
 
@@ -212,7 +317,8 @@ def cmd_hash_secret(args: argparse.Namespace) -> int:
     if not secret:
         print("error: empty secret", file=sys.stderr)
         return 2
-    print(f'secret_sha256 = "{hash_secret(secret)}"')
+    digest = hash_secret(secret)
+    _print({"secret_sha256": digest}, args, [f'secret_sha256 = "{digest}"'])
     return 0
 
 
@@ -257,6 +363,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--instance", type=int)
     p.add_argument("--status", choices=("active", "opted_out"))
     p.add_argument("--limit", type=int, default=100)
+    p.add_argument("--opt-out", action="store_true",
+                   help="opt NUMBER out by hand (on --instance, else on every instance)")
     p.set_defaults(func=cmd_registrations)
 
     p = sub.add_parser("messages", help="the message log, both directions")
@@ -267,16 +375,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=50)
     p.set_defaults(func=cmd_messages)
 
-    p = sub.add_parser("reload", help="reload the running service's config (SIGHUP)")
+    p = sub.add_parser("reload", help="reload the running service's config and locales")
     common(p)
+    p.add_argument("--signal", action="store_true",
+                   help="send SIGHUP to the pid in [server] pid_file instead of the admin API")
     p.set_defaults(func=cmd_reload)
+
+    p = sub.add_parser("status", help="readiness and the config in force")
+    common(p)
+    p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("check-config", help="validate a config file and its locales")
     p.add_argument("path", nargs="?", default=DEFAULT_CONFIG)
+    p.add_argument("--json", action="store_true", help="print JSON for scripts")
     p.set_defaults(func=cmd_check_config)
 
     p = sub.add_parser("hash-secret", help="print secret_sha256 for a subscriber secret")
     p.add_argument("secret", nargs="?", help="the secret (read from stdin when absent)")
+    p.add_argument("--json", action="store_true", help="print JSON for scripts")
     p.set_defaults(func=cmd_hash_secret)
     return parser
 

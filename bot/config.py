@@ -184,7 +184,8 @@ class _Reader:
 
     def error(self, key: str | None, message: str) -> ConfigError:
         dotted = f"{self.where}.{key}" if key and self.where else (key or self.where or "<top>")
-        line = _line_of(self.text, key or self.where.rsplit(".", 1)[-1])
+        line = _line_of(self.text, f"{self.where}.{key}" if key and self.where
+                        else (key or self.where))
         at = f"{self.source}:{line}" if line else self.source
         return ConfigError(f"{at}: {dotted}: {message}")
 
@@ -234,12 +235,50 @@ def _kind_name(kind: type | tuple[type, ...]) -> str:
     return " or ".join(names.get(k, k.__name__) for k in kinds)
 
 
-def _line_of(text: str, key: str) -> int | None:
-    if not key:
+_SEGMENT = re.compile(r"([^.\[\]]+)(?:\[(\d+)\])?")
+
+
+def _line_of(text: str, dotted: str) -> int | None:
+    """The line of a dotted key such as `subscribers[1].webhooks[0].url`: follow the
+    table headers (`[[subscribers]]` the 2nd time, then `[[subscribers.webhooks]]`
+    after it), then the key's `name =` line after them. Falls back to the first
+    line naming the key, else None."""
+    if not dotted:
         return None
-    pattern = re.compile(rf"^\s*(\[\[?\s*)?[\w.\"]*\b{re.escape(key)}\b", re.MULTILINE)
-    match = pattern.search(text)
-    return text.count("\n", 0, match.start()) + 1 if match else None
+    segments = [(m.group(1), m.group(2)) for m in _SEGMENT.finditer(dotted)]
+    pos, found, table = 0, None, ""
+    for i, (name, index) in enumerate(segments):
+        table = f"{table}.{name}" if table else name
+        header = re.escape(table).replace(r"\.", r"\s*\.\s*")
+        if index is not None:
+            matches = list(re.finditer(rf"^[ \t]*\[\[\s*{header}\s*\]\]", text[pos:],
+                                       re.MULTILINE))
+            if int(index) < len(matches):
+                pos += matches[int(index)].start()
+                found = pos
+            continue
+        match = re.search(rf"^[ \t]*\[\s*{header}\s*\]", text[pos:], re.MULTILINE)
+        if match:
+            pos += match.start()
+            found = pos
+        elif i == len(segments) - 1:
+            # The key, within its own table: up to the next table header.
+            start = text.find("\n", pos) + 1 if found is not None else 0
+            end = re.search(r"^[ \t]*\[", text[start:], re.MULTILINE)
+            body = text[start:start + end.start()] if end else text[start:]
+            key = re.search(rf"^[ \t]*\"?{re.escape(name)}\"?\s*=", body, re.MULTILINE)
+            if key:
+                found = start + key.start()
+    if found is None:
+        name = segments[-1][0] if segments else dotted
+        match = re.search(rf"^[ \t]*(\[\[?\s*)?[\w.\"]*\b{re.escape(name)}\b", text,
+                          re.MULTILINE)
+        found = match.start() if match else None
+    if found is None:
+        return None
+    # Point at the line's first character, not the white space before it.
+    found += len(text[found:]) - len(text[found:].lstrip())
+    return text.count("\n", 0, found) + 1
 
 
 def load_config(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Config:

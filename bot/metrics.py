@@ -6,7 +6,24 @@ store at scrape time, so they are never stale.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+import logging
+from collections.abc import Awaitable, Callable
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+log = logging.getLogger("wagate.metrics")
+
+# What /metrics answers with (Prometheus text exposition format 0.0.4).
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+Refresher = Callable[[], Awaitable[None]]
 
 
 class Metrics:
@@ -44,3 +61,29 @@ class Metrics:
             registry=registry)
         self.delivery_queue_depth = Gauge(
             "wagate_webhook_queue_depth", "Webhook deliveries pending", registry=registry)
+        # ---- operations
+        self.outbound_errors = Counter(
+            "wagate_outbound_errors", "Outbound provider errors by provider and error code "
+            "(\"none\" when the provider gave no code)", ["provider", "code"],
+            registry=registry)
+        self.config_generation = Gauge(
+            "wagate_config_generation", "Config generation in force (1 at start, +1 per "
+            "successful reload)", registry=registry)
+        self.config_loaded = Gauge(
+            "wagate_config_loaded_timestamp_seconds", "When the config in force was loaded",
+            registry=registry)
+        self._refreshers: list[Refresher] = []
+
+    def add_refresher(self, refresh: Refresher) -> None:
+        """Register a coroutine run at each scrape, e.g. to read a queue depth from
+        the store, so gauges are never stale and cost nothing between scrapes."""
+        self._refreshers.append(refresh)
+
+    async def render(self) -> bytes:
+        """Refresh the scrape-time gauges, then the whole registry as Prometheus text."""
+        for refresh in self._refreshers:
+            try:
+                await refresh()
+            except Exception as exc:  # a failing gauge must not hide the others
+                log.warning("metrics: refreshing a gauge failed: %s", type(exc).__name__)
+        return generate_latest(self.registry)

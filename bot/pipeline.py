@@ -13,8 +13,9 @@ from collections.abc import Callable
 from bot.dispatch import Dispatcher
 from bot.effects import Effects
 from bot.events import InboundEvent, InboundMessage, StatusUpdate
-from bot.runtime import SnapshotHolder
-from bot.store import OutboundRow, Store
+from bot.metrics import Metrics
+from bot.runtime import Snapshot, SnapshotHolder
+from bot.store import InboundContext, OutboundRow, Store
 
 log = logging.getLogger("wagate.pipeline")
 
@@ -22,25 +23,31 @@ log = logging.getLogger("wagate.pipeline")
 class Pipeline:
     def __init__(self, store: Store, holder: SnapshotHolder, dispatcher: Dispatcher,
                  on_committed: Callable[[Effects], None] | None = None,
-                 on_status: Callable[[StatusUpdate, OutboundRow], None] | None = None) -> None:
+                 on_status: Callable[[StatusUpdate, OutboundRow], None] | None = None,
+                 metrics: Metrics | None = None) -> None:
         self.store = store
         self.holder = holder
         self.dispatcher = dispatcher
         self.on_committed = on_committed
         self.on_status = on_status
+        self.metrics = metrics
 
-    async def handle(self, event: InboundEvent) -> bool:
-        """Process one event; False when it was a redelivery (nothing changed)."""
+    async def handle(self, event: InboundEvent, snapshot: Snapshot | None = None) -> bool:
+        """Process one event; False when it was a redelivery (nothing changed).
+
+        `snapshot` is the config the caller's request was pinned to; without it the
+        one in force now is read, once."""
         now = time.time()
         if isinstance(event, StatusUpdate):
+            if self.metrics is not None:
+                self.metrics.inbound_events.labels(event.provider, "status").inc()
             row = await self.store.apply_status(event, now)
             if row is not None and self.on_status is not None:
                 self.on_status(event, row)
             return row is not None
-        return await self._message(event, now)
+        return await self._message(event, now, snapshot or self.holder.current)
 
-    async def _message(self, msg: InboundMessage, now: float) -> bool:
-        snap = self.holder.current
+    async def _message(self, msg: InboundMessage, now: float, snap: Snapshot) -> bool:
         if msg.instance_id not in snap.config.instances:
             raise KeyError(f"unknown instance {msg.instance_id}")
         state = await self.store.load_inbound_context(
@@ -51,10 +58,26 @@ class Pipeline:
         fresh = await self.store.commit_inbound(effects, now)
         if not fresh:
             log.info("duplicate %s message %s ignored", msg.provider, msg.provider_message_id)
+            if self.metrics is not None:
+                self.metrics.inbound_duplicates.labels(msg.provider).inc()
             return False
+        if self.metrics is not None:
+            self._count(self.metrics, msg, state, effects)
         log.info("inbound %s %s on instance %d from %s: %d repl%s queued", msg.kind,
                  msg.provider_message_id, msg.instance_id, msg.sender, len(effects.replies),
                  "y" if len(effects.replies) == 1 else "ies")
         if self.on_committed is not None:
             self.on_committed(effects)
         return True
+
+    @staticmethod
+    def _count(metrics: Metrics, msg: InboundMessage, state: InboundContext,
+               effects: Effects) -> None:
+        metrics.inbound_events.labels(msg.provider, msg.kind).inc()
+        reg = effects.registration
+        if reg is None:
+            return
+        before = state.registration
+        if before is None or before.status != reg.status:
+            event = "registered" if reg.status == "active" else "opted_out"
+            metrics.registrations.labels(reg.locale, event).inc()

@@ -71,3 +71,44 @@ class MessageLogRow:
     text: str | None
     status: str | None
     at: float
+
+
+# ---- send API
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SendLimits:
+    """The plan figures one send is checked against."""
+
+    messages_per_period: int
+    max_recipients: int
+    period_seconds: float = 24 * 3600.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SendOutcome:
+    """What the store decided about one send.
+
+    `status`: queued | not_registered | unknown_group | recipient_limit | quota_exceeded.
+    """
+
+    status: str
+    message_id: str | None = None
+    period_start: float | None = None
+    reset_at: float | None = None  # when the running quota period ends
+    count: int = 0  # messages counted in the running period (after this one, if queued)
+    limit: int = 0  # the limit that refused it (quota or recipients)
+
+    @property
+    def queued(self) -> bool:
+        return self.status == "queued"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SendUsage:
+    """A subscriber's quota period and recipient count, as of `now`."""
+
+    period_start: float | None  # None: no period is running
+    reset_at: float | None
+    count: int
+    recipients: int

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 from bot.effects import Effects, OutboundDraft
@@ -12,6 +13,9 @@ from bot.store.models import (
     MessageLogRow,
     OutboundRow,
     Registration,
+    SendLimits,
+    SendOutcome,
+    SendUsage,
 )
 
 
@@ -68,3 +72,21 @@ class Store(Protocol):
                             number: str | None, limit: int) -> list[MessageLogRow]: ...
 
     async def queue_depth(self) -> tuple[int, float | None]: ...
+
+    # ---- operations
+
+    async def opt_out(self, number: str, instance_ids: Sequence[int], default_locale: str,
+                      now: float) -> list[tuple[Registration, str | None]]:
+        """Opt a number out by hand on each instance; each registration after, with
+        its status before (None when there was none)."""
+        ...
+
+    # ---- send API
+    async def accept_send(self, draft: OutboundDraft, *, group_name: str | None,
+                          limits: SendLimits, now: float) -> SendOutcome:
+        """Check registration (or group), recipient limit and quota, then count and
+        queue the draft, all in one transaction; nothing is written unless queued."""
+        ...
+
+    async def send_usage(self, subscriber_id: str, period_seconds: float,
+                         now: float) -> SendUsage: ...

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -19,6 +20,9 @@ from bot.store.models import (
     MessageLogRow,
     OutboundRow,
     Registration,
+    SendLimits,
+    SendOutcome,
+    SendUsage,
 )
 
 T = TypeVar("T")
@@ -435,4 +439,115 @@ class SqliteStore:
             return [MessageLogRow(direction=r[0], id=r[1], instance_id=r[2], number=r[3],
                                   group_id=r[4], type=r[5], text=r[6], status=r[7], at=r[8])
                     for r in reversed(rows)]
+        return await self._run(unit)
+
+    # ---- operations
+
+    async def opt_out(self, number: str, instance_ids: Sequence[int], default_locale: str,
+                      now: float) -> list[tuple[Registration, str | None]]:
+        """Opt a number out by hand on each instance (an admin's act, no message sent).
+
+        A number that never registered there is recorded opted-out too, like a STOP.
+        Returns each instance's registration after, with its status before (None
+        when there was none)."""
+        def unit(conn: sqlite3.Connection) -> list[tuple[Registration, str | None]]:
+            out = []
+            for instance_id in instance_ids:
+                row = conn.execute("SELECT status FROM registrations"
+                                   " WHERE instance_id = ? AND number = ?",
+                                   (instance_id, number)).fetchone()
+                before = row[0] if row else None
+                if before != "opted_out":
+                    conn.execute(
+                        f"INSERT INTO registrations ({_REG_COLUMNS})"
+                        " VALUES (?, ?, ?, 'opted_out', NULL, ?, ?)"
+                        " ON CONFLICT (instance_id, number) DO UPDATE SET"
+                        " status = 'opted_out', updated_at = excluded.updated_at",
+                        (instance_id, number, default_locale, now, now))
+                after = conn.execute(f"SELECT {_REG_COLUMNS} FROM registrations"
+                                     " WHERE instance_id = ? AND number = ?",
+                                     (instance_id, number)).fetchone()
+                out.append((_registration(after), before))
+            return out
+        return await self._tx(unit)
+
+    # ---- send API
+
+    async def accept_send(self, draft: OutboundDraft, *, group_name: str | None,
+                          limits: SendLimits, now: float) -> SendOutcome:
+        """Check and queue one subscriber send as one transaction.
+
+        The recipient must hold an active registration on the draft's instance
+        (or `group_name` name a group registered there); a new recipient must
+        fit the plan's total; the quota period (started by the first send when
+        none runs) must have room. Only then are the count, the recipient and
+        the message written, so a refused send leaves no trace. Units run one
+        after another on the store's connection, so concurrent sends see each
+        other's counts and no limit is ever exceeded.
+        """
+        subscriber = draft.subscriber_id
+        if subscriber is None:
+            raise ValueError("a subscriber send needs draft.subscriber_id")
+
+        def unit(conn: sqlite3.Connection) -> SendOutcome:
+            queued = draft
+            if group_name is not None:
+                row = conn.execute("SELECT group_id FROM groups WHERE instance_id = ?"
+                                   " AND name_key = ? ORDER BY registered_at DESC LIMIT 1",
+                                   (draft.instance_id, group_name_key(group_name))).fetchone()
+                if row is None:
+                    return SendOutcome(status="unknown_group")
+                queued = dataclasses.replace(draft, to=None, group_id=row[0])
+                recipient = f"group:{draft.instance_id}:{row[0]}"
+            else:
+                row = conn.execute("SELECT status FROM registrations WHERE instance_id = ?"
+                                   " AND number = ?", (draft.instance_id, draft.to)).fetchone()
+                if row is None or row[0] != "active":
+                    return SendOutcome(status="not_registered")
+                recipient = str(draft.to)
+            known = conn.execute("SELECT 1 FROM send_recipients WHERE subscriber_id = ?"
+                                 " AND recipient = ?", (subscriber, recipient)).fetchone()
+            if known is None:
+                (total,) = conn.execute("SELECT COUNT(*) FROM send_recipients"
+                                        " WHERE subscriber_id = ?", (subscriber,)).fetchone()
+                if total >= limits.max_recipients:
+                    return SendOutcome(status="recipient_limit", count=total,
+                                       limit=limits.max_recipients)
+            period = conn.execute("SELECT period_start, count FROM send_quota"
+                                  " WHERE subscriber_id = ?", (subscriber,)).fetchone()
+            if period is None or now >= period[0] + limits.period_seconds:
+                start, count = now, 0  # no period runs: this send starts one
+            else:
+                start, count = period
+            reset_at = start + limits.period_seconds
+            if count >= limits.messages_per_period:
+                return SendOutcome(status="quota_exceeded", period_start=start,
+                                   reset_at=reset_at, count=count,
+                                   limit=limits.messages_per_period)
+            conn.execute("INSERT INTO send_quota (subscriber_id, period_start, count)"
+                         " VALUES (?, ?, ?) ON CONFLICT (subscriber_id) DO UPDATE SET"
+                         " period_start = excluded.period_start, count = excluded.count",
+                         (subscriber, start, count + 1))
+            if known is None:
+                conn.execute("INSERT INTO send_recipients (subscriber_id, recipient,"
+                             " first_sent_at) VALUES (?, ?, ?)", (subscriber, recipient, now))
+            self._insert_outbound(conn, [queued], now)
+            return SendOutcome(status="queued", message_id=queued.id, period_start=start,
+                               reset_at=reset_at, count=count + 1,
+                               limit=limits.messages_per_period)
+        return await self._tx(unit)
+
+    async def send_usage(self, subscriber_id: str, period_seconds: float,
+                         now: float) -> SendUsage:
+        def unit(conn: sqlite3.Connection) -> SendUsage:
+            period = conn.execute("SELECT period_start, count FROM send_quota"
+                                  " WHERE subscriber_id = ?", (subscriber_id,)).fetchone()
+            (recipients,) = conn.execute("SELECT COUNT(*) FROM send_recipients"
+                                         " WHERE subscriber_id = ?",
+                                         (subscriber_id,)).fetchone()
+            if period is None or now >= period[0] + period_seconds:
+                return SendUsage(period_start=None, reset_at=None, count=0,
+                                 recipients=recipients)
+            return SendUsage(period_start=period[0], reset_at=period[0] + period_seconds,
+                             count=period[1], recipients=recipients)
         return await self._run(unit)

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import logging
+import time
+
 from aiohttp import web
 
 from bot.numbers import to_e164
-from bot.runtime import ReloadError, reload_from_disk
+from bot.runtime import ReloadError
 from bot.web.auth import require_admin
-from bot.web.errors import fail
-from bot.web.keys import holder_key, store_key
+from bot.web.errors import fail, parse_json_object, read_body
+from bot.web.keys import holder_key, metrics_key, reloader_key, snapshot_of, store_key
 from bot.web.sandbox import _query_int
-from bot.web.views import message_log_json, registration_json
+from bot.web.views import iso, message_log_json, registration_json
+
+log = logging.getLogger("wagate.admin")
 
 routes = web.RouteTableDef()
 
@@ -66,8 +71,61 @@ async def messages(request: web.Request) -> web.Response:
 async def reload(request: web.Request) -> web.Response:
     require_admin(request)
     try:
-        reload_from_disk(request.app[holder_key])
+        await request.app[reloader_key].reload()
     except ReloadError as exc:
         fail(422, "reload_refused", f"config refused, the old one stays in force: {exc}")
     return web.json_response({"status": "reloaded",
                               "generation": request.app[holder_key].generation})
+
+
+# ---- operations
+
+
+@routes.get("/admin/config")
+async def config_summary(request: web.Request) -> web.Response:
+    """What is in force: ids and names only, never a secret."""
+    require_admin(request)
+    holder = request.app[holder_key]
+    snap = holder.current
+    c = snap.config
+    return web.json_response({
+        "generation": holder.generation, "loaded_at": iso(holder.loaded_at), "path": c.path,
+        "instances": [{"id": i.id, "number": i.number, "provider": i.provider,
+                       "owner": i.owner} for i in c.instances.values()],
+        "subscribers": [{"id": s.id, "plan": s.plan, "instances": list(s.instances),
+                         "webhooks": len(s.webhooks)} for s in c.subscribers.values()],
+        "plans": sorted(c.plans), "locales": sorted(snap.locales.locales),
+        "default_locale": c.defaults.locale})
+
+
+@routes.post("/admin/registrations/{number}/opt-out")
+async def opt_out(request: web.Request) -> web.Response:
+    """Opt a number out by hand: on one instance (`instance` in the query or the
+    JSON body), else on every configured instance. Sends are refused from then on;
+    no message goes to the user; the user comes back by saying Hi."""
+    require_admin(request)
+    number = to_e164(request.match_info["number"])
+    if number is None:
+        fail(400, "invalid_number", "not a phone number with country code")
+    instance = _query_int(request, "instance")
+    raw = await read_body(request, 4096)
+    if instance is None and raw.strip():
+        value = parse_json_object(raw).get("instance")
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+            fail(400, "invalid_instance", "instance must be an integer")
+        instance = value
+    config = snapshot_of(request).config
+    if instance is not None and instance not in config.instances:
+        fail(404, "unknown_instance", f"instance {instance} is not configured")
+    ids = [instance] if instance is not None else sorted(config.instances)
+    results = await request.app[store_key].opt_out(number, ids, config.defaults.locale,
+                                                   time.time())
+    changed = [reg for reg, before in results if before != "opted_out"]
+    metrics = request.app[metrics_key]
+    for reg, before in results:
+        if before == "active":
+            metrics.registrations.labels(reg.locale, "opted_out").inc()
+    log.info("admin opted %s out on instance(s) %s (%d changed)", number,
+             ", ".join(str(i) for i in ids), len(changed))
+    return web.json_response({"changed": len(changed),
+                              "registrations": [registration_json(r) for r, _ in results]})

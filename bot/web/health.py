@@ -1,12 +1,24 @@
-"""Liveness and readiness."""
+"""Liveness, readiness and metrics: open endpoints (no admin token).
+
+`/metrics` is open like `/healthz`, as the spec lists them together: its
+labels hold route templates, provider names, subscriber ids, locales and
+outcome codes — never a secret, a phone number or a message body. Put the
+service behind a proxy (or a firewall) that keeps `/metrics` private if
+subscriber ids must not be seen from outside.
+"""
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 
-from bot.web.keys import outbound_worker_key, store_key
+from bot.metrics import CONTENT_TYPE
+from bot.web.keys import holder_key, metrics_key, store_key, workers_key
 
 routes = web.RouteTableDef()
+
+PING_TIMEOUT = 2.0
 
 
 @routes.get("/healthz")
@@ -16,13 +28,37 @@ async def healthz(request: web.Request) -> web.Response:
 
 @routes.get("/readyz")
 async def readyz(request: web.Request) -> web.Response:
+    """Ready when the store answers and every worker runs; 503 with the reasons
+    otherwise."""
+    app = request.app
     problems = []
-    try:
-        await request.app[store_key].ping()
-    except Exception as exc:
-        problems.append(f"store: {type(exc).__name__}")
-    if not request.app[outbound_worker_key].running:
-        problems.append("outbound worker not running")
+    store = app.get(store_key)
+    if store is None:
+        problems.append("store: not open")
+    else:
+        try:
+            await asyncio.wait_for(store.ping(), PING_TIMEOUT)
+        except TimeoutError:
+            problems.append(f"store: no answer within {PING_TIMEOUT:g}s")
+        except Exception as exc:
+            problems.append(f"store: {type(exc).__name__}")
+    workers = app.get(workers_key) or {}
+    if not workers:
+        problems.append("workers: none started")
+    for name, worker in sorted(workers.items()):
+        if not worker.running:
+            problems.append(f"{name} worker not running")
+    # A config is always loaded: the service does not start without a valid one,
+    # and a refused reload leaves the old one in force.
+    holder = app[holder_key]
+    body = {"config_generation": holder.generation}
     if problems:
-        return web.json_response({"status": "unavailable", "reasons": problems}, status=503)
-    return web.json_response({"status": "ready"})
+        return web.json_response({"status": "unavailable", "reasons": problems, **body},
+                                 status=503)
+    return web.json_response({"status": "ready", **body})
+
+
+@routes.get("/metrics")
+async def metrics(request: web.Request) -> web.Response:
+    body = await request.app[metrics_key].render()
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})

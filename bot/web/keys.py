@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import aiohttp
 from aiohttp import web
 
+from bot.clock import Clock
 from bot.metrics import Metrics
 from bot.pipeline import Pipeline
-from bot.runtime import SnapshotHolder
+from bot.runtime import Reloader, Snapshot, SnapshotHolder
 from bot.store import Store
+from bot.web.inflight import InFlight
 from bot.workers.outbound import OutboundWorker
 
 holder_key = web.AppKey("holder", SnapshotHolder)
@@ -17,3 +21,36 @@ pipeline_key = web.AppKey("pipeline", Pipeline)
 outbound_worker_key = web.AppKey("outbound_worker", OutboundWorker)
 http_session_key = web.AppKey("http_session", aiohttp.ClientSession)
 metrics_key = web.AppKey("metrics", Metrics)
+
+
+# ---- operations
+
+
+class Worker(Protocol):
+    """A background worker as readiness sees it."""
+
+    @property
+    def running(self) -> bool: ...
+
+
+reloader_key = web.AppKey("reloader", Reloader)
+inflight_key = web.AppKey("inflight", InFlight)
+# Every background worker by name ("outbound", ...): /readyz checks each one runs.
+workers_key = web.AppKey("workers", dict[str, Worker])
+# The config snapshot a request was pinned to when it came in (request middleware).
+snapshot_request_key = web.RequestKey("snapshot", Snapshot)
+
+
+def snapshot_of(request: web.Request) -> Snapshot:
+    """The config and locales in force when this request arrived: read once per
+    request, so a reload in the middle of it never mixes two configs."""
+    snap = request.get(snapshot_request_key)
+    if snap is None:
+        snap = request[snapshot_request_key] = request.app[holder_key].current
+    return snap
+
+
+# ---- send API
+
+# Wall time for quota periods and plan dates; tests shift it instead of sleeping.
+clock_key = web.AppKey("clock", Clock)

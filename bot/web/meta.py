@@ -10,7 +10,7 @@ from aiohttp import web
 
 from bot.providers.meta import parse_payload, verify_signature
 from bot.web.errors import fail, read_body
-from bot.web.keys import holder_key, pipeline_key
+from bot.web.keys import pipeline_key, snapshot_of
 
 log = logging.getLogger("wagate.meta")
 routes = web.RouteTableDef()
@@ -21,7 +21,7 @@ META_BODY_LIMIT = 3 * 1024 * 1024
 
 @routes.get("/webhooks/meta")
 async def verify(request: web.Request) -> web.Response:
-    meta = request.app[holder_key].current.config.meta
+    meta = snapshot_of(request).config.meta
     if meta is None:
         fail(404, "not_configured", "the meta provider is not configured")
     q = request.query
@@ -35,7 +35,7 @@ async def verify(request: web.Request) -> web.Response:
 
 @routes.post("/webhooks/meta")
 async def receive(request: web.Request) -> web.Response:
-    snap = request.app[holder_key].current
+    snap = snapshot_of(request)
     meta = snap.config.meta
     if meta is None:
         fail(404, "not_configured", "the meta provider is not configured")
@@ -61,7 +61,7 @@ async def receive(request: web.Request) -> web.Response:
     pipeline = request.app[pipeline_key]
     fresh = 0
     for event in batch.events:
-        if await pipeline.handle(event):
+        if await pipeline.handle(event, snap):
             fresh += 1
     return web.json_response({"received": len(batch.events), "new": fresh,
                               "skipped": len(batch.skipped)})

@@ -11,7 +11,7 @@ from bot.events import InboundMessage
 from bot.numbers import to_e164
 from bot.web.auth import require_admin
 from bot.web.errors import fail, read_json
-from bot.web.keys import holder_key, pipeline_key, store_key
+from bot.web.keys import pipeline_key, snapshot_of, store_key
 from bot.web.views import outbox_json
 
 routes = web.RouteTableDef()
@@ -33,7 +33,8 @@ def _query_int(request: web.Request, name: str) -> int | None:
 async def inbound(request: web.Request) -> web.Response:
     require_admin(request)
     body = await read_json(request)
-    config = request.app[holder_key].current.config
+    snap = snapshot_of(request)
+    config = snap.config
     instance = body.get("instance", 1)
     if not isinstance(instance, int) or isinstance(instance, bool):
         fail(400, "invalid_instance", "instance must be an integer")
@@ -64,7 +65,7 @@ async def inbound(request: web.Request) -> web.Response:
         fail(400, "invalid_name", "name must be a string")
     msg = InboundMessage.from_sandbox({**body, "instance": instance, "text": text}, sender=sender,
                                       message_id=msg_id, now=time.time())
-    fresh = await request.app[pipeline_key].handle(msg)
+    fresh = await request.app[pipeline_key].handle(msg, snap)
     return web.json_response({"id": msg_id, "duplicate": not fresh})
 
 

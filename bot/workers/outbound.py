@@ -89,6 +89,8 @@ class OutboundWorker:
 
     async def _send(self, row: OutboundRow) -> None:
         async with self._slots:
+            if self._stopping:
+                return  # shutting down: the claim is released, the next start sends it
             snap = self.snapshot()
             instance = snap.config.instances.get(row.instance_id)
             if instance is None:
@@ -103,6 +105,8 @@ class OutboundWorker:
                 return
             rate = instance.rate_per_second or snap.config.outbound.rate_per_second
             await self._pacer(instance.id, rate).acquire()
+            if self._stopping:
+                return
             media = await self.store.outbound_media(row.id) if row.type in (
                 "image", "document") else None
             result = await provider.send(instance, row, media)

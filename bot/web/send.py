@@ -1,0 +1,336 @@
+"""The subscriber send API, WhatsMate v3 compatible (SPEC §4).
+
+Eight POST endpoints (single or group; text, image, document, url) and the
+status of a sent message. Lenient where real WhatsMate clients are sloppy
+(numbers in any common form, JSON whatever the Content-Type, keys with stray
+white space, `caption: null`), strict about everything else. A request is
+checked in the order credentials (401/474) -> instance (404) -> plan feature
+(403) -> body (400/413/470/471) -> the store's one transaction (472, unknown
+group 404, 473, 469), so a refused request never touches quota or queue.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+from bot.config import Config, InstanceConfig, SubscriberConfig
+from bot.content import (
+    MAX_CAPTION,
+    MAX_TEXT,
+    ContentError,
+    Media,
+    clean_filename,
+    decode_document,
+    decode_image,
+    emojize,
+)
+from bot.effects import OutboundDraft
+from bot.numbers import to_e164
+from bot.store.models import OutboundRow, SendLimits, SendOutcome
+from bot.subscribers import Subscription, authenticate, may_use, subscription_on
+from bot.web.errors import ApiError, fail, parse_json_object
+from bot.web.keys import clock_key, metrics_key, outbound_worker_key, snapshot_of, store_key
+from bot.web.views import iso
+
+log = logging.getLogger("wagate.send")
+
+routes = web.RouteTableDef()
+
+# The authenticated subscriber's id, for the per-subscriber send metrics.
+subscriber_request_key = web.RequestKey("send_subscriber", str)
+
+KINDS = ("text", "image", "document", "url")
+QUOTA_PERIOD = 24 * 3600.0
+# Meta's Cloud API takes only these as image messages (WebP is for stickers).
+META_IMAGE_TYPES = frozenset({"image/jpeg", "image/png"})
+MAX_URL = 2048
+MAX_GROUP_NAME = 200
+
+
+def send_path(audience: str, kind: str) -> str:
+    return f"/v3/whatsapp/{audience}/{kind}/message/{{n}}"
+
+
+# ---- credentials, instance, plan
+
+
+def _subscriber(request: web.Request, config: Config) -> SubscriberConfig:
+    client_id = request.headers.get("X-WM-CLIENT-ID", "").strip()
+    secret = request.headers.get("X-WM-CLIENT-SECRET", "").strip()
+    if not client_id or not secret:
+        fail(401, "missing_credentials",
+             "the X-WM-CLIENT-ID and X-WM-CLIENT-SECRET headers are required")
+    sub = authenticate(config, client_id, secret)
+    if sub is None:
+        # The client id is no secret; the presented secret is never logged.
+        log.info("send API: invalid credentials for client id %r from %s", client_id[:100],
+                 request.remote)
+        fail(474, "invalid_credentials", "invalid CLIENT ID or CLIENT SECRET")
+    return sub
+
+
+def _subscription(sub: SubscriberConfig, config: Config, today: dt.date) -> Subscription:
+    subscription = subscription_on(sub, config.plans, today)
+    if subscription.state == "expired":
+        ended = subscription.ends.isoformat() if subscription.ends else "?"
+        fail(474, "subscription_expired", f"the subscription ended on {ended}")
+    if subscription.state == "not_started":
+        fail(474, "subscription_not_started",
+             f"the subscription starts on {sub.since.isoformat()}")
+    return subscription
+
+
+def _instance(request: web.Request, config: Config, sub: SubscriberConfig) -> InstanceConfig:
+    raw = request.match_info["n"]
+    instance = config.instances.get(int(raw)) if raw.isascii() and raw.isdigit() else None
+    # Another subscriber's number answers exactly like a missing one: nothing leaks.
+    if instance is None or not may_use(sub, instance):
+        fail(404, "unknown_instance",
+             f"instance {raw[:20]} does not exist or is not available to this subscription")
+    return instance
+
+
+# ---- the body
+
+
+def _fields(body: dict[str, Any]) -> dict[str, Any]:
+    """Keys as clients mean them: stray white space trimmed, case ignored."""
+    fields: dict[str, Any] = {}
+    for key, value in body.items():
+        name = key.strip().lower()
+        if name in fields:
+            fail(400, "duplicate_field", f"field {name!r} is given twice")
+        fields[name] = value
+    return fields
+
+
+def _string(fields: dict[str, Any], name: str, *, required: bool = True) -> str | None:
+    value = fields.get(name)
+    if value is None:
+        if required:
+            fail(400, "missing_field", f"{name} is required")
+        return None
+    if not isinstance(value, str):
+        fail(400, "invalid_field", f"{name} must be a string")
+    return value
+
+
+def _text(fields: dict[str, Any]) -> str:
+    text = _string(fields, "message") or ""
+    if not text.strip():
+        fail(400, "invalid_field", "message must not be empty")
+    if len(text) > MAX_TEXT:
+        fail(400, "text_too_long", f"message is {len(text)} characters; the limit is {MAX_TEXT}")
+    return emojize(text)
+
+
+def _caption(fields: dict[str, Any]) -> str | None:
+    caption = _string(fields, "caption", required=False)
+    if caption is None or not caption.strip():
+        return None  # `caption: null` and "" both mean no caption
+    if len(caption) > MAX_CAPTION:
+        fail(400, "caption_too_long",
+             f"caption is {len(caption)} characters; the limit is {MAX_CAPTION}")
+    return emojize(caption)
+
+
+def _url(fields: dict[str, Any]) -> str:
+    url = (_string(fields, "url") or "").strip()
+    parts = urlsplit(url)
+    if (parts.scheme.lower() not in ("http", "https") or not parts.hostname
+            or any(c.isspace() for c in url) or len(url) > MAX_URL):
+        fail(400, "invalid_url", "url must be an http:// or https:// address without spaces, "
+             f"at most {MAX_URL} characters")
+    return url
+
+
+def _media(fields: dict[str, Any], kind: str, instance: InstanceConfig) -> Media:
+    raw = _string(fields, kind) or ""
+    try:
+        media = decode_image(raw) if kind == "image" else decode_document(raw)
+    except ContentError as exc:
+        fail(exc.status, exc.slug, exc.message)
+    if instance.provider == "meta" and kind == "image" and media.mime not in META_IMAGE_TYPES:
+        fail(400, "unsupported_image", f"instance {instance.id} sends through the WhatsApp "
+             "Cloud API, which takes JPEG or PNG images")
+    return media
+
+
+def _filename(fields: dict[str, Any]) -> str:
+    try:
+        return clean_filename(_string(fields, "filename") or "")
+    except ContentError as exc:
+        fail(exc.status, exc.slug, exc.message)
+
+
+def _number(fields: dict[str, Any]) -> str:
+    raw = fields.get("number")
+    if raw is None or raw == "":
+        fail(400, "missing_field", "number is required")
+    if not isinstance(raw, str | int) or isinstance(raw, bool):
+        fail(400, "invalid_field", "number must be a string")
+    number = to_e164(raw)
+    if number is None:
+        fail(471, "invalid_number", f"{str(raw)[:40]!r} is not a possible phone number with "
+             "country code, like +34600000001")
+    return number
+
+
+def _group(fields: dict[str, Any]) -> str:
+    name = (_string(fields, "group_name") or "").strip()
+    if not name or len(name) > MAX_GROUP_NAME:
+        fail(400, "invalid_field", f"group_name must be 1 to {MAX_GROUP_NAME} characters")
+    # WhatsMate clients send the group admin's number; a group here is known by
+    # its name on the instance, so it is only checked to be a number, not used.
+    admin = fields.get("group_admin")
+    if admin not in (None, "") and (not isinstance(admin, str | int) or isinstance(admin, bool)
+                                    or to_e164(admin) is None):
+        fail(400, "invalid_field", "group_admin must be a phone number with country code")
+    return name
+
+
+def _draft(fields: dict[str, Any], *, group: bool, kind: str, instance: InstanceConfig,
+           sub: SubscriberConfig) -> tuple[OutboundDraft, str | None]:
+    """The message to queue, and the group name to resolve in the store."""
+    group_name = _group(fields) if group else None
+    number = None if group else _number(fields)
+    text = caption = filename = None
+    media: Media | None = None
+    if kind == "text":
+        text = _text(fields)
+    elif kind == "url":
+        text = _url(fields)
+    else:
+        caption = _caption(fields)
+        if kind == "document":
+            filename = _filename(fields)
+        media = _media(fields, kind, instance)
+    draft = OutboundDraft(instance_id=instance.id, to=number, type=kind, text=text,
+                          caption=caption, filename=filename,
+                          media=media.data if media else None,
+                          mime=media.mime if media else None, subscriber_id=sub.id)
+    return draft, group_name
+
+
+# ---- the store's answer
+
+
+def _refusal(outcome: SendOutcome, draft: OutboundDraft, instance: InstanceConfig,
+             group_name: str | None, now: float) -> web.Response:
+    if outcome.status == "quota_exceeded":
+        assert outcome.reset_at is not None
+        wait = max(1, math.ceil(outcome.reset_at - now))
+        reset = iso(outcome.reset_at)
+        return web.json_response(
+            {"error_message": f"daily quota of {outcome.limit} messages used up; it resets at "
+                              f"{reset} (in {wait} s)",
+             "error": "quota_exceeded", "reset_at": reset, "limit": outcome.limit},
+            status=469, headers={"Retry-After": str(wait)})
+    if outcome.status == "not_registered":
+        fail(472, "not_registered",
+             f"{draft.to} has not registered with gateway number {instance.number} "
+             f"(instance {instance.id}) or has opted out; they must send Hi to it first")
+    if outcome.status == "unknown_group":
+        fail(404, "unknown_group",
+             f"no group named {group_name!r} is registered on instance {instance.id}: add the "
+             f"gateway number {instance.number} to the group and say Hi there")
+    if outcome.status == "recipient_limit":
+        fail(473, "recipient_limit",
+             f"the plan's limit of {outcome.limit} recipients in total is reached")
+    raise RuntimeError(f"unknown send outcome {outcome.status!r}")
+
+
+# ---- routes
+
+
+async def _send(request: web.Request, *, group: bool, kind: str) -> web.Response:
+    snap = snapshot_of(request)
+    config = snap.config
+    clock = request.app[clock_key]
+    sub = _subscriber(request, config)
+    request[subscriber_request_key] = sub.id
+    subscription = _subscription(sub, config, clock.today())
+    instance = _instance(request, config, sub)
+    plan = subscription.plan
+    for feature in (kind, "group") if group else (kind,):
+        if feature not in plan.features:
+            fail(403, "feature_not_in_plan",
+                 f"the {plan.name} plan does not include {feature} messages")
+    fields = _fields(parse_json_object(await request.read()))
+    draft, group_name = _draft(fields, group=group, kind=kind, instance=instance, sub=sub)
+    limits = SendLimits(messages_per_period=plan.messages_per_day,
+                        max_recipients=plan.max_recipients, period_seconds=QUOTA_PERIOD)
+    now = clock.now()
+    outcome = await request.app[store_key].accept_send(draft, group_name=group_name,
+                                                       limits=limits, now=now)
+    if not outcome.queued:
+        return _refusal(outcome, draft, instance, group_name, now)
+    request.app[outbound_worker_key].notify()
+    return web.json_response({"status": "queued", "id": outcome.message_id})
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _counted(send: Handler) -> Handler:
+    """Count every send request by subscriber and outcome ("queued" or the status)."""
+    async def handler(request: web.Request) -> web.StreamResponse:
+        try:
+            response = await send(request)
+        except ApiError as exc:
+            status = exc.status
+            raise
+        except web.HTTPException as exc:  # e.g. the body over the size limit
+            status = exc.status
+            raise
+        except Exception:
+            status = 500
+            raise
+        else:
+            status = response.status
+            return response
+        finally:
+            outcome = "queued" if status == 200 else str(status)
+            request.app[metrics_key].sends.labels(
+                request.get(subscriber_request_key, "unknown"), outcome).inc()
+    return handler
+
+
+def _endpoint(group: bool, kind: str) -> Handler:
+    async def send(request: web.Request) -> web.Response:
+        return await _send(request, group=group, kind=kind)
+    send.__name__ = f"send_{'group' if group else 'single'}_{kind}"
+    return _counted(send)
+
+
+for _audience in ("single", "group"):
+    for _kind in KINDS:
+        routes.post(send_path(_audience, _kind))(_endpoint(_audience == "group", _kind))
+
+
+def message_json(row: OutboundRow) -> dict[str, Any]:
+    failed = row.status == "failed"
+    return {"id": row.id, "status": "queued" if row.status == "sending" else row.status,
+            "instance": row.instance_id, "type": row.type, "to": row.to,
+            "group": row.group_name if row.group_id else None,
+            "reason": row.error_title if failed else None,
+            "error": {"code": row.error_code, "title": row.error_title} if failed else None,
+            "created_at": iso(row.created_at), "updated_at": iso(row.updated_at)}
+
+
+@routes.get("/v3/whatsapp/messages/{id}")
+async def message_status(request: web.Request) -> web.Response:
+    config = snapshot_of(request).config
+    sub = _subscriber(request, config)
+    _subscription(sub, config, request.app[clock_key].today())
+    row = await request.app[store_key].get_outbound(request.match_info["id"][:100])
+    # Only the sender sees a message: anyone else gets the same 404 as for no message.
+    if row is None or row.subscriber_id != sub.id:
+        fail(404, "message_not_found", "no message with this id was sent by this subscriber")
+    return web.json_response(message_json(row))
