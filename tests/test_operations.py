@@ -135,6 +135,16 @@ async def test_reload_under_concurrent_traffic(client: TestClient, config_path: 
     await say(client, "Hola NEWCO", sender="+34699999999")
     regs = await (await client.get("/admin/registrations/+34699999999", headers=ADMIN)).json()
     assert regs["registrations"][0]["keyword_subscriber"] == "newco"
+    # ... and its credentials send at once; removed from the file, they stop working.
+    creds = {"X-WM-CLIENT-ID": "dev@newco.example", "X-WM-CLIENT-SECRET": "newco-secret"}
+    body = {"number": "+34699999999", "message": "welcome"}
+    resp = await client.post("/v3/whatsapp/single/text/message/1", json=body, headers=creds)
+    assert resp.status == 200, await resp.text()
+    assert (await resp.json())["status"] == "queued"
+    write(config_path, original)
+    assert (await reload(client))[0] == 200
+    resp = await client.post("/v3/whatsapp/single/text/message/1", json=body, headers=creds)
+    assert resp.status == 474
 
 
 @pytest.mark.parametrize("case", sorted(BROKEN))

@@ -207,7 +207,9 @@ class MetaProvider:
 
     async def _upload(self, instance: InstanceConfig, message: OutboundRow,
                       media: bytes) -> SendResult:
-        form = aiohttp.FormData()
+        # Unquoted: aiohttp would percent-encode the file name ("Invoice%207.pdf"),
+        # and Graph keeps it as given. Names are cleaned (no quotes, no folders).
+        form = aiohttp.FormData(quote_fields=False)
         form.add_field("messaging_product", "whatsapp")
         form.add_field("type", message.mime or "application/octet-stream")
         form.add_field("file", media, filename=message.filename or message.type,

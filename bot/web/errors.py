@@ -50,9 +50,10 @@ async def error_middleware(request: web.Request,
         return await handler(request)
     except ApiError as exc:
         return error_response(exc.status, exc.slug, exc.message, exc.headers)
-    except web.HTTPRequestEntityTooLarge as exc:
+    except web.HTTPRequestEntityTooLarge:
+        # (aiohttp's exception does not keep the limit; the request does.)
         return error_response(413, "payload_too_large",
-                              f"request body too large (limit {exc.max_size} bytes)")
+                              f"request body too large (limit {request.client_max_size} bytes)")
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
