@@ -97,16 +97,22 @@ class WrkResult:
 
 
 def _ms(text: str) -> float:
-    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text.strip()).groups()  # type: ignore[union-attr]
-    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+    match = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text.strip())
+    if match is None:
+        return float("nan")
+    value, unit = match.groups()
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
 
 
 def run_wrk(url: str, env: dict[str, str], duration: int, connections: int,
             threads: int = 2) -> WrkResult:
     cmd = [ensure_wrk(), f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency",
            "-s", str(ROOT / "bench" / "lua" / "bodies.lua"), url]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True,
-                         env={**os.environ, **env, "BENCH_THREADS": str(threads)}).stdout
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False,
+                          env={**os.environ, **env, "BENCH_THREADS": str(threads)})
+    out = proc.stdout
+    if proc.returncode != 0 or "Requests/sec" not in out or "99%" not in out:
+        raise RuntimeError(f"wrk failed on {url}:\n{out}\n{proc.stderr}")
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     p50 = _ms(re.search(r"50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
     p99 = _ms(re.search(r"99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
