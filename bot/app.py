@@ -20,7 +20,7 @@ from bot.providers.meta import MetaProvider
 from bot.providers.sandbox import SandboxProvider
 from bot.runtime import Reloader, Snapshot, SnapshotHolder
 from bot.store import OutboundRow, SqliteStore
-from bot.web import admin, health, meta, openapi, sandbox, send
+from bot.web import admin, deliveries, health, meta, openapi, sandbox, send
 from bot.web.errors import error_middleware
 from bot.web.inflight import InFlight
 from bot.web.keys import (
@@ -33,10 +33,13 @@ from bot.web.keys import (
     pipeline_key,
     reloader_key,
     store_key,
+    webhook_worker_key,
     workers_key,
 )
 from bot.web.observe import observe_middleware
+from bot.webhooks.safety import GuardedResolver
 from bot.workers.outbound import OutboundWorker
+from bot.workers.webhooks import WebhookWorker
 from handlers import build_dispatcher
 
 log = logging.getLogger("wagate")
@@ -69,10 +72,12 @@ def create_app(config: Config) -> web.Application:
     app.cleanup_ctx.append(http_session_ctx)
     app.cleanup_ctx.append(store_ctx)
     app.cleanup_ctx.append(workers_ctx)
+    app.cleanup_ctx.append(webhooks_ctx)
     app.add_routes(health.routes)
     app.add_routes(sandbox.routes)
     app.add_routes(meta.routes)
     app.add_routes(admin.routes)
+    app.add_routes(deliveries.routes)
     app[clock_key] = Clock()
     app.add_routes(send.routes)
     app.add_routes(openapi.routes)
@@ -150,3 +155,44 @@ async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
         except TimeoutError:
             log.warning("outbound worker did not stop in time; its claims are released")
         await store.release_claims()
+
+
+async def webhooks_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The webhook deliverer, on a session of its own: its resolver refuses
+    non-public addresses (which must not apply to provider calls), and it keeps
+    no cookies, so nothing one endpoint sets reaches another."""
+    holder = app[holder_key]
+    store = app[store_key]
+    metrics = app[metrics_key]
+    resolver = GuardedResolver(lambda: holder.current.config.webhooks.allow_private_networks)
+    connector = aiohttp.TCPConnector(limit=512, limit_per_host=0, use_dns_cache=False,
+                                     resolver=resolver)
+    async with aiohttp.ClientSession(connector=connector,
+                                     cookie_jar=aiohttp.DummyCookieJar()) as session:
+        worker = WebhookWorker(store, lambda: holder.current, session,
+                               on_attempt=lambda outcome: metrics.deliveries.labels(outcome).inc())
+        app[webhook_worker_key] = worker
+        app[workers_key]["webhooks"] = worker
+        app[pipeline_key].on_deliveries = worker.notify
+
+        async def refresh_delivery_gauge() -> None:
+            metrics.delivery_queue_depth.set(await store.delivery_queue_depth())
+
+        metrics.add_refresher(refresh_delivery_gauge)
+        task = asyncio.create_task(worker.run(), name="webhook-worker")
+        try:
+            yield
+        finally:
+            # Attempts under way finish (bounded); pending deliveries stay queued
+            # and their claims are released, so the next start sends them at once.
+            worker.stop()
+            grace = holder.current.config.server.shutdown_timeout
+            try:
+                await asyncio.wait_for(task, grace)
+            except TimeoutError:
+                log.warning("webhook worker did not stop in time")
+            await worker.drain(grace)
+            try:
+                await store.release_delivery_claims()
+            except Exception as exc:  # the store is gone: the next start releases them
+                log.warning("webhook claims not released at shutdown: %s", exc)

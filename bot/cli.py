@@ -284,6 +284,58 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0 if ready.get("status") == "ready" else 1
 
 
+# ---- webhooks: deliveries and endpoints
+
+
+def _delivery_line(d: dict[str, Any]) -> str:
+    last = d["last_error"] or (f"HTTP {d['last_status_code']}" if d["last_status_code"] else "")
+    return (f"{d['created_at']}  {d['id']}  {d['subscriber']:<10} {d['type']:<18} "
+            f"{d['status']:<9} x{d['attempts']}  {d['endpoint']['url']}"
+            + (f"\n    {last}" if last and d["status"] != "delivered" else ""))
+
+
+def cmd_deliveries(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    action = args.action
+    if action == "list":
+        data = _call(config, "GET", "/admin/deliveries",
+                     params={"status": args.status, "subscriber": args.subscriber,
+                             "endpoint": args.endpoint, "limit": args.limit}, url=args.url)
+        _print(data, args, [_delivery_line(d) for d in data["deliveries"]])
+    elif action == "show":
+        data = _call(config, "GET", f"/admin/deliveries/{args.id}", url=args.url)
+        d = data["delivery"]
+        lines = [_delivery_line(d), "payload: " + json.dumps(d["payload"], ensure_ascii=False)]
+        lines += [f"  {a['at']}  {a['outcome']:<9} {a['status_code'] or '-'}  "
+                  f"{a['latency_ms'] if a['latency_ms'] is not None else '-'} ms"
+                  f"  {a['error'] or ''}"
+                  + (f"\n      {a['response_body'][:200]}" if a["response_body"] else "")
+                  for a in d["attempt_log"]]
+        _print(data, args, lines)
+    elif action == "retry":
+        data = _call(config, "POST", f"/admin/deliveries/{args.id}/retry", url=args.url)
+        _print(data, args, [f"queued again: {data['delivery']['id']}"])
+    elif action == "replay":
+        data = _call(config, "POST", "/admin/deliveries/replay",
+                     params={"since": args.since, "subscriber": args.subscriber,
+                             "endpoint": args.endpoint}, url=args.url)
+        _print(data, args, [f"replaying {data['replayed']} failed deliveries since "
+                            f"{data['since']}"])
+    elif action == "endpoints":
+        data = _call(config, "GET", "/admin/endpoints", url=args.url)
+        _print(data, args, [
+            f"{e['key']}  {e['subscriber']:<10} {e['status']:<8} pending {e['pending']:<4} "
+            f"failed {e['failed']:<4} {e['url']}"
+            + (f"\n    disabled: {e['disabled_reason']}" if e["disabled_reason"] else "")
+            for e in data["endpoints"]])
+    else:  # enable-endpoint
+        data = _call(config, "POST", f"/admin/endpoints/{args.key}/enable",
+                     params={"subscriber": args.subscriber}, url=args.url)
+        _print(data, args, [f"endpoint {data['key']}: enabled {data['enabled']}"
+                            + (" (it was not disabled)" if not data["enabled"] else "")])
+    return 0
+
+
 def cmd_check_config(args: argparse.Namespace) -> int:
     """The same validation as a reload, offline, with the same messages."""
     from bot.config import ConfigError
@@ -384,6 +436,34 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("status", help="readiness and the config in force")
     common(p)
     p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("deliveries", help="webhook deliveries: list, show, retry, replay, "
+                       "endpoints, enable-endpoint")
+    acts = p.add_subparsers(dest="action", required=True)
+    q = acts.add_parser("list", help="list deliveries, newest first")
+    common(q)
+    q.add_argument("--status", choices=("pending", "delivered", "failed"))
+    q.add_argument("--subscriber")
+    q.add_argument("--endpoint", help="endpoint key (see `deliveries endpoints`)")
+    q.add_argument("--limit", type=int, default=50)
+    q = acts.add_parser("show", help="one delivery with every attempt")
+    common(q)
+    q.add_argument("id")
+    q = acts.add_parser("retry", help="queue one delivery again (same webhook-id)")
+    common(q)
+    q.add_argument("id")
+    q = acts.add_parser("replay", help="queue again every failed delivery since a time")
+    common(q)
+    q.add_argument("--since", required=True, help="ISO 8601 (2026-11-01T10:00:00Z) or epoch")
+    q.add_argument("--subscriber")
+    q.add_argument("--endpoint")
+    q = acts.add_parser("endpoints", help="webhook endpoints and their health")
+    common(q)
+    q = acts.add_parser("enable-endpoint", help="enable a disabled endpoint again")
+    common(q)
+    q.add_argument("key")
+    q.add_argument("--subscriber")
+    p.set_defaults(func=cmd_deliveries)
 
     p = sub.add_parser("check-config", help="validate a config file and its locales")
     p.add_argument("path", nargs="?", default=DEFAULT_CONFIG)

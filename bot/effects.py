@@ -61,6 +61,22 @@ class WebhookEvent:
     group_id: str | None = None
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeliveryDraft:
+    """A webhook delivery to queue with the event that caused it (bot/webhooks routes them).
+
+    `payload` is the body to send, without any secret or token: those are read
+    from the config in force at send time. `id` is the stable `webhook-id`."""
+
+    id: str
+    subscriber_id: str
+    endpoint_key: str
+    url: str
+    format: str  # standard | whatsmate
+    event_type: str
+    payload: str
+
+
 @dataclass(slots=True)
 class Effects:
     inbound: InboundMessage
@@ -69,3 +85,4 @@ class Effects:
     replies: list[OutboundDraft] = field(default_factory=list)
     auto_reply_marks: list[str] = field(default_factory=list)  # 'any', 'hint'
     events: list[WebhookEvent] = field(default_factory=list)
+    deliveries: list[DeliveryDraft] = field(default_factory=list)  # routed from `events`

@@ -11,11 +11,12 @@ import time
 from collections.abc import Callable
 
 from bot.dispatch import Dispatcher
-from bot.effects import Effects
+from bot.effects import DeliveryDraft, Effects
 from bot.events import InboundEvent, InboundMessage, StatusUpdate
 from bot.metrics import Metrics
 from bot.runtime import Snapshot, SnapshotHolder
 from bot.store import InboundContext, OutboundRow, Store
+from bot.webhooks.routing import route_inbound, route_status
 
 log = logging.getLogger("wagate.pipeline")
 
@@ -24,13 +25,16 @@ class Pipeline:
     def __init__(self, store: Store, holder: SnapshotHolder, dispatcher: Dispatcher,
                  on_committed: Callable[[Effects], None] | None = None,
                  on_status: Callable[[StatusUpdate, OutboundRow], None] | None = None,
-                 metrics: Metrics | None = None) -> None:
+                 metrics: Metrics | None = None,
+                 on_deliveries: Callable[[], None] | None = None) -> None:
         self.store = store
         self.holder = holder
         self.dispatcher = dispatcher
         self.on_committed = on_committed
         self.on_status = on_status
         self.metrics = metrics
+        # Called after webhook deliveries were committed (wakes the deliverer).
+        self.on_deliveries = on_deliveries
 
     async def handle(self, event: InboundEvent, snapshot: Snapshot | None = None) -> bool:
         """Process one event; False when it was a redelivery (nothing changed).
@@ -41,9 +45,20 @@ class Pipeline:
         if isinstance(event, StatusUpdate):
             if self.metrics is not None:
                 self.metrics.inbound_events.labels(event.provider, "status").inc()
-            row = await self.store.apply_status(event, now)
+            config = self.holder.current.config
+            routed = False
+
+            def route(row: OutboundRow) -> list[DeliveryDraft]:
+                nonlocal routed
+                drafts = route_status(config, event, row, now)
+                routed = bool(drafts)
+                return drafts
+
+            row = await self.store.apply_status(event, now, route)
             if row is not None and self.on_status is not None:
                 self.on_status(event, row)
+            if routed and self.on_deliveries is not None:
+                self.on_deliveries()
             return row is not None
         return await self._message(event, now, snapshot or self.holder.current)
 
@@ -55,6 +70,7 @@ class Pipeline:
         ctx = self.dispatcher.build_context(config=snap.config, locales=snap.locales, msg=msg,
                                             state=state, now=now)
         effects = await self.dispatcher.dispatch(ctx)
+        effects.deliveries = route_inbound(snap.config, effects, state, now)
         fresh = await self.store.commit_inbound(effects, now)
         if not fresh:
             log.info("duplicate %s message %s ignored", msg.provider, msg.provider_message_id)
@@ -68,6 +84,8 @@ class Pipeline:
                  "y" if len(effects.replies) == 1 else "ies")
         if self.on_committed is not None:
             self.on_committed(effects)
+        if effects.deliveries and self.on_deliveries is not None:
+            self.on_deliveries()
         return True
 
     @staticmethod

@@ -36,6 +36,10 @@ class InboundContext:
     group: Group | None
     last_auto_reply_at: float | None
     last_hint_at: float | None
+    # Webhook routing: the subscriber that most recently sent to this chat on this
+    # instance, and when; when the registration's keyword was last named.
+    last_sender: tuple[str, float] | None = None
+    keyword_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -112,3 +116,67 @@ class SendUsage:
     reset_at: float | None
     count: int
     recipients: int
+
+
+# ---- webhooks
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeliveryRow:
+    id: str  # the stable webhook-id
+    subscriber_id: str
+    endpoint_key: str
+    url: str
+    format: str
+    event_type: str
+    payload: str
+    status: str  # pending | delivered | failed
+    attempts: int
+    next_attempt_at: float
+    last_status_code: int | None
+    last_error: str | None
+    created_at: float
+    updated_at: float
+    delivered_at: float | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AttemptRow:
+    delivery_id: str
+    at: float
+    outcome: str  # delivered | retry | failed | disabled | refused
+    status_code: int | None
+    latency_ms: float | None
+    response_body: str | None
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AttemptOutcome:
+    """What one delivery attempt did, and what follows from it (one unit of work).
+
+    `outcome`: delivered | retry | failed | disabled (the endpoint answered 410)
+    | refused (the address is not allowed). `disable_after` is how long an
+    endpoint may keep failing before it is disabled."""
+
+    attempt: AttemptRow
+    subscriber_id: str
+    endpoint_key: str
+    url: str
+    next_attempt_at: float | None = None  # for retry
+    disable_after: float
+    endpoint_failure: bool = True  # counts toward disabling the endpoint
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EndpointRow:
+    subscriber_id: str
+    endpoint_key: str
+    url: str
+    failing_since: float | None
+    last_success_at: float | None
+    last_failure_at: float | None
+    disabled_at: float | None
+    disabled_reason: str | None
+    pending: int = 0
+    failed: int = 0

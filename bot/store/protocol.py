@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from bot.effects import Effects, OutboundDraft
+from bot.effects import DeliveryDraft, Effects, OutboundDraft
 from bot.events import StatusUpdate
 from bot.store.models import (
+    AttemptOutcome,
+    AttemptRow,
+    DeliveryRow,
+    EndpointRow,
     Group,
     InboundContext,
     MessageLogRow,
@@ -32,7 +36,11 @@ class Store(Protocol):
         """Store the message and its effects; False (and nothing written) for a duplicate."""
         ...
 
-    async def apply_status(self, update: StatusUpdate, now: float) -> OutboundRow | None: ...
+    async def apply_status(self, update: StatusUpdate, now: float,
+                           route: Callable[[OutboundRow], list[DeliveryDraft]] | None = None
+                           ) -> OutboundRow | None:
+        """Apply a status; `route` names the webhook deliveries it causes, committed with it."""
+        ...
 
     # outbound queue
     async def enqueue(self, drafts: list[OutboundDraft], now: float) -> None: ...
@@ -90,3 +98,41 @@ class Store(Protocol):
 
     async def send_usage(self, subscriber_id: str, period_seconds: float,
                          now: float) -> SendUsage: ...
+
+    # ---- webhooks
+    async def add_deliveries(self, drafts: Sequence[DeliveryDraft], now: float) -> None: ...
+
+    async def claim_deliveries(self, now: float, limit: int, lease: float,
+                               exclude: Sequence[tuple[str, str]] = ()) -> list[DeliveryRow]:
+        """Lease due deliveries, skipping busy (subscriber, endpoint) pairs."""
+        ...
+
+    async def record_attempt(self, result: AttemptOutcome, now: float) -> tuple[str, str | None]:
+        """Log an attempt, update the delivery and its endpoint's health; returns the
+        final outcome and the reason when the endpoint was disabled by it."""
+        ...
+
+    async def release_delivery_claims(self) -> None: ...
+
+    async def next_delivery_due(self, exclude: Sequence[tuple[str, str]] = ()
+                                ) -> float | None: ...
+
+    async def delivery_queue_depth(self) -> int: ...
+
+    async def list_deliveries(self, *, status: str | None, subscriber_id: str | None,
+                              endpoint_key: str | None, limit: int) -> list[DeliveryRow]: ...
+
+    async def get_delivery(self, delivery_id: str
+                           ) -> tuple[DeliveryRow, list[AttemptRow]] | None: ...
+
+    async def retry_delivery(self, delivery_id: str, now: float
+                             ) -> tuple[str, DeliveryRow | None]: ...
+
+    async def replay_deliveries(self, since: float, now: float, *,
+                                subscriber_id: str | None = None,
+                                endpoint_key: str | None = None) -> int: ...
+
+    async def list_endpoint_health(self) -> list[EndpointRow]: ...
+
+    async def enable_endpoint(self, endpoint_key: str,
+                              subscriber_id: str | None = None) -> int: ...

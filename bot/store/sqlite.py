@@ -12,9 +12,13 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
-from bot.effects import Effects, OutboundDraft
+from bot.effects import DeliveryDraft, Effects, OutboundDraft
 from bot.events import StatusUpdate
 from bot.store.models import (
+    AttemptOutcome,
+    AttemptRow,
+    DeliveryRow,
+    EndpointRow,
     Group,
     InboundContext,
     MessageLogRow,
@@ -210,7 +214,7 @@ class SqliteStore:
     async def load_inbound_context(self, instance_id: int, sender: str,
                                    group_id: str | None) -> InboundContext:
         def unit(conn: sqlite3.Connection) -> InboundContext:
-            reg = conn.execute(f"SELECT {_REG_COLUMNS} FROM registrations "
+            reg = conn.execute(f"SELECT {_REG_COLUMNS}, keyword_at FROM registrations "
                                "WHERE instance_id = ? AND number = ?",
                                (instance_id, sender)).fetchone()
             group = None
@@ -227,7 +231,10 @@ class SqliteStore:
                                       (instance_id, chat)).fetchall())
             return InboundContext(registration=_registration(reg) if reg else None, group=group,
                                   last_auto_reply_at=marks.get("any"),
-                                  last_hint_at=marks.get("hint"))
+                                  last_hint_at=marks.get("hint"),
+                                  last_sender=self._last_sender(conn, instance_id, sender,
+                                                                group_id),
+                                  keyword_at=reg[7] if reg else None)
         return await self._run(unit)
 
     async def commit_inbound(self, effects: Effects, now: float) -> bool:
@@ -245,15 +252,18 @@ class SqliteStore:
             reg = effects.registration
             if reg is not None:
                 conn.execute(
-                    f"INSERT INTO registrations ({_REG_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)"
+                    f"INSERT INTO registrations ({_REG_COLUMNS}, keyword_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
                     " ON CONFLICT (instance_id, number) DO UPDATE SET locale = excluded.locale,"
                     " status = excluded.status, updated_at = excluded.updated_at,"
                     " keyword_subscriber = COALESCE(excluded.keyword_subscriber,"
                     " registrations.keyword_subscriber),"
+                    " keyword_at = CASE WHEN excluded.keyword_subscriber IS NULL"
+                    " THEN registrations.keyword_at ELSE excluded.keyword_at END,"
                     " registered_at = CASE WHEN registrations.status = 'active'"
                     " THEN registrations.registered_at ELSE excluded.registered_at END",
                     (reg.instance_id, reg.number, reg.locale, reg.status, reg.keyword_subscriber,
-                     now, now))
+                     now, now, now if reg.keyword_subscriber else None))
             if effects.group is not None:
                 g = effects.group
                 conn.execute(
@@ -268,6 +278,7 @@ class SqliteStore:
                     " DO UPDATE SET last_at = excluded.last_at",
                     (msg.instance_id, msg.chat, kind, now))
             self._insert_outbound(conn, effects.replies, now)
+            self._insert_deliveries(conn, effects.deliveries, now)
             return True
         return await self._tx(unit)
 
@@ -281,7 +292,9 @@ class SqliteStore:
             [(d.id, d.instance_id, d.to, d.group_id, d.type, d.text, d.caption, d.filename,
               d.mime, d.media, d.subscriber_id, now, now, now) for d in drafts])
 
-    async def apply_status(self, update: StatusUpdate, now: float) -> OutboundRow | None:
+    async def apply_status(self, update: StatusUpdate, now: float,
+                           route: Callable[[OutboundRow], list[DeliveryDraft]] | None = None
+                           ) -> OutboundRow | None:
         def unit(conn: sqlite3.Connection) -> OutboundRow | None:
             row = conn.execute("SELECT id, status FROM outbound WHERE provider_message_id = ?",
                                (update.provider_message_id,)).fetchone()
@@ -293,9 +306,11 @@ class SqliteStore:
             conn.execute("UPDATE outbound SET status = ?, error_code = COALESCE(?, error_code),"
                          " error_title = COALESCE(?, error_title), updated_at = ? WHERE id = ?",
                          (update.status, update.error_code, update.error_title, now, row[0]))
-            got = conn.execute(f"SELECT {_OUTBOUND_COLUMNS} FROM {_OUTBOUND_FROM} WHERE o.id = ?",
-                               (row[0],)).fetchone()
-            return _outbound(got)
+            got = _outbound(conn.execute(f"SELECT {_OUTBOUND_COLUMNS} FROM {_OUTBOUND_FROM}"
+                                         " WHERE o.id = ?", (row[0],)).fetchone())
+            if route is not None:  # webhook deliveries commit with the status they tell of
+                self._insert_deliveries(conn, route(got), now)
+            return got
         return await self._tx(unit)
 
     # ------------------------------------------------------------- outbound queue
@@ -551,3 +566,270 @@ class SqliteStore:
             return SendUsage(period_start=period[0], reset_at=period[0] + period_seconds,
                              count=period[1], recipients=recipients)
         return await self._run(unit)
+
+    # ---- webhooks
+
+    @staticmethod
+    def _last_sender(conn: sqlite3.Connection, instance_id: int, sender: str,
+                     group_id: str | None) -> tuple[str, float] | None:
+        """The subscriber that most recently sent to this chat (the number, or the
+        group) on this instance, and when; auto-replies (no subscriber) don't count."""
+        if group_id is not None:
+            row = conn.execute("SELECT subscriber_id, created_at FROM outbound"
+                               " WHERE instance_id = ? AND group_id = ?"
+                               " AND subscriber_id IS NOT NULL"
+                               " ORDER BY created_at DESC LIMIT 1",
+                               (instance_id, group_id)).fetchone()
+        else:
+            row = conn.execute("SELECT subscriber_id, created_at FROM outbound"
+                               " WHERE instance_id = ? AND to_number = ?"
+                               " AND subscriber_id IS NOT NULL"
+                               " ORDER BY created_at DESC LIMIT 1",
+                               (instance_id, sender)).fetchone()
+        return (row[0], row[1]) if row else None
+
+    @staticmethod
+    def _disabled_endpoints(conn: sqlite3.Connection) -> dict[tuple[str, str], str]:
+        return {(r[0], r[1]): r[2] or "disabled" for r in conn.execute(
+            "SELECT subscriber_id, endpoint_key, disabled_reason FROM webhook_endpoints"
+            " WHERE disabled_at IS NOT NULL")}
+
+    @classmethod
+    def _insert_deliveries(cls, conn: sqlite3.Connection, drafts: Sequence[DeliveryDraft],
+                           now: float) -> None:
+        """Queue deliveries; those for a disabled endpoint are recorded failed at once
+        (they can be replayed once the endpoint is enabled again)."""
+        if not drafts:
+            return
+        disabled = cls._disabled_endpoints(conn)
+        rows = []
+        for d in drafts:
+            reason = disabled.get((d.subscriber_id, d.endpoint_key))
+            rows.append((d.id, d.subscriber_id, d.endpoint_key, d.url, d.format, d.event_type,
+                         d.payload, "pending" if reason is None else "failed", now,
+                         None if reason is None else f"endpoint disabled: {reason}", now, now))
+        conn.executemany(
+            "INSERT INTO webhook_deliveries (id, subscriber_id, endpoint_key, url, format,"
+            " event_type, payload, status, next_attempt_at, last_error, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+
+    async def add_deliveries(self, drafts: Sequence[DeliveryDraft], now: float) -> None:
+        await self._tx(lambda conn: self._insert_deliveries(conn, drafts, now))
+
+    async def claim_deliveries(self, now: float, limit: int, lease: float,
+                               exclude: Sequence[tuple[str, str]] = ()) -> list[DeliveryRow]:
+        """Up to `limit` due deliveries, leased until `now + lease`, skipping the
+        (subscriber, endpoint) pairs in `exclude` (those already busy here).
+        Due deliveries of a disabled endpoint are failed instead of handed out."""
+        def unit(conn: sqlite3.Connection) -> list[DeliveryRow]:
+            skip, args = _exclude_endpoints(exclude)
+            rows = [_delivery(r) for r in conn.execute(
+                f"SELECT {_DELIVERY_COLUMNS} FROM webhook_deliveries WHERE status = 'pending'"
+                " AND next_attempt_at <= ? AND (claimed_until IS NULL OR claimed_until < ?)"
+                f"{skip} ORDER BY next_attempt_at LIMIT ?", (now, now, *args, limit))]
+            if not rows:
+                return []
+            disabled = self._disabled_endpoints(conn)
+            out, dead = [], []
+            for row in rows:
+                reason = disabled.get((row.subscriber_id, row.endpoint_key))
+                if reason is None:
+                    out.append(row)
+                else:
+                    dead.append((f"endpoint disabled: {reason}", now, row.id))
+            conn.executemany("UPDATE webhook_deliveries SET status = 'failed', last_error = ?,"
+                             " claimed_until = NULL, updated_at = ? WHERE id = ?", dead)
+            conn.executemany("UPDATE webhook_deliveries SET claimed_until = ? WHERE id = ?",
+                             [(now + lease, row.id) for row in out])
+            return out
+        return await self._tx(unit)
+
+    async def record_attempt(self, result: AttemptOutcome, now: float) -> tuple[str, str | None]:
+        """Log one attempt and apply what follows from it: the delivery's new state
+        and the endpoint's health (failing since when; disabled on 410 or after
+        failing for `disable_after` seconds, failing its pending deliveries).
+
+        Returns the final outcome (a retry for an endpoint that is disabled
+        becomes `failed`) and the reason when this attempt disabled the endpoint."""
+        def unit(conn: sqlite3.Connection) -> tuple[str, str | None]:
+            a = result.attempt
+            ep = (result.subscriber_id, result.endpoint_key)
+            conn.execute("INSERT INTO webhook_endpoints (subscriber_id, endpoint_key, url)"
+                         " VALUES (?, ?, ?) ON CONFLICT (subscriber_id, endpoint_key)"
+                         " DO UPDATE SET url = excluded.url", (*ep, result.url))
+            failing_since, disabled_at = conn.execute(
+                "SELECT failing_since, disabled_at FROM webhook_endpoints"
+                " WHERE subscriber_id = ? AND endpoint_key = ?", ep).fetchone()
+            outcome, disabled_now = a.outcome, None
+            if outcome == "delivered":
+                conn.execute("UPDATE webhook_endpoints SET failing_since = NULL,"
+                             " last_success_at = ? WHERE subscriber_id = ? AND endpoint_key = ?",
+                             (a.at, *ep))
+            elif result.endpoint_failure:
+                since = failing_since if failing_since is not None else a.at
+                conn.execute("UPDATE webhook_endpoints SET failing_since = ?,"
+                             " last_failure_at = ? WHERE subscriber_id = ? AND endpoint_key = ?",
+                             (since, a.at, *ep))
+                if disabled_at is None:
+                    if outcome == "disabled":
+                        disabled_now = "HTTP 410 Gone"
+                    elif a.at - since >= result.disable_after:
+                        disabled_now = (f"failing for {a.at - since:.0f}s (limit "
+                                        f"{result.disable_after:.0f}s)")
+                if disabled_now is not None:
+                    conn.execute("UPDATE webhook_endpoints SET disabled_at = ?,"
+                                 " disabled_reason = ? WHERE subscriber_id = ?"
+                                 " AND endpoint_key = ?", (now, disabled_now, *ep))
+                    conn.execute("UPDATE webhook_deliveries SET status = 'failed',"
+                                 " last_error = ?, claimed_until = NULL, updated_at = ?"
+                                 " WHERE subscriber_id = ? AND endpoint_key = ?"
+                                 " AND status = 'pending' AND id != ?"
+                                 " AND (claimed_until IS NULL OR claimed_until < ?)",
+                                 (f"endpoint disabled: {disabled_now}", now, *ep, a.delivery_id,
+                                  now))
+            if outcome == "retry" and (disabled_at is not None or disabled_now is not None):
+                outcome = "failed"
+            status = {"delivered": "delivered", "retry": "pending"}.get(outcome, "failed")
+            conn.execute(
+                "INSERT INTO webhook_attempts (delivery_id, at, outcome, status_code, latency_ms,"
+                " response_body, error) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (a.delivery_id, a.at, outcome, a.status_code, a.latency_ms, a.response_body,
+                 a.error))
+            conn.execute(
+                "UPDATE webhook_deliveries SET status = ?, attempts = attempts + 1,"
+                " claimed_until = NULL, next_attempt_at = COALESCE(?, next_attempt_at),"
+                " last_status_code = ?, last_error = ?, updated_at = ?,"
+                " delivered_at = CASE WHEN ? = 'delivered' THEN ? ELSE delivered_at END"
+                " WHERE id = ?",
+                (status, result.next_attempt_at if status == "pending" else None, a.status_code,
+                 a.error, now, status, a.at, a.delivery_id))
+            return outcome, disabled_now
+        return await self._tx(unit)
+
+    async def release_delivery_claims(self) -> None:
+        await self._tx(lambda conn: conn.execute(
+            "UPDATE webhook_deliveries SET claimed_until = NULL WHERE status = 'pending'"
+            " AND claimed_until IS NOT NULL"))
+
+    async def next_delivery_due(self, exclude: Sequence[tuple[str, str]] = ()) -> float | None:
+        """When the next pending delivery (not leased, not excluded) comes due."""
+        def unit(conn: sqlite3.Connection) -> float | None:
+            skip, args = _exclude_endpoints(exclude)
+            row = conn.execute("SELECT MIN(MAX(next_attempt_at, COALESCE(claimed_until, 0)))"
+                               f" FROM webhook_deliveries WHERE status = 'pending'{skip}",
+                               args).fetchone()
+            return row[0] if row else None
+        return await self._run(unit)
+
+    async def delivery_queue_depth(self) -> int:
+        return await self._run(lambda conn: conn.execute(
+            "SELECT COUNT(*) FROM webhook_deliveries WHERE status = 'pending'").fetchone()[0])
+
+    async def list_deliveries(self, *, status: str | None, subscriber_id: str | None,
+                              endpoint_key: str | None, limit: int) -> list[DeliveryRow]:
+        def unit(conn: sqlite3.Connection) -> list[DeliveryRow]:
+            where, args = _where(status=status, subscriber_id=subscriber_id,
+                                 endpoint_key=endpoint_key)
+            rows = conn.execute(f"SELECT {_DELIVERY_COLUMNS} FROM webhook_deliveries"
+                                f" WHERE {where} ORDER BY seq DESC LIMIT ?",
+                                (*args, limit)).fetchall()
+            return [_delivery(r) for r in rows]
+        return await self._run(unit)
+
+    async def get_delivery(self, delivery_id: str
+                           ) -> tuple[DeliveryRow, list[AttemptRow]] | None:
+        def unit(conn: sqlite3.Connection) -> tuple[DeliveryRow, list[AttemptRow]] | None:
+            row = conn.execute(f"SELECT {_DELIVERY_COLUMNS} FROM webhook_deliveries"
+                               " WHERE id = ?", (delivery_id,)).fetchone()
+            if row is None:
+                return None
+            attempts = [AttemptRow(delivery_id=r[0], at=r[1], outcome=r[2], status_code=r[3],
+                                   latency_ms=r[4], response_body=r[5], error=r[6])
+                        for r in conn.execute(
+                            "SELECT delivery_id, at, outcome, status_code, latency_ms,"
+                            " response_body, error FROM webhook_attempts"
+                            " WHERE delivery_id = ? ORDER BY seq", (delivery_id,))]
+            return _delivery(row), attempts
+        return await self._run(unit)
+
+    async def retry_delivery(self, delivery_id: str, now: float
+                             ) -> tuple[str, DeliveryRow | None]:
+        """Queue one delivery again now, with the same webhook-id and a fresh retry
+        schedule: ("retried", row), ("pending", row) when it already is, or
+        ("not_found", None)."""
+        def unit(conn: sqlite3.Connection) -> tuple[str, DeliveryRow | None]:
+            cur = conn.execute("UPDATE webhook_deliveries SET status = 'pending', attempts = 0,"
+                               " next_attempt_at = ?, claimed_until = NULL, updated_at = ?"
+                               " WHERE id = ? AND status != 'pending'",
+                               (now, now, delivery_id))
+            row = conn.execute(f"SELECT {_DELIVERY_COLUMNS} FROM webhook_deliveries"
+                               " WHERE id = ?", (delivery_id,)).fetchone()
+            if row is None:
+                return "not_found", None
+            return ("retried" if cur.rowcount else "pending"), _delivery(row)
+        return await self._tx(unit)
+
+    async def replay_deliveries(self, since: float, now: float, *,
+                                subscriber_id: str | None = None,
+                                endpoint_key: str | None = None) -> int:
+        """Queue again every failed delivery created at or after `since`."""
+        def unit(conn: sqlite3.Connection) -> int:
+            where, args = _where(subscriber_id=subscriber_id, endpoint_key=endpoint_key)
+            return conn.execute(
+                "UPDATE webhook_deliveries SET status = 'pending', attempts = 0,"
+                " next_attempt_at = ?, claimed_until = NULL, updated_at = ?"
+                f" WHERE status = 'failed' AND created_at >= ? AND {where}",
+                (now, now, since, *args)).rowcount
+        return await self._tx(unit)
+
+    async def list_endpoint_health(self) -> list[EndpointRow]:
+        def unit(conn: sqlite3.Connection) -> list[EndpointRow]:
+            counts: dict[tuple[str, str], dict[str, int]] = {}
+            for sub, key, status, n in conn.execute(
+                    "SELECT subscriber_id, endpoint_key, status, COUNT(*)"
+                    " FROM webhook_deliveries WHERE status IN ('pending', 'failed')"
+                    " GROUP BY subscriber_id, endpoint_key, status"):
+                counts.setdefault((sub, key), {})[status] = n
+            out = []
+            for r in conn.execute("SELECT subscriber_id, endpoint_key, url, failing_since,"
+                                  " last_success_at, last_failure_at, disabled_at,"
+                                  " disabled_reason FROM webhook_endpoints"
+                                  " ORDER BY subscriber_id, endpoint_key"):
+                c = counts.get((r[0], r[1]), {})
+                out.append(EndpointRow(subscriber_id=r[0], endpoint_key=r[1], url=r[2],
+                                       failing_since=r[3], last_success_at=r[4],
+                                       last_failure_at=r[5], disabled_at=r[6],
+                                       disabled_reason=r[7], pending=c.get("pending", 0),
+                                       failed=c.get("failed", 0)))
+            return out
+        return await self._run(unit)
+
+    async def enable_endpoint(self, endpoint_key: str, subscriber_id: str | None = None) -> int:
+        """Enable an endpoint again (and forget its failing streak); how many were disabled."""
+        def unit(conn: sqlite3.Connection) -> int:
+            where, args = _where(endpoint_key=endpoint_key, subscriber_id=subscriber_id)
+            return conn.execute("UPDATE webhook_endpoints SET disabled_at = NULL,"
+                                " disabled_reason = NULL, failing_since = NULL"
+                                f" WHERE disabled_at IS NOT NULL AND {where}", args).rowcount
+        return await self._tx(unit)
+
+
+_DELIVERY_COLUMNS = ("id, subscriber_id, endpoint_key, url, format, event_type, payload, status,"
+                     " attempts, next_attempt_at, last_status_code, last_error, created_at,"
+                     " updated_at, delivered_at")
+
+
+def _delivery(r: sqlite3.Row | tuple[Any, ...]) -> DeliveryRow:
+    return DeliveryRow(id=r[0], subscriber_id=r[1], endpoint_key=r[2], url=r[3], format=r[4],
+                       event_type=r[5], payload=r[6], status=r[7], attempts=r[8],
+                       next_attempt_at=r[9], last_status_code=r[10], last_error=r[11],
+                       created_at=r[12], updated_at=r[13], delivered_at=r[14])
+
+
+def _exclude_endpoints(pairs: Sequence[tuple[str, str]]) -> tuple[str, list[Any]]:
+    """` AND (subscriber_id, endpoint_key) NOT IN (VALUES ...)` for the pairs given."""
+    if not pairs:
+        return "", []
+    values = ", ".join("(?, ?)" for _ in pairs)
+    return (f" AND (subscriber_id, endpoint_key) NOT IN (VALUES {values})",
+            [x for pair in pairs for x in pair])

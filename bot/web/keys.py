@@ -14,6 +14,7 @@ from bot.runtime import Reloader, Snapshot, SnapshotHolder
 from bot.store import Store
 from bot.web.inflight import InFlight
 from bot.workers.outbound import OutboundWorker
+from bot.workers.webhooks import WebhookWorker
 
 holder_key = web.AppKey("holder", SnapshotHolder)
 store_key = web.AppKey("store", Store)
@@ -54,3 +55,8 @@ def snapshot_of(request: web.Request) -> Snapshot:
 
 # Wall time for quota periods and plan dates; tests shift it instead of sleeping.
 clock_key = web.AppKey("clock", Clock)
+
+
+# ---- webhooks
+
+webhook_worker_key = web.AppKey("webhook_worker", WebhookWorker)

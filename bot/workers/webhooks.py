@@ -1,0 +1,300 @@
+"""The webhook deliverer: sends queued deliveries to subscriber endpoints.
+
+Deliveries are claimed from the store with a lease (a crashed worker's claims
+come back when it ends; a restart releases them at once) and sent over one
+keep-alive session whose resolver refuses non-public addresses. Each endpoint
+gets at most `max_concurrency_per_endpoint` requests at a time, and a slow or
+dead endpoint never holds up the others: its deliveries are not claimed while
+it is saturated. Every attempt is logged; failures retry on the configured
+schedule (with jitter, or later when the endpoint says `Retry-After`); 410
+disables the endpoint, and so does failing for `disable_after_days`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import logging
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import aiohttp
+
+from bot.config import WebhookConfig, WebhooksConfig
+from bot.runtime import Snapshot
+from bot.store import Store
+from bot.store.models import AttemptOutcome, AttemptRow, DeliveryRow
+from bot.webhooks.payloads import standard_headers, whatsmate_body
+from bot.webhooks.safety import RefusedAddress, check_url
+
+log = logging.getLogger("wagate.webhooks")
+
+BATCH = 64  # deliveries per claim
+MAX_INFLIGHT = 512  # deliveries held by this worker at once (sending or waiting a slot)
+MAX_RESPONSE_BYTES = 4096  # of each response body, kept in the attempt log
+MAX_RETRY_AFTER = 86400.0  # a Retry-After further out than this is capped
+USER_AGENT = "wagate-webhooks/1"
+
+Endpoint = tuple[str, str]  # (subscriber id, endpoint key)
+
+
+def lease_for(cfg: WebhooksConfig) -> float:
+    """Long enough for a whole batch to queue behind one endpoint's slots."""
+    rounds = math.ceil(BATCH / max(1, cfg.max_concurrency_per_endpoint)) + 2
+    return cfg.timeout * rounds + 30.0
+
+
+def parse_retry_after(value: str | None, now: float) -> float | None:
+    """Seconds to wait from a `Retry-After` header (delta-seconds or HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        seconds = when.timestamp() - now
+    if math.isnan(seconds):
+        return None
+    return min(max(0.0, seconds), MAX_RETRY_AFTER)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Response:
+    status: int | None = None
+    body: str | None = None
+    error: str | None = None
+    retry_after: float | None = None
+    refused: bool = False
+
+
+class WebhookWorker:
+    def __init__(self, store: Store, snapshot: Callable[[], Snapshot],
+                 session: aiohttp.ClientSession, *,
+                 on_attempt: Callable[[str], None] | None = None) -> None:
+        self.store = store
+        self.snapshot = snapshot
+        self.session = session
+        self.on_attempt = on_attempt  # outcome: delivered|retry|failed|disabled|refused
+        self.wake = asyncio.Event()
+        self.running = False
+        self._stopping = False
+        self._tasks: dict[str, asyncio.Task[None]] = {}  # delivery id -> its task
+        self._held: dict[Endpoint, int] = {}  # deliveries held per endpoint
+        self._slots: dict[Endpoint, tuple[int, asyncio.Semaphore]] = {}
+        self._constrained = False  # the last claim left work behind for lack of room
+        self._idle_until = 0.0
+
+    def notify(self) -> None:
+        """Deliveries were queued: skip the idle wait."""
+        self.wake.set()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self.wake.set()
+
+    async def drain(self, grace: float) -> None:
+        """After stop(): let attempts under way finish (bounded), cancel the rest;
+        their claims stay for the store to release."""
+        tasks = list(self._tasks.values())
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=grace)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending)
+
+    # ------------------------------------------------------------- the loop
+
+    async def run(self) -> None:
+        # This service is the only deliverer on its database: claims left by a
+        # previous run (killed before it could release them) come back now.
+        await self.store.release_delivery_claims()
+        self.running = True
+        try:
+            while not self._stopping:
+                try:
+                    claimed = await self._fill()
+                except Exception:  # the store hiccuped: log, breathe, go on
+                    log.exception("webhook worker iteration failed")
+                    claimed = 0
+                    await asyncio.sleep(1.0)
+                if not claimed and not self._stopping:
+                    await self._idle()
+        finally:
+            self.running = False
+
+    def _saturated(self, cfg: WebhooksConfig) -> list[Endpoint]:
+        cap = 2 * cfg.max_concurrency_per_endpoint
+        return [ep for ep, held in self._held.items() if held >= cap]
+
+    async def _fill(self) -> int:
+        cfg = self.snapshot().config.webhooks
+        room = MAX_INFLIGHT - len(self._tasks)
+        saturated = self._saturated(cfg)
+        self._constrained = room <= 0 or bool(saturated)
+        if room <= 0:
+            return 0
+        rows = await self.store.claim_deliveries(time.time(), min(room, BATCH), lease_for(cfg),
+                                                 saturated)
+        for row in rows:
+            if row.id in self._tasks:  # still ours (a lease outlived): leave it be
+                continue
+            ep = (row.subscriber_id, row.endpoint_key)
+            self._held[ep] = self._held.get(ep, 0) + 1
+            task = asyncio.create_task(self._deliver(row), name=f"webhook-{row.id}")
+            self._tasks[row.id] = task
+            task.add_done_callback(lambda t, i=row.id, e=ep: self._done(i, e, t))
+        return len(rows)
+
+    def _done(self, delivery_id: str, ep: Endpoint, task: asyncio.Task[None]) -> None:
+        self._tasks.pop(delivery_id, None)
+        held = self._held.get(ep, 1) - 1
+        if held > 0:
+            self._held[ep] = held
+        else:
+            self._held.pop(ep, None)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("webhook delivery %s crashed", delivery_id, exc_info=task.exception())
+        if self._constrained:
+            self.wake.set()  # room again: claim what was left behind
+
+    async def _idle(self) -> None:
+        # Clear first: a notify() that lands while we look at the queue still wakes us.
+        self.wake.clear()
+        cfg = self.snapshot().config.webhooks
+        timeout = 5.0
+        if len(self._tasks) < MAX_INFLIGHT:
+            due = await self.store.next_delivery_due(self._saturated(cfg))
+            if due is not None:
+                timeout = min(timeout, max(0.0, due - time.time()))
+        self._idle_until = time.time() + timeout
+        if timeout > 0 and not self._stopping:
+            try:
+                await asyncio.wait_for(self.wake.wait(), timeout)
+            except TimeoutError:
+                pass
+        self._idle_until = 0.0
+
+    def _slot(self, ep: Endpoint, limit: int) -> asyncio.Semaphore:
+        held = self._slots.get(ep)
+        if held is None or held[0] != limit:  # new, or the limit was reloaded
+            held = self._slots[ep] = (limit, asyncio.Semaphore(limit))
+        return held[1]
+
+    # ------------------------------------------------------------- one delivery
+
+    async def _deliver(self, row: DeliveryRow) -> None:
+        ep = (row.subscriber_id, row.endpoint_key)
+        async with self._slot(ep, self.snapshot().config.webhooks.max_concurrency_per_endpoint):
+            if self._stopping:
+                return  # shutting down: the claim is released, the next start sends it
+            snap = self.snapshot()
+            cfg = snap.config.webhooks
+            sub = snap.config.subscribers.get(row.subscriber_id)
+            hook = next((h for h in sub.webhooks if h.key == row.endpoint_key), None) \
+                if sub is not None else None
+            started = time.time()
+            t0 = time.perf_counter()
+            endpoint_failure = True
+            if hook is None:
+                response = _Response(error=f"endpoint {row.endpoint_key} is no longer configured "
+                                     f"for subscriber {row.subscriber_id}")
+                endpoint_failure = False
+            else:
+                why = check_url(hook.url, cfg.allow_private_networks)
+                response = _Response(error=why, refused=True) if why else \
+                    await self._post(hook, row, cfg)
+            latency = (time.perf_counter() - t0) * 1000.0
+            now = time.time()
+            outcome, next_at = self._decide(row, response, cfg, now, hook is None)
+            result = AttemptOutcome(
+                attempt=AttemptRow(delivery_id=row.id, at=started, outcome=outcome,
+                                   status_code=response.status,
+                                   latency_ms=None if hook is None else round(latency, 2),
+                                   response_body=response.body, error=response.error),
+                subscriber_id=row.subscriber_id, endpoint_key=row.endpoint_key, url=row.url,
+                next_attempt_at=next_at, disable_after=cfg.disable_after_days * 86400.0,
+                endpoint_failure=endpoint_failure)
+        # The slot covers the request only: the next one goes out while this is logged.
+        final, disabled = await self.store.record_attempt(result, now)
+        self._report(row, final, disabled, response, next_at)
+        if final == "retry" and next_at is not None and next_at < self._idle_until:
+            self.wake.set()  # due before the loop planned to look again
+
+    @staticmethod
+    def _decide(row: DeliveryRow, response: _Response, cfg: WebhooksConfig, now: float,
+                gone: bool) -> tuple[str, float | None]:
+        status = response.status
+        if status is not None and 200 <= status < 300:
+            return "delivered", None
+        if status == 410:
+            return "disabled", None
+        if response.refused:
+            return "refused", None
+        done = row.attempts + 1
+        if gone or done >= len(cfg.retry_schedule):
+            return "failed", None
+        delay = cfg.retry_schedule[done] * random.uniform(1.0, 1.2)  # jitter
+        if response.retry_after is not None:
+            delay = max(delay, response.retry_after)
+        return "retry", now + delay
+
+    async def _post(self, hook: WebhookConfig, row: DeliveryRow,
+                    cfg: WebhooksConfig) -> _Response:
+        headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT}
+        if hook.format == "whatsmate":
+            body = whatsmate_body(hook.token or "", row.payload)
+        else:
+            body = row.payload.encode()
+            headers.update(standard_headers(hook.secret or "", row.id, int(time.time()), body))
+        try:
+            async with self.session.post(
+                    hook.url, data=body, headers=headers, allow_redirects=False,
+                    timeout=aiohttp.ClientTimeout(total=cfg.timeout)) as resp:
+                raw = b""
+                while len(raw) < MAX_RESPONSE_BYTES:
+                    chunk = await resp.content.read(MAX_RESPONSE_BYTES - len(raw))
+                    if not chunk:
+                        break
+                    raw += chunk
+                text = raw.decode("utf-8", errors="replace")
+                error = None
+                if not 200 <= resp.status < 300:
+                    error = f"HTTP {resp.status}"
+                    if 300 <= resp.status < 400:
+                        error += " (redirects are not followed)"
+                return _Response(status=resp.status, body=text, error=error,
+                                 retry_after=parse_retry_after(resp.headers.get("Retry-After"),
+                                                               time.time()))
+        except TimeoutError:
+            return _Response(error=f"timed out after {cfg.timeout:g}s")
+        except aiohttp.ClientConnectorError as exc:
+            if isinstance(exc.os_error, RefusedAddress):
+                return _Response(error=f"refused: {exc.os_error}", refused=True)
+            return _Response(error=f"cannot connect: {exc.os_error or exc}")
+        except (aiohttp.ClientError, OSError, ValueError) as exc:
+            return _Response(error=f"{type(exc).__name__}: {exc}" if str(exc)
+                             else type(exc).__name__)
+
+    def _report(self, row: DeliveryRow, outcome: str, disabled: str | None,
+                response: _Response, next_at: float | None) -> None:
+        if self.on_attempt is not None:
+            self.on_attempt(outcome)
+        what = response.error or (f"HTTP {response.status}" if response.status else "")
+        if outcome == "delivered":
+            log.debug("webhook %s delivered to %s", row.id, row.url)
+        elif outcome == "retry":
+            log.info("webhook %s to %s: %s; retry in %.1fs", row.id, row.url, what,
+                     (next_at or time.time()) - time.time())
+        else:
+            log.warning("webhook %s to %s %s: %s", row.id, row.url, outcome, what)
+        if disabled is not None:
+            log.warning("webhook endpoint %s (%s) of subscriber %s disabled: %s",
+                        row.endpoint_key, row.url, row.subscriber_id, disabled)

@@ -1,0 +1,230 @@
+"""Routing and formats, end to end: a user's message reaches the right subscriber's
+webhooks (and no one else's), signed as Standard Webhooks or in WhatsMate's shape."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from standardwebhooks.webhooks import WebhookVerificationError
+
+from bot.effects import OutboundDraft
+from bot.events import StatusUpdate
+from bot.web.keys import pipeline_key, store_key
+from tests.conftest import say, wait_for, wait_sent
+from tests.webhook_helpers import (
+    ACME_SECRET,
+    BETA_SECRET,
+    BETA_TOKEN,
+    Receiver,
+    deliveries,
+    quiet,
+    settled,
+    subscribers_toml,
+    verify,
+)
+
+U = "+34600000001"
+V = "+34600000002"
+
+
+@pytest.fixture
+async def receiver(aiohttp_server: Callable[..., Awaitable[TestServer]]) -> Receiver:
+    recv = Receiver()
+    server = await aiohttp_server(recv.app())
+    recv.base = str(server.make_url("")).rstrip("/")
+    return recv
+
+
+@pytest.fixture
+async def client(make_client: Callable[..., Awaitable[TestClient]],
+                 receiver: Receiver) -> TestClient:
+    return await make_client(subscribers_toml(receiver.base, extra_webhooks=f"""
+        [[subscribers.webhooks]]
+        url = "{receiver.base}/acme-reg"
+        format = "standard"
+        secret = "{ACME_SECRET}"
+        events = ["user.registered"]
+    """))
+
+
+async def sent_by(client: TestClient, subscriber: str, *, to: str | None = None,
+                  group_id: str | None = None, instance: int = 1, ago: float = 0.0) -> str:
+    """Record that `subscriber` sent to a user or group (as the send API would)."""
+    draft = OutboundDraft(instance_id=instance, to=to, group_id=group_id, text="hello",
+                          subscriber_id=subscriber)
+    await client.app[store_key].enqueue([draft], time.time() - ago)
+    return draft.id
+
+
+def types(hits: list[Any]) -> list[str]:
+    return [h.json["type"] for h in hits]
+
+
+async def test_dedicated_instance_goes_to_its_owner(client: TestClient,
+                                                    receiver: Receiver) -> None:
+    await say(client, "where is my order?", sender=U, instance=3)
+    hits = await wait_for(lambda: receiver.on("/acme"))
+    body = verify(hits[0], ACME_SECRET)  # a subscriber's own check passes
+    assert body["type"] == "message.received"
+    data = body["data"]
+    assert data["from"] == U and data["text"] == "where is my order?"
+    assert data["instance_id"] == 3 and data["gateway_number"] == "+15550003333"
+    assert hits[0].webhook_id and hits[0].webhook_id.startswith("msg_")
+    await quiet()
+    assert not receiver.on("/beta") and not receiver.on("/beta-wm") and not receiver.on("/gamma")
+    # Signed with acme's secret, not anyone else's.
+    with pytest.raises(WebhookVerificationError):
+        verify(hits[0], BETA_SECRET)
+
+
+async def test_shared_instance_with_no_sender_or_keyword_goes_nowhere(
+        client: TestClient, receiver: Receiver) -> None:
+    await say(client, "hello?", sender=U)
+    await quiet()
+    assert receiver.hits == []
+    assert await deliveries(client) == []
+
+
+async def test_most_recent_sender_wins(client: TestClient, receiver: Receiver) -> None:
+    await sent_by(client, "beta", to=U, ago=60)
+    await sent_by(client, "acme", to=U, ago=10)
+    await sent_by(client, "beta", to=V, ago=5)  # another user: irrelevant to U
+    await say(client, "yes please", sender=U)
+    hits = await wait_for(lambda: receiver.on("/acme"))
+    assert verify(hits[0], ACME_SECRET)["data"]["text"] == "yes please"
+    await quiet()
+    assert not receiver.on("/beta") and not receiver.on("/beta-wm")
+    # V's reply goes to beta, in both of beta's formats.
+    await say(client, "and me", sender=V)
+    std = await wait_for(lambda: receiver.on("/beta"))
+    wm = await wait_for(lambda: receiver.on("/beta-wm"))
+    assert verify(std[0], BETA_SECRET)["data"]["from"] == V
+    assert wm[0].json == {"token": BETA_TOKEN, "type": "individual", "instance_id": "1",
+                          "gateway_number": "15550001111", "number": "34600000002",
+                          "message": "and me"}
+    assert "webhook-signature" not in wm[0].headers
+
+
+async def test_registration_keyword_routes_and_raises_user_registered(
+        client: TestClient, receiver: Receiver) -> None:
+    await sent_by(client, "acme", to=U, ago=10)
+    await say(client, "Hi BETA", sender=U)  # named now: more recent than acme's send
+    hits = await wait_for(lambda: len(receiver.on("/beta")) >= 2 and receiver.on("/beta"))
+    assert sorted(types(hits)) == ["message.received", "user.registered"]
+    reg = next(verify(h, BETA_SECRET) for h in hits if h.json["type"] == "user.registered")
+    assert reg["data"]["number"] == U and reg["data"]["keyword_subscriber"] == "beta"
+    wm = await wait_for(lambda: receiver.on("/beta-wm"))
+    assert [h.json["message"] for h in wm] == ["Hi BETA"]  # whatsmate: messages only
+    await quiet()
+    assert not receiver.on("/acme") and not receiver.on("/acme-reg")
+    # acme sends later: U's next message is acme's.
+    await sent_by(client, "acme", to=U)
+    await say(client, "thanks acme", sender=U)
+    acme = await wait_for(lambda: receiver.on("/acme"))
+    assert verify(acme[0], ACME_SECRET)["data"]["text"] == "thanks acme"
+    assert len(receiver.on("/beta")) == 2
+
+
+async def test_event_filter_per_webhook(client: TestClient, receiver: Receiver) -> None:
+    await say(client, "Hola ACME", sender=U)
+    await wait_for(lambda: len(receiver.on("/acme")) >= 2)
+    reg = await wait_for(lambda: receiver.on("/acme-reg"))
+    await quiet()
+    assert sorted(types(receiver.on("/acme"))) == ["message.received", "user.registered"]
+    assert types(receiver.on("/acme-reg")) == ["user.registered"]
+    assert verify(reg[0], ACME_SECRET)["data"]["locale"] == "es"
+
+
+async def test_stop_is_forwarded_and_raises_user_unregistered(
+        client: TestClient, receiver: Receiver) -> None:
+    await say(client, "Hi ACME", sender=U)
+    await wait_for(lambda: len(receiver.on("/acme")) >= 2)
+    await say(client, "STOP", sender=U)
+    hits = await wait_for(lambda: len(receiver.on("/acme")) >= 4 and receiver.on("/acme"))
+    events = [(verify(h, ACME_SECRET)["type"], verify(h, ACME_SECRET)["data"].get("text"))
+              for h in hits]
+    assert ("message.received", "STOP") in events
+    assert ("user.unregistered", None) in events
+
+
+async def test_reply_window(client: TestClient, receiver: Receiver) -> None:
+    await sent_by(client, "acme", to=U, ago=31 * 86400)  # default window: 30 days
+    await sent_by(client, "beta", to=V, ago=29 * 86400)
+    await say(client, "late reply", sender=U)
+    await say(client, "in time", sender=V)
+    hits = await wait_for(lambda: receiver.on("/beta"))
+    assert verify(hits[0], BETA_SECRET)["data"]["text"] == "in time"
+    await quiet()
+    assert not receiver.on("/acme")
+
+
+async def test_group_goes_to_the_subscriber_that_last_sent_to_the_group(
+        client: TestClient, receiver: Receiver) -> None:
+    await sent_by(client, "acme", to=U, ago=5)  # to the user privately: not the group
+    await sent_by(client, "beta", group_id="G1", ago=60)
+    await say(client, "group hello", sender=U, group={"id": "G1", "name": "Book club"})
+    std = await wait_for(lambda: receiver.on("/beta"))
+    wm = await wait_for(lambda: receiver.on("/beta-wm"))
+    data = verify(std[0], BETA_SECRET)["data"]
+    assert data["group"] == {"id": "G1", "name": "Book club"} and data["from"] == U
+    assert wm[0].json == {"token": BETA_TOKEN, "type": "group", "instance_id": "1",
+                          "gateway_number": "15550001111", "number": "34600000001",
+                          "message": "group hello", "group_name": "Book club",
+                          "group_id": "G1"}
+    await say(client, "other group", sender=U, group={"id": "G2", "name": "Other"})
+    await quiet()
+    assert not receiver.on("/acme") and len(receiver.on("/beta")) == 1
+
+
+async def test_plan_without_inbound_webhooks_gets_nothing(
+        client: TestClient, receiver: Receiver) -> None:
+    await sent_by(client, "gamma", to=U)
+    await say(client, "hi gamma?", sender=U)
+    await say(client, "Hi GAMMA", sender=V)
+    await quiet()
+    assert receiver.hits == []
+
+
+async def test_message_status_goes_to_the_sender(client: TestClient,
+                                                 receiver: Receiver) -> None:
+    message_id = await sent_by(client, "beta", to=U)
+    await sent_by(client, "acme", to=V)
+    await wait_sent(client)
+    row = await client.app[store_key].get_outbound(message_id)
+    assert row is not None and row.provider_message_id
+    await client.app[pipeline_key].handle(StatusUpdate(
+        provider="sandbox", provider_message_id=row.provider_message_id, instance_id=1,
+        status="delivered", timestamp=time.time()))
+    hits = await wait_for(lambda: receiver.on("/beta"))
+    body = verify(hits[0], BETA_SECRET)
+    assert body["type"] == "message.status"
+    assert body["data"]["id"] == message_id and body["data"]["status"] == "delivered"
+    assert body["data"]["to"] == U
+    await quiet()
+    assert not receiver.on("/beta-wm") and not receiver.on("/acme")
+    rows = await settled(client, 1)
+    assert [(d["subscriber"], d["type"], d["status"]) for d in rows] == [
+        ("beta", "message.status", "delivered")]
+
+
+async def test_same_url_two_subscribers_keep_their_own_secrets(
+        make_client: Callable[..., Awaitable[TestClient]], receiver: Receiver) -> None:
+    """Two subscribers with the same URL: each delivery carries its own secret/token."""
+    toml = subscribers_toml(receiver.base).replace(f"{receiver.base}/beta\"",
+                                                   f"{receiver.base}/acme\"")
+    client = await make_client(toml)
+    await sent_by(client, "beta", to=V)
+    await say(client, "for acme", sender=U, instance=3)
+    await say(client, "for beta", sender=V)
+    hits = await wait_for(lambda: len(receiver.on("/acme")) >= 2 and receiver.on("/acme"))
+    by_text = {h.json["data"]["text"]: h for h in hits}
+    verify(by_text["for acme"], ACME_SECRET)
+    verify(by_text["for beta"], BETA_SECRET)
+    with pytest.raises(WebhookVerificationError):
+        verify(by_text["for beta"], ACME_SECRET)
+    with pytest.raises(WebhookVerificationError):
+        verify(by_text["for acme"], BETA_SECRET)
