@@ -79,7 +79,11 @@ def bare_app() -> web.Application:
 def main() -> None:
     kind, port = sys.argv[1], int(sys.argv[2])
     app = {"graph": graph_app, "receiver": receiver_app, "bare": bare_app}[kind]()
-    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
+    # The same event loop as wagate's, so the baseline is measured like for like.
+    from bot.eventloop import new_event_loop
+
+    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None,
+                loop=new_event_loop())
 
 
 if __name__ == "__main__":

@@ -114,7 +114,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         finally:
             await runner.cleanup()
 
-    asyncio.run(serve())
+    from bot.eventloop import new_event_loop
+
+    with asyncio.Runner(loop_factory=new_event_loop) as loop_runner:
+        loop_runner.run(serve())
     return 0
 
 
