@@ -122,11 +122,13 @@ class WebhookConfig:
     secret: str | None = None
     token: str | None = None
     events: frozenset[str] = frozenset(WEBHOOK_EVENTS)
+    # A stable id for the endpoint, so deliveries survive reloads that keep the
+    # URL; computed once here, it is read for every delivery.
+    key: str = field(init=False, default="")
 
-    @property
-    def key(self) -> str:
-        """A stable id for the endpoint, so deliveries survive reloads that keep the URL."""
-        return hashlib.sha256(f"{self.format} {self.url}".encode()).hexdigest()[:16]
+    def __post_init__(self) -> None:
+        digest = hashlib.sha256(f"{self.format} {self.url}".encode()).hexdigest()[:16]
+        object.__setattr__(self, "key", digest)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import sqlite3
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,6 +78,8 @@ def _where(**filters: Any) -> tuple[str, list[Any]]:
 
 
 MAX_BATCH = 512
+# How far down the due deliveries a claim looks when some endpoints are busy.
+CLAIM_WINDOW = 512
 
 
 @dataclass(slots=True)
@@ -622,11 +625,20 @@ class SqliteStore:
         (subscriber, endpoint) pairs in `exclude` (those already busy here).
         Due deliveries of a disabled endpoint are failed instead of handed out."""
         def unit(conn: sqlite3.Connection) -> list[DeliveryRow]:
+            # A claim pushes next_attempt_at to the lease's end (a visibility
+            # timeout): leased rows are not due, so the partial index hands out
+            # due rows without walking past the ones in flight.
             skip, args = _exclude_endpoints(exclude)
-            rows = [_delivery(r) for r in conn.execute(
-                f"SELECT {_DELIVERY_COLUMNS} FROM webhook_deliveries WHERE status = 'pending'"
-                " AND next_attempt_at <= ? AND (claimed_until IS NULL OR claimed_until < ?)"
-                f"{skip} ORDER BY next_attempt_at LIMIT ?", (now, now, *args, limit))]
+            # INDEXED BY: without statistics the planner prefers the status
+            # index and sorts every pending row for each claim.
+            due = ("SELECT * FROM webhook_deliveries INDEXED BY webhook_deliveries_due"
+                   " WHERE status = 'pending' AND next_attempt_at <= ? ORDER BY next_attempt_at")
+            if skip:  # look at a bounded window only, never the whole backlog
+                sql = (f"SELECT {_DELIVERY_COLUMNS} FROM ({due} LIMIT {CLAIM_WINDOW})"
+                       f" WHERE 1 = 1{skip} ORDER BY next_attempt_at LIMIT ?")
+            else:
+                sql = f"SELECT {_DELIVERY_COLUMNS} FROM ({due} LIMIT ?)"
+            rows = [_delivery(r) for r in conn.execute(sql, (now, *args, limit))]
             if not rows:
                 return []
             disabled = self._disabled_endpoints(conn)
@@ -639,8 +651,9 @@ class SqliteStore:
                     dead.append((f"endpoint disabled: {reason}", now, row.id))
             conn.executemany("UPDATE webhook_deliveries SET status = 'failed', last_error = ?,"
                              " claimed_until = NULL, updated_at = ? WHERE id = ?", dead)
-            conn.executemany("UPDATE webhook_deliveries SET claimed_until = ? WHERE id = ?",
-                             [(now + lease, row.id) for row in out])
+            conn.executemany("UPDATE webhook_deliveries SET claimed_until = ?,"
+                             " next_attempt_at = ? WHERE id = ?",
+                             [(now + lease, now + lease, row.id) for row in out])
             return out
         return await self._tx(unit)
 
@@ -654,14 +667,22 @@ class SqliteStore:
         def unit(conn: sqlite3.Connection) -> tuple[str, str | None]:
             a = result.attempt
             ep = (result.subscriber_id, result.endpoint_key)
-            conn.execute("INSERT INTO webhook_endpoints (subscriber_id, endpoint_key, url)"
-                         " VALUES (?, ?, ?) ON CONFLICT (subscriber_id, endpoint_key)"
-                         " DO UPDATE SET url = excluded.url", (*ep, result.url))
-            failing_since, disabled_at = conn.execute(
-                "SELECT failing_since, disabled_at FROM webhook_endpoints"
+            found = conn.execute(
+                "SELECT failing_since, disabled_at, last_success_at, url FROM webhook_endpoints"
                 " WHERE subscriber_id = ? AND endpoint_key = ?", ep).fetchone()
+            if found is None:
+                conn.execute("INSERT INTO webhook_endpoints (subscriber_id, endpoint_key, url)"
+                             " VALUES (?, ?, ?)", (*ep, result.url))
+                found = (None, None, None, result.url)
+            elif found[3] != result.url:
+                conn.execute("UPDATE webhook_endpoints SET url = ? WHERE subscriber_id = ?"
+                             " AND endpoint_key = ?", (result.url, *ep))
+            failing_since, disabled_at, last_success_at, _ = found
             outcome, disabled_now = a.outcome, None
-            if outcome == "delivered":
+            # A healthy endpoint's row is rewritten at most once a second, not
+            # once per delivery: it is the hottest row of a busy drain.
+            if outcome == "delivered" and (failing_since is not None or last_success_at is None
+                                           or a.at - last_success_at >= 1.0):
                 conn.execute("UPDATE webhook_endpoints SET failing_since = NULL,"
                              " last_success_at = ? WHERE subscriber_id = ? AND endpoint_key = ?",
                              (a.at, *ep))
@@ -707,17 +728,26 @@ class SqliteStore:
         return await self._tx(unit)
 
     async def release_delivery_claims(self) -> None:
+        """Claims left by a stopped or killed worker: due again at once."""
         await self._tx(lambda conn: conn.execute(
-            "UPDATE webhook_deliveries SET claimed_until = NULL WHERE status = 'pending'"
-            " AND claimed_until IS NOT NULL"))
+            "UPDATE webhook_deliveries SET claimed_until = NULL,"
+            " next_attempt_at = MIN(next_attempt_at, ?) WHERE status = 'pending'"
+            " AND claimed_until IS NOT NULL", (time.time(),)))
 
     async def next_delivery_due(self, exclude: Sequence[tuple[str, str]] = ()) -> float | None:
         """When the next pending delivery (not leased, not excluded) comes due."""
         def unit(conn: sqlite3.Connection) -> float | None:
             skip, args = _exclude_endpoints(exclude)
-            row = conn.execute("SELECT MIN(MAX(next_attempt_at, COALESCE(claimed_until, 0)))"
-                               f" FROM webhook_deliveries WHERE status = 'pending'{skip}",
-                               args).fetchone()
+            if not skip:  # leased rows carry their lease's end: MIN is an index lookup
+                row = conn.execute("SELECT MIN(next_attempt_at) FROM webhook_deliveries"
+                                   " INDEXED BY webhook_deliveries_due"
+                                   " WHERE status = 'pending'").fetchone()
+            else:
+                row = conn.execute(
+                    "SELECT MIN(next_attempt_at) FROM (SELECT * FROM webhook_deliveries"
+                    " INDEXED BY webhook_deliveries_due WHERE status = 'pending'"
+                    " ORDER BY next_attempt_at"
+                    f" LIMIT {CLAIM_WINDOW}) WHERE 1 = 1{skip}", args).fetchone()
             return row[0] if row else None
         return await self._run(unit)
 

@@ -162,8 +162,12 @@ class WebhookWorker:
             self._held.pop(ep, None)
         if not task.cancelled() and task.exception() is not None:
             log.error("webhook delivery %s crashed", delivery_id, exc_info=task.exception())
-        if self._constrained:
-            self.wake.set()  # room again: claim what was left behind
+        # Room again: claim what was left behind. Only when this endpoint just
+        # dropped below its cap or the worker below its limit: waking on every
+        # completion would re-run a claim that can only find the same nothing.
+        cap = 2 * self.snapshot().config.webhooks.max_concurrency_per_endpoint
+        if self._constrained and (held == cap - 1 or len(self._tasks) == MAX_INFLIGHT - 1):
+            self.wake.set()
 
     async def _idle(self) -> None:
         # Clear first: a notify() that lands while we look at the queue still wakes us.
