@@ -38,7 +38,9 @@ def verify_signature(app_secret: str, raw_body: bytes, header: str | None) -> bo
     if not header:
         return None
     expected = "sha256=" + hmac.new(app_secret.encode(), raw_body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected.encode(), header.strip().encode())
+    # A header that was not UTF-8 arrives surrogate-escaped: encode it back as is.
+    return hmac.compare_digest(expected.encode(),
+                               header.strip().encode("utf-8", "surrogateescape"))
 
 
 @functools.lru_cache(maxsize=65536)  # phonenumbers parsing is slow; senders recur
@@ -59,57 +61,96 @@ class ParsedBatch:
     skipped: list[str] = field(default_factory=list)  # why an item was not used
 
 
+# Meta's timestamps are epoch seconds; anything else (NaN, infinities, years
+# datetime cannot show) is no timestamp at all.
+_MAX_TIMESTAMP = 253402300799.0  # 9999-12-31T23:59:59Z
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")  # json.loads joins valid pairs
+
+
+def _str(value: Any) -> str | None:
+    """A string field as the store can keep it, else None: lone surrogates
+    (which UTF-8 cannot carry) become U+FFFD, so the message is still kept."""
+    if not isinstance(value, str):
+        return None
+    return _LONE_SURROGATE.sub("\ufffd", value)
+
+
+def _dict(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _timestamp(value: Any) -> float:
+    try:
+        ts = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return 0.0
+    return ts if 0 <= ts <= _MAX_TIMESTAMP else 0.0  # NaN fails both comparisons
+
+
 def _message_event(m: Mapping[str, Any], instance: InstanceConfig,
                    contacts: Mapping[str, Mapping[str, Any]]) -> InboundMessage:
-    msg_id = m["id"]
-    if not isinstance(msg_id, str) or not msg_id:
+    msg_id = _str(m["id"])
+    if not msg_id:
         raise ValueError("message without id")
-    sender_raw = m.get("from")
-    contact = contacts.get(sender_raw or "") or contacts.get(m.get("from_user_id") or "") or {}
-    user_id = m.get("from_user_id") or contact.get("user_id")
-    number = e164(sender_raw if sender_raw and sender_raw.isdigit() else contact.get("wa_id"))
+    sender_raw = _str(m.get("from"))
+    from_user_id = _str(m.get("from_user_id"))
+    contact = contacts.get(sender_raw or "") or contacts.get(from_user_id or "") or {}
+    user_id = from_user_id or _str(contact.get("user_id"))
+    number = e164(sender_raw if sender_raw and sender_raw.isdigit()
+                  else _str(contact.get("wa_id")))
     sender = number or user_id or sender_raw
     if not sender:
         raise ValueError("message without sender")
     kind = m.get("type", "other")
+    kind = kind if isinstance(kind, str) else "other"
     text = None
     if kind == "text":
-        text = (m.get("text") or {}).get("body")
-        if not isinstance(text, str):
+        text = _str(_dict(m.get("text")).get("body"))
+        if text is None:
             raise ValueError("text message without body")
     elif kind == "button":
-        kind, text = "text", (m.get("button") or {}).get("text")
+        kind, text = "text", _str(_dict(m.get("button")).get("text"))
     elif kind in _MEDIA_KINDS:
-        text = (m.get(kind) or {}).get("caption")
+        text = _str(_dict(m.get(kind)).get("caption"))
     else:
         kind = "other"
-    group_id = m.get("group_id") or (m.get("context") or {}).get("group_id")
-    name = (contact.get("profile") or {}).get("name")
-    try:
-        ts = float(m.get("timestamp", 0))
-    except (TypeError, ValueError):
-        ts = 0.0
+    group_id = m.get("group_id") or _dict(m.get("context")).get("group_id")
+    if group_id and (not isinstance(group_id, str | int) or isinstance(group_id, bool)):
+        raise ValueError("group_id is not a string")
+    name = _str(_dict(contact.get("profile")).get("name"))
     return InboundMessage(provider="meta", provider_message_id=msg_id, instance_id=instance.id,
                           sender=sender, user_id=user_id, profile_name=name, kind=kind,
-                          text=text, group=GroupRef(id=str(group_id)) if group_id else None,
-                          timestamp=ts)
+                          text=text, group=GroupRef(id=_str(str(group_id)) or "")
+                          if group_id else None, timestamp=_timestamp(m.get("timestamp", 0)))
 
 
 def _status_event(s: Mapping[str, Any], instance: InstanceConfig) -> StatusUpdate:
     status = s["status"]
-    if status not in ("sent", "delivered", "read", "failed"):
-        raise ValueError(f"unknown status {status!r}")
-    errors = s.get("errors") or []
-    first = errors[0] if errors and isinstance(errors[0], dict) else {}
+    if not isinstance(status, str) or status not in ("sent", "delivered", "read", "failed"):
+        raise ValueError(f"unknown status {str(status)[:40]!r}")
+    msg_id = _str(s["id"])
+    if not msg_id:
+        raise ValueError("status without id")
+    errors = s.get("errors")
+    first = _dict(errors[0]) if isinstance(errors, list) and errors else {}
     code = first.get("code")
-    try:
-        ts = float(s.get("timestamp", 0))
-    except (TypeError, ValueError):
-        ts = 0.0
-    return StatusUpdate(provider="meta", provider_message_id=str(s["id"]),
+    return StatusUpdate(provider="meta", provider_message_id=msg_id,
                         instance_id=instance.id, status=status,
-                        error_code=code if isinstance(code, int) else None,
-                        error_title=first.get("title") or first.get("message"), timestamp=ts)
+                        error_code=code if isinstance(code, int) and not isinstance(code, bool)
+                        else None,
+                        error_title=_str(first.get("title")) or _str(first.get("message")),
+                        timestamp=_timestamp(s.get("timestamp", 0)))
+
+
+def _items(value: Mapping[str, Any], key: str, batch: ParsedBatch) -> list[Any]:
+    """`value[key]` as a list: absent is empty, anything else is skipped with a reason."""
+    items = value.get(key)
+    if items is None:
+        return []
+    if not isinstance(items, list):
+        batch.skipped.append(f"{key} is not a list")
+        return []
+    return items
 
 
 def parse_payload(payload: Any, instances: Mapping[str, InstanceConfig]) -> ParsedBatch:
@@ -127,27 +168,27 @@ def parse_payload(payload: Any, instances: Mapping[str, InstanceConfig]) -> Pars
             if not isinstance(value, dict):
                 batch.skipped.append("change without value")
                 continue
-            pnid = str((value.get("metadata") or {}).get("phone_number_id", ""))
+            pnid = str(_dict(value.get("metadata")).get("phone_number_id", ""))
             instance = instances.get(pnid)
             if instance is None:
-                batch.skipped.append(f"unknown phone_number_id {pnid!r}")
+                batch.skipped.append(f"unknown phone_number_id {pnid[:40]!r}")
                 continue
             contacts: dict[str, Mapping[str, Any]] = {}
-            for c in value.get("contacts") or []:
+            for c in _items(value, "contacts", batch):
                 if isinstance(c, dict):
                     for key in (c.get("wa_id"), c.get("user_id")):
                         if key:
                             contacts[str(key)] = c
-            for m in value.get("messages") or []:
+            for m in _items(value, "messages", batch):
                 try:
                     batch.events.append(_message_event(m, instance, contacts))
                 except (KeyError, TypeError, ValueError, AttributeError) as exc:
-                    batch.skipped.append(f"message skipped: {exc}")
-            for s in value.get("statuses") or []:
+                    batch.skipped.append(f"message skipped: {str(exc)[:200]}")
+            for s in _items(value, "statuses", batch):
                 try:
                     batch.events.append(_status_event(s, instance))
                 except (KeyError, TypeError, ValueError, AttributeError) as exc:
-                    batch.skipped.append(f"status skipped: {exc}")
+                    batch.skipped.append(f"status skipped: {str(exc)[:200]}")
     return batch
 
 

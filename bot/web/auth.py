@@ -21,7 +21,9 @@ def require_admin(request: web.Request) -> None:
         _refused(request)
         fail(401, "unauthorized", "admin token required: Authorization: Bearer <token>",
              {"WWW-Authenticate": "Bearer"})
-    if not hmac.compare_digest(token.strip().encode(), expected.encode()):
+    # A header that was not UTF-8 arrives surrogate-escaped: encode it back as is.
+    if not hmac.compare_digest(token.strip().encode("utf-8", "surrogateescape"),
+                               expected.encode()):
         _refused(request)
         fail(401, "unauthorized", "invalid admin token", {"WWW-Authenticate": "Bearer"})
 

@@ -30,6 +30,7 @@ log = logging.getLogger("wagate.admin")
 routes = web.RouteTableDef()
 
 _STATUSES = ("pending", "delivered", "failed")
+MAX_SINCE = 253402300799.0  # 9999-12-31T23:59:59Z
 
 
 def delivery_json(d: DeliveryRow, *, payload: bool = False) -> dict[str, Any]:
@@ -67,18 +68,22 @@ def parse_since(raw: str | None) -> float:
         fail(400, "missing_since", "since is required: ISO 8601 (2026-11-01T10:00:00Z) or "
              "epoch seconds")
     try:
-        return float(raw)
+        since = float(raw)
     except ValueError:
-        pass
-    try:
-        when = dt.datetime.fromisoformat(raw.replace("Z", "+00:00").replace(" ", "+", 1)
-                                         if "T" in raw and " " in raw else
-                                         raw.replace("Z", "+00:00"))
-    except ValueError:
-        fail(400, "invalid_since", f"since {raw[:60]!r} is neither ISO 8601 nor epoch seconds")
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.UTC)
-    return when.timestamp()
+        try:
+            when = dt.datetime.fromisoformat(raw.replace("Z", "+00:00").replace(" ", "+", 1)
+                                             if "T" in raw and " " in raw else
+                                             raw.replace("Z", "+00:00"))
+            if when.tzinfo is None:
+                when = when.replace(tzinfo=dt.UTC)
+            since = when.timestamp()
+        except (ValueError, OverflowError):  # not ISO, or out of range in UTC (year 0)
+            fail(400, "invalid_since",
+                 f"since {raw[:60]!r} is neither ISO 8601 nor epoch seconds")
+    # NaN, infinities and years datetime cannot show (before 1970, after 9999).
+    if not 0 <= since <= MAX_SINCE:
+        fail(400, "invalid_since", f"since {raw[:60]!r} is out of range (1970 to 9999)")
+    return since
 
 
 @routes.get("/admin/deliveries")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any, NoReturn
 
@@ -78,13 +79,48 @@ def parse_json_object(body: bytes) -> dict[str, Any]:
     """JSON whatever the Content-Type said; it must be an object."""
     if not body.strip():
         fail(400, "malformed_json", "request body is empty; a JSON object is expected")
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        fail(400, "malformed_json", f"request body is not valid JSON: {exc}")
+    data = loads(body)
     if not isinstance(data, dict):
         fail(400, "malformed_json", "request body must be a JSON object")
+    if (not body.isascii() or _SUSPECT_ESCAPE.search(body)) and not _clean_strings(data):
+        fail(400, "invalid_text", "strings must not hold NUL characters (\\u0000) or lone "
+             "UTF-16 surrogates (\\ud800-\\udfff)")
     return data
+
+
+def loads(body: bytes) -> Any:
+    """`json.loads`, with a readable 400 for anything it refuses, nesting too
+    deep for the parser included (a RecursionError, not a ValueError)."""
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        fail(400, "malformed_json", f"request body is not valid JSON: {str(exc)[:200]}")
+    except RecursionError:
+        fail(400, "malformed_json", "request body is nested too deeply")
+
+
+# NUL and lone surrogates come in as \u escapes (raw control characters are not
+# valid JSON) or as non-ASCII bytes (json.loads decodes with "surrogatepass", and
+# takes UTF-16 and UTF-32 too): an ASCII body without such escapes has neither.
+_SUSPECT_ESCAPE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])")
+_BAD_CHAR = re.compile("[\x00\ud800-\udfff]")  # json.loads joins valid pairs: these are lone
+
+
+def _clean_strings(data: Any) -> bool:
+    """No string (key or value) holds NUL or a lone surrogate, which no
+    message can carry and the store cannot encode (iterative: any depth)."""
+    stack = [data]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if _BAD_CHAR.search(item):
+                return False
+        elif isinstance(item, dict):
+            stack.extend(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return True
 
 
 async def read_json(request: web.Request, limit: int = DEFAULT_BODY_LIMIT) -> dict[str, Any]:

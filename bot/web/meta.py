@@ -28,7 +28,8 @@ async def verify(request: web.Request) -> web.Response:
     if q.get("hub.mode") != "subscribe" or "hub.challenge" not in q:
         fail(400, "bad_handshake", "expected hub.mode=subscribe with hub.challenge")
     token = q.get("hub.verify_token", "")
-    if not hmac.compare_digest(token.encode(), meta.verify_token.encode()):
+    if not hmac.compare_digest(token.encode("utf-8", "surrogateescape"),
+                               meta.verify_token.encode()):
         fail(403, "bad_verify_token", "hub.verify_token does not match")
     return web.Response(text=q["hub.challenge"])
 
@@ -50,6 +51,8 @@ async def receive(request: web.Request) -> web.Response:
         payload = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         fail(400, "malformed_json", "body is not valid JSON")
+    except RecursionError:
+        fail(400, "malformed_json", "body is nested too deeply")
     try:
         batch = parse_payload(payload, snap.config.instances_by_phone_number_id)
     except ValueError as exc:

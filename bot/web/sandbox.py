@@ -24,9 +24,12 @@ def _query_int(request: web.Request, name: str) -> int | None:
     if raw in (None, ""):
         return None
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError:
         fail(400, "invalid_query", f"query parameter {name} must be an integer")
+    if not -2**63 <= value < 2**63:  # what SQLite can compare against
+        fail(400, "invalid_query", f"query parameter {name} is out of range")
+    return value
 
 
 @routes.post("/sandbox/inbound")
@@ -58,8 +61,11 @@ async def inbound(request: web.Request) -> web.Response:
         fail(400, "invalid_id", "id must be a string of at most 200 characters")
     group = body.get("group")
     if group is not None and not (isinstance(group, dict) and isinstance(group.get("id"), str)
-                                  and group["id"] and isinstance(group.get("name", ""), str)):
-        fail(400, "invalid_group", "group must be {\"id\": \"...\", \"name\": \"...\"}")
+                                  and 0 < len(group["id"]) <= 200
+                                  and isinstance(group.get("name", ""), str)
+                                  and len(group.get("name", "")) <= 200):
+        fail(400, "invalid_group", "group must be {\"id\": \"...\", \"name\": \"...\"}, "
+             "each at most 200 characters")
     name = body.get("name")
     if name is not None and not isinstance(name, str):
         fail(400, "invalid_name", "name must be a string")

@@ -143,8 +143,12 @@ def _caption(fields: dict[str, Any]) -> str | None:
 
 def _url(fields: dict[str, Any]) -> str:
     url = (_string(fields, "url") or "").strip()
-    parts = urlsplit(url)
-    if (parts.scheme.lower() not in ("http", "https") or not parts.hostname
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:  # e.g. "http://[::1" or "http://[zz]/": a bracketed host that is no IP
+        host = None
+    if (not host or parts.scheme.lower() not in ("http", "https")
             or any(c.isspace() for c in url) or len(url) > MAX_URL):
         fail(400, "invalid_url", "url must be an http:// or https:// address without spaces, "
              f"at most {MAX_URL} characters")
