@@ -40,6 +40,7 @@ from bot.web.observe import observe_middleware
 from bot.webhooks.safety import GuardedResolver
 from bot.workers.outbound import OutboundWorker
 from bot.workers.webhooks import WebhookWorker
+from bot.workers.yielding import ForegroundFirst
 from handlers import build_dispatcher
 
 log = logging.getLogger("wagate")
@@ -169,8 +170,10 @@ async def webhooks_ctx(app: web.Application) -> AsyncIterator[None]:
                                      resolver=resolver)
     async with aiohttp.ClientSession(connector=connector,
                                      cookie_jar=aiohttp.DummyCookieJar()) as session:
+        inflight = app[inflight_key]
         worker = WebhookWorker(store, lambda: holder.current, session,
-                               on_attempt=lambda outcome: metrics.deliveries.labels(outcome).inc())
+                               on_attempt=lambda outcome: metrics.deliveries.labels(outcome).inc(),
+                               gate=ForegroundFirst(lambda: inflight.count > 0))
         app[webhook_worker_key] = worker
         app[workers_key]["webhooks"] = worker
         app[pipeline_key].on_deliveries = worker.notify

@@ -29,6 +29,7 @@ from bot.store import Store
 from bot.store.models import AttemptOutcome, AttemptRow, DeliveryRow
 from bot.webhooks.payloads import standard_headers, whatsmate_body
 from bot.webhooks.safety import RefusedAddress, check_url
+from bot.workers.yielding import ForegroundFirst
 
 log = logging.getLogger("wagate.webhooks")
 
@@ -77,8 +78,10 @@ class _Response:
 class WebhookWorker:
     def __init__(self, store: Store, snapshot: Callable[[], Snapshot],
                  session: aiohttp.ClientSession, *,
-                 on_attempt: Callable[[str], None] | None = None) -> None:
+                 on_attempt: Callable[[str], None] | None = None,
+                 gate: ForegroundFirst | None = None) -> None:
         self.store = store
+        self.gate = gate or ForegroundFirst(lambda: False)
         self.snapshot = snapshot
         self.session = session
         self.on_attempt = on_attempt  # outcome: delivered|retry|failed|disabled|refused
@@ -136,7 +139,7 @@ class WebhookWorker:
 
     async def _fill(self) -> int:
         cfg = self.snapshot().config.webhooks
-        room = MAX_INFLIGHT - len(self._tasks)
+        room = self.gate.limit(MAX_INFLIGHT) - len(self._tasks)
         saturated = self._saturated(cfg)
         self._constrained = room <= 0 or bool(saturated)
         if room <= 0:
@@ -166,7 +169,8 @@ class WebhookWorker:
         # dropped below its cap or the worker below its limit: waking on every
         # completion would re-run a claim that can only find the same nothing.
         cap = 2 * self.snapshot().config.webhooks.max_concurrency_per_endpoint
-        if self._constrained and (held == cap - 1 or len(self._tasks) == MAX_INFLIGHT - 1):
+        if self._constrained and (held == cap - 1
+                                  or len(self._tasks) < self.gate.limit(MAX_INFLIGHT)):
             self.wake.set()
 
     async def _idle(self) -> None:
@@ -174,7 +178,7 @@ class WebhookWorker:
         self.wake.clear()
         cfg = self.snapshot().config.webhooks
         timeout = 5.0
-        if len(self._tasks) < MAX_INFLIGHT:
+        if len(self._tasks) < self.gate.limit(MAX_INFLIGHT):
             due = await self.store.next_delivery_due(self._saturated(cfg))
             if due is not None:
                 timeout = min(timeout, max(0.0, due - time.time()))
