@@ -6,6 +6,8 @@ values and a reload either swaps in a whole valid config or keeps the old one.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
 import hashlib
 import ipaddress
@@ -532,6 +534,12 @@ def _parse_webhook(r: _Reader, env: Mapping[str, str]) -> WebhookConfig:
         secret = r.secret("secret", env)
         if not secret or not secret.startswith("whsec_"):
             raise r.error("secret", "a standard webhook needs a `whsec_...` signing secret")
+        try:
+            key = base64.b64decode(secret.removeprefix("whsec_"), validate=True)
+        except (binascii.Error, ValueError):
+            key = b""
+        if not key:
+            raise r.error("secret", "the part after `whsec_` must be non-empty base64")
     else:
         token = r.secret("token", env, required=False) or ""
     events = r.get("events", list, list(WEBHOOK_EVENTS))

@@ -6,6 +6,7 @@ transport's request is answered; workers are then woken to act on it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -28,6 +29,7 @@ class Pipeline:
                  metrics: Metrics | None = None,
                  on_deliveries: Callable[[], None] | None = None) -> None:
         self.store = store
+        self._chat_locks: dict[tuple[int, str], tuple[asyncio.Lock, int]] = {}
         self.holder = holder
         self.dispatcher = dispatcher
         self.on_committed = on_committed
@@ -65,6 +67,23 @@ class Pipeline:
     async def _message(self, msg: InboundMessage, now: float, snap: Snapshot) -> bool:
         if msg.instance_id not in snap.config.instances:
             raise KeyError(f"unknown instance {msg.instance_id}")
+        # One message per chat at a time from reading its state to committing
+        # what it caused: concurrent "Hola"s must not each see "unregistered"
+        # and each send a confirmation (or each a hint).
+        key = (msg.instance_id, msg.chat)
+        lock, waiting = self._chat_locks.get(key, (asyncio.Lock(), 0))
+        self._chat_locks[key] = (lock, waiting + 1)
+        try:
+            async with lock:
+                return await self._message_locked(msg, now, snap)
+        finally:
+            lock, waiting = self._chat_locks[key]
+            if waiting <= 1:
+                del self._chat_locks[key]
+            else:
+                self._chat_locks[key] = (lock, waiting - 1)
+
+    async def _message_locked(self, msg: InboundMessage, now: float, snap: Snapshot) -> bool:
         state = await self.store.load_inbound_context(
             msg.instance_id, msg.sender, msg.group.id if msg.group else None)
         ctx = self.dispatcher.build_context(config=snap.config, locales=snap.locales, msg=msg,

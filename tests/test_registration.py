@@ -241,3 +241,12 @@ plan = "enterprise"
 instances = [1]
 keyword = "ACME"
 """
+
+
+async def test_concurrent_greetings_from_one_user_confirm_once(client: TestClient) -> None:
+    import asyncio
+
+    await asyncio.gather(*(say(client, "Hola", sender=ES) for _ in range(5)))
+    await asyncio.gather(*(say(client, "what?", sender=DE) for _ in range(5)))
+    assert [m["text"] for m in await outbox(client, to=ES)] == [expected("es", REGISTERED)]
+    assert [m["text"] for m in await outbox(client, to=DE)] == [expected("de", HINT)]

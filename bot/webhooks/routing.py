@@ -21,7 +21,7 @@ from bot.config import Config, InstanceConfig
 from bot.effects import DeliveryDraft, Effects, WebhookEvent
 from bot.events import StatusUpdate
 from bot.store.models import InboundContext, OutboundRow
-from bot.subscribers import subscription_on
+from bot.subscribers import may_use, subscription_on
 from bot.webhooks.payloads import new_delivery_id, standard_body, whatsmate_payload
 
 
@@ -51,7 +51,10 @@ def inbound_target(config: Config, effects: Effects, state: InboundContext,
               and state.keyword_at is not None):
             candidates.append((state.keyword_at, state.registration.keyword_subscriber))
     window = config.defaults.reply_window_days * 86400
-    recent = [c for c in candidates if now - c[0] <= window]
+    # Only subscribers that may use this number now: a keyword of another
+    # subscriber, or one whose access was removed on reload, routes nothing.
+    recent = [c for c in candidates if now - c[0] <= window
+              and c[1] in config.subscribers and may_use(config.subscribers[c[1]], instance)]
     return max(recent)[1] if recent else None
 
 

@@ -27,8 +27,12 @@ class RefusedAddress(OSError):
 
 def refusal(ip: IPAddress, allowed: Sequence[Network]) -> str | None:
     """Why `ip` may not receive webhooks, or None when it may."""
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped  # ::ffff:127.0.0.1 is 127.0.0.1
+    if isinstance(ip, ipaddress.IPv6Address):
+        # IPv6 forms that carry an IPv4 address are judged by that address:
+        # ::ffff:127.0.0.1 (mapped), 2002:7f00:1:: (6to4), Teredo's client.
+        embedded = ip.ipv4_mapped or ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
+        if embedded is not None:
+            ip = embedded
     if any(ip.version == net.version and ip in net for net in allowed):
         return None
     for kind in ("loopback", "link_local", "multicast", "private", "reserved", "unspecified"):

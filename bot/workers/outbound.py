@@ -58,14 +58,16 @@ class OutboundWorker:
         self.running = True
         try:
             while not self._stopping:
+                # Everything that touches the store is inside the try: one
+                # failed query must not end the worker while the API keeps
+                # accepting messages for it.
                 try:
                     worked = await self.run_once()
+                    if not worked and not self._stopping:
+                        await self._idle()
                 except Exception:  # the store hiccuped: log, breathe, go on
                     log.exception("outbound worker iteration failed")
-                    worked = False
                     await asyncio.sleep(1.0)
-                if not worked and not self._stopping:
-                    await self._idle()
         finally:
             self.running = False
 

@@ -116,20 +116,24 @@ class WebhookWorker:
     # ------------------------------------------------------------- the loop
 
     async def run(self) -> None:
-        # This service is the only deliverer on its database: claims left by a
-        # previous run (killed before it could release them) come back now.
-        await self.store.release_delivery_claims()
         self.running = True
+        released = False
         try:
             while not self._stopping:
+                # Everything that touches the store is inside the try: one
+                # failed query must not end the worker.
                 try:
+                    if not released:
+                        # This service is the only deliverer on its database:
+                        # claims left by a killed run come back now.
+                        await self.store.release_delivery_claims()
+                        released = True
                     claimed = await self._fill()
+                    if not claimed and not self._stopping:
+                        await self._idle()
                 except Exception:  # the store hiccuped: log, breathe, go on
                     log.exception("webhook worker iteration failed")
-                    claimed = 0
                     await asyncio.sleep(1.0)
-                if not claimed and not self._stopping:
-                    await self._idle()
         finally:
             self.running = False
 
@@ -217,8 +221,12 @@ class WebhookWorker:
                 endpoint_failure = False
             else:
                 why = check_url(hook.url, cfg.allow_private_networks)
-                response = _Response(error=why, refused=True) if why else \
-                    await self._post(hook, row, cfg)
+                try:
+                    response = _Response(error=why, refused=True) if why else \
+                        await self._post(hook, row, cfg)
+                except Exception as exc:  # a bug here must still end in a logged attempt
+                    log.exception("webhook delivery %s: unexpected error", row.id)
+                    response = _Response(error=f"internal error: {type(exc).__name__}")
             latency = (time.perf_counter() - t0) * 1000.0
             now = time.time()
             outcome, next_at = self._decide(row, response, cfg, now, hook is None)
