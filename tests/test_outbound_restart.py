@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -32,3 +33,35 @@ async def test_queued_before_start_is_sent_after(tmp_path: Path,
     assert [(m["text"], m["status"]) for m in sent] == [("queued 1", "sent")]
     graph_sent = await wait_for(lambda: graph_state.messages)
     assert graph_sent[0].json["text"]["body"] == "queued 2"
+
+
+SLOW_NUMBER = """
+[[instances]]
+id = 3
+number = "+15550003333"
+provider = "sandbox"
+rate_per_second = 1
+"""
+
+
+async def test_a_slow_number_does_not_hold_up_the_others(
+        make_client: Callable[..., Awaitable[TestClient]]) -> None:
+    from bot.web.keys import outbound_worker_key, store_key
+
+    client = await make_client(SLOW_NUMBER)
+    store = client.app[store_key]
+    await store.enqueue([OutboundDraft(instance_id=3, to="+34600000003", text=f"slow {i}")
+                         for i in range(30)], time.time())
+    client.app[outbound_worker_key].notify()
+    await asyncio.sleep(0.2)
+    await store.enqueue([OutboundDraft(instance_id=1, to="+34600000001", text="fast")],
+                        time.time())
+    client.app[outbound_worker_key].notify()
+
+    async def fast_sent() -> bool:
+        rows = await store.list_outbox(instance_id=1, to="+34600000001", limit=5)
+        return bool(rows) and rows[0].status == "sent"
+
+    await wait_for(fast_sent, timeout=2.0)
+    slow = await store.list_outbox(instance_id=3, to=None, limit=100)
+    assert sum(r.status == "queued" for r in slow) >= 25  # still pacing at 1/s

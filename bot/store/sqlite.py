@@ -328,17 +328,27 @@ class SqliteStore:
     async def enqueue(self, drafts: list[OutboundDraft], now: float) -> None:
         await self._tx(lambda conn: self._insert_outbound(conn, drafts, now))
 
-    async def claim_outbound(self, now: float, limit: int, lease: float) -> list[OutboundRow]:
+    async def claim_outbound(self, now: float, limit: int, lease: float,
+                             exclude_instances: Sequence[int] = ()) -> list[OutboundRow]:
+        """Up to `limit` due messages, leased until `now + lease` (a visibility
+        timeout: next_attempt_at moves to the lease's end, so rows in flight are
+        never walked past), skipping numbers in `exclude_instances`."""
         def unit(conn: sqlite3.Connection) -> list[OutboundRow]:
-            ids = [r[0] for r in conn.execute(
-                "SELECT seq FROM outbound WHERE status = 'queued' AND next_attempt_at <= ?"
-                " AND (claimed_until IS NULL OR claimed_until < ?)"
-                " ORDER BY next_attempt_at LIMIT ?", (now, now, limit))]
+            due = ("SELECT seq, instance_id FROM outbound INDEXED BY outbound_due"
+                   " WHERE status = 'queued' AND next_attempt_at <= ? ORDER BY next_attempt_at")
+            if exclude_instances:  # a bounded window, never the whole backlog
+                skip = ",".join("?" * len(exclude_instances))
+                ids = [r[0] for r in conn.execute(
+                    f"SELECT seq FROM ({due} LIMIT {CLAIM_WINDOW})"
+                    f" WHERE instance_id NOT IN ({skip}) LIMIT ?",
+                    (now, *exclude_instances, limit))]
+            else:
+                ids = [r[0] for r in conn.execute(f"{due} LIMIT ?", (now, limit))]
             if not ids:
                 return []
             marks = ",".join("?" * len(ids))
-            conn.execute(f"UPDATE outbound SET claimed_until = ? WHERE seq IN ({marks})",
-                         (now + lease, *ids))
+            conn.execute(f"UPDATE outbound SET claimed_until = ?, next_attempt_at = ?"
+                         f" WHERE seq IN ({marks})", (now + lease, now + lease, *ids))
             rows = conn.execute(f"SELECT {_OUTBOUND_COLUMNS} FROM {_OUTBOUND_FROM}"
                                 f" WHERE o.seq IN ({marks}) ORDER BY o.seq", ids).fetchall()
             return [_outbound(r) for r in rows]
@@ -372,9 +382,10 @@ class SqliteStore:
             " updated_at = ? WHERE id = ?", (code, title, now, message_id)))
 
     async def release_claims(self) -> None:
+        """Claims of a stopped worker: due again at once."""
         await self._tx(lambda conn: conn.execute(
-            "UPDATE outbound SET claimed_until = NULL WHERE status = 'queued'"
-            " AND claimed_until IS NOT NULL"))
+            "UPDATE outbound SET claimed_until = NULL, next_attempt_at = MIN(next_attempt_at, ?)"
+            " WHERE status = 'queued' AND claimed_until IS NOT NULL", (time.time(),)))
 
     async def next_outbound_due(self) -> float | None:
         def unit(conn: sqlite3.Connection) -> float | None:

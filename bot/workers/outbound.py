@@ -1,9 +1,12 @@
 """The outbound worker: sends queued messages through each number's provider.
 
-Claims batches from the store with a lease (a crashed worker's claims come
-back when the lease ends), paces each gateway number, retries transient
-failures with exponential backoff and jitter, and fails permanent ones with
-the provider's code and title kept.
+Claims from the store with a lease (a crashed worker's claims come back when
+the lease ends), sends each message in a task of its own, paces each gateway
+number, retries transient failures with exponential backoff and jitter, and
+fails permanent ones with the provider's code and title kept. Claiming goes
+on while messages are in flight, and a number holds at most about two
+seconds' worth of its pace, so a slow or throttled number never holds up
+the others.
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ log = logging.getLogger("wagate.outbound")
 
 LEASE_SECONDS = 120.0
 BATCH = 256
-CONCURRENCY = 64
+CONCURRENCY = 64  # provider calls at once
+MAX_INFLIGHT = 1024  # messages held at once (sending, or waiting for their number's pace)
 
 
 class OutboundWorker:
@@ -37,7 +41,10 @@ class OutboundWorker:
         self.on_result = on_result
         self._pacers: dict[int, Pacer] = {}
         self._stopping = False
+        self._stopped = asyncio.Event()
         self._slots = asyncio.Semaphore(CONCURRENCY)
+        self._tasks: dict[str, asyncio.Task[None]] = {}  # message id -> its task
+        self._held: dict[int, int] = {}  # messages held per instance
         self.running = False
 
     def notify(self) -> None:
@@ -46,6 +53,7 @@ class OutboundWorker:
 
     def stop(self) -> None:
         self._stopping = True
+        self._stopped.set()
         self.wake.set()
 
     def _pacer(self, instance_id: int, rate: float) -> Pacer:
@@ -70,12 +78,30 @@ class OutboundWorker:
                     await asyncio.sleep(1.0)
         finally:
             self.running = False
+            tasks = list(self._tasks.values())
+            try:
+                if tasks:  # sends under way finish; the others return unsent
+                    await asyncio.wait(tasks)
+            except asyncio.CancelledError:
+                for task in tasks:
+                    task.cancel()
+                raise
+
+    def _cap(self, instance_id: int) -> int:
+        """How many messages one number may hold: about two seconds of its pace."""
+        config = self.snapshot().config
+        instance = config.instances.get(instance_id)
+        rate = (instance.rate_per_second if instance else None) or config.outbound.rate_per_second
+        return max(4, min(MAX_INFLIGHT, int(rate * 2)))
 
     async def _idle(self) -> None:
         # Clear first: a notify() that lands while we look at the queue still wakes us.
         self.wake.clear()
-        due = await self.store.next_outbound_due()
-        timeout = 5.0 if due is None else min(5.0, max(0.0, due - time.time()))
+        timeout = 5.0
+        if len(self._tasks) < MAX_INFLIGHT:
+            due = await self.store.next_outbound_due()
+            if due is not None:
+                timeout = min(5.0, max(0.0, due - time.time()))
         if timeout > 0 and not self._stopping:
             try:
                 await asyncio.wait_for(self.wake.wait(), timeout)
@@ -83,13 +109,50 @@ class OutboundWorker:
                 pass
 
     async def run_once(self) -> bool:
-        rows = await self.store.claim_outbound(time.time(), BATCH, LEASE_SECONDS)
-        if not rows:
+        """Claim what is due (skipping numbers at their cap) and start sending it."""
+        room = MAX_INFLIGHT - len(self._tasks)
+        if room <= 0:
             return False
-        await asyncio.gather(*(self._send(row) for row in rows))
-        return True
+        busy = [i for i, held in self._held.items() if held >= self._cap(i)]
+        rows = await self.store.claim_outbound(time.time(), min(room, BATCH), LEASE_SECONDS,
+                                               busy)
+        for row in rows:
+            if row.id in self._tasks:  # still ours (a lease outlived): leave it be
+                continue
+            self._held[row.instance_id] = self._held.get(row.instance_id, 0) + 1
+            task = asyncio.create_task(self._send(row), name=f"outbound-{row.id}")
+            self._tasks[row.id] = task
+            task.add_done_callback(lambda t, r=row: self._done(r, t))
+        return bool(rows)
+
+    def _done(self, row: OutboundRow, task: asyncio.Task[None]) -> None:
+        self._tasks.pop(row.id, None)
+        held = self._held.get(row.instance_id, 1) - 1
+        if held > 0:
+            self._held[row.instance_id] = held
+        else:
+            self._held.pop(row.instance_id, None)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("outbound message %s crashed", row.id, exc_info=task.exception())
+        # Claim again only when capacity appears (a number dropped below its
+        # cap, or the worker below its limit), not after every send.
+        if held == self._cap(row.instance_id) - 1 or len(self._tasks) == MAX_INFLIGHT - 1:
+            self.wake.set()
 
     async def _send(self, row: OutboundRow) -> None:
+        snap = self.snapshot()
+        instance = snap.config.instances.get(row.instance_id)
+        if instance is not None:
+            # Wait for this number's pace before taking a provider slot, so a
+            # slow number never holds slots the others need.
+            rate = instance.rate_per_second or snap.config.outbound.rate_per_second
+            delay = self._pacer(instance.id, rate).reserve()
+            if delay > 0:
+                try:  # a stop ends the wait: the row stays queued for the next start
+                    await asyncio.wait_for(self._stopped.wait(), delay)
+                    return
+                except TimeoutError:
+                    pass
         async with self._slots:
             if self._stopping:
                 return  # shutting down: the claim is released, the next start sends it
@@ -104,10 +167,6 @@ class OutboundWorker:
             if provider is None:
                 await self.store.mark_failed(row.id, None, f"provider {instance.provider} "
                                              "is not available", time.time())
-                return
-            rate = instance.rate_per_second or snap.config.outbound.rate_per_second
-            await self._pacer(instance.id, rate).acquire()
-            if self._stopping:
                 return
             media = await self.store.outbound_media(row.id) if row.type in (
                 "image", "document") else None
@@ -124,6 +183,7 @@ class OutboundWorker:
                 delay *= random.uniform(1.0, 1.25)  # jitter: don't retry in lockstep
                 await self.store.mark_retry(row.id, now + delay, result.error_code,
                                             result.error_title, now)
+                self.wake.set()  # the idle wait may be planned past this retry
                 outcome = "retry"
                 log.info("message %s: transient error %s (%s), retry in %.1fs", row.id,
                          result.error_code, result.error_title, delay)

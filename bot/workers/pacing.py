@@ -13,9 +13,14 @@ class Pacer:
         self.rate = rate_per_second
         self._next = 0.0
 
-    async def acquire(self) -> None:
+    def reserve(self) -> float:
+        """Book the next slot; how many seconds until it comes."""
         now = time.monotonic()
         slot = max(now, self._next)
         self._next = slot + 1.0 / self.rate
-        if slot > now:
-            await asyncio.sleep(slot - now)
+        return slot - now
+
+    async def acquire(self) -> None:
+        delay = self.reserve()
+        if delay > 0:
+            await asyncio.sleep(delay)
