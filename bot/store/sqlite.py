@@ -309,6 +309,19 @@ class SqliteStore:
             row = conn.execute("SELECT id, status FROM outbound WHERE provider_message_id = ?",
                                (update.provider_message_id,)).fetchone()
             if row is None:
+                # Maybe ours, before the send's answer recorded its id: park it
+                # (the best status wins); parked ones of others age out in a day.
+                early = conn.execute("SELECT status FROM early_statuses"
+                                     " WHERE provider_message_id = ?",
+                                     (update.provider_message_id,)).fetchone()
+                if early is None or _STATUS_RANK.get(update.status, 0) > _STATUS_RANK.get(
+                        early[0], 0):
+                    conn.execute("INSERT OR REPLACE INTO early_statuses (provider_message_id,"
+                                 " status, error_code, error_title, received_at)"
+                                 " VALUES (?, ?, ?, ?, ?)",
+                                 (update.provider_message_id, update.status, update.error_code,
+                                  update.error_title, now))
+                conn.execute("DELETE FROM early_statuses WHERE received_at < ?", (now - 86400,))
                 return None
             # Statuses arrive out of order; never move backwards (read -> delivered).
             if _STATUS_RANK.get(update.status, 0) <= _STATUS_RANK.get(row[1], 0):
@@ -361,11 +374,20 @@ class SqliteStore:
         return await self._run(unit)
 
     async def mark_sent(self, message_id: str, provider_message_id: str, now: float) -> None:
-        await self._tx(lambda conn: conn.execute(
-            "UPDATE outbound SET status = CASE WHEN status IN ('queued', 'sending') THEN 'sent'"
-            " ELSE status END, provider_message_id = ?, attempts = attempts + 1,"
-            " claimed_until = NULL, media = NULL, updated_at = ? WHERE id = ?",
-            (provider_message_id, now, message_id)))
+        def unit(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "UPDATE outbound SET status = CASE WHEN status IN ('queued', 'sending')"
+                " THEN 'sent' ELSE status END, provider_message_id = ?, attempts = attempts + 1,"
+                " claimed_until = NULL, media = NULL, updated_at = ? WHERE id = ?",
+                (provider_message_id, now, message_id))
+            early = conn.execute("DELETE FROM early_statuses WHERE provider_message_id = ?"
+                                 " RETURNING status, error_code, error_title",
+                                 (provider_message_id,)).fetchone()
+            if early is not None and _STATUS_RANK.get(early[0], 0) > _STATUS_RANK["sent"]:
+                conn.execute("UPDATE outbound SET status = ?, error_code = COALESCE(?,"
+                             " error_code), error_title = COALESCE(?, error_title) WHERE id = ?",
+                             (*early, message_id))
+        await self._tx(unit)
 
     async def mark_retry(self, message_id: str, next_attempt_at: float, code: int | None,
                          title: str | None, now: float) -> None:
