@@ -10,7 +10,7 @@ import textwrap
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from aiohttp import web
@@ -19,6 +19,9 @@ from aiohttp.test_utils import TestClient, TestServer
 from bot.app import create_app
 from bot.config import Config, load_config
 from tests.graph import GraphState, graph_app, graph_state_key
+
+if TYPE_CHECKING:
+    from tests.webhook_helpers import Receiver
 
 ADMIN_TOKEN = "test-admin-token"
 APP_SECRET = "test-app-secret"
@@ -106,6 +109,17 @@ async def make_client(aiohttp_client: Callable[..., Awaitable[TestClient]],
 @pytest.fixture
 async def client(make_client: Callable[..., Awaitable[TestClient]]) -> TestClient:
     return await make_client()
+
+
+@pytest.fixture
+async def receiver(aiohttp_server: Callable[..., Awaitable[TestServer]]) -> Receiver:
+    """A real webhook receiver on loopback (see tests/webhook_helpers.py)."""
+    from tests.webhook_helpers import Receiver  # it imports this module's helpers
+
+    recv = Receiver()
+    server = await aiohttp_server(recv.app())
+    recv.base = str(server.make_url("")).rstrip("/")
+    return recv
 
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}

@@ -43,11 +43,13 @@ class Service:
         return f"http://127.0.0.1:{self.port}"
 
 
-def start_service(config: Path, port: int) -> subprocess.Popen[str]:
+def start_service(config: Path, port: int, *args: str) -> subprocess.Popen[str]:
+    """`wagate serve` in a subprocess, ready; its output goes to `config`.log."""
     log_path = config.with_suffix(".log")
     with log_path.open("w") as log:  # the child keeps its own copy of the descriptor
-        proc = subprocess.Popen([sys.executable, "-m", "bot", "serve", "--config", str(config)],
-                                cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, text=True)
+        proc = subprocess.Popen([sys.executable, "-m", "bot", "serve", "--config", str(config),
+                                 *args], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                                text=True)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         if proc.poll() is not None:

@@ -8,7 +8,6 @@ import signal
 import socket
 import sqlite3
 import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -19,20 +18,10 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT
-from tests.test_cli import free_port, wagate, write_config
+from tests.test_cli import free_port, start_service, wagate, write_config
+from tests.test_operations import NEW_SUBSCRIBER as NEWCO
 
 TOKEN = "change-me-admin-token"  # config.example.toml's
-
-NEWCO = """
-[[subscribers]]
-id = "newco"
-client_id = "dev@newco.example"
-secret = "newco-secret"
-plan = "enterprise"
-instances = [1]
-keyword = "NEWCO"
-"""
 
 
 class Proc:
@@ -76,23 +65,8 @@ def start(tmp_path: Path, *args: str, shutdown_timeout: float = 5) -> Proc:
     config = write_config(tmp_path, port)
     config.write_text(config.read_text().replace(
         "pid_file =", f"shutdown_timeout = {shutdown_timeout}\npid_file =", 1))
-    log_path = tmp_path / "serve.log"
-    with log_path.open("w") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "bot", "serve", "--config", str(config),
-                                 *args], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                                text=True)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"wagate exited: {log_path.read_text()}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as r:
-                if r.status == 200:
-                    return Proc(config, port, proc, log_path)
-        except OSError:
-            time.sleep(0.1)
-    proc.kill()
-    raise AssertionError("wagate did not become ready")
+    proc = start_service(config, port, *args)
+    return Proc(config, port, proc, config.with_suffix(".log"))
 
 
 def stop(p: Proc) -> None:

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
 from bot.effects import DeliveryDraft
 from bot.store import SqliteStore
@@ -17,14 +17,6 @@ from tests.conftest import ADMIN, say
 from tests.webhook_helpers import Receiver, deliveries, settled, show, subscribers_toml
 
 U = "+34600000001"
-
-
-@pytest.fixture
-async def receiver(aiohttp_server: Callable[..., Awaitable[TestServer]]) -> Receiver:
-    recv = Receiver()
-    server = await aiohttp_server(recv.app())
-    recv.base = str(server.make_url("")).rstrip("/")
-    return recv
 
 
 @pytest.fixture

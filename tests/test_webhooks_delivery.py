@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
 from bot.webhooks.safety import GuardedResolver, RefusedAddress, check_url, refusal
 from tests.conftest import ADMIN, say, wait_for
@@ -31,14 +31,6 @@ from tests.webhook_helpers import (
 
 U = "+34600000001"
 MakeClient = Callable[..., Awaitable[TestClient]]
-
-
-@pytest.fixture
-async def receiver(aiohttp_server: Callable[..., Awaitable[TestServer]]) -> Receiver:
-    recv = Receiver()
-    server = await aiohttp_server(recv.app())
-    recv.base = str(server.make_url("")).rstrip("/")
-    return recv
 
 
 async def only_delivery(client: TestClient) -> dict[str, Any]:

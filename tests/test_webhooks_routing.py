@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from bot.effects import OutboundDraft
@@ -29,14 +29,6 @@ from tests.webhook_helpers import (
 
 U = "+34600000001"
 V = "+34600000002"
-
-
-@pytest.fixture
-async def receiver(aiohttp_server: Callable[..., Awaitable[TestServer]]) -> Receiver:
-    recv = Receiver()
-    server = await aiohttp_server(recv.app())
-    recv.base = str(server.make_url("")).rstrip("/")
-    return recv
 
 
 @pytest.fixture
