@@ -84,6 +84,11 @@ def service(tmp_path: Path) -> Iterator[Service]:
     config = write_config(tmp_path, port)
     proc = start_service(config, port)
     yield Service(config, port, proc)
+    stop_service(proc)
+
+
+def stop_service(proc: subprocess.Popen[str]) -> None:
+    """SIGTERM, and SIGKILL if it has not exited within 15 s."""
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
         try:

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.test_cli import free_port, start_service, wagate, write_config
+from tests.test_cli import free_port, start_service, stop_service, wagate, write_config
 from tests.test_operations import NEW_SUBSCRIBER as NEWCO
 
 TOKEN = "change-me-admin-token"  # config.example.toml's
@@ -70,13 +70,7 @@ def start(tmp_path: Path, *args: str, shutdown_timeout: float = 5) -> Proc:
 
 
 def stop(p: Proc) -> None:
-    if p.proc.poll() is None:
-        p.proc.send_signal(signal.SIGTERM)
-        try:
-            p.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            p.proc.kill()
-            p.proc.wait()
+    stop_service(p.proc)
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ import aiohttp
 from aiohttp import web
 
 from tests.conftest import ADMIN, ADMIN_TOKEN, ROOT
-from tests.test_cli import free_port, start_service, wagate
+from tests.test_cli import free_port, start_service, stop_service, wagate
 from tests.webhook_helpers import ACME_SECRET, verify
 from tests.webhook_helpers import Hit as _Hit
 
@@ -167,12 +167,7 @@ async def test_sigkill_with_deliveries_pending_loses_nothing(tmp_path: Path) -> 
                                       str(config), "nope", check=False)
         assert bad.returncode != 0 and "HTTP 404" in bad.stderr
     finally:
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        if proc is not None:
+            stop_service(proc)
         recorder.release.set()
         await runner.cleanup()

@@ -12,7 +12,7 @@ from bot.runtime import ReloadError
 from bot.web.auth import require_admin
 from bot.web.errors import fail, parse_json_object, read_body
 from bot.web.keys import holder_key, metrics_key, reloader_key, snapshot_of, store_key
-from bot.web.sandbox import _query_int
+from bot.web.query import query_choice, query_int, query_limit
 from bot.web.views import iso, message_log_json, registration_json
 
 log = logging.getLogger("wagate.admin")
@@ -22,18 +22,12 @@ routes = web.RouteTableDef()
 _STATUSES = ("active", "opted_out")
 
 
-def _limit(request: web.Request, default: int = 100) -> int:
-    return min(max(_query_int(request, "limit") or default, 1), 1000)
-
-
 @routes.get("/admin/registrations")
 async def registrations(request: web.Request) -> web.Response:
     require_admin(request)
-    status = request.query.get("status") or None
-    if status is not None and status not in _STATUSES:
-        fail(400, "invalid_status", "status must be active or opted_out")
+    status = query_choice(request, "status", _STATUSES)
     rows = await request.app[store_key].list_registrations(
-        instance_id=_query_int(request, "instance"), status=status, limit=_limit(request))
+        instance_id=query_int(request, "instance"), status=status, limit=query_limit(request))
     return web.json_response({"registrations": [registration_json(r) for r in rows]})
 
 
@@ -53,17 +47,15 @@ async def registration(request: web.Request) -> web.Response:
 @routes.get("/admin/messages")
 async def messages(request: web.Request) -> web.Response:
     require_admin(request)
-    direction = request.query.get("direction") or None
-    if direction not in (None, "in", "out"):
-        fail(400, "invalid_direction", "direction must be in or out")
+    direction = query_choice(request, "direction", ("in", "out"))
     number = None
     if request.query.get("number"):
         number = to_e164(request.query["number"])
         if number is None:
             fail(400, "invalid_number", "not a phone number with country code")
     rows = await request.app[store_key].list_messages(
-        direction=direction, instance_id=_query_int(request, "instance"), number=number,
-        limit=_limit(request))
+        direction=direction, instance_id=query_int(request, "instance"), number=number,
+        limit=query_limit(request))
     return web.json_response({"messages": [message_log_json(m) for m in rows]})
 
 
@@ -107,7 +99,7 @@ async def opt_out(request: web.Request) -> web.Response:
     number = to_e164(request.match_info["number"])
     if number is None:
         fail(400, "invalid_number", "not a phone number with country code")
-    instance = _query_int(request, "instance")
+    instance = query_int(request, "instance")
     raw = await read_body(request, 4096)
     if instance is None and raw.strip():
         value = parse_json_object(raw).get("instance")

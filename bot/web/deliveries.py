@@ -22,7 +22,7 @@ from bot.store.models import AttemptRow, DeliveryRow, EndpointRow
 from bot.web.auth import require_admin
 from bot.web.errors import fail
 from bot.web.keys import snapshot_of, store_key, webhook_worker_key
-from bot.web.sandbox import _query_int
+from bot.web.query import query_choice, query_limit
 from bot.web.views import iso
 
 log = logging.getLogger("wagate.admin")
@@ -89,10 +89,8 @@ def parse_since(raw: str | None) -> float:
 @routes.get("/admin/deliveries")
 async def list_deliveries(request: web.Request) -> web.Response:
     require_admin(request)
-    status = request.query.get("status") or None
-    if status is not None and status not in _STATUSES:
-        fail(400, "invalid_status", "status must be pending, delivered or failed")
-    limit = min(max(_query_int(request, "limit") or 100, 1), 1000)
+    status = query_choice(request, "status", _STATUSES)
+    limit = query_limit(request)
     rows = await request.app[store_key].list_deliveries(
         status=status, subscriber_id=_text(request, "subscriber"),
         endpoint_key=_text(request, "endpoint"), limit=limit)

@@ -12,24 +12,12 @@ from bot.numbers import to_e164
 from bot.web.auth import require_admin
 from bot.web.errors import fail, read_json
 from bot.web.keys import pipeline_key, snapshot_of, store_key
+from bot.web.query import query_int, query_limit
 from bot.web.views import outbox_json
 
 routes = web.RouteTableDef()
 
 MAX_TEXT = 4096
-
-
-def _query_int(request: web.Request, name: str) -> int | None:
-    raw = request.query.get(name)
-    if raw in (None, ""):
-        return None
-    try:
-        value = int(raw)
-    except ValueError:
-        fail(400, "invalid_query", f"query parameter {name} must be an integer")
-    if not -2**63 <= value < 2**63:  # what SQLite can compare against
-        fail(400, "invalid_query", f"query parameter {name} is out of range")
-    return value
 
 
 @routes.post("/sandbox/inbound")
@@ -84,7 +72,6 @@ async def outbox(request: web.Request) -> web.Response:
         number = to_e164(to)
         if number is None:
             fail(400, "invalid_number", "to must be a phone number with country code")
-    limit = _query_int(request, "limit") or 100
     rows = await request.app[store_key].list_outbox(
-        instance_id=_query_int(request, "instance"), to=number, limit=min(max(limit, 1), 1000))
+        instance_id=query_int(request, "instance"), to=number, limit=query_limit(request))
     return web.json_response({"messages": [outbox_json(r) for r in rows]})

@@ -1,0 +1,38 @@
+"""Query-string parameters, read the same careful way by every route."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from aiohttp import web
+
+from bot.web.errors import fail
+
+
+def query_int(request: web.Request, name: str) -> int | None:
+    """An integer parameter, or None when absent; 400 when not an integer SQLite can hold."""
+    raw = request.query.get(name)
+    if raw in (None, ""):
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        fail(400, "invalid_query", f"query parameter {name} must be an integer")
+    if not -2**63 <= value < 2**63:  # what SQLite can compare against
+        fail(400, "invalid_query", f"query parameter {name} is out of range")
+    return value
+
+
+def query_limit(request: web.Request, default: int = 100) -> int:
+    """`limit`, clamped to 1..1000."""
+    return min(max(query_int(request, "limit") or default, 1), 1000)
+
+
+def query_choice(request: web.Request, name: str, allowed: Sequence[str]) -> str | None:
+    """One of `allowed`, or None when absent; 400 naming the choices otherwise."""
+    value = request.query.get(name) or None
+    if value is not None and value not in allowed:
+        choices = ", ".join(allowed[:-1]) + " or " + allowed[-1] if len(allowed) > 1 \
+            else allowed[0]
+        fail(400, f"invalid_{name}", f"{name} must be {choices}")
+    return value
