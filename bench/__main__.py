@@ -273,13 +273,18 @@ def path_runs(bench: Bench) -> None:
     for key, (path, bodies, extra) in paths.items():
         env = {"BENCH_BODIES": str(bench.tmp / bodies), **extra}
         bare = run_wrk(bench.url("bare", path), env, bench.duration, 32)
+        forward = run_wrk(bench.url("forward", path), env, bench.duration, 32)
         real = run_wrk(bench.url("wagate", path), env, bench.duration, 32)
         if real.requests > n and key in "ab":
             print(f"  note: ({key}) cycled its {n} bodies; later requests were redeliveries")
-        bench.results[key] = {"bare": bare.__dict__, "wagate": real.__dict__,
-                              "ratio": real.rps / bare.rps if bare.rps else 0.0}
-        print(f"({key}) {path}\n    bare   {bare.row()}\n    wagate {real.row()}"
-              f"  errors {real.errors}\n    ratio  {real.rps / bare.rps:.2f}", flush=True)
+        bench.results[key] = {"bare": bare.__dict__, "forward": forward.__dict__,
+                              "wagate": real.__dict__,
+                              "ratio": real.rps / bare.rps if bare.rps else 0.0,
+                              "forward_ratio": forward.rps / bare.rps if bare.rps else 0.0}
+        print(f"({key}) {path}\n    bare    {bare.row()}\n    forward {forward.row()}"
+              f"\n    wagate  {real.row()}  errors {real.errors}\n"
+              f"    ratio   {real.rps / bare.rps:.2f} (forward: {forward.rps / bare.rps:.2f})",
+              flush=True)
 
 
 def fixed_rate_latency(bench: Bench, rate: int = 1000, seconds: int = 5) -> dict[str, float]:
@@ -364,12 +369,15 @@ def main() -> None:
     ensure_wrk()
     tmp = Path(tempfile.mkdtemp(prefix="wagate-bench-"))
     bench = Bench(tmp=tmp, quick=args.quick)
-    for name in ("graph", "receiver", "bare", "wagate"):
+    for name in ("graph", "receiver", "bare", "forward", "wagate"):
         bench.ports[name] = free_port()
     try:
         for name in ("graph", "receiver", "bare"):
             bench.start(name, [sys.executable, "-m", "bench.servers", name,
                                str(bench.ports[name])], bench.url(name, "/"))
+        bench.start("forward", [sys.executable, "-m", "bench.servers", "forward",
+                                str(bench.ports["forward"]), bench.url("receiver", "/hook")],
+                    bench.url("forward", "/"))
         print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}; "
               f"work dir {tmp}", flush=True)
         pid = bench.start_wagate()
@@ -385,7 +393,43 @@ def main() -> None:
         for name in list(bench.procs):
             bench.stop(name)
     Path(args.out).write_text(json.dumps(bench.results, indent=2))
-    print(f"results written to {args.out}")
+    print()
+    print(summary(bench.results))
+    print(f"\nresults written to {args.out}")
+
+
+def summary(results: dict[str, Any]) -> str:
+    """The results as the table of docs/PERFORMANCE.md, targets beside figures."""
+    rows = ["| path | bare aiohttp | bare + one forward | wagate | ratio | target | met |",
+            "|---|---|---|---|---|---|---|"]
+    names = {"a": "(a) registered user's text", "b": "(b) new user's greeting",
+             "c": "(c) WhatsMate send-text"}
+    for key, name in names.items():
+        r = results[key]
+        rows.append(f"| {name} | {r['bare']['rps']:,.0f}/s | {r['forward']['rps']:,.0f}/s "
+                    f"({r['forward_ratio']:.2f}) | {r['wagate']['rps']:,.0f}/s, p50 "
+                    f"{r['wagate']['p50_ms']:.1f} / p99 {r['wagate']['p99_ms']:.1f} ms | "
+                    f"**{r['ratio']:.2f}** | ≥ 0.5 | {'yes' if r['ratio'] >= 0.5 else 'no'} |")
+    fixed = results["fixed_rate_a"]
+    rows.append(f"| (a) at a fixed {fixed['rate']:,}/s | | | p50 {fixed['p50_ms']:.1f} / "
+                f"p99 {fixed['p99_ms']:.1f} ms | | p99 ≤ 25 ms | "
+                f"{'yes' if fixed['p99_ms'] <= 25 else 'no'} |")
+    for key, name, unit in (("d", "(d) webhook drain", "deliveries"),
+                            ("e", "(e) outbound drain", "messages")):
+        rate = results[key]["per_second"]
+        rows.append(f"| {name} | | | {rate:,.0f} {unit}/s | | ≥ 3,000/s | "
+                    f"{'yes' if rate >= 3000 else 'no'} |")
+    peak = max(results["rss_paths_mb"], results["d"]["peak_rss_mb"],
+               results["e"]["peak_rss_mb"])
+    rows.append(f"| (f) peak RSS during the runs | | | {peak:.0f} MB | | ≤ 120 MB | "
+                f"{'yes' if peak <= 120 else 'no'} |")
+    big = results["f_backlog"]
+    flat = big["peak_rss_mb"] <= 120 and big["peak_rss_mb"] <= 1.25 * results["d"]["peak_rss_mb"]
+    rows.append(f"| (f) peak RSS, {big['backlog']:,} deliveries queued | | | "
+                f"{big['peak_rss_mb']:.0f} MB ({results['d']['backlog']:,} queued: "
+                f"{results['d']['peak_rss_mb']:.0f} MB) | | ≤ 120 MB, flat | "
+                f"{'yes' if flat else 'no'} |")
+    return "\n".join(rows)
 
 
 if __name__ == "__main__":

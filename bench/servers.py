@@ -3,21 +3,29 @@
 - `graph`: a Graph-API-shaped server answering every send with a message id;
 - `receiver`: a webhook receiver answering 200 and counting deliveries;
 - `bare`: the baseline, a bare aiohttp app that reads and parses the same
-  requests wagate gets and answers 200.
+  requests wagate gets and answers 200;
+- `forward`: `bare` plus what every request of a gateway also causes: one
+  POST of the body to TARGET (the receiver), made after answering, at most 64
+  at a time. No storage, no checks: the ceiling for a gateway on this machine.
 
 Usage: python -m bench.servers {graph,receiver,bare} PORT
+       python -m bench.servers forward PORT TARGET
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import sys
+from collections.abc import AsyncIterator
 
+import aiohttp
 from aiohttp import web
 
 counter_key = web.AppKey("counter", itertools.count)
 count_key = web.AppKey("count", list)
+session_key = web.AppKey("session", aiohttp.ClientSession)
 
 
 def graph_app() -> web.Application:
@@ -76,9 +84,40 @@ def bare_app() -> web.Application:
     return app
 
 
+def forward_app(target: str) -> web.Application:
+    """The bare baseline plus one outbound POST per request."""
+    app = web.Application(client_max_size=5 * 1024 * 1024)
+    slots = asyncio.Semaphore(64)
+    sending: set[asyncio.Task[None]] = set()
+
+    async def forward(body: bytes) -> None:
+        async with slots, app[session_key].post(target, data=body) as resp:
+            await resp.read()
+
+    async def any_post(request: web.Request) -> web.Response:
+        body = await request.read()
+        json.loads(body)
+        task = asyncio.create_task(forward(body))
+        sending.add(task)
+        task.add_done_callback(sending.discard)
+        return web.json_response({"status": "ok"})
+
+    async def session_ctx(app: web.Application) -> AsyncIterator[None]:
+        async with aiohttp.ClientSession() as session:
+            app[session_key] = session
+            yield
+
+    app.cleanup_ctx.append(session_ctx)
+    app.router.add_post("/{tail:.*}", any_post)
+    return app
+
+
 def main() -> None:
     kind, port = sys.argv[1], int(sys.argv[2])
-    app = {"graph": graph_app, "receiver": receiver_app, "bare": bare_app}[kind]()
+    if kind == "forward":
+        app = forward_app(sys.argv[3])
+    else:
+        app = {"graph": graph_app, "receiver": receiver_app, "bare": bare_app}[kind]()
     # The same event loop as wagate's, so the baseline is measured like for like.
     from bot.eventloop import new_event_loop
 

@@ -100,6 +100,7 @@ class SqliteStore:
     def __init__(self, db: aiosqlite.Connection, path: str) -> None:
         self._db = db
         self.path = path
+        self._reader: sqlite3.Connection | None = None
         self._pending: list[_Unit] = []
         self._drainer: asyncio.Task[None] | None = None
 
@@ -111,11 +112,18 @@ class SqliteStore:
         store = cls(db, path)
         # One hop to the connection's thread per call: aiosqlite runs `fn` there.
         await db._execute(store._setup, db._conn)
+        if path != ":memory:":  # a second connection to :memory: would be another database
+            store._reader = sqlite3.connect(path, isolation_level=None)
+            store._reader.execute("PRAGMA query_only=ON")
+            store._reader.execute("PRAGMA busy_timeout=0")
         return store
 
     async def close(self) -> None:
         while self._drainer is not None and not self._drainer.done():
             await asyncio.shield(self._drainer)
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
         await self._db.close()
 
     # Units of work are queued and run in batches: one hop to the connection's
@@ -127,6 +135,21 @@ class SqliteStore:
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """A read unit."""
         return await self._submit(fn, write=False)
+
+    async def _lookup(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """A read unit of a few indexed point lookups, run right here on the
+        event loop's thread from a read-only connection. On the request path
+        this saves a round trip to the writer's thread, whose wake-ups cost
+        more (~70 µs when batches are small) than the lookups themselves
+        (~20 µs). WAL readers see every committed transaction and never wait
+        for the writer; should SQLite still answer busy, the unit queues."""
+        if self._reader is not None:
+            try:
+                return fn(self._reader)
+            except sqlite3.OperationalError as exc:
+                if exc.sqlite_errorcode not in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+                    raise
+        return await self._run(fn)
 
     async def _tx(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """A write unit: all of it commits, or none of it."""
@@ -245,7 +268,7 @@ class SqliteStore:
                                   last_sender=self._last_sender(conn, instance_id, sender,
                                                                 group_id),
                                   keyword_at=reg[7] if reg else None)
-        return await self._run(unit)
+        return await self._lookup(unit)
 
     async def commit_inbound(self, effects: Effects, now: float) -> bool:
         msg = effects.inbound
