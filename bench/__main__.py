@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import hashlib
 import hmac
 import json
@@ -287,6 +288,22 @@ def path_runs(bench: Bench) -> None:
               flush=True)
 
 
+def wait_deliveries_drained(bench: Bench, timeout: float = 180.0) -> float:
+    """Wait until the deliveries queued by the runs before are sent, so the
+    fixed-rate run starts from steady state: its own deliveries, and nothing
+    left over, are what the service sends meanwhile. Returns the seconds waited."""
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < timeout:
+        req = urllib.request.Request(bench.url("wagate", "/metrics"))
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            text = resp.read().decode()
+        depth = re.search(r"^wagate_webhook_queue_depth ([\d.e+]+)$", text, re.M)
+        if depth is not None and float(depth.group(1)) == 0:
+            break
+        time.sleep(0.5)
+    return time.perf_counter() - t0
+
+
 def fixed_rate_latency(bench: Bench, rate: int = 1000, seconds: int = 5) -> dict[str, float]:
     """p50/p99 of (a) at a fixed 1,000 requests/s (an open-loop load, like wrk2)."""
     async def go() -> list[float]:
@@ -306,6 +323,9 @@ def fixed_rate_latency(bench: Bench, rate: int = 1000, seconds: int = 5) -> dict
                                         headers={"X-Hub-Signature-256": sig}) as r:
                     await r.read()
                 latencies.append((time.perf_counter() - t0) * 1000)
+            # The load generator's own collector must not pause the clock.
+            gc.collect()
+            gc.disable()
             start = time.perf_counter()
             tasks = []
             for i, (body, sig) in enumerate(bodies):
@@ -314,6 +334,7 @@ def fixed_rate_latency(bench: Bench, rate: int = 1000, seconds: int = 5) -> dict
                     await asyncio.sleep(delay)
                 tasks.append(asyncio.create_task(one(body, sig)))
             await asyncio.gather(*tasks)
+            gc.enable()
         return sorted(latencies)
     lat = asyncio.run(go())
     result = {"rate": rate, "p50_ms": lat[len(lat) // 2], "p99_ms": lat[int(len(lat) * 0.99)]}
@@ -382,6 +403,8 @@ def main() -> None:
               f"work dir {tmp}", flush=True)
         pid = bench.start_wagate()
         path_runs(bench)
+        waited = wait_deliveries_drained(bench)
+        print(f"deliveries left by (a)-(c) drained in {waited:.0f} s", flush=True)
         bench.results["fixed_rate_a"] = fixed_rate_latency(bench)
         bench.results["rss_paths_mb"] = peak_rss_mb(pid)
         print(f"(f) peak RSS during (a)-(c): {bench.results['rss_paths_mb']:.0f} MB", flush=True)

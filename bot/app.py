@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 from aiohttp import web
 
+from bot import heap
 from bot.clock import Clock
 from bot.config import Config
 from bot.locales import load_locales
@@ -86,6 +87,8 @@ def create_app(config: Config) -> web.Application:
 
 
 def _reloaded(app: web.Application, outcome: str) -> None:
+    if outcome == "ok":
+        heap.refreeze()
     metrics, holder = app[metrics_key], app[holder_key]
     metrics.reloads.labels(outcome).inc()
     metrics.config_generation.set(holder.generation)

@@ -38,6 +38,7 @@ def setup_logging(level: str, fmt: str) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
+    from bot import heap
     from bot.app import create_app
     from bot.locales import LocaleError
     from bot.web.keys import inflight_key, reloader_key
@@ -62,6 +63,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, on_sighup)
         if pid_file:
             pid_file.write_text(f"{os.getpid()}\n")
+        heap.freeze()
         log.info("wagate serving on http://%s:%d (%d instance(s))", config.server.host,
                  config.server.port, len(config.instances))
 
