@@ -25,7 +25,9 @@ async def opt_out(msg: InboundMessage, ctx: Context) -> None:
                 "To register again, say {greeting}.").format(greeting=locale.greeting),
               state_change=was_active)
     if was_active:
-        ctx.emit("user.unregistered", {"number": msg.sender, "locale": locale.name})
+        # `source` tells it from an admin's opt-out (bot/webhooks/routing.py).
+        ctx.emit("user.unregistered",
+                 {"number": msg.sender, "locale": locale.name, "source": "user"})
 
 
 @router.message(filters.help_word & filters.private)

@@ -14,7 +14,7 @@ from standardwebhooks.webhooks import WebhookVerificationError
 from bot.effects import OutboundDraft
 from bot.events import StatusUpdate
 from bot.web.keys import pipeline_key, store_key
-from tests.conftest import say, wait_for, wait_sent
+from tests.conftest import ADMIN, say, wait_for, wait_sent
 from tests.webhook_helpers import (
     ACME_SECRET,
     BETA_SECRET,
@@ -29,6 +29,7 @@ from tests.webhook_helpers import (
 
 U = "+34600000001"
 V = "+34600000002"
+W = "+34600000003"
 
 
 @pytest.fixture
@@ -141,6 +142,9 @@ async def test_stop_is_forwarded_and_raises_user_unregistered(
               for h in hits]
     assert ("message.received", "STOP") in events
     assert ("user.unregistered", None) in events
+    gone = next(verify(h, ACME_SECRET) for h in hits if h.json["type"] == "user.unregistered")
+    assert gone["data"] == {"instance_id": 1, "gateway_number": "+15550001111", "number": U,
+                            "locale": "en", "source": "user"}
 
 
 async def test_reply_window(client: TestClient, receiver: Receiver) -> None:
@@ -220,3 +224,92 @@ async def test_same_url_two_subscribers_keep_their_own_secrets(
         verify(by_text["for beta"], ACME_SECRET)
     with pytest.raises(WebhookVerificationError):
         verify(by_text["for acme"], BETA_SECRET)
+
+
+# ------------------------------------------------- an admin's opt-out, told like a STOP
+
+
+async def admin_opt_out(client: TestClient, number: str,
+                        instance: int | None = None) -> dict[str, Any]:
+    params = {"instance": str(instance)} if instance is not None else {}
+    resp = await client.post(f"/admin/registrations/{number}/opt-out", headers=ADMIN,
+                             params=params)
+    assert resp.status == 200, await resp.text()
+    return await resp.json()
+
+
+def unregistered(hits: list[Any]) -> list[Any]:
+    return [h for h in hits if h.json["type"] == "user.unregistered"]
+
+
+async def test_admin_opt_out_raises_user_unregistered_for_the_owner(
+        client: TestClient, receiver: Receiver) -> None:
+    await say(client, "Hi", sender=U, instance=3)
+    await wait_for(lambda: len(receiver.on("/acme")) >= 2)
+    assert (await admin_opt_out(client, U, instance=3))["changed"] == 1
+    [hit] = await wait_for(lambda: unregistered(receiver.on("/acme")))
+    body = verify(hit, ACME_SECRET)  # signed as every other event
+    assert body["data"] == {"instance_id": 3, "gateway_number": "+15550003333", "number": U,
+                            "locale": "en", "source": "admin"}
+    assert hit.webhook_id and hit.webhook_id.startswith("msg_")
+    await quiet()
+    # acme's other webhook lists only user.registered: it is not told, nor queued.
+    assert types(receiver.on("/acme-reg")) == ["user.registered"]
+    assert not receiver.on("/beta") and not receiver.on("/beta-wm")
+    rows = [d for d in await settled(client, 4) if d["type"] == "user.unregistered"]
+    assert [(d["subscriber"], d["endpoint"]["url"], d["status"]) for d in rows] == [
+        ("acme", f"{receiver.base}/acme", "delivered")]
+
+
+async def test_admin_opt_out_of_an_opted_out_or_unknown_number_tells_nobody(
+        client: TestClient, receiver: Receiver) -> None:
+    await say(client, "Hi", sender=U, instance=3)
+    await say(client, "STOP", sender=U, instance=3)
+    [stop] = await wait_for(lambda: unregistered(receiver.on("/acme")))
+    assert verify(stop, ACME_SECRET)["data"]["source"] == "user"
+    assert (await admin_opt_out(client, U, instance=3))["changed"] == 0
+    # A number that never wrote is recorded opted-out everywhere: nothing to tell.
+    assert (await admin_opt_out(client, V))["changed"] == 3
+    await quiet()
+    assert len(unregistered(receiver.on("/acme"))) == 1
+    assert not receiver.on("/beta") and not receiver.on("/gamma")
+    assert [d["type"] for d in await deliveries(client)].count("user.unregistered") == 1
+
+
+async def test_admin_opt_out_on_a_shared_instance_goes_to_the_routed_subscriber(
+        client: TestClient, receiver: Receiver) -> None:
+    await say(client, "Hi BETA", sender=U)
+    await say(client, "Hi BETA", sender=V)
+    await say(client, "Hi GAMMA", sender=W)  # gamma's plan has no inbound webhooks
+    await wait_for(lambda: len(receiver.on("/beta")) >= 4)
+    await sent_by(client, "acme", to=U)  # after U named beta: U is acme's now
+    assert (await admin_opt_out(client, U, instance=1))["changed"] == 1
+    [hit] = await wait_for(lambda: unregistered(receiver.on("/acme")))
+    assert verify(hit, ACME_SECRET)["data"] == {
+        "instance_id": 1, "gateway_number": "+15550001111", "number": U, "locale": "en",
+        "source": "admin"}
+    # V last named beta and nobody sent to it since: beta is told (standard only).
+    assert (await admin_opt_out(client, V))["changed"] == 3
+    [hit] = await wait_for(lambda: unregistered(receiver.on("/beta")))
+    assert verify(hit, BETA_SECRET)["data"]["number"] == V
+    assert (await admin_opt_out(client, W, instance=1))["changed"] == 1
+    await quiet()
+    assert len(unregistered(receiver.on("/acme"))) == 1
+    assert len(unregistered(receiver.on("/beta"))) == 1
+    assert [h.json["message"] for h in receiver.on("/beta-wm")] == ["Hi BETA", "Hi BETA"]
+    assert not receiver.on("/gamma") and not receiver.on("/acme-reg")
+
+
+async def test_admin_opt_out_and_its_event_commit_together(client: TestClient) -> None:
+    await say(client, "Hi", sender=U, instance=3)
+    store = client.app[store_key]
+
+    def broken_route(state: Any) -> list[Any]:
+        raise RuntimeError("routing failed")
+
+    with pytest.raises(RuntimeError):
+        await store.opt_out(U, [3], "en", time.time(), broken_route)
+    # Neither half is written: the user stays registered, no event is queued.
+    [reg] = [r for r in await store.registrations_of(U) if r.instance_id == 3]
+    assert reg.active
+    assert "user.unregistered" not in [d["type"] for d in await deliveries(client)]

@@ -85,9 +85,13 @@ class Store(Protocol):
     # ---- operations
 
     async def opt_out(self, number: str, instance_ids: Sequence[int], default_locale: str,
-                      now: float) -> list[tuple[Registration, str | None]]:
+                      now: float,
+                      route: Callable[[InboundContext], list[DeliveryDraft]] | None = None
+                      ) -> list[tuple[Registration, str | None]]:
         """Opt a number out by hand on each instance; each registration after, with
-        its status before (None when there was none)."""
+        its status before (None when there was none). `route` names the webhook
+        deliveries for each active registration it ends, given the user's context
+        there before; they commit with the opt-out."""
         ...
 
     # ---- send API

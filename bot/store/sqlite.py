@@ -525,20 +525,30 @@ class SqliteStore:
     # ---- operations
 
     async def opt_out(self, number: str, instance_ids: Sequence[int], default_locale: str,
-                      now: float) -> list[tuple[Registration, str | None]]:
+                      now: float,
+                      route: Callable[[InboundContext], list[DeliveryDraft]] | None = None
+                      ) -> list[tuple[Registration, str | None]]:
         """Opt a number out by hand on each instance (an admin's act, no message sent).
 
         A number that never registered there is recorded opted-out too, like a STOP.
+        `route` is called for each active registration this ends, with the user's
+        context there before; the deliveries it names commit with the opt-out.
         Returns each instance's registration after, with its status before (None
         when there was none)."""
         def unit(conn: sqlite3.Connection) -> list[tuple[Registration, str | None]]:
             out = []
             for instance_id in instance_ids:
-                row = conn.execute("SELECT status FROM registrations"
+                row = conn.execute(f"SELECT {_REG_COLUMNS}, keyword_at FROM registrations"
                                    " WHERE instance_id = ? AND number = ?",
                                    (instance_id, number)).fetchone()
-                before = row[0] if row else None
-                if before != "opted_out":
+                before = _registration(row) if row else None
+                if before is not None and before.active and route is not None:
+                    state = InboundContext(
+                        registration=before, group=None, last_auto_reply_at=None,
+                        last_hint_at=None, keyword_at=row[7],
+                        last_sender=self._last_sender(conn, instance_id, number, None))
+                    self._insert_deliveries(conn, route(state), now)
+                if before is None or before.active:
                     conn.execute(
                         f"INSERT INTO registrations ({_REG_COLUMNS})"
                         " VALUES (?, ?, ?, 'opted_out', NULL, ?, ?)"
@@ -548,7 +558,7 @@ class SqliteStore:
                 after = conn.execute(f"SELECT {_REG_COLUMNS} FROM registrations"
                                      " WHERE instance_id = ? AND number = ?",
                                      (instance_id, number)).fetchone()
-                out.append((_registration(after), before))
+                out.append((_registration(after), before.status if before else None))
             return out
         return await self._tx(unit)
 

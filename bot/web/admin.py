@@ -7,13 +7,23 @@ import time
 
 from aiohttp import web
 
+from bot.effects import DeliveryDraft
 from bot.numbers import to_e164
 from bot.runtime import ReloadError
+from bot.store.models import InboundContext
 from bot.web.auth import require_admin
 from bot.web.errors import fail, parse_json_object, read_body
-from bot.web.keys import holder_key, metrics_key, reloader_key, snapshot_of, store_key
+from bot.web.keys import (
+    holder_key,
+    metrics_key,
+    reloader_key,
+    snapshot_of,
+    store_key,
+    webhook_worker_key,
+)
 from bot.web.query import query_choice, query_int, query_limit
 from bot.web.views import iso, message_log_json, registration_json
+from bot.webhooks.routing import route_admin_opt_out
 
 log = logging.getLogger("wagate.admin")
 
@@ -94,7 +104,9 @@ async def config_summary(request: web.Request) -> web.Response:
 async def opt_out(request: web.Request) -> web.Response:
     """Opt a number out by hand: on one instance (`instance` in the query or the
     JSON body), else on every configured instance. Sends are refused from then on;
-    no message goes to the user; the user comes back by saying Hi."""
+    no message goes to the user; the user comes back by saying Hi. Each active
+    registration ended raises `user.unregistered` (`source: admin`), routed as a
+    STOP from the user would be."""
     require_admin(request)
     number = to_e164(request.match_info["number"])
     if number is None:
@@ -110,8 +122,19 @@ async def opt_out(request: web.Request) -> web.Response:
     if instance is not None and instance not in config.instances:
         fail(404, "unknown_instance", f"instance {instance} is not configured")
     ids = [instance] if instance is not None else sorted(config.instances)
+    now = time.time()
+    routed = False
+
+    def route(state: InboundContext) -> list[DeliveryDraft]:
+        nonlocal routed
+        drafts = route_admin_opt_out(config, state, now)
+        routed = routed or bool(drafts)
+        return drafts
+
     results = await request.app[store_key].opt_out(number, ids, config.defaults.locale,
-                                                   time.time())
+                                                   now, route)
+    if routed:  # committed: the deliverer need not wait for its next poll
+        request.app[webhook_worker_key].notify()
     changed = [reg for reg, before in results if before != "opted_out"]
     metrics = request.app[metrics_key]
     for reg, before in results:

@@ -6,6 +6,7 @@
   registration keyword, whichever is more recent, within `reply_window_days`;
   a group's to the subscriber that most recently sent to that group.
 - `message.status` goes to the subscriber that sent the message.
+- An admin's opt-out raises `user.unregistered` as the user's STOP would.
 
 Then, for that one subscriber: only while its plan in force has
 `inbound_webhooks`, and to each of its webhooks whose `events` list the type
@@ -30,6 +31,36 @@ def _iso(ts: float) -> str:
         "+00:00", "Z")
 
 
+def _pick(config: Config, instance: InstanceConfig, candidates: list[tuple[float, str]],
+          now: float) -> str | None:
+    """A dedicated instance's owner; on a shared one, the most recent candidate
+    (when, subscriber) within the reply window."""
+    if not instance.shared:
+        return instance.owner
+    window = config.defaults.reply_window_days * 86400
+    # Only subscribers that may use this number now: a keyword of another
+    # subscriber, or one whose access was removed on reload, routes nothing.
+    recent = [c for c in candidates if now - c[0] <= window
+              and c[1] in config.subscribers and may_use(config.subscribers[c[1]], instance)]
+    return max(recent)[1] if recent else None
+
+
+def _last_sent(state: InboundContext) -> list[tuple[float, str]]:
+    """The subscriber that most recently sent to the chat, and when (if any did)."""
+    if state.last_sender is None:
+        return []
+    subscriber, at = state.last_sender
+    return [(at, subscriber)]
+
+
+def _stored_keyword(state: InboundContext) -> list[tuple[float, str]]:
+    """The subscriber the user's registration keyword named, and when (if it did)."""
+    reg = state.registration
+    if reg is not None and reg.keyword_subscriber and state.keyword_at is not None:
+        return [(state.keyword_at, reg.keyword_subscriber)]
+    return []
+
+
 def inbound_target(config: Config, effects: Effects, state: InboundContext,
                    now: float) -> str | None:
     """The one subscriber an inbound message (and the events it raised) belongs to."""
@@ -37,25 +68,22 @@ def inbound_target(config: Config, effects: Effects, state: InboundContext,
     instance = config.instances.get(msg.instance_id)
     if instance is None:
         return None
-    if not instance.shared:
-        return instance.owner
-    candidates: list[tuple[float, str]] = []
-    if state.last_sender is not None:
-        subscriber, at = state.last_sender
-        candidates.append((at, subscriber))
+    candidates = _last_sent(state)
     if msg.group is None:
         reg = effects.registration
         if reg is not None and reg.keyword_subscriber:
             candidates.append((now, reg.keyword_subscriber))  # named by this very message
-        elif (state.registration is not None and state.registration.keyword_subscriber
-              and state.keyword_at is not None):
-            candidates.append((state.keyword_at, state.registration.keyword_subscriber))
-    window = config.defaults.reply_window_days * 86400
-    # Only subscribers that may use this number now: a keyword of another
-    # subscriber, or one whose access was removed on reload, routes nothing.
-    recent = [c for c in candidates if now - c[0] <= window
-              and c[1] in config.subscribers and may_use(config.subscribers[c[1]], instance)]
-    return max(recent)[1] if recent else None
+        else:
+            candidates += _stored_keyword(state)
+    return _pick(config, instance, candidates, now)
+
+
+def user_target(config: Config, instance: InstanceConfig, state: InboundContext,
+                now: float) -> str | None:
+    """The subscriber a user's events on `instance` belong to when no message of
+    theirs is in hand (an admin's act): as for a message from them naming no keyword.
+    `state.last_sender` must be the last sender to the user, not to a group."""
+    return _pick(config, instance, _last_sent(state) + _stored_keyword(state), now)
 
 
 def route_inbound(config: Config, effects: Effects, state: InboundContext,
@@ -70,6 +98,24 @@ def route_inbound(config: Config, effects: Effects, state: InboundContext,
     for event in effects.events:
         drafts += deliveries_for(config, target, instance, event, now)
     return drafts
+
+
+def route_admin_opt_out(config: Config, state: InboundContext,
+                        now: float) -> list[DeliveryDraft]:
+    """`user.unregistered` for a registration an admin opted out, to whom the
+    user's own STOP would have told; nothing unless it was active (as for a STOP).
+    `state` is the user's context on that instance before the opt-out."""
+    reg = state.registration
+    instance = config.instances.get(reg.instance_id) if reg is not None else None
+    if reg is None or not reg.active or instance is None:
+        return []
+    target = user_target(config, instance, state, now)
+    if target is None:
+        return []
+    event = WebhookEvent(type="user.unregistered", instance_id=reg.instance_id,
+                         data={"number": reg.number, "locale": reg.locale, "source": "admin"},
+                         number=reg.number)
+    return deliveries_for(config, target, instance, event, now)
 
 
 def route_status(config: Config, update: StatusUpdate, row: OutboundRow,
