@@ -24,6 +24,7 @@ import tempfile
 import textwrap
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -275,6 +276,8 @@ def path_runs(bench: Bench) -> None:
         env = {"BENCH_BODIES": str(bench.tmp / bodies), **extra}
         bare = run_wrk(bench.url("bare", path), env, bench.duration, 32)
         forward = run_wrk(bench.url("forward", path), env, bench.duration, 32)
+        # Its forwards still under way would load the receiver during wagate's run.
+        wait_until(lambda: get_json(bench.url("forward", "/pending"))["pending"] == 0, 60)
         real = run_wrk(bench.url("wagate", path), env, bench.duration, 32)
         if real.requests > n and key in "ab":
             print(f"  note: ({key}) cycled its {n} bodies; later requests were redeliveries")
@@ -292,16 +295,28 @@ def wait_deliveries_drained(bench: Bench, timeout: float = 180.0) -> float:
     """Wait until the deliveries queued by the runs before are sent, so the
     fixed-rate run starts from steady state: its own deliveries, and nothing
     left over, are what the service sends meanwhile. Returns the seconds waited."""
-    t0 = time.perf_counter()
-    while time.perf_counter() - t0 < timeout:
+    def drained() -> bool:
         req = urllib.request.Request(bench.url("wagate", "/metrics"))
         with urllib.request.urlopen(req, timeout=10) as resp:
             text = resp.read().decode()
         depth = re.search(r"^wagate_webhook_queue_depth ([\d.e+]+)$", text, re.M)
-        if depth is not None and float(depth.group(1)) == 0:
-            break
-        time.sleep(0.5)
+        if depth is None:
+            raise RuntimeError("wagate_webhook_queue_depth is missing from /metrics")
+        return float(depth.group(1)) == 0
+
+    t0 = time.perf_counter()
+    if not wait_until(drained, timeout):
+        print(f"  note: deliveries still queued after {timeout:.0f} s; measuring anyway")
     return time.perf_counter() - t0
+
+
+def wait_until(done: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.perf_counter() + timeout
+    while not done():
+        if time.perf_counter() > deadline:
+            return False
+        time.sleep(0.25)
+    return True
 
 
 def fixed_rate_latency(bench: Bench, rate: int = 1000, seconds: int = 5) -> dict[str, float]:
@@ -326,15 +341,17 @@ def fixed_rate_latency(bench: Bench, rate: int = 1000, seconds: int = 5) -> dict
             # The load generator's own collector must not pause the clock.
             gc.collect()
             gc.disable()
-            start = time.perf_counter()
-            tasks = []
-            for i, (body, sig) in enumerate(bodies):
-                delay = start + i / rate - time.perf_counter()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                tasks.append(asyncio.create_task(one(body, sig)))
-            await asyncio.gather(*tasks)
-            gc.enable()
+            try:
+                start = time.perf_counter()
+                tasks = []
+                for i, (body, sig) in enumerate(bodies):
+                    delay = start + i / rate - time.perf_counter()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                    tasks.append(asyncio.create_task(one(body, sig)))
+                await asyncio.gather(*tasks)
+            finally:
+                gc.enable()
         return sorted(latencies)
     lat = asyncio.run(go())
     result = {"rate": rate, "p50_ms": lat[len(lat) // 2], "p99_ms": lat[int(len(lat) * 0.99)]}

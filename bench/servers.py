@@ -107,7 +107,11 @@ def forward_app(target: str) -> web.Application:
             app[session_key] = session
             yield
 
+    async def pending(request: web.Request) -> web.Response:
+        return web.json_response({"pending": len(sending)})
+
     app.cleanup_ctx.append(session_ctx)
+    app.router.add_get("/pending", pending)
     app.router.add_post("/{tail:.*}", any_post)
     return app
 

@@ -7,9 +7,10 @@ transport's request is answered; workers are then woken to act on it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 from bot.dispatch import Dispatcher
 from bot.effects import DeliveryDraft, Effects
@@ -70,18 +71,32 @@ class Pipeline:
         # One message per chat at a time from reading its state to committing
         # what it caused: concurrent "Hola"s must not each see "unregistered"
         # and each send a confirmation (or each a hint).
-        key = (msg.instance_id, msg.chat)
-        lock, waiting = self._chat_locks.get(key, (asyncio.Lock(), 0))
-        self._chat_locks[key] = (lock, waiting + 1)
+        async with self.chats([(msg.instance_id, msg.chat)]):
+            return await self._message_locked(msg, now, snap)
+
+    @contextlib.asynccontextmanager
+    async def chats(self, keys: list[tuple[int, str]]) -> AsyncIterator[None]:
+        """Hold these chats (instance id, chat) against every other change to
+        their state made through here: inbound messages, an admin's opt-out.
+        Taken in sorted order, so two holders of several never deadlock."""
+        keys = sorted(set(keys))
+        locks = []
+        for key in keys:
+            lock, waiting = self._chat_locks.get(key, (asyncio.Lock(), 0))
+            self._chat_locks[key] = (lock, waiting + 1)
+            locks.append(lock)
         try:
-            async with lock:
-                return await self._message_locked(msg, now, snap)
+            async with contextlib.AsyncExitStack() as held:
+                for lock in locks:
+                    await held.enter_async_context(lock)
+                yield
         finally:
-            lock, waiting = self._chat_locks[key]
-            if waiting <= 1:
-                del self._chat_locks[key]
-            else:
-                self._chat_locks[key] = (lock, waiting - 1)
+            for key in keys:
+                lock, waiting = self._chat_locks[key]
+                if waiting <= 1:
+                    del self._chat_locks[key]
+                else:
+                    self._chat_locks[key] = (lock, waiting - 1)
 
     async def _message_locked(self, msg: InboundMessage, now: float, snap: Snapshot) -> bool:
         state = await self.store.load_inbound_context(
@@ -90,7 +105,14 @@ class Pipeline:
                                             state=state, now=now)
         effects = await self.dispatcher.dispatch(ctx)
         effects.deliveries = route_inbound(snap.config, effects, state, now)
-        fresh = await self.store.commit_inbound(effects, now)
+        commit = asyncio.ensure_future(self.store.commit_inbound(effects, now))
+        try:
+            fresh = await asyncio.shield(commit)
+        except asyncio.CancelledError:
+            # The caller went away, but the write goes on: keep the chat until
+            # it is in, or the next message would read the state before it.
+            await asyncio.wait([commit])
+            raise
         if not fresh:
             log.info("duplicate %s message %s ignored", msg.provider, msg.provider_message_id)
             if self.metrics is not None:

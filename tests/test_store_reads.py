@@ -3,6 +3,8 @@ they see every committed write at once."""
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
 from pathlib import Path
 
 from bot.effects import Effects, RegistrationWrite
@@ -27,5 +29,38 @@ async def test_a_committed_registration_is_seen_by_the_next_lookup(tmp_path: Pat
         after = await store.load_inbound_context(1, "+34600000001", None)
         assert after.registration is not None
         assert (after.registration.status, after.registration.locale) == ("active", "es")
+    finally:
+        await store.close()
+
+
+async def test_a_lookup_does_not_wait_behind_a_waiting_write(tmp_path: Path) -> None:
+    path = tmp_path / "wagate.db"
+    store = await SqliteStore.open(str(path))
+    # Another process holds the write lock (a CLI command, a backup tool):
+    # the store's writer waits for it, its readers must not.
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        assert await store.commit_inbound(_hello("m1"), 1000.0)
+        other.execute("BEGIN IMMEDIATE")
+        waiting = asyncio.ensure_future(store.commit_inbound(_hello("m2"), 1001.0))
+        await asyncio.sleep(0.1)
+        state = await store.load_inbound_context(1, "+34600000001", None)
+        assert state.registration is not None
+        assert not waiting.done(), "answered while the write still waited for the lock"
+        other.execute("ROLLBACK")
+        assert await waiting  # and the write goes through once the lock is free
+    finally:
+        other.close()
+        await store.close()
+
+
+async def test_a_temporary_database_reads_through_the_writer(tmp_path: Path) -> None:
+    # "sqlite:///" names SQLite's private temporary database: a second
+    # connection would open another, empty one.
+    store = await SqliteStore.open("")
+    try:
+        assert await store.commit_inbound(_hello("m1"), 1000.0)
+        state = await store.load_inbound_context(1, "+34600000001", None)
+        assert state.registration is not None
     finally:
         await store.close()

@@ -3,6 +3,7 @@ webhooks (and no one else's), signed as Standard Webhooks or in WhatsMate's shap
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -298,6 +299,23 @@ async def test_admin_opt_out_on_a_shared_instance_goes_to_the_routed_subscriber(
     assert len(unregistered(receiver.on("/beta"))) == 1
     assert [h.json["message"] for h in receiver.on("/beta-wm")] == ["Hi BETA", "Hi BETA"]
     assert not receiver.on("/gamma") and not receiver.on("/acme-reg")
+
+
+async def test_a_stop_and_an_admin_opt_out_at_once_unregister_the_user_once(
+        client: TestClient, receiver: Receiver) -> None:
+    users = [f"+3460001{i:04d}" for i in range(12)]
+    for user in users:
+        await say(client, "Hi", sender=user, instance=3)
+    await wait_for(lambda: len(receiver.on("/acme-reg")) >= len(users))
+    # Each user says STOP while an admin opts them out: whichever commits
+    # second sees the first, so each subscriber hears it once per user.
+    await asyncio.gather(*(coro for user in users for coro in (
+        say(client, "STOP", sender=user, instance=3), admin_opt_out(client, user, instance=3))))
+    await wait_for(lambda: len(unregistered(receiver.on("/acme"))) >= len(users))
+    await quiet()
+    told = [verify(hit, ACME_SECRET)["data"]["number"]
+            for hit in unregistered(receiver.on("/acme"))]
+    assert sorted(told) == sorted(users)
 
 
 async def test_admin_opt_out_and_its_event_commit_together(client: TestClient) -> None:

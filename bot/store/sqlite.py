@@ -112,7 +112,9 @@ class SqliteStore:
         store = cls(db, path)
         # One hop to the connection's thread per call: aiosqlite runs `fn` there.
         await db._execute(store._setup, db._conn)
-        if path != ":memory:":  # a second connection to :memory: would be another database
+        # A second connection to ":memory:" or "" (a private temporary file)
+        # would open another, empty database: those read through the writer.
+        if path not in ("", ":memory:"):
             store._reader = sqlite3.connect(path, isolation_level=None)
             store._reader.execute("PRAGMA query_only=ON")
             store._reader.execute("PRAGMA busy_timeout=0")
@@ -141,14 +143,24 @@ class SqliteStore:
         event loop's thread from a read-only connection. On the request path
         this saves a round trip to the writer's thread, whose wake-ups cost
         more (~70 µs when batches are small) than the lookups themselves
-        (~20 µs). WAL readers see every committed transaction and never wait
-        for the writer; should SQLite still answer busy, the unit queues."""
-        if self._reader is not None:
+        (~20 µs). The unit reads one snapshot (one read transaction) holding
+        every transaction committed before it; WAL readers never wait for the
+        writer. Should SQLite still answer busy (say, while it recovers the
+        WAL after a crash), the unit queues for the writer's thread instead."""
+        reader = self._reader
+        if reader is not None:
             try:
-                return fn(self._reader)
+                reader.execute("BEGIN")
+                try:
+                    return fn(reader)
+                finally:
+                    reader.execute("COMMIT")
             except sqlite3.OperationalError as exc:
-                if exc.sqlite_errorcode not in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+                # Extended codes (SQLITE_BUSY_RECOVERY, ...) keep the primary in the low byte.
+                if exc.sqlite_errorcode & 0xFF not in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
                     raise
+                if reader.in_transaction:
+                    reader.execute("ROLLBACK")
         return await self._run(fn)
 
     async def _tx(self, fn: Callable[[sqlite3.Connection], T]) -> T:

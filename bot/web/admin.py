@@ -16,6 +16,7 @@ from bot.web.errors import fail, parse_json_object, read_body
 from bot.web.keys import (
     holder_key,
     metrics_key,
+    pipeline_key,
     reloader_key,
     snapshot_of,
     store_key,
@@ -131,8 +132,11 @@ async def opt_out(request: web.Request) -> web.Response:
         routed = routed or bool(drafts)
         return drafts
 
-    results = await request.app[store_key].opt_out(number, ids, config.defaults.locale,
-                                                   now, route)
+    # Held like a message from this number: a STOP being handled meanwhile
+    # commits first or sees the opt-out, so the user is not unregistered twice.
+    async with request.app[pipeline_key].chats([(i, number) for i in ids]):
+        results = await request.app[store_key].opt_out(number, ids, config.defaults.locale,
+                                                       now, route)
     if routed:  # committed: the deliverer need not wait for its next poll
         request.app[webhook_worker_key].notify()
     changed = [reg for reg, before in results if before != "opted_out"]
