@@ -7,10 +7,9 @@ transport's request is answered; workers are then woken to act on it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 from bot.dispatch import Dispatcher
 from bot.effects import DeliveryDraft, Effects
@@ -74,29 +73,10 @@ class Pipeline:
         async with self.chats([(msg.instance_id, msg.chat)]):
             return await self._message_locked(msg, now, snap)
 
-    @contextlib.asynccontextmanager
-    async def chats(self, keys: list[tuple[int, str]]) -> AsyncIterator[None]:
+    def chats(self, keys: list[tuple[int, str]]) -> _ChatHold:
         """Hold these chats (instance id, chat) against every other change to
-        their state made through here: inbound messages, an admin's opt-out.
-        Taken in sorted order, so two holders of several never deadlock."""
-        keys = sorted(set(keys))
-        locks = []
-        for key in keys:
-            lock, waiting = self._chat_locks.get(key, (asyncio.Lock(), 0))
-            self._chat_locks[key] = (lock, waiting + 1)
-            locks.append(lock)
-        try:
-            async with contextlib.AsyncExitStack() as held:
-                for lock in locks:
-                    await held.enter_async_context(lock)
-                yield
-        finally:
-            for key in keys:
-                lock, waiting = self._chat_locks[key]
-                if waiting <= 1:
-                    del self._chat_locks[key]
-                else:
-                    self._chat_locks[key] = (lock, waiting - 1)
+        their state made through here: inbound messages, an admin's opt-out."""
+        return _ChatHold(self._chat_locks, keys)
 
     async def _message_locked(self, msg: InboundMessage, now: float, snap: Snapshot) -> bool:
         state = await self.store.load_inbound_context(
@@ -105,13 +85,12 @@ class Pipeline:
                                             state=state, now=now)
         effects = await self.dispatcher.dispatch(ctx)
         effects.deliveries = route_inbound(snap.config, effects, state, now)
-        commit = asyncio.ensure_future(self.store.commit_inbound(effects, now))
         try:
-            fresh = await asyncio.shield(commit)
+            fresh = await self.store.commit_inbound(effects, now)
         except asyncio.CancelledError:
-            # The caller went away, but the write goes on: keep the chat until
-            # it is in, or the next message would read the state before it.
-            await asyncio.wait([commit])
+            # The caller went away, but the queued write goes on: keep the chat
+            # until it is in, or the next message would read the state before it.
+            await self.store.settled()
             raise
         if not fresh:
             log.info("duplicate %s message %s ignored", msg.provider, msg.provider_message_id)
@@ -140,3 +119,48 @@ class Pipeline:
         if before is None or before.status != reg.status:
             event = "registered" if reg.status == "active" else "opted_out"
             metrics.registrations.labels(reg.locale, event).inc()
+
+
+class _ChatHold:
+    """`async with` holding one or more chats' locks. Taken in sorted order,
+    so two holders of several never deadlock; a lock is dropped from the
+    table when its last holder or waiter is done (chats come and go)."""
+
+    __slots__ = ("_keys", "_locks", "_table")
+
+    def __init__(self, table: dict[tuple[int, str], tuple[asyncio.Lock, int]],
+                 keys: list[tuple[int, str]]) -> None:
+        self._table = table
+        self._keys = sorted(set(keys))
+        self._locks: list[asyncio.Lock] = []
+
+    async def __aenter__(self) -> None:
+        for key in self._keys:
+            lock, waiting = self._table.get(key, (None, 0))
+            if lock is None:
+                lock = asyncio.Lock()
+            self._table[key] = (lock, waiting + 1)
+            try:
+                await lock.acquire()
+            except BaseException:
+                self._let_go(key, held=False)
+                self._release_held()
+                raise
+            self._locks.append(lock)
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._release_held()
+
+    def _release_held(self) -> None:
+        for key, _ in zip(self._keys, self._locks, strict=False):
+            self._let_go(key, held=True)
+        self._locks.clear()
+
+    def _let_go(self, key: tuple[int, str], *, held: bool) -> None:
+        lock, waiting = self._table[key]
+        if held:
+            lock.release()
+        if waiting <= 1:
+            del self._table[key]
+        else:
+            self._table[key] = (lock, waiting - 1)

@@ -250,3 +250,38 @@ async def test_concurrent_greetings_from_one_user_confirm_once(client: TestClien
     await asyncio.gather(*(say(client, "what?", sender=DE) for _ in range(5)))
     assert [m["text"] for m in await outbox(client, to=ES)] == [expected("es", REGISTERED)]
     assert [m["text"] for m in await outbox(client, to=DE)] == [expected("de", HINT)]
+
+
+async def test_a_greeting_whose_caller_went_away_still_confirms_once(client: TestClient) -> None:
+    """A message whose request is cancelled while its write waits keeps its chat
+    until the write is in: the user's next greeting sees them registered."""
+    import asyncio
+    import sqlite3
+    import time
+
+    from bot.events import InboundMessage
+    from bot.web.keys import pipeline_key, store_key
+
+    pipeline = client.app[pipeline_key]
+
+    def hola(message_id: str) -> InboundMessage:
+        return InboundMessage(provider="sandbox", provider_message_id=message_id, instance_id=1,
+                              sender=ES, text="Hola", timestamp=time.time())
+
+    # Another process holds the database's write lock, so the first greeting's
+    # write waits in the store's queue when its caller goes away.
+    other = sqlite3.connect(client.app[store_key].path, isolation_level=None,
+                            check_same_thread=False)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        first = asyncio.ensure_future(pipeline.handle(hola("gone-1")))
+        await asyncio.sleep(0.1)
+        first.cancel()
+        second = asyncio.ensure_future(pipeline.handle(hola("next-2")))
+        await asyncio.sleep(0.1)
+        other.execute("ROLLBACK")
+        await asyncio.gather(first, return_exceptions=True)
+        assert await second is True
+    finally:
+        other.close()
+    assert [m["text"] for m in await outbox(client, to=ES)] == [expected("es", REGISTERED)]

@@ -26,6 +26,10 @@ from bot.store.models import (
 class Store(Protocol):
     async def close(self) -> None: ...
 
+    async def settled(self) -> None:
+        """Wait until every unit of work queued so far has run."""
+        ...
+
     async def ping(self) -> None: ...
 
     # inbound

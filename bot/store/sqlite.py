@@ -120,9 +120,13 @@ class SqliteStore:
             store._reader.execute("PRAGMA busy_timeout=0")
         return store
 
-    async def close(self) -> None:
+    async def settled(self) -> None:
+        """Wait until every unit queued so far has run (and committed)."""
         while self._drainer is not None and not self._drainer.done():
             await asyncio.shield(self._drainer)
+
+    async def close(self) -> None:
+        await self.settled()
         if self._reader is not None:
             self._reader.close()
             self._reader = None
