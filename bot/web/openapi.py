@@ -1,8 +1,9 @@
-"""`GET /openapi.json`: the send API described as OpenAPI 3.1.
+"""`GET /openapi.json`: the send, admin and operational APIs as OpenAPI 3.1.
 
 Written by hand (the routes are few and their leniencies matter more than
 their types), built once at import, and kept true by a test that compares it
-with the app's router both ways.
+with the app's router both ways. `/webhooks/meta` is left out: Meta calls it,
+not developers.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from bot.content import MAX_CAPTION, MAX_DOCUMENT, MAX_IMAGE, MAX_TEXT
+from bot.web import sandbox
 from bot.web.send import KINDS, send_path
 
 routes = web.RouteTableDef()
@@ -75,12 +77,16 @@ def _body(group: bool, kind: str) -> dict[str, Any]:
             "required": [n for n in names if n not in _OPTIONAL]}
 
 
+def _error(summary: str, slugs: str) -> dict[str, Any]:
+    """One error response: the shared Error body, its slugs in the description."""
+    return {"description": f"{summary} (error: {slugs})",
+            "content": {"application/json": {"schema": _ERROR}}}
+
+
 def _responses(codes: list[int], ok: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"200": ok}
     for code in codes:
-        summary, slugs = _ERRORS[code]
-        response: dict[str, Any] = {"description": f"{summary} (error: {slugs})",
-                                    "content": {"application/json": {"schema": _ERROR}}}
+        response = _error(*_ERRORS[code])
         if code == 469:
             response["headers"] = {"Retry-After": {
                 "description": "Seconds until the quota period ends",
@@ -114,6 +120,325 @@ def _send_operation(group: bool, kind: str) -> dict[str, Any]:
     }}
 
 
+# ---- admin, deliveries, sandbox and operations
+
+
+_UNAUTHORIZED: dict[str, Any] = {
+    **_error("Admin token missing or wrong: send Authorization: Bearer <token>", "unauthorized"),
+    "headers": {"WWW-Authenticate": {"description": "Bearer",
+                                     "schema": {"type": "string"}}}}
+_BAD_QUERY = "invalid_query (a parameter that must be an integer is not one, or is out of range)"
+_BAD_BODY = "malformed_json, invalid_text (NUL or lone surrogates in a string)"
+_TOO_LARGE = ("Request body over the limit", "payload_too_large")
+_BAD_NUMBER = "invalid_number (not a phone number with country code)"
+
+
+def _ref(section: str, name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/{section}/{name}"}
+
+
+def _json(description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _object(properties: dict[str, Any]) -> dict[str, Any]:
+    """A response object: every listed property is always present."""
+    return {"type": "object", "required": list(properties), "properties": properties}
+
+
+def _list_of(key: str, schema: str) -> dict[str, Any]:
+    return _object({key: {"type": "array", "items": _ref("schemas", schema)}})
+
+
+def _query(name: str, description: str, schema: dict[str, Any],
+           required: bool = False) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": required, "description": description,
+            "schema": schema}
+
+
+def _path(name: str, description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "description": description,
+            "schema": schema or {"type": "string"}}
+
+
+def _admin(method: str, operation_id: str, summary: str, ok: dict[str, Any], *,
+           tag: str = "admin", parameters: list[dict[str, Any]] | None = None,
+           errors: dict[int, tuple[str, str]] | None = None,
+           body: dict[str, Any] | None = None, body_required: bool = True,
+           description: str | None = None) -> dict[str, Any]:
+    """An operation behind the admin Bearer token: 401 always possible."""
+    responses: dict[str, Any] = {"200": ok, "401": _UNAUTHORIZED}
+    for code, (why, slugs) in sorted((errors or {}).items()):
+        responses[str(code)] = _error(why, slugs)
+    operation: dict[str, Any] = {"operationId": operation_id, "summary": summary,
+                                 "tags": [tag], "security": [{"AdminToken": []}],
+                                 "parameters": parameters or [], "responses": responses}
+    if description:
+        operation["description"] = description
+    if body is not None:
+        operation["requestBody"] = {"required": body_required,
+                                    "content": {"application/json": {"schema": body}}}
+    return {method: operation}
+
+
+def _open(operation_id: str, summary: str, responses: dict[str, Any],
+          description: str | None = None) -> dict[str, Any]:
+    """An open GET (no credential): liveness, readiness, metrics, this document."""
+    operation: dict[str, Any] = {"operationId": operation_id, "summary": summary,
+                                 "tags": ["operations"], "security": [],
+                                 "responses": responses}
+    if description:
+        operation["description"] = description
+    return {"get": operation}
+
+
+def _admin_paths() -> dict[str, Any]:
+    limit = _ref("parameters", "Limit")
+    instance = _query("instance", "Only this instance id", {"type": "integer"})
+    number = _path("number", "Phone number with country code ('+', spaces, dashes allowed)")
+    registrations = _json("Registrations", _list_of("registrations", "Registration"))
+    return {
+        "/admin/registrations": _admin(
+            "get", "list_registrations", "List registrations, newest first", registrations,
+            parameters=[instance, _query("status", "Only this status",
+                                         {"enum": ["active", "opted_out"]}), limit],
+            errors={400: ("Bad query parameter", f"{_BAD_QUERY}, invalid_status")}),
+        "/admin/registrations/{number}": _admin(
+            "get", "number_registrations", "A number's registrations on every instance",
+            registrations, parameters=[number],
+            errors={400: ("Bad number", _BAD_NUMBER),
+                    404: ("The number never wrote to this gateway", "unknown_number")}),
+        "/admin/registrations/{number}/opt-out": _admin(
+            "post", "opt_out", "Opt a number out by hand",
+            _json("The registrations it touched; `changed` counts those not opted out "
+                  "before", _object({"changed": {"type": "integer", "minimum": 0},
+                                     "registrations": {"type": "array", "items": _ref(
+                                         "schemas", "Registration")}})),
+            description="On one instance (`instance` in the query or the JSON body), else on "
+                        "every configured instance. Sends are refused from then on; no "
+                        "message goes to the user, who comes back by saying Hi. Each active "
+                        "registration ended raises `user.unregistered` (`source: admin`).",
+            parameters=[number, _query("instance", "Only this instance id (wins over the "
+                                                   "body)", {"type": "integer"})],
+            body={"type": "object", "properties": {"instance": {"type": "integer"}}},
+            body_required=False,
+            errors={400: ("Bad number, instance or body", f"{_BAD_NUMBER}, {_BAD_QUERY}, "
+                                                          f"invalid_instance, {_BAD_BODY}"),
+                    404: ("Instance not configured", "unknown_instance"),
+                    413: ("Request body over 4096 bytes", "payload_too_large")}),
+        "/admin/messages": _admin(
+            "get", "list_messages", "The message log (inbound and outbound), newest first",
+            _json("Messages", _list_of("messages", "LoggedMessage")),
+            parameters=[_query("direction", "Only this direction", {"enum": ["in", "out"]}),
+                        instance, _query("number", "Only this phone number",
+                                         {"type": "string"}), limit],
+            errors={400: ("Bad query parameter",
+                          f"{_BAD_QUERY}, invalid_direction, {_BAD_NUMBER}")}),
+        "/admin/reload": _admin(
+            "post", "reload", "Reload the config file (as SIGHUP does)",
+            _json("Reloaded", _object({"status": {"const": "reloaded"},
+                                       "generation": {"type": "integer"}})),
+            errors={422: ("The new config is refused; the old one stays in force",
+                          "reload_refused")}),
+        "/admin/config": _admin(
+            "get", "config_summary", "The config in force: ids and names, never a secret",
+            _json("Summary", _object({
+                "generation": {"type": "integer"},
+                "loaded_at": {"type": "string", "format": "date-time"},
+                "path": {"type": ["string", "null"]},
+                "instances": {"type": "array", "items": _object({
+                    "id": {"type": "integer"}, "number": {"type": "string"},
+                    "provider": {"type": "string"}, "owner": {"type": ["string", "null"]}})},
+                "subscribers": {"type": "array", "items": _object({
+                    "id": {"type": "string"}, "plan": {"type": "string"},
+                    "instances": {"type": "array", "items": {"type": "integer"}},
+                    "webhooks": {"type": "integer", "description": "How many"}})},
+                "plans": {"type": "array", "items": {"type": "string"}},
+                "locales": {"type": "array", "items": {"type": "string"}},
+                "default_locale": {"type": "string"}}))),
+    }
+
+
+def _delivery_paths() -> dict[str, Any]:
+    limit = _ref("parameters", "Limit")
+    delivery_id = _path("id", "Delivery id (also the webhook-id header sent)")
+    subscriber = _query("subscriber", "Only this subscriber id (at most 200 characters)",
+                        {"type": "string", "maxLength": 200})
+    endpoint = _query("endpoint", "Only this endpoint key (at most 200 characters)",
+                      {"type": "string", "maxLength": 200})
+    too_long = "invalid_subscriber, invalid_endpoint (over 200 characters)"
+    unknown = ("No such delivery", "unknown_delivery")
+    one = _json("The delivery", _object({"delivery": _ref("schemas", "Delivery")}))
+    return {
+        "/admin/deliveries": _admin(
+            "get", "list_deliveries", "List webhook deliveries, newest first",
+            _json("Deliveries", _list_of("deliveries", "Delivery")), tag="deliveries",
+            parameters=[_query("status", "Only this status",
+                               {"enum": ["pending", "delivered", "failed"]}),
+                        subscriber, endpoint, limit],
+            errors={400: ("Bad query parameter", f"{_BAD_QUERY}, invalid_status, {too_long}")}),
+        "/admin/deliveries/{id}": _admin(
+            "get", "show_delivery", "One delivery with its payload and every attempt",
+            _json("The delivery", _object({"delivery": {"allOf": [
+                _ref("schemas", "Delivery"), _object({
+                    "payload": {"description": "The event sent (JSON, or the raw text)"},
+                    "attempt_log": {"type": "array",
+                                    "items": _ref("schemas", "Attempt")}})]}})),
+            tag="deliveries", parameters=[delivery_id], errors={404: unknown}),
+        "/admin/deliveries/{id}/retry": _admin(
+            "post", "retry_delivery", "Queue a delivery again now (same webhook-id)", one,
+            tag="deliveries", parameters=[delivery_id],
+            errors={404: unknown, 409: ("The delivery is already queued",
+                                        "already_pending")}),
+        "/admin/deliveries/replay": _admin(
+            "post", "replay_deliveries", "Queue again every failed delivery since a time",
+            _json("How many were queued again", _object({
+                "replayed": {"type": "integer", "minimum": 0},
+                "since": {"type": "string", "format": "date-time"}})),
+            tag="deliveries",
+            parameters=[_query("since", "ISO 8601 (a date, or a time; UTC unless it says) "
+                                        "or epoch seconds, 1970 to 9999",
+                               {"type": "string", "examples": ["2026-11-01T10:00:00Z",
+                                                               "1793527200"]},
+                               required=True), subscriber, endpoint],
+            errors={400: ("Bad query parameter", f"missing_since, invalid_since, {too_long}")}),
+        "/admin/endpoints": _admin(
+            "get", "list_endpoints", "Every webhook endpoint: configured, failing, disabled",
+            _json("Endpoints, never a secret", _list_of("endpoints", "Endpoint")),
+            tag="deliveries"),
+        "/admin/endpoints/{key}/enable": _admin(
+            "post", "enable_endpoint", "Enable a disabled webhook endpoint again",
+            _json("How many endpoint records were enabled", _object({
+                "key": {"type": "string"}, "enabled": {"type": "integer", "minimum": 0}})),
+            tag="deliveries",
+            parameters=[_path("key", "Endpoint key (the first 64 characters count)"),
+                        _query("subscriber", "Only this subscriber's endpoint",
+                               {"type": "string", "maxLength": 200})],
+            errors={400: ("Bad query parameter", "invalid_subscriber (over 200 characters)"),
+                    404: ("No such endpoint", "unknown_endpoint")}),
+    }
+
+
+def _sandbox_paths() -> dict[str, Any]:
+    return {
+        "/sandbox/inbound": _admin(
+            "post", "sandbox_inbound", "Inject an inbound text message on a sandbox instance",
+            _json("Handled as a message from the user would be; `duplicate` when the id was "
+                  "seen before", _object({"id": {"type": "string"},
+                                          "duplicate": {"type": "boolean"}})),
+            tag="sandbox",
+            body={"type": "object", "required": ["from", "text"], "properties": {
+                "instance": {"type": "integer", "default": 1},
+                "from": {"type": ["string", "integer"], "examples": ["+34600000001"],
+                         "description": "Sender, with country code"},
+                "text": {"type": "string", "minLength": 1, "maxLength": sandbox.MAX_TEXT},
+                "id": {"type": "string", "maxLength": 200,
+                       "description": "Provider message id; generated when absent"},
+                "name": {"type": "string", "description": "Sender's profile name"},
+                "group": {"type": "object", "required": ["id"], "properties": {
+                    "id": {"type": "string", "minLength": 1, "maxLength": 200},
+                    "name": {"type": "string", "maxLength": 200}}}}},
+            errors={400: ("Bad body, or the instance is not a sandbox",
+                          f"{_BAD_BODY}, invalid_instance, not_sandbox, invalid_from, "
+                          "invalid_text, text_too_long, invalid_id, invalid_group, "
+                          "invalid_name"),
+                    404: ("Instance not configured", "unknown_instance"),
+                    413: _TOO_LARGE}),
+        "/sandbox/outbox": _admin(
+            "get", "sandbox_outbox", "Messages sent through the sandbox, newest first",
+            _json("Messages", _list_of("messages", "OutboxMessage")), tag="sandbox",
+            parameters=[_query("instance", "Only this instance id", {"type": "integer"}),
+                        _query("to", "Only to this phone number", {"type": "string"}),
+                        _ref("parameters", "Limit")],
+            errors={400: ("Bad query parameter", f"{_BAD_QUERY}, {_BAD_NUMBER}")}),
+    }
+
+
+def _operation_paths() -> dict[str, Any]:
+    return {
+        "/healthz": _open("healthz", "Liveness: the process answers", {
+            "200": _json("Alive", _object({"status": {"const": "ok"}}))}),
+        "/readyz": _open(
+            "readyz", "Readiness: the store answers and every worker runs", {
+                "200": _json("Ready", _object({"status": {"const": "ready"},
+                                               "config_generation": {"type": "integer"}})),
+                "503": _json("Not ready, with the reasons", _object({
+                    "status": {"const": "unavailable"},
+                    "reasons": {"type": "array", "items": {"type": "string"}},
+                    "config_generation": {"type": "integer"}}))}),
+        "/metrics": _open(
+            "metrics", "Prometheus metrics", {"200": {
+                "description": "Prometheus text exposition format",
+                "content": {"text/plain": {"schema": {"type": "string"}}}}},
+            description="Open like /healthz; labels hold route templates, provider names, "
+                        "subscriber ids, locales and outcome codes, never a secret, a phone "
+                        "number or a message body. Keep it private behind a proxy if "
+                        "subscriber ids must not be seen."),
+        "/openapi.json": _open("openapi", "This document", {
+            "200": _json("OpenAPI 3.1", {"type": "object"})}),
+    }
+
+
+_ADMIN_SCHEMAS: dict[str, Any] = {
+    "Registration": _object({
+        "instance": {"type": "integer"}, "number": {"type": "string"},
+        "locale": {"type": "string"}, "status": {"enum": ["active", "opted_out"]},
+        "keyword_subscriber": {"type": ["string", "null"]},
+        "registered_at": {"type": "string", "format": "date-time"},
+        "updated_at": {"type": "string", "format": "date-time"}}),
+    "LoggedMessage": _object({
+        "direction": {"enum": ["in", "out"]}, "id": {"type": "string"},
+        "instance": {"type": "integer"}, "number": {"type": ["string", "null"]},
+        "group_id": {"type": ["string", "null"]}, "type": {"type": "string"},
+        "text": {"type": ["string", "null"]}, "status": {"type": ["string", "null"]},
+        "at": {"type": "string", "format": "date-time"}}),
+    "OutboxMessage": _object({
+        "id": {"type": "string"}, "instance": {"type": "integer"},
+        "to": {"type": ["string", "null"]},
+        "group": {"type": ["object", "null"], "properties": {
+            "id": {"type": "string"}, "name": {"type": ["string", "null"]}}},
+        "type": {"enum": list(KINDS)}, "text": {"type": ["string", "null"]},
+        "caption": {"type": ["string", "null"]}, "filename": {"type": ["string", "null"]},
+        "status": {"type": "string"},
+        "error": {"type": ["object", "null"], "description": "Only when failed",
+                  "properties": {"code": {"type": ["integer", "null"]},
+                                 "title": {"type": ["string", "null"]}}},
+        "subscriber": {"type": ["string", "null"]},
+        "created_at": {"type": "string", "format": "date-time"}}),
+    "Delivery": _object({
+        "id": {"type": "string"}, "subscriber": {"type": "string"},
+        "endpoint": _object({"key": {"type": "string"}, "url": {"type": "string"},
+                             "format": {"type": "string"}}),
+        "type": {"type": "string", "description": "Event type"},
+        "status": {"enum": ["pending", "delivered", "failed"]},
+        "attempts": {"type": "integer"},
+        "next_attempt_at": {"type": ["string", "null"], "format": "date-time",
+                            "description": "Only while pending"},
+        "last_status_code": {"type": ["integer", "null"]},
+        "last_error": {"type": ["string", "null"]},
+        "created_at": {"type": "string", "format": "date-time"},
+        "updated_at": {"type": "string", "format": "date-time"},
+        "delivered_at": {"type": ["string", "null"], "format": "date-time"}}),
+    "Attempt": _object({
+        "at": {"type": "string", "format": "date-time"},
+        "outcome": {"enum": ["delivered", "retry", "failed", "disabled", "refused"]},
+        "status_code": {"type": ["integer", "null"]},
+        "latency_ms": {"type": ["number", "null"]},
+        "response_body": {"type": ["string", "null"]}, "error": {"type": ["string", "null"]}}),
+    "Endpoint": _object({
+        "subscriber": {"type": "string"}, "key": {"type": "string"},
+        "url": {"type": ["string", "null"]}, "format": {"type": ["string", "null"]},
+        "configured": {"type": "boolean", "description": "In the config in force"},
+        "status": {"enum": ["ok", "failing", "disabled"]},
+        "failing_since": {"type": ["string", "null"], "format": "date-time"},
+        "last_success_at": {"type": ["string", "null"], "format": "date-time"},
+        "last_failure_at": {"type": ["string", "null"], "format": "date-time"},
+        "disabled_at": {"type": ["string", "null"], "format": "date-time"},
+        "disabled_reason": {"type": ["string", "null"]},
+        "pending": {"type": "integer"}, "failed": {"type": "integer"}}),
+}
+
+
 def build_document() -> dict[str, Any]:
     paths: dict[str, Any] = {}
     for audience in ("single", "group"):
@@ -130,21 +455,41 @@ def build_document() -> dict[str, Any]:
             "content": {"application/json": {"schema": {
                 "$ref": "#/components/schemas/Message"}}}}),
     }}
+    for part in (_admin_paths(), _delivery_paths(), _sandbox_paths(), _operation_paths()):
+        paths.update(part)
     return {
         "openapi": "3.1.0",
-        "info": {"title": "wagate send API (WhatsMate v3 compatible)", "version": "3",
-                 "description": "Send WhatsApp messages to registered users and groups."},
+        "info": {"title": "wagate API (send API WhatsMate v3 compatible)", "version": "3",
+                 "description": "Send WhatsApp messages to registered users and groups "
+                                "(`send`, X-WM-CLIENT-ID/SECRET headers); administer "
+                                "registrations, messages, config and webhook deliveries "
+                                "(`admin`, `deliveries`, Bearer admin token); drive the "
+                                "sandbox transport (`sandbox`); probe the service "
+                                "(`operations`, open)."},
         "security": [{"ClientId": [], "ClientSecret": []}],
+        "tags": [{"name": "send", "description": "The subscriber send API"},
+                 {"name": "admin", "description": "Registrations, message log, config"},
+                 {"name": "deliveries", "description": "Webhook deliveries and endpoints"},
+                 {"name": "sandbox", "description": "The sandbox transport over HTTP"},
+                 {"name": "operations", "description": "Liveness, readiness, metrics"}],
         "paths": paths,
         "components": {
             "securitySchemes": {
                 "ClientId": {"type": "apiKey", "in": "header", "name": "X-WM-CLIENT-ID"},
                 "ClientSecret": {"type": "apiKey", "in": "header", "name": "X-WM-CLIENT-SECRET"},
+                "AdminToken": {"type": "http", "scheme": "bearer",
+                               "description": "[admin] token from the config file"},
             },
             "parameters": {"Instance": {"name": "n", "in": "path", "required": True,
                                         "description": "The gateway number's instance id",
-                                        "schema": {"type": "integer", "minimum": 1}}},
+                                        "schema": {"type": "integer", "minimum": 1}},
+                           "Limit": {"name": "limit", "in": "query", "required": False,
+                                     "description": "At most this many rows (clamped to "
+                                                    "1..1000); 400 invalid_query when not "
+                                                    "an integer",
+                                     "schema": {"type": "integer", "default": 100}}},
             "schemas": {
+                **_ADMIN_SCHEMAS,
                 "Queued": {"type": "object", "required": ["status", "id"], "properties": {
                     "status": {"const": "queued"}, "id": {"type": "string", "format": "uuid"}}},
                 "Error": {"type": "object", "required": ["error_message", "error"],
