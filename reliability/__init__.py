@@ -1,0 +1,1 @@
+"""`make reliability`: crash, forgery, fuzz and SSRF suites against the real service."""
