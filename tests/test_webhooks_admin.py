@@ -127,3 +127,17 @@ async def test_expired_leases_come_back(tmp_path: Path) -> None:
         assert len(await store.claim_deliveries(now + 7, 10, lease=5.0)) == 1
     finally:
         await store.close()
+
+
+async def test_endpoint_answering_every_delivery_stays_ok(client: TestClient,
+                                                          receiver: Receiver) -> None:
+    # Deliveries succeeding within a second of each other once marked a healthy
+    # endpoint "failing": health must follow what happened, not a write throttle.
+    receiver.script("/acme", *[(204, {}, 0.0)] * 4)
+    for n in range(4):
+        await say(client, f"message {n}", sender=U, instance=3)
+        await settled(client, n + 1)
+    assert [h.path for h in receiver.hits] == ["/acme"] * 4
+    resp = await client.get("/admin/endpoints", headers=ADMIN)
+    acme = next(e for e in (await resp.json())["endpoints"] if e["subscriber"] == "acme")
+    assert acme["status"] == "ok" and acme["failing_since"] is None

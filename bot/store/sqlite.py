@@ -29,6 +29,7 @@ from bot.store.models import (
     SendOutcome,
     SendUsage,
 )
+from bot.store.rules import EndpointHealth, endpoint_health
 
 T = TypeVar("T")
 
@@ -767,38 +768,31 @@ class SqliteStore:
                 conn.execute("UPDATE webhook_endpoints SET url = ? WHERE subscriber_id = ?"
                              " AND endpoint_key = ?", (result.url, *ep))
             failing_since, disabled_at, last_success_at, _ = found
-            outcome, disabled_now = a.outcome, None
-            # A healthy endpoint's row is rewritten at most once a second, not
-            # once per delivery: it is the hottest row of a busy drain.
-            if outcome == "delivered" and (failing_since is not None or last_success_at is None
-                                           or a.at - last_success_at >= 1.0):
+            change = endpoint_health(
+                EndpointHealth(failing_since=failing_since, disabled_at=disabled_at,
+                               last_success_at=last_success_at),
+                outcome=a.outcome, endpoint_failure=result.endpoint_failure, at=a.at,
+                disable_after=result.disable_after)
+            outcome, disabled_now = change.outcome, change.disable
+            if change.success_at is not None:
                 conn.execute("UPDATE webhook_endpoints SET failing_since = NULL,"
                              " last_success_at = ? WHERE subscriber_id = ? AND endpoint_key = ?",
-                             (a.at, *ep))
-            elif result.endpoint_failure:
-                since = failing_since if failing_since is not None else a.at
+                             (change.success_at, *ep))
+            if change.failing_since is not None:
                 conn.execute("UPDATE webhook_endpoints SET failing_since = ?,"
                              " last_failure_at = ? WHERE subscriber_id = ? AND endpoint_key = ?",
-                             (since, a.at, *ep))
-                if disabled_at is None:
-                    if outcome == "disabled":
-                        disabled_now = "HTTP 410 Gone"
-                    elif a.at - since >= result.disable_after:
-                        disabled_now = (f"failing for {a.at - since:.0f}s (limit "
-                                        f"{result.disable_after:.0f}s)")
-                if disabled_now is not None:
-                    conn.execute("UPDATE webhook_endpoints SET disabled_at = ?,"
-                                 " disabled_reason = ? WHERE subscriber_id = ?"
-                                 " AND endpoint_key = ?", (now, disabled_now, *ep))
-                    conn.execute("UPDATE webhook_deliveries SET status = 'failed',"
-                                 " last_error = ?, claimed_until = NULL, updated_at = ?"
-                                 " WHERE subscriber_id = ? AND endpoint_key = ?"
-                                 " AND status = 'pending' AND id != ?"
-                                 " AND (claimed_until IS NULL OR claimed_until < ?)",
-                                 (f"endpoint disabled: {disabled_now}", now, *ep, a.delivery_id,
-                                  now))
-            if outcome == "retry" and (disabled_at is not None or disabled_now is not None):
-                outcome = "failed"
+                             (change.failing_since, a.at, *ep))
+            if disabled_now is not None:
+                conn.execute("UPDATE webhook_endpoints SET disabled_at = ?,"
+                             " disabled_reason = ? WHERE subscriber_id = ?"
+                             " AND endpoint_key = ?", (now, disabled_now, *ep))
+                conn.execute("UPDATE webhook_deliveries SET status = 'failed',"
+                             " last_error = ?, claimed_until = NULL, updated_at = ?"
+                             " WHERE subscriber_id = ? AND endpoint_key = ?"
+                             " AND status = 'pending' AND id != ?"
+                             " AND (claimed_until IS NULL OR claimed_until < ?)",
+                             (f"endpoint disabled: {disabled_now}", now, *ep, a.delivery_id,
+                              now))
             status = {"delivered": "delivered", "retry": "pending"}.get(outcome, "failed")
             conn.execute(
                 "INSERT INTO webhook_attempts (delivery_id, at, outcome, status_code, latency_ms,"
