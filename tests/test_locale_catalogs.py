@@ -1,6 +1,6 @@
 """The shipped locales: complete catalogs and consistent keyword lists.
 
-Every folder under locales/ with LC_MESSAGES/messages.po is checked against
+Every folder under locales/ is a locale and is checked against
 locales/messages.pot and the product's seed greetings.
 """
 
@@ -19,7 +19,8 @@ PLACEHOLDER = re.compile(r"\{(\w*)\}")
 KEYWORD_LISTS = ("greetings", "stop", "help")
 
 REQUIRED = ("en", "zh_Hans", "zh_Hant", "ja", "it", "id", "ms", "de", "nl", "es", "pt_BR",
-            "pt_PT", "fr", "ru", "uk", "hi", "he", "ar")
+            "pt_PT", "fr", "ru", "uk", "hi", "he", "ar", "ko", "tr", "ur", "bn", "ta", "vi",
+            "th", "fa", "pl", "ro", "sw", "fil", "el", "zu")
 
 # The product table: these greetings must register in exactly this locale.
 SEED_GREETINGS = {
@@ -40,12 +41,25 @@ SEED_GREETINGS = {
     "uk": ["Привіт"],
     "hi": ["नमस्ते"],
     "he": ["היי"],
-    "ar": ["مرحبا"],
+    "ar": ["مرحبا", "سلام"],
+    "ur": ["السلام علیکم", "سلام", "Assalam o Alaikum", "AoA"],
+    "bn": ["নমস্কার", "হ্যালো", "আসসালামু আলাইকুম"],
+    "ta": ["வணக்கம்", "Vanakkam"],
+    "vi": ["Xin chào", "Chào", "Chào bạn", "Xin chao", "Chao", "Chao ban"],
+    "th": ["สวัสดี", "สวัสดีครับ", "สวัสดีค่ะ", "สวัสดีคะ"],
+    "fa": ["سلام", "درود"],
+    "pl": ["Cześć", "Dzień dobry", "Hej", "Czesc", "Dzien dobry"],
+    "ro": ["Bună", "Bună ziua", "Salut", "Buna", "Buna ziua"],
+    "sw": ["Jambo", "Habari", "Hujambo", "Mambo"],
+    "fil": ["Kumusta", "Kamusta", "Musta", "Kumusta po", "Kamusta po", "Musta po"],
+    "el": ["Γεια", "Γειά σου", "Γεια σας", "Καλημέρα", "Geia", "Kalimera"],
+    "zu": ["Sawubona", "Sanibonani"],
 }
 
 
 def discover(root: Path = LOCALES) -> list[str]:
-    return sorted(p.parent.parent.name for p in root.glob("*/LC_MESSAGES/messages.po"))
+    """Every folder is a locale (the loader reads them all), with a catalog or not."""
+    return sorted(p.name for p in root.iterdir() if p.is_dir())
 
 
 def fold(word: str) -> str:
@@ -68,7 +82,10 @@ def load_keywords(root: Path, locale: str) -> dict:
 
 def catalog_problems(root: Path, locale: str, template: list[str]) -> list[str]:
     """Everything wrong with one locale's catalog, as readable lines."""
-    catalog = load_catalog(root, locale)
+    try:
+        catalog = load_catalog(root, locale)
+    except FileNotFoundError:
+        return [f"{locale}: LC_MESSAGES/messages.po is missing"]
     problems = []
     language = dict(catalog.mime_headers).get("Language")
     if language != locale:
@@ -168,7 +185,7 @@ CATALOGS = discover()
 
 def test_required_locales_are_shipped() -> None:
     missing = [loc for loc in REQUIRED if loc not in CATALOGS]
-    assert not missing, f"locale folders without LC_MESSAGES/messages.po: {missing}"
+    assert not missing, f"no locale folder for: {missing}"
 
 
 def test_template_lists_the_messages() -> None:
@@ -192,6 +209,22 @@ def test_translations_format(locale: str) -> None:
         if message.id and isinstance(message.string, str) and message.string:
             message.string.format(stop=words["stop"][0], greeting=words["greetings"][0],
                                   name="Family")
+
+
+# Right-to-left catalogs whose values may be left-to-right (a Latin group name, STOP):
+# each placeholder sits between FIRST STRONG ISOLATE and POP DIRECTIONAL ISOLATE so it
+# keeps its own direction and does not reorder the punctuation around it.
+ISOLATED = ("ur", "fa")
+
+
+@pytest.mark.parametrize("locale", ISOLATED)
+def test_right_to_left_placeholders_are_isolated(locale: str) -> None:
+    for message in load_catalog(LOCALES, locale):
+        if not message.id:
+            continue
+        bare = re.sub("\u2068\\{\\w*\\}\u2069", "", message.string)
+        assert not PLACEHOLDER.search(bare), f"{locale}: {message.string!r}"
+        assert "\u2068" not in bare and "\u2069" not in bare, f"{locale}: stray isolate"
 
 
 def test_keywords() -> None:
@@ -222,3 +255,7 @@ def test_checks_catch_mistakes(tmp_path: Path) -> None:
     kw_path.write_text(kw_path.read_text(encoding="utf-8").replace(
         'preferred_for = ["Oi", ', "preferred_for = ["), encoding="utf-8")
     assert any("'oi' is shared" in p for p in keyword_problems(tmp_path, copies))
+
+    (tmp_path / "ro").mkdir()  # a folder without a catalog is a locale all the same
+    assert "ro" in discover(tmp_path)
+    assert catalog_problems(tmp_path, "ro", template) == ["ro: LC_MESSAGES/messages.po is missing"]
