@@ -291,6 +291,9 @@ def test_allow_private_networks_lets_listed_ones_through() -> None:
     assert refusal(ipaddress.ip_address("10.9.9.9"), allowed) is None
     assert refusal(ipaddress.ip_address("::ffff:10.9.9.9"), allowed) is None
     assert refusal(ipaddress.ip_address("::1"), allowed) is None
+    # 6to4 and NAT64 reach the IPv4 address through a relay, not on this host.
+    assert refusal(ipaddress.ip_address("2002:a09:909::"), allowed) == "private (IPv4 10.9.9.9)"
+    assert refusal(ipaddress.ip_address("64:ff9b::a09:909"), allowed) == "private (IPv4 10.9.9.9)"
     assert refusal(ipaddress.ip_address("127.0.0.1"), allowed) == "loopback"
     assert check_url("http://10.1.1.1/x", allowed) is None
     assert "loopback" in (check_url("http://127.0.0.1/x", allowed) or "")

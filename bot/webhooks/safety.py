@@ -106,8 +106,11 @@ def _special(ip: IPAddress) -> str | None:
 def refusal(ip: IPAddress, allowed: Sequence[Network]) -> str | None:
     """Why `ip` may not receive webhooks, or None when it may."""
     inner = _embedded_ipv4(ip) if isinstance(ip, ipaddress.IPv6Address) else None
+    # A listed network admits the address itself, or the IPv4 one it is mapped
+    # from (the same socket); 6to4 and NAT64 go through a relay, elsewhere.
+    mapped = ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else None
     if any(a is not None and a.version == net.version and a in net
-           for a in (ip, inner) for net in allowed):
+           for a in (ip, mapped) for net in allowed):
         return None
     if inner is not None:
         why = _special(inner)
