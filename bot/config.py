@@ -334,7 +334,8 @@ def parse_config(text: str, *, source: str = "<config>", env: Mapping[str, str] 
         locales_dir = str((base / locales_dir).resolve())
 
     plans = _parse_plans(top, top.get("plans", dict, {}))
-    subscribers = _parse_subscribers(top, top.get("subscribers", list, []), plans, env)
+    subscribers = _parse_subscribers(top, top.get("subscribers", list, []), plans, env,
+                                     webhooks.allow_private_networks)
     instances = _parse_instances(top, top.get("instances", list, []), subscribers, meta)
 
     by_client: dict[str, SubscriberConfig] = {}
@@ -462,7 +463,9 @@ def _parse_plans(top: _Reader, raw: Mapping[str, Any]) -> dict[str, PlanConfig]:
 
 
 def _parse_subscribers(top: _Reader, raw: list[Any], plans: Mapping[str, PlanConfig],
-                       env: Mapping[str, str]) -> dict[str, SubscriberConfig]:
+                       env: Mapping[str, str],
+                       allowed: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...],
+                       ) -> dict[str, SubscriberConfig]:
     subs: dict[str, SubscriberConfig] = {}
     client_ids: set[str] = set()
     keywords: set[str] = set()
@@ -508,7 +511,8 @@ def _parse_subscribers(top: _Reader, raw: list[Any], plans: Mapping[str, PlanCon
                 raise r.error("keyword", f"duplicate keyword {keyword!r}")
             keywords.add(keyword.casefold())
         hooks = tuple(_parse_webhook(r.child(f"webhooks[{i}]", h if isinstance(h, dict) else {}),
-                                     env) for i, h in enumerate(r.get("webhooks", list, [])))
+                                     env, sub_id, allowed)
+                      for i, h in enumerate(r.get("webhooks", list, [])))
         subs[sub_id] = SubscriberConfig(id=sub_id, client_id=client_id, secret_sha256=digest,
                                         plan=plan, since=since, expires=expires,
                                         instances=tuple(instances), keyword=keyword,
@@ -522,10 +526,19 @@ def _check_http_url(r: _Reader, key: str, url: str) -> None:
         raise r.error(key, f"{url!r} is not an http(s) URL")
 
 
-def _parse_webhook(r: _Reader, env: Mapping[str, str]) -> WebhookConfig:
+def _parse_webhook(r: _Reader, env: Mapping[str, str], sub_id: str,
+                   allowed: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...],
+                   ) -> WebhookConfig:
+    from bot.webhooks.safety import check_url
+
     r.unknown_keys({"url", "format", "secret", "secret_env", "token", "token_env", "events"})
     url = r.get("url", str)
-    _check_http_url(r, "url", url)
+    # Refused here is what no delivery could reach: a wrong scheme, an IP literal
+    # outside allow_private_networks, an odd IPv4 spelling. Names are judged at
+    # each delivery, once resolved.
+    why = check_url(url, allowed)
+    if why is not None:
+        raise r.error("url", f"{why} (subscriber {sub_id!r})")
     fmt = r.get("format", str, "standard")
     if fmt not in ("standard", "whatsmate"):
         raise r.error("format", "must be \"standard\" or \"whatsmate\"")

@@ -295,6 +295,8 @@ class WebhookWorker:
             if isinstance(exc.os_error, RefusedAddress):
                 return _Response(error=f"refused: {exc.os_error}", refused=True)
             return _Response(error=f"cannot connect: {exc.os_error or exc}")
+        except aiohttp.InvalidURL as exc:  # aiohttp will never send to it: no retry
+            return _Response(error=f"refused: {type(exc).__name__}: {exc}", refused=True)
         except (aiohttp.ClientError, OSError, ValueError) as exc:
             return _Response(error=f"{type(exc).__name__}: {exc}" if str(exc)
                              else type(exc).__name__)
