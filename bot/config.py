@@ -521,8 +521,12 @@ def _parse_subscribers(top: _Reader, raw: list[Any], plans: Mapping[str, PlanCon
 
 
 def _check_http_url(r: _Reader, key: str, url: str) -> None:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(url)
+        hostname = parts.hostname  # raises on a broken IPv6 literal too
+    except ValueError:
+        raise r.error(key, f"{url!r} is not an http(s) URL") from None
+    if parts.scheme not in ("http", "https") or not hostname:
         raise r.error(key, f"{url!r} is not an http(s) URL")
 
 

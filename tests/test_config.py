@@ -86,3 +86,14 @@ def test_secret_sha256_and_env() -> None:
     b = parse_config(GOOD.replace('secret = "s3cret"', 'secret_env = "X"'),
                      env={"X": "s3cret"}).subscribers["acme"].secret_sha256
     assert a == b == bytes.fromhex(hash_secret("s3cret"))
+
+
+@pytest.mark.parametrize("url", ["http://[::1", "http://[zz]/", "ftp://graph.example", "http://"])
+def test_bad_graph_base_url_is_a_config_error(url: str) -> None:
+    # urlsplit raises ValueError on a broken IPv6 literal: that must read as the
+    # config's fault (a refused reload), not escape as a traceback.
+    meta = ('[meta]\napp_secret = "a"\nverify_token = "b"\naccess_token = "c"\n'
+            f'graph_base_url = "{url}"\n')
+    with pytest.raises(ConfigError) as err:
+        parse_config(GOOD + "\n" + meta, source="wagate.toml", env={})
+    assert "meta.graph_base_url" in str(err.value) and "is not an http(s) URL" in str(err.value)
