@@ -192,6 +192,13 @@ def cmd_outbox(args: argparse.Namespace) -> int:
     return 0
 
 
+def _registration_line(r: dict[str, Any]) -> str:
+    """Active since it registered, opted out since it opted out."""
+    since = r["registered_at"] if r["status"] == "active" else r.get("opted_out_at")
+    return (f"#{r['instance']}  {r['number']:<16} {r['locale']:<8} {r['status']:<10} "
+            f"since {since or r['updated_at']}")
+
+
 def cmd_registrations(args: argparse.Namespace) -> int:
     config = _load(args.config)
     if args.opt_out:
@@ -201,8 +208,7 @@ def cmd_registrations(args: argparse.Namespace) -> int:
                      params={"instance": args.instance}, url=args.url)
         lines = [f"opted out on {data['changed']} instance(s) "
                  f"({len(data['registrations']) - data['changed']} already opted out)"]
-        lines += [f"#{r['instance']}  {r['number']:<16} {r['locale']:<8} {r['status']}"
-                  for r in data["registrations"]]
+        lines += [_registration_line(r) for r in data["registrations"]]
         _print(data, args, lines)
         return 0
     if args.number:
@@ -211,8 +217,7 @@ def cmd_registrations(args: argparse.Namespace) -> int:
         data = _call(config, "GET", "/admin/registrations",
                      params={"instance": args.instance, "status": args.status,
                              "limit": args.limit}, url=args.url)
-    lines = [f"#{r['instance']}  {r['number']:<16} {r['locale']:<8} {r['status']:<10} "
-             f"since {r['registered_at']}" for r in data["registrations"]]
+    lines = [_registration_line(r) for r in data["registrations"]]
     _print(data, args, lines)
     return 0
 

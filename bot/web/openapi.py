@@ -385,7 +385,10 @@ _ADMIN_SCHEMAS: dict[str, Any] = {
         "locale": {"type": "string"}, "status": {"enum": ["active", "opted_out"]},
         "keyword_subscriber": {"type": ["string", "null"]},
         "registered_at": {"type": "string", "format": "date-time"},
-        "updated_at": {"type": "string", "format": "date-time"}}),
+        "updated_at": {"type": "string", "format": "date-time"},
+        "opted_out_at": {"type": ["string", "null"], "format": "date-time",
+                         "description": "When it was opted out (the first STOP or the "
+                                        "admin's opt-out); null while active"}}),
     "LoggedMessage": _object({
         "direction": {"enum": ["in", "out"]}, "id": {"type": "string"},
         "instance": {"type": "integer"}, "number": {"type": ["string", "null"]},
