@@ -237,3 +237,11 @@ def test_a_busy_port_is_one_clear_line(running: Running) -> None:
     # The first one is untouched: its pid file, and it still answers.
     assert pid_file.read_text() == first_pid
     assert wagate("status", *running.cfg).stdout.startswith("ready")
+
+
+def test_the_license_file_matches_the_package_metadata() -> None:
+    text = (ROOT / "LICENSE").read_text()
+    assert text.startswith("MIT License\n\nCopyright (c) 2026 the wagate authors\n")
+    installed = metadata.metadata("wagate")
+    assert installed["License-Expression"] == "MIT"
+    assert installed.get_all("License-File") == ["LICENSE"]
