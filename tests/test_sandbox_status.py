@@ -4,6 +4,7 @@ its sender on `GET /v3/whatsapp/messages/{id}` and on a standard webhook."""
 
 from __future__ import annotations
 
+import io
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -15,6 +16,7 @@ from bot.effects import OutboundDraft
 from bot.web.keys import store_key
 from tests.conftest import ADMIN, say, wait_for, wait_sent
 from tests.send_helpers import send
+from tests.test_hostile_input import HOSTILE_VALUES, refused, with_field
 from tests.webhook_helpers import BETA_SECRET, Receiver, quiet, subscribers_toml, verify
 
 U = "+34600000001"
@@ -127,3 +129,25 @@ async def test_only_sandbox_messages_and_only_once_sent(client: TestClient) -> N
     assert early["error"] == "not_sent_yet"
     row = await store.get_outbound(later.id)
     assert row is not None and row.status == "queued"
+
+
+@pytest.mark.parametrize("field", ["id", "status", "error", "error.code", "error.title"])
+async def test_hostile_values_in_every_field(client: TestClient, field: str) -> None:
+    message_id = await sent_message(client)
+    valid = {"id": message_id, "status": "failed", "error": {"code": 1, "title": "t"}}
+    for name, raw in HOSTILE_VALUES.items():
+        if "." in field:
+            outer, inner = field.split(".")
+            body = with_field(valid, outer, with_field(valid["error"], inner, raw).decode())
+        else:
+            body = with_field(valid, field, raw)
+        resp = await client.post("/sandbox/status", data=io.BytesIO(body), headers={
+            **ADMIN, "Content-Type": "application/json"})
+        if resp.status == 200:  # acceptable after all: an int code, a title, unknown keys
+            assert field in ("error.code", "error.title") or (field, name) == ("error", "dict"), (
+                name, await resp.text())
+            continue
+        answer = await refused(resp, 400)
+        assert answer["error"] in ("invalid_id", "invalid_status", "invalid_error",
+                                   "invalid_text", "malformed_json"), (name, answer)
+    assert (await client.get("/healthz")).status == 200

@@ -87,7 +87,7 @@ async def status(request: web.Request) -> web.Response:
     message backwards: answered 200 with `applied: false` and the status it
     keeps), then `message.status` webhooks for the subscriber that sent it."""
     require_admin(request)
-    body = await read_json(request, 16 * 1024)
+    body = await read_json(request)
     msg_id = body.get("id")
     if not isinstance(msg_id, str) or not 0 < len(msg_id) <= 200:
         fail(400, "invalid_id", "id must be the message's id (a string of at most 200 "
