@@ -666,6 +666,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = command(sub, "deliveries", "webhook deliveries: list, show, retry, replay, "
                 "endpoints, enable-endpoint", "wagate deliveries list --status failed",
                 cmd_deliveries)
+    common(p, client=False)
     acts = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     q = command(acts, "list", "list deliveries, newest first",
                 "wagate deliveries list --status failed --subscriber acme")

@@ -182,6 +182,10 @@ def test_config_before_or_after_the_command(running: Running, tmp_path: Path) ->
     gone = wagate("status", "--config", missing, check=False)
     assert gone.returncode != 0
     assert gone.stderr.strip() == f"error: config file not found: {missing} (from --config)"
+    for args in (["--config", str(running.config), "deliveries", "list"],
+                 ["deliveries", "--config", str(running.config), "list"],
+                 ["deliveries", "list", "--config", str(running.config)]):
+        assert wagate(*args).stdout.strip() == "(nothing)", args
     checked = wagate("--config", str(running.config), "check-config").stdout
     assert checked.startswith(f"{running.config}: OK")
 
