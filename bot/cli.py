@@ -9,18 +9,39 @@ import json
 import logging
 import os
 import signal
+import socket
 import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
-DEFAULT_CONFIG = os.environ.get("WAGATE_CONFIG", "config.example.toml")
+# Read from the working directory when neither --config nor WAGATE_CONFIG says.
+DEFAULT_CONFIG = "config.example.toml"
 
 
-def _load(path: str) -> Any:
+def config_path(args: argparse.Namespace) -> str:
+    """--config (before or after the command), else $WAGATE_CONFIG, else
+    ./config.example.toml; a file that is not there is a clear error."""
+    given = getattr(args, "config", None)
+    from_env = os.environ.get("WAGATE_CONFIG")
+    path = given or from_env or DEFAULT_CONFIG
+    if Path(path).is_file():
+        return path
+    if given:
+        where = "(from --config)"
+    elif from_env:
+        where = "(from WAGATE_CONFIG)"
+    else:
+        raise SystemExit(f"error: no config file: looked for {Path.cwd() / DEFAULT_CONFIG} "
+                         "(the default); pass --config PATH or set WAGATE_CONFIG")
+    raise SystemExit(f"error: config file not found: {path} {where}")
+
+
+def _load(args: argparse.Namespace) -> Any:
     from bot.config import ConfigError, load_config
 
     try:
-        return load_config(path)
+        return load_config(config_path(args))
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
@@ -47,7 +68,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # The store's thread hands results back to the event loop many times a
     # second; the default 5 ms GIL switch interval makes each hand-off wait.
     sys.setswitchinterval(float(os.environ.get("WAGATE_SWITCH_INTERVAL", "0.0005")))
-    config = _load(args.config)
+    config = _load(args)
+    try:
+        # Before anything starts: a second wagate on a busy port must not open
+        # the store, start workers or touch the first one's pid file.
+        check_can_listen(config.server.host, config.server.port)
+    except CannotListen as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     try:
         app = create_app(config)
     except (LocaleError, ValueError) as exc:
@@ -86,7 +114,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         await runner.setup()
         try:
             site = web.TCPSite(runner, config.server.host, config.server.port)
-            await site.start()
+            try:
+                await site.start()
+            except OSError as exc:  # taken since the check: said the same way
+                raise CannotListen(config.server.host, config.server.port, exc) from None
             stopping, hurry = asyncio.Event(), asyncio.Event()
 
             def on_stop(sig: signal.Signals) -> None:
@@ -118,9 +149,39 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from bot.eventloop import new_event_loop
 
-    with asyncio.Runner(loop_factory=new_event_loop) as loop_runner:
-        loop_runner.run(serve())
+    try:
+        with asyncio.Runner(loop_factory=new_event_loop) as loop_runner:
+            loop_runner.run(serve())
+    except CannotListen as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     return 0
+
+
+class CannotListen(Exception):
+    def __init__(self, host: str, port: int, exc: OSError) -> None:
+        reason = exc.strerror or str(exc)
+        shown = f"[{host}]" if ":" in host else (host or "*")
+        super().__init__(f"cannot listen on {shown}:{port}: {reason[:1].lower()}{reason[1:]}")
+
+
+def check_can_listen(host: str, port: int) -> None:
+    """Bind (and let go of) every address the server will listen on, as it
+    will (SO_REUSEADDR, IPv6 only on IPv6 sockets); raises CannotListen."""
+    try:
+        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
+                                   flags=socket.AI_PASSIVE)
+    except OSError as exc:
+        raise CannotListen(host, port, exc) from None
+    for family, kind, proto, _, address in dict.fromkeys(infos):
+        try:
+            with socket.socket(family, kind, proto) as sock:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if family == socket.AF_INET6:
+                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                sock.bind(address)
+        except OSError as exc:
+            raise CannotListen(host, port, exc) from None
 
 
 # ------------------------------------------------------------------ admin client
@@ -133,11 +194,16 @@ def _base_url(config: Any) -> str:
 
 
 def _call(config: Any, method: str, path: str, body: Any = None,
-          params: dict[str, Any] | None = None, url: str | None = None) -> Any:
+          params: dict[str, Any] | None = None, url: str | None = None,
+          headers: dict[str, str] | None = None) -> Any:
+    """One request to the running service (the admin token unless `headers`
+    say otherwise); an error answer exits with its status and error_message."""
     import aiohttp
 
-    async def go() -> Any:
+    if headers is None:
         headers = {"Authorization": f"Bearer {config.admin_token}"}
+
+    async def go() -> Any:
         query = {k: str(v) for k, v in (params or {}).items() if v is not None}
         async with aiohttp.ClientSession() as session, session.request(
                 method, (url or _base_url(config)) + path, json=body, params=query,
@@ -163,7 +229,14 @@ def _print(data: Any, args: argparse.Namespace, lines: list[str]) -> None:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    config = _load(args.config)
+    config = _load(args)
+    if args.status:
+        return _simulate_status(config, args)
+    if args.message or args.error_code is not None or args.error_title:
+        raise SystemExit("error: --message, --error-code and --error-title go with --status")
+    if not args.sender or args.text is None:
+        raise SystemExit("error: say who writes what: --from NUMBER TEXT "
+                         "(or --status STATUS --message ID)")
     body: dict[str, Any] = {"instance": args.instance, "from": args.sender, "text": args.text}
     if args.name:
         body["name"] = args.name
@@ -177,8 +250,82 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _simulate_status(config: Any, args: argparse.Namespace) -> int:
+    """A provider's status for a sandbox message (POST /sandbox/status)."""
+    if not args.message:
+        raise SystemExit("error: --status needs --message ID (from `wagate send` or "
+                         "`wagate outbox --json`)")
+    if args.sender or args.text is not None:
+        raise SystemExit("error: --status reports on a sent message: no --from or TEXT")
+    body: dict[str, Any] = {"id": args.message, "status": args.status}
+    if args.error_code is not None or args.error_title:
+        body["error"] = {"code": args.error_code, "title": args.error_title}
+    data = _call(config, "POST", "/sandbox/status", body, url=args.url)
+    status = data["message"]["status"]
+    _print(data, args, [f"message {args.message}: {status}" + (
+        "" if data["applied"] else f" (unchanged: {args.status} does not move it on)")])
+    return 0
+
+
+def cmd_send(args: argparse.Namespace) -> int:
+    """A text message through the service's own send API, as a subscriber."""
+    config = _load(args)
+    client_id, secret = _credentials(config, args)
+    headers = {"X-WM-CLIENT-ID": client_id, "X-WM-CLIENT-SECRET": secret}
+    data = _call(config, "POST", f"/v3/whatsapp/single/text/message/{args.instance}",
+                 {"number": args.to, "message": args.text}, url=args.url, headers=headers)
+    if args.wait:
+        data = _wait_sent(config, args, data["id"], headers)
+    _print(data, args, [f"{data['id']}  {data['status']}"])
+    return 0
+
+
+def _wait_sent(config: Any, args: argparse.Namespace, message_id: str,
+               headers: dict[str, str]) -> Any:
+    """The message as the send API shows it once it left the queue (at most 10 s)."""
+    import time
+
+    deadline = time.monotonic() + 10
+    while True:
+        data = _call(config, "GET", f"/v3/whatsapp/messages/{message_id}", url=args.url,
+                     headers=headers)
+        if data["status"] != "queued" or time.monotonic() > deadline:
+            return data
+        time.sleep(0.1)
+
+
+def _credentials(config: Any, args: argparse.Namespace) -> tuple[str, str]:
+    """--client-id/--client-secret, else $WAGATE_CLIENT_ID/$WAGATE_CLIENT_SECRET,
+    else a subscriber whose secret the config file holds (`secret`, or
+    `secret_env` set here): the one with that client id, or the first that may
+    use the instance. The parsed config keeps only hashes: the file is read."""
+    import tomllib
+
+    client_id = args.client_id or os.environ.get("WAGATE_CLIENT_ID")
+    secret = args.client_secret or os.environ.get("WAGATE_CLIENT_SECRET")
+    if client_id and secret:
+        return client_id, secret
+    instance = config.instances.get(args.instance)
+    with open(config.path, "rb") as fh:
+        tables = tomllib.load(fh).get("subscribers", [])
+    for table in tables if isinstance(tables, list) else []:
+        sub = config.subscribers.get(table.get("id"))
+        found = table.get("secret") or os.environ.get(table.get("secret_env") or "")
+        if sub is None or not isinstance(found, str) or not found:
+            continue
+        if client_id and sub.client_id == client_id:
+            return client_id, found
+        if not client_id and (args.instance in sub.instances
+                              or (instance is not None and instance.owner == sub.id)):
+            return sub.client_id, found
+    wanted = f"client id {client_id}" if client_id else f"instance {args.instance}"
+    raise SystemExit(f"error: no credentials: pass --client-id and --client-secret (or set "
+                     f"WAGATE_CLIENT_ID and WAGATE_CLIENT_SECRET); {config.path} holds no "
+                     f"subscriber secret for {wanted}")
+
+
 def cmd_outbox(args: argparse.Namespace) -> int:
-    config = _load(args.config)
+    config = _load(args)
     data = _call(config, "GET", "/sandbox/outbox",
                  params={"to": args.to, "instance": args.instance, "limit": args.limit},
                  url=args.url)
@@ -192,8 +339,15 @@ def cmd_outbox(args: argparse.Namespace) -> int:
     return 0
 
 
+def _registration_line(r: dict[str, Any]) -> str:
+    """Active since it registered, opted out since it opted out."""
+    since = r["registered_at"] if r["status"] == "active" else r.get("opted_out_at")
+    return (f"#{r['instance']}  {r['number']:<16} {r['locale']:<8} {r['status']:<10} "
+            f"since {since or r['updated_at']}")
+
+
 def cmd_registrations(args: argparse.Namespace) -> int:
-    config = _load(args.config)
+    config = _load(args)
     if args.opt_out:
         if not args.number:
             raise SystemExit("error: --opt-out needs a number")
@@ -201,8 +355,7 @@ def cmd_registrations(args: argparse.Namespace) -> int:
                      params={"instance": args.instance}, url=args.url)
         lines = [f"opted out on {data['changed']} instance(s) "
                  f"({len(data['registrations']) - data['changed']} already opted out)"]
-        lines += [f"#{r['instance']}  {r['number']:<16} {r['locale']:<8} {r['status']}"
-                  for r in data["registrations"]]
+        lines += [_registration_line(r) for r in data["registrations"]]
         _print(data, args, lines)
         return 0
     if args.number:
@@ -211,14 +364,13 @@ def cmd_registrations(args: argparse.Namespace) -> int:
         data = _call(config, "GET", "/admin/registrations",
                      params={"instance": args.instance, "status": args.status,
                              "limit": args.limit}, url=args.url)
-    lines = [f"#{r['instance']}  {r['number']:<16} {r['locale']:<8} {r['status']:<10} "
-             f"since {r['registered_at']}" for r in data["registrations"]]
+    lines = [_registration_line(r) for r in data["registrations"]]
     _print(data, args, lines)
     return 0
 
 
 def cmd_messages(args: argparse.Namespace) -> int:
-    config = _load(args.config)
+    config = _load(args)
     data = _call(config, "GET", "/admin/messages",
                  params={"direction": args.direction, "number": args.number,
                          "instance": args.instance, "limit": args.limit}, url=args.url)
@@ -247,7 +399,7 @@ def cmd_reload(args: argparse.Namespace) -> int:
     """Through the admin API, which answers with the outcome (refused: exit 1 and
     the reason); SIGHUP through the pid file with --signal, or when the API cannot
     be reached."""
-    config = _load(args.config)
+    config = _load(args)
     if args.signal:
         return _sighup(config, args)
     try:
@@ -266,7 +418,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     import urllib.error
     import urllib.request
 
-    config = _load(args.config)
+    config = _load(args)
     base = args.url or _base_url(config)
     try:
         with urllib.request.urlopen(f"{base}/readyz", timeout=5) as resp:
@@ -300,7 +452,7 @@ def _delivery_line(d: dict[str, Any]) -> str:
 
 
 def cmd_deliveries(args: argparse.Namespace) -> int:
-    config = _load(args.config)
+    config = _load(args)
     action = args.action
     if action == "list":
         data = _call(config, "GET", "/admin/deliveries",
@@ -347,18 +499,19 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     from bot.locales import LocaleError
     from bot.runtime import load_snapshot
 
+    path = args.path or config_path(args)
     try:
-        snap = load_snapshot(args.path)
+        snap = load_snapshot(path)
     except (ConfigError, LocaleError) as exc:
         if args.json:
             print(json.dumps({"ok": False, "error": str(exc)}, ensure_ascii=False))
         print(f"error: {exc}", file=sys.stderr)
         return 2
     c = snap.config
-    data = {"ok": True, "path": args.path, "instances": len(c.instances),
+    data = {"ok": True, "path": path, "instances": len(c.instances),
             "subscribers": len(c.subscribers), "plans": len(c.plans),
             "locales": sorted(snap.locales.locales)}
-    _print(data, args, [f"{args.path}: OK — {len(c.instances)} instance(s), "
+    _print(data, args, [f"{path}: OK — {len(c.instances)} instance(s), "
                         f"{len(c.subscribers)} subscriber(s), {len(c.plans)} plan(s), "
                         f"{len(snap.locales.locales)} locale(s)"])
     return 0
@@ -379,106 +532,185 @@ def cmd_hash_secret(args: argparse.Namespace) -> int:
     return 0
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("wagate")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="wagate", description="Self-hosted WhatsApp gateway")
-    sub = parser.add_subparsers(dest="command", required=True)
+    from bot.events import STATUSES
+
+    parser = argparse.ArgumentParser(
+        prog="wagate", description="Self-hosted WhatsApp gateway: the service and its tools.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n  wagate --config /etc/wagate/wagate.toml status\n"
+               "  wagate COMMAND --help   (each command's options, with an example)")
+    parser.add_argument("--version", action="version", version=f"wagate {_version()}",
+                        help="print the version and exit")
+    parser.add_argument("--config", metavar="PATH", help="config file (TOML); also "
+                        "accepted after the command (default: $WAGATE_CONFIG, else "
+                        "./config.example.toml)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(sub: Any, name: str, help_text: str, example: str,
+                func: Any = None) -> argparse.ArgumentParser:
+        about = textwrap.fill(help_text[:1].upper() + help_text[1:] + ".", 78)
+        p = sub.add_parser(name, help=help_text, description=about,
+                           epilog="example:\n  " + example,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        if func is not None:
+            p.set_defaults(func=func)
+        return p
 
     def common(p: argparse.ArgumentParser, *, client: bool = True) -> None:
-        p.add_argument("--config", default=DEFAULT_CONFIG, help="config file (TOML)")
+        # SUPPRESS: given here it wins; absent, the one before the command stands.
+        p.add_argument("--config", default=argparse.SUPPRESS, metavar="PATH",
+                       help="config file (TOML): finds the service and its admin token")
         if client:
-            p.add_argument("--url", help="admin URL of the running service "
+            p.add_argument("--url", help="URL of the running service "
                            "(default: from [server] in the config)")
             p.add_argument("--json", action="store_true", help="print JSON for scripts")
 
-    p = sub.add_parser("serve", help="run the service")
-    common(p, client=False)
-    p.add_argument("--log-level", default=os.environ.get("WAGATE_LOG_LEVEL", "INFO"))
-    p.add_argument("--log-format", choices=("text", "json"), default="text")
-    p.set_defaults(func=cmd_serve)
+    def json_flag(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--json", action="store_true", help="print JSON for scripts")
 
-    p = sub.add_parser("simulate", help="inject an inbound message (sandbox instances)")
+    def limit(p: argparse.ArgumentParser, default: int) -> None:
+        p.add_argument("--limit", type=int, default=default,
+                       help=f"at most this many rows (default {default})")
+
+    p = command(sub, "serve", "run the service",
+                "wagate serve --config /etc/wagate/wagate.toml --log-format json", cmd_serve)
+    common(p, client=False)
+    p.add_argument("--log-level", default=os.environ.get("WAGATE_LOG_LEVEL", "INFO"),
+                   help="DEBUG, INFO, WARNING or ERROR (default: $WAGATE_LOG_LEVEL, else INFO)")
+    p.add_argument("--log-format", choices=("text", "json"), default="text",
+                   help="text for people, json (one object a line) for log collectors")
+
+    p = command(sub, "simulate", "be a user writing to a sandbox number, or a provider "
+                "reporting a sent message's status",
+                'wagate simulate --from +34600000001 "Hola"\n'
+                "  wagate simulate --status delivered --message 0b8f5f4e-...", cmd_simulate)
     common(p)
-    p.add_argument("--instance", type=int, default=1)
-    p.add_argument("--from", dest="sender", required=True, help="sender, e.g. +34600000001")
-    p.add_argument("--name", help="profile name")
+    p.add_argument("--instance", type=int, default=1,
+                   help="the sandbox instance written to (default 1)")
+    p.add_argument("--from", dest="sender", help="the user's number, e.g. +34600000001")
+    p.add_argument("--name", help="the user's profile name")
     p.add_argument("--id", help="provider message id (generated when absent)")
     p.add_argument("--group-id", help="say it in this group")
     p.add_argument("--group-name", help="the group's name")
-    p.add_argument("text")
-    p.set_defaults(func=cmd_simulate)
+    p.add_argument("--status", choices=STATUSES,
+                   help="instead: report this status for the sent message --message, "
+                   "as a provider would (webhooks included)")
+    p.add_argument("--message", metavar="ID",
+                   help="with --status: the message's id (from `wagate send` or the outbox)")
+    p.add_argument("--error-code", type=int, help="with --status failed: the error code")
+    p.add_argument("--error-title", help="with --status failed: the error's title")
+    p.add_argument("text", nargs="?", help="what the user writes")
 
-    p = sub.add_parser("outbox", help="list messages sent (sandbox)")
+    p = command(sub, "send", "send a text to a registered user through the service's own "
+                "send API, as a subscriber (a quick test)",
+                'wagate send --to +34600000001 "Your order has shipped (y)"', cmd_send)
     common(p)
-    p.add_argument("--to")
-    p.add_argument("--instance", type=int)
-    p.add_argument("--limit", type=int, default=20)
-    p.set_defaults(func=cmd_outbox)
+    p.add_argument("--to", required=True, help="the recipient, with country code; it must "
+                   "have said Hi to the instance")
+    p.add_argument("--instance", type=int, default=1, help="the instance sent from (default 1)")
+    p.add_argument("--client-id", help="the subscriber's client id (default: "
+                   "$WAGATE_CLIENT_ID, else the first subscriber whose secret is in the "
+                   "config file and who may use the instance)")
+    p.add_argument("--client-secret", help="its secret (default: $WAGATE_CLIENT_SECRET, "
+                   "else from the config file; prefer the variable: arguments show in ps)")
+    p.add_argument("--wait", action="store_true",
+                   help="wait (at most 10 s) until the message has left the queue")
+    p.add_argument("text", help="the message (emoji shortcuts such as (y) are converted)")
 
-    p = sub.add_parser("registrations", help="list registrations, or one number's")
+    p = command(sub, "outbox", "list messages sent on sandbox numbers, newest first",
+                "wagate outbox --to +34600000001", cmd_outbox)
     common(p)
-    p.add_argument("number", nargs="?")
-    p.add_argument("--instance", type=int)
-    p.add_argument("--status", choices=("active", "opted_out"))
-    p.add_argument("--limit", type=int, default=100)
+    p.add_argument("--to", help="only those to this number")
+    p.add_argument("--instance", type=int, help="only those from this instance")
+    limit(p, 20)
+
+    p = command(sub, "registrations", "list registrations, show one number's, or opt a "
+                "number out", "wagate registrations +34600000001 --opt-out",
+                cmd_registrations)
+    common(p)
+    p.add_argument("number", nargs="?", help="show (or with --opt-out, opt out) this number")
+    p.add_argument("--instance", type=int, help="only on this instance")
+    p.add_argument("--status", choices=("active", "opted_out"), help="only with this status")
+    limit(p, 100)
     p.add_argument("--opt-out", action="store_true",
                    help="opt NUMBER out by hand (on --instance, else on every instance)")
-    p.set_defaults(func=cmd_registrations)
 
-    p = sub.add_parser("messages", help="the message log, both directions")
+    p = command(sub, "messages", "the message log, both directions, newest first",
+                "wagate messages --direction in --number +34600000001", cmd_messages)
     common(p)
-    p.add_argument("--direction", choices=("in", "out"))
-    p.add_argument("--number")
-    p.add_argument("--instance", type=int)
-    p.add_argument("--limit", type=int, default=50)
-    p.set_defaults(func=cmd_messages)
+    p.add_argument("--direction", choices=("in", "out"), help="only received or only sent")
+    p.add_argument("--number", help="only to or from this number")
+    p.add_argument("--instance", type=int, help="only on this instance")
+    limit(p, 50)
 
-    p = sub.add_parser("reload", help="reload the running service's config and locales")
+    p = command(sub, "reload", "reload the running service's config and locales",
+                "wagate reload --config /etc/wagate/wagate.toml", cmd_reload)
     common(p)
     p.add_argument("--signal", action="store_true",
                    help="send SIGHUP to the pid in [server] pid_file instead of the admin API")
-    p.set_defaults(func=cmd_reload)
 
-    p = sub.add_parser("status", help="readiness and the config in force")
+    p = command(sub, "status", "readiness and the config in force (exit 1 when not ready)",
+                "wagate status --json", cmd_status)
     common(p)
-    p.set_defaults(func=cmd_status)
 
-    p = sub.add_parser("deliveries", help="webhook deliveries: list, show, retry, replay, "
-                       "endpoints, enable-endpoint")
-    acts = p.add_subparsers(dest="action", required=True)
-    q = acts.add_parser("list", help="list deliveries, newest first")
+    p = command(sub, "deliveries", "webhook deliveries: list, show, retry, replay, "
+                "endpoints, enable-endpoint", "wagate deliveries list --status failed",
+                cmd_deliveries)
+    common(p, client=False)
+    acts = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    q = command(acts, "list", "list deliveries, newest first",
+                "wagate deliveries list --status failed --subscriber acme")
     common(q)
-    q.add_argument("--status", choices=("pending", "delivered", "failed"))
-    q.add_argument("--subscriber")
-    q.add_argument("--endpoint", help="endpoint key (see `deliveries endpoints`)")
-    q.add_argument("--limit", type=int, default=50)
-    q = acts.add_parser("show", help="one delivery with every attempt")
+    q.add_argument("--status", choices=("pending", "delivered", "failed"),
+                   help="only with this status")
+    q.add_argument("--subscriber", help="only this subscriber's")
+    q.add_argument("--endpoint", help="only this endpoint's (its key: `deliveries endpoints`)")
+    limit(q, 50)
+    q = command(acts, "show", "one delivery with every attempt",
+                "wagate deliveries show msg_5f0c9d1e...")
     common(q)
-    q.add_argument("id")
-    q = acts.add_parser("retry", help="queue one delivery again (same webhook-id)")
+    q.add_argument("id", help="the delivery's id (its webhook-id)")
+    q = command(acts, "retry", "queue one delivery again (same webhook-id)",
+                "wagate deliveries retry msg_5f0c9d1e...")
     common(q)
-    q.add_argument("id")
-    q = acts.add_parser("replay", help="queue again every failed delivery since a time")
+    q.add_argument("id", help="the delivery's id (its webhook-id)")
+    q = command(acts, "replay", "queue again every failed delivery since a time",
+                "wagate deliveries replay --since 2026-11-24T08:00:00Z")
     common(q)
     q.add_argument("--since", required=True, help="ISO 8601 (2026-11-01T10:00:00Z) or epoch")
-    q.add_argument("--subscriber")
-    q.add_argument("--endpoint")
-    q = acts.add_parser("endpoints", help="webhook endpoints and their health")
+    q.add_argument("--subscriber", help="only this subscriber's")
+    q.add_argument("--endpoint", help="only this endpoint's (its key)")
+    q = command(acts, "endpoints", "webhook endpoints and their health",
+                "wagate deliveries endpoints")
     common(q)
-    q = acts.add_parser("enable-endpoint", help="enable a disabled endpoint again")
+    q = command(acts, "enable-endpoint", "enable a disabled endpoint again",
+                "wagate deliveries enable-endpoint 3f2a9c0d1e2b4a5c")
     common(q)
-    q.add_argument("key")
-    q.add_argument("--subscriber")
-    p.set_defaults(func=cmd_deliveries)
+    q.add_argument("key", help="the endpoint's key (see `deliveries endpoints`)")
+    q.add_argument("--subscriber", help="the subscriber, when two share the endpoint's URL")
 
-    p = sub.add_parser("check-config", help="validate a config file and its locales")
-    p.add_argument("path", nargs="?", default=DEFAULT_CONFIG)
-    p.add_argument("--json", action="store_true", help="print JSON for scripts")
-    p.set_defaults(func=cmd_check_config)
+    p = command(sub, "check-config", "validate a config file and its locales offline",
+                "wagate check-config /etc/wagate/wagate.toml", cmd_check_config)
+    p.add_argument("path", nargs="?", help="the file (default: --config, $WAGATE_CONFIG, "
+                   "else ./config.example.toml)")
+    p.add_argument("--config", default=argparse.SUPPRESS, metavar="PATH",
+                   help="the same as PATH")
+    json_flag(p)
 
-    p = sub.add_parser("hash-secret", help="print secret_sha256 for a subscriber secret")
+    p = command(sub, "hash-secret", "print secret_sha256 for a subscriber secret",
+                "wagate hash-secret < secret.txt", cmd_hash_secret)
     p.add_argument("secret", nargs="?", help="the secret (read from stdin when absent)")
-    p.add_argument("--json", action="store_true", help="print JSON for scripts")
-    p.set_defaults(func=cmd_hash_secret)
+    json_flag(p)
     return parser
 
 

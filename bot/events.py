@@ -47,6 +47,10 @@ class InboundMessage:
                    timestamp=now)
 
 
+# What a provider may say of a sent message, in the order a message moves.
+STATUSES = ("sent", "delivered", "read", "failed")
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StatusUpdate:
     """A provider's word on one of our outbound messages."""
@@ -54,7 +58,7 @@ class StatusUpdate:
     provider: str
     provider_message_id: str
     instance_id: int
-    status: str  # sent | delivered | read | failed
+    status: str  # one of STATUSES
     error_code: int | None = None
     error_title: str | None = None
     timestamp: float

@@ -23,7 +23,7 @@ MakeClient = Callable[..., Awaitable[TestClient]]
 # Every route of the app: a new one must be added here (and to the sweep).
 ROUTES = {
     ("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics"), ("GET", "/openapi.json"),
-    ("POST", "/sandbox/inbound"), ("GET", "/sandbox/outbox"),
+    ("POST", "/sandbox/inbound"), ("GET", "/sandbox/outbox"), ("POST", "/sandbox/status"),
     ("GET", "/webhooks/meta"), ("POST", "/webhooks/meta"),
     ("GET", "/admin/registrations"), ("GET", "/admin/registrations/{number}"),
     ("POST", "/admin/registrations/{number}/opt-out"), ("GET", "/admin/messages"),
@@ -134,7 +134,7 @@ def _json_routes() -> list[tuple[str, dict[str, str]]]:
     sends = [(path(a, k), ACME) for a in ("single", "group")
              for k in ("text", "image", "document", "url")]
     return [("/sandbox/inbound", ADMIN), (f"/admin/registrations/{NUMBER}/opt-out", ADMIN),
-            *sends]
+            ("/sandbox/status", ADMIN), *sends]
 
 
 @pytest.mark.parametrize("body", NOT_AN_OBJECT, ids=lambda b: repr(b[:12]) + str(len(b)))
@@ -155,6 +155,7 @@ async def test_bodies_that_are_no_json_object(app: TestClient, body: bytes) -> N
 
 
 @pytest.mark.parametrize("url,limit", [("/sandbox/inbound", 1024 * 1024),
+                                       ("/sandbox/status", 1024 * 1024),
                                        (f"/admin/registrations/{NUMBER}/opt-out", 4096),
                                        (path("single", "document"), 4 * 1024 * 1024 + 320 * 1024),
                                        ("/webhooks/meta", 3 * 1024 * 1024)])

@@ -14,6 +14,7 @@ class Registration:
     keyword_subscriber: str | None
     registered_at: float
     updated_at: float
+    opted_out_at: float | None = None  # since when opted out; None while active
 
     @property
     def active(self) -> bool:

@@ -65,10 +65,12 @@ def _outbound(row: sqlite3.Row | tuple[Any, ...]) -> OutboundRow:
 
 def _registration(row: tuple[Any, ...]) -> Registration:
     return Registration(instance_id=row[0], number=row[1], locale=row[2], status=row[3],
-                        keyword_subscriber=row[4], registered_at=row[5], updated_at=row[6])
+                        keyword_subscriber=row[4], registered_at=row[5], updated_at=row[6],
+                        opted_out_at=row[7])
 
 
-_REG_COLUMNS = "instance_id, number, locale, status, keyword_subscriber, registered_at, updated_at"
+_REG_COLUMNS = ("instance_id, number, locale, status, keyword_subscriber, registered_at, "
+                "updated_at, opted_out_at")
 
 
 def _where(**filters: Any) -> tuple[str, list[Any]]:
@@ -284,7 +286,7 @@ class SqliteStore:
                                   last_hint_at=marks.get("hint"),
                                   last_sender=self._last_sender(conn, instance_id, sender,
                                                                 group_id),
-                                  keyword_at=reg[7] if reg else None)
+                                  keyword_at=reg[8] if reg else None)
         return await self._lookup(unit)
 
     async def commit_inbound(self, effects: Effects, now: float) -> bool:
@@ -303,7 +305,7 @@ class SqliteStore:
             if reg is not None:
                 conn.execute(
                     f"INSERT INTO registrations ({_REG_COLUMNS}, keyword_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
                     " ON CONFLICT (instance_id, number) DO UPDATE SET locale = excluded.locale,"
                     " status = excluded.status, updated_at = excluded.updated_at,"
                     " keyword_subscriber = COALESCE(excluded.keyword_subscriber,"
@@ -311,9 +313,15 @@ class SqliteStore:
                     " keyword_at = CASE WHEN excluded.keyword_subscriber IS NULL"
                     " THEN registrations.keyword_at ELSE excluded.keyword_at END,"
                     " registered_at = CASE WHEN registrations.status = 'active'"
-                    " THEN registrations.registered_at ELSE excluded.registered_at END",
+                    " THEN registrations.registered_at ELSE excluded.registered_at END,"
+                    # out since the first STOP, not the latest; back in clears it
+                    " opted_out_at = CASE WHEN excluded.status = 'active' THEN NULL"
+                    " WHEN registrations.status = 'opted_out'"
+                    " THEN COALESCE(registrations.opted_out_at, excluded.opted_out_at)"
+                    " ELSE excluded.opted_out_at END",
                     (reg.instance_id, reg.number, reg.locale, reg.status, reg.keyword_subscriber,
-                     now, now, now if reg.keyword_subscriber else None))
+                     now, now, None if reg.status == "active" else now,
+                     now if reg.keyword_subscriber else None))
             if effects.group is not None:
                 g = effects.group
                 conn.execute(
@@ -562,16 +570,17 @@ class SqliteStore:
                 if before is not None and before.active and route is not None:
                     state = InboundContext(
                         registration=before, group=None, last_auto_reply_at=None,
-                        last_hint_at=None, keyword_at=row[7],
+                        last_hint_at=None, keyword_at=row[8],
                         last_sender=self._last_sender(conn, instance_id, number, None))
                     self._insert_deliveries(conn, route(state), now)
                 if before is None or before.active:
                     conn.execute(
                         f"INSERT INTO registrations ({_REG_COLUMNS})"
-                        " VALUES (?, ?, ?, 'opted_out', NULL, ?, ?)"
+                        " VALUES (?, ?, ?, 'opted_out', NULL, ?, ?, ?)"
                         " ON CONFLICT (instance_id, number) DO UPDATE SET"
-                        " status = 'opted_out', updated_at = excluded.updated_at",
-                        (instance_id, number, default_locale, now, now))
+                        " status = 'opted_out', updated_at = excluded.updated_at,"
+                        " opted_out_at = excluded.opted_out_at",
+                        (instance_id, number, default_locale, now, now, now))
                 after = conn.execute(f"SELECT {_REG_COLUMNS} FROM registrations"
                                      " WHERE instance_id = ? AND number = ?",
                                      (instance_id, number)).fetchone()

@@ -13,6 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from bot.content import MAX_CAPTION, MAX_DOCUMENT, MAX_IMAGE, MAX_TEXT
+from bot.events import STATUSES
 from bot.web import sandbox
 from bot.web.send import KINDS, send_path
 
@@ -344,6 +345,34 @@ def _sandbox_paths() -> dict[str, Any]:
                           "invalid_name"),
                     404: ("Instance not configured", "unknown_instance"),
                     413: _TOO_LARGE}),
+        "/sandbox/status": _admin(
+            "post", "sandbox_status", "Report a provider status for a sandbox message",
+            _json("Handled as a provider's status would be: `applied` is false when the "
+                  "message already has this status or a later one (a status never moves a "
+                  "message backwards), and `message` shows the status it has",
+                  _object({"applied": {"type": "boolean"},
+                           "message": _ref("schemas", "OutboxMessage")})),
+            tag="sandbox",
+            description="Moves the message through the same path a Meta status takes: its "
+                        "status, as `GET /v3/whatsapp/messages/{id}` shows it, and a "
+                        "`message.status` webhook for the subscriber that sent it.",
+            body={"type": "object", "required": ["id", "status"], "properties": {
+                "id": {"type": "string", "minLength": 1, "maxLength": 200,
+                       "description": "The message's id, as the send API or the outbox "
+                                      "gives it"},
+                "status": {"enum": list(STATUSES)},
+                "error": {"type": "object", "description": "With status failed only",
+                          "properties": {
+                              "code": {"type": "integer", "minimum": 0,
+                                       "maximum": sandbox.MAX_ERROR_CODE},
+                              "title": {"type": "string",
+                                        "maxLength": sandbox.MAX_ERROR_TITLE}}}}},
+            errors={400: ("Bad body, or the message did not go out on a sandbox instance",
+                          f"{_BAD_BODY}, invalid_id, invalid_status, invalid_error, "
+                          "not_sandbox"),
+                    404: ("No message with this id", "message_not_found"),
+                    409: ("The sandbox has not sent the message yet", "not_sent_yet"),
+                    413: _TOO_LARGE}),
         "/sandbox/outbox": _admin(
             "get", "sandbox_outbox", "Messages sent through the sandbox, newest first",
             _json("Messages", _list_of("messages", "OutboxMessage")), tag="sandbox",
@@ -385,7 +414,10 @@ _ADMIN_SCHEMAS: dict[str, Any] = {
         "locale": {"type": "string"}, "status": {"enum": ["active", "opted_out"]},
         "keyword_subscriber": {"type": ["string", "null"]},
         "registered_at": {"type": "string", "format": "date-time"},
-        "updated_at": {"type": "string", "format": "date-time"}}),
+        "updated_at": {"type": "string", "format": "date-time"},
+        "opted_out_at": {"type": ["string", "null"], "format": "date-time",
+                         "description": "When it was opted out (the first STOP or the "
+                                        "admin's opt-out); null while active"}}),
     "LoggedMessage": _object({
         "direction": {"enum": ["in", "out"]}, "id": {"type": "string"},
         "instance": {"type": "integer"}, "number": {"type": ["string", "null"]},

@@ -1,4 +1,5 @@
-"""The sandbox transport over HTTP: inject inbound messages, list the outbox."""
+"""The sandbox transport over HTTP: inject inbound messages, list the outbox,
+move a sent message on as a provider's status would."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import uuid
 
 from aiohttp import web
 
-from bot.events import InboundMessage
+from bot.events import STATUSES, InboundMessage, StatusUpdate
 from bot.numbers import to_e164
 from bot.web.auth import require_admin
 from bot.web.errors import fail, read_json
@@ -18,6 +19,8 @@ from bot.web.views import outbox_json
 routes = web.RouteTableDef()
 
 MAX_TEXT = 4096
+MAX_ERROR_CODE = 2**31 - 1
+MAX_ERROR_TITLE = 1000
 
 
 @routes.post("/sandbox/inbound")
@@ -75,3 +78,59 @@ async def outbox(request: web.Request) -> web.Response:
     rows = await request.app[store_key].list_outbox(
         instance_id=query_int(request, "instance"), to=number, limit=query_limit(request))
     return web.json_response({"messages": [outbox_json(r) for r in rows]})
+
+
+@routes.post("/sandbox/status")
+async def status(request: web.Request) -> web.Response:
+    """The status a provider would report for a sandbox message, through the
+    same path Meta's take: the store's ordering rule (a status never moves a
+    message backwards: answered 200 with `applied: false` and the status it
+    keeps), then `message.status` webhooks for the subscriber that sent it."""
+    require_admin(request)
+    body = await read_json(request)
+    msg_id = body.get("id")
+    if not isinstance(msg_id, str) or not 0 < len(msg_id) <= 200:
+        fail(400, "invalid_id", "id must be the message's id (a string of at most 200 "
+             "characters), as the send API or the outbox gives it")
+    value = body.get("status")
+    if value not in STATUSES:
+        fail(400, "invalid_status", "status must be one of " + ", ".join(STATUSES))
+    code, title = _error_of(body.get("error"), value)
+    store = request.app[store_key]
+    row = await store.get_outbound(msg_id)
+    if row is None:
+        fail(404, "message_not_found", f"no message with id {msg_id!r}")
+    inst = snapshot_of(request).config.instances.get(row.instance_id)
+    provider = inst.provider if inst is not None else "none (no longer configured)"
+    if provider != "sandbox":
+        fail(400, "not_sandbox", f"message {msg_id} went out on instance {row.instance_id}, "
+             f"whose provider is {provider}, not the sandbox")
+    if row.provider_message_id is None:
+        fail(409, "not_sent_yet", f"message {msg_id} is still {row.status}: the sandbox has "
+             "not sent it yet; try again in a moment")
+    event = StatusUpdate(provider="sandbox", provider_message_id=row.provider_message_id,
+                         instance_id=row.instance_id, status=value, error_code=code,
+                         error_title=title, timestamp=time.time())
+    applied = await request.app[pipeline_key].handle(event)
+    after = await store.get_outbound(msg_id)
+    if after is None:  # outbound rows are never deleted; said rather than assumed
+        fail(404, "message_not_found", f"no message with id {msg_id!r}")
+    return web.json_response({"applied": applied, "message": outbox_json(after)})
+
+
+def _error_of(error: object, status: str) -> tuple[int | None, str | None]:
+    """The provider's error code and title, given with a failed status only."""
+    if error is None:
+        return None, None
+    if status != "failed":
+        fail(400, "invalid_error", "error goes with status failed only")
+    if not isinstance(error, dict):
+        fail(400, "invalid_error", 'error must be {"code": 131026, "title": "..."}')
+    code, title = error.get("code"), error.get("title")
+    if code is not None and (not isinstance(code, int) or isinstance(code, bool)
+                             or not 0 <= code <= MAX_ERROR_CODE):
+        fail(400, "invalid_error", f"error.code must be an integer from 0 to {MAX_ERROR_CODE}")
+    if title is not None and (not isinstance(title, str) or len(title) > MAX_ERROR_TITLE):
+        fail(400, "invalid_error", f"error.title must be a string of at most "
+             f"{MAX_ERROR_TITLE} characters")
+    return code, title

@@ -18,7 +18,8 @@ def iso(ts: float | None) -> str | None:
 def registration_json(r: Registration) -> dict[str, Any]:
     return {"instance": r.instance_id, "number": r.number, "locale": r.locale,
             "status": r.status, "keyword_subscriber": r.keyword_subscriber,
-            "registered_at": iso(r.registered_at), "updated_at": iso(r.updated_at)}
+            "registered_at": iso(r.registered_at), "updated_at": iso(r.updated_at),
+            "opted_out_at": iso(r.opted_out_at)}
 
 
 def outbox_json(m: OutboundRow) -> dict[str, Any]:
