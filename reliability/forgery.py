@@ -2,11 +2,11 @@
 with wrong credentials, and stores or forwards nothing for them.
 
 The service runs as a subprocess on the meta provider (reliability/service.py):
-the meta number is owned by the enterprise subscriber `acme`, so any message it
-accepted would be stored, forwarded to acme's webhook (a local receiver that
-counts) and, for a stranger, answered with a hint through the local Graph
-server (which counts too). Each forged request carries a unique marker text.
-After the volley the admin API, the sandbox outbox and both counters must be as
+the meta number is owned by the subscriber `bench`, so any message it accepted
+would be stored, forwarded to its webhook (a local receiver that counts) and,
+for a stranger, answered with a hint through the local Graph server (which
+counts too). Each forged request carries a unique marker text.
+After the volley the admin API, the outbound queue and both counters must be as
 they were; then one correctly signed message and one correct send must show up
 in the same places, so the check can fail.
 """
@@ -28,19 +28,19 @@ from typing import Any
 
 import aiohttp
 
+from bench.__main__ import WEBHOOK_SECRET
 from reliability.common import Row
 from reliability.service import (
-    ACME,
-    ACME_ID,
-    ACME_SECRET,
     ADMIN,
     ADMIN_TOKEN,
     APP_SECRET,
+    CLIENT,
+    CLIENT_ID,
+    CLIENT_SECRET,
     META_INSTANCE,
     OTHER_ID,
     OTHER_SECRET,
     SANDBOX_INSTANCE,
-    WEBHOOK_SECRET,
     Service,
     get_json,
     meta_text,
@@ -94,33 +94,33 @@ WEBHOOK_FORGES: list[Forge] = [
 
 SEND_FORGES: list[tuple[str, int, dict[str, str]]] = [
     ("both headers missing", 401, {}),
-    ("secret missing", 401, {"X-WM-CLIENT-ID": ACME_ID}),
-    ("client id missing", 401, {"X-WM-CLIENT-SECRET": ACME_SECRET}),
-    ("empty secret", 401, {"X-WM-CLIENT-ID": ACME_ID, "X-WM-CLIENT-SECRET": ""}),
-    ("secret as a bearer token", 401, {"Authorization": f"Bearer {ACME_SECRET}"}),
-    ("wrong secret", 474, {"X-WM-CLIENT-ID": ACME_ID,
+    ("secret missing", 401, {"X-WM-CLIENT-ID": CLIENT_ID}),
+    ("client id missing", 401, {"X-WM-CLIENT-SECRET": CLIENT_SECRET}),
+    ("empty secret", 401, {"X-WM-CLIENT-ID": CLIENT_ID, "X-WM-CLIENT-SECRET": ""}),
+    ("secret as a bearer token", 401, {"Authorization": f"Bearer {CLIENT_SECRET}"}),
+    ("wrong secret", 474, {"X-WM-CLIENT-ID": CLIENT_ID,
                            "X-WM-CLIENT-SECRET": "wrong-" + secrets.token_hex(8)}),
     ("unknown client id", 474, {"X-WM-CLIENT-ID": "nobody@example.com",
-                                "X-WM-CLIENT-SECRET": ACME_SECRET}),
-    ("client id in other case", 474, {"X-WM-CLIENT-ID": ACME_ID.upper(),
-                                      "X-WM-CLIENT-SECRET": ACME_SECRET}),
-    ("another subscriber's secret", 474, {"X-WM-CLIENT-ID": ACME_ID,
+                                "X-WM-CLIENT-SECRET": CLIENT_SECRET}),
+    ("client id in other case", 474, {"X-WM-CLIENT-ID": CLIENT_ID.upper(),
+                                      "X-WM-CLIENT-SECRET": CLIENT_SECRET}),
+    ("another subscriber's secret", 474, {"X-WM-CLIENT-ID": CLIENT_ID,
                                           "X-WM-CLIENT-SECRET": OTHER_SECRET}),
     ("another subscriber's id", 474, {"X-WM-CLIENT-ID": OTHER_ID,
-                                      "X-WM-CLIENT-SECRET": ACME_SECRET}),
-    ("sha256 of the secret", 474, {"X-WM-CLIENT-ID": ACME_ID, "X-WM-CLIENT-SECRET":
-                                   hashlib.sha256(ACME_SECRET.encode()).hexdigest()}),
-    ("secret upper-cased", 474, {"X-WM-CLIENT-ID": ACME_ID,
-                                 "X-WM-CLIENT-SECRET": ACME_SECRET.upper()}),
-    ("secret less its last character", 474, {"X-WM-CLIENT-ID": ACME_ID,
-                                              "X-WM-CLIENT-SECRET": ACME_SECRET[:-1]}),
-    ("secret and one character more", 474, {"X-WM-CLIENT-ID": ACME_ID,
-                                            "X-WM-CLIENT-SECRET": ACME_SECRET + "0"}),
-    ("id and secret swapped", 474, {"X-WM-CLIENT-ID": ACME_SECRET,
-                                    "X-WM-CLIENT-SECRET": ACME_ID}),
-    ("the admin token as secret", 474, {"X-WM-CLIENT-ID": ACME_ID,
+                                      "X-WM-CLIENT-SECRET": CLIENT_SECRET}),
+    ("sha256 of the secret", 474, {"X-WM-CLIENT-ID": CLIENT_ID, "X-WM-CLIENT-SECRET":
+                                   hashlib.sha256(CLIENT_SECRET.encode()).hexdigest()}),
+    ("secret upper-cased", 474, {"X-WM-CLIENT-ID": CLIENT_ID,
+                                 "X-WM-CLIENT-SECRET": CLIENT_SECRET.upper()}),
+    ("secret less its last character", 474, {"X-WM-CLIENT-ID": CLIENT_ID,
+                                              "X-WM-CLIENT-SECRET": CLIENT_SECRET[:-1]}),
+    ("secret and one character more", 474, {"X-WM-CLIENT-ID": CLIENT_ID,
+                                            "X-WM-CLIENT-SECRET": CLIENT_SECRET + "0"}),
+    ("id and secret swapped", 474, {"X-WM-CLIENT-ID": CLIENT_SECRET,
+                                    "X-WM-CLIENT-SECRET": CLIENT_ID}),
+    ("the admin token as secret", 474, {"X-WM-CLIENT-ID": CLIENT_ID,
                                         "X-WM-CLIENT-SECRET": ADMIN_TOKEN}),
-    ("the webhook secret as secret", 474, {"X-WM-CLIENT-ID": ACME_ID,
+    ("the webhook secret as secret", 474, {"X-WM-CLIENT-ID": CLIENT_ID,
                                            "X-WM-CLIENT-SECRET": WEBHOOK_SECRET}),
 ]
 
@@ -270,7 +270,7 @@ async def control(session: aiohttp.ClientSession, service: Service,
     send = await post(session, service.url("wagate",
                                             f"/v3/whatsapp/single/text/message/{META_INSTANCE}"),
                       json.dumps({"number": f"+{REGISTERED}", "message": f"{marker} reply"})
-                      .encode(), {"Content-Type": "application/json", **ACME})
+                      .encode(), {"Content-Type": "application/json", **CLIENT})
     await settle(session, service)
     after = await snapshot(session, service)
     seen = {

@@ -1,9 +1,11 @@
 """The real service for the reliability suites: `wagate serve` in a subprocess
 on the meta provider, beside bench's local Graph-shaped server and webhook
-receiver (bench/servers.py), all on loopback. Process handling is bench's
-(`Bench.start`, `stop`, `url`, `start_wagate`); only the config differs: an
-enterprise subscriber `acme` owning the meta number, so every inbound message
-is forwarded to its standard webhook, and a second subscriber `other`.
+receiver (bench/servers.py), all on loopback. Process handling and the config
+are bench's: the subscriber `bench` owns the meta number (instance 1), so every
+inbound message is forwarded to its standard webhook, on a plan with
+enterprise's inbound webhooks and quotas out of the way (a fuzz run must not
+use up the send that follows it). Added here: a sandbox number it also owns
+(instance 2) and a second subscriber, `other`.
 """
 
 from __future__ import annotations
@@ -21,22 +23,35 @@ from typing import Any
 
 import aiohttp
 
-from bench.__main__ import Bench
-from reliability.common import ROOT, free_port
+from bench.__main__ import (
+    ADMIN_TOKEN,
+    APP_SECRET,
+    CLIENT_ID,
+    CLIENT_SECRET,
+    PNID,
+    Bench,
+)
+from reliability.common import free_port
 
-APP_SECRET = "reliability-app-secret"
-PNID = "100000000000001"
 GATEWAY = "+15550001111"
-ADMIN_TOKEN = "reliability-admin-token"
-ACME_ID = "dev@acme.example"
-ACME_SECRET = "acme-secret-0123456789"
 OTHER_ID = "dev@other.example"
 OTHER_SECRET = "other-secret-9876543210"
-WEBHOOK_SECRET = "whsec_" + "cmVsaWFiaWxpdHktd2ViaG9vay1zZWNyZXQtMDEyMzQ1"
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-ACME = {"X-WM-CLIENT-ID": ACME_ID, "X-WM-CLIENT-SECRET": ACME_SECRET}
+CLIENT = {"X-WM-CLIENT-ID": CLIENT_ID, "X-WM-CLIENT-SECRET": CLIENT_SECRET}
 META_INSTANCE = 1
 SANDBOX_INSTANCE = 2
+EXTRA_CONFIG = textwrap.dedent(f"""
+    [[instances]]
+    id = {SANDBOX_INSTANCE}
+    number = "+15550002222"
+    provider = "sandbox"
+    owner = "bench"
+    [[subscribers]]
+    id = "other"
+    client_id = "{OTHER_ID}"
+    secret = "{OTHER_SECRET}"
+    plan = "enterprise"
+""")
 
 
 def sign(body: bytes, secret: str = APP_SECRET) -> str:
@@ -59,59 +74,8 @@ class Service(Bench):
     """wagate, graph and receiver as subprocesses; `tmp` holds their logs and the db."""
 
     def config(self, rate: float = 1000.0) -> Path:
-        text = textwrap.dedent(f"""
-            [server]
-            host = "127.0.0.1"
-            port = {self.ports['wagate']}
-            [storage]
-            url = "sqlite:///{self.tmp / 'wagate.db'}"
-            [admin]
-            token = "{ADMIN_TOKEN}"
-            [locales]
-            dir = "{ROOT / 'locales'}"
-            [meta]
-            app_secret = "{APP_SECRET}"
-            verify_token = "reliability-verify"
-            access_token = "reliability-access"
-            graph_base_url = "{self.url('graph')}"
-            [outbound]
-            rate_per_second = {rate}
-            [webhooks]
-            timeout = 5
-            allow_private_networks = ["127.0.0.0/8"]
-            # Quotas out of the way: a fuzz run must not use up the send that follows it.
-            [plans.enterprise]
-            messages_per_day = 1000000000
-            max_recipients = 10000000
-            [[instances]]
-            id = {META_INSTANCE}
-            number = "{GATEWAY}"
-            provider = "meta"
-            phone_number_id = "{PNID}"
-            owner = "acme"
-            [[instances]]
-            id = {SANDBOX_INSTANCE}
-            number = "+15550002222"
-            provider = "sandbox"
-            [[subscribers]]
-            id = "acme"
-            client_id = "{ACME_ID}"
-            secret = "{ACME_SECRET}"
-            plan = "enterprise"
-            instances = [{META_INSTANCE}, {SANDBOX_INSTANCE}]
-            [[subscribers.webhooks]]
-            url = "{self.url('receiver', '/hook')}"
-            format = "standard"
-            secret = "{WEBHOOK_SECRET}"
-            [[subscribers]]
-            id = "other"
-            client_id = "{OTHER_ID}"
-            secret = "{OTHER_SECRET}"
-            plan = "enterprise"
-            instances = [{SANDBOX_INSTANCE}]
-        """)
-        path = self.tmp / "wagate.toml"
-        path.write_text(text)
+        path = super().config(rate)
+        path.write_text(path.read_text() + EXTRA_CONFIG)
         return path
 
     def start_all(self) -> None:
