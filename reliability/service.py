@@ -73,7 +73,7 @@ def meta_text(sender: str, text: str, msg_id: str) -> dict[str, Any]:
 class Service(Bench):
     """wagate, graph and receiver as subprocesses; `tmp` holds their logs and the db."""
 
-    def config(self, rate: float = 1000.0) -> Path:
+    def config(self, rate: float = 80.0) -> Path:
         path = super().config(rate)
         path.write_text(path.read_text() + EXTRA_CONFIG)
         return path
@@ -84,7 +84,7 @@ class Service(Bench):
         for name in ("graph", "receiver"):
             self.start(name, [sys.executable, "-m", "bench.servers", name,
                               str(self.ports[name])], self.url(name, "/count"))
-        self.start_wagate()
+        self.start_wagate(rate=1000.0)
 
     def stop_all(self) -> None:
         for name in list(self.procs):
