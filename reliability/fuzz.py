@@ -44,18 +44,16 @@ from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
+from bench.__main__ import PNID, meta_body, sign
 from reliability.common import Row
 from reliability.hostile import HOSTILE_VALUES, NOT_AN_OBJECT, bad_payloads, odd_payloads
 from reliability.service import (
     ADMIN,
     CLIENT,
     META_INSTANCE,
-    PNID,
     SANDBOX_INSTANCE,
     Service,
     get_json,
-    meta_text,
-    sign,
 )
 
 SUITE = "fuzz"
@@ -206,7 +204,7 @@ def _meta(label: str, body: bytes, content_type: str | None = "application/json"
 
 
 def _message(text: str = "hello") -> dict[str, Any]:
-    return meta_text(REGISTERED.lstrip("+"), text, f"wamid.FUZZ{uuid.uuid4().hex}")
+    return json.loads(meta_body(REGISTERED.lstrip("+"), text, f"wamid.FUZZ{uuid.uuid4().hex}"))
 
 
 def fixed_posts() -> list[Post]:
@@ -355,9 +353,9 @@ async def _ok(session: aiohttp.ClientSession, service: Service, path: str, body:
 async def register(session: aiohttp.ClientSession, service: Service) -> None:
     """REGISTERED says Hi on both numbers and in the sandbox group (again after
     the run: a fuzzed opt-out may have reached it)."""
-    body = json.dumps(meta_text(REGISTERED.lstrip("+"), "Hi", f"wamid.{uuid.uuid4().hex}"))
+    body = meta_body(REGISTERED.lstrip("+"), "Hi", f"wamid.{uuid.uuid4().hex}")
     async with session.post(service.url("wagate", "/webhooks/meta"), data=body, headers={
-            "Content-Type": "application/json", "X-Hub-Signature-256": sign(body.encode())}) as r:
+            "Content-Type": "application/json", "X-Hub-Signature-256": sign(body)}) as r:
         if r.status != 200:
             raise RuntimeError(f"registering on the meta number: {r.status} {await r.text()}")
     for group in (None, {"id": "g-team", "name": GROUP}):

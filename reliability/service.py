@@ -11,8 +11,6 @@ use up the send that follows it). Added here: a sandbox number it also owns
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
 import re
 import sys
@@ -25,15 +23,12 @@ import aiohttp
 
 from bench.__main__ import (
     ADMIN_TOKEN,
-    APP_SECRET,
     CLIENT_ID,
     CLIENT_SECRET,
-    PNID,
     Bench,
 )
 from reliability.common import free_port
 
-GATEWAY = "+15550001111"
 OTHER_ID = "dev@other.example"
 OTHER_SECRET = "other-secret-9876543210"
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
@@ -52,22 +47,6 @@ EXTRA_CONFIG = textwrap.dedent(f"""
     secret = "{OTHER_SECRET}"
     plan = "enterprise"
 """)
-
-
-def sign(body: bytes, secret: str = APP_SECRET) -> str:
-    """Meta's X-Hub-Signature-256 of `body`."""
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-
-
-def meta_text(sender: str, text: str, msg_id: str) -> dict[str, Any]:
-    """A Cloud API webhook payload: one text message from `sender` (digits)."""
-    return {"object": "whatsapp_business_account", "entry": [{"id": "WABA", "changes": [{
-        "field": "messages", "value": {
-            "messaging_product": "whatsapp",
-            "metadata": {"display_phone_number": GATEWAY.lstrip("+"), "phone_number_id": PNID},
-            "contacts": [{"profile": {"name": "Rel"}, "wa_id": sender}],
-            "messages": [{"from": sender, "id": msg_id, "timestamp": str(int(time.time())),
-                          "type": "text", "text": {"body": text}}]}}]}]}
 
 
 class Service(Bench):
@@ -89,11 +68,6 @@ class Service(Bench):
     def stop_all(self) -> None:
         for name in list(self.procs):
             self.stop(name)
-
-    def log_tail(self, lines: int = 20) -> str:
-        path = self.tmp / "wagate.log"
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) \
-            if path.exists() else ""
 
 
 async def get_json(session: aiohttp.ClientSession, url: str,
