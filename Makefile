@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 CONFIG ?= config.example.toml
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench clean messages-extract messages-update messages-compile
+.PHONY: run test lint bench reliability clean messages-extract messages-update messages-compile
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -25,12 +25,17 @@ run: $(STAMP)
 	$(BIN)/wagate serve --config $(CONFIG)
 
 test: $(STAMP)
-	$(BIN)/ruff check bot handlers tests bench
+	$(BIN)/ruff check bot handlers tests bench reliability
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[test,bench]'
 	$(BIN)/python -m bench
+
+# Crash, forgery, fuzz and SSRF suites against the real service (docs/RELIABILITY.md).
+reliability: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[test,reliability]'
+	$(BIN)/python -m reliability
 
 # i18n: keep locales/messages.pot current and the catalogs in step with it.
 messages-extract: $(STAMP)

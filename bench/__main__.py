@@ -163,8 +163,9 @@ class Bench:
         return 4 if self.quick else 10
 
     def start(self, name: str, args: list[str], health: str) -> None:
-        log = (self.tmp / f"{name}.log").open("wb")
-        self.procs[name] = subprocess.Popen(args, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        with (self.tmp / f"{name}.log").open("wb") as log:  # the child keeps its own copy
+            self.procs[name] = subprocess.Popen(args, cwd=ROOT, stdout=log,
+                                                stderr=subprocess.STDOUT)
         wait_http(health)
 
     def stop(self, name: str, sig: int = signal.SIGTERM) -> None:

@@ -15,6 +15,16 @@ import pytest
 from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient
 
+from reliability.hostile import (
+    DEEP,
+    HOSTILE_VALUES,
+    NOT_AN_OBJECT,
+    bad_payloads,
+    meta_message,
+    meta_value,
+    odd_payloads,
+    with_field,
+)
 from tests.conftest import ADMIN, PNID, VERIFY_TOKEN, meta_text, post_signed, say, sign
 from tests.send_helpers import ACME, DEFAULT, PDF, PNG, b64, path
 
@@ -37,13 +47,6 @@ ROUTES = {
 }
 
 NUMBER = "+34600000001"
-DEEP = b"[" * 100_000 + b"]" * 100_000
-DEEP_OBJECT = b'{"a":' * 100_000 + b"1" + b"}" * 100_000
-# Bodies refused whatever the route: no JSON object, or strings no message can hold.
-NOT_AN_OBJECT = [b"[]", b"[1, 2]", b"1", b"-1e999", b'"text"', b"null", b"true", b"NaN",
-                 b"Infinity", b"{", b"{'a': 1}", b"\xff\xfe\xfa", b"{\"a\": \"\xff\"}",
-                 b"\x00", b"   ", b'{"a": "\xed\xa0\x80"}', '{"a": "\\u0000"}'.encode("utf-16"),
-                 '{"a": "\\udc00"}'.encode("utf-32"), DEEP, DEEP_OBJECT, b'{"a": ' + DEEP + b"}"]
 
 
 def concrete(template: str) -> str:
@@ -170,16 +173,6 @@ async def test_oversized_bodies_get_a_json_413(app: TestClient, url: str, limit:
 
 # ---- the send API: every field, every wrong type and hostile string
 
-SURROGATE = "\ud800"
-# JSON texts (inserted as is into a valid body): a lone surrogate must be
-# written escaped, as Python's json writes it.
-HOSTILE_VALUES = {
-    "int": "1", "float": "1.5", "huge_int": "9" * 400, "huge_float": "1e999", "nan": "NaN",
-    "inf": "-Infinity", "bool": "true", "list": "[\"+34600000001\"]", "dict": "{\"a\": 1}",
-    "nested": "[[[[[[[[[[[[]]]]]]]]]]]]", "long": json.dumps("x" * 300_000),
-    "nul": json.dumps("a\x00b"), "only_nul": json.dumps("\x00"),
-    "surrogate": json.dumps(f"Hi {SURROGATE}"), "low_surrogate": json.dumps("\udfff"),
-}
 SEND_BODIES = {
     ("single", "text"): {"number": NUMBER, "message": "hello"},
     ("single", "url"): {"number": NUMBER, "url": "https://example.com/a"},
@@ -192,11 +185,6 @@ SEND_BODIES = {
     ("group", "image"): {"group_name": "Team", "image": b64(PNG), "caption": "look"},
     ("group", "document"): {"group_name": "Team", "document": b64(PDF), "filename": "a.pdf"},
 }
-
-
-def with_field(body: dict[str, Any], name: str, raw_json: str) -> bytes:
-    marker = "__HOSTILE__"
-    return json.dumps({**body, name: marker}).replace(f'"{marker}"', raw_json).encode()
 
 
 @pytest.mark.parametrize("route", sorted(SEND_BODIES), ids="/".join)
@@ -467,38 +455,14 @@ async def test_meta_duplicate_signature_headers(app: TestClient) -> None:
 
 
 def _value(**value: Any) -> dict[str, Any]:
-    return {"object": "whatsapp_business_account", "entry": [{"id": "WABA", "changes": [{
-        "field": "messages", "value": {"messaging_product": "whatsapp",
-                                       "metadata": {"phone_number_id": PNID}, **value}}]}]}
+    return meta_value(PNID, **value)
 
 
 def _message(**fields: Any) -> dict[str, Any]:
-    return _value(contacts=[{"wa_id": "34600000001", "profile": {"name": "Ana"}}],
-                  messages=[{"from": "34600000001", "id": "wamid.odd", "timestamp": "1",
-                             "type": "text", "text": {"body": "Hi"}, **fields}])
+    return meta_message(PNID, **fields)
 
 
-# Whole payloads with nothing usable: a 400 with the one error shape.
-BAD_PAYLOADS = {
-    "list": [], "entry_missing": {"object": "x"}, "entry_dict": {"entry": {"changes": []}},
-    "entry_string": {"entry": "x"}, "entry_null": {"entry": None},
-    "entry_items_junk": {"entry": [None, 1, "x", [], {"changes": None}, {"changes": {}},
-                                   {"changes": "x"}, {"changes": [None, 1, "x", {"value": []},
-                                                                  {"value": None}]}]},
-    "metadata_list": _value(metadata=[PNID]), "metadata_string": _value(metadata="x"),
-    "metadata_null": _value(metadata=None), "unknown_pnid": _value(metadata={"phone_number_id":
-                                                                           "1" * 5000}),
-    "pnid_dict": _value(metadata={"phone_number_id": {"a": 1}}),
-    "messages_junk": _value(messages=[None, 1, "x", [], {}, {"id": 5}, {"id": ["a"]}]),
-    "statuses_junk": _value(statuses=[None, 1, "x", [], {}, {"status": "exploded", "id": "w"},
-                                      {"status": ["sent"], "id": "w"}, {"status": {}},
-                                      {"status": "sent"}]),
-    "text_not_string": _message(text="Hi"), "text_body_int": _message(text={"body": 5}),
-    "text_body_list": _message(text={"body": ["Hi"]}), "text_list": _message(text=["Hi"]),
-    "no_sender": _message(**{"from": None}),
-    "sender_list": _message(**{"from": ["34600000001"]}),
-    "id_empty": _message(id=""), "id_dict": _message(id={"a": 1}),
-}
+BAD_PAYLOADS = bad_payloads(PNID)
 
 
 @pytest.mark.parametrize("name", sorted(BAD_PAYLOADS))
@@ -509,46 +473,7 @@ async def test_meta_payloads_with_nothing_usable(app: TestClient, name: str) -> 
     await alive(app)
 
 
-# Odd shapes Meta might send, or an attacker with the secret: at worst the odd
-# item is skipped, nothing crashes; whatever is accepted is kept.
-ODD_PAYLOADS = {
-    "messages_int": _value(messages=5), "messages_dict": _value(messages={"id": "x"}),
-    "messages_string": _value(messages="abc"), "contacts_int": _value(contacts=5, messages=[]),
-    "contacts_junk": _message(contacts=[None, 1, "x", {"wa_id": {}}, {"wa_id": ["a"]}]),
-    "statuses_int": _value(statuses=5), "statuses_true": _value(statuses=True),
-    "type_dict": _message(type={"a": 1}), "type_list": _message(type=["text"]),
-    "type_int": _message(type=7), "type_unknown": _message(type="hologram"),
-    "from_int": _message(**{"from": 34600000001}), "from_dict": _message(**{"from": {}}),
-    "from_user_id_dict": _message(**{"from": None, "from_user_id": {"a": 1}}),
-    "from_user_id_int": _message(**{"from": None, "from_user_id": 12345}),
-    "from_letters": _message(**{"from": "abc"}), "from_long": _message(**{"from": "9" * 5000}),
-    "button_text_int": _message(type="button", button={"text": 5}),
-    "button_string": _message(type="button", button="x"),
-    "image_caption_dict": _message(type="image", image={"caption": {"a": 1}}),
-    "image_list": _message(type="image", image=[1]),
-    "timestamp_garbage": _message(timestamp="garbage"), "timestamp_nan": _message(timestamp="NaN"),
-    "timestamp_inf": _message(timestamp="inf"), "timestamp_1e999": _message(timestamp=1e999),
-    "timestamp_list": _message(timestamp=[1]), "timestamp_negative": _message(timestamp=-1e30),
-    "timestamp_huge_int": _message(timestamp=10 ** 400),
-    "context_string": _message(context="x"), "group_id_dict": _message(group_id={"a": 1}),
-    "group_id_long": _message(group_id="g" * 100_000),
-    "profile_name_dict": _message(contacts=[{"wa_id": "34600000001", "profile": {"name": {}}}]),
-    "profile_name_int": _message(contacts=[{"wa_id": "34600000001", "profile": {"name": 5}}]),
-    "profile_string": _message(contacts=[{"wa_id": "34600000001", "profile": "Ana"}]),
-    "text_nul": _message(text={"body": "H\x00i"}), "text_surrogate": _message(text={"body":
-                                                                                 "Hi \ud800"}),
-    "id_surrogate": _message(id="wamid.\udfff"),
-    "text_long": _message(text={"body": "x" * 100_000}),
-    "id_long": _message(id="w" * 100_000), "id_int": _message(id=5),
-    "status_odd": _value(statuses=[{"id": "wamid.nope", "status": "read", "timestamp": "NaN",
-                                    "errors": "x"}]),
-    "status_errors_junk": _value(statuses=[{"id": {"a": 1}, "status": "failed",
-                                            "errors": [{"code": "x", "title": {"a": 1},
-                                                        "message": [1]}]}]),
-    "status_errors_dict": _value(statuses=[{"id": "w", "status": "failed", "errors": {"a": 1}}]),
-    "status_errors_int": _value(statuses=[{"id": "w", "status": "failed", "errors": 5}]),
-    "status_timestamp_inf": _value(statuses=[{"id": "w", "status": "sent", "timestamp": "1e999"}]),
-}
+ODD_PAYLOADS = odd_payloads(PNID)
 
 
 @pytest.mark.parametrize("name", sorted(ODD_PAYLOADS))
