@@ -30,7 +30,7 @@ _SHORTCUT = re.compile(
 
 
 def emojize(text: str) -> str:
-    """Turn the shortcuts of SPEC §4 into emoji, as whole tokens only."""
+    """Turn the emoji shortcuts (README: "Emoji shortcuts") into emoji, as whole tokens only."""
     return _SHORTCUT.sub(lambda m: EMOJI_SHORTCUTS[m.group(1)], text)
 
 
@@ -111,7 +111,7 @@ def decode_image(raw: str) -> Media:
 
 def decode_document(raw: str) -> Media:
     data = decode_base64("document", raw, MAX_DOCUMENT)
-    # SPEC §1: documents are PDFs. Acrobat tolerates up to 1 KB before the header.
+    # Documents are PDFs. Acrobat tolerates up to 1 KB before the header.
     if b"%PDF-" not in data[:1024]:
         raise ContentError(400, "unsupported_document", "document must be a PDF file")
     return Media(data=data, mime="application/pdf")

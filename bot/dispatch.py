@@ -37,7 +37,7 @@ class Context:
     region: str | None = None
     values: dict[str, Any] = field(default_factory=dict)  # filled by filters (e.g. locale)
 
-    # -- replies, with the anti-loop rule of SPEC §3
+    # -- replies, with the anti-loop rule (README: "Anti-loop")
 
     def can_auto_reply(self) -> bool:
         last = self.state.last_auto_reply_at

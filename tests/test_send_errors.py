@@ -1,4 +1,4 @@
-"""Every row of SPEC §4's error table, and the bad input of issue 3: a readable
+"""Every row of the send API's error table, and the bad input of issue 3: a readable
 4xx with a stable slug, never a 500, nothing queued, no quota used."""
 
 from __future__ import annotations
