@@ -93,8 +93,9 @@ async def read_body(request: web.Request, limit: int = DEFAULT_BODY_LIMIT) -> by
 
 
 # aiohttp's parser messages quote the bytes they refused (a header line may hold
-# a secret) after a blank line, `b'...'` or `bytearray(...)`: keep the words only.
-_QUOTED = re.compile(r"\n\s*\n|b'|b\"|bytearray\(| '|\^")
+# a secret) after a blank line, as `b'...'`, `bytearray(...)` or a long '...':
+# keep the words (and a short quoted name such as 'Host') only.
+_QUOTED = re.compile(r"\n\s*\n|b'|b\"|bytearray\(|\^| '[^']{30}")
 _STATUS_PREFIX = re.compile(r"^\d{3}, message:\s*")
 
 

@@ -21,6 +21,7 @@ are closed:
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from aiohttp.http_exceptions import BadHttpMethod, ContentEncodingError, LineTooLong
@@ -69,7 +70,9 @@ class _Connection(RequestHandler):
                      exc: BaseException | None = None,
                      message: str | None = None) -> web.StreamResponse:
         status, slug, text = refusal(status, exc, message)
-        if status >= 500:  # an error of ours that escaped the middleware: keep the traceback
+        if isinstance(exc, ConnectionError):  # the client went away (e.g. during 100-continue)
+            log.debug("client %s went away: %s", request.remote, exc)
+        elif status >= 500:  # an error of ours that escaped the middleware: keep the traceback
             log.error("error handling a request from %s", request.remote, exc_info=exc)
         elif isinstance(exc, BadHttpMethod) and self._request_count == 1:
             # Not HTTP at all (TLS, scanners) on a fresh connection: routine on any port.
@@ -105,6 +108,23 @@ class _Connection(RequestHandler):
         self.close()  # the parser is done for: close once the route has answered
 
 
+Handler = Callable[[BaseRequest], Awaitable[web.StreamResponse]]
+
+
+def _expect_checked(handle: Handler) -> Handler:
+    """aiohttp answers an Expect header other than 100-continue before any
+    middleware, in plain text, and fails with a 500 when the value is not UTF-8."""
+    async def checked(request: BaseRequest) -> web.StreamResponse:
+        expect = request.headers.get("Expect")
+        if expect is not None and expect.strip().lower() != "100-continue":
+            log.info("request from %s with an unknown Expect header answered 417",
+                     request.remote)
+            return error_response(417, "expectation_failed",
+                                  "the Expect header may only be 100-continue")
+        return await handle(request)
+    return checked
+
+
 class _Server(web.Server):
     def __call__(self) -> RequestHandler:
         return _Connection(self, loop=self._loop, **self._kwargs)
@@ -113,6 +133,7 @@ class _Server(web.Server):
 class _Runner(web.AppRunner):
     async def _make_server(self) -> web.Server:
         server = await super()._make_server()  # the app's startup runs here
-        return _Server(server.request_handler, request_factory=server.request_factory,
+        return _Server(_expect_checked(server.request_handler),
+                       request_factory=server.request_factory,
                        handler_cancellation=server.handler_cancellation, loop=server._loop,
                        **server._kwargs)
