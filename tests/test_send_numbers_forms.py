@@ -145,3 +145,17 @@ async def test_form_fields_are_checked_and_counted_like_json(api: TestClient) ->
     assert await usage(api, "beta") == (3, 1)
     await wait_sent(api)
     assert [m["text"] for m in await sent_by(api, "beta")] == ["n0", "n1", "n2"]
+
+
+async def test_the_openapi_document_offers_the_form_on_every_send_operation(
+        api: TestClient) -> None:
+    doc = await (await api.get("/openapi.json")).json()
+    sends = [item["post"] for p, item in doc["paths"].items() if "/message/" in p]
+    assert len(sends) == 8
+    for operation in sends:
+        content = operation["requestBody"]["content"]
+        as_json, as_form = content["application/json"]["schema"], content[FORM]["schema"]
+        assert as_form["required"] == as_json["required"]
+        assert set(as_form["properties"]) == set(as_json["properties"])
+        assert {s["type"] for s in as_form["properties"].values()} == {"string"}
+        assert "415" in operation["responses"]
