@@ -5,8 +5,9 @@ aiohttp answers a request it cannot parse (bad request line, bad header bytes,
 a header line over 8190 bytes, bad chunked framing, a bad Content-Length)
 with plain text and logs an ERROR with a traceback per request, which any
 client can cause at will. Here such a request gets the JSON error shape with
-a fitting 4xx and one INFO line without the bytes it sent. Two more holes
-are closed:
+a fitting 4xx and one INFO line without the bytes it sent; so does an
+Expect header other than 100-continue (which aiohttp answered with a 500 and
+a traceback when it was not UTF-8). Two more holes are closed:
 
 - aiohttp decodes gzip/deflate bodies as they arrive unless told not to, and
   a body that stops decoding at its end leaves the handler reading it
@@ -24,7 +25,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
-from aiohttp.http_exceptions import BadHttpMethod, ContentEncodingError, LineTooLong
+from aiohttp.http_exceptions import BadHttpMethod, LineTooLong
 from aiohttp.http_parser import RawRequestMessage
 from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
@@ -47,7 +48,7 @@ def make_runner(app: web.Application, *, shutdown_timeout: float) -> web.AppRunn
                    max_headers=MAX_HEADERS)
 
 
-def refusal(status: int, exc: BaseException | None, message: str | None) -> tuple[int, str, str]:
+def _refusal(status: int, exc: BaseException | None, message: str | None) -> tuple[int, str, str]:
     """(status, slug, message) for a request aiohttp refused before routing."""
     if isinstance(exc, LineTooLong):
         return (431, "header_too_large", f"the request line or a header field is longer than "
@@ -55,9 +56,6 @@ def refusal(status: int, exc: BaseException | None, message: str | None) -> tupl
     reason = parser_reason(exc if exc is not None else message or "")
     if reason.startswith("Too many headers"):
         return 431, "header_too_large", f"more than {MAX_HEADERS} header fields"
-    if isinstance(exc, ContentEncodingError):
-        return 415, "unsupported_encoding", "Content-Encoding is not accepted: send the body " \
-            "uncompressed"
     if status >= 500:
         return status, "internal_error", "internal error; nothing was accepted"
     return status, "malformed_request", f"malformed HTTP request: {reason}"
@@ -69,7 +67,7 @@ class _Connection(RequestHandler):
     def handle_error(self, request: BaseRequest, status: int = 500,
                      exc: BaseException | None = None,
                      message: str | None = None) -> web.StreamResponse:
-        status, slug, text = refusal(status, exc, message)
+        status, slug, text = _refusal(status, exc, message)
         if isinstance(exc, ConnectionError):  # the client went away (e.g. during 100-continue)
             log.debug("client %s went away: %s", request.remote, exc)
         elif status >= 500:  # an error of ours that escaped the middleware: keep the traceback
