@@ -63,6 +63,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from bot.app import create_app
     from bot.locales import LocaleError
     from bot.web.keys import inflight_key, reloader_key
+    from bot.web.server import make_runner
 
     setup_logging(args.log_level, args.log_format)
     # The store's thread hands results back to the event loop many times a
@@ -110,7 +111,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         aiohttp's cleanup: idle connections closed, the workers stopped (sends
         under way finish, claims released), the store closed. A second signal
         skips the wait."""
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=timeout)
+        runner = make_runner(app, shutdown_timeout=timeout)
         await runner.setup()
         try:
             site = web.TCPSite(runner, config.server.host, config.server.port)

@@ -1,7 +1,8 @@
 """One error shape for every endpoint: {"error_message": ..., "error": slug}.
 
 Also the helpers every route uses to read input the same careful way:
-size-capped, JSON whatever the Content-Type, readable 4xx on anything bad.
+size-capped, uncompressed only, JSON whatever the Content-Type (or a form
+where a route takes one), readable 4xx on anything bad.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 from typing import Any, NoReturn
+from urllib.parse import parse_qsl
 
 from aiohttp import web
 
@@ -66,13 +68,43 @@ async def error_middleware(request: web.Request,
         return error_response(500, "internal_error", "internal error; nothing was accepted")
 
 
+# Bodies come uncompressed: WhatsMate clients and Meta send them so, and a
+# decoder is one more way for a body to break (or to blow up) mid-read.
+IDENTITY = frozenset({"", "identity"})
+
+
 async def read_body(request: web.Request, limit: int = DEFAULT_BODY_LIMIT) -> bytes:
+    """The whole body, or a readable 4xx: every route reads its body here."""
+    encoding = request.headers.get("Content-Encoding", "").strip().lower()
+    if encoding not in IDENTITY:
+        fail(415, "unsupported_encoding", f"Content-Encoding {encoding[:40]!r} is not accepted: "
+             "send the body uncompressed", {"Accept-Encoding": "identity"})
     if request.content_length is not None and request.content_length > limit:
         fail(413, "payload_too_large", f"request body too large (limit {limit} bytes)")
-    body = await request.read()
+    try:
+        body = await request.read()
+    except web.RequestPayloadError as exc:  # e.g. broken chunked framing
+        fail(400, "malformed_body", f"the request body could not be read: {parser_reason(exc)}")
+    except ConnectionResetError:  # the client went away: no traceback for what it did
+        fail(400, "incomplete_body", "the connection closed before the whole body arrived")
     if len(body) > limit:
         fail(413, "payload_too_large", f"request body too large (limit {limit} bytes)")
     return body
+
+
+# aiohttp's parser messages quote the bytes they refused (a header line may hold
+# a secret) after a blank line, as `b'...'`, `bytearray(...)` or a long '...':
+# keep the words (and a short quoted name such as 'Host') only.
+_QUOTED = re.compile(r"\n\s*\n|b'|b\"|bytearray\(|\^| '[^']{30}")
+_STATUS_PREFIX = re.compile(r"^\d{3}, message:\s*")
+
+
+def parser_reason(error: BaseException | str) -> str:
+    """aiohttp's message for a request it could not parse, on one line, without
+    the bytes it quotes: fit for an answer and a log line."""
+    text = error if isinstance(error, str) else (getattr(error, "message", "") or str(error))
+    text = _QUOTED.split(_STATUS_PREFIX.sub("", str(text)), maxsplit=1)[0]
+    return " ".join(text.split()).rstrip(" :.")[:200] or "malformed request"
 
 
 def parse_json_object(body: bytes) -> dict[str, Any]:
@@ -121,6 +153,25 @@ def _clean_strings(data: Any) -> bool:
         elif isinstance(item, list):
             stack.extend(item)
     return True
+
+
+MAX_FORM_FIELDS = 100
+
+
+def parse_form_pairs(body: bytes) -> list[tuple[str, str]]:
+    """An application/x-www-form-urlencoded body, UTF-8, as (name, value) pairs in
+    order (a repeated name is kept, for the caller to refuse)."""
+    try:
+        pairs = parse_qsl(body.decode(), keep_blank_values=True, errors="strict",
+                          max_num_fields=MAX_FORM_FIELDS)
+    except UnicodeDecodeError:
+        fail(400, "malformed_form", "the form-encoded body is not UTF-8")
+    except ValueError:
+        fail(400, "malformed_form",
+             f"the form-encoded body has more than {MAX_FORM_FIELDS} fields")
+    if any("\x00" in name or "\x00" in value for name, value in pairs):
+        fail(400, "invalid_text", "fields must not hold NUL characters (%00)")
+    return pairs
 
 
 async def read_json(request: web.Request, limit: int = DEFAULT_BODY_LIMIT) -> dict[str, Any]:

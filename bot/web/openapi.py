@@ -22,15 +22,18 @@ routes = web.RouteTableDef()
 _ERROR = {"$ref": "#/components/schemas/Error"}
 
 _ERRORS: dict[int, tuple[str, str]] = {
-    400: ("Bad request", "malformed_json, missing_field, invalid_field, duplicate_field, "
-          "text_too_long, caption_too_long, invalid_url, bad_base64, unsupported_image, "
-          "unsupported_document, bad_filename"),
+    400: ("Bad request", "malformed_json, malformed_form, malformed_body, incomplete_body, "
+          "invalid_text, missing_field, invalid_field, duplicate_field, text_too_long, "
+          "caption_too_long, invalid_url, bad_base64, unsupported_image, unsupported_document, "
+          "bad_filename"),
     401: ("A credential header is missing", "missing_credentials"),
     403: ("The plan does not include this kind of message", "feature_not_in_plan"),
     404: ("Unknown instance, one this subscriber may not use, or unknown group",
           "unknown_instance, unknown_group"),
     413: ("Image over 2 MB or document over 3 MB decoded, or body over the server's limit",
           "image_too_large, document_too_large, payload_too_large"),
+    415: ("The body is compressed (Content-Encoding other than identity); send it "
+          "uncompressed", "unsupported_encoding"),
     469: ("Quota of the running 24-hour period used up", "quota_exceeded"),
     470: ("The image or document is empty", "empty_media"),
     471: ("Destination number invalid", "invalid_number"),
@@ -43,7 +46,10 @@ _ERRORS: dict[int, tuple[str, str]] = {
 
 _PROPERTIES: dict[str, dict[str, Any]] = {
     "number": {"type": ["string", "integer"], "examples": ["+34600000001", "34 600-000-001"],
-               "description": "Recipient, with country code; '+', spaces and dashes allowed."},
+               "description": "Recipient, with country code; '+', '00', spaces and dashes "
+                              "allowed. Digits without '+' or '00' must make a valid number "
+                              "once '+' is put in front (else 471: the country code is "
+                              "missing)."},
     "message": {"type": "string", "minLength": 1, "maxLength": MAX_TEXT,
                 "description": "Text. Emoji shortcuts such as (y), :-) and <3 become emoji "
                                "as whole tokens."},
@@ -78,6 +84,14 @@ def _body(group: bool, kind: str) -> dict[str, Any]:
             "required": [n for n in names if n not in _OPTIONAL]}
 
 
+def _form_body(group: bool, kind: str) -> dict[str, Any]:
+    """The same fields form-encoded: every value a string."""
+    body = _body(group, kind)
+    body["properties"] = {name: {**schema, "type": "string"}
+                          for name, schema in body["properties"].items()}
+    return body
+
+
 def _error(summary: str, slugs: str) -> dict[str, Any]:
     """One error response: the shared Error body, its slugs in the description."""
     return {"description": f"{summary} (error: {slugs})",
@@ -100,7 +114,7 @@ def _responses(codes: list[int], ok: dict[str, Any]) -> dict[str, Any]:
 
 def _send_operation(group: bool, kind: str) -> dict[str, Any]:
     audience = "group" if group else "single"
-    codes = [400, 401, 403, 404, 413, 469, 473, 474]
+    codes = [400, 401, 403, 404, 413, 415, 469, 473, 474]
     if kind in ("image", "document"):
         codes.append(470)
     if not group:
@@ -108,12 +122,16 @@ def _send_operation(group: bool, kind: str) -> dict[str, Any]:
     return {"post": {
         "operationId": f"send_{audience}_{kind}",
         "summary": f"Send a {kind} message to a {'group' if group else 'number'}",
-        "description": "The body is read as JSON whatever the Content-Type; keys are "
-                       "matched ignoring stray white space and case.",
+        "description": "The body is read as JSON whatever the Content-Type, except that "
+                       "application/x-www-form-urlencoded takes the same fields form-encoded "
+                       "(a '+' left unencoded in base64 or before a number is kept); keys "
+                       "are matched ignoring stray white space and case. Bodies are taken "
+                       "uncompressed only.",
         "tags": ["send"],
         "parameters": [{"$ref": "#/components/parameters/Instance"}],
-        "requestBody": {"required": True, "content": {"application/json": {
-            "schema": _body(group, kind)}}},
+        "requestBody": {"required": True, "content": {
+            "application/json": {"schema": _body(group, kind)},
+            "application/x-www-form-urlencoded": {"schema": _form_body(group, kind)}}},
         "responses": _responses(sorted(codes), {
             "description": "Queued; a worker sends it",
             "content": {"application/json": {"schema": {

@@ -2,8 +2,9 @@
 
 Eight POST endpoints (single or group; text, image, document, url) and the
 status of a sent message. Lenient where real WhatsMate clients are sloppy
-(numbers in any common form, JSON whatever the Content-Type, keys with stray
-white space, `caption: null`), strict about everything else. A request is
+(numbers in any common form, JSON whatever the Content-Type or the same fields
+form-encoded, keys with stray white space, `caption: null`), strict about
+everything else. A request is
 checked in the order credentials (401/474) -> instance (404) -> plan feature
 (403) -> body (400/413/470/471) -> the store's one transaction (472, unknown
 group 404, 473, 469), so a refused request never touches quota or queue.
@@ -14,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -32,10 +33,10 @@ from bot.content import (
     emojize,
 )
 from bot.effects import OutboundDraft
-from bot.numbers import to_e164
+from bot.numbers import to_e164, written_international
 from bot.store.models import OutboundRow, SendLimits, SendOutcome
 from bot.subscribers import Subscription, authenticate, may_use, subscription_on
-from bot.web.errors import ApiError, fail, parse_json_object
+from bot.web.errors import ApiError, fail, parse_form_pairs, parse_json_object, read_body
 from bot.web.keys import clock_key, metrics_key, outbound_worker_key, snapshot_of, store_key
 from bot.web.views import iso
 
@@ -100,10 +101,35 @@ def _instance(request: web.Request, config: Config, sub: SubscriberConfig) -> In
 # ---- the body
 
 
-def _fields(body: dict[str, Any]) -> dict[str, Any]:
+FORM = "application/x-www-form-urlencoded"
+# Form decoding reads '+' as a space. A client that does not percent-encode '+'
+# (curl -d, a hand-built string) would lose it from base64, which the decoder
+# would then skip as white space, and from a number's leading '+'. Neither can
+# hold a space, so a space there was a '+'.
+_BASE64_FIELDS = ("image", "document")
+_NUMBER_FIELDS = ("number", "group_admin")
+
+
+async def _body_fields(request: web.Request) -> dict[str, Any]:
+    """The body's fields: form-encoded when the Content-Type says so (unless
+    the body is plainly JSON, as `curl -d '{...}'` sends), else JSON."""
+    raw = await read_body(request, request.client_max_size)
+    if request.content_type != FORM or raw.lstrip()[:1] in (b"{", b"[", b""):
+        return _fields(parse_json_object(raw).items())
+    fields = _fields(parse_form_pairs(raw))
+    for name in _BASE64_FIELDS:
+        if isinstance(value := fields.get(name), str):
+            fields[name] = value.replace(" ", "+")
+    for name in _NUMBER_FIELDS:
+        if isinstance(value := fields.get(name), str) and value.startswith(" "):
+            fields[name] = "+" + value.lstrip(" ")
+    return fields
+
+
+def _fields(pairs: Iterable[tuple[str, Any]]) -> dict[str, Any]:
     """Keys as clients mean them: stray white space trimmed, case ignored."""
     fields: dict[str, Any] = {}
-    for key, value in body.items():
+    for key, value in pairs:
         name = key.strip().lower()
         if name in fields:
             fail(400, "duplicate_field", f"field {name!r} is given twice")
@@ -180,7 +206,10 @@ def _number(fields: dict[str, Any]) -> str:
         fail(400, "missing_field", "number is required")
     if not isinstance(raw, str | int) or isinstance(raw, bool):
         fail(400, "invalid_field", "number must be a string")
-    number = to_e164(raw)
+    number = to_e164(raw, typed=True)
+    if number is None and not written_international(raw):
+        fail(471, "invalid_number", f"{str(raw)[:40]!r} lacks a country code: write the number "
+             "in international form, country code first, like +34600000001")
     if number is None:
         fail(471, "invalid_number", f"{str(raw)[:40]!r} is not a possible phone number with "
              "country code, like +34600000001")
@@ -195,7 +224,7 @@ def _group(fields: dict[str, Any]) -> str:
     # its name on the instance, so it is only checked to be a number, not used.
     admin = fields.get("group_admin")
     if admin not in (None, "") and (not isinstance(admin, str | int) or isinstance(admin, bool)
-                                    or to_e164(admin) is None):
+                                    or to_e164(admin, typed=True) is None):
         fail(400, "invalid_field", "group_admin must be a phone number with country code")
     return name
 
@@ -267,7 +296,7 @@ async def _send(request: web.Request, *, group: bool, kind: str) -> web.Response
         if feature not in plan.features:
             fail(403, "feature_not_in_plan",
                  f"the {plan.name} plan does not include {feature} messages")
-    fields = _fields(parse_json_object(await request.read()))
+    fields = await _body_fields(request)
     draft, group_name = _draft(fields, group=group, kind=kind, instance=instance, sub=sub)
     limits = SendLimits(messages_per_period=plan.messages_per_day,
                         max_recipients=plan.max_recipients, period_seconds=QUOTA_PERIOD)
