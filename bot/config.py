@@ -35,6 +35,9 @@ class ServerConfig:
     port: int = 8080
     pid_file: str | None = None
     shutdown_timeout: float = 10.0
+    # A client that stops sending halfway through a body is answered 408 after
+    # this long, so no input can hold a request (and its in-flight slot) open.
+    body_timeout: float = 30.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -366,14 +369,16 @@ def _positive(r: _Reader, key: str, value: float, *, allow_zero: bool = False) -
 
 
 def _parse_server(r: _Reader) -> ServerConfig:
-    r.unknown_keys({"host", "port", "pid_file", "shutdown_timeout"})
+    r.unknown_keys({"host", "port", "pid_file", "shutdown_timeout", "body_timeout"})
     port = r.get("port", int, 8080)
     if not 0 <= port <= 65535:
         raise r.error("port", "must be between 0 and 65535")
     return ServerConfig(host=r.get("host", str, "127.0.0.1"), port=port,
                         pid_file=r.get("pid_file", str, None),
                         shutdown_timeout=_positive(r, "shutdown_timeout",
-                                                   r.get("shutdown_timeout", float, 10.0)))
+                                                   r.get("shutdown_timeout", float, 10.0)),
+                        body_timeout=_positive(r, "body_timeout",
+                                               r.get("body_timeout", float, 30.0)))
 
 
 def _parse_defaults(r: _Reader) -> DefaultsConfig:

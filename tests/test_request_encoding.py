@@ -5,20 +5,24 @@ never decodes cannot hold the request open)."""
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import io
 import json
 import random
 import zlib
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 
+from bot.app import create_app
+from bot.config import Config, load_config
 from bot.web.keys import inflight_key
-from tests.conftest import ADMIN, meta_text, sign, wait_for
+from tests.conftest import ADMIN, base_config, meta_text, sign, wait_for
 from tests.send_helpers import ACME, DEFAULT, path, usage
 
 MakeClient = Callable[..., Awaitable[TestClient]]
@@ -104,4 +108,37 @@ async def test_a_bogus_deflate_body_of_128_kib_is_answered_at_once(
     client = await make_client(DEFAULT)
     resp = await post(client, url, headers, bogus_deflate(140 * 1024), "deflate")
     await assert_415(resp)
+    await wait_for(lambda: client.app[inflight_key].count == 0)
+
+
+@pytest.fixture
+def short_body_timeout(tmp_path: Path, config_path: Path, graph: Any) -> Config:
+    text = base_config(tmp_path / "wagate.db", str(graph.make_url("")).rstrip("/"), DEFAULT)
+    config_path.write_text(text.replace("port = 0", "port = 0\nbody_timeout = 0.3"))
+    return load_config(config_path)
+
+
+@pytest.mark.parametrize("name", [e[0] for e in ENDPOINTS])
+async def test_a_body_that_stops_arriving_is_answered_408(
+        aiohttp_client: Callable[..., Awaitable[TestClient]], short_body_timeout: Config,
+        name: str) -> None:
+    # A client that sends half a body and stalls must not hold the request (and
+    # its in-flight slot) open for ever: [server] body_timeout bounds the read.
+    client = await aiohttp_client(create_app(short_body_timeout))
+    route, headers = next((p, h) for n, p, h, _ in ENDPOINTS if n == name)
+    reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
+    head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    writer.write(f"POST {route} HTTP/1.1\r\nHost: x\r\n{head}Content-Type: application/json\r\n"
+                 "Content-Length: 1000\r\n\r\n{\"number\": ".encode())
+    await writer.drain()
+    try:
+        async with asyncio.timeout(20):  # the failure mode, not a timing assertion
+            status_line, *lines = (await reader.readuntil(b"\r\n\r\n")).decode().split("\r\n")
+            length = next(int(line.split(":")[1]) for line in lines
+                          if line.lower().startswith("content-length:"))
+            body = json.loads(await reader.readexactly(length))
+    finally:
+        writer.close()
+    assert status_line == "HTTP/1.1 408 Request Timeout"
+    assert body["error"] == "body_timeout" and "Connection: close" in lines
     await wait_for(lambda: client.app[inflight_key].count == 0)

@@ -7,6 +7,7 @@ where a route takes one), readable 4xx on anything bad.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -15,6 +16,8 @@ from typing import Any, NoReturn
 from urllib.parse import parse_qsl
 
 from aiohttp import web
+
+from bot.web.keys import snapshot_of
 
 log = logging.getLogger("wagate.http")
 
@@ -82,7 +85,11 @@ async def read_body(request: web.Request, limit: int = DEFAULT_BODY_LIMIT) -> by
     if request.content_length is not None and request.content_length > limit:
         fail(413, "payload_too_large", f"request body too large (limit {limit} bytes)")
     try:
-        body = await request.read()
+        async with asyncio.timeout(snapshot_of(request).config.server.body_timeout):
+            body = await request.read()
+    except TimeoutError:
+        fail(408, "body_timeout", "the request body did not arrive in time "
+             f"({snapshot_of(request).config.server.body_timeout:g} s)", {"Connection": "close"})
     except web.RequestPayloadError as exc:  # e.g. broken chunked framing
         fail(400, "malformed_body", f"the request body could not be read: {parser_reason(exc)}")
     except ConnectionResetError:  # the client went away: no traceback for what it did

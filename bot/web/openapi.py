@@ -30,6 +30,8 @@ _ERRORS: dict[int, tuple[str, str]] = {
     403: ("The plan does not include this kind of message", "feature_not_in_plan"),
     404: ("Unknown instance, one this subscriber may not use, or unknown group",
           "unknown_instance, unknown_group"),
+    408: ("The body stopped arriving before all of it came ([server] body_timeout)",
+          "body_timeout"),
     413: ("Image over 2 MB or document over 3 MB decoded, or body over the server's limit",
           "image_too_large, document_too_large, payload_too_large"),
     415: ("The body is compressed (Content-Encoding other than identity); send it "
@@ -114,7 +116,7 @@ def _responses(codes: list[int], ok: dict[str, Any]) -> dict[str, Any]:
 
 def _send_operation(group: bool, kind: str) -> dict[str, Any]:
     audience = "group" if group else "single"
-    codes = [400, 401, 403, 404, 413, 415, 469, 473, 474]
+    codes = [400, 401, 403, 404, 408, 413, 415, 469, 473, 474]
     if kind in ("image", "document"):
         codes.append(470)
     if not group:
