@@ -79,8 +79,9 @@ class WebhookWorker:
     def __init__(self, store: Store, snapshot: Callable[[], Snapshot],
                  session: aiohttp.ClientSession, *,
                  on_attempt: Callable[[str], None] | None = None,
-                 gate: ForegroundFirst | None = None) -> None:
+                 gate: ForegroundFirst | None = None, holder: str = "webhooks") -> None:
         self.store = store
+        self.holder = holder  # the worker id its claims carry
         self.gate = gate or ForegroundFirst(lambda: False)
         self.snapshot = snapshot
         self.session = session
@@ -124,9 +125,10 @@ class WebhookWorker:
                 # failed query must not end the worker.
                 try:
                     if not released:
-                        # This service is the only deliverer on its database:
-                        # claims left by a killed run come back now.
-                        await self.store.release_delivery_claims()
+                        # Claims left by a killed run come back now: on a store
+                        # one process serves, every claim; else our own id's.
+                        await self.store.release_delivery_claims(
+                            None if self.store.single_process else self.holder)
                         released = True
                     claimed = await self._fill()
                     if not claimed and not self._stopping:
@@ -149,7 +151,7 @@ class WebhookWorker:
         if room <= 0:
             return 0
         rows = await self.store.claim_deliveries(time.time(), min(room, BATCH), lease_for(cfg),
-                                                 saturated)
+                                                 saturated, self.holder)
         for row in rows:
             if row.id in self._tasks:  # still ours (a lease outlived): leave it be
                 continue
