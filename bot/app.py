@@ -185,15 +185,18 @@ async def webhooks_ctx(app: web.Application) -> AsyncIterator[None]:
         worker = WebhookWorker(store, lambda: holder.current, session,
                                on_attempt=lambda outcome: metrics.deliveries.labels(outcome).inc(),
                                gate=ForegroundFirst(lambda: inflight.count > 0),
-                               holder=worker_id(holder.current.config))
+                               holder=worker_id(holder.current.config),
+                               on_delivered=metrics.delivery_lag.observe)
         app[webhook_worker_key] = worker
         app[workers_key]["webhooks"] = worker
         app[pipeline_key].on_deliveries = worker.notify
 
-        async def refresh_delivery_gauge() -> None:
+        async def refresh_delivery_gauges() -> None:
             metrics.delivery_queue_depth.set(await store.delivery_queue_depth())
+            due = await store.next_delivery_due()  # a leased or retrying one is not due yet
+            metrics.delivery_oldest_age.set(max(0.0, time.time() - due) if due else 0.0)
 
-        metrics.add_refresher(refresh_delivery_gauge)
+        metrics.add_refresher(refresh_delivery_gauges)
         task = asyncio.create_task(worker.run(), name="webhook-worker")
         try:
             yield

@@ -125,8 +125,10 @@ class Store(Protocol):
 
     async def claim_deliveries(self, now: float, limit: int, lease: float,
                                exclude: Sequence[tuple[str, str]] = (),
-                               holder: str | None = None) -> list[DeliveryRow]:
-        """Lease due deliveries, skipping busy (subscriber, endpoint) pairs."""
+                               holder: str | None = None,
+                               due_by: float | None = None) -> list[DeliveryRow]:
+        """Lease deliveries due by `due_by` (default `now`), skipping busy
+        (subscriber, endpoint) pairs."""
         ...
 
     async def record_attempt(self, result: AttemptOutcome, now: float) -> tuple[str, str | None]:

@@ -736,10 +736,12 @@ class SqliteStore:
 
     async def claim_deliveries(self, now: float, limit: int, lease: float,
                                exclude: Sequence[tuple[str, str]] = (),
-                               holder: str | None = None) -> list[DeliveryRow]:
-        """Up to `limit` due deliveries, leased to `holder` until `now + lease`, skipping the
-        (subscriber, endpoint) pairs in `exclude` (those already busy here).
-        Due deliveries of a disabled endpoint are failed instead of handed out."""
+                               holder: str | None = None,
+                               due_by: float | None = None) -> list[DeliveryRow]:
+        """Up to `limit` deliveries due by `due_by` (default `now`), leased to
+        `holder` until `now + lease`, skipping the (subscriber, endpoint) pairs
+        in `exclude` (those already busy here). Due deliveries of a disabled
+        endpoint are failed instead of handed out."""
         def unit(conn: sqlite3.Connection) -> list[DeliveryRow]:
             # A claim pushes next_attempt_at to the lease's end (a visibility
             # timeout): leased rows are not due, so the partial index hands out
@@ -754,7 +756,8 @@ class SqliteStore:
                        f" WHERE 1 = 1{skip} ORDER BY next_attempt_at LIMIT ?")
             else:
                 sql = f"SELECT {_DELIVERY_COLUMNS} FROM ({due} LIMIT ?)"
-            rows = [_delivery(r) for r in conn.execute(sql, (now, *args, limit))]
+            due_at = now if due_by is None else due_by
+            rows = [_delivery(r) for r in conn.execute(sql, (due_at, *args, limit))]
             if not rows:
                 return []
             disabled = self._disabled_endpoints(conn)

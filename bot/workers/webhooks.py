@@ -79,8 +79,10 @@ class WebhookWorker:
     def __init__(self, store: Store, snapshot: Callable[[], Snapshot],
                  session: aiohttp.ClientSession, *,
                  on_attempt: Callable[[str], None] | None = None,
-                 gate: ForegroundFirst | None = None, holder: str = "webhooks") -> None:
+                 gate: ForegroundFirst | None = None, holder: str = "webhooks",
+                 on_delivered: Callable[[float], None] | None = None) -> None:
         self.store = store
+        self.on_delivered = on_delivered  # seconds from acceptance to delivery
         self.holder = holder  # the worker id its claims carry
         self.gate = gate or ForegroundFirst(lambda: False)
         self.snapshot = snapshot
@@ -145,13 +147,16 @@ class WebhookWorker:
 
     async def _fill(self) -> int:
         cfg = self.snapshot().config.webhooks
-        room = self.gate.limit(MAX_INFLIGHT) - len(self._tasks)
+        now = time.time()
+        # While requests are in flight, a few fresh deliveries; past them, what
+        # has waited long enough (the gate's max_wait) goes regardless.
+        room, due_by = self.gate.due_by(now, len(self._tasks), MAX_INFLIGHT)
         saturated = self._saturated(cfg)
-        self._constrained = room <= 0 or bool(saturated)
+        self._constrained = room <= 0 or bool(saturated) or due_by < now
         if room <= 0:
             return 0
-        rows = await self.store.claim_deliveries(time.time(), min(room, BATCH), lease_for(cfg),
-                                                 saturated, self.holder)
+        rows = await self.store.claim_deliveries(now, min(room, BATCH), lease_for(cfg),
+                                                 saturated, self.holder, due_by)
         for row in rows:
             if row.id in self._tasks:  # still ours (a lease outlived): leave it be
                 continue
@@ -184,10 +189,13 @@ class WebhookWorker:
         self.wake.clear()
         cfg = self.snapshot().config.webhooks
         timeout = 5.0
-        if len(self._tasks) < self.gate.limit(MAX_INFLIGHT):
+        if len(self._tasks) < MAX_INFLIGHT:
             due = await self.store.next_delivery_due(self._saturated(cfg))
             if due is not None:
-                timeout = min(timeout, max(0.0, due - time.time()))
+                # Held back for requests, it goes once it has waited max_wait:
+                # due_by is then that much before now.
+                _, due_by = self.gate.due_by(time.time(), len(self._tasks), MAX_INFLIGHT)
+                timeout = min(timeout, max(0.0, due - due_by))
         self._idle_until = time.time() + timeout
         if timeout > 0 and not self._stopping:
             try:
@@ -243,6 +251,8 @@ class WebhookWorker:
         # The slot covers the request only: the next one goes out while this is logged.
         final, disabled = await self.store.record_attempt(result, now)
         self._report(row, final, disabled, response, next_at)
+        if final == "delivered" and self.on_delivered is not None:
+            self.on_delivered(now - row.created_at)
         if final == "retry" and next_at is not None and next_at < self._idle_until:
             self.wake.set()  # due before the loop planned to look again
 
