@@ -49,8 +49,8 @@ class Form:
     drain: float  # the final drain's bound, seconds
 
 
-FULL = Form(kills=20, uptime=(2.0, 6.0), texts_per_second=300, sends_per_second=150,
-            greetings_per_second=20, users=100, drain=60.0)
+FULL = Form(kills=20, uptime=(2.0, 6.0), texts_per_second=150, sends_per_second=80,
+            greetings_per_second=10, users=100, drain=60.0)
 SMALL = Form(kills=2, uptime=(2.0, 4.0), texts_per_second=150, sends_per_second=80,
              greetings_per_second=10, users=20, drain=15.0)
 
