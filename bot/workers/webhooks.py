@@ -92,7 +92,10 @@ class WebhookWorker:
         self.running = False
         self._stopping = False
         self._tasks: dict[str, asyncio.Task[None]] = {}  # delivery id -> its task
-        self._held: dict[Endpoint, int] = {}  # deliveries held per endpoint
+        # Deliveries held per endpoint, until their request is answered (the
+        # attempt's record is store work and does not load the endpoint).
+        self._held: dict[Endpoint, int] = {}
+        self._answered: set[str] = set()  # delivery ids no longer counted in _held
         self._slots: dict[Endpoint, tuple[int, asyncio.Semaphore]] = {}
         self._constrained = False  # the last claim left work behind for lack of room
         self._idle_until = 0.0
@@ -167,21 +170,31 @@ class WebhookWorker:
             task.add_done_callback(lambda t, i=row.id, e=ep: self._done(i, e, t))
         return len(rows)
 
-    def _done(self, delivery_id: str, ep: Endpoint, task: asyncio.Task[None]) -> None:
-        self._tasks.pop(delivery_id, None)
+    def _let_go(self, delivery_id: str, ep: Endpoint) -> None:
+        """The delivery no longer loads its endpoint: room for the next one."""
+        self._answered.add(delivery_id)
         held = self._held.get(ep, 1) - 1
         if held > 0:
             self._held[ep] = held
         else:
             self._held.pop(ep, None)
+        # Only when this endpoint just dropped below its cap: waking on every
+        # answer would re-run a claim that can only find the same nothing.
+        if self._constrained and held == 2 * self.snapshot().config.webhooks \
+                .max_concurrency_per_endpoint - 1:
+            self.wake.set()
+
+    def _done(self, delivery_id: str, ep: Endpoint, task: asyncio.Task[None]) -> None:
+        self._tasks.pop(delivery_id, None)
+        if delivery_id in self._answered:
+            self._answered.discard(delivery_id)
+        else:  # ended before its answer (stopped, cancelled, crashed)
+            self._let_go(delivery_id, ep)
+            self._answered.discard(delivery_id)
         if not task.cancelled() and task.exception() is not None:
             log.error("webhook delivery %s crashed", delivery_id, exc_info=task.exception())
-        # Room again: claim what was left behind. Only when this endpoint just
-        # dropped below its cap or the worker below its limit: waking on every
-        # completion would re-run a claim that can only find the same nothing.
-        cap = 2 * self.snapshot().config.webhooks.max_concurrency_per_endpoint
-        if self._constrained and (held == cap - 1
-                                  or len(self._tasks) < self.gate.limit(MAX_INFLIGHT)):
+        # Room again: claim what was left behind while the worker is below its limit.
+        if self._constrained and len(self._tasks) < self.gate.limit(MAX_INFLIGHT):
             self.wake.set()
 
     async def _idle(self) -> None:
@@ -249,6 +262,7 @@ class WebhookWorker:
                 next_attempt_at=next_at, disable_after=cfg.disable_after_days * 86400.0,
                 endpoint_failure=endpoint_failure)
         # The slot covers the request only: the next one goes out while this is logged.
+        self._let_go(row.id, ep)
         final, disabled = await self.store.record_attempt(result, now)
         self._report(row, final, disabled, response, next_at)
         if final == "delivered" and self.on_delivered is not None:
