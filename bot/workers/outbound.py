@@ -2,12 +2,12 @@
 
 Claims from the store with a lease, under its holder's id; a start releases
 what a killed run had claimed (on SQLite every claim is a dead process's), so
-nothing waits out a lease. Sends each message in a task of its own, paces each gateway
-number, retries transient failures with exponential backoff and jitter, and
-fails permanent ones with the provider's code and title kept. Claiming goes
-on while messages are in flight, and a number holds at most about two
-seconds' worth of its pace, so a slow or throttled number never holds up
-the others.
+nothing waits out a lease. Sends each message in a task of its own, paces
+each gateway number, retries transient failures with exponential backoff and
+jitter, and fails permanent ones with the provider's code and title kept.
+Claiming goes on while messages are in flight, and a number holds at most
+about two seconds' worth of its pace, so a slow or throttled number never
+holds up the others.
 """
 
 from __future__ import annotations

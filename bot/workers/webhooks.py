@@ -186,11 +186,9 @@ class WebhookWorker:
 
     def _done(self, delivery_id: str, ep: Endpoint, task: asyncio.Task[None]) -> None:
         self._tasks.pop(delivery_id, None)
-        if delivery_id in self._answered:
-            self._answered.discard(delivery_id)
-        else:  # ended before its answer (stopped, cancelled, crashed)
+        if delivery_id not in self._answered:  # ended before its answer (stopped, crashed)
             self._let_go(delivery_id, ep)
-            self._answered.discard(delivery_id)
+        self._answered.discard(delivery_id)
         if not task.cancelled() and task.exception() is not None:
             log.error("webhook delivery %s crashed", delivery_id, exc_info=task.exception())
         # Room again: claim what was left behind while the worker is below its limit.
