@@ -17,12 +17,11 @@ from bot.config import Config
 from bot.locales import load_locales
 from bot.metrics import Metrics
 from bot.pipeline import Pipeline
-from bot.providers.base import Provider, SendResult
-from bot.providers.meta import MetaProvider
-from bot.providers.sandbox import SandboxProvider
+from bot.providers.base import Provider, Sender, SenderContext, SendResult
+from bot.providers.registry import PROVIDERS
 from bot.runtime import Reloader, Snapshot, SnapshotHolder
 from bot.store import OutboundRow, SqliteStore
-from bot.web import admin, deliveries, health, meta, openapi, sandbox, send
+from bot.web import admin, deliveries, health, openapi, send
 from bot.web.errors import error_middleware
 from bot.web.inflight import InFlight
 from bot.web.keys import (
@@ -33,6 +32,7 @@ from bot.web.keys import (
     metrics_key,
     outbound_worker_key,
     pipeline_key,
+    providers_key,
     reloader_key,
     store_key,
     webhook_worker_key,
@@ -54,11 +54,17 @@ log = logging.getLogger("wagate")
 MAX_BODY = 4 * 1024 * 1024 + 320 * 1024
 
 
-def create_app(config: Config) -> web.Application:
+def create_app(config: Config, providers: tuple[Provider, ...] = PROVIDERS) -> web.Application:
     """Build the application. Locales are loaded (and checked) here, so a broken
     catalog stops the service from starting rather than answering in English."""
-    if any(i.provider == "meta" for i in config.instances.values()) and config.meta is None:
-        raise ValueError("an instance uses provider meta but [meta] is missing")
+    by_name = {p.name: p for p in providers}
+    for instance in config.instances.values():
+        provider = by_name.get(instance.provider)
+        if provider is None:
+            raise ValueError(f"instance {instance.id} uses unknown provider {instance.provider}")
+        if provider.config.section_required and provider.name not in config.providers:
+            raise ValueError(f"an instance uses provider {provider.name} but "
+                             f"[{provider.config.section}] is missing")
     snapshot = Snapshot(config=config,
                         locales=load_locales(config.locales_dir, config.defaults.locale))
     # observe_middleware is outermost: it sees the final status of every answer.
@@ -69,6 +75,7 @@ def create_app(config: Config) -> web.Application:
     app[reloader_key] = Reloader(holder, on_outcome=lambda outcome: _reloaded(app, outcome))
     app[workers_key] = {}
     app[inflight_key] = InFlight()
+    app[providers_key] = by_name
     metrics.config_generation.set(holder.generation)
     metrics.config_loaded.set(holder.loaded_at)
     app.on_shutdown.append(_close_reloader)
@@ -77,8 +84,11 @@ def create_app(config: Config) -> web.Application:
     app.cleanup_ctx.append(workers_ctx)
     app.cleanup_ctx.append(webhooks_ctx)
     app.add_routes(health.routes)
-    app.add_routes(sandbox.routes)
-    app.add_routes(meta.routes)
+    for provider in providers:
+        if provider.routes is not None:
+            app.add_routes(provider.routes)
+        if provider.inbound is not None:
+            app.add_subapp(f"/webhooks/{provider.name}", provider.inbound())
     app.add_routes(admin.routes)
     app.add_routes(deliveries.routes)
     app[clock_key] = Clock()
@@ -127,11 +137,13 @@ async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
     holder = app[holder_key]
     store = app[store_key]
     metrics = app[metrics_key]
-    # Every provider exists from the start, reading its config per call, so a
-    # reload that adds [meta] and a meta number works at once.
-    providers: dict[str, Provider] = {
-        "sandbox": SandboxProvider(),
-        "meta": MetaProvider(lambda: holder.current.config.meta, app[http_session_key])}
+    # Every provider's sender exists from the start, reading its section per
+    # call, so a reload that adds [meta] and a meta number works at once.
+    senders: dict[str, Sender] = {
+        name: provider.make_sender(SenderContext(
+            section=lambda name=name: holder.current.config.providers.get(name),
+            session=app[http_session_key]))
+        for name, provider in app[providers_key].items()}
 
     def on_result(row: OutboundRow, outcome: str, result: SendResult) -> None:
         instance = holder.current.config.instances.get(row.instance_id)
@@ -141,7 +153,7 @@ async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
             code = str(result.error_code) if result.error_code is not None else "none"
             metrics.outbound_errors.labels(provider, code).inc()
 
-    worker = OutboundWorker(store, lambda: holder.current, providers,
+    worker = OutboundWorker(store, lambda: holder.current, senders,
                             holder=worker_id(holder.current.config), on_result=on_result)
     app[outbound_worker_key] = worker
     app[workers_key]["outbound"] = worker

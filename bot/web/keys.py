@@ -10,6 +10,7 @@ from aiohttp import web
 from bot.clock import Clock
 from bot.metrics import Metrics
 from bot.pipeline import Pipeline
+from bot.providers.base import Provider
 from bot.runtime import Reloader, Snapshot, SnapshotHolder
 from bot.store import Store
 from bot.web.inflight import InFlight
@@ -60,3 +61,9 @@ clock_key = web.AppKey("clock", Clock)
 # ---- webhooks
 
 webhook_worker_key = web.AppKey("webhook_worker", WebhookWorker)
+
+
+# ---- providers
+
+# Every provider this app knows, by name (bot/providers/registry.py).
+providers_key = web.AppKey("providers", dict[str, Provider])
