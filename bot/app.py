@@ -16,6 +16,7 @@ from bot.config import Config
 from bot.locales import load_locales
 from bot.metrics import Metrics
 from bot.pipeline import Pipeline
+from bot.processes import Roles
 from bot.providers.base import Provider, SendResult
 from bot.providers.meta import MetaProvider
 from bot.providers.sandbox import SandboxProvider
@@ -33,6 +34,7 @@ from bot.web.keys import (
     outbound_worker_key,
     pipeline_key,
     reloader_key,
+    roles_key,
     store_key,
     webhook_worker_key,
     workers_key,
@@ -53,9 +55,10 @@ log = logging.getLogger("wagate")
 MAX_BODY = 4 * 1024 * 1024 + 320 * 1024
 
 
-def create_app(config: Config) -> web.Application:
+def create_app(config: Config, roles: Roles | None = None) -> web.Application:
     """Build the application. Locales are loaded (and checked) here, so a broken
-    catalog stops the service from starting rather than answering in English."""
+    catalog stops the service from starting rather than answering in English.
+    `roles`: what this process runs (by default everything, in one process)."""
     if any(i.provider == "meta" for i in config.instances.values()) and config.meta is None:
         raise ValueError("an instance uses provider meta but [meta] is missing")
     snapshot = Snapshot(config=config,
@@ -64,7 +67,8 @@ def create_app(config: Config) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY,
                           middlewares=[observe_middleware, error_middleware])
     app[holder_key] = holder = SnapshotHolder(snapshot)
-    app[metrics_key] = metrics = Metrics()
+    app[roles_key] = roles = roles or Roles()
+    app[metrics_key] = metrics = Metrics(roles.group.metrics_dir if roles.group else None)
     app[reloader_key] = Reloader(holder, on_outcome=lambda outcome: _reloaded(app, outcome))
     app[workers_key] = {}
     app[inflight_key] = InFlight()
@@ -75,6 +79,8 @@ def create_app(config: Config) -> web.Application:
     app.cleanup_ctx.append(store_ctx)
     app.cleanup_ctx.append(workers_ctx)
     app.cleanup_ctx.append(webhooks_ctx)
+    if roles.group is not None:
+        app.cleanup_ctx.append(group_ctx)
     app.add_routes(health.routes)
     app.add_routes(sandbox.routes)
     app.add_routes(meta.routes)
@@ -147,6 +153,9 @@ async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
         metrics.outbound_oldest_age.set(max(0.0, time.time() - oldest) if oldest else 0.0)
 
     metrics.add_refresher(refresh_outbound_gauges)
+    if not app[roles_key].drainers:  # another process of the group sends
+        yield
+        return
     task = asyncio.create_task(worker.run(), name="outbound-worker")
     try:
         yield
@@ -185,6 +194,9 @@ async def webhooks_ctx(app: web.Application) -> AsyncIterator[None]:
             metrics.delivery_queue_depth.set(await store.delivery_queue_depth())
 
         metrics.add_refresher(refresh_delivery_gauge)
+        if not app[roles_key].drainers:  # another process of the group delivers
+            yield
+            return
         task = asyncio.create_task(worker.run(), name="webhook-worker")
         try:
             yield
@@ -202,3 +214,14 @@ async def webhooks_ctx(app: web.Application) -> AsyncIterator[None]:
                 await store.release_delivery_claims()
             except Exception as exc:  # the store is gone: the next start releases them
                 log.warning("webhook claims not released at shutdown: %s", exc)
+
+
+async def group_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Count this process in its group's /metrics and /readyz (the supervisor
+    drops the count of one that dies)."""
+    processes = app[metrics_key].processes
+    for role in app[roles_key].names:
+        processes.labels(role).set(1)
+    yield
+    for role in app[roles_key].names:
+        processes.labels(role).set(0)
