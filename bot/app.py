@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -16,7 +17,7 @@ from bot.config import Config
 from bot.locales import load_locales
 from bot.metrics import Metrics
 from bot.pipeline import Pipeline
-from bot.processes import Roles
+from bot.processes import GroupReloader, Roles
 from bot.providers.base import Provider, SendResult
 from bot.providers.meta import MetaProvider
 from bot.providers.sandbox import SandboxProvider
@@ -69,7 +70,9 @@ def create_app(config: Config, roles: Roles | None = None) -> web.Application:
     app[holder_key] = holder = SnapshotHolder(snapshot)
     app[roles_key] = roles = roles or Roles()
     app[metrics_key] = metrics = Metrics(roles.group.metrics_dir if roles.group else None)
-    app[reloader_key] = Reloader(holder, on_outcome=lambda outcome: _reloaded(app, outcome))
+    reloaded = functools.partial(_reloaded, app)
+    app[reloader_key] = (Reloader(holder, on_outcome=reloaded) if roles.group is None else
+                         GroupReloader(holder, roles.group.supervisor_pid, on_outcome=reloaded))
     app[workers_key] = {}
     app[inflight_key] = InFlight()
     metrics.config_generation.set(holder.generation)

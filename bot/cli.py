@@ -148,7 +148,8 @@ def _group(args: argparse.Namespace) -> Any:
     if not metrics_dir:
         raise SystemExit("error: --supervised is for the processes `wagate serve --workers N` "
                          "starts")
-    return Group(http_processes=args.group_size, metrics_dir=metrics_dir)
+    return Group(http_processes=args.group_size, metrics_dir=metrics_dir,
+                 supervisor_pid=os.getppid())
 
 
 def _supervise(args: argparse.Namespace, config: Any) -> int:

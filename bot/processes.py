@@ -22,9 +22,11 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from bot.config import Config, ConfigError
 from bot.locales import LocaleError
+from bot.runtime import Reloader, ReloadError, Snapshot, SnapshotHolder, prepare_reload
 
 log = logging.getLogger("wagate.supervisor")
 
@@ -33,6 +35,9 @@ log = logging.getLogger("wagate.supervisor")
 MAX_RESTARTS = 5
 RESTART_WINDOW = 60.0
 RESTART_DELAY = 1.0
+# How long a reload asked of one process over the admin API waits for the
+# supervisor's SIGHUP to come back to it.
+GROUP_RELOAD_WAIT = 30.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -41,6 +46,7 @@ class Group:
 
     http_processes: int
     metrics_dir: str  # PROMETHEUS_MULTIPROC_DIR, shared by the group
+    supervisor_pid: int
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -55,6 +61,35 @@ class Roles:
     @property
     def names(self) -> list[str]:
         return [name for name, on in (("http", self.http), ("drainers", self.drainers)) if on]
+
+
+class GroupReloader(Reloader):
+    """A reload asked of one process of a group (`POST /admin/reload`, `wagate
+    reload`) reloads them all: it is validated here, so a refusal is answered
+    with its reason, then the supervisor validates it once more and sends
+    SIGHUP to every process, this one included, which reloads each alone. The
+    answer comes once this process has the new config."""
+
+    def __init__(self, holder: SnapshotHolder, supervisor_pid: int, **options: Any) -> None:
+        super().__init__(holder, **options)
+        self.supervisor_pid = supervisor_pid
+
+    async def reload(self) -> Snapshot:
+        try:
+            await asyncio.to_thread(prepare_reload, self.holder)
+        except ReloadError:
+            self._outcome("refused")
+            raise
+        generation = self.holder.generation
+        os.kill(self.supervisor_pid, signal.SIGHUP)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + GROUP_RELOAD_WAIT
+        while self.holder.generation == generation:
+            if loop.time() > deadline:
+                raise ReloadError(f"the supervisor (pid {self.supervisor_pid}) did not reload "
+                                  f"the processes within {GROUP_RELOAD_WAIT:g}s; see its log")
+            await asyncio.sleep(0.05)
+        return self.holder.current
 
 
 @dataclass(slots=True)

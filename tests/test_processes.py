@@ -290,16 +290,27 @@ def test_a_group_of_one_on_sqlite_reloads_restarts_and_drains(group_of_one: Grou
     refused = run_second("serve", "--config", str(other))
     assert refused.stderr.strip().splitlines() == [in_use(tmp_path / "wagate.db", g.proc.pid)]
 
-    # SIGHUP to the supervisor reaches the child; an invalid file is refused by all.
+    # A reload asked over the admin API goes through the supervisor to every process.
     g.write(g.base + NEW_SUBSCRIBER)
+    assert "reloaded (generation 2)" in wagate("reload", "--config", str(g.config)).stdout
+    assert g.log.read_text().count("SIGHUP: validating") == 1
+    assert g.pids() == {child: 2.0} and g.subscribers() == ["acme", "newco"]
+    # SIGHUP to the supervisor reaches the child; an invalid file is refused by all.
+    g.write(g.base)
     g.proc.send_signal(signal.SIGHUP)
-    wait_for(lambda: g.pids() == {child: 2.0})
-    assert g.subscribers() == ["acme", "newco"]
+    wait_for(lambda: g.pids() == {child: 3.0})
+    assert g.subscribers() == ["acme"]
+    g.config.with_name("base.toml").write_text(g.base)
     g.write(g.base.replace('plan = "enterprise"', 'plan = "gold"'))
     g.proc.send_signal(signal.SIGHUP)
     wait_for(lambda: "reload refused, the old config stays in force in every process"
              in g.log.read_text())
-    assert g.pids() == {child: 2.0} and g.subscribers() == ["acme", "newco"]
+    client = on_port(g.config.with_name("base.toml"), g.port, "client.toml")  # a valid copy
+    refused = wagate("reload", "--config", str(client), check=False)
+    assert refused.returncode == 1, refused.stderr
+    assert refused.stderr.startswith("error: reload refused: ")
+    assert f"{g.config}:32: subscribers[0].plan: unknown plan 'gold'" in refused.stderr
+    assert g.pids() == {child: 3.0} and g.subscribers() == ["acme"]
     g.write(g.base)
 
     # A child that dies is started again, and serves.
