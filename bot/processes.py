@@ -223,11 +223,13 @@ class Supervisor:
         the supervisor does not cut this short: the children bound their own
         drain by [server] shutdown_timeout); True when all exited cleanly."""
         self._stopping = True
-        live = [c.proc for c in self.children if c.proc is not None]
+        # Those still running: one that died before (and was not yet restarted)
+        # was reported then.
+        live = [c.proc for c in self.children
+                if c.proc is not None and c.proc.returncode is None]
         for proc in live:
-            if proc.returncode is None:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.send_signal(signal.SIGTERM)
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGTERM)
         # Requests, then sends and deliveries under way, each bounded by the timeout.
         grace = 3 * self.config.server.shutdown_timeout + 5
         waits = [asyncio.ensure_future(proc.wait()) for proc in live]

@@ -315,7 +315,8 @@ def test_a_group_of_one_on_sqlite_reloads_restarts_and_drains(group_of_one: Grou
 
     # A child that dies is started again, and serves.
     os.kill(int(child), signal.SIGKILL)
-    wait_for(lambda: (pids := g.pids()) and child not in pids)
+    wait_for(lambda: "exited unexpectedly" in g.log.read_text())
+    wait_for(lambda: len(pids := g.pids()) == 1 and child not in pids)
     wait_for(lambda: get(f"{g.url}/readyz")[0] == 200)
     assert re.search(rf"http 1 \(pid {child}\) exited unexpectedly with signal SIGKILL; "
                      r"restarting it", g.log.read_text())
@@ -398,11 +399,16 @@ def test_a_group_of_two_on_postgres_shares_one_port(tmp_path: Path) -> None:
         # SIGHUP reaches all three.
         g.write(g.base + NEW_SUBSCRIBER)
         g.proc.send_signal(signal.SIGHUP)
-        wait_for(lambda: set(g.pids().values()) == {2.0} and len(g.pids()) == 3)
+        wait_for(lambda: list(g.pids().values()) == [2.0] * 3)
+        pids = g.pids()
+        # So does a reload asked of whichever process answers the admin API.
+        assert "reloaded (generation 3)" in wagate("reload", "--config", str(g.config)).stdout
+        assert list(g.pids().values()) == [3.0] * 3 and g.pids().keys() == pids.keys()
         # One HTTP process killed: restarted, the group ready again.
         victim = re.findall(r"started http \d+ \(pid (\d+)\)", g.log.read_text())[0]
         os.kill(int(victim), signal.SIGKILL)
-        wait_for(lambda: victim not in g.pids() and len(g.pids()) == 3)
+        wait_for(lambda: "exited unexpectedly" in g.log.read_text())
+        wait_for(lambda: len(pids := g.pids()) == 3 and victim not in pids)
         wait_for(lambda: get(f"{g.url}/readyz")[0] == 200)
         g.proc.send_signal(signal.SIGTERM)
         assert g.proc.wait(30) == 0
