@@ -60,9 +60,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from bot.processes import Roles
 
     setup_logging(args.log_level, args.log_format)
-    # The store's thread hands results back to the event loop many times a
-    # second; the default 5 ms GIL switch interval makes each hand-off wait.
-    sys.setswitchinterval(float(os.environ.get("WAGATE_SWITCH_INTERVAL", "0.0005")))
     config = _load(args)
     if args.workers is not None:
         return _supervise(args, config)
@@ -111,6 +108,9 @@ def run_process(args: argparse.Namespace, config: Any, roles: Any, *, pid_file: 
     except StoreInUse as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    # The store's thread hands results back to the event loop many times a
+    # second; the default 5 ms GIL switch interval makes each hand-off wait.
+    sys.setswitchinterval(float(os.environ.get("WAGATE_SWITCH_INTERVAL", "0.0005")))
     try:
         try:
             app = create_app(config, roles)
