@@ -107,6 +107,7 @@ class Supervisor:
         self.config = config
         self.pid_file = config.server.pid_file
         self.keep_fds = keep_fds
+        self.http_processes = http_processes
         self.metrics_dir = tempfile.mkdtemp(prefix="wagate-metrics-")
         # Never written to: when the supervisor dies, however it dies, its end
         # closes and every child reads EOF on its own end and drains.
@@ -137,10 +138,9 @@ class Supervisor:
                 write_pid_file(self.pid_file)
             server = self.config.server
             log.info("wagate supervisor (pid %d): %d HTTP process(es) on http://%s:%d, "
-                     "queue drainers in %s", os.getpid(), sum(c.name != "drainers"
-                                                              for c in self.children),
-                     server.host, server.port,
-                     "their own process" if len(self.children) > 1 else "the same one")
+                     "queue drainers in %s", os.getpid(), self.http_processes, server.host,
+                     server.port, "the same one" if self.http_processes == 1
+                     else "a process of their own")
             return await self._supervise()
         finally:
             await self._stop_all()
