@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import socket
 import time
@@ -17,6 +18,7 @@ from bot.config import Config
 from bot.locales import load_locales
 from bot.metrics import Metrics
 from bot.pipeline import Pipeline
+from bot.processes import GroupReloader, Roles
 from bot.providers.base import Provider, Sender, SenderContext, SendResult
 from bot.providers.registry import PROVIDERS
 from bot.runtime import Reloader, Snapshot, SnapshotHolder
@@ -34,6 +36,7 @@ from bot.web.keys import (
     pipeline_key,
     providers_key,
     reloader_key,
+    roles_key,
     store_key,
     webhook_worker_key,
     workers_key,
@@ -54,9 +57,11 @@ log = logging.getLogger("wagate")
 MAX_BODY = 4 * 1024 * 1024 + 320 * 1024
 
 
-def create_app(config: Config, providers: tuple[Provider, ...] = PROVIDERS) -> web.Application:
+def create_app(config: Config, roles: Roles | None = None,
+               providers: tuple[Provider, ...] = PROVIDERS) -> web.Application:
     """Build the application. Locales are loaded (and checked) here, so a broken
-    catalog stops the service from starting rather than answering in English."""
+    catalog stops the service from starting rather than answering in English.
+    `roles`: what this process runs (by default everything, in one process)."""
     by_name = {p.name: p for p in providers}
     for instance in config.instances.values():
         provider = by_name.get(instance.provider)
@@ -71,8 +76,11 @@ def create_app(config: Config, providers: tuple[Provider, ...] = PROVIDERS) -> w
     app = web.Application(client_max_size=MAX_BODY,
                           middlewares=[observe_middleware, error_middleware])
     app[holder_key] = holder = SnapshotHolder(snapshot)
-    app[metrics_key] = metrics = Metrics()
-    app[reloader_key] = Reloader(holder, on_outcome=lambda outcome: _reloaded(app, outcome))
+    app[roles_key] = roles = roles or Roles()
+    app[metrics_key] = metrics = Metrics(roles.group.metrics_dir if roles.group else None)
+    reloaded = functools.partial(_reloaded, app)
+    app[reloader_key] = (Reloader(holder, on_outcome=reloaded) if roles.group is None else
+                         GroupReloader(holder, roles.group.supervisor_pid, on_outcome=reloaded))
     app[workers_key] = {}
     app[inflight_key] = InFlight()
     app[providers_key] = by_name
@@ -83,6 +91,8 @@ def create_app(config: Config, providers: tuple[Provider, ...] = PROVIDERS) -> w
     app.cleanup_ctx.append(store_ctx)
     app.cleanup_ctx.append(workers_ctx)
     app.cleanup_ctx.append(webhooks_ctx)
+    if roles.group is not None:
+        app.cleanup_ctx.append(group_ctx)
     app.add_routes(health.routes)
     for provider in providers:
         if provider.routes is not None:
@@ -167,6 +177,9 @@ async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
         metrics.outbound_oldest_age.set(max(0.0, time.time() - oldest) if oldest else 0.0)
 
     metrics.add_refresher(refresh_outbound_gauges)
+    if not app[roles_key].drainers:  # another process of the group sends
+        yield
+        return
     task = asyncio.create_task(worker.run(), name="outbound-worker")
     try:
         yield
@@ -209,6 +222,9 @@ async def webhooks_ctx(app: web.Application) -> AsyncIterator[None]:
             metrics.delivery_oldest_age.set(max(0.0, time.time() - due) if due else 0.0)
 
         metrics.add_refresher(refresh_delivery_gauges)
+        if not app[roles_key].drainers:  # another process of the group delivers
+            yield
+            return
         task = asyncio.create_task(worker.run(), name="webhook-worker")
         try:
             yield
@@ -226,3 +242,14 @@ async def webhooks_ctx(app: web.Application) -> AsyncIterator[None]:
                 await store.release_delivery_claims(worker.holder)
             except Exception as exc:  # the store is gone: the next start releases them
                 log.warning("webhook claims not released at shutdown: %s", exc)
+
+
+async def group_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Count this process in its group's /metrics and /readyz (the supervisor
+    drops the count of one that dies)."""
+    processes = app[metrics_key].processes
+    for role in app[roles_key].names:
+        processes.labels(role).set(1)
+    yield
+    for role in app[roles_key].names:
+        processes.labels(role).set(0)
