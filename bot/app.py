@@ -20,7 +20,7 @@ from bot.providers.base import Provider, SendResult
 from bot.providers.meta import MetaProvider
 from bot.providers.sandbox import SandboxProvider
 from bot.runtime import Reloader, Snapshot, SnapshotHolder
-from bot.store import OutboundRow, SqliteStore
+from bot.store import OutboundRow, open_store
 from bot.web import admin, deliveries, health, meta, openapi, sandbox, send
 from bot.web.errors import error_middleware
 from bot.web.inflight import InFlight
@@ -109,7 +109,8 @@ async def http_session_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def store_ctx(app: web.Application) -> AsyncIterator[None]:
     config = app[holder_key].current.config
-    app[store_key] = store = await SqliteStore.open(config.storage.sqlite_path)
+    app[store_key] = store = await open_store(config.storage.url,
+                                              pool_size=config.storage.pool_size)
     try:
         yield
     finally:

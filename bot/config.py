@@ -42,7 +42,8 @@ class ServerConfig:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StorageConfig:
-    url: str = "sqlite:///./wagate.db"
+    url: str = "sqlite:///./wagate.db"  # or postgresql://user@host:5432/db
+    pool_size: int = 10  # PostgreSQL: connections each process opens at most
 
     @property
     def sqlite_path(self) -> str:
@@ -312,11 +313,7 @@ def parse_config(text: str, *, source: str = "<config>", env: Mapping[str, str] 
 
     server = _parse_server(top.child("server", top.get("server", dict, {})))
     storage_r = top.child("storage", top.get("storage", dict, {}))
-    storage_r.unknown_keys({"url"})
-    url = storage_r.get("url", str, "sqlite:///./wagate.db")
-    if not url.startswith("sqlite:///"):
-        raise storage_r.error("url", "only sqlite:///PATH is supported by this build")
-    storage = StorageConfig(url=url)
+    storage = _parse_storage(storage_r)
     admin_r = top.child("admin", top.get("admin", dict, {}))
     admin_r.unknown_keys({"token", "token_env"})
     admin_token = admin_r.secret("token", env) or ""
@@ -379,6 +376,20 @@ def _parse_server(r: _Reader) -> ServerConfig:
                                                    r.get("shutdown_timeout", float, 10.0)),
                         body_timeout=_positive(r, "body_timeout",
                                                r.get("body_timeout", float, 30.0)))
+
+
+def _parse_storage(r: _Reader) -> StorageConfig:
+    r.unknown_keys({"url", "pool_size"})
+    url = r.get("url", str, "sqlite:///./wagate.db")
+    if url.startswith("sqlite:///"):
+        if not url.removeprefix("sqlite:///"):
+            raise r.error("url", "sqlite:/// needs a file path, e.g. sqlite:///./wagate.db")
+    elif not url.startswith(("postgresql://", "postgres://")):
+        raise r.error("url", "must be sqlite:///PATH or postgresql://USER@HOST:PORT/DATABASE")
+    pool_size = r.get("pool_size", int, 10)
+    if not 1 <= pool_size <= 1000:
+        raise r.error("pool_size", "must be between 1 and 1000")
+    return StorageConfig(url=url, pool_size=pool_size)
 
 
 def _parse_defaults(r: _Reader) -> DefaultsConfig:

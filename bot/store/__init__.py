@@ -1,9 +1,13 @@
 """The store: every read and write of durable state goes through here.
 
 Callers speak in units of work (`commit_inbound`, `claim_outbound`, ...); each
-unit is one transaction and, for SQLite, one hop to the store's thread. A
-PostgreSQL store implements the same `Store` protocol.
+unit is one transaction. `open_store(url)` picks the backend by the URL's
+scheme: SQLite (embedded, one process) or PostgreSQL (shared by several).
 """
+
+from __future__ import annotations
+
+from typing import Any
 
 from bot.store.models import (
     InboundContext,
@@ -14,5 +18,22 @@ from bot.store.models import (
 from bot.store.protocol import Store
 from bot.store.sqlite import SqliteStore
 
+SQLITE_SCHEME = "sqlite:///"
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
+
+async def open_store(url: str, *, pool_size: int = 10, **options: Any) -> Store:
+    """Open the store `url` names: `sqlite:///PATH` or `postgresql://...`
+    (`pool_size` connections at most; `options` go to PostgresStore.open).
+    Anything else was refused when the config was read."""
+    if url.startswith(SQLITE_SCHEME):
+        return await SqliteStore.open(url.removeprefix(SQLITE_SCHEME))
+    if url.startswith(POSTGRES_SCHEMES):
+        # Imported here: a SQLite deployment never loads the driver.
+        from bot.store.postgres import PostgresStore
+        return await PostgresStore.open(url, pool_size=pool_size, **options)
+    raise ValueError(f"unsupported storage url {url!r}: use sqlite:///PATH or postgresql://...")
+
+
 __all__ = ["InboundContext", "MessageLogRow", "OutboundRow", "Registration", "SqliteStore",
-           "Store"]
+           "Store", "open_store"]
