@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import time
 import urllib.request
 from collections.abc import Callable
@@ -292,21 +293,22 @@ def path_runs(bench: Bench) -> None:
               flush=True)
 
 
+def metric(bench: Bench, name: str) -> float:
+    req = urllib.request.Request(bench.url("wagate", "/metrics"))
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        text = resp.read().decode()
+    found = re.search(rf"^{name} ([\d.e+-]+)$", text, re.M)
+    if found is None:
+        raise RuntimeError(f"{name} is missing from /metrics")
+    return float(found.group(1))
+
+
 def wait_deliveries_drained(bench: Bench, timeout: float = 180.0) -> float:
     """Wait until the deliveries queued by the runs before are sent, so the
     fixed-rate run starts from steady state: its own deliveries, and nothing
     left over, are what the service sends meanwhile. Returns the seconds waited."""
-    def drained() -> bool:
-        req = urllib.request.Request(bench.url("wagate", "/metrics"))
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            text = resp.read().decode()
-        depth = re.search(r"^wagate_webhook_queue_depth ([\d.e+]+)$", text, re.M)
-        if depth is None:
-            raise RuntimeError("wagate_webhook_queue_depth is missing from /metrics")
-        return float(depth.group(1)) == 0
-
     t0 = time.perf_counter()
-    if not wait_until(drained, timeout):
+    if not wait_until(lambda: metric(bench, "wagate_webhook_queue_depth") == 0, timeout):
         print(f"  note: deliveries still queued after {timeout:.0f} s; measuring anyway")
     return time.perf_counter() - t0
 
@@ -320,45 +322,119 @@ def wait_until(done: Callable[[], bool], timeout: float) -> bool:
     return True
 
 
-def fixed_rate_latency(bench: Bench, rate: int = 1000, seconds: int = 5) -> dict[str, float]:
-    """p50/p99 of (a) at a fixed 1,000 requests/s (an open-loop load, like wrk2)."""
-    async def go() -> list[float]:
+def open_loop(bench: Bench, rate: float, seconds: float,
+              tag: str) -> list[tuple[str, float, float]]:
+    """POST (a) at a fixed rate, open loop (like wrk2): each request goes at its
+    time whatever the answers before it. (message id, answered at (epoch
+    seconds), latency in ms) for each request answered 200."""
+    async def go() -> list[tuple[str, float, float]]:
         import aiohttp
 
         users = [f"3460{i:07d}" for i in range(500)]
         bodies = []
-        for i in range(rate * seconds):
-            body = meta_body(users[i % len(users)], f"fixed rate {i}", f"wamid.F{i}")
-            bodies.append((body, sign(body)))
-        latencies: list[float] = []
+        for i in range(int(rate * seconds)):
+            msg_id = f"wamid.{tag}{i}"
+            body = meta_body(users[i % len(users)], f"fixed rate {tag} {i}", msg_id)
+            bodies.append((msg_id, body, sign(body)))
+        answered: list[tuple[str, float, float]] = []
         connector = aiohttp.TCPConnector(limit=256)
         async with aiohttp.ClientSession(connector=connector) as session:
-            async def one(body: bytes, sig: str) -> None:
+            async def one(msg_id: str, body: bytes, sig: str) -> None:
                 t0 = time.perf_counter()
                 async with session.post(bench.url("wagate", "/webhooks/meta"), data=body,
                                         headers={"X-Hub-Signature-256": sig}) as r:
                     await r.read()
-                latencies.append((time.perf_counter() - t0) * 1000)
+                if r.status == 200:
+                    answered.append((f"meta:{msg_id}", time.time(),
+                                     (time.perf_counter() - t0) * 1000))
             # The load generator's own collector must not pause the clock.
             gc.collect()
             gc.disable()
             try:
                 start = time.perf_counter()
                 tasks = []
-                for i, (body, sig) in enumerate(bodies):
+                for i, (msg_id, body, sig) in enumerate(bodies):
                     delay = start + i / rate - time.perf_counter()
                     if delay > 0:
                         await asyncio.sleep(delay)
-                    tasks.append(asyncio.create_task(one(body, sig)))
+                    tasks.append(asyncio.create_task(one(msg_id, body, sig)))
                 await asyncio.gather(*tasks)
             finally:
                 gc.enable()
-        return sorted(latencies)
-    lat = asyncio.run(go())
-    result = {"rate": rate, "p50_ms": lat[len(lat) // 2], "p99_ms": lat[int(len(lat) * 0.99)]}
+        return answered
+    return asyncio.run(go())
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * q))] if ordered else float("nan")
+
+
+def fixed_rate_latency(bench: Bench, rate: int = 1000, seconds: int = 5) -> dict[str, float]:
+    """p50/p99 of (a) at a fixed 1,000 requests/s."""
+    lat = [ms for _, _, ms in open_loop(bench, rate, seconds, "F")]
+    result = {"rate": rate, "p50_ms": percentile(lat, 0.5), "p99_ms": percentile(lat, 0.99)}
     print(f"(a) at {rate} req/s: p50 {result['p50_ms']:.2f} ms  p99 {result['p99_ms']:.2f} ms",
           flush=True)
     return result
+
+
+def webhook_lag(bench: Bench, rate: float, seconds: float, tag: str) -> dict[str, float]:
+    """Inbound -> webhook lag of (a) at a fixed rate: from each text's 200 to its
+    arrival at the receiver, with the worst `wagate_webhook_queue_oldest_age_seconds`
+    /metrics showed meanwhile (sampled each second)."""
+    wait_deliveries_drained(bench)
+    log_from = get_json(bench.url("receiver", "/log?since=1000000000"))["total"]
+    oldest = [0.0]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(1.0):
+            oldest[0] = max(oldest[0], metric(bench, "wagate_webhook_queue_oldest_age_seconds"))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        answered = open_loop(bench, rate, seconds, tag)
+        arrived: dict[str, float] = {}
+
+        def all_arrived() -> bool:
+            while True:
+                part = get_json(bench.url("receiver", f"/log?since={log_from + len(seen)}"))
+                seen.extend(part["entries"])
+                if not part["entries"]:
+                    break
+            for _, kind, subject, at in seen:
+                if kind == "message.received":
+                    arrived.setdefault(subject, at)
+            return all(msg_id in arrived for msg_id, _, _ in answered)
+
+        seen: list[list[Any]] = []
+        complete = wait_until(all_arrived, 120)
+    finally:
+        done.set()
+        sampler.join()
+    lags = [arrived[msg_id] - at for msg_id, at, _ in answered if msg_id in arrived]
+    result = {"rate": rate, "answered": len(answered), "arrived": len(lags),
+              "p50_s": percentile(lags, 0.5), "p99_s": percentile(lags, 0.99),
+              "max_s": max(lags, default=float("nan")), "oldest_age_max_s": oldest[0]}
+    print(f"    inbound -> webhook at {rate:.0f} req/s: p50 {result['p50_s']:.3f} s  "
+          f"p99 {result['p99_s']:.3f} s  max {result['max_s']:.3f} s; oldest due delivery in "
+          f"/metrics at most {oldest[0]:.2f} s"
+          + ("" if complete else f" ({len(answered) - len(lags)} still not arrived)"),
+          flush=True)
+    return result
+
+
+def lag_runs(bench: Bench) -> dict[str, dict[str, float]]:
+    """(g) inbound -> webhook lag under sustained load at half and at all of the
+    capacity (a) measured: p99 under 1 s at half; bounded (all arrive, the
+    oldest-age gauge stays small) at full."""
+    capacity = bench.results["a"]["wagate"]["rps"]
+    seconds = 5 if bench.quick else 10
+    print(f"(g) sustained (a) for {seconds} s, capacity {capacity:.0f} req/s:", flush=True)
+    return {"half": webhook_lag(bench, capacity / 2, seconds, "H"),
+            "full": webhook_lag(bench, capacity, seconds, "L")}
 
 
 def prefill_outbound(db: Path, count: int, to: str) -> None:
@@ -424,6 +500,7 @@ def main() -> None:
         waited = wait_deliveries_drained(bench)
         print(f"deliveries left by (a)-(c) drained in {waited:.0f} s", flush=True)
         bench.results["fixed_rate_a"] = fixed_rate_latency(bench)
+        bench.results["g"] = lag_runs(bench)
         bench.results["rss_paths_mb"] = peak_rss_mb(pid)
         print(f"(f) peak RSS during (a)-(c): {bench.results['rss_paths_mb']:.0f} MB", flush=True)
         bench.results["e"] = drain_outbound(bench, 20_000 if args.quick else 50_000)
@@ -455,6 +532,14 @@ def summary(results: dict[str, Any]) -> str:
     rows.append(f"| (a) at a fixed {fixed['rate']:,}/s | | | p50 {fixed['p50_ms']:.1f} / "
                 f"p99 {fixed['p99_ms']:.1f} ms | | p99 ≤ 25 ms | "
                 f"{'yes' if fixed['p99_ms'] <= 25 else 'no'} |")
+    for key, what in (("half", "half"), ("full", "all")):
+        g = results["g"][key]
+        met = g["p99_s"] < 1 if key == "half" else g["arrived"] == g["answered"]
+        rows.append(f"| (g) inbound -> webhook at {what} of (a)'s capacity ({g['rate']:,.0f}/s) "
+                    f"| | | p50 {g['p50_s']:.2f} / p99 {g['p99_s']:.2f} s, oldest due "
+                    f"{g['oldest_age_max_s']:.1f} s | | "
+                    f"{'p99 < 1 s' if key == 'half' else 'bounded: all arrive'} | "
+                    f"{'yes' if met else 'no'} |")
     for key, name, unit in (("d", "(d) webhook drain", "deliveries"),
                             ("e", "(e) outbound drain", "messages")):
         rate = results[key]["per_second"]

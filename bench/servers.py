@@ -1,7 +1,10 @@
 """Stand-alone local peers for the benchmark, each run in its own process:
 
-- `graph`: a Graph-API-shaped server answering every send with a message id;
-- `receiver`: a webhook receiver answering 200 and counting deliveries;
+- `graph`: a Graph-API-shaped server answering every send with a message id,
+  optionally after DELAY seconds (a far-away Graph); it records every message
+  it accepted (recipient, text, when), listed at `GET /log`;
+- `receiver`: a webhook receiver answering 204; it records every delivery
+  (webhook-id, the event's message id or number, when), listed at `GET /log`;
 - `bare`: the baseline, a bare aiohttp app that reads and parses the same
   requests wagate gets and answers 200;
 - `forward`: `bare` plus what every request of a gateway also causes: one
@@ -9,7 +12,13 @@
   at a time. No storage, no checks: the ceiling for a gateway on this machine.
 
 Usage: python -m bench.servers {graph,receiver,bare} PORT
+       python -m bench.servers graph PORT DELAY
        python -m bench.servers forward PORT TARGET
+
+The logs serve the crash suite (reliability/crash.py: what was lost, what
+came twice) and the lag runs of the benchmark. A message counts as accepted
+once its request is read, before any delay: like Meta, which may have sent a
+message whose answer never reached the caller.
 """
 
 from __future__ import annotations
@@ -18,25 +27,44 @@ import asyncio
 import itertools
 import json
 import sys
+import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
 from aiohttp import web
 
 counter_key = web.AppKey("counter", itertools.count)
 count_key = web.AppKey("count", list)
+log_key = web.AppKey("log", list)
 session_key = web.AppKey("session", aiohttp.ClientSession)
 
 
-def graph_app() -> web.Application:
+def _log_route(app: web.Application, log: list[Any]) -> None:
+    """`GET /log?since=N`: the entries from the Nth on (a long log comes in parts)."""
+    async def listing(request: web.Request) -> web.Response:
+        since = int(request.query.get("since", "0"))
+        return web.json_response({"entries": log[since:since + 50_000], "total": len(log)})
+
+    app[log_key] = log
+    app.router.add_get("/log", listing)
+
+
+def graph_app(delay: float = 0.0) -> web.Application:
     app = web.Application(client_max_size=16 * 1024 * 1024)
     ids = itertools.count(1)
     received: list[int] = [0]
+    log: list[tuple[str, str, float]] = []  # (to, text or type, at)
     app[count_key] = received
+    _log_route(app, log)
 
     async def messages(request: web.Request) -> web.Response:
-        await request.read()
+        body = json.loads(await request.read())
         received[0] += 1
+        text = body.get("text", {}).get("body") if body.get("type") == "text" else None
+        log.append((str(body.get("to")), text or str(body.get("type")), time.time()))
+        if delay:
+            await asyncio.sleep(delay)
         return web.json_response({"messaging_product": "whatsapp",
                                   "messages": [{"id": f"wamid.BENCH{next(ids)}"}]})
 
@@ -56,11 +84,22 @@ def graph_app() -> web.Application:
 def receiver_app() -> web.Application:
     app = web.Application()
     received: list[int] = [0]
+    log: list[tuple[str, str, str, float]] = []  # (webhook-id, event type, subject, at)
     app[count_key] = received
+    _log_route(app, log)
 
     async def hook(request: web.Request) -> web.Response:
-        await request.read()
+        body = await request.read()
         received[0] += 1
+        try:
+            event = json.loads(body)
+            data = event.get("data", {})
+            # A message's id (message.received, message.status), else the number.
+            subject = str(data.get("id") or data.get("number"))
+            log.append((request.headers.get("webhook-id", ""), str(event.get("type")), subject,
+                        time.time()))
+        except (ValueError, AttributeError):
+            log.append((request.headers.get("webhook-id", ""), "unreadable", "", time.time()))
         return web.Response(status=204)
 
     async def count(request: web.Request) -> web.Response:
@@ -120,6 +159,8 @@ def main() -> None:
     kind, port = sys.argv[1], int(sys.argv[2])
     if kind == "forward":
         app = forward_app(sys.argv[3])
+    elif kind == "graph":
+        app = graph_app(float(sys.argv[3]) if len(sys.argv) > 3 else 0.0)
     else:
         app = {"graph": graph_app, "receiver": receiver_app, "bare": bare_app}[kind]()
     # The same event loop as wagate's, so the baseline is measured like for like.

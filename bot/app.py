@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import time
 from collections.abc import AsyncIterator
 
@@ -99,6 +100,12 @@ async def _close_reloader(app: web.Application) -> None:
     await app[reloader_key].close()
 
 
+def worker_id(config: Config) -> str:
+    """The id this process's claims carry: its host and port, the same across
+    its restarts, so a restarted process can tell its own stale claims."""
+    return f"{socket.gethostname()}:{config.server.port}"
+
+
 async def http_session_ctx(app: web.Application) -> AsyncIterator[None]:
     # One keep-alive session for every outbound call (providers, webhooks).
     connector = aiohttp.TCPConnector(limit=256, limit_per_host=64)
@@ -135,7 +142,8 @@ async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
             code = str(result.error_code) if result.error_code is not None else "none"
             metrics.outbound_errors.labels(provider, code).inc()
 
-    worker = OutboundWorker(store, lambda: holder.current, providers, on_result=on_result)
+    worker = OutboundWorker(store, lambda: holder.current, providers,
+                            holder=worker_id(holder.current.config), on_result=on_result)
     app[outbound_worker_key] = worker
     app[workers_key]["outbound"] = worker
     app[pipeline_key] = Pipeline(store, holder, build_dispatcher(),
@@ -159,7 +167,7 @@ async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
             await asyncio.wait_for(task, holder.current.config.server.shutdown_timeout)
         except TimeoutError:
             log.warning("outbound worker did not stop in time; its claims are released")
-        await store.release_claims()
+        await store.release_claims(worker.holder)
 
 
 async def webhooks_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -177,15 +185,19 @@ async def webhooks_ctx(app: web.Application) -> AsyncIterator[None]:
         inflight = app[inflight_key]
         worker = WebhookWorker(store, lambda: holder.current, session,
                                on_attempt=lambda outcome: metrics.deliveries.labels(outcome).inc(),
-                               gate=ForegroundFirst(lambda: inflight.count > 0))
+                               gate=ForegroundFirst(lambda: inflight.count > 0),
+                               holder=worker_id(holder.current.config),
+                               on_delivered=metrics.delivery_lag.observe)
         app[webhook_worker_key] = worker
         app[workers_key]["webhooks"] = worker
         app[pipeline_key].on_deliveries = worker.notify
 
-        async def refresh_delivery_gauge() -> None:
+        async def refresh_delivery_gauges() -> None:
             metrics.delivery_queue_depth.set(await store.delivery_queue_depth())
+            due = await store.next_delivery_due()  # a leased or retrying one is not due yet
+            metrics.delivery_oldest_age.set(max(0.0, time.time() - due) if due else 0.0)
 
-        metrics.add_refresher(refresh_delivery_gauge)
+        metrics.add_refresher(refresh_delivery_gauges)
         task = asyncio.create_task(worker.run(), name="webhook-worker")
         try:
             yield
@@ -200,6 +212,6 @@ async def webhooks_ctx(app: web.Application) -> AsyncIterator[None]:
                 log.warning("webhook worker did not stop in time")
             await worker.drain(grace)
             try:
-                await store.release_delivery_claims()
+                await store.release_delivery_claims(worker.holder)
             except Exception as exc:  # the store is gone: the next start releases them
                 log.warning("webhook claims not released at shutdown: %s", exc)

@@ -61,6 +61,15 @@ class Metrics:
             registry=registry)
         self.delivery_queue_depth = Gauge(
             "wagate_webhook_queue_depth", "Webhook deliveries pending", registry=registry)
+        self.delivery_lag = Histogram(
+            "wagate_webhook_delivery_lag_seconds", "From accepting what a webhook tells of "
+            "(the inbound message, the status) to the subscriber's 2xx, retries included",
+            registry=registry,
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600))
+        self.delivery_oldest_age = Gauge(
+            "wagate_webhook_queue_oldest_age_seconds", "How long the oldest due webhook "
+            "delivery has waited since it came due (0 when none waits; deliveries waiting "
+            "out a retry delay are not due)", registry=registry)
         # ---- operations
         self.outbound_errors = Counter(
             "wagate_outbound_errors", "Outbound provider errors by provider and error code "

@@ -279,7 +279,7 @@ async def test_readyz_when_the_store_is_closed(
     reasons = (await resp.json())["reasons"]
     assert reasons[0].startswith("store: ") and "outbound worker not running" in reasons
 
-    async def nothing() -> None:
+    async def nothing(*_: object) -> None:
         return None
 
     # The app's cleanup would release claims on the closed store: already done.

@@ -24,6 +24,12 @@ from bot.store.models import (
 
 
 class Store(Protocol):
+    # Claims carry their holder (a worker id) and a lease. True when one process
+    # alone serves the store (SQLite): every claim found at start is then a
+    # dead process's. Otherwise a starting worker releases only the claims its
+    # own id holds, and the others' come back when their lease ends.
+    single_process: bool
+
     async def close(self) -> None: ...
 
     async def settled(self) -> None:
@@ -50,11 +56,15 @@ class Store(Protocol):
     async def enqueue(self, drafts: list[OutboundDraft], now: float) -> None: ...
 
     async def claim_outbound(self, now: float, limit: int, lease: float,
-                             exclude_instances: Sequence[int] = ()) -> list[OutboundRow]: ...
+                             exclude_instances: Sequence[int] = (),
+                             holder: str | None = None) -> list[OutboundRow]: ...
 
     async def outbound_media(self, message_id: str) -> bytes | None: ...
 
-    async def mark_sent(self, message_id: str, provider_message_id: str, now: float) -> None: ...
+    async def mark_sent(self, message_id: str, provider_message_id: str, now: float) -> None:
+        """Record the provider's acceptance, ahead of queued work: until it is
+        recorded, a crash sends the message again."""
+        ...
 
     async def mark_retry(self, message_id: str, next_attempt_at: float, code: int | None,
                          title: str | None, now: float) -> None: ...
@@ -62,7 +72,9 @@ class Store(Protocol):
     async def mark_failed(self, message_id: str, code: int | None, title: str | None,
                           now: float) -> None: ...
 
-    async def release_claims(self) -> None: ...
+    async def release_claims(self, holder: str | None = None) -> int:
+        """Make `holder`'s claims (every claim when None) due at once; how many."""
+        ...
 
     async def next_outbound_due(self) -> float | None: ...
 
@@ -112,8 +124,11 @@ class Store(Protocol):
     async def add_deliveries(self, drafts: Sequence[DeliveryDraft], now: float) -> None: ...
 
     async def claim_deliveries(self, now: float, limit: int, lease: float,
-                               exclude: Sequence[tuple[str, str]] = ()) -> list[DeliveryRow]:
-        """Lease due deliveries, skipping busy (subscriber, endpoint) pairs."""
+                               exclude: Sequence[tuple[str, str]] = (),
+                               holder: str | None = None,
+                               due_by: float | None = None) -> list[DeliveryRow]:
+        """Lease deliveries due by `due_by` (default `now`), skipping busy
+        (subscriber, endpoint) pairs."""
         ...
 
     async def record_attempt(self, result: AttemptOutcome, now: float) -> tuple[str, str | None]:
@@ -121,7 +136,9 @@ class Store(Protocol):
         final outcome and the reason when the endpoint was disabled by it."""
         ...
 
-    async def release_delivery_claims(self) -> None: ...
+    async def release_delivery_claims(self, holder: str | None = None) -> int:
+        """Make `holder`'s delivery claims (every one when None) due at once; how many."""
+        ...
 
     async def next_delivery_due(self, exclude: Sequence[tuple[str, str]] = ()
                                 ) -> float | None: ...

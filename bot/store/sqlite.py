@@ -82,11 +82,16 @@ class _Unit:
 class SqliteStore:
     """The embedded store. Every public method is one unit of work."""
 
+    # One process serves a SQLite file: any claim found at start is a dead
+    # process's, whoever holds it.
+    single_process = True
+
     def __init__(self, db: aiosqlite.Connection, path: str) -> None:
         self._db = db
         self.path = path
         self._reader: sqlite3.Connection | None = None
         self._pending: list[_Unit] = []
+        self._urgent: list[_Unit] = []  # units that jump the queue (see _tx_urgent)
         self._drainer: asyncio.Task[None] | None = None
 
     @classmethod
@@ -156,16 +161,32 @@ class SqliteStore:
         """A write unit: all of it commits, or none of it."""
         return await self._submit(fn, write=True)
 
-    async def _submit(self, fn: Callable[[sqlite3.Connection], T], *, write: bool) -> T:
+    async def _tx_urgent(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """A small write unit that must not wait behind others: the next commit
+        carries the urgent units alone, so none waits for a batch queued
+        before it (only for the one already running). It records that a
+        provider accepted a message: until that commits, a crash sends the
+        message twice."""
+        return await self._submit(fn, write=True, urgent=True)
+
+    async def _submit(self, fn: Callable[[sqlite3.Connection], T], *, write: bool,
+                      urgent: bool = False) -> T:
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._pending.append(_Unit(fn, write, future))
+        (self._urgent if urgent else self._pending).append(_Unit(fn, write, future))
         if self._drainer is None or self._drainer.done():
             self._drainer = asyncio.create_task(self._drain(), name="sqlite-group-commit")
         return await future
 
-    async def _drain(self) -> None:
-        while self._pending:
+    def _next_batch(self) -> list[_Unit]:
+        if self._urgent:
+            batch, self._urgent = self._urgent[:MAX_BATCH], self._urgent[MAX_BATCH:]
+        else:
             batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+        return batch
+
+    async def _drain(self) -> None:
+        while self._pending or self._urgent:
+            batch = self._next_batch()
             try:
                 results = await self._db._execute(self._run_batch, self._db._conn, batch)
             except BaseException as exc:  # the connection itself failed
@@ -371,10 +392,11 @@ class SqliteStore:
         await self._tx(lambda conn: self._insert_outbound(conn, drafts, now))
 
     async def claim_outbound(self, now: float, limit: int, lease: float,
-                             exclude_instances: Sequence[int] = ()) -> list[OutboundRow]:
-        """Up to `limit` due messages, leased until `now + lease` (a visibility
-        timeout: next_attempt_at moves to the lease's end, so rows in flight are
-        never walked past), skipping numbers in `exclude_instances`."""
+                             exclude_instances: Sequence[int] = (),
+                             holder: str | None = None) -> list[OutboundRow]:
+        """Up to `limit` due messages, leased to `holder` until `now + lease` (a
+        visibility timeout: next_attempt_at moves to the lease's end, so rows in
+        flight are never walked past), skipping numbers in `exclude_instances`."""
         def unit(conn: sqlite3.Connection) -> list[OutboundRow]:
             due = ("SELECT seq, instance_id FROM outbound INDEXED BY outbound_due"
                    " WHERE status = 'queued' AND next_attempt_at <= ? ORDER BY next_attempt_at")
@@ -389,8 +411,9 @@ class SqliteStore:
             if not ids:
                 return []
             marks = ",".join("?" * len(ids))
-            conn.execute(f"UPDATE outbound SET claimed_until = ?, next_attempt_at = ?"
-                         f" WHERE seq IN ({marks})", (now + lease, now + lease, *ids))
+            conn.execute(f"UPDATE outbound SET claimed_until = ?, claimed_by = ?,"
+                         f" next_attempt_at = ? WHERE seq IN ({marks})",
+                         (now + lease, holder, now + lease, *ids))
             rows = conn.execute(f"SELECT {_OUTBOUND_COLUMNS} FROM {_OUTBOUND_FROM}"
                                 f" WHERE o.seq IN ({marks}) ORDER BY o.seq", ids).fetchall()
             return [_outbound(r) for r in rows]
@@ -416,7 +439,7 @@ class SqliteStore:
                 conn.execute("UPDATE outbound SET status = ?, error_code = COALESCE(?,"
                              " error_code), error_title = COALESCE(?, error_title) WHERE id = ?",
                              (*early, message_id))
-        await self._tx(unit)
+        await self._tx_urgent(unit)
 
     async def mark_retry(self, message_id: str, next_attempt_at: float, code: int | None,
                          title: str | None, now: float) -> None:
@@ -432,11 +455,14 @@ class SqliteStore:
             " claimed_until = NULL, error_code = ?, error_title = ?, media = NULL,"
             " updated_at = ? WHERE id = ?", (code, title, now, message_id)))
 
-    async def release_claims(self) -> None:
-        """Claims of a stopped worker: due again at once."""
-        await self._tx(lambda conn: conn.execute(
+    async def release_claims(self, holder: str | None = None) -> int:
+        """Claims of a stopped or killed worker, `holder`'s (every claim when
+        None): due again at once. How many were released."""
+        mine, args = (" AND claimed_by = ?", [holder]) if holder is not None else ("", [])
+        return await self._tx(lambda conn: conn.execute(
             "UPDATE outbound SET claimed_until = NULL, next_attempt_at = MIN(next_attempt_at, ?)"
-            " WHERE status = 'queued' AND claimed_until IS NOT NULL", (time.time(),)))
+            f" WHERE status = 'queued' AND claimed_until IS NOT NULL{mine}",
+            (time.time(), *args)).rowcount)
 
     async def next_outbound_due(self) -> float | None:
         def unit(conn: sqlite3.Connection) -> float | None:
@@ -688,10 +714,13 @@ class SqliteStore:
         await self._tx(lambda conn: self._insert_deliveries(conn, drafts, now))
 
     async def claim_deliveries(self, now: float, limit: int, lease: float,
-                               exclude: Sequence[tuple[str, str]] = ()) -> list[DeliveryRow]:
-        """Up to `limit` due deliveries, leased until `now + lease`, skipping the
-        (subscriber, endpoint) pairs in `exclude` (those already busy here).
-        Due deliveries of a disabled endpoint are failed instead of handed out."""
+                               exclude: Sequence[tuple[str, str]] = (),
+                               holder: str | None = None,
+                               due_by: float | None = None) -> list[DeliveryRow]:
+        """Up to `limit` deliveries due by `due_by` (default `now`), leased to
+        `holder` until `now + lease`, skipping the (subscriber, endpoint) pairs
+        in `exclude` (those already busy here). Due deliveries of a disabled
+        endpoint are failed instead of handed out."""
         def unit(conn: sqlite3.Connection) -> list[DeliveryRow]:
             # A claim pushes next_attempt_at to the lease's end (a visibility
             # timeout): leased rows are not due, so the partial index hands out
@@ -706,7 +735,8 @@ class SqliteStore:
                        f" WHERE 1 = 1{skip} ORDER BY next_attempt_at LIMIT ?")
             else:
                 sql = f"SELECT {_DELIVERY_COLUMNS} FROM ({due} LIMIT ?)"
-            rows = [_delivery(r) for r in conn.execute(sql, (now, *args, limit))]
+            due_at = now if due_by is None else due_by
+            rows = [_delivery(r) for r in conn.execute(sql, (due_at, *args, limit))]
             if not rows:
                 return []
             disabled = self._disabled_endpoints(conn)
@@ -719,9 +749,9 @@ class SqliteStore:
                     dead.append((f"endpoint disabled: {reason}", now, row.id))
             conn.executemany("UPDATE webhook_deliveries SET status = 'failed', last_error = ?,"
                              " claimed_until = NULL, updated_at = ? WHERE id = ?", dead)
-            conn.executemany("UPDATE webhook_deliveries SET claimed_until = ?,"
+            conn.executemany("UPDATE webhook_deliveries SET claimed_until = ?, claimed_by = ?,"
                              " next_attempt_at = ? WHERE id = ?",
-                             [(now + lease, now + lease, row.id) for row in out])
+                             [(now + lease, holder, now + lease, row.id) for row in out])
             return out
         return await self._tx(unit)
 
@@ -788,12 +818,14 @@ class SqliteStore:
             return outcome, disabled_now
         return await self._tx(unit)
 
-    async def release_delivery_claims(self) -> None:
-        """Claims left by a stopped or killed worker: due again at once."""
-        await self._tx(lambda conn: conn.execute(
+    async def release_delivery_claims(self, holder: str | None = None) -> int:
+        """Claims left by a stopped or killed worker, `holder`'s (every claim
+        when None): due again at once. How many were released."""
+        mine, args = (" AND claimed_by = ?", [holder]) if holder is not None else ("", [])
+        return await self._tx(lambda conn: conn.execute(
             "UPDATE webhook_deliveries SET claimed_until = NULL,"
             " next_attempt_at = MIN(next_attempt_at, ?) WHERE status = 'pending'"
-            " AND claimed_until IS NOT NULL", (time.time(),)))
+            f" AND claimed_until IS NOT NULL{mine}", (time.time(), *args)).rowcount)
 
     async def next_delivery_due(self, exclude: Sequence[tuple[str, str]] = ()) -> float | None:
         """When the next pending delivery (not leased, not excluded) comes due."""

@@ -1,12 +1,13 @@
 """The outbound worker: sends queued messages through each number's provider.
 
-Claims from the store with a lease (a crashed worker's claims come back when
-the lease ends), sends each message in a task of its own, paces each gateway
-number, retries transient failures with exponential backoff and jitter, and
-fails permanent ones with the provider's code and title kept. Claiming goes
-on while messages are in flight, and a number holds at most about two
-seconds' worth of its pace, so a slow or throttled number never holds up
-the others.
+Claims from the store with a lease, under its holder's id; a start releases
+what a killed run had claimed (on SQLite every claim is a dead process's), so
+nothing waits out a lease. Sends each message in a task of its own, paces
+each gateway number, retries transient failures with exponential backoff and
+jitter, and fails permanent ones with the provider's code and title kept.
+Claiming goes on while messages are in flight, and a number holds at most
+about two seconds' worth of its pace, so a slow or throttled number never
+holds up the others.
 """
 
 from __future__ import annotations
@@ -32,9 +33,10 @@ MAX_INFLIGHT = 1024  # messages held at once (sending, or waiting for their numb
 
 class OutboundWorker:
     def __init__(self, store: Store, snapshot: Callable[[], Snapshot],
-                 providers: Mapping[str, Provider], *,
+                 providers: Mapping[str, Provider], *, holder: str = "outbound",
                  on_result: Callable[[OutboundRow, str, SendResult], None] | None = None) -> None:
         self.store = store
+        self.holder = holder  # the worker id its claims carry
         self.snapshot = snapshot
         self.providers = providers
         self.wake = asyncio.Event()
@@ -64,12 +66,16 @@ class OutboundWorker:
 
     async def run(self) -> None:
         self.running = True
+        released = False
         try:
             while not self._stopping:
                 # Everything that touches the store is inside the try: one
                 # failed query must not end the worker while the API keeps
                 # accepting messages for it.
                 try:
+                    if not released:
+                        await self._release_stale()
+                        released = True
                     worked = await self.run_once()
                     if not worked and not self._stopping:
                         await self._idle()
@@ -86,6 +92,14 @@ class OutboundWorker:
                 for task in tasks:
                     task.cancel()
                 raise
+
+    async def _release_stale(self) -> None:
+        """Claims a killed run left: due again now, not when their lease ends."""
+        stale = await self.store.release_claims(
+            None if self.store.single_process else self.holder)
+        if stale:
+            log.warning("%d messages claimed by a run that did not stop cleanly are queued "
+                        "again; any it had handed to the provider unrecorded go out twice", stale)
 
     def _cap(self, instance_id: int) -> int:
         """How many messages one number may hold: about two seconds of its pace."""
@@ -115,7 +129,7 @@ class OutboundWorker:
             return False
         busy = [i for i, held in self._held.items() if held >= self._cap(i)]
         rows = await self.store.claim_outbound(time.time(), min(room, BATCH), LEASE_SECONDS,
-                                               busy)
+                                               busy, self.holder)
         for row in rows:
             if row.id in self._tasks:  # still ours (a lease outlived): leave it be
                 continue
@@ -175,6 +189,9 @@ class OutboundWorker:
             outbound = snap.config.outbound
             if result.ok:
                 assert result.provider_message_id is not None
+                # From the provider's answer to this commit a crash sends the
+                # message twice (no provider takes an idempotency key): the
+                # mark goes ahead of queued work (see Store.mark_sent).
                 await self.store.mark_sent(row.id, result.provider_message_id, now)
                 outcome = "sent"
             elif result.transient and row.attempts + 1 < outbound.max_attempts:

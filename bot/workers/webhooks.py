@@ -79,8 +79,11 @@ class WebhookWorker:
     def __init__(self, store: Store, snapshot: Callable[[], Snapshot],
                  session: aiohttp.ClientSession, *,
                  on_attempt: Callable[[str], None] | None = None,
-                 gate: ForegroundFirst | None = None) -> None:
+                 gate: ForegroundFirst | None = None, holder: str = "webhooks",
+                 on_delivered: Callable[[float], None] | None = None) -> None:
         self.store = store
+        self.on_delivered = on_delivered  # seconds from acceptance to delivery
+        self.holder = holder  # the worker id its claims carry
         self.gate = gate or ForegroundFirst(lambda: False)
         self.snapshot = snapshot
         self.session = session
@@ -89,7 +92,10 @@ class WebhookWorker:
         self.running = False
         self._stopping = False
         self._tasks: dict[str, asyncio.Task[None]] = {}  # delivery id -> its task
-        self._held: dict[Endpoint, int] = {}  # deliveries held per endpoint
+        # Deliveries held per endpoint, until their request is answered (the
+        # attempt's record is store work and does not load the endpoint).
+        self._held: dict[Endpoint, int] = {}
+        self._answered: set[str] = set()  # delivery ids no longer counted in _held
         self._slots: dict[Endpoint, tuple[int, asyncio.Semaphore]] = {}
         self._constrained = False  # the last claim left work behind for lack of room
         self._idle_until = 0.0
@@ -124,9 +130,10 @@ class WebhookWorker:
                 # failed query must not end the worker.
                 try:
                     if not released:
-                        # This service is the only deliverer on its database:
-                        # claims left by a killed run come back now.
-                        await self.store.release_delivery_claims()
+                        # Claims left by a killed run come back now: on a store
+                        # one process serves, every claim; else our own id's.
+                        await self.store.release_delivery_claims(
+                            None if self.store.single_process else self.holder)
                         released = True
                     claimed = await self._fill()
                     if not claimed and not self._stopping:
@@ -143,13 +150,16 @@ class WebhookWorker:
 
     async def _fill(self) -> int:
         cfg = self.snapshot().config.webhooks
-        room = self.gate.limit(MAX_INFLIGHT) - len(self._tasks)
+        now = time.time()
+        # While requests are in flight, a few fresh deliveries; past them, what
+        # has waited long enough (the gate's max_wait) goes regardless.
+        room, due_by = self.gate.due_by(now, len(self._tasks), MAX_INFLIGHT)
         saturated = self._saturated(cfg)
-        self._constrained = room <= 0 or bool(saturated)
+        self._constrained = room <= 0 or bool(saturated) or due_by < now
         if room <= 0:
             return 0
-        rows = await self.store.claim_deliveries(time.time(), min(room, BATCH), lease_for(cfg),
-                                                 saturated)
+        rows = await self.store.claim_deliveries(now, min(room, BATCH), lease_for(cfg),
+                                                 saturated, self.holder, due_by)
         for row in rows:
             if row.id in self._tasks:  # still ours (a lease outlived): leave it be
                 continue
@@ -160,21 +170,29 @@ class WebhookWorker:
             task.add_done_callback(lambda t, i=row.id, e=ep: self._done(i, e, t))
         return len(rows)
 
-    def _done(self, delivery_id: str, ep: Endpoint, task: asyncio.Task[None]) -> None:
-        self._tasks.pop(delivery_id, None)
+    def _let_go(self, delivery_id: str, ep: Endpoint) -> None:
+        """The delivery no longer loads its endpoint: room for the next one."""
+        self._answered.add(delivery_id)
         held = self._held.get(ep, 1) - 1
         if held > 0:
             self._held[ep] = held
         else:
             self._held.pop(ep, None)
+        # Only when this endpoint just dropped below its cap: waking on every
+        # answer would re-run a claim that can only find the same nothing.
+        if self._constrained and held == 2 * self.snapshot().config.webhooks \
+                .max_concurrency_per_endpoint - 1:
+            self.wake.set()
+
+    def _done(self, delivery_id: str, ep: Endpoint, task: asyncio.Task[None]) -> None:
+        self._tasks.pop(delivery_id, None)
+        if delivery_id not in self._answered:  # ended before its answer (stopped, crashed)
+            self._let_go(delivery_id, ep)
+        self._answered.discard(delivery_id)
         if not task.cancelled() and task.exception() is not None:
             log.error("webhook delivery %s crashed", delivery_id, exc_info=task.exception())
-        # Room again: claim what was left behind. Only when this endpoint just
-        # dropped below its cap or the worker below its limit: waking on every
-        # completion would re-run a claim that can only find the same nothing.
-        cap = 2 * self.snapshot().config.webhooks.max_concurrency_per_endpoint
-        if self._constrained and (held == cap - 1
-                                  or len(self._tasks) < self.gate.limit(MAX_INFLIGHT)):
+        # Room again: claim what was left behind while the worker is below its limit.
+        if self._constrained and len(self._tasks) < self.gate.limit(MAX_INFLIGHT):
             self.wake.set()
 
     async def _idle(self) -> None:
@@ -182,10 +200,13 @@ class WebhookWorker:
         self.wake.clear()
         cfg = self.snapshot().config.webhooks
         timeout = 5.0
-        if len(self._tasks) < self.gate.limit(MAX_INFLIGHT):
+        if len(self._tasks) < MAX_INFLIGHT:
             due = await self.store.next_delivery_due(self._saturated(cfg))
             if due is not None:
-                timeout = min(timeout, max(0.0, due - time.time()))
+                # Held back for requests, it goes once it has waited max_wait:
+                # due_by is then that much before now.
+                _, due_by = self.gate.due_by(time.time(), len(self._tasks), MAX_INFLIGHT)
+                timeout = min(timeout, max(0.0, due - due_by))
         self._idle_until = time.time() + timeout
         if timeout > 0 and not self._stopping:
             try:
@@ -239,8 +260,11 @@ class WebhookWorker:
                 next_attempt_at=next_at, disable_after=cfg.disable_after_days * 86400.0,
                 endpoint_failure=endpoint_failure)
         # The slot covers the request only: the next one goes out while this is logged.
+        self._let_go(row.id, ep)
         final, disabled = await self.store.record_attempt(result, now)
         self._report(row, final, disabled, response, next_at)
+        if final == "delivered" and self.on_delivered is not None:
+            self.on_delivered(now - row.created_at)
         if final == "retry" and next_at is not None and next_at < self._idle_until:
             self.wake.set()  # due before the loop planned to look again
 
