@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,9 +37,17 @@ def postgres_required() -> bool:
     return os.environ.get("WAGATE_TEST_POSTGRES_REQUIRED") == "1"
 
 
+@dataclass(slots=True)
+class PostgresServer:
+    url: str
+    schemas: list[str]  # made by tests, dropped at the session's end
+
+
 @pytest.fixture(scope="session")
-def postgres_server(request: pytest.FixtureRequest) -> str:
-    """The test server's URL, once it answered; skips (or fails) otherwise."""
+def postgres_server(request: pytest.FixtureRequest) -> Iterator[PostgresServer]:
+    """The test server, once it answered; skips (or fails) otherwise. The
+    schemas the tests made are dropped at the end, when no service of a test
+    (torn down in whatever order) can still be using one."""
     url = postgres_url()
 
     async def probe() -> None:
@@ -54,7 +62,18 @@ def postgres_server(request: pytest.FixtureRequest) -> str:
             pytest.fail(f"{reason} (WAGATE_TEST_POSTGRES_REQUIRED=1)")
         request.config.stash[unreachable_key] = reason
         pytest.skip(reason)
-    return url
+    server = PostgresServer(url=url, schemas=[])
+    yield server
+
+    async def drop() -> None:
+        conn = await asyncpg.connect(url)
+        try:
+            for schema in server.schemas:
+                await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        finally:
+            await conn.close()
+
+    asyncio.run(drop())
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter,
@@ -76,32 +95,18 @@ class Backend:
         return await open_store(self.url, **options)
 
 
-async def fresh_schema(server: str) -> tuple[str, str]:
-    """A new empty schema on the test server: (its name, a URL that uses it)."""
+@pytest.fixture
+async def postgres(postgres_server: PostgresServer) -> Backend:
+    """PostgreSQL alone, in a fresh schema: for what only a shared database has."""
     schema = f"wagate_test_{secrets.token_hex(6)}"
-    conn = await asyncpg.connect(server)
+    conn = await asyncpg.connect(postgres_server.url)
     try:
         await conn.execute(f"CREATE SCHEMA {schema}")
     finally:
         await conn.close()
-    joiner = "&" if "?" in server else "?"
-    return schema, f"{server}{joiner}search_path={schema}"
-
-
-async def drop_schema(server: str, schema: str) -> None:
-    conn = await asyncpg.connect(server)
-    try:
-        await conn.execute(f"DROP SCHEMA {schema} CASCADE")
-    finally:
-        await conn.close()
-
-
-@pytest.fixture
-async def postgres(postgres_server: str) -> AsyncIterator[Backend]:
-    """PostgreSQL alone: for what only a shared database has (several stores)."""
-    schema, url = await fresh_schema(postgres_server)
-    yield Backend("postgres", url)
-    await drop_schema(postgres_server, schema)
+    postgres_server.schemas.append(schema)
+    joiner = "&" if "?" in postgres_server.url else "?"
+    return Backend("postgres", f"{postgres_server.url}{joiner}search_path={schema}")
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
