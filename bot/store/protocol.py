@@ -73,7 +73,8 @@ class Store(Protocol):
                           now: float) -> None: ...
 
     async def release_claims(self, holder: str | None = None) -> int:
-        """Make `holder`'s claims (every claim when None) due at once; how many."""
+        """Make `holder`'s claims due at once; how many. None: every claim on a
+        single-process store, this store's own worker id's on a shared one."""
         ...
 
     async def next_outbound_due(self) -> float | None: ...
@@ -137,7 +138,8 @@ class Store(Protocol):
         ...
 
     async def release_delivery_claims(self, holder: str | None = None) -> int:
-        """Make `holder`'s delivery claims (every one when None) due at once; how many."""
+        """Make `holder`'s delivery claims due at once; how many. None: as for
+        `release_claims`."""
         ...
 
     async def next_delivery_due(self, exclude: Sequence[tuple[str, str]] = ()

@@ -226,6 +226,23 @@ async def test_released_claims_are_due_at_once(store: Store) -> None:
     assert again.id == row.id
 
 
+async def test_a_release_frees_its_holders_claims_only(store: Store) -> None:
+    now = time.time()
+    await store.enqueue([OutboundDraft(instance_id=1, to=ES, text=f"m{n}") for n in range(3)],
+                        now)
+    await store.add_deliveries([delivery(), delivery()], now)
+    gone = await store.claim_outbound(now, 2, 600, holder="host:1")
+    alive = await store.claim_outbound(now, 2, 600, holder="host:2")
+    assert len(gone) == 2 and len(alive) == 1
+    assert await store.release_claims("host:1") == 2
+    assert {r.id for r in await store.claim_outbound(time.time(), 10, 600)} == {
+        r.id for r in gone}
+    [dead] = await store.claim_deliveries(now, 1, 600, holder="host:1")
+    await store.claim_deliveries(now, 1, 600, holder="host:2")
+    assert await store.release_delivery_claims("host:1") == 1
+    assert [d.id for d in await store.claim_deliveries(time.time(), 10, 600)] == [dead.id]
+
+
 # ---- send API
 
 
@@ -340,6 +357,8 @@ async def test_delivery_claims_are_leased_and_released(store: Store) -> None:
     d = delivery()
     now = time.time()  # a release makes claims due as of the wall clock
     await store.add_deliveries([d], now)
+    # due_by: only deliveries due by then (say, those that have waited a while).
+    assert await store.claim_deliveries(now, 10, 3600, due_by=now - 1) == []
     assert [r.id for r in await store.claim_deliveries(now, 10, 3600)] == [d.id]
     assert await store.claim_deliveries(now + 1, 10, 3600) == []
     await store.release_delivery_claims()
