@@ -481,11 +481,15 @@ class PostgresStore:
         """`holder`'s claims (this store's worker id's by default): due again at
         once. Another process's claims are never touched: they come due when
         their lease ends. How many were released."""
+        return await self._release("outbound", "queued", holder)
+
+    async def _release(self, table: Literal["outbound", "webhook_deliveries"],
+                       waiting: str, holder: str | None) -> int:
         status = await self._tx(lambda conn: conn.execute(
-            "UPDATE outbound SET claimed_until = NULL, claimed_by = NULL,"
+            f"UPDATE {table} SET claimed_until = NULL, claimed_by = NULL,"
             " next_attempt_at = LEAST(next_attempt_at, $1)"
-            " WHERE status = 'queued' AND claimed_by = $2",
-            time.time(), holder or self.worker_id))
+            " WHERE status = $2 AND claimed_by = $3",
+            time.time(), waiting, holder or self.worker_id))
         return _count(status)
 
     async def next_outbound_due(self) -> float | None:
@@ -817,12 +821,7 @@ class PostgresStore:
     async def release_delivery_claims(self, holder: str | None = None) -> int:
         """`holder`'s delivery claims (this store's worker id's by default): due
         again at once; other processes' claims are left to their lease."""
-        status = await self._tx(lambda conn: conn.execute(
-            "UPDATE webhook_deliveries SET claimed_until = NULL, claimed_by = NULL,"
-            " next_attempt_at = LEAST(next_attempt_at, $1)"
-            " WHERE status = 'pending' AND claimed_by = $2",
-            time.time(), holder or self.worker_id))
-        return _count(status)
+        return await self._release("webhook_deliveries", "pending", holder)
 
     async def next_delivery_due(self, exclude: Sequence[tuple[str, str]] = ()) -> float | None:
         """When the next pending delivery (not leased, not excluded) comes due:
