@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from bot.store import POSTGRES_SCHEMES, SQLITE_SCHEME
+
 FEATURES = ("text", "image", "document", "url", "group")
 WEBHOOK_EVENTS = ("message.received", "user.registered", "user.unregistered", "message.status")
 DEFAULT_RETRY_SCHEDULE = (0, 5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400)
@@ -381,10 +383,10 @@ def _parse_server(r: _Reader) -> ServerConfig:
 def _parse_storage(r: _Reader) -> StorageConfig:
     r.unknown_keys({"url", "pool_size"})
     url = r.get("url", str, "sqlite:///./wagate.db")
-    if url.startswith("sqlite:///"):
-        if not url.removeprefix("sqlite:///"):
+    if url.startswith(SQLITE_SCHEME):
+        if not url.removeprefix(SQLITE_SCHEME):
             raise r.error("url", "sqlite:/// needs a file path, e.g. sqlite:///./wagate.db")
-    elif not url.startswith(("postgresql://", "postgres://")):
+    elif not url.startswith(POSTGRES_SCHEMES):
         raise r.error("url", "must be sqlite:///PATH or postgresql://USER@HOST:PORT/DATABASE")
     pool_size = r.get("pool_size", int, 10)
     if not 1 <= pool_size <= 1000:

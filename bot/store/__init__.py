@@ -7,8 +7,6 @@ scheme: SQLite (embedded, one process) or PostgreSQL (shared by several).
 
 from __future__ import annotations
 
-from typing import Any
-
 from bot.store.models import (
     InboundContext,
     MessageLogRow,
@@ -22,18 +20,18 @@ SQLITE_SCHEME = "sqlite:///"
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 
-async def open_store(url: str, *, pool_size: int = 10, **options: Any) -> Store:
-    """Open the store `url` names: `sqlite:///PATH` or `postgresql://...`
-    (`pool_size` connections at most; `options` go to PostgresStore.open).
-    Anything else was refused when the config was read."""
+async def open_store(url: str, *, pool_size: int = 10, worker_id: str | None = None) -> Store:
+    """Open the store `url` names: `sqlite:///PATH` or `postgresql://...`.
+    PostgreSQL: at most `pool_size` connections; `worker_id` names this
+    process's claims (unique per process by default; SQLite has one process).
+    Any other scheme was refused when the config was read."""
     if url.startswith(SQLITE_SCHEME):
         return await SqliteStore.open(url.removeprefix(SQLITE_SCHEME))
     if url.startswith(POSTGRES_SCHEMES):
-        # Imported here: a SQLite deployment never loads the driver.
+        # Imported here: the driver loads only where PostgreSQL is used.
         from bot.store.postgres import PostgresStore
-        return await PostgresStore.open(url, pool_size=pool_size, **options)
+        return await PostgresStore.open(url, pool_size=pool_size, worker_id=worker_id)
     raise ValueError(f"unsupported storage url {url!r}: use sqlite:///PATH or postgresql://...")
-
 
 __all__ = ["InboundContext", "MessageLogRow", "OutboundRow", "Registration", "SqliteStore",
            "Store", "open_store"]

@@ -200,7 +200,7 @@ class PostgresStore:
                     async with conn.transaction():
                         return await fn(conn)
                 except _Rollback as undo:
-                    return undo.value  # type: ignore[no-any-return]
+                    return undo.value
         return await self._spawn(unit())
 
     async def _spawn(self, work: Awaitable[T]) -> T:
@@ -442,7 +442,7 @@ class PostgresStore:
         return await self._tx(unit)
 
     async def outbound_media(self, message_id: str) -> bytes | None:
-        return await self._pool.fetchval(  # type: ignore[no-any-return]
+        return await self._pool.fetchval(
             "SELECT media FROM outbound WHERE id = $1", message_id)
 
     async def mark_sent(self, message_id: str, provider_message_id: str, now: float) -> None:
@@ -493,7 +493,7 @@ class PostgresStore:
         return _count(status)
 
     async def next_outbound_due(self) -> float | None:
-        return await self._pool.fetchval(  # type: ignore[no-any-return]
+        return await self._pool.fetchval(
             "SELECT MIN(next_attempt_at) FROM outbound WHERE status = 'queued'")
 
     async def get_outbound(self, message_id: str) -> OutboundRow | None:
@@ -826,7 +826,7 @@ class PostgresStore:
     async def next_delivery_due(self, exclude: Sequence[tuple[str, str]] = ()) -> float | None:
         """When the next pending delivery (not leased, not excluded) comes due:
         leased rows carry their lease's end."""
-        return await self._pool.fetchval(  # type: ignore[no-any-return]
+        return await self._pool.fetchval(
             "SELECT MIN(next_attempt_at) FROM webhook_deliveries WHERE status = 'pending'"
             " AND NOT EXISTS (SELECT 1 FROM unnest($1::text[], $2::text[])"
             " AS busy (subscriber_id, endpoint_key)"
@@ -835,7 +835,7 @@ class PostgresStore:
             [s for s, _ in exclude], [e for _, e in exclude])
 
     async def delivery_queue_depth(self) -> int:
-        return await self._pool.fetchval(  # type: ignore[no-any-return]
+        return await self._pool.fetchval(
             "SELECT COUNT(*) FROM webhook_deliveries WHERE status = 'pending'")
 
     async def list_deliveries(self, *, status: str | None, subscriber_id: str | None,

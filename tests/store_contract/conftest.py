@@ -91,8 +91,8 @@ class Backend:
     name: str  # sqlite | postgres
     url: str  # what `[storage] url` says
 
-    async def open(self, **options: str) -> Store:
-        return await open_store(self.url, **options)
+    async def open(self) -> Store:
+        return await open_store(self.url)
 
 
 @pytest.fixture
@@ -113,7 +113,7 @@ async def postgres(postgres_server: PostgresServer) -> Backend:
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
     if request.param == "sqlite":
         return Backend("sqlite", f"sqlite:///{tmp_path / 'wagate.db'}")
-    return request.getfixturevalue("postgres")  # type: ignore[no-any-return]
+    return request.getfixturevalue("postgres")
 
 
 @pytest.fixture

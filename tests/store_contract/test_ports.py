@@ -15,7 +15,7 @@ from bot.effects import (
 )
 from bot.events import GroupRef, InboundMessage, StatusUpdate
 from bot.store import Store
-from bot.store.models import AttemptOutcome, AttemptRow, InboundContext, SendLimits
+from bot.store.models import AttemptOutcome, AttemptRow, InboundContext, OutboundRow, SendLimits
 
 ES = "+34600000001"
 DE = "+49150000002"
@@ -159,7 +159,7 @@ async def test_statuses_only_move_forward(store: Store) -> None:
     assert await store.outbound_media(row_id) is None  # dropped once sent
     routed: list[str] = []
 
-    def route(row):  # type: ignore[no-untyped-def]
+    def route(row: OutboundRow) -> list[DeliveryDraft]:
         routed.append(row.status)
         return [delivery(event=f"message.{row.status}")]
 
@@ -184,7 +184,7 @@ async def test_a_status_before_the_send_is_recorded_waits_for_it(store: Store) -
     await store.apply_status(status("wamid.nobody", "delivered"), T0)
     await store.apply_status(status("wamid.e2", "delivered"), T0 + DAY + 1)
     early = await sent_message(store, "wamid.nobody", now=T0 + DAY + 2)
-    assert (await store.get_outbound(early)).status == "sent"  # type: ignore[union-attr]
+    assert (await store.get_outbound(early)).status == "sent"
 
 
 # ---- outbound queue
@@ -300,11 +300,11 @@ async def test_deliveries_claim_attempt_retry_and_replay(store: Store) -> None:
     assert await store.record_attempt(
         attempt(second.id, "retry", T0 + 1, code=500, next_attempt_at=T0 + 5), T0 + 1) == (
         "retry", None)
-    row, attempts = await store.get_delivery(second.id)  # type: ignore[misc]
+    row, attempts = await store.get_delivery(second.id)
     assert (row.status, row.attempts, row.next_attempt_at, row.last_status_code) == (
         "pending", 1, T0 + 5, 500)
     assert [(a.outcome, a.status_code) for a in attempts] == [("retry", 500)]
-    done, _ = await store.get_delivery(first.id)  # type: ignore[misc]
+    done, _ = await store.get_delivery(first.id)
     assert (done.status, done.delivered_at) == ("delivered", T0 + 1)
     assert await store.get_delivery("missing") is None
     # Retry by hand: a delivered one is queued again with a fresh schedule.
@@ -328,7 +328,7 @@ async def test_410_disables_the_endpoint_and_fails_its_queue(store: Store) -> No
     [health] = await store.list_endpoint_health()
     assert (health.disabled_reason, health.failing_since, health.failed, health.pending) == (
         "HTTP 410 Gone", T0 + 1, 2, 0)
-    left, _ = await store.get_delivery(waiting.id)  # type: ignore[misc]
+    left, _ = await store.get_delivery(waiting.id)
     assert (left.status, left.last_error) == ("failed", "endpoint disabled: HTTP 410 Gone")
     # New deliveries to it are recorded failed at once, until it is enabled.
     late = delivery()
