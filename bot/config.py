@@ -315,7 +315,7 @@ def parse_config(text: str, *, source: str = "<config>", env: Mapping[str, str] 
 
     server = _parse_server(top.child("server", top.get("server", dict, {})))
     storage_r = top.child("storage", top.get("storage", dict, {}))
-    storage = _parse_storage(storage_r)
+    storage = _parse_storage(storage_r, env)
     admin_r = top.child("admin", top.get("admin", dict, {}))
     admin_r.unknown_keys({"token", "token_env"})
     admin_token = admin_r.secret("token", env) or ""
@@ -380,9 +380,11 @@ def _parse_server(r: _Reader) -> ServerConfig:
                                                r.get("body_timeout", float, 30.0)))
 
 
-def _parse_storage(r: _Reader) -> StorageConfig:
-    r.unknown_keys({"url", "pool_size"})
-    url = r.get("url", str, "sqlite:///./wagate.db")
+def _parse_storage(r: _Reader, env: Mapping[str, str]) -> StorageConfig:
+    r.unknown_keys({"url", "url_env", "pool_size"})
+    # A PostgreSQL url may hold a password: like any secret, it may come from
+    # the environment (`url_env`).
+    url = r.secret("url", env, required=False) or "sqlite:///./wagate.db"
     if url.startswith(SQLITE_SCHEME):
         if not url.removeprefix(SQLITE_SCHEME):
             raise r.error("url", "sqlite:/// needs a file path, e.g. sqlite:///./wagate.db")

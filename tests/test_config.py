@@ -112,6 +112,15 @@ def test_storage_picks_a_backend_by_scheme(storage: str, url: str, pool_size: in
     assert (config.storage.url, config.storage.pool_size) == (url, pool_size)
 
 
+def test_storage_url_from_the_environment() -> None:
+    secret_url = "postgresql://wagate:pa55@db/wagate"
+    config = parse_config(f'[storage]\nurl_env = "WAGATE_DB"\n{GOOD}',
+                          env={"WAGATE_DB": secret_url})
+    assert config.storage.url == secret_url
+    with pytest.raises(ConfigError, match="environment variable WAGATE_DB is not set"):
+        parse_config(f'[storage]\nurl_env = "WAGATE_DB"\n{GOOD}', env={})
+
+
 @pytest.mark.parametrize(("storage", "message"), [
     ('url = "mysql://root@db/wagate"', "storage.url: must be sqlite:///PATH or postgresql://"),
     ('url = "sqlite:///"', "storage.url: sqlite:/// needs a file path"),
