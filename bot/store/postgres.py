@@ -27,6 +27,7 @@ import os
 import secrets
 import socket
 import time
+import zlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -116,6 +117,9 @@ def _where(first: int, **filters: Any) -> tuple[str, list[Any]]:
     return clause, list(used.values())
 
 
+_REG_OF_R = ", ".join(f"r.{column.strip()}" for column in REG_COLUMNS.split(","))
+
+
 def _chat(group_id: str | None, sender: str) -> str:
     return f"group:{group_id}" if group_id is not None else sender
 
@@ -132,8 +136,14 @@ class _HeldChat:
     """A chat's transaction, open from its state's read to its commit."""
 
     conn: Conn
-    tx: Any  # asyncpg.transaction.Transaction
     timer: asyncio.TimerHandle
+
+
+def chat_lock(instance_id: int, chat: str) -> str:
+    """`SELECT pg_advisory_xact_lock(...)` for a chat, as literal SQL (two
+    integers), so that it travels with the BEGIN in one round trip."""
+    key = zlib.crc32(f"{instance_id}:{chat}".encode()) - 2**31  # an int4
+    return f"SELECT pg_advisory_xact_lock({LOCK_CHAT}, {key})"
 
 
 class PostgresStore:
@@ -149,6 +159,9 @@ class PostgresStore:
         self.worker_id = worker_id
         self._writes: set[asyncio.Task[Any]] = set()
         self._held: dict[tuple[int, str], _HeldChat] = {}
+        # Queues a unit's transaction filled, per connection: their NOTIFY
+        # goes with its COMMIT.
+        self._wakes: dict[Conn, set[Queue]] = {}
         self._listener: asyncpg.Connection | None = None
 
     @classmethod
@@ -192,16 +205,33 @@ class PostgresStore:
 
     # A write unit runs as a task of its own: a caller that goes away (a
     # cancelled request) does not cancel it, as with SQLite's queued units.
+    # Transactions are begun and ended by hand, so that what goes with BEGIN
+    # (a chat's lock) and with COMMIT (NOTIFYs) costs no round trip of its own:
+    # on a busy machine each round trip is what a unit mostly waits for.
 
-    async def _tx(self, fn: Callable[[Conn], Awaitable[T]]) -> T:
+    async def _tx(self, fn: Callable[[Conn], Awaitable[T]], begin: str = "BEGIN") -> T:
         async def unit() -> T:
             async with self._pool.acquire() as conn:
-                try:
-                    async with conn.transaction():
-                        return await fn(conn)
-                except _Rollback as undo:
-                    return undo.value
+                await conn.execute(begin)
+                return await self._finish(conn, fn)
         return await self._spawn(unit())
+
+    async def _finish(self, conn: Conn, fn: Callable[[Conn], Awaitable[T]]) -> T:
+        """Run `fn` in the transaction open on `conn`, then commit it, or roll it
+        back if `fn` raised (a `_Rollback` answers its value)."""
+        try:
+            value = await fn(conn)
+        except BaseException as exc:
+            self._wakes.pop(conn, None)
+            with contextlib.suppress(Exception):  # a broken connection: the pool drops it
+                await conn.execute("ROLLBACK")
+            if isinstance(exc, _Rollback):
+                return exc.value
+            raise
+        wakes = self._wakes.pop(conn, set())
+        await conn.execute("".join(f"SELECT pg_notify('{CHANNELS[queue]}', ''); "
+                                   for queue in sorted(wakes)) + "COMMIT")
+        return value
 
     async def _spawn(self, work: Awaitable[T]) -> T:
         task = asyncio.ensure_future(work)
@@ -213,16 +243,11 @@ class PostgresStore:
         async with self._pool.acquire() as conn:
             return await fn(conn)
 
-    @staticmethod
-    async def _notify(conn: Conn, queue: Queue) -> None:
-        await conn.execute("SELECT pg_notify($1, '')", CHANNELS[queue])
+    def _notify(self, conn: Conn, queue: Queue) -> None:
+        """Wake `queue`'s workers everywhere once this transaction commits."""
+        self._wakes.setdefault(conn, set()).add(queue)
 
     # ------------------------------------------------------------- inbound
-
-    @staticmethod
-    async def _lock_chat(conn: Conn, instance_id: int, chat: str) -> None:
-        await conn.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", LOCK_CHAT,
-                           f"{instance_id}:{chat}")
 
     async def _let_go(self, key: tuple[int, str]) -> None:
         """Roll back a chat's open transaction (its message never committed)."""
@@ -231,7 +256,8 @@ class PostgresStore:
             return
         held.timer.cancel()
         try:
-            await held.tx.rollback()
+            with contextlib.suppress(Exception):  # a broken connection: the pool drops it
+                await held.conn.execute("ROLLBACK")
         finally:
             await self._pool.release(held.conn)
 
@@ -244,41 +270,48 @@ class PostgresStore:
         key = (instance_id, _chat(group_id, sender))
         await self._let_go(key)  # a message of this chat that never committed
         conn = await self._pool.acquire()
-        tx = conn.transaction()
         try:
-            await tx.start()
-            await self._lock_chat(conn, *key)
+            await conn.execute(f"BEGIN; {chat_lock(*key)}")
             state = await self._context(conn, instance_id, sender, group_id)
         except BaseException:
             with contextlib.suppress(Exception):
-                await tx.rollback()
+                await conn.execute("ROLLBACK")
             await self._pool.release(conn)
             raise
         timer = asyncio.get_running_loop().call_later(
             CHAT_HOLD_TIMEOUT, lambda: asyncio.ensure_future(self._let_go(key)))
-        self._held[key] = _HeldChat(conn, tx, timer)
+        self._held[key] = _HeldChat(conn, timer)
         return state
 
-    async def _context(self, conn: Conn, instance_id: int, sender: str,
+    @staticmethod
+    async def _context(conn: Conn, instance_id: int, sender: str,
                        group_id: str | None) -> InboundContext:
-        reg = await conn.fetchrow(f"SELECT {REG_COLUMNS}, keyword_at FROM registrations"
-                                  " WHERE instance_id = $1 AND number = $2", instance_id, sender)
-        group = None
-        if group_id is not None:
-            row = await conn.fetchrow("SELECT instance_id, group_id, name, registered_at"
-                                      " FROM groups WHERE instance_id = $1 AND group_id = $2",
-                                      instance_id, group_id)
-            if row:
-                group = Group(instance_id=row[0], group_id=row[1], name=row[2],
-                              registered_at=row[3])
-        marks = {r[0]: r[1] for r in await conn.fetch(
-            "SELECT kind, last_at FROM auto_replies WHERE instance_id = $1 AND number = $2",
-            instance_id, _chat(group_id, sender))}
-        return InboundContext(registration=registration_row(reg) if reg else None, group=group,
-                              last_auto_reply_at=marks.get("any"), last_hint_at=marks.get("hint"),
-                              last_sender=await self._last_sender(conn, instance_id, sender,
-                                                                  group_id),
-                              keyword_at=reg[8] if reg else None)
+        """The registration, the group, the auto-reply marks and the last sender
+        (see `_last_sender`), in one query: one round trip."""
+        by, value = ("group_id", group_id) if group_id is not None else ("to_number", sender)
+        row = await conn.fetchrow(
+            f"SELECT {_REG_OF_R}, r.keyword_at,"
+            " (SELECT last_at FROM auto_replies WHERE instance_id = $1 AND number = $3"
+            " AND kind = 'any'),"
+            " (SELECT last_at FROM auto_replies WHERE instance_id = $1 AND number = $3"
+            " AND kind = 'hint'),"
+            " g.instance_id, g.group_id, g.name, g.registered_at,"
+            " last.subscriber_id, last.created_at"
+            " FROM (SELECT 1) AS one"
+            " LEFT JOIN registrations r ON r.instance_id = $1 AND r.number = $2"
+            " LEFT JOIN groups g ON g.instance_id = $1 AND g.group_id = $4"
+            " LEFT JOIN LATERAL (SELECT subscriber_id, created_at FROM outbound"
+            f" WHERE instance_id = $1 AND {by} = $5 AND subscriber_id IS NOT NULL"
+            " ORDER BY created_at DESC LIMIT 1) AS last ON TRUE",
+            instance_id, sender, _chat(group_id, sender), group_id, value)
+        registered = row[0] is not None
+        return InboundContext(
+            registration=registration_row(row) if registered else None,
+            group=Group(instance_id=row[11], group_id=row[12], name=row[13],
+                        registered_at=row[14]) if row[11] is not None else None,
+            last_auto_reply_at=row[9], last_hint_at=row[10],
+            last_sender=(row[15], row[16]) if row[15] is not None else None,
+            keyword_at=row[8] if registered else None)
 
     async def commit_inbound(self, effects: Effects, now: float) -> bool:
         msg = effects.inbound
@@ -287,20 +320,15 @@ class PostgresStore:
         if held is not None:
             held.timer.cancel()
 
+        def write(conn: Conn) -> Awaitable[bool]:
+            return self._write_inbound(conn, effects, now)
+
+        if held is None:  # no state was read first: hold the chat now
+            return await self._tx(write, begin=f"BEGIN; {chat_lock(*key)}")
+
         async def unit() -> bool:
-            if held is None:  # no state was read first: hold the chat now
-                async with self._pool.acquire() as conn, conn.transaction():
-                    await self._lock_chat(conn, *key)
-                    return await self._write_inbound(conn, effects, now)
             try:
-                fresh = await self._write_inbound(held.conn, effects, now)
-            except BaseException:
-                with contextlib.suppress(Exception):
-                    await held.tx.rollback()
-                raise
-            else:
-                await held.tx.commit()
-                return fresh
+                return await self._finish(held.conn, write)
             finally:
                 await self._pool.release(held.conn)
         return await self._spawn(unit())
@@ -364,7 +392,7 @@ class PostgresStore:
             " $12, $12, $12)",
             [(d.id, d.instance_id, d.to, d.group_id, d.type, d.text, d.caption, d.filename,
               d.mime, d.media, d.subscriber_id, now) for d in drafts])
-        await self._notify(conn, "outbound")
+        self._notify(conn, "outbound")
 
     @staticmethod
     async def _lock_status(conn: Conn, provider_message_id: str) -> None:
@@ -578,8 +606,6 @@ class PostgresStore:
             await self._let_go(key)
 
         async def unit(conn: Conn) -> list[tuple[Registration, str | None]]:
-            for key in keys:  # in order: two holders of several never deadlock
-                await self._lock_chat(conn, *key)
             out = []
             for instance_id in instance_ids:
                 row = await conn.fetchrow(f"SELECT {REG_COLUMNS}, keyword_at FROM registrations"
@@ -605,7 +631,8 @@ class PostgresStore:
                                             instance_id, number)
                 out.append((registration_row(after), before.status if before else None))
             return out
-        return await self._tx(unit)
+        # The chats in order: two holders of several never deadlock.
+        return await self._tx(unit, begin="; ".join(["BEGIN", *(chat_lock(*k) for k in keys)]))
 
     # ---- send API
 
@@ -713,7 +740,7 @@ class PostgresStore:
             " event_type, payload, status, next_attempt_at, last_error, created_at, updated_at)"
             " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $9, $9)", rows)
         if any(row[7] == "pending" for row in rows):
-            await self._notify(conn, "deliveries")
+            self._notify(conn, "deliveries")
 
     async def add_deliveries(self, drafts: Sequence[DeliveryDraft], now: float) -> None:
         await self._tx(lambda conn: self._insert_deliveries(conn, drafts, now))
@@ -876,7 +903,7 @@ class PostgresStore:
             if row is None:
                 return "not_found", None
             if _count(status):
-                await self._notify(conn, "deliveries")
+                self._notify(conn, "deliveries")
             return ("retried" if _count(status) else "pending"), delivery_row(row)
         return await self._tx(unit)
 
@@ -892,7 +919,7 @@ class PostgresStore:
                 f" updated_at = $1 WHERE status = 'failed' AND created_at >= $2 AND {where}",
                 now, since, *args))
             if replayed:
-                await self._notify(conn, "deliveries")
+                self._notify(conn, "deliveries")
             return replayed
         return await self._tx(unit)
 
