@@ -13,7 +13,7 @@ from bot.store.models import (
     OutboundRow,
     Registration,
 )
-from bot.store.protocol import Store
+from bot.store.protocol import Store, StoreUnavailable
 from bot.store.sqlite import SqliteStore
 
 SQLITE_SCHEME = "sqlite:///"
@@ -34,4 +34,4 @@ async def open_store(url: str, *, pool_size: int = 10, worker_id: str | None = N
     raise ValueError(f"unsupported storage url {url!r}: use sqlite:///PATH or postgresql://...")
 
 __all__ = ["InboundContext", "MessageLogRow", "OutboundRow", "Registration", "SqliteStore",
-           "Store", "open_store"]
+           "Store", "StoreUnavailable", "open_store"]

@@ -32,6 +32,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
@@ -51,6 +52,7 @@ from bot.store.models import (
     SendOutcome,
     SendUsage,
 )
+from bot.store.protocol import StoreUnavailable
 from bot.store.rows import (
     DELIVERY_COLUMNS,
     OUTBOUND_COLUMNS,
@@ -97,6 +99,15 @@ def load_migrations() -> list[str]:
 
 
 MIGRATIONS = load_migrations()
+
+
+def redacted(url: str) -> str:
+    """The url without its password, fit for a message or a log line."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
 
 
 def default_worker_id() -> str:
@@ -169,7 +180,12 @@ class PostgresStore:
                    pool_size: int = 10) -> PostgresStore:
         """Connect (a pool of up to `pool_size`) and bring the schema up to date;
         processes starting at once migrate one after another."""
-        pool = await asyncpg.create_pool(url, min_size=1, max_size=pool_size)
+        try:
+            pool = await asyncpg.create_pool(url, min_size=1, max_size=pool_size)
+        except (OSError, TimeoutError, asyncpg.PostgresError,
+                asyncpg.InterfaceError) as exc:
+            raise StoreUnavailable(f"cannot open the PostgreSQL store at {redacted(url)}: "
+                                   f"{exc}") from exc
         try:
             async with pool.acquire() as conn:
                 await _migrate(conn)

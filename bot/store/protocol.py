@@ -23,6 +23,11 @@ from bot.store.models import (
 )
 
 
+class StoreUnavailable(Exception):
+    """The store cannot be opened (its database unreachable, or refusing us);
+    the message says which, never with a password."""
+
+
 class Store(Protocol):
     # Claims carry their holder (a worker id) and a lease. True when one process
     # alone serves the store (SQLite): every claim found at start is then a

@@ -11,6 +11,8 @@ import asyncpg
 import pytest
 
 from bot.effects import OutboundDraft
+from bot.store import StoreUnavailable, open_store
+from bot.store import postgres as postgres_store
 from bot.store.postgres import MIGRATIONS, PostgresStore
 from tests.store_contract.conftest import Backend
 from tests.store_contract.test_ports import (
@@ -145,6 +147,21 @@ async def test_a_chat_whose_message_never_commits_is_let_go(
     assert (await a.load_inbound_context(1, ES, None)).registration is not None
 
 
+async def test_a_chat_held_too_long_is_let_go(two: tuple[PostgresStore, PostgresStore],
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """A message whose handling hangs between read and commit holds its chat
+    for CHAT_HOLD_TIMEOUT at most; then other processes may go on."""
+    monkeypatch.setattr(postgres_store, "CHAT_HOLD_TIMEOUT", 0.2)
+    a, b = two
+    await a.load_inbound_context(1, ES, None)
+    await asyncio.wait_for(b.load_inbound_context(1, ES, None), 10)
+    await b.commit_inbound(registered(message()), T0)
+    # a's message, handled at last, commits in a transaction (and chat hold) of its own.
+    assert await a.commit_inbound(registered(message(), reply=None), T0 + 1)
+    assert [r.text for r in await a.list_outbox(instance_id=1, to=ES, limit=10)] == [
+        "registered"]
+
+
 async def test_queued_work_wakes_the_other_processes(
         two: tuple[PostgresStore, PostgresStore]) -> None:
     a, b = two
@@ -156,3 +173,10 @@ async def test_queued_work_wakes_the_other_processes(
     assert not deliveries.is_set()
     await a.add_deliveries([delivery()], T0)
     await asyncio.wait_for(deliveries.wait(), 10)
+
+
+async def test_an_unreachable_database_is_named_without_its_password() -> None:
+    with pytest.raises(StoreUnavailable) as err:
+        await open_store("postgresql://wagate:hunter2@127.0.0.1:1/wagate")
+    assert "postgresql://wagate:***@127.0.0.1:1/wagate" in str(err.value)
+    assert "hunter2" not in str(err.value)
