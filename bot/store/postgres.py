@@ -168,7 +168,7 @@ class PostgresStore:
         self._pool = pool
         self._url = url
         self.worker_id = worker_id
-        self._writes: set[asyncio.Task[Any]] = set()
+        self._writes: set[asyncio.Future[Any]] = set()
         self._held: dict[tuple[int, str], _HeldChat] = {}
         # Queues a unit's transaction filled, per connection: their NOTIFY
         # goes with its COMMIT.
@@ -249,11 +249,15 @@ class PostgresStore:
                                    for queue in sorted(wakes)) + "COMMIT")
         return value
 
-    async def _spawn(self, work: Awaitable[T]) -> T:
+    def _start(self, work: Awaitable[T]) -> asyncio.Future[T]:
+        """Run `work` as a task that `settled` and `close` wait for."""
         task = asyncio.ensure_future(work)
         self._writes.add(task)
         task.add_done_callback(self._writes.discard)
-        return await asyncio.shield(task)
+        return task
+
+    async def _spawn(self, work: Awaitable[T]) -> T:
+        return await asyncio.shield(self._start(work))
 
     async def _read(self, fn: Callable[[Conn], Awaitable[T]]) -> T:
         async with self._pool.acquire() as conn:
@@ -277,6 +281,11 @@ class PostgresStore:
         finally:
             await self._pool.release(held.conn)
 
+    def _expire(self, key: tuple[int, str]) -> None:
+        log.warning("chat %s on instance %d held %gs without a commit: let go", key[1], key[0],
+                    CHAT_HOLD_TIMEOUT)
+        self._start(self._let_go(key))
+
     async def load_inbound_context(self, instance_id: int, sender: str,
                                    group_id: str | None) -> InboundContext:
         """The chat's state, read inside the chat's transaction, which stays open
@@ -294,8 +303,7 @@ class PostgresStore:
                 await conn.execute("ROLLBACK")
             await self._pool.release(conn)
             raise
-        timer = asyncio.get_running_loop().call_later(
-            CHAT_HOLD_TIMEOUT, lambda: asyncio.ensure_future(self._let_go(key)))
+        timer = asyncio.get_running_loop().call_later(CHAT_HOLD_TIMEOUT, self._expire, key)
         self._held[key] = _HeldChat(conn, timer)
         return state
 
