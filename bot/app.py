@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import socket
 import time
 from collections.abc import AsyncIterator
 
@@ -22,7 +21,7 @@ from bot.processes import GroupReloader, Roles
 from bot.providers.base import Provider, Sender, SenderContext, SendResult
 from bot.providers.registry import PROVIDERS
 from bot.runtime import Reloader, Snapshot, SnapshotHolder
-from bot.store import OutboundRow, SqliteStore
+from bot.store import OutboundRow, open_store
 from bot.web import admin, deliveries, health, openapi, send
 from bot.web.errors import error_middleware
 from bot.web.inflight import InFlight
@@ -120,12 +119,6 @@ async def _close_reloader(app: web.Application) -> None:
     await app[reloader_key].close()
 
 
-def worker_id(config: Config) -> str:
-    """The id this process's claims carry: its host and port, the same across
-    its restarts, so a restarted process can tell its own stale claims."""
-    return f"{socket.gethostname()}:{config.server.port}"
-
-
 async def http_session_ctx(app: web.Application) -> AsyncIterator[None]:
     # One keep-alive session for every outbound call (providers, webhooks).
     connector = aiohttp.TCPConnector(limit=256, limit_per_host=64)
@@ -136,7 +129,8 @@ async def http_session_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def store_ctx(app: web.Application) -> AsyncIterator[None]:
     config = app[holder_key].current.config
-    app[store_key] = store = await SqliteStore.open(config.storage.sqlite_path)
+    app[store_key] = store = await open_store(config.storage.url,
+                                              pool_size=config.storage.pool_size)
     try:
         yield
     finally:
@@ -164,7 +158,7 @@ async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
             metrics.outbound_errors.labels(provider, code).inc()
 
     worker = OutboundWorker(store, lambda: holder.current, senders,
-                            holder=worker_id(holder.current.config), on_result=on_result)
+                            holder=store.worker_id, on_result=on_result)
     app[outbound_worker_key] = worker
     app[workers_key]["outbound"] = worker
     app[pipeline_key] = Pipeline(store, holder, build_dispatcher(),
@@ -180,6 +174,7 @@ async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
     if not app[roles_key].drainers:  # another process of the group sends
         yield
         return
+    await store.on_work("outbound", worker.notify)  # queued by another process
     task = asyncio.create_task(worker.run(), name="outbound-worker")
     try:
         yield
@@ -210,7 +205,7 @@ async def webhooks_ctx(app: web.Application) -> AsyncIterator[None]:
         worker = WebhookWorker(store, lambda: holder.current, session,
                                on_attempt=lambda outcome: metrics.deliveries.labels(outcome).inc(),
                                gate=ForegroundFirst(lambda: inflight.count > 0),
-                               holder=worker_id(holder.current.config),
+                               holder=store.worker_id,
                                on_delivered=metrics.delivery_lag.observe)
         app[webhook_worker_key] = worker
         app[workers_key]["webhooks"] = worker
@@ -225,6 +220,7 @@ async def webhooks_ctx(app: web.Application) -> AsyncIterator[None]:
         if not app[roles_key].drainers:  # another process of the group delivers
             yield
             return
+        await store.on_work("deliveries", worker.notify)
         task = asyncio.create_task(worker.run(), name="webhook-worker")
         try:
             yield

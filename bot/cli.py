@@ -251,11 +251,12 @@ def run_app(app: Any, config: Any, *, listen: bool, supervisor_fd: int | None) -
             await runner.cleanup()
 
     from bot.eventloop import new_event_loop
+    from bot.store import StoreUnavailable
 
     try:
         with asyncio.Runner(loop_factory=new_event_loop) as loop_runner:
             loop_runner.run(serve())
-    except CannotListen as exc:
+    except (CannotListen, StoreUnavailable) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from bot.store import POSTGRES_SCHEMES, SQLITE_SCHEME
+
 if TYPE_CHECKING:
     from bot.providers.base import ProviderConfig
 
@@ -45,7 +47,8 @@ class ServerConfig:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StorageConfig:
-    url: str = "sqlite:///./wagate.db"
+    url: str = "sqlite:///./wagate.db"  # or postgresql://user@host:5432/db
+    pool_size: int = 10  # PostgreSQL: connections each process opens at most
 
     @property
     def sqlite_path(self) -> str:
@@ -314,11 +317,7 @@ def parse_config(text: str, *, source: str = "<config>", env: Mapping[str, str] 
 
     server = _parse_server(top.child("server", top.get("server", dict, {})))
     storage_r = top.child("storage", top.get("storage", dict, {}))
-    storage_r.unknown_keys({"url"})
-    url = storage_r.get("url", str, "sqlite:///./wagate.db")
-    if not url.startswith("sqlite:///"):
-        raise storage_r.error("url", "only sqlite:///PATH is supported by this build")
-    storage = StorageConfig(url=url)
+    storage = _parse_storage(storage_r, env)
     admin_r = top.child("admin", top.get("admin", dict, {}))
     admin_r.unknown_keys({"token", "token_env"})
     admin_token = admin_r.secret("token", env) or ""
@@ -389,6 +388,22 @@ def _parse_server(r: _Reader) -> ServerConfig:
                                                    r.get("shutdown_timeout", float, 10.0)),
                         body_timeout=_positive(r, "body_timeout",
                                                r.get("body_timeout", float, 30.0)))
+
+
+def _parse_storage(r: _Reader, env: Mapping[str, str]) -> StorageConfig:
+    r.unknown_keys({"url", "url_env", "pool_size"})
+    # A PostgreSQL url may hold a password: like any secret, it may come from
+    # the environment (`url_env`).
+    url = r.secret("url", env, required=False) or "sqlite:///./wagate.db"
+    if url.startswith(SQLITE_SCHEME):
+        if not url.removeprefix(SQLITE_SCHEME):
+            raise r.error("url", "sqlite:/// needs a file path, e.g. sqlite:///./wagate.db")
+    elif not url.startswith(POSTGRES_SCHEMES):
+        raise r.error("url", "must be sqlite:///PATH or postgresql://USER@HOST:PORT/DATABASE")
+    pool_size = r.get("pool_size", int, 10)
+    if not 1 <= pool_size <= 1000:
+        raise r.error("pool_size", "must be between 1 and 1000")
+    return StorageConfig(url=url, pool_size=pool_size)
 
 
 def _parse_defaults(r: _Reader) -> DefaultsConfig:
