@@ -40,6 +40,12 @@ class Store(Protocol):
 
     async def close(self) -> None: ...
 
+    async def reserve_pace(self, instance_id: int, interval: float) -> float:
+        """Book a gateway number's next send slot, `interval` seconds after the one
+        before, shared by every process of the store; the seconds to wait for
+        it. (A single-process store's worker paces in memory instead.)"""
+        ...
+
     async def on_work(self, queue: Literal["outbound", "deliveries"],
                       wake: Callable[[], None]) -> None:
         """Call `wake` when any process queues work on `queue` (PostgreSQL:

@@ -96,9 +96,18 @@ class SqliteStore:
         self._urgent: list[_Unit] = []  # units that jump the queue (see _tx_urgent)
         self._drainer: asyncio.Task[None] | None = None
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
+        self._pace: dict[int, float] = {}  # instance -> next free send slot (monotonic)
 
     async def on_work(self, queue: str, wake: Callable[[], None]) -> None:
         """One process serves the file: its pipeline wakes its workers itself."""
+
+    async def reserve_pace(self, instance_id: int, interval: float) -> float:
+        """One process sends for the file, so the pace lives in memory: exact,
+        and no write per send."""
+        now = time.monotonic()
+        slot = max(now, self._pace.get(instance_id, 0.0))
+        self._pace[instance_id] = slot + interval
+        return slot - now
 
     @classmethod
     async def open(cls, path: str) -> SqliteStore:

@@ -21,7 +21,6 @@ from collections.abc import Callable, Mapping
 from bot.providers.base import Sender, SendResult, TransportMessage
 from bot.runtime import Snapshot
 from bot.store import OutboundRow, Store
-from bot.workers.pacing import Pacer
 
 log = logging.getLogger("wagate.outbound")
 
@@ -41,7 +40,6 @@ class OutboundWorker:
         self.providers = providers
         self.wake = asyncio.Event()
         self.on_result = on_result
-        self._pacers: dict[int, Pacer] = {}
         self._stopping = False
         self._stopped = asyncio.Event()
         self._slots = asyncio.Semaphore(CONCURRENCY)
@@ -57,12 +55,6 @@ class OutboundWorker:
         self._stopping = True
         self._stopped.set()
         self.wake.set()
-
-    def _pacer(self, instance_id: int, rate: float) -> Pacer:
-        pacer = self._pacers.get(instance_id)
-        if pacer is None or pacer.rate != rate:
-            pacer = self._pacers[instance_id] = Pacer(rate)
-        return pacer
 
     async def run(self) -> None:
         self.running = True
@@ -158,9 +150,10 @@ class OutboundWorker:
         instance = snap.config.instances.get(row.instance_id)
         if instance is not None:
             # Wait for this number's pace before taking a provider slot, so a
-            # slow number never holds slots the others need.
+            # slow number never holds slots the others need. The store keeps
+            # the pace: shared by every process that sends for the number.
             rate = instance.rate_per_second or snap.config.outbound.rate_per_second
-            delay = self._pacer(instance.id, rate).reserve()
+            delay = await self.store.reserve_pace(instance.id, 1.0 / rate)
             if delay > 0:
                 try:  # a stop ends the wait: the row stays queued for the next start
                     await asyncio.wait_for(self._stopped.wait(), delay)

@@ -409,3 +409,25 @@ async def test_admin_lists(store: Store) -> None:
         direction="out", instance_id=None, number=ES, limit=10)] == ["out"]
     await store.ping()
     await store.settled()
+
+
+
+async def booked_slots(store: Store, instance_id: int, interval: float, count: int
+                       ) -> list[float]:
+    """When each of `count` reservations may send, on this clock: the call's
+    start plus the delay it was given (off by at most the call's duration)."""
+    slots = []
+    for _ in range(count):
+        start = time.monotonic()
+        slots.append(start + await store.reserve_pace(instance_id, interval))
+    return slots
+
+
+async def test_a_numbers_pace_books_slots_one_interval_apart(store: Store) -> None:
+    # Five sends booked at once for one number get slots a second apart, the
+    # first at once; another number has a pace of its own.
+    start = time.monotonic()
+    slots = await booked_slots(store, 1, 1.0, 5)
+    assert slots[0] - start < 0.5
+    assert all(0.75 < later - earlier < 1.25 for earlier, later in itertools.pairwise(slots))
+    assert await store.reserve_pace(2, 1.0) < 0.5

@@ -4,6 +4,7 @@ here is what one process opens (its own pool and worker id)."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import AsyncIterator
 
@@ -20,6 +21,7 @@ from tests.store_contract.test_ports import (
     ES,
     T0,
     api_send,
+    booked_slots,
     delivery,
     limits,
     message,
@@ -180,3 +182,15 @@ async def test_an_unreachable_database_is_named_without_its_password() -> None:
         await open_store("postgresql://wagate:hunter2@127.0.0.1:1/wagate")
     assert "postgresql://wagate:***@127.0.0.1:1/wagate" in str(err.value)
     assert "hunter2" not in str(err.value)
+
+
+
+async def test_one_pace_per_number_across_processes(
+        two: tuple[PostgresStore, PostgresStore]) -> None:
+    # Two processes sending for one number share its pace: their bookings
+    # interleave one interval apart, not each at the full rate.
+    a, b = two
+    first = await booked_slots(a, 1, 1.0, 3)
+    second = await booked_slots(b, 1, 1.0, 3)
+    slots = first + second
+    assert all(0.75 < later - earlier < 1.25 for earlier, later in itertools.pairwise(slots))
