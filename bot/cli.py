@@ -209,29 +209,31 @@ def run_app(app: Any, config: Any, *, listen: bool, supervisor_fd: int | None) -
             app[reloader_key].request()  # a burst of signals coalesces
 
         loop.add_signal_handler(signal.SIGHUP, on_sighup)
+        stopping, hurry = asyncio.Event(), asyncio.Event()
+
+        def on_stop(why: str) -> None:
+            if stopping.is_set():
+                log.warning("%s again: stopping without waiting", why)
+                hurry.set()
+                return
+            log.info("%s: stopping; no new connections, %d request(s) in flight",
+                     why, app[inflight_key].count)
+            stopping.set()
+
+        # Before the startup: a SIGTERM while the store opens (a restarted
+        # child of a group being stopped) still ends in a clean stop.
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, on_stop, sig.name)
         await runner.setup()
         try:
             site = None
-            if listen:
+            if listen and not stopping.is_set():
                 site = web.TCPSite(runner, config.server.host, config.server.port,
                                    reuse_port=True if supervisor_fd is not None else None)
                 try:
                     await site.start()
                 except OSError as exc:  # taken since the check: said the same way
                     raise CannotListen(config.server.host, config.server.port, exc) from None
-            stopping, hurry = asyncio.Event(), asyncio.Event()
-
-            def on_stop(why: str) -> None:
-                if stopping.is_set():
-                    log.warning("%s again: stopping without waiting", why)
-                    hurry.set()
-                    return
-                log.info("%s: stopping; no new connections, %d request(s) in flight",
-                         why, app[inflight_key].count)
-                stopping.set()
-
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(sig, on_stop, sig.name)
             if supervisor_fd is not None:
                 watch_supervisor(loop, supervisor_fd, lambda: on_stop("supervisor gone"))
             await stopping.wait()
