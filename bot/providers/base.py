@@ -42,6 +42,9 @@ class SendResult:
     error_title: str | None = None
     transient: bool = False
     retry_after: float | None = None
+    # The provider fetches the media from us later (a signed URL): the store
+    # keeps them until the message's first status.
+    keep_media: bool = False
 
     @property
     def ok(self) -> bool:
