@@ -6,6 +6,7 @@ official `twilio` package's RequestValidator."""
 from __future__ import annotations
 
 import asyncio
+import io
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -313,6 +314,9 @@ async def test_malformed_bodies_are_4xx(client: TestClient, twilio: TwilioState)
                                  headers={**sig, "Content-Type": ctype})
         assert 400 <= resp.status < 500, (body[:20], resp.status)
         assert "error" in await resp.json()
+    resp = await client.post("/webhooks/twilio", data=io.BytesIO(b"Body=" + b"x" * 300_000),
+                             headers={**sig, "Content-Type": "application/x-www-form-urlencoded"})
+    assert resp.status == 413 and (await resp.json())["error"] == "payload_too_large"
 
 
 async def test_other_message_kinds_are_kept(client: TestClient, twilio: TwilioState) -> None:
