@@ -383,6 +383,7 @@ def test_config_validates_the_twilio_section(tmp_path: Any) -> None:
              "twilio.public_url: is required"),
             (base + section.replace(PUBLIC, "gw.example") + instance, "not an http(s) URL"),
             (base + section.replace(PUBLIC, PUBLIC + "/?a=1") + instance, "without ?query"),
+            (base + section.replace(PUBLIC, PUBLIC + ":99999") + instance, "invalid port"),
             (base + section.replace('auth_token = "t"', 'auth_token_env = "NOPE"') + instance,
              "environment variable NOPE is not set"),
             (base + section + instance + 'phone_number_id = "1"\n',

@@ -60,7 +60,6 @@ class Capabilities:
     # refusal names them: "instance 2 sends through <image_refusal>".
     image_types: frozenset[str] | None = None
     image_refusal: str = ""
-    max_media_bytes: int | None = None  # None: the send API's own limits
     groups: bool = True
     templates: bool = False
     service_window: bool = False  # a 24-hour customer-service window applies

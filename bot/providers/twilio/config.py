@@ -50,6 +50,10 @@ class TwilioConfigPart:
         parts = urlsplit(public)
         if parts.query or parts.fragment:
             raise r.error("public_url", "must be a base URL without ?query or #fragment")
+        try:
+            parts.port  # noqa: B018 (parsed now, so a bad port never fails a request)
+        except ValueError:
+            raise r.error("public_url", f"{public!r} has an invalid port") from None
         return TwilioConfig(account_sid=sid, auth_token=r.secret("auth_token", env) or "",
                             public_url=public, api_base_url=base,
                             timeout=positive(r, "timeout", r.get("timeout", float, 15.0)))
