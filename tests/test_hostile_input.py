@@ -35,6 +35,7 @@ ROUTES = {
     ("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics"), ("GET", "/openapi.json"),
     ("POST", "/sandbox/inbound"), ("GET", "/sandbox/outbox"), ("POST", "/sandbox/status"),
     ("GET", "/webhooks/meta"), ("POST", "/webhooks/meta"),
+    ("POST", "/webhooks/twilio"), ("GET", "/media/{id}"),
     ("GET", "/admin/registrations"), ("GET", "/admin/registrations/{number}"),
     ("POST", "/admin/registrations/{number}/opt-out"), ("GET", "/admin/messages"),
     ("POST", "/admin/reload"), ("GET", "/admin/config"),

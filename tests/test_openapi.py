@@ -16,6 +16,8 @@ from tests.test_send_openapi import _refs
 LEFT_OUT: dict[tuple[str, str], str] = {
     ("get", "/webhooks/meta"): "Meta's verification handshake: Meta calls it, not developers",
     ("post", "/webhooks/meta"): "Meta's signed event POSTs: Meta calls it, not developers",
+    ("post", "/webhooks/twilio"): "Twilio's signed callbacks: Twilio calls it, not developers",
+    ("get", "/media/{id}"): "Signed, expiring media URLs: Twilio fetches them, not developers",
 }
 ADMIN_TAGS = {"admin", "deliveries", "sandbox"}
 TAGS = ADMIN_TAGS | {"send", "operations"}

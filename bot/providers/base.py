@@ -42,6 +42,9 @@ class SendResult:
     error_title: str | None = None
     transient: bool = False
     retry_after: float | None = None
+    # The provider fetches the media from us later (a signed URL): the store
+    # keeps them until the message's first status.
+    keep_media: bool = False
 
     @property
     def ok(self) -> bool:
@@ -57,7 +60,6 @@ class Capabilities:
     # refusal names them: "instance 2 sends through <image_refusal>".
     image_types: frozenset[str] | None = None
     image_refusal: str = ""
-    max_media_bytes: int | None = None  # None: the send API's own limits
     groups: bool = True
     templates: bool = False
     service_window: bool = False  # a 24-hour customer-service window applies

@@ -463,6 +463,10 @@ class PostgresStore:
                 await conn.execute("DELETE FROM early_statuses WHERE received_at < $1",
                                    now - EARLY_STATUS_AGE)
                 return None
+            # Media kept for a provider to fetch (mark_sent keep_media) are fetched
+            # by the time it reports any status.
+            await conn.execute("UPDATE outbound SET media = NULL WHERE id = $1"
+                               " AND media IS NOT NULL", row[0])
             # Statuses arrive out of order; never move backwards (read -> delivered).
             if not status_advances(row[1], update.status):
                 return None
@@ -508,17 +512,21 @@ class PostgresStore:
         return await self._pool.fetchval(
             "SELECT media FROM outbound WHERE id = $1", message_id)
 
-    async def mark_sent(self, message_id: str, provider_message_id: str, now: float) -> None:
+    async def mark_sent(self, message_id: str, provider_message_id: str, now: float, *,
+                        keep_media: bool = False) -> None:
         async def unit(conn: Conn) -> None:
             await self._lock_status(conn, provider_message_id)
             await conn.execute(
                 "UPDATE outbound SET status = CASE WHEN status IN ('queued', 'sending')"
                 " THEN 'sent' ELSE status END, provider_message_id = $1,"
-                " attempts = attempts + 1, claimed_until = NULL, claimed_by = NULL, media = NULL,"
-                " updated_at = $2 WHERE id = $3", provider_message_id, now, message_id)
+                " attempts = attempts + 1, claimed_until = NULL, claimed_by = NULL,"
+                " media = CASE WHEN $4 THEN media END, updated_at = $2 WHERE id = $3",
+                provider_message_id, now, message_id, keep_media)
             early = await conn.fetchrow("DELETE FROM early_statuses WHERE provider_message_id"
                                         " = $1 RETURNING status, error_code, error_title",
                                         provider_message_id)
+            if early is not None and keep_media:  # the provider has fetched them already
+                await conn.execute("UPDATE outbound SET media = NULL WHERE id = $1", message_id)
             if early is not None and status_advances("sent", early[0]):
                 await conn.execute(
                     "UPDATE outbound SET status = $1, error_code = COALESCE($2, error_code),"

@@ -388,6 +388,10 @@ class SqliteStore:
                                   update.error_title, now))
                 conn.execute("DELETE FROM early_statuses WHERE received_at < ?", (now - 86400,))
                 return None
+            # Media kept for a provider to fetch (mark_sent keep_media) are fetched
+            # by the time it reports any status.
+            conn.execute("UPDATE outbound SET media = NULL WHERE id = ? AND media IS NOT NULL",
+                         (row[0],))
             # Statuses arrive out of order; never move backwards (read -> delivered).
             if not status_advances(row[1], update.status):
                 return None
@@ -440,16 +444,19 @@ class SqliteStore:
             return row[0] if row else None
         return await self._run(unit)
 
-    async def mark_sent(self, message_id: str, provider_message_id: str, now: float) -> None:
+    async def mark_sent(self, message_id: str, provider_message_id: str, now: float, *,
+                        keep_media: bool = False) -> None:
         def unit(conn: sqlite3.Connection) -> None:
             conn.execute(
                 "UPDATE outbound SET status = CASE WHEN status IN ('queued', 'sending')"
                 " THEN 'sent' ELSE status END, provider_message_id = ?, attempts = attempts + 1,"
-                " claimed_until = NULL, media = NULL, updated_at = ? WHERE id = ?",
-                (provider_message_id, now, message_id))
+                " claimed_until = NULL, media = CASE WHEN ? THEN media END, updated_at = ?"
+                " WHERE id = ?", (provider_message_id, keep_media, now, message_id))
             early = conn.execute("DELETE FROM early_statuses WHERE provider_message_id = ?"
                                  " RETURNING status, error_code, error_title",
                                  (provider_message_id,)).fetchone()
+            if early is not None and keep_media:  # the provider has fetched them already
+                conn.execute("UPDATE outbound SET media = NULL WHERE id = ?", (message_id,))
             if early is not None and status_advances("sent", early[0]):
                 conn.execute("UPDATE outbound SET status = ?, error_code = COALESCE(?,"
                              " error_code), error_title = COALESCE(?, error_title) WHERE id = ?",

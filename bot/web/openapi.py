@@ -2,8 +2,8 @@
 
 Written by hand (the routes are few and their leniencies matter more than
 their types), built once at import, and kept true by a test that compares it
-with the app's router both ways. `/webhooks/meta` is left out: Meta calls it,
-not developers.
+with the app's router both ways. The providers' routes (`/webhooks/<name>`,
+Twilio's `/media/{id}`) are left out: the providers call them, not developers.
 """
 
 from __future__ import annotations
@@ -27,7 +27,9 @@ _ERRORS: dict[int, tuple[str, str]] = {
           "caption_too_long, invalid_url, bad_base64, unsupported_image, unsupported_document, "
           "bad_filename"),
     401: ("A credential header is missing", "missing_credentials"),
-    403: ("The plan does not include this kind of message", "feature_not_in_plan"),
+    403: ("The plan does not include this kind of message, or the instance's provider "
+          "cannot send it (e.g. group messages through Twilio)",
+          "feature_not_in_plan, not_supported_by_provider"),
     404: ("Unknown instance, one this subscriber may not use, or unknown group",
           "unknown_instance, unknown_group"),
     408: ("The body stopped arriving before all of it came ([server] body_timeout)",

@@ -303,8 +303,12 @@ async def _send(request: web.Request, *, group: bool, kind: str) -> web.Response
         if feature not in plan.features:
             fail(403, "feature_not_in_plan",
                  f"the {plan.name} plan does not include {feature} messages")
-    fields = await _body_fields(request)
     caps = request.app[providers_key][instance.provider].caps
+    if (group and not caps.groups) or (kind in ("image", "document")
+                                       and kind not in caps.media_kinds):
+        fail(403, "not_supported_by_provider", f"instance {instance.id} sends through "
+             f"{instance.provider}, which cannot send {'group' if group else kind} messages")
+    fields = await _body_fields(request)
     draft, group_name = _draft(fields, group=group, kind=kind, instance=instance, caps=caps,
                                sub=sub)
     limits = SendLimits(messages_per_period=plan.messages_per_day,

@@ -187,7 +187,8 @@ class OutboundWorker:
                 # From the provider's answer to this commit a crash sends the
                 # message twice (no provider takes an idempotency key): the
                 # mark goes ahead of queued work (see Store.mark_sent).
-                await self.store.mark_sent(row.id, result.provider_message_id, now)
+                await self.store.mark_sent(row.id, result.provider_message_id, now,
+                                           keep_media=result.keep_media)
                 outcome = "sent"
             elif result.transient and row.attempts + 1 < outbound.max_attempts:
                 delay = result.retry_after if result.retry_after is not None else min(

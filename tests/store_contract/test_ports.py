@@ -140,12 +140,13 @@ async def test_groups_are_found_by_name_whatever_its_case(store: Store) -> None:
 # ---- statuses
 
 
-async def sent_message(store: Store, provider_id: str, now: float = T0) -> str:
+async def sent_message(store: Store, provider_id: str, now: float = T0, *,
+                       keep_media: bool = False) -> str:
     draft = OutboundDraft(instance_id=1, to=ES, text="hello", media=b"\x89PNG")
     await store.enqueue([draft], now)
     [row] = await store.claim_outbound(now, 10, 60)
     assert await store.outbound_media(row.id) == b"\x89PNG"
-    await store.mark_sent(row.id, provider_id, now + 1)
+    await store.mark_sent(row.id, provider_id, now + 1, keep_media=keep_media)
     return row.id
 
 
@@ -431,3 +432,17 @@ async def test_a_numbers_pace_books_slots_one_interval_apart(store: Store) -> No
     assert slots[0] - start < 0.5
     assert all(0.75 < later - earlier < 1.25 for earlier, later in itertools.pairwise(slots))
     assert await store.reserve_pace(2, 1.0) < 0.5
+
+
+async def test_media_kept_for_a_provider_to_fetch_go_with_its_first_status(
+        store: Store) -> None:
+    # Twilio fetches a message's media by URL after accepting it: they stay
+    # until the provider reports on the message, then go.
+    row_id = await sent_message(store, "SM-keep", keep_media=True)
+    assert await store.outbound_media(row_id) == b"\x89PNG"
+    await store.apply_status(status("SM-keep", "delivered"), T0 + 2)
+    assert await store.outbound_media(row_id) is None
+    # A status that came before the send was recorded: fetched already.
+    await store.apply_status(status("SM-early", "delivered"), T0)
+    early_id = await sent_message(store, "SM-early", keep_media=True)
+    assert await store.outbound_media(early_id) is None

@@ -7,4 +7,4 @@ from bot.providers.meta.inbound import inbound_app
 from bot.providers.meta.outbound import MetaSender
 
 PROVIDER = Provider(name="meta", caps=CAPS, config=MetaConfigPart(),
-                    make_sender=MetaSender.from_context, inbound=inbound_app)
+                    make_sender=MetaSender, inbound=inbound_app)

@@ -7,4 +7,4 @@ from bot.providers.sandbox.inbound import routes
 from bot.providers.sandbox.outbound import SandboxSender
 
 PROVIDER = Provider(name="sandbox", caps=CAPS, config=NoSection(),
-                    make_sender=SandboxSender.from_context, routes=routes)
+                    make_sender=SandboxSender, routes=routes)
