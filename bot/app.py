@@ -22,7 +22,7 @@ from bot.providers.meta import MetaProvider
 from bot.providers.sandbox import SandboxProvider
 from bot.runtime import Reloader, Snapshot, SnapshotHolder
 from bot.store import OutboundRow, SqliteStore
-from bot.web import admin, deliveries, health, meta, openapi, sandbox, send
+from bot.web import account, admin, deliveries, health, meta, openapi, sandbox, send
 from bot.web.errors import error_middleware
 from bot.web.inflight import InFlight
 from bot.web.keys import (
@@ -83,6 +83,7 @@ def create_app(config: Config) -> web.Application:
     app.add_routes(deliveries.routes)
     app[clock_key] = Clock()
     app.add_routes(send.routes)
+    app.add_routes(account.routes)
     app.add_routes(openapi.routes)
     return app
 

@@ -18,7 +18,7 @@ LEFT_OUT: dict[tuple[str, str], str] = {
     ("post", "/webhooks/meta"): "Meta's signed event POSTs: Meta calls it, not developers",
 }
 ADMIN_TAGS = {"admin", "deliveries", "sandbox"}
-TAGS = ADMIN_TAGS | {"send", "operations"}
+TAGS = ADMIN_TAGS | {"send", "account", "operations"}
 
 
 async def _document(client: TestClient) -> dict[str, Any]:
@@ -28,10 +28,15 @@ async def _document(client: TestClient) -> dict[str, Any]:
     return doc
 
 
+# HTML for people, not an API: the dashboard, the portal and the API docs page.
+PAGES = ("/ui/", "/portal/", "/docs")
+
+
 def _routed(client: TestClient) -> set[tuple[str, str]]:
     return {(route.method.lower(), route.resource.canonical)
             for route in client.app.router.routes()
-            if route.resource is not None and route.method != "HEAD"}
+            if route.resource is not None and route.method != "HEAD"
+            and not route.resource.canonical.startswith(PAGES)}
 
 
 def _operations(doc: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
