@@ -22,7 +22,7 @@ from bot.providers.meta import MetaProvider
 from bot.providers.sandbox import SandboxProvider
 from bot.runtime import Reloader, Snapshot, SnapshotHolder
 from bot.store import OutboundRow, SqliteStore
-from bot.web import account, admin, deliveries, health, meta, openapi, sandbox, send
+from bot.web import account, admin, deliveries, docs, health, meta, openapi, portal, sandbox, send
 from bot.web.errors import error_middleware
 from bot.web.inflight import InFlight
 from bot.web.keys import (
@@ -39,6 +39,7 @@ from bot.web.keys import (
     workers_key,
 )
 from bot.web.observe import observe_middleware
+from bot.web.ui.dashboard import dashboard_app
 from bot.webhooks.safety import GuardedResolver
 from bot.workers.outbound import OutboundWorker
 from bot.workers.webhooks import WebhookWorker
@@ -84,6 +85,10 @@ def create_app(config: Config) -> web.Application:
     app[clock_key] = Clock()
     app.add_routes(send.routes)
     app.add_routes(account.routes)
+    # The pages, by audience: each sub-app has its own session middleware.
+    app.add_subapp("/ui", dashboard_app())
+    app.add_subapp("/portal", portal.portal_app())
+    app.add_routes(docs.routes)
     app.add_routes(openapi.routes)
     return app
 
