@@ -1,16 +1,18 @@
 """`GET /docs`: Swagger UI for /openapi.json, every asset served from the
-`swagger-ui-bundle` package installed with wagate (nothing from a CDN)."""
+`swagger-ui-py` package installed with wagate (nothing from a CDN). That
+package ships Swagger UI 5, which reads OpenAPI 3.1 (`swagger-ui-bundle`'s
+4.x refuses it)."""
 
 from __future__ import annotations
 
+from importlib.resources import files
 from pathlib import Path
 
 from aiohttp import web
-from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]
 
 routes = web.RouteTableDef()
 
-ASSETS = Path(swagger_ui_path)
+ASSETS = Path(str(files("swagger_ui") / "static"))
 HERE = Path(__file__).parent / "ui" / "static"
 # Only these files are served: the bundle and its stylesheet, and our start-up script.
 FILES = {"swagger-ui.css": ASSETS, "swagger-ui-bundle.js": ASSETS,
