@@ -29,6 +29,10 @@ WAIT_MS = 15_000  # the longest a page may take to show what it should
 
 
 def _chromium() -> str | None:
+    """Debian's Chromium, or the browser WAGATE_TEST_CHROMIUM names (when set,
+    only that one: a path that does not exist means there is none)."""
+    if chosen := os.environ.get("WAGATE_TEST_CHROMIUM"):
+        return chosen if Path(chosen).exists() else None
     for name in ("chromium", "chromium-browser"):
         if found := shutil.which(name):
             return found
