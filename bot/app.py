@@ -39,7 +39,7 @@ from bot.web.keys import (
     workers_key,
 )
 from bot.web.observe import observe_middleware
-from bot.web.ui.dashboard import dashboard_app
+from bot.web.ui import dashboard
 from bot.webhooks.safety import GuardedResolver
 from bot.workers.outbound import OutboundWorker
 from bot.workers.webhooks import WebhookWorker
@@ -86,7 +86,8 @@ def create_app(config: Config) -> web.Application:
     app.add_routes(send.routes)
     app.add_routes(account.routes)
     # The pages, by audience: each sub-app has its own session middleware.
-    app.add_subapp("/ui", dashboard_app())
+    app.add_routes(dashboard.bare_prefixes)
+    app.add_subapp("/ui", dashboard.dashboard_app())
     app.add_subapp("/portal", portal.portal_app())
     app.add_routes(docs.routes)
     app.add_routes(openapi.routes)

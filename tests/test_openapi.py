@@ -29,7 +29,7 @@ async def _document(client: TestClient) -> dict[str, Any]:
 
 
 # HTML for people, not an API: the dashboard, the portal and the API docs page.
-PAGES = ("/ui/", "/portal/", "/docs")
+PAGES = ("/ui", "/portal", "/docs")
 
 
 def _routed(client: TestClient) -> set[tuple[str, str]]:

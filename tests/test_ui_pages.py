@@ -52,6 +52,9 @@ async def test_pages_need_a_session_and_send_to_login(client: TestClient) -> Non
     resp = await client.post("/ui/deliveries/replay", data={"since": "0"},
                              allow_redirects=False)
     assert resp.status == 303
+    for bare in ("/ui", "/portal"):
+        resp = await client.get(bare, allow_redirects=False)
+        assert resp.status == 301 and resp.headers["Location"] == f"{bare}/"
 
 
 async def test_admin_login_session_cookie_and_every_page(client: TestClient) -> None:

@@ -149,6 +149,16 @@ async def subscribers(request: web.Request) -> web.Response:
     return render(request, "subscribers.html", {"prefix": SESSIONS.path, "subscribers": rows})
 
 
+# "/ui" and "/portal" as typed lead to the pages ("/ui/"), as a browser expects.
+bare_prefixes = web.RouteTableDef()
+
+
+@bare_prefixes.get("/ui")
+@bare_prefixes.get("/portal")
+async def to_slash(request: web.Request) -> web.Response:
+    raise web.HTTPMovedPermanently(f"{request.path}/")
+
+
 def dashboard_app() -> web.Application:
     app = web.Application(middlewares=[session_middleware(SESSIONS, ("/ui/login",
                                                                      "/ui/static/"))])
