@@ -150,6 +150,8 @@ def session_middleware(sessions: Sessions, open_paths: tuple[str, ...]
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.match_info.http_exception is not None:  # no such page or method
+            raise request.match_info.http_exception
         if request.path.startswith(open_paths):
             response = await handler(request)
         else:
