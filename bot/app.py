@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-import socket
 import time
 from collections.abc import AsyncIterator
 
@@ -17,12 +17,12 @@ from bot.config import Config
 from bot.locales import load_locales
 from bot.metrics import Metrics
 from bot.pipeline import Pipeline
-from bot.providers.base import Provider, SendResult
-from bot.providers.meta import MetaProvider
-from bot.providers.sandbox import SandboxProvider
+from bot.processes import GroupReloader, Roles
+from bot.providers.base import Provider, Sender, SenderContext, SendResult
+from bot.providers.registry import PROVIDERS
 from bot.runtime import Reloader, Snapshot, SnapshotHolder
-from bot.store import OutboundRow, SqliteStore
-from bot.web import account, admin, deliveries, docs, health, meta, openapi, portal, sandbox, send
+from bot.store import OutboundRow, open_store
+from bot.web import account, admin, deliveries, docs, health, openapi, portal, send
 from bot.web.errors import error_middleware
 from bot.web.inflight import InFlight
 from bot.web.keys import (
@@ -33,7 +33,9 @@ from bot.web.keys import (
     metrics_key,
     outbound_worker_key,
     pipeline_key,
+    providers_key,
     reloader_key,
+    roles_key,
     store_key,
     webhook_worker_key,
     workers_key,
@@ -55,21 +57,33 @@ log = logging.getLogger("wagate")
 MAX_BODY = 4 * 1024 * 1024 + 320 * 1024
 
 
-def create_app(config: Config) -> web.Application:
+def create_app(config: Config, roles: Roles | None = None,
+               providers: tuple[Provider, ...] = PROVIDERS) -> web.Application:
     """Build the application. Locales are loaded (and checked) here, so a broken
-    catalog stops the service from starting rather than answering in English."""
-    if any(i.provider == "meta" for i in config.instances.values()) and config.meta is None:
-        raise ValueError("an instance uses provider meta but [meta] is missing")
+    catalog stops the service from starting rather than answering in English.
+    `roles`: what this process runs (by default everything, in one process)."""
+    by_name = {p.name: p for p in providers}
+    for instance in config.instances.values():
+        provider = by_name.get(instance.provider)
+        if provider is None:
+            raise ValueError(f"instance {instance.id} uses unknown provider {instance.provider}")
+        if provider.config.section_required and provider.name not in config.providers:
+            raise ValueError(f"an instance uses provider {provider.name} but "
+                             f"[{provider.config.section}] is missing")
     snapshot = Snapshot(config=config,
                         locales=load_locales(config.locales_dir, config.defaults.locale))
     # observe_middleware is outermost: it sees the final status of every answer.
     app = web.Application(client_max_size=MAX_BODY,
                           middlewares=[observe_middleware, error_middleware])
     app[holder_key] = holder = SnapshotHolder(snapshot)
-    app[metrics_key] = metrics = Metrics()
-    app[reloader_key] = Reloader(holder, on_outcome=lambda outcome: _reloaded(app, outcome))
+    app[roles_key] = roles = roles or Roles()
+    app[metrics_key] = metrics = Metrics(roles.group.metrics_dir if roles.group else None)
+    reloaded = functools.partial(_reloaded, app)
+    app[reloader_key] = (Reloader(holder, on_outcome=reloaded) if roles.group is None else
+                         GroupReloader(holder, roles.group.supervisor_pid, on_outcome=reloaded))
     app[workers_key] = {}
     app[inflight_key] = InFlight()
+    app[providers_key] = by_name
     metrics.config_generation.set(holder.generation)
     metrics.config_loaded.set(holder.loaded_at)
     app.on_shutdown.append(_close_reloader)
@@ -77,9 +91,14 @@ def create_app(config: Config) -> web.Application:
     app.cleanup_ctx.append(store_ctx)
     app.cleanup_ctx.append(workers_ctx)
     app.cleanup_ctx.append(webhooks_ctx)
+    if roles.group is not None:
+        app.cleanup_ctx.append(group_ctx)
     app.add_routes(health.routes)
-    app.add_routes(sandbox.routes)
-    app.add_routes(meta.routes)
+    for provider in providers:
+        if provider.routes is not None:
+            app.add_routes(provider.routes)
+        if provider.inbound is not None:
+            app.add_subapp(f"/webhooks/{provider.name}", provider.inbound())
     app.add_routes(admin.routes)
     app.add_routes(deliveries.routes)
     app[clock_key] = Clock()
@@ -107,12 +126,6 @@ async def _close_reloader(app: web.Application) -> None:
     await app[reloader_key].close()
 
 
-def worker_id(config: Config) -> str:
-    """The id this process's claims carry: its host and port, the same across
-    its restarts, so a restarted process can tell its own stale claims."""
-    return f"{socket.gethostname()}:{config.server.port}"
-
-
 async def http_session_ctx(app: web.Application) -> AsyncIterator[None]:
     # One keep-alive session for every outbound call (providers, webhooks).
     connector = aiohttp.TCPConnector(limit=256, limit_per_host=64)
@@ -123,7 +136,8 @@ async def http_session_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def store_ctx(app: web.Application) -> AsyncIterator[None]:
     config = app[holder_key].current.config
-    app[store_key] = store = await SqliteStore.open(config.storage.sqlite_path)
+    app[store_key] = store = await open_store(config.storage.url,
+                                              pool_size=config.storage.pool_size)
     try:
         yield
     finally:
@@ -134,11 +148,13 @@ async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
     holder = app[holder_key]
     store = app[store_key]
     metrics = app[metrics_key]
-    # Every provider exists from the start, reading its config per call, so a
-    # reload that adds [meta] and a meta number works at once.
-    providers: dict[str, Provider] = {
-        "sandbox": SandboxProvider(),
-        "meta": MetaProvider(lambda: holder.current.config.meta, app[http_session_key])}
+    # Every provider's sender exists from the start, reading its section per
+    # call, so a reload that adds [meta] and a meta number works at once.
+    senders: dict[str, Sender] = {
+        name: provider.make_sender(SenderContext(
+            section=lambda name=name: holder.current.config.providers.get(name),
+            session=app[http_session_key]))
+        for name, provider in app[providers_key].items()}
 
     def on_result(row: OutboundRow, outcome: str, result: SendResult) -> None:
         instance = holder.current.config.instances.get(row.instance_id)
@@ -148,8 +164,8 @@ async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
             code = str(result.error_code) if result.error_code is not None else "none"
             metrics.outbound_errors.labels(provider, code).inc()
 
-    worker = OutboundWorker(store, lambda: holder.current, providers,
-                            holder=worker_id(holder.current.config), on_result=on_result)
+    worker = OutboundWorker(store, lambda: holder.current, senders,
+                            holder=store.worker_id, on_result=on_result)
     app[outbound_worker_key] = worker
     app[workers_key]["outbound"] = worker
     app[pipeline_key] = Pipeline(store, holder, build_dispatcher(),
@@ -162,6 +178,10 @@ async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
         metrics.outbound_oldest_age.set(max(0.0, time.time() - oldest) if oldest else 0.0)
 
     metrics.add_refresher(refresh_outbound_gauges)
+    if not app[roles_key].drainers:  # another process of the group sends
+        yield
+        return
+    await store.on_work("outbound", worker.notify)  # queued by another process
     task = asyncio.create_task(worker.run(), name="outbound-worker")
     try:
         yield
@@ -192,7 +212,7 @@ async def webhooks_ctx(app: web.Application) -> AsyncIterator[None]:
         worker = WebhookWorker(store, lambda: holder.current, session,
                                on_attempt=lambda outcome: metrics.deliveries.labels(outcome).inc(),
                                gate=ForegroundFirst(lambda: inflight.count > 0),
-                               holder=worker_id(holder.current.config),
+                               holder=store.worker_id,
                                on_delivered=metrics.delivery_lag.observe)
         app[webhook_worker_key] = worker
         app[workers_key]["webhooks"] = worker
@@ -204,6 +224,10 @@ async def webhooks_ctx(app: web.Application) -> AsyncIterator[None]:
             metrics.delivery_oldest_age.set(max(0.0, time.time() - due) if due else 0.0)
 
         metrics.add_refresher(refresh_delivery_gauges)
+        if not app[roles_key].drainers:  # another process of the group delivers
+            yield
+            return
+        await store.on_work("deliveries", worker.notify)
         task = asyncio.create_task(worker.run(), name="webhook-worker")
         try:
             yield
@@ -221,3 +245,14 @@ async def webhooks_ctx(app: web.Application) -> AsyncIterator[None]:
                 await store.release_delivery_claims(worker.holder)
             except Exception as exc:  # the store is gone: the next start releases them
                 log.warning("webhook claims not released at shutdown: %s", exc)
+
+
+async def group_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Count this process in its group's /metrics and /readyz (the supervisor
+    drops the count of one that dies)."""
+    processes = app[metrics_key].processes
+    for role in app[roles_key].names:
+        processes.labels(role).set(1)
+    yield
+    for role in app[roles_key].names:
+        processes.labels(role).set(0)

@@ -17,8 +17,13 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
+
+from bot.store import POSTGRES_SCHEMES, SQLITE_SCHEME
+
+if TYPE_CHECKING:
+    from bot.providers.base import ProviderConfig
 
 FEATURES = ("text", "image", "document", "url", "group")
 WEBHOOK_EVENTS = ("message.received", "user.registered", "user.unregistered", "message.status")
@@ -42,7 +47,8 @@ class ServerConfig:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StorageConfig:
-    url: str = "sqlite:///./wagate.db"
+    url: str = "sqlite:///./wagate.db"  # or postgresql://user@host:5432/db
+    pool_size: int = 10  # PostgreSQL: connections each process opens at most
 
     @property
     def sqlite_path(self) -> str:
@@ -55,16 +61,6 @@ class DefaultsConfig:
     auto_reply_interval: float = 60.0
     hint_interval: float = 3600.0
     reply_window_days: float = 30.0
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class MetaConfig:
-    app_secret: str
-    verify_token: str
-    access_token: str
-    graph_base_url: str = "https://graph.facebook.com"
-    api_version: str = "v21.0"
-    timeout: float = 15.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -90,8 +86,10 @@ class InstanceConfig:
     number: str
     provider: str = "sandbox"
     owner: str = "shared"
-    phone_number_id: str | None = None
     rate_per_second: float | None = None
+    # The provider's own keys of this instance (meta: phone_number_id), as its
+    # config part validated them.
+    options: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def shared(self) -> bool:
@@ -156,7 +154,9 @@ class Config:
     storage: StorageConfig = field(default_factory=StorageConfig)
     admin_token: str = ""
     defaults: DefaultsConfig = field(default_factory=DefaultsConfig)
-    meta: MetaConfig | None = None
+    # Each configured provider's section (e.g. [meta]) by provider name, as its
+    # package parsed it.
+    providers: Mapping[str, Any] = field(default_factory=dict)
     webhooks: WebhooksConfig = field(default_factory=WebhooksConfig)
     outbound: OutboundConfig = field(default_factory=OutboundConfig)
     locales_dir: str = "locales"
@@ -166,7 +166,6 @@ class Config:
     # Lookup tables compiled at load so the hot path never scans lists.
     subscribers_by_client_id: Mapping[str, SubscriberConfig] = field(default_factory=dict)
     subscribers_by_keyword: Mapping[str, SubscriberConfig] = field(default_factory=dict)
-    instances_by_phone_number_id: Mapping[str, InstanceConfig] = field(default_factory=dict)
 
 
 def hash_secret(secret: str) -> str:
@@ -233,6 +232,9 @@ class _Reader:
             if key not in allowed:
                 known = ", ".join(sorted(allowed))
                 raise self.error(key, f"unknown key (expected one of: {known})")
+
+
+Reader = _Reader  # what provider packages parse their sections with
 
 
 def _kind_name(kind: type | tuple[type, ...]) -> str:
@@ -305,27 +307,26 @@ def parse_config(text: str, *, source: str = "<config>", env: Mapping[str, str] 
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{source}: invalid TOML: {exc}") from exc
+    from bot.providers.registry import PROVIDERS  # the providers import this module
+
     top = _Reader(source, text, data, "")
-    top.unknown_keys({"server", "storage", "admin", "defaults", "meta", "webhooks", "outbound",
-                      "locales", "instances", "plans", "subscribers"})
+    top.unknown_keys({"server", "storage", "admin", "defaults", "webhooks", "outbound",
+                      "locales", "instances", "plans", "subscribers"}
+                     | {p.config.section for p in PROVIDERS if p.config.section})
     base = Path(base_dir) if base_dir else (Path(source).parent if source != "<config>" else Path())
 
     server = _parse_server(top.child("server", top.get("server", dict, {})))
     storage_r = top.child("storage", top.get("storage", dict, {}))
-    storage_r.unknown_keys({"url"})
-    url = storage_r.get("url", str, "sqlite:///./wagate.db")
-    if not url.startswith("sqlite:///"):
-        raise storage_r.error("url", "only sqlite:///PATH is supported by this build")
-    storage = StorageConfig(url=url)
+    storage = _parse_storage(storage_r, env)
     admin_r = top.child("admin", top.get("admin", dict, {}))
     admin_r.unknown_keys({"token", "token_env"})
     admin_token = admin_r.secret("token", env) or ""
     if len(admin_token) < 8:
         raise admin_r.error("token", "must be at least 8 characters")
     defaults = _parse_defaults(top.child("defaults", top.get("defaults", dict, {})))
-    meta = None
-    if "meta" in data:
-        meta = _parse_meta(top.child("meta", top.get("meta", dict)), env)
+    sections = {p.name: p.config.parse_section(
+        top.child(p.config.section, top.get(p.config.section, dict)), env)
+        for p in PROVIDERS if p.config.section and p.config.section in data}
     webhooks = _parse_webhooks(top.child("webhooks", top.get("webhooks", dict, {})))
     outbound = _parse_outbound(top.child("outbound", top.get("outbound", dict, {})))
     locales_r = top.child("locales", top.get("locales", dict, {}))
@@ -339,7 +340,15 @@ def parse_config(text: str, *, source: str = "<config>", env: Mapping[str, str] 
     plans = _parse_plans(top, top.get("plans", dict, {}))
     subscribers = _parse_subscribers(top, top.get("subscribers", list, []), plans, env,
                                      webhooks.allow_private_networks)
-    instances = _parse_instances(top, top.get("instances", list, []), subscribers, meta)
+    instances = _parse_instances(top, top.get("instances", list, []), subscribers,
+                                 {p.name: p.config for p in PROVIDERS}, sections)
+    indexes = {inst_id: i for i, inst_id in enumerate(instances)}
+    for p in PROVIDERS:
+        if p.name in sections:
+            sections[p.name] = p.config.finish(
+                sections[p.name], instances,
+                lambda inst_id, key, message: top.child(
+                    f"instances[{indexes[inst_id]}]", {}).error(key, message))
 
     by_client: dict[str, SubscriberConfig] = {}
     by_keyword: dict[str, SubscriberConfig] = {}
@@ -347,15 +356,15 @@ def parse_config(text: str, *, source: str = "<config>", env: Mapping[str, str] 
         by_client[sub.client_id] = sub
         if sub.keyword:
             by_keyword[sub.keyword.casefold()] = sub
-    by_pnid = {i.phone_number_id: i for i in instances.values() if i.phone_number_id}
     if defaults.locale and not (Path(locales_dir) / defaults.locale).is_dir():
         raise top.child("defaults", {}).error(
             "locale", f"no locale folder {defaults.locale!r} in {locales_dir}")
     return Config(path=None if source == "<config>" else source, server=server, storage=storage,
-                  admin_token=admin_token, defaults=defaults, meta=meta, webhooks=webhooks,
+                  admin_token=admin_token, defaults=defaults, providers=sections,
+                  webhooks=webhooks,
                   outbound=outbound, locales_dir=locales_dir, instances=instances, plans=plans,
                   subscribers=subscribers, subscribers_by_client_id=by_client,
-                  subscribers_by_keyword=by_keyword, instances_by_phone_number_id=by_pnid)
+                  subscribers_by_keyword=by_keyword)
 
 
 def _default_locales_dir() -> Path:
@@ -381,6 +390,22 @@ def _parse_server(r: _Reader) -> ServerConfig:
                                                r.get("body_timeout", float, 30.0)))
 
 
+def _parse_storage(r: _Reader, env: Mapping[str, str]) -> StorageConfig:
+    r.unknown_keys({"url", "url_env", "pool_size"})
+    # A PostgreSQL url may hold a password: like any secret, it may come from
+    # the environment (`url_env`).
+    url = r.secret("url", env, required=False) or "sqlite:///./wagate.db"
+    if url.startswith(SQLITE_SCHEME):
+        if not url.removeprefix(SQLITE_SCHEME):
+            raise r.error("url", "sqlite:/// needs a file path, e.g. sqlite:///./wagate.db")
+    elif not url.startswith(POSTGRES_SCHEMES):
+        raise r.error("url", "must be sqlite:///PATH or postgresql://USER@HOST:PORT/DATABASE")
+    pool_size = r.get("pool_size", int, 10)
+    if not 1 <= pool_size <= 1000:
+        raise r.error("pool_size", "must be between 1 and 1000")
+    return StorageConfig(url=url, pool_size=pool_size)
+
+
 def _parse_defaults(r: _Reader) -> DefaultsConfig:
     r.unknown_keys({"locale", "auto_reply_interval", "hint_interval", "reply_window_days"})
     return DefaultsConfig(
@@ -392,19 +417,6 @@ def _parse_defaults(r: _Reader) -> DefaultsConfig:
         reply_window_days=_positive(r, "reply_window_days",
                                     r.get("reply_window_days", float, 30.0)),
     )
-
-
-def _parse_meta(r: _Reader, env: Mapping[str, str]) -> MetaConfig:
-    r.unknown_keys({"app_secret", "app_secret_env", "verify_token", "verify_token_env",
-                    "access_token", "access_token_env", "graph_base_url", "api_version",
-                    "timeout"})
-    base = r.get("graph_base_url", str, "https://graph.facebook.com").rstrip("/")
-    _check_http_url(r, "graph_base_url", base)
-    return MetaConfig(app_secret=r.secret("app_secret", env) or "",
-                      verify_token=r.secret("verify_token", env) or "",
-                      access_token=r.secret("access_token", env) or "",
-                      graph_base_url=base, api_version=r.get("api_version", str, "v21.0"),
-                      timeout=_positive(r, "timeout", r.get("timeout", float, 15.0)))
 
 
 def _parse_webhooks(r: _Reader) -> WebhooksConfig:
@@ -535,6 +547,11 @@ def _check_http_url(r: _Reader, key: str, url: str) -> None:
         raise r.error(key, f"{url!r} is not an http(s) URL")
 
 
+# What provider packages validate their sections with.
+positive = _positive
+check_http_url = _check_http_url
+
+
 def _parse_webhook(r: _Reader, env: Mapping[str, str], sub_id: str,
                    allowed: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...],
                    ) -> WebhookConfig:
@@ -573,16 +590,17 @@ def _parse_webhook(r: _Reader, env: Mapping[str, str], sub_id: str,
 
 
 def _parse_instances(top: _Reader, raw: list[Any], subscribers: Mapping[str, SubscriberConfig],
-                     meta: MetaConfig | None) -> dict[int, InstanceConfig]:
+                     providers: Mapping[str, ProviderConfig], sections: Mapping[str, Any],
+                     ) -> dict[int, InstanceConfig]:
     import phonenumbers
 
     instances: dict[int, InstanceConfig] = {}
-    pnids: set[str] = set()
+    provider_keys = {k for p in providers.values() for k in p.instance_keys}
     for index, table in enumerate(raw):
         r = top.child(f"instances[{index}]", table if isinstance(table, dict) else {})
         if not isinstance(table, dict):
             raise r.error(None, "must be a table")
-        r.unknown_keys({"id", "number", "provider", "owner", "phone_number_id", "rate_per_second"})
+        r.unknown_keys({"id", "number", "provider", "owner", "rate_per_second"} | provider_keys)
         inst_id = r.get("id", int)
         if inst_id <= 0:
             raise r.error("id", "must be a positive integer")
@@ -595,24 +613,24 @@ def _parse_instances(top: _Reader, raw: list[Any], subscribers: Mapping[str, Sub
             raise r.error("number", f"{number!r} is not a phone number with country code") from None
         number = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
         provider = r.get("provider", str, "sandbox")
-        if provider not in ("sandbox", "meta"):
-            raise r.error("provider", "must be \"sandbox\" or \"meta\"")
-        pnid = r.get("phone_number_id", str, None)
-        if provider == "meta":
-            if not pnid:
-                raise r.error("phone_number_id", "is required for provider \"meta\"")
-            if meta is None:
-                raise r.error("provider", "provider \"meta\" needs a [meta] section")
-            if pnid in pnids:
-                raise r.error("phone_number_id", f"duplicate phone_number_id {pnid!r}")
-            pnids.add(pnid)
+        part = providers.get(provider)
+        if part is None:
+            raise r.error("provider", "must be one of " + ", ".join(
+                f'"{name}"' for name in providers))
+        if part.section_required and provider not in sections:
+            raise r.error("provider", f'provider "{provider}" needs a [{part.section}] section')
+        # Another provider's keys are refused here, so a typo'd provider is not silent.
+        foreign = sorted(k for k in table if k in provider_keys - part.instance_keys)
+        if foreign:
+            raise r.error(foreign[0], f'is not a key of provider "{provider}"')
+        options = part.parse_instance(r, sections.get(provider))
         owner = r.get("owner", str, "shared")
         if owner != "shared" and owner not in subscribers:
             raise r.error("owner", f"unknown subscriber {owner!r}")
         rate = r.get("rate_per_second", float, None)
         instances[inst_id] = InstanceConfig(id=inst_id, number=number, provider=provider,
-                                            owner=owner, phone_number_id=pnid,
-                                            rate_per_second=rate)
+                                            owner=owner, rate_per_second=rate,
+                                            options=options)
     for sub in subscribers.values():
         for inst in sub.instances:
             if inst not in instances:

@@ -1,13 +1,12 @@
 """Normalized inbound events: what every provider's payload becomes.
 
-No dicts travel past the provider edge; each kind is a frozen, slotted type
-built by a provider-specific classmethod.
+No dicts travel past the provider edge; each kind is a frozen, slotted type,
+built by each provider package's inbound parsing (bot/providers/<name>/).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -35,16 +34,6 @@ class InboundMessage:
     def chat(self) -> str:
         """Who a reply goes to: the group, else the sender (auto-reply limits key on it)."""
         return f"group:{self.group.id}" if self.group else self.sender
-
-    @classmethod
-    def from_sandbox(cls, body: dict[str, Any], *, sender: str, message_id: str,
-                     now: float) -> InboundMessage:
-        group = body.get("group")
-        return cls(provider="sandbox", provider_message_id=message_id,
-                   instance_id=int(body["instance"]), sender=sender,
-                   profile_name=body.get("name"), kind="text", text=body["text"],
-                   group=GroupRef(id=str(group["id"]), name=group.get("name")) if group else None,
-                   timestamp=now)
 
 
 # What a provider may say of a sent message, in the order a message moves.

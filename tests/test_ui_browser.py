@@ -99,7 +99,7 @@ async def test_admin_sees_a_registration_and_replays_a_failed_delivery(
     receiver.script("/acme", *[(500, {}, 0.0)] * 6)
     await say(client, "Hola", sender=U, instance=3)
     # The overview updates itself (it polls every few seconds): no reload here.
-    await expect(card.locator("dd").first).to_contain_text("1 in the hour")
+    await expect(card.locator("dd").first).to_contain_text("1 in the hour", timeout=WAIT_MS)
     await _shot(page, "overview")
 
     await page.click("nav >> text=Registrations")

@@ -1,12 +1,38 @@
-"""The interface every provider implements."""
+"""The interface every provider package implements.
+
+A provider is one package `bot/providers/<name>/` that exports `PROVIDER`, a
+`Provider`: its config section and instance keys (`config.py`), its inbound
+sub-app mounted at `/webhooks/<name>` (`inbound.py`), its sender
+(`outbound.py`) and its capabilities and status mapping (`caps.py`). The rest
+of the service asks these; it never tests a provider's name.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
 
-from bot.config import InstanceConfig
-from bot.store.models import OutboundRow
+import aiohttp
+from aiohttp import web
+
+if TYPE_CHECKING:
+    from bot.config import InstanceConfig, Reader
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TransportMessage:
+    """One outbound message as a provider sends it: no store row, no subscriber."""
+
+    id: str  # our message id (the one the send API answered)
+    to: str | None  # E.164, for a message to a person
+    group_id: str | None  # the provider's group id, for a message to a group
+    kind: str  # text | url | image | document
+    text: str | None = None
+    caption: str | None = None
+    filename: str | None = None
+    mime: str | None = None
+    media: bytes | None = None  # the image or document; None when it is gone
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -22,10 +48,85 @@ class SendResult:
         return self.provider_message_id is not None
 
 
-class Provider(Protocol):
-    name: str
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Capabilities:
+    """What a provider can carry; the send API refuses the rest before queueing."""
 
-    async def send(self, instance: InstanceConfig, message: OutboundRow,
-                   media: bytes | None) -> SendResult:
+    media_kinds: frozenset[str] = frozenset({"image", "document"})
+    # Image types it takes (None: every type the send API decodes), and how a
+    # refusal names them: "instance 2 sends through <image_refusal>".
+    image_types: frozenset[str] | None = None
+    image_refusal: str = ""
+    max_media_bytes: int | None = None  # None: the send API's own limits
+    groups: bool = True
+    templates: bool = False
+    service_window: bool = False  # a 24-hour customer-service window applies
+    # The provider's status words as ours (sent, delivered, read, failed);
+    # a word mapped to None is known and ignored (e.g. "queued").
+    statuses: Mapping[str, str | None] = field(default_factory=dict)
+
+
+class Sender(Protocol):
+    async def send(self, instance: InstanceConfig, message: TransportMessage) -> SendResult:
         """Send one message; never raises for provider or network errors."""
         ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SenderContext:
+    """What a sender is built from, once per app."""
+
+    section: Callable[[], Any]  # the provider's config section now (None when absent)
+    session: aiohttp.ClientSession  # the app's shared client session
+
+
+class ProviderConfig(Protocol):
+    """A provider's part of the config file: its `[section]` and its instance keys."""
+
+    section: str | None  # the TOML table it reads ("meta"), None when it has none
+    section_required: bool  # an instance using it needs the section
+    instance_keys: frozenset[str]  # keys it adds to [[instances]]
+
+    def parse_section(self, r: Reader, env: Mapping[str, str]) -> Any:
+        """The validated section (a frozen dataclass); raise r.error(...) if wrong."""
+        ...
+
+    def parse_instance(self, r: Reader, section: Any) -> dict[str, Any]:
+        """The provider's keys of one instance, validated (become InstanceConfig.options)."""
+        ...
+
+    def finish(self, section: Any, instances: Mapping[int, InstanceConfig],
+               error: Callable[[int, str, str], Exception]) -> Any:
+        """The section with lookup tables over its instances compiled in; raise
+        error(instance_id, key, message) for a conflict between instances."""
+        ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Provider:
+    name: str
+    caps: Capabilities
+    config: ProviderConfig
+    make_sender: Callable[[SenderContext], Sender]
+    # Its inbound routes, mounted at /webhooks/<name> (a new sub-app per app).
+    inbound: Callable[[], web.Application] | None = None
+    # Routes of its own elsewhere (the sandbox's /sandbox/*, Twilio's /media/{id}).
+    routes: web.RouteTableDef | None = None
+
+
+class NoSection:
+    """The config part of a provider without a section or instance keys (the sandbox)."""
+
+    section: str | None = None
+    section_required = False
+    instance_keys: frozenset[str] = frozenset()
+
+    def parse_section(self, r: Reader, env: Mapping[str, str]) -> Any:
+        return None
+
+    def parse_instance(self, r: Reader, section: Any) -> dict[str, Any]:
+        return {}
+
+    def finish(self, section: Any, instances: Mapping[int, InstanceConfig],
+               error: Callable[[int, str, str], Exception]) -> Any:
+        return section

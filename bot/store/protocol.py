@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import Literal, Protocol
 
 from bot.effects import DeliveryDraft, Effects, OutboundDraft
 from bot.events import StatusUpdate
@@ -24,14 +24,28 @@ from bot.store.models import (
 )
 
 
+class StoreUnavailable(Exception):
+    """The store cannot be opened (its database unreachable, or refusing us);
+    the message says which, never with a password."""
+
+
 class Store(Protocol):
     # Claims carry their holder (a worker id) and a lease. True when one process
     # alone serves the store (SQLite): every claim found at start is then a
     # dead process's. Otherwise a starting worker releases only the claims its
     # own id holds, and the others' come back when their lease ends.
     single_process: bool
+    # The holder this process's claims carry: unique among live processes, so
+    # no process ever releases a live sibling's claims.
+    worker_id: str
 
     async def close(self) -> None: ...
+
+    async def on_work(self, queue: Literal["outbound", "deliveries"],
+                      wake: Callable[[], None]) -> None:
+        """Call `wake` when any process queues work on `queue` (PostgreSQL:
+        LISTEN/NOTIFY). A no-op where the only process wakes its workers itself."""
+        ...
 
     async def settled(self) -> None:
         """Wait until every unit of work queued so far has run."""
@@ -74,7 +88,8 @@ class Store(Protocol):
                           now: float) -> None: ...
 
     async def release_claims(self, holder: str | None = None) -> int:
-        """Make `holder`'s claims (every claim when None) due at once; how many."""
+        """Make `holder`'s claims due at once; how many. None: every claim on a
+        single-process store, this store's own worker id's on a shared one."""
         ...
 
     async def next_outbound_due(self) -> float | None: ...
@@ -138,7 +153,8 @@ class Store(Protocol):
         ...
 
     async def release_delivery_claims(self, holder: str | None = None) -> int:
-        """Make `holder`'s delivery claims (every one when None) due at once; how many."""
+        """Make `holder`'s delivery claims due at once; how many. None: as for
+        `release_claims`."""
         ...
 
     async def next_delivery_due(self, exclude: Sequence[tuple[str, str]] = ()

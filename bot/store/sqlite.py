@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
+import socket
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
@@ -30,7 +32,22 @@ from bot.store.models import (
     SendOutcome,
     SendUsage,
 )
-from bot.store.rules import EndpointHealth, endpoint_health
+from bot.store.rows import DELIVERY_COLUMNS as _DELIVERY_COLUMNS
+from bot.store.rows import OUTBOUND_COLUMNS as _OUTBOUND_COLUMNS
+from bot.store.rows import OUTBOUND_FROM as _OUTBOUND_FROM
+from bot.store.rows import REG_COLUMNS as _REG_COLUMNS
+from bot.store.rows import delivery_row as _delivery
+from bot.store.rows import outbound_row as _outbound
+from bot.store.rows import registration_row as _registration
+from bot.store.rules import (
+    EndpointHealth,
+    QuotaPeriod,
+    current_usage,
+    endpoint_health,
+    group_name_key,
+    send_decision,
+    status_advances,
+)
 
 T = TypeVar("T")
 
@@ -45,34 +62,6 @@ def load_migrations() -> list[str]:
 
 
 MIGRATIONS = load_migrations()
-
-_STATUS_RANK = {"queued": 0, "sending": 0, "sent": 1, "delivered": 2, "read": 3, "failed": 4}
-
-_OUTBOUND_COLUMNS = ("o.id, o.instance_id, o.to_number, o.group_id, o.type, o.text, o.caption, "
-                     "o.filename, o.mime, o.subscriber_id, o.status, o.attempts, "
-                     "o.provider_message_id, o.error_code, o.error_title, o.created_at, "
-                     "o.updated_at, g.name")
-_OUTBOUND_FROM = ("outbound o LEFT JOIN groups g ON g.instance_id = o.instance_id "
-                  "AND g.group_id = o.group_id")
-
-
-def _outbound(row: sqlite3.Row | tuple[Any, ...]) -> OutboundRow:
-    return OutboundRow(id=row[0], instance_id=row[1], to=row[2], group_id=row[3], type=row[4],
-                       text=row[5], caption=row[6], filename=row[7], mime=row[8],
-                       subscriber_id=row[9], status=row[10], attempts=row[11],
-                       provider_message_id=row[12], error_code=row[13], error_title=row[14],
-                       created_at=row[15], updated_at=row[16], group_name=row[17])
-
-
-def _registration(row: tuple[Any, ...]) -> Registration:
-    return Registration(instance_id=row[0], number=row[1], locale=row[2], status=row[3],
-                        keyword_subscriber=row[4], registered_at=row[5], updated_at=row[6],
-                        opted_out_at=row[7])
-
-
-_REG_COLUMNS = ("instance_id, number, locale, status, keyword_subscriber, registered_at, "
-                "updated_at, opted_out_at")
-
 
 def _where(**filters: Any) -> tuple[str, list[Any]]:
     """`column = ?` for each filter that is not None, ANDed: ("a = ? AND b = ?", [1, 2])."""
@@ -93,11 +82,6 @@ class _Unit:
     future: asyncio.Future[Any]
 
 
-def group_name_key(name: str) -> str:
-    """Group names match case-insensitively and ignoring extra spaces."""
-    return " ".join(name.casefold().split())
-
-
 class SqliteStore:
     """The embedded store. Every public method is one unit of work."""
 
@@ -112,6 +96,10 @@ class SqliteStore:
         self._pending: list[_Unit] = []
         self._urgent: list[_Unit] = []  # units that jump the queue (see _tx_urgent)
         self._drainer: asyncio.Task[None] | None = None
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
+
+    async def on_work(self, queue: str, wake: Callable[[], None]) -> None:
+        """One process serves the file: its pipeline wakes its workers itself."""
 
     @classmethod
     async def open(cls, path: str) -> SqliteStore:
@@ -384,8 +372,7 @@ class SqliteStore:
                 early = conn.execute("SELECT status FROM early_statuses"
                                      " WHERE provider_message_id = ?",
                                      (update.provider_message_id,)).fetchone()
-                if early is None or _STATUS_RANK.get(update.status, 0) > _STATUS_RANK.get(
-                        early[0], 0):
+                if early is None or status_advances(early[0], update.status):
                     conn.execute("INSERT OR REPLACE INTO early_statuses (provider_message_id,"
                                  " status, error_code, error_title, received_at)"
                                  " VALUES (?, ?, ?, ?, ?)",
@@ -394,7 +381,7 @@ class SqliteStore:
                 conn.execute("DELETE FROM early_statuses WHERE received_at < ?", (now - 86400,))
                 return None
             # Statuses arrive out of order; never move backwards (read -> delivered).
-            if _STATUS_RANK.get(update.status, 0) <= _STATUS_RANK.get(row[1], 0):
+            if not status_advances(row[1], update.status):
                 return None
             conn.execute("UPDATE outbound SET status = ?, error_code = COALESCE(?, error_code),"
                          " error_title = COALESCE(?, error_title), updated_at = ? WHERE id = ?",
@@ -455,7 +442,7 @@ class SqliteStore:
             early = conn.execute("DELETE FROM early_statuses WHERE provider_message_id = ?"
                                  " RETURNING status, error_code, error_title",
                                  (provider_message_id,)).fetchone()
-            if early is not None and _STATUS_RANK.get(early[0], 0) > _STATUS_RANK["sent"]:
+            if early is not None and status_advances("sent", early[0]):
                 conn.execute("UPDATE outbound SET status = ?, error_code = COALESCE(?,"
                              " error_code), error_title = COALESCE(?, error_title) WHERE id = ?",
                              (*early, message_id))
@@ -651,49 +638,37 @@ class SqliteStore:
                 recipient = str(draft.to)
             known = conn.execute("SELECT 1 FROM send_recipients WHERE subscriber_id = ?"
                                  " AND recipient = ?", (subscriber, recipient)).fetchone()
-            if known is None:
-                (total,) = conn.execute("SELECT COUNT(*) FROM send_recipients"
-                                        " WHERE subscriber_id = ?", (subscriber,)).fetchone()
-                if total >= limits.max_recipients:
-                    return SendOutcome(status="recipient_limit", count=total,
-                                       limit=limits.max_recipients)
-            period = conn.execute("SELECT period_start, count FROM send_quota"
-                                  " WHERE subscriber_id = ?", (subscriber,)).fetchone()
-            if period is None or now >= period[0] + limits.period_seconds:
-                start, count = now, 0  # no period runs: this send starts one
-            else:
-                start, count = period
-            reset_at = start + limits.period_seconds
-            if count >= limits.messages_per_period:
-                return SendOutcome(status="quota_exceeded", period_start=start,
-                                   reset_at=reset_at, count=count,
-                                   limit=limits.messages_per_period)
+            (total,) = (0,) if known else conn.execute(
+                "SELECT COUNT(*) FROM send_recipients WHERE subscriber_id = ?",
+                (subscriber,)).fetchone()
+            row = conn.execute("SELECT period_start, count FROM send_quota"
+                               " WHERE subscriber_id = ?", (subscriber,)).fetchone()
+            decision = send_decision(QuotaPeriod(start=row[0], count=row[1]) if row else None,
+                                     known_recipient=known is not None, recipients=total,
+                                     limits=limits, now=now)
+            if not decision.queued:
+                return decision
             conn.execute("INSERT INTO send_quota (subscriber_id, period_start, count)"
                          " VALUES (?, ?, ?) ON CONFLICT (subscriber_id) DO UPDATE SET"
                          " period_start = excluded.period_start, count = excluded.count",
-                         (subscriber, start, count + 1))
+                         (subscriber, decision.period_start, decision.count))
             if known is None:
                 conn.execute("INSERT INTO send_recipients (subscriber_id, recipient,"
                              " first_sent_at) VALUES (?, ?, ?)", (subscriber, recipient, now))
             self._insert_outbound(conn, [queued], now)
-            return SendOutcome(status="queued", message_id=queued.id, period_start=start,
-                               reset_at=reset_at, count=count + 1,
-                               limit=limits.messages_per_period)
+            return dataclasses.replace(decision, message_id=queued.id)
         return await self._tx(unit)
 
     async def send_usage(self, subscriber_id: str, period_seconds: float,
                          now: float) -> SendUsage:
         def unit(conn: sqlite3.Connection) -> SendUsage:
-            period = conn.execute("SELECT period_start, count FROM send_quota"
-                                  " WHERE subscriber_id = ?", (subscriber_id,)).fetchone()
+            row = conn.execute("SELECT period_start, count FROM send_quota"
+                               " WHERE subscriber_id = ?", (subscriber_id,)).fetchone()
             (recipients,) = conn.execute("SELECT COUNT(*) FROM send_recipients"
                                          " WHERE subscriber_id = ?",
                                          (subscriber_id,)).fetchone()
-            if period is None or now >= period[0] + period_seconds:
-                return SendUsage(period_start=None, reset_at=None, count=0,
-                                 recipients=recipients)
-            return SendUsage(period_start=period[0], reset_at=period[0] + period_seconds,
-                             count=period[1], recipients=recipients)
+            return current_usage(QuotaPeriod(start=row[0], count=row[1]) if row else None,
+                                 recipients=recipients, period_seconds=period_seconds, now=now)
         return await self._run(unit)
 
     # ---- webhooks
@@ -1042,18 +1017,6 @@ class SqliteStore:
 
 def _like_escaped(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
-_DELIVERY_COLUMNS = ("id, subscriber_id, endpoint_key, url, format, event_type, payload, status,"
-                     " attempts, next_attempt_at, last_status_code, last_error, created_at,"
-                     " updated_at, delivered_at")
-
-
-def _delivery(r: sqlite3.Row | tuple[Any, ...]) -> DeliveryRow:
-    return DeliveryRow(id=r[0], subscriber_id=r[1], endpoint_key=r[2], url=r[3], format=r[4],
-                       event_type=r[5], payload=r[6], status=r[7], attempts=r[8],
-                       next_attempt_at=r[9], last_status_code=r[10], last_error=r[11],
-                       created_at=r[12], updated_at=r[13], delivered_at=r[14])
 
 
 def _exclude_endpoints(pairs: Sequence[tuple[str, str]]) -> tuple[str, list[Any]]:

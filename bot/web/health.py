@@ -14,7 +14,7 @@ import asyncio
 from aiohttp import web
 
 from bot.metrics import CONTENT_TYPE
-from bot.web.keys import holder_key, metrics_key, store_key, workers_key
+from bot.web.keys import holder_key, metrics_key, roles_key, store_key, workers_key
 
 routes = web.RouteTableDef()
 
@@ -28,8 +28,8 @@ async def healthz(request: web.Request) -> web.Response:
 
 @routes.get("/readyz")
 async def readyz(request: web.Request) -> web.Response:
-    """Ready when the store answers and every worker runs; 503 with the reasons
-    otherwise."""
+    """Ready when the store answers and every worker runs (under `serve --workers
+    N`: and every process of the group runs); 503 with the reasons otherwise."""
     app = request.app
     problems = []
     store = app.get(store_key)
@@ -42,12 +42,16 @@ async def readyz(request: web.Request) -> web.Response:
             problems.append(f"store: no answer within {PING_TIMEOUT:g}s")
         except Exception as exc:
             problems.append(f"store: {type(exc).__name__}")
+    roles = app[roles_key]
     workers = app.get(workers_key) or {}
-    if not workers:
+    if roles.drainers and not workers:
         problems.append("workers: none started")
     for name, worker in sorted(workers.items()):
-        if not worker.running:
+        if roles.drainers and not worker.running:
             problems.append(f"{name} worker not running")
+    if roles.group is not None:
+        problems.extend(group_problems(app[metrics_key].group_processes(),
+                                       roles.group.http_processes))
     # A config is always loaded: the service does not start without a valid one,
     # and a refused reload leaves the old one in force.
     holder = app[holder_key]
@@ -56,6 +60,17 @@ async def readyz(request: web.Request) -> web.Response:
         return web.json_response({"status": "unavailable", "reasons": problems, **body},
                                  status=503)
     return web.json_response({"status": "ready", **body})
+
+
+def group_problems(running: dict[str, int], http_processes: int) -> list[str]:
+    """What is missing from a `serve --workers N` group, by the live processes'
+    own counts (shared through the metrics directory)."""
+    problems = []
+    if running.get("http", 0) < http_processes:
+        problems.append(f"http: {running.get('http', 0)} of {http_processes} processes running")
+    if running.get("drainers", 0) < 1:
+        problems.append("drainers: no process running")
+    return problems
 
 
 @routes.get("/metrics")

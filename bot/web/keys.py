@@ -10,6 +10,8 @@ from aiohttp import web
 from bot.clock import Clock
 from bot.metrics import Metrics
 from bot.pipeline import Pipeline
+from bot.processes import Roles
+from bot.providers.base import Provider
 from bot.runtime import Reloader, Snapshot, SnapshotHolder
 from bot.store import Store
 from bot.web.inflight import InFlight
@@ -38,6 +40,8 @@ reloader_key = web.AppKey("reloader", Reloader)
 inflight_key = web.AppKey("inflight", InFlight)
 # Every background worker by name ("outbound", ...): /readyz checks each one runs.
 workers_key = web.AppKey("workers", dict[str, Worker])
+# What this process runs (HTTP, the queue drainers, both) and in which group.
+roles_key = web.AppKey("roles", Roles)
 # The config snapshot a request was pinned to when it came in (request middleware).
 snapshot_request_key = web.RequestKey("snapshot", Snapshot)
 
@@ -60,3 +64,9 @@ clock_key = web.AppKey("clock", Clock)
 # ---- webhooks
 
 webhook_worker_key = web.AppKey("webhook_worker", WebhookWorker)
+
+
+# ---- providers
+
+# Every provider this app knows, by name (bot/providers/registry.py).
+providers_key = web.AppKey("providers", dict[str, Provider])

@@ -14,7 +14,7 @@ from aiohttp import web
 
 from bot.content import MAX_CAPTION, MAX_DOCUMENT, MAX_IMAGE, MAX_TEXT
 from bot.events import STATUSES
-from bot.web import sandbox
+from bot.providers.sandbox import inbound as sandbox
 from bot.web.send import KINDS, send_path
 
 routes = web.RouteTableDef()

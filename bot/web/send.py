@@ -34,11 +34,19 @@ from bot.content import (
 )
 from bot.effects import OutboundDraft
 from bot.numbers import to_e164, written_international
+from bot.providers.base import Capabilities
 from bot.store.models import OutboundRow, SendLimits, SendOutcome
 from bot.subscribers import Subscription, may_use, subscription_on
 from bot.web.auth import require_subscriber
 from bot.web.errors import ApiError, fail, parse_form_pairs, parse_json_object, read_body
-from bot.web.keys import clock_key, metrics_key, outbound_worker_key, snapshot_of, store_key
+from bot.web.keys import (
+    clock_key,
+    metrics_key,
+    outbound_worker_key,
+    providers_key,
+    snapshot_of,
+    store_key,
+)
 from bot.web.views import iso
 
 log = logging.getLogger("wagate.send")
@@ -50,8 +58,6 @@ subscriber_request_key = web.RequestKey("send_subscriber", str)
 
 KINDS = ("text", "image", "document", "url")
 QUOTA_PERIOD = 24 * 3600.0
-# Meta's Cloud API takes only these as image messages (WebP is for stickers).
-META_IMAGE_TYPES = frozenset({"image/jpeg", "image/png"})
 MAX_URL = 2048
 MAX_GROUP_NAME = 200
 
@@ -167,15 +173,16 @@ def _url(fields: dict[str, Any]) -> str:
     return url
 
 
-def _media(fields: dict[str, Any], kind: str, instance: InstanceConfig) -> Media:
+def _media(fields: dict[str, Any], kind: str, instance: InstanceConfig,
+           caps: Capabilities) -> Media:
     raw = _string(fields, kind) or ""
     try:
         media = decode_image(raw) if kind == "image" else decode_document(raw)
     except ContentError as exc:
         fail(exc.status, exc.slug, exc.message)
-    if instance.provider == "meta" and kind == "image" and media.mime not in META_IMAGE_TYPES:
-        fail(400, "unsupported_image", f"instance {instance.id} sends through the WhatsApp "
-             "Cloud API, which takes JPEG or PNG images")
+    if kind == "image" and caps.image_types is not None and media.mime not in caps.image_types:
+        fail(400, "unsupported_image", f"instance {instance.id} sends through "
+             f"{caps.image_refusal}")
     return media
 
 
@@ -216,7 +223,7 @@ def _group(fields: dict[str, Any]) -> str:
 
 
 def _draft(fields: dict[str, Any], *, group: bool, kind: str, instance: InstanceConfig,
-           sub: SubscriberConfig) -> tuple[OutboundDraft, str | None]:
+           caps: Capabilities, sub: SubscriberConfig) -> tuple[OutboundDraft, str | None]:
     """The message to queue, and the group name to resolve in the store."""
     group_name = _group(fields) if group else None
     number = None if group else _number(fields)
@@ -230,7 +237,7 @@ def _draft(fields: dict[str, Any], *, group: bool, kind: str, instance: Instance
         caption = _caption(fields)
         if kind == "document":
             filename = _filename(fields)
-        media = _media(fields, kind, instance)
+        media = _media(fields, kind, instance, caps)
     draft = OutboundDraft(instance_id=instance.id, to=number, type=kind, text=text,
                           caption=caption, filename=filename,
                           media=media.data if media else None,
@@ -283,7 +290,9 @@ async def _send(request: web.Request, *, group: bool, kind: str) -> web.Response
             fail(403, "feature_not_in_plan",
                  f"the {plan.name} plan does not include {feature} messages")
     fields = await _body_fields(request)
-    draft, group_name = _draft(fields, group=group, kind=kind, instance=instance, sub=sub)
+    caps = request.app[providers_key][instance.provider].caps
+    draft, group_name = _draft(fields, group=group, kind=kind, instance=instance, caps=caps,
+                               sub=sub)
     limits = SendLimits(messages_per_period=plan.messages_per_day,
                         max_recipients=plan.max_recipients, period_seconds=QUOTA_PERIOD)
     now = clock.now()

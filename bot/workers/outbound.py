@@ -18,7 +18,7 @@ import random
 import time
 from collections.abc import Callable, Mapping
 
-from bot.providers.base import Provider, SendResult
+from bot.providers.base import Sender, SendResult, TransportMessage
 from bot.runtime import Snapshot
 from bot.store import OutboundRow, Store
 from bot.workers.pacing import Pacer
@@ -33,7 +33,7 @@ MAX_INFLIGHT = 1024  # messages held at once (sending, or waiting for their numb
 
 class OutboundWorker:
     def __init__(self, store: Store, snapshot: Callable[[], Snapshot],
-                 providers: Mapping[str, Provider], *, holder: str = "outbound",
+                 providers: Mapping[str, Sender], *, holder: str = "outbound",
                  on_result: Callable[[OutboundRow, str, SendResult], None] | None = None) -> None:
         self.store = store
         self.holder = holder  # the worker id its claims carry
@@ -184,7 +184,9 @@ class OutboundWorker:
                 return
             media = await self.store.outbound_media(row.id) if row.type in (
                 "image", "document") else None
-            result = await provider.send(instance, row, media)
+            result = await provider.send(instance, TransportMessage(
+                id=row.id, to=row.to, group_id=row.group_id, kind=row.type, text=row.text,
+                caption=row.caption, filename=row.filename, mime=row.mime, media=media))
             now = time.time()
             outbound = snap.config.outbound
             if result.ok:

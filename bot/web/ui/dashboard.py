@@ -14,7 +14,7 @@ from aiohttp import web
 from bot.numbers import to_e164
 from bot.web.account import account_json
 from bot.web.errors import fail
-from bot.web.keys import clock_key, snapshot_of, store_key, workers_key
+from bot.web.keys import clock_key, providers_key, snapshot_of, store_key, workers_key
 from bot.web.query import query_choice, query_int, query_limit
 from bot.web.services import deliveries_service, registrations_service
 from bot.web.ui import views
@@ -74,15 +74,19 @@ async def _overview(request: web.Request) -> dict[str, Any]:
     activity = {a.instance_id: a for a in await store.activity(since=now - HOUR, now=now,
                                                                 buckets=BUCKETS)}
     workers = request.config_dict.get(workers_key) or {}
+    providers = request.config_dict[providers_key]
     stopped = sorted(name for name, w in workers.items() if not w.running)
     instances = []
     for inst in config.instances.values():
         act = activity.get(inst.id)
         inbound = act.inbound if act else (0,) * BUCKETS
         outbound = act.outbound if act else (0,) * BUCKETS
+        provider = providers.get(inst.provider)
+        section = provider.config.section if provider else None
         problem = (f"{', '.join(stopped)} worker stopped" if stopped else
-                   "[meta] is not configured" if inst.provider == "meta" and config.meta is None
-                   else None)
+                   f"provider {inst.provider} is not available" if provider is None else
+                   f"[{section}] is not configured" if provider.config.section_required
+                   and section not in config.providers else None)
         instances.append({
             "id": inst.id, "number": inst.number, "provider": inst.provider,
             "owner": inst.owner, "ready": problem is None, "problem": problem,

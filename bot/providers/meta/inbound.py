@@ -1,9 +1,9 @@
-"""The WhatsApp Business Cloud API (Meta).
+"""Meta's webhook at /webhooks/meta: the verification handshake, and signed
+event POSTs parsed into normalized events.
 
-Inbound: webhook payloads (signature checked by the HTTP layer on the raw
-body first) become normalized events; one POST may batch many entries,
-changes, messages and statuses, and one odd message never fails the batch.
-Outbound: Graph API calls with the bearer token; media are uploaded first.
+The signature is checked on the raw body before anything is parsed; one POST
+may batch many entries, changes, messages and statuses, and one odd message
+never fails the batch.
 """
 
 from __future__ import annotations
@@ -11,26 +11,28 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
+import json
 import logging
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import aiohttp
 import phonenumbers
+from aiohttp import web
 
-from bot.config import InstanceConfig, MetaConfig
+from bot.config import InstanceConfig
 from bot.events import GroupRef, InboundMessage, StatusUpdate
-from bot.providers.base import SendResult
-from bot.store.models import OutboundRow
+from bot.providers.meta.caps import CAPS
+from bot.providers.meta.config import MetaConfig
+from bot.web.errors import fail, read_body
+from bot.web.keys import pipeline_key, snapshot_of
 
 log = logging.getLogger("wagate.meta")
 
-# Meta's throttling and "try again" codes; everything else 4xx is permanent.
-TRANSIENT_CODES = frozenset({4, 80007, 130429, 131000, 131016, 131056, 133004})
-_CODE_PREFIX = re.compile(r"^\(#?\d+\)\s*")
 _MEDIA_KINDS = {"image", "document", "audio", "video", "sticker"}
+# Meta batches up to 1000 updates; 3 MB is well beyond what it sends.
+META_BODY_LIMIT = 3 * 1024 * 1024
 
 
 def verify_signature(app_secret: str, raw_body: bytes, header: str | None) -> bool | None:
@@ -125,9 +127,10 @@ def _message_event(m: Mapping[str, Any], instance: InstanceConfig,
 
 
 def _status_event(s: Mapping[str, Any], instance: InstanceConfig) -> StatusUpdate:
-    status = s["status"]
-    if not isinstance(status, str) or status not in ("sent", "delivered", "read", "failed"):
-        raise ValueError(f"unknown status {str(status)[:40]!r}")
+    word = s["status"]
+    status = CAPS.statuses.get(word) if isinstance(word, str) else None
+    if status is None:
+        raise ValueError(f"unknown status {str(word)[:40]!r}")
     msg_id = _str(s["id"])
     if not msg_id:
         raise ValueError("status without id")
@@ -192,106 +195,63 @@ def parse_payload(payload: Any, instances: Mapping[str, InstanceConfig]) -> Pars
     return batch
 
 
-class MetaProvider:
-    """Outbound through the Graph API, on the app's shared client session."""
+def _section(request: web.Request) -> MetaConfig | None:
+    section = snapshot_of(request).config.providers.get("meta")
+    return section if isinstance(section, MetaConfig) else None
 
-    name = "meta"
 
-    def __init__(self, config: Callable[[], MetaConfig | None],
-                 session: aiohttp.ClientSession) -> None:
-        self._config = config  # read per call, so a reload's new token applies at once
-        self.session = session
+async def verify(request: web.Request) -> web.Response:
+    meta = _section(request)
+    if meta is None:
+        fail(404, "not_configured", "the meta provider is not configured")
+    q = request.query
+    if q.get("hub.mode") != "subscribe" or "hub.challenge" not in q:
+        fail(400, "bad_handshake", "expected hub.mode=subscribe with hub.challenge")
+    token = q.get("hub.verify_token", "")
+    if not hmac.compare_digest(token.encode("utf-8", "surrogateescape"),
+                               meta.verify_token.encode()):
+        fail(403, "bad_verify_token", "hub.verify_token does not match")
+    return web.Response(text=q["hub.challenge"])
 
-    @property
-    def config(self) -> MetaConfig:
-        config = self._config()
-        if config is None:
-            raise RuntimeError("the [meta] section was removed from the config")
-        return config
 
-    def _url(self, instance: InstanceConfig, edge: str) -> str:
-        c = self.config
-        return f"{c.graph_base_url}/{c.api_version}/{instance.phone_number_id}/{edge}"
+async def receive(request: web.Request) -> web.Response:
+    snap = snapshot_of(request)
+    meta = _section(request)
+    if meta is None:
+        fail(404, "not_configured", "the meta provider is not configured")
+    raw = await read_body(request, META_BODY_LIMIT)
+    # The signature covers the raw bytes: check it before parsing anything.
+    ok = verify_signature(meta.app_secret, raw, request.headers.get("X-Hub-Signature-256"))
+    if ok is None:
+        fail(401, "missing_signature", "X-Hub-Signature-256 header is required")
+    if not ok:
+        fail(403, "bad_signature", "X-Hub-Signature-256 does not match the body")
+    try:
+        payload = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        fail(400, "malformed_json", "body is not valid JSON")
+    except RecursionError:
+        fail(400, "malformed_json", "body is nested too deeply")
+    try:
+        batch = parse_payload(payload, meta.instances_by_phone_number_id)
+    except ValueError as exc:
+        fail(400, "bad_payload", str(exc))
+    for reason in batch.skipped:
+        log.warning("meta webhook: %s", reason)
+    if batch.skipped and not batch.events:
+        fail(400, "nothing_usable", "; ".join(batch.skipped[:5]))
+    pipeline = request.config_dict[pipeline_key]
+    fresh = 0
+    for event in batch.events:
+        if await pipeline.handle(event, snap):
+            fresh += 1
+    return web.json_response({"received": len(batch.events), "new": fresh,
+                              "skipped": len(batch.skipped)})
 
-    @property
-    def _auth(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.config.access_token}"}
 
-    async def send(self, instance: InstanceConfig, message: OutboundRow,
-                   media: bytes | None) -> SendResult:
-        try:
-            body: dict[str, Any] = {"messaging_product": "whatsapp"}
-            if message.group_id:
-                body.update(recipient_type="group", to=message.group_id)
-            else:
-                body.update(recipient_type="individual", to=(message.to or "").lstrip("+"))
-            if message.type in ("text", "url"):
-                body.update(type="text", text={"body": message.text or "",
-                                               "preview_url": message.type == "url"})
-            elif message.type in ("image", "document"):
-                if media is None:
-                    return SendResult(error_code=None, error_title="media is gone")
-                uploaded = await self._upload(instance, message, media)
-                if not uploaded.ok:
-                    return uploaded
-                part: dict[str, Any] = {"id": uploaded.provider_message_id}
-                if message.caption:
-                    part["caption"] = message.caption
-                if message.type == "document" and message.filename:
-                    part["filename"] = message.filename
-                body.update(type=message.type, **{message.type: part})
-            else:
-                return SendResult(error_title=f"unsupported message type {message.type}")
-            return await self._post_json(self._url(instance, "messages"), body, want="messages")
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            return SendResult(error_title=f"network error: {type(exc).__name__}", transient=True)
-
-    async def _upload(self, instance: InstanceConfig, message: OutboundRow,
-                      media: bytes) -> SendResult:
-        # Unquoted: aiohttp would percent-encode the file name ("Invoice%207.pdf"),
-        # and Graph keeps it as given. Names are cleaned (no quotes, no folders).
-        form = aiohttp.FormData(quote_fields=False)
-        form.add_field("messaging_product", "whatsapp")
-        form.add_field("type", message.mime or "application/octet-stream")
-        form.add_field("file", media, filename=message.filename or message.type,
-                       content_type=message.mime or "application/octet-stream")
-        async with self.session.post(self._url(instance, "media"), data=form, headers=self._auth,
-                                     timeout=aiohttp.ClientTimeout(total=self.config.timeout)
-                                     ) as resp:
-            return await self._result(resp, want="id")
-
-    async def _post_json(self, url: str, body: dict[str, Any], want: str) -> SendResult:
-        async with self.session.post(url, json=body, headers=self._auth,
-                                     timeout=aiohttp.ClientTimeout(total=self.config.timeout)
-                                     ) as resp:
-            return await self._result(resp, want=want)
-
-    @staticmethod
-    async def _result(resp: aiohttp.ClientResponse, want: str) -> SendResult:
-        try:
-            data = await resp.json(content_type=None)
-        except ValueError:
-            data = None
-        if resp.status < 300 and isinstance(data, dict):
-            if want == "messages":
-                messages = data.get("messages")
-                if isinstance(messages, list) and messages and messages[0].get("id"):
-                    return SendResult(provider_message_id=str(messages[0]["id"]))
-            elif data.get("id"):
-                return SendResult(provider_message_id=str(data["id"]))
-            return SendResult(error_title="unexpected Graph API answer", transient=True)
-        error = data.get("error") if isinstance(data, dict) else None
-        error = error if isinstance(error, dict) else {}
-        code = error.get("code") if isinstance(error.get("code"), int) else None
-        # Graph messages read "(#131026) Message undeliverable."; keep the title part.
-        title = error.get("error_user_title") or error.get("title") or _CODE_PREFIX.sub(
-            "", str(error.get("message") or "")).rstrip(".") or f"HTTP {resp.status}"
-        retry_after = None
-        if "Retry-After" in resp.headers:
-            try:
-                retry_after = float(resp.headers["Retry-After"])
-            except ValueError:
-                retry_after = None
-        transient = resp.status >= 500 or resp.status == 429 or code in TRANSIENT_CODES
-        return SendResult(error_code=code, error_title=str(title)[:300], transient=transient,
-                          retry_after=retry_after)
+def inbound_app() -> web.Application:
+    """The sub-app mounted at /webhooks/meta."""
+    app = web.Application()
+    app.router.add_get("", verify)
+    app.router.add_post("", receive)
+    return app

@@ -8,7 +8,7 @@ import uuid
 
 from aiohttp import web
 
-from bot.events import STATUSES, InboundMessage, StatusUpdate
+from bot.events import STATUSES, GroupRef, InboundMessage, StatusUpdate
 from bot.numbers import to_e164
 from bot.web.auth import require_admin
 from bot.web.errors import fail, read_json
@@ -17,6 +17,7 @@ from bot.web.query import query_int, query_limit
 from bot.web.views import outbox_json
 
 routes = web.RouteTableDef()
+NAME = "sandbox"
 
 MAX_TEXT = 4096
 MAX_ERROR_CODE = 2**31 - 1
@@ -35,7 +36,7 @@ async def inbound(request: web.Request) -> web.Response:
     inst = config.instances.get(instance)
     if inst is None:
         fail(404, "unknown_instance", f"instance {instance} is not configured")
-    if inst.provider != "sandbox":
+    if inst.provider != NAME:
         fail(400, "not_sandbox", f"instance {instance} uses provider {inst.provider!r}, "
              "not the sandbox")
     sender = to_e164(body.get("from"))
@@ -60,8 +61,10 @@ async def inbound(request: web.Request) -> web.Response:
     name = body.get("name")
     if name is not None and not isinstance(name, str):
         fail(400, "invalid_name", "name must be a string")
-    msg = InboundMessage.from_sandbox({**body, "instance": instance, "text": text}, sender=sender,
-                                      message_id=msg_id, now=time.time())
+    msg = InboundMessage(provider=NAME, provider_message_id=msg_id, instance_id=instance,
+                         sender=sender, profile_name=name, kind="text", text=text,
+                         group=GroupRef(id=group["id"], name=group.get("name"))
+                         if group else None, timestamp=time.time())
     fresh = await request.app[pipeline_key].handle(msg, snap)
     return web.json_response({"id": msg_id, "duplicate": not fresh})
 
@@ -102,13 +105,13 @@ async def status(request: web.Request) -> web.Response:
         fail(404, "message_not_found", f"no message with id {msg_id!r}")
     inst = snapshot_of(request).config.instances.get(row.instance_id)
     provider = inst.provider if inst is not None else "none (no longer configured)"
-    if provider != "sandbox":
+    if provider != NAME:
         fail(400, "not_sandbox", f"message {msg_id} went out on instance {row.instance_id}, "
              f"whose provider is {provider}, not the sandbox")
     if row.provider_message_id is None:
         fail(409, "not_sent_yet", f"message {msg_id} is still {row.status}: the sandbox has "
              "not sent it yet; try again in a moment")
-    event = StatusUpdate(provider="sandbox", provider_message_id=row.provider_message_id,
+    event = StatusUpdate(provider=NAME, provider_message_id=row.provider_message_id,
                          instance_id=row.instance_id, status=value, error_code=code,
                          error_title=title, timestamp=time.time())
     applied = await request.app[pipeline_key].handle(event)

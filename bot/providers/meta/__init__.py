@@ -1,0 +1,10 @@
+"""The WhatsApp Business Cloud API (Meta)."""
+
+from bot.providers.base import Provider
+from bot.providers.meta.caps import CAPS
+from bot.providers.meta.config import MetaConfigPart
+from bot.providers.meta.inbound import inbound_app
+from bot.providers.meta.outbound import MetaSender
+
+PROVIDER = Provider(name="meta", caps=CAPS, config=MetaConfigPart(),
+                    make_sender=MetaSender.from_context, inbound=inbound_app)

@@ -1,0 +1,123 @@
+"""Outbound through the WhatsApp Business Cloud API (Meta): Graph API calls
+with the bearer token; media are uploaded first and sent by id."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+import aiohttp
+
+from bot.config import InstanceConfig
+from bot.providers.base import SenderContext, SendResult, TransportMessage
+from bot.providers.meta.caps import TRANSIENT_CODES
+from bot.providers.meta.config import MetaConfig
+
+_CODE_PREFIX = re.compile(r"^\(#?\d+\)\s*")
+
+
+class MetaSender:
+    """Outbound through the Graph API, on the app's shared client session."""
+
+    def __init__(self, config: Callable[[], MetaConfig | None],
+                 session: aiohttp.ClientSession) -> None:
+        self._config = config  # read per call, so a reload's new token applies at once
+        self.session = session
+
+    @classmethod
+    def from_context(cls, ctx: SenderContext) -> MetaSender:
+        return cls(ctx.section, ctx.session)
+
+    @property
+    def config(self) -> MetaConfig:
+        config = self._config()
+        if config is None:
+            raise RuntimeError("the [meta] section was removed from the config")
+        return config
+
+    def _url(self, instance: InstanceConfig, edge: str) -> str:
+        c = self.config
+        return f"{c.graph_base_url}/{c.api_version}/{instance.options['phone_number_id']}/{edge}"
+
+    @property
+    def _auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.config.access_token}"}
+
+    async def send(self, instance: InstanceConfig, message: TransportMessage) -> SendResult:
+        try:
+            body: dict[str, Any] = {"messaging_product": "whatsapp"}
+            if message.group_id:
+                body.update(recipient_type="group", to=message.group_id)
+            else:
+                body.update(recipient_type="individual", to=(message.to or "").lstrip("+"))
+            if message.kind in ("text", "url"):
+                body.update(type="text", text={"body": message.text or "",
+                                               "preview_url": message.kind == "url"})
+            elif message.kind in ("image", "document"):
+                if message.media is None:
+                    return SendResult(error_code=None, error_title="media is gone")
+                uploaded = await self._upload(instance, message, message.media)
+                if not uploaded.ok:
+                    return uploaded
+                part: dict[str, Any] = {"id": uploaded.provider_message_id}
+                if message.caption:
+                    part["caption"] = message.caption
+                if message.kind == "document" and message.filename:
+                    part["filename"] = message.filename
+                body.update(type=message.kind, **{message.kind: part})
+            else:
+                return SendResult(error_title=f"unsupported message type {message.kind}")
+            return await self._post_json(self._url(instance, "messages"), body, want="messages")
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            return SendResult(error_title=f"network error: {type(exc).__name__}", transient=True)
+
+    async def _upload(self, instance: InstanceConfig, message: TransportMessage,
+                      media: bytes) -> SendResult:
+        # Unquoted: aiohttp would percent-encode the file name ("Invoice%207.pdf"),
+        # and Graph keeps it as given. Names are cleaned (no quotes, no folders).
+        form = aiohttp.FormData(quote_fields=False)
+        form.add_field("messaging_product", "whatsapp")
+        form.add_field("type", message.mime or "application/octet-stream")
+        form.add_field("file", media, filename=message.filename or message.kind,
+                       content_type=message.mime or "application/octet-stream")
+        async with self.session.post(self._url(instance, "media"), data=form, headers=self._auth,
+                                     timeout=aiohttp.ClientTimeout(total=self.config.timeout)
+                                     ) as resp:
+            return await self._result(resp, want="id")
+
+    async def _post_json(self, url: str, body: dict[str, Any], want: str) -> SendResult:
+        async with self.session.post(url, json=body, headers=self._auth,
+                                     timeout=aiohttp.ClientTimeout(total=self.config.timeout)
+                                     ) as resp:
+            return await self._result(resp, want=want)
+
+    @staticmethod
+    async def _result(resp: aiohttp.ClientResponse, want: str) -> SendResult:
+        try:
+            data = await resp.json(content_type=None)
+        except ValueError:
+            data = None
+        if resp.status < 300 and isinstance(data, dict):
+            if want == "messages":
+                messages = data.get("messages")
+                if isinstance(messages, list) and messages and messages[0].get("id"):
+                    return SendResult(provider_message_id=str(messages[0]["id"]))
+            elif data.get("id"):
+                return SendResult(provider_message_id=str(data["id"]))
+            return SendResult(error_title="unexpected Graph API answer", transient=True)
+        error = data.get("error") if isinstance(data, dict) else None
+        error = error if isinstance(error, dict) else {}
+        code = error.get("code") if isinstance(error.get("code"), int) else None
+        # Graph messages read "(#131026) Message undeliverable."; keep the title part.
+        title = error.get("error_user_title") or error.get("title") or _CODE_PREFIX.sub(
+            "", str(error.get("message") or "")).rstrip(".") or f"HTTP {resp.status}"
+        retry_after = None
+        if "Retry-After" in resp.headers:
+            try:
+                retry_after = float(resp.headers["Retry-After"])
+            except ValueError:
+                retry_after = None
+        transient = resp.status >= 500 or resp.status == 429 or code in TRANSIENT_CODES
+        return SendResult(error_code=code, error_title=str(title)[:300], transient=transient,
+                          retry_after=retry_after)
