@@ -46,18 +46,18 @@ async def messages(request: web.Request) -> web.Response:
     subscriber = sub or text_filter(request, "subscriber")
     status = query_choice(request, "status", MESSAGE_STATUSES)
     error_code = query_int(request, "error_code")
-    rows = await request.config_dict[store_key].search_outbound(
-        subscriber_id=subscriber, status=status, error_code=error_code,
-        instance_id=query_int(request, "instance"), limit=query_limit(request, 200))
+    direction = query_choice(request, "direction", ("in", "out"))
+    instance = query_int(request, "instance")
+    limit = query_limit(request, 200)
+    store = request.config_dict[store_key]
+    rows = [] if direction == "in" else await store.search_outbound(
+        subscriber_id=subscriber, status=status, error_code=error_code, instance_id=instance,
+        limit=limit)
     inbound = []
-    if sub is None and not (subscriber or status or error_code) and \
-            query_choice(request, "direction", ("in", "out")) != "out":
+    if sub is None and direction != "out" and not (subscriber or status or error_code):
         # The admin's unfiltered view has both directions: inbound from the log.
-        inbound = await request.config_dict[store_key].list_messages(
-            direction="in", instance_id=query_int(request, "instance"), number=None,
-            limit=query_limit(request, 200))
-    if query_choice(request, "direction", ("in", "out")) == "in":
-        rows = []
+        inbound = await store.list_messages(direction="in", instance_id=instance, number=None,
+                                            limit=limit)
     return render(request, "messages.html", {
         "prefix": prefix(request), "outbound": rows, "inbound": inbound[::-1],
         "statuses": MESSAGE_STATUSES,
