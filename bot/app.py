@@ -22,7 +22,7 @@ from bot.providers.base import Provider, Sender, SenderContext, SendResult
 from bot.providers.registry import PROVIDERS
 from bot.runtime import Reloader, Snapshot, SnapshotHolder
 from bot.store import OutboundRow, open_store
-from bot.web import admin, deliveries, health, openapi, send
+from bot.web import account, admin, deliveries, docs, health, openapi, portal, send
 from bot.web.errors import error_middleware
 from bot.web.inflight import InFlight
 from bot.web.keys import (
@@ -41,6 +41,7 @@ from bot.web.keys import (
     workers_key,
 )
 from bot.web.observe import observe_middleware
+from bot.web.ui import dashboard
 from bot.webhooks.safety import GuardedResolver
 from bot.workers.outbound import OutboundWorker
 from bot.workers.webhooks import WebhookWorker
@@ -102,6 +103,12 @@ def create_app(config: Config, roles: Roles | None = None,
     app.add_routes(deliveries.routes)
     app[clock_key] = Clock()
     app.add_routes(send.routes)
+    app.add_routes(account.routes)
+    # The pages, by audience: each sub-app has its own session middleware.
+    app.add_routes(dashboard.bare_prefixes)
+    app.add_subapp("/ui", dashboard.dashboard_app())
+    app.add_subapp("/portal", portal.portal_app())
+    app.add_routes(docs.routes)
     app.add_routes(openapi.routes)
     return app
 

@@ -14,6 +14,7 @@ from bot.store.models import (
     EndpointRow,
     Group,
     InboundContext,
+    InstanceActivity,
     MessageLogRow,
     OutboundRow,
     Registration,
@@ -187,3 +188,23 @@ class Store(Protocol):
 
     async def enable_endpoint(self, endpoint_key: str,
                               subscriber_id: str | None = None) -> int: ...
+
+    # ---- dashboards (the web UI and the portal)
+
+    async def search_registrations(self, *, number: str | None, locale: str | None,
+                                   status: str | None, instance_id: int | None,
+                                   limit: int) -> list[Registration]:
+        """Newest first; `number` matches any part of the E.164 number."""
+        ...
+
+    async def search_outbound(self, *, subscriber_id: str | None, status: str | None,
+                              error_code: int | None, instance_id: int | None,
+                              limit: int) -> list[OutboundRow]:
+        """Sent messages newest first; status "queued" includes those being sent."""
+        ...
+
+    async def activity(self, *, since: float, now: float,
+                       buckets: int) -> list[InstanceActivity]:
+        """Inbound and outbound counts in `buckets` equal slices of [since, now), and
+        the outbound queue, for every instance with either."""
+        ...

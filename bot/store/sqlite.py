@@ -24,6 +24,7 @@ from bot.store.models import (
     EndpointRow,
     Group,
     InboundContext,
+    InstanceActivity,
     MessageLogRow,
     OutboundRow,
     Registration,
@@ -957,6 +958,81 @@ class SqliteStore:
                                 " disabled_reason = NULL, failing_since = NULL"
                                 f" WHERE disabled_at IS NOT NULL AND {where}", args).rowcount
         return await self._tx(unit)
+
+    # ------------------------------------------------------------- dashboards
+
+    async def search_registrations(self, *, number: str | None, locale: str | None,
+                                   status: str | None, instance_id: int | None,
+                                   limit: int) -> list[Registration]:
+        def unit(conn: sqlite3.Connection) -> list[Registration]:
+            where, args = _where(locale=locale, status=status, instance_id=instance_id)
+            if number:
+                where += r" AND number LIKE ? ESCAPE '\'"
+                args.append("%" + _like_escaped(number) + "%")
+            rows = conn.execute(f"SELECT {_REG_COLUMNS} FROM registrations WHERE {where}"
+                                " ORDER BY registered_at DESC LIMIT ?", (*args, limit)).fetchall()
+            return [_registration(r) for r in rows]
+        return await self._run(unit)
+
+    async def search_outbound(self, *, subscriber_id: str | None, status: str | None,
+                              error_code: int | None, instance_id: int | None,
+                              limit: int) -> list[OutboundRow]:
+        def unit(conn: sqlite3.Connection) -> list[OutboundRow]:
+            where, args = _where(o__subscriber_id=subscriber_id, o__error_code=error_code,
+                                 o__instance_id=instance_id)
+            if status == "queued":  # a message being sent is still queued to its sender
+                where += " AND o.status IN ('queued', 'sending')"
+            elif status is not None:
+                where += " AND o.status = ?"
+                args.append(status)
+            rows = conn.execute(f"SELECT {_OUTBOUND_COLUMNS} FROM {_OUTBOUND_FROM}"
+                                f" WHERE {where} ORDER BY o.seq DESC LIMIT ?",
+                                (*args, limit)).fetchall()
+            return [_outbound(r) for r in rows]
+        return await self._run(unit)
+
+    async def activity(self, *, since: float, now: float,
+                       buckets: int) -> list[InstanceActivity]:
+        width = max(now - since, 1e-9) / buckets
+
+        def counts(conn: sqlite3.Connection, table: str, at: str
+                   ) -> dict[int, list[int]]:
+            # Rows are numbered in the order they came (seq): find the first of the
+            # stretch by bisection, so the count reads only the stretch, not the table.
+            lo, hi = 1, (conn.execute(f"SELECT MAX(seq) FROM {table}").fetchone()[0] or 0) + 1
+            while lo < hi:
+                mid = (lo + hi) // 2
+                row = conn.execute(f"SELECT {at} FROM {table} WHERE seq >= ? ORDER BY seq"
+                                   " LIMIT 1", (mid,)).fetchone()
+                if row is None or row[0] >= since:
+                    hi = mid
+                else:
+                    lo = mid + 1
+            out: dict[int, list[int]] = {}
+            for instance, bucket, n in conn.execute(
+                    f"SELECT instance_id, CAST((({at}) - ?) / ? AS INTEGER), COUNT(*)"
+                    f" FROM {table} WHERE seq >= ? AND {at} >= ? AND {at} < ?"
+                    " GROUP BY 1, 2", (since, width, lo, since, now)):
+                out.setdefault(instance, [0] * buckets)[min(bucket, buckets - 1)] += n
+            return out
+
+        def unit(conn: sqlite3.Connection) -> list[InstanceActivity]:
+            inbound = counts(conn, "inbound", "received_at")
+            outbound = counts(conn, "outbound", "created_at")
+            queues = {r[0]: (r[1], r[2]) for r in conn.execute(
+                "SELECT instance_id, COUNT(*), MIN(created_at) FROM outbound"
+                " WHERE status = 'queued' GROUP BY instance_id")}
+            empty = (0,) * buckets
+            return [InstanceActivity(instance_id=i, inbound=tuple(inbound.get(i, empty)),
+                                     outbound=tuple(outbound.get(i, empty)),
+                                     queued=queues.get(i, (0, None))[0],
+                                     oldest_queued_at=queues.get(i, (0, None))[1])
+                    for i in sorted({*inbound, *outbound, *queues})]
+        return await self._run(unit)
+
+
+def _like_escaped(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def _exclude_endpoints(pairs: Sequence[tuple[str, str]]) -> tuple[str, list[Any]]:

@@ -7,24 +7,19 @@ import time
 
 from aiohttp import web
 
-from bot.effects import DeliveryDraft
 from bot.numbers import to_e164
 from bot.runtime import ReloadError
-from bot.store.models import InboundContext
 from bot.web.auth import require_admin
 from bot.web.errors import fail, parse_json_object, read_body
 from bot.web.keys import (
     holder_key,
-    metrics_key,
-    pipeline_key,
     reloader_key,
     snapshot_of,
     store_key,
-    webhook_worker_key,
 )
 from bot.web.query import query_choice, query_int, query_limit
+from bot.web.services import registrations_service
 from bot.web.views import iso, message_log_json, registration_json
-from bot.webhooks.routing import route_admin_opt_out
 
 log = logging.getLogger("wagate.admin")
 
@@ -123,28 +118,7 @@ async def opt_out(request: web.Request) -> web.Response:
     if instance is not None and instance not in config.instances:
         fail(404, "unknown_instance", f"instance {instance} is not configured")
     ids = [instance] if instance is not None else sorted(config.instances)
-    now = time.time()
-    routed = False
-
-    def route(state: InboundContext) -> list[DeliveryDraft]:
-        nonlocal routed
-        drafts = route_admin_opt_out(config, state, now)
-        routed = routed or bool(drafts)
-        return drafts
-
-    # Held like a message from this number: a STOP being handled meanwhile
-    # commits first or sees the opt-out, so the user is not unregistered twice.
-    async with request.app[pipeline_key].chats([(i, number) for i in ids]):
-        results = await request.app[store_key].opt_out(number, ids, config.defaults.locale,
-                                                       now, route)
-    if routed:  # committed: the deliverer need not wait for its next poll
-        request.app[webhook_worker_key].notify()
+    results = await registrations_service(request).opt_out(config, number, ids, time.time())
     changed = [reg for reg, before in results if before != "opted_out"]
-    metrics = request.app[metrics_key]
-    for reg, before in results:
-        if before == "active":
-            metrics.registrations.labels(reg.locale, "opted_out").inc()
-    log.info("admin opted %s out on instance(s) %s (%d changed)", number,
-             ", ".join(str(i) for i in ids), len(changed))
     return web.json_response({"changed": len(changed),
                               "registrations": [registration_json(r) for r, _ in results]})

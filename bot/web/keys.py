@@ -51,7 +51,7 @@ def snapshot_of(request: web.Request) -> Snapshot:
     request, so a reload in the middle of it never mixes two configs."""
     snap = request.get(snapshot_request_key)
     if snap is None:
-        snap = request[snapshot_request_key] = request.app[holder_key].current
+        snap = request[snapshot_request_key] = request.config_dict[holder_key].current
     return snap
 
 

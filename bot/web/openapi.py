@@ -342,6 +342,104 @@ def _delivery_paths() -> dict[str, Any]:
     }
 
 
+def _account(method: str, operation_id: str, summary: str, ok: dict[str, Any], *,
+             parameters: list[dict[str, Any]] | None = None,
+             errors: dict[int, tuple[str, str]] | None = None,
+             description: str | None = None) -> dict[str, Any]:
+    """A self-service operation: the send API's credentials, 401 and 474 always possible."""
+    responses: dict[str, Any] = {"200": ok, "401": _error(*_ERRORS[401]),
+                                 "474": _error("Invalid CLIENT ID / secret (and, for an "
+                                               "action, a subscription that is not active)",
+                                               "invalid_credentials, subscription_expired, "
+                                               "subscription_not_started")}
+    for code, (why, slugs) in sorted((errors or {}).items()):
+        responses[str(code)] = _error(why, slugs)
+    operation: dict[str, Any] = {"operationId": operation_id, "summary": summary,
+                                 "tags": ["account"],
+                                 "security": [{"ClientId": [], "ClientSecret": []}],
+                                 "parameters": parameters or [], "responses": responses}
+    if description:
+        operation["description"] = description
+    return {method: operation}
+
+
+def _account_paths() -> dict[str, Any]:
+    limit = _ref("parameters", "Limit")
+    delivery_id = _path("id", "Delivery id (also the webhook-id header sent)")
+    unknown = ("No such delivery among this subscriber's", "unknown_delivery")
+    one = _json("The delivery", _object({"delivery": _ref("schemas", "Delivery")}))
+    date_time = {"type": ["string", "null"], "format": "date-time"}
+    count = {"type": "integer", "minimum": 0}
+    return {
+        "/v3/account": _account(
+            "get", "account", "Own plan, expiry, quota in the running period, recipients",
+            _json("The account", _object({
+                "subscriber": {"type": "string"}, "plan": {"type": "string"},
+                "state": {"enum": ["active", "expired", "not_started"]},
+                "expires": {"type": ["string", "null"], "format": "date",
+                            "description": "The first day it no longer works; null: "
+                                           "open-ended"},
+                "quota": _object({"limit": count, "used": count,
+                                  "period_started_at": date_time, "resets_at": date_time}),
+                "recipients": _object({"limit": count, "used": count})})),
+            description="Open to a subscription that ended, so its holder can see why "
+                        "sends are refused."),
+        "/v3/account/messages": _account(
+            "get", "account_messages", "Own sent messages, newest first",
+            _json("Messages", _list_of("messages", "Message")),
+            parameters=[_query("status", "Only this status",
+                               {"enum": ["queued", "sent", "delivered", "read", "failed"]}),
+                        _query("error_code", "Only failures with this provider error code",
+                               {"type": "integer"}), limit],
+            errors={400: ("Bad query parameter", f"{_BAD_QUERY}, invalid_status")}),
+        "/v3/account/deliveries": _account(
+            "get", "account_deliveries", "Own webhook deliveries, newest first",
+            _json("Deliveries", _list_of("deliveries", "Delivery")),
+            parameters=[_query("status", "Only this status",
+                               {"enum": ["pending", "delivered", "failed"]}), limit],
+            errors={400: ("Bad query parameter", f"{_BAD_QUERY}, invalid_status")}),
+        "/v3/account/deliveries/{id}": _account(
+            "get", "account_delivery", "One own delivery with its payload and every attempt",
+            _json("The delivery", _object({"delivery": {"allOf": [
+                _ref("schemas", "Delivery"), _object({
+                    "payload": {"description": "The event sent (JSON, or the raw text)"},
+                    "attempt_log": {"type": "array",
+                                    "items": _ref("schemas", "Attempt")}})]}})),
+            parameters=[delivery_id], errors={404: unknown}),
+        "/v3/account/deliveries/{id}/retry": _account(
+            "post", "account_retry_delivery", "Queue an own delivery again now (same "
+                                              "webhook-id)", one, parameters=[delivery_id],
+            errors={404: unknown, 409: ("The delivery is already queued", "already_pending")}),
+        "/v3/account/deliveries/replay": _account(
+            "post", "account_replay_deliveries", "Queue again every own failed delivery "
+                                                 "since a time",
+            _json("How many were queued again", _object({
+                "replayed": count, "since": {"type": "string", "format": "date-time"}})),
+            parameters=[_query("since", "ISO 8601 (a date, or a time; UTC unless it says) "
+                                        "or epoch seconds, 1970 to 9999",
+                               {"type": "string", "examples": ["2026-11-01T10:00:00Z"]},
+                               required=True),
+                        _query("endpoint", "Only this endpoint key",
+                               {"type": "string", "maxLength": 200})],
+            errors={400: ("Bad query parameter", "missing_since, invalid_since, "
+                                                 "invalid_endpoint")}),
+        "/v3/account/webhooks": _account(
+            "get", "account_webhooks", "Own webhook endpoints and their health",
+            _json("Endpoints, never a secret", _list_of("endpoints", "Endpoint"))),
+        "/v3/account/webhooks/test": _account(
+            "post", "account_webhook_test", "Send a `test` event to each own endpoint",
+            _json("The deliveries queued, one per endpoint", _object({"queued": {
+                "type": "array", "items": _object({
+                    "id": {"type": "string"},
+                    "endpoint": _object({"key": {"type": "string"},
+                                         "url": {"type": "string"}})})}})),
+            description="Queued and retried like any other delivery, signed as the "
+                        "endpoint's format says; it reaches the endpoint whatever events "
+                        "it subscribes to.",
+            errors={409: ("No webhook endpoint is configured", "no_webhooks")}),
+    }
+
+
 def _sandbox_paths() -> dict[str, Any]:
     return {
         "/sandbox/inbound": _admin(
@@ -509,19 +607,23 @@ def build_document() -> dict[str, Any]:
             "content": {"application/json": {"schema": {
                 "$ref": "#/components/schemas/Message"}}}}),
     }}
-    for part in (_admin_paths(), _delivery_paths(), _sandbox_paths(), _operation_paths()):
+    for part in (_account_paths(), _admin_paths(), _delivery_paths(), _sandbox_paths(),
+                 _operation_paths()):
         paths.update(part)
     return {
         "openapi": "3.1.0",
         "info": {"title": "wagate API (send API WhatsMate v3 compatible)", "version": "3",
                  "description": "Send WhatsApp messages to registered users and groups "
-                                "(`send`, X-WM-CLIENT-ID/SECRET headers); administer "
+                                "(`send`, X-WM-CLIENT-ID/SECRET headers) and check one's "
+                                "own account (`account`, the same headers); administer "
                                 "registrations, messages, config and webhook deliveries "
                                 "(`admin`, `deliveries`, Bearer admin token); drive the "
                                 "sandbox transport (`sandbox`); probe the service "
                                 "(`operations`, open)."},
         "security": [{"ClientId": [], "ClientSecret": []}],
         "tags": [{"name": "send", "description": "The subscriber send API"},
+                 {"name": "account", "description": "A subscriber's own account, messages "
+                                                    "and webhook deliveries"},
                  {"name": "admin", "description": "Registrations, message log, config"},
                  {"name": "deliveries", "description": "Webhook deliveries and endpoints"},
                  {"name": "sandbox", "description": "The sandbox transport over HTTP"},
