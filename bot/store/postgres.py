@@ -45,6 +45,7 @@ from bot.store.models import (
     EndpointRow,
     Group,
     InboundContext,
+    InstanceActivity,
     MessageLogRow,
     OutboundRow,
     Registration,
@@ -59,6 +60,7 @@ from bot.store.rows import (
     OUTBOUND_FROM,
     REG_COLUMNS,
     delivery_row,
+    like_escaped,
     outbound_row,
     registration_row,
 )
@@ -994,6 +996,59 @@ class PostgresStore:
         return _count(await self._tx(lambda conn: conn.execute(
             "UPDATE webhook_endpoints SET disabled_at = NULL, disabled_reason = NULL,"
             f" failing_since = NULL WHERE disabled_at IS NOT NULL AND {where}", *args)))
+
+    # ------------------------------------------------------------- dashboards
+
+    async def search_registrations(self, *, number: str | None, locale: str | None,
+                                   status: str | None, instance_id: int | None,
+                                   limit: int) -> list[Registration]:
+        where, args = _where(1, locale=locale, status=status, instance_id=instance_id)
+        if number:
+            args.append("%" + like_escaped(number) + "%")
+            where += f" AND number LIKE ${len(args)} ESCAPE '\\'"
+        rows = await self._pool.fetch(f"SELECT {REG_COLUMNS} FROM registrations WHERE {where}"
+                                      f" ORDER BY registered_at DESC LIMIT ${len(args) + 1}",
+                                      *args, limit)
+        return [registration_row(r) for r in rows]
+
+    async def search_outbound(self, *, subscriber_id: str | None, status: str | None,
+                              error_code: int | None, instance_id: int | None,
+                              limit: int) -> list[OutboundRow]:
+        where, args = _where(1, o__subscriber_id=subscriber_id, o__error_code=error_code,
+                             o__instance_id=instance_id)
+        if status == "queued":  # a message being sent is still queued to its sender
+            where += " AND o.status IN ('queued', 'sending')"
+        elif status is not None:
+            args.append(status)
+            where += f" AND o.status = ${len(args)}"
+        rows = await self._pool.fetch(f"SELECT {OUTBOUND_COLUMNS} FROM {OUTBOUND_FROM}"
+                                      f" WHERE {where} ORDER BY o.seq DESC"
+                                      f" LIMIT ${len(args) + 1}", *args, limit)
+        return [outbound_row(r) for r in rows]
+
+    async def activity(self, *, since: float, now: float,
+                       buckets: int) -> list[InstanceActivity]:
+        width = max(now - since, 1e-9) / buckets
+
+        async def counts(table: str, at: str) -> dict[int, list[int]]:
+            out: dict[int, list[int]] = {}
+            for instance, bucket, n in await self._pool.fetch(
+                    f"SELECT instance_id, floor(({at} - $1) / $2)::int, COUNT(*) FROM {table}"
+                    f" WHERE {at} >= $1 AND {at} < $3 GROUP BY 1, 2", since, width, now):
+                out.setdefault(instance, [0] * buckets)[min(bucket, buckets - 1)] += n
+            return out
+
+        inbound = await counts("inbound", "received_at")
+        outbound = await counts("outbound", "created_at")
+        queues = {r[0]: (r[1], r[2]) for r in await self._pool.fetch(
+            "SELECT instance_id, COUNT(*), MIN(created_at) FROM outbound"
+            " WHERE status = 'queued' GROUP BY instance_id")}
+        empty = (0,) * buckets
+        return [InstanceActivity(instance_id=i, inbound=tuple(inbound.get(i, empty)),
+                                 outbound=tuple(outbound.get(i, empty)),
+                                 queued=queues.get(i, (0, None))[0],
+                                 oldest_queued_at=queues.get(i, (0, None))[1])
+                for i in sorted({*inbound, *outbound, *queues})]
 
 
 async def _migrate(conn: Conn) -> None:

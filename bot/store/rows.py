@@ -44,3 +44,8 @@ def delivery_row(r: Sequence[Any]) -> DeliveryRow:
                        event_type=r[5], payload=r[6], status=r[7], attempts=r[8],
                        next_attempt_at=r[9], last_status_code=r[10], last_error=r[11],
                        created_at=r[12], updated_at=r[13], delivered_at=r[14])
+
+
+def like_escaped(text: str) -> str:
+    """`text` for a LIKE pattern with ESCAPE '\\': its wildcards taken literally."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

@@ -37,6 +37,7 @@ from bot.store.rows import OUTBOUND_COLUMNS as _OUTBOUND_COLUMNS
 from bot.store.rows import OUTBOUND_FROM as _OUTBOUND_FROM
 from bot.store.rows import REG_COLUMNS as _REG_COLUMNS
 from bot.store.rows import delivery_row as _delivery
+from bot.store.rows import like_escaped
 from bot.store.rows import outbound_row as _outbound
 from bot.store.rows import registration_row as _registration
 from bot.store.rules import (
@@ -968,7 +969,7 @@ class SqliteStore:
             where, args = _where(locale=locale, status=status, instance_id=instance_id)
             if number:
                 where += r" AND number LIKE ? ESCAPE '\'"
-                args.append("%" + _like_escaped(number) + "%")
+                args.append("%" + like_escaped(number) + "%")
             rows = conn.execute(f"SELECT {_REG_COLUMNS} FROM registrations WHERE {where}"
                                 " ORDER BY registered_at DESC LIMIT ?", (*args, limit)).fetchall()
             return [_registration(r) for r in rows]
@@ -1029,10 +1030,6 @@ class SqliteStore:
                                      oldest_queued_at=queues.get(i, (0, None))[1])
                     for i in sorted({*inbound, *outbound, *queues})]
         return await self._run(unit)
-
-
-def _like_escaped(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def _exclude_endpoints(pairs: Sequence[tuple[str, str]]) -> tuple[str, list[Any]]:

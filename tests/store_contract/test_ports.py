@@ -446,3 +446,37 @@ async def test_media_kept_for_a_provider_to_fetch_go_with_its_first_status(
     await store.apply_status(status("SM-early", "delivered"), T0)
     early_id = await sent_message(store, "SM-early", keep_media=True)
     assert await store.outbound_media(early_id) is None
+
+
+# ---- dashboards
+
+
+async def test_dashboard_searches_and_activity(store: Store) -> None:
+    await store.commit_inbound(registered(message(ES)), T0)
+    await store.commit_inbound(registered(message(DE, instance=2), reply=None), T0 + 30)
+    found = await store.search_registrations(number="3460", locale=None, status=None,
+                                             instance_id=None, limit=10)
+    assert [r.number for r in found] == [ES]
+    for wildcard in ("%", "_"):  # taken literally, not as LIKE's wildcards
+        assert await store.search_registrations(number=wildcard, locale=None, status=None,
+                                                instance_id=None, limit=10) == []
+    newest_first = await store.search_registrations(number=None, locale="es", status="active",
+                                                    instance_id=None, limit=10)
+    assert [r.number for r in newest_first] == [DE, ES]
+
+    await store.enqueue([api_send(text="one"), api_send(text="two", subscriber="beta")], T0 + 40)
+    [second] = [r for r in await store.claim_outbound(T0 + 40, 10, 60) if r.text == "two"]
+    await store.mark_failed(second.id, 131026, "Message undeliverable", T0 + 41)
+    failed = await store.search_outbound(subscriber_id="beta", status="failed",
+                                         error_code=131026, instance_id=1, limit=10)
+    assert [m.text for m in failed] == ["two"]
+    # "queued" holds what is being sent too; the confirmation queued at T0 is there.
+    queued = await store.search_outbound(subscriber_id=None, status="queued", error_code=None,
+                                         instance_id=None, limit=10)
+    assert [m.text for m in queued] == ["one", "registered"]
+
+    activity = {a.instance_id: a for a in await store.activity(since=T0 - 60, now=T0 + 60,
+                                                               buckets=4)}
+    assert activity[1].inbound == (0, 0, 1, 0) and activity[2].inbound == (0, 0, 0, 1)
+    assert activity[1].outbound == (0, 0, 1, 2) and activity[2].outbound == (0, 0, 0, 0)
+    assert activity[1].queued == 2
