@@ -657,11 +657,13 @@ def cmd_migrate_store(args: argparse.Namespace) -> int:
     from bot.store.migrate import NOT_COPIED, MigrationRefused, migrate_store
 
     def progress(line: str) -> None:
-        print(line, file=sys.stderr, flush=True)
+        print(f"copying... {line}", file=sys.stderr, flush=True)
 
+    # Progress for a person at a terminal; a refusal stays the one line.
+    shown = sys.stderr.isatty() and not args.json
     try:
         report = asyncio.run(migrate_store(args.source, args.target, dry_run=args.dry_run,
-                                           progress=None if args.json else progress))
+                                           progress=progress if shown else None))
     except MigrationRefused as exc:
         if args.json:
             print(json.dumps({"ok": False, "error": str(exc)}, ensure_ascii=False))

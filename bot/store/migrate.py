@@ -21,6 +21,7 @@ copy before it starts, so a later migration cannot drop data silently.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
@@ -223,21 +224,14 @@ def _refuse_data(target: str, rows: dict[str, int]) -> None:
             "(...?search_path=NAME)")
 
 
-async def migrate_store(source: str, target: str, *, dry_run: bool = False,
-                        batch_rows: int = BATCH_ROWS, batch_bytes: int = BATCH_BYTES,
-                        progress: Callable[[str], None] | None = None) -> Report:
-    """Copy the SQLite store `source` (sqlite:///PATH) into the empty
-    PostgreSQL store `target`, or with `dry_run` count what would be copied and
-    check that it could be, writing nothing. Raises MigrationRefused."""
-    if not source.startswith(SQLITE_SCHEME):
-        raise MigrationRefused(f"--from must be sqlite:///PATH, not {source!r}")
-    if not target.startswith(POSTGRES_SCHEMES):
-        raise MigrationRefused(f"--to must be postgresql://..., not {redacted(target)!r}")
-    path = source.removeprefix(SQLITE_SCHEME)
+@contextlib.contextmanager
+def _locked_source(path: str) -> Iterator[sqlite3.Connection]:
+    """The SQLite file under its one-process lock (no wagate serves it, none
+    starts on it meanwhile), read-only, in one read transaction."""
     if not Path(path).is_file():
         raise MigrationRefused(f"no SQLite database at {path}")
     try:
-        lock = StoreLock.acquire(path)  # held to the end: no wagate starts on it meanwhile
+        lock = StoreLock.acquire(path)
     except StoreInUse as exc:
         raise MigrationRefused(str(exc)) from None
     try:
@@ -245,26 +239,40 @@ async def migrate_store(source: str, target: str, *, dry_run: bool = False,
         try:
             src.execute("BEGIN")  # one snapshot for the counts and every table
             _check_map("SQLite", _sqlite_columns(src))
-            counts, claims = _source_counts(src)
-            try:
-                dst = await asyncpg.connect(target, timeout=10)
-            except (OSError, TimeoutError, asyncpg.PostgresError,
-                    asyncpg.InterfaceError) as exc:
-                raise MigrationRefused(f"cannot connect to {redacted(target)}: {exc}") from exc
-            try:
-                if dry_run:
-                    _refuse_data(target, await _target_rows(dst))
-                else:
-                    await _copy(src, dst, target, counts, batch_rows, batch_bytes, progress)
-            except asyncpg.PostgresError as exc:
-                raise MigrationRefused(f"nothing was written to {redacted(target)}: "
-                                       f"{type(exc).__name__}: {exc}") from exc
-            finally:
-                await dst.close()
+            yield src
         finally:
             src.close()
     finally:
         lock.release()
+
+
+async def migrate_store(source: str, target: str, *, dry_run: bool = False,
+                        batch_rows: int = BATCH_ROWS, batch_bytes: int = BATCH_BYTES,
+                        progress: Callable[[str], None] | None = None) -> Report:
+    """Copy the SQLite store `source` (sqlite:///PATH) into the empty
+    PostgreSQL store `target`, or with `dry_run` count what would be copied and
+    check that it could be, writing nothing. Raises MigrationRefused. (A
+    one-shot command: the SQLite reads block the loop, nothing else runs.)"""
+    if not source.startswith(SQLITE_SCHEME):
+        raise MigrationRefused(f"--from must be sqlite:///PATH, not {source!r}")
+    if not target.startswith(POSTGRES_SCHEMES):
+        raise MigrationRefused(f"--to must be postgresql://..., not {redacted(target)!r}")
+    with _locked_source(source.removeprefix(SQLITE_SCHEME)) as src:
+        counts, claims = _source_counts(src)
+        try:
+            dst = await asyncpg.connect(target, timeout=10)
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise MigrationRefused(f"cannot connect to {redacted(target)}: {exc}") from exc
+        try:
+            if dry_run:
+                _refuse_data(target, await _target_rows(dst))
+            else:
+                await _copy(src, dst, target, counts, batch_rows, batch_bytes, progress)
+        except asyncpg.PostgresError as exc:
+            raise MigrationRefused(f"nothing was written to {redacted(target)}: "
+                                   f"{type(exc).__name__}: {exc}") from exc
+        finally:
+            await dst.close()
     return Report(counts=counts, claims=claims, dry_run=dry_run)
 
 
