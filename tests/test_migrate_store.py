@@ -210,6 +210,13 @@ async def test_a_sqlite_store_moves_to_postgresql_with_everything_a_user_sees(
     look = await aiohttp_client(create_app(pg_config, Roles(drainers=False)))
     after = await views(look, [shipped, image])
     assert after == before
+    [reply_now] = [d for d in after["deliveries"] if d["id"] == reply["id"]]
+    assert [a["outcome"] for a in reply_now["attempt_log"]] == ["retry", "failed"]
+    assert reply_now["attempt_log"][0]["response_body"] == "answer 503"
+    assert [e["status"] for e in after["endpoints"]["endpoints"]] == ["failing"]
+    [gone_now] = [r for r in after["registrations"]["registrations"] if r["number"] == V]
+    assert gone_now["status"] == "opted_out" and gone_now["opted_out_at"]
+    assert [s["status"] for s in after["statuses"]] == ["sent", "queued"]
     await look.close()
 
     # On PostgreSQL, everything running: the claimed image goes at once, with

@@ -234,6 +234,9 @@ def _locked_source(path: str) -> Iterator[sqlite3.Connection]:
         lock = StoreLock.acquire(path)
     except StoreInUse as exc:
         raise MigrationRefused(str(exc)) from None
+    except OSError as exc:  # the lock file sits beside the database
+        raise MigrationRefused(f"cannot lock {path} (its lock file {path}.lock is needed to "
+                               f"be sure no wagate serves it): {exc}") from exc
     try:
         src = _open_source(path)
         try:
@@ -268,7 +271,7 @@ async def migrate_store(source: str, target: str, *, dry_run: bool = False,
                 _refuse_data(target, await _target_rows(dst))
             else:
                 await _copy(src, dst, target, counts, batch_rows, batch_bytes, progress)
-        except asyncpg.PostgresError as exc:
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, sqlite3.Error) as exc:
             raise MigrationRefused(f"nothing was written to {redacted(target)}: "
                                    f"{type(exc).__name__}: {exc}") from exc
         finally:
