@@ -654,6 +654,29 @@ def cmd_hash_secret(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_migrate_store(args: argparse.Namespace) -> int:
+    """Copy a SQLite store into an empty PostgreSQL one (see bot/store/migrate.py)."""
+    from bot.store.migrate import NOT_COPIED, MigrationRefused, migrate_store
+
+    def progress(line: str) -> None:
+        print(f"copying... {line}", file=sys.stderr, flush=True)
+
+    # Progress for a person at a terminal; a refusal stays the one line.
+    shown = sys.stderr.isatty() and not args.json
+    try:
+        report = asyncio.run(migrate_store(args.source, args.target, dry_run=args.dry_run,
+                                           progress=progress if shown else None))
+    except MigrationRefused as exc:
+        if args.json:
+            print(json.dumps({"ok": False, "error": str(exc)}, ensure_ascii=False))
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    data = {"ok": True, "dry_run": report.dry_run, "tables": report.counts,
+            "claims_cleared": report.claims, "not_copied": list(NOT_COPIED)}
+    _print(data, args, report.lines(args.source, args.target))
+    return 0
+
+
 def _version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -842,6 +865,19 @@ def build_parser() -> argparse.ArgumentParser:
     common(q)
     q.add_argument("key", help="the endpoint's key (see `deliveries endpoints`)")
     q.add_argument("--subscriber", help="the subscriber, when two share the endpoint's URL")
+
+    p = command(sub, "migrate-store", "copy a SQLite store (registrations, groups, messages, "
+                "queues, deliveries, usage) into an empty PostgreSQL database, in one "
+                "transaction; stop wagate on the SQLite file first",
+                "wagate migrate-store --from sqlite:///var/lib/wagate/wagate.db \\\n"
+                "      --to postgresql://wagate@db.internal:5432/wagate", cmd_migrate_store)
+    p.add_argument("--from", dest="source", required=True, metavar="sqlite:///PATH",
+                   help="the SQLite store (opened read-only; refused while a wagate uses it)")
+    p.add_argument("--to", dest="target", required=True, metavar="postgresql://...",
+                   help="the PostgreSQL store; it must hold no data (tables are created)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="check and count what would be copied; write nothing")
+    json_flag(p)
 
     p = command(sub, "check-config", "validate a config file and its locales offline",
                 "wagate check-config /etc/wagate/wagate.toml", cmd_check_config)

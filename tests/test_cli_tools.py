@@ -210,7 +210,8 @@ def test_version_and_help(capsys: pytest.CaptureFixture[str]) -> None:
     assert version == f"wagate {metadata.version('wagate')}"
     top = wagate("--help").stdout
     commands = ["serve", "worker", "simulate", "send", "outbox", "registrations", "messages",
-                "reload", "status", "deliveries", "check-config", "hash-secret"]
+                "reload", "status", "deliveries", "migrate-store", "check-config",
+                "hash-secret"]
     assert re.findall(r"^    ([a-z-]+)\b", top, re.MULTILINE) == commands
     actions = ["list", "show", "retry", "replay", "endpoints", "enable-endpoint"]
     for args in [[c] for c in commands] + [["deliveries", a] for a in actions]:
