@@ -102,8 +102,10 @@ TABLES: tuple[Table, ...] = (
                                 "last_success_at", "last_failure_at", "disabled_at",
                                 "disabled_reason")),
 )
-# Tables of each schema that are not data: each store keeps its own.
-NOT_DATA = frozenset({"schema_version"})
+# Tables of each schema that are not data: each store keeps its own schema
+# version, and PostgreSQL's shared send pace (SQLite keeps it in memory) is
+# only the next free slot per number.
+NOT_DATA = frozenset({"schema_version", "pace"})
 NOT_COPIED = ("claims (the worker and lease holding a queued message or pending delivery: "
               "cleared, so that work is due at once on PostgreSQL)",
               "the schema version (PostgreSQL keeps its own)")
