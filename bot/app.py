@@ -34,6 +34,7 @@ from bot.web.keys import (
     pipeline_key,
     providers_key,
     reloader_key,
+    senders_key,
     store_key,
     webhook_worker_key,
     workers_key,
@@ -144,6 +145,7 @@ async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
             section=lambda name=name: holder.current.config.providers.get(name),
             session=app[http_session_key]))
         for name, provider in app[providers_key].items()}
+    app[senders_key] = senders
 
     def on_result(row: OutboundRow, outcome: str, result: SendResult) -> None:
         instance = holder.current.config.instances.get(row.instance_id)

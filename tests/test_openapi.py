@@ -16,6 +16,7 @@ from tests.test_send_openapi import _refs
 LEFT_OUT: dict[tuple[str, str], str] = {
     ("get", "/webhooks/meta"): "Meta's verification handshake: Meta calls it, not developers",
     ("post", "/webhooks/meta"): "Meta's signed event POSTs: Meta calls it, not developers",
+    ("post", "/webhooks/waha"): "WAHA's signed event POSTs: WAHA calls it, not developers",
 }
 ADMIN_TAGS = {"admin", "deliveries", "sandbox"}
 TAGS = ADMIN_TAGS | {"send", "operations"}

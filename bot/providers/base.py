@@ -9,9 +9,9 @@ of the service asks these; it never tests a provider's name.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import aiohttp
 from aiohttp import web
@@ -102,6 +102,71 @@ class ProviderConfig(Protocol):
         ...
 
 
+# ---- optional hooks: a sender that lacks one gets the default below
+
+
+PROFILE_FIELDS = frozenset({"picture", "about", "description", "email", "websites"})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Profile:
+    """The gateway number's business profile, transport-neutral (None: not set)."""
+
+    picture: bytes | None = None
+    picture_mime: str | None = None
+    about: str | None = None
+    description: str | None = None
+    email: str | None = None
+    websites: tuple[str, ...] = ()
+
+    def fields(self) -> frozenset[str]:
+        """The fields this profile sets."""
+        return frozenset(name for name, value in (
+            ("picture", self.picture), ("about", self.about),
+            ("description", self.description), ("email", self.email),
+            ("websites", self.websites)) if value)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProfileResult:
+    applied: frozenset[str] = frozenset()  # the fields the provider took
+    error: str | None = None  # why it failed (None: it did not)
+
+
+@runtime_checkable
+class ProfileSender(Protocol):
+    """A sender that can set the number's business profile (Provider.profile_fields)."""
+
+    async def apply_profile(self, instance: InstanceConfig, profile: Profile) -> ProfileResult:
+        """Apply what the provider supports; never raises for provider or network errors."""
+        ...
+
+
+@runtime_checkable
+class ReadinessSender(Protocol):
+    """A sender that can tell whether its numbers can send now (e.g. WAHA's session)."""
+
+    async def readiness(self, instances: Sequence[InstanceConfig]) -> list[str]:
+        """Why some of these instances cannot send now; empty when all can."""
+        ...
+
+
+async def readiness_of(sender: Sender, instances: Sequence[InstanceConfig]) -> list[str]:
+    """The default: a sender without a readiness hook is always ready."""
+    if isinstance(sender, ReadinessSender):
+        return await sender.readiness(instances)
+    return []
+
+
+async def apply_profile_with(provider: Provider, sender: Sender, instance: InstanceConfig,
+                             profile: Profile) -> ProfileResult:
+    """The default: a provider without profile support says so, and applies nothing."""
+    if not provider.profile_fields or not isinstance(sender, ProfileSender):
+        return ProfileResult(error=f"provider {provider.name} does not support setting the "
+                             "business profile")
+    return await sender.apply_profile(instance, profile)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Provider:
     name: str
@@ -112,6 +177,9 @@ class Provider:
     inbound: Callable[[], web.Application] | None = None
     # Routes of its own elsewhere (the sandbox's /sandbox/*, Twilio's /media/{id}).
     routes: web.RouteTableDef | None = None
+    # The business-profile fields it can set (empty: none; its sender is then
+    # never asked). check-config names the ones an instance's profile loses.
+    profile_fields: frozenset[str] = frozenset()
 
 
 class NoSection:

@@ -4,7 +4,7 @@ provider is its package plus one line here."""
 
 from __future__ import annotations
 
-from bot.providers import meta, sandbox
+from bot.providers import meta, sandbox, waha
 from bot.providers.base import Provider
 
-PROVIDERS: tuple[Provider, ...] = (sandbox.PROVIDER, meta.PROVIDER)
+PROVIDERS: tuple[Provider, ...] = (sandbox.PROVIDER, meta.PROVIDER, waha.PROVIDER)

@@ -13,8 +13,10 @@ import asyncio
 
 from aiohttp import web
 
+from bot.config import Config
 from bot.metrics import CONTENT_TYPE
-from bot.web.keys import holder_key, metrics_key, store_key, workers_key
+from bot.providers.base import readiness_of
+from bot.web.keys import holder_key, metrics_key, senders_key, store_key, workers_key
 
 routes = web.RouteTableDef()
 
@@ -28,8 +30,8 @@ async def healthz(request: web.Request) -> web.Response:
 
 @routes.get("/readyz")
 async def readyz(request: web.Request) -> web.Response:
-    """Ready when the store answers and every worker runs; 503 with the reasons
-    otherwise."""
+    """Ready when the store answers, every worker runs and every provider can
+    send (a WAHA account is linked); 503 with the reasons otherwise."""
     app = request.app
     problems = []
     store = app.get(store_key)
@@ -51,11 +53,27 @@ async def readyz(request: web.Request) -> web.Response:
     # A config is always loaded: the service does not start without a valid one,
     # and a refused reload leaves the old one in force.
     holder = app[holder_key]
+    problems += await _provider_problems(app, holder.current.config)
     body = {"config_generation": holder.generation}
     if problems:
         return web.json_response({"status": "unavailable", "reasons": problems, **body},
                                  status=503)
     return web.json_response({"status": "ready", **body})
+
+
+async def _provider_problems(app: web.Application, config: Config) -> list[str]:
+    """What each provider says of its numbers (e.g. a WAHA account not linked)."""
+    senders = app.get(senders_key) or {}
+    problems = []
+    for name, sender in sorted(senders.items()):
+        instances = [i for i in config.instances.values() if i.provider == name]
+        if instances:
+            try:
+                problems += await asyncio.wait_for(readiness_of(sender, instances),
+                                                   PING_TIMEOUT * 2)
+            except TimeoutError:
+                problems.append(f"provider {name}: no readiness answer in time")
+    return problems
 
 
 @routes.get("/metrics")
