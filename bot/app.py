@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 import time
@@ -17,6 +18,7 @@ from bot.config import Config
 from bot.locales import load_locales
 from bot.metrics import Metrics
 from bot.pipeline import Pipeline
+from bot.profile import ProfileKeeper
 from bot.providers.base import Provider, Sender, SenderContext, SendResult
 from bot.providers.registry import PROVIDERS
 from bot.runtime import Reloader, Snapshot, SnapshotHolder
@@ -32,6 +34,7 @@ from bot.web.keys import (
     metrics_key,
     outbound_worker_key,
     pipeline_key,
+    profile_keeper_key,
     providers_key,
     reloader_key,
     senders_key,
@@ -84,6 +87,7 @@ def create_app(config: Config, providers: tuple[Provider, ...] = PROVIDERS) -> w
     app.cleanup_ctx.append(store_ctx)
     app.cleanup_ctx.append(workers_ctx)
     app.cleanup_ctx.append(webhooks_ctx)
+    app.cleanup_ctx.append(profiles_ctx)
     app.add_routes(health.routes)
     for provider in providers:
         if provider.routes is not None:
@@ -101,6 +105,8 @@ def create_app(config: Config, providers: tuple[Provider, ...] = PROVIDERS) -> w
 def _reloaded(app: web.Application, outcome: str) -> None:
     if outcome == "ok":
         heap.refreeze()
+        if profile_keeper_key in app:  # apply the profiles the new config changed
+            app[profile_keeper_key].request_sync()
     metrics, holder = app[metrics_key], app[holder_key]
     metrics.reloads.labels(outcome).inc()
     metrics.config_generation.set(holder.generation)
@@ -228,3 +234,23 @@ async def webhooks_ctx(app: web.Application) -> AsyncIterator[None]:
                 await store.release_delivery_claims(worker.holder)
             except Exception as exc:  # the store is gone: the next start releases them
                 log.warning("webhook claims not released at shutdown: %s", exc)
+
+
+async def profiles_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The business profiles: applied at start, then when a reload or the admin
+    changes one. A failure is logged and shown in /readyz, never fatal."""
+    holder = app[holder_key]
+    providers = app[providers_key]
+    profilers = {name: provider.make_profiler(SenderContext(
+        section=lambda name=name: holder.current.config.providers.get(name),
+        session=app[http_session_key]))
+        for name, provider in providers.items() if provider.make_profiler is not None}
+    keeper = ProfileKeeper(lambda: holder.current.config, providers, profilers)
+    app[profile_keeper_key] = keeper
+    task = asyncio.create_task(keeper.run(), name="profiles")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

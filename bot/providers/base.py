@@ -133,12 +133,12 @@ class ProfileResult:
     error: str | None = None  # why it failed (None: it did not)
 
 
-@runtime_checkable
-class ProfileSender(Protocol):
-    """A sender that can set the number's business profile (Provider.profile_fields)."""
+class ProfileApplier(Protocol):
+    """Sets a number's business profile through the provider (Provider.make_profiler)."""
 
     async def apply_profile(self, instance: InstanceConfig, profile: Profile) -> ProfileResult:
-        """Apply what the provider supports; never raises for provider or network errors."""
+        """Apply the fields the provider supports; never raises for provider or
+        network errors."""
         ...
 
 
@@ -158,13 +158,10 @@ async def readiness_of(sender: Sender, instances: Sequence[InstanceConfig]) -> l
     return []
 
 
-async def apply_profile_with(provider: Provider, sender: Sender, instance: InstanceConfig,
-                             profile: Profile) -> ProfileResult:
+def unsupported_profile(provider: Provider) -> ProfileResult:
     """The default: a provider without profile support says so, and applies nothing."""
-    if not provider.profile_fields or not isinstance(sender, ProfileSender):
-        return ProfileResult(error=f"provider {provider.name} does not support setting the "
-                             "business profile")
-    return await sender.apply_profile(instance, profile)
+    return ProfileResult(error=f"provider {provider.name} cannot set the business profile "
+                         "(its API does not offer it)")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -177,9 +174,11 @@ class Provider:
     inbound: Callable[[], web.Application] | None = None
     # Routes of its own elsewhere (the sandbox's /sandbox/*, Twilio's /media/{id}).
     routes: web.RouteTableDef | None = None
-    # The business-profile fields it can set (empty: none; its sender is then
-    # never asked). check-config names the ones an instance's profile loses.
+    # The business-profile fields it can set, and what sets them (None: the
+    # provider cannot; see unsupported_profile). check-config names the fields
+    # an instance's profile would lose.
     profile_fields: frozenset[str] = frozenset()
+    make_profiler: Callable[[SenderContext], ProfileApplier] | None = None
 
 
 class NoSection:

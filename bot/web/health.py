@@ -16,7 +16,14 @@ from aiohttp import web
 from bot.config import Config
 from bot.metrics import CONTENT_TYPE
 from bot.providers.base import readiness_of
-from bot.web.keys import holder_key, metrics_key, senders_key, store_key, workers_key
+from bot.web.keys import (
+    holder_key,
+    metrics_key,
+    profile_keeper_key,
+    senders_key,
+    store_key,
+    workers_key,
+)
 
 routes = web.RouteTableDef()
 
@@ -54,7 +61,13 @@ async def readyz(request: web.Request) -> web.Response:
     # and a refused reload leaves the old one in force.
     holder = app[holder_key]
     problems += await _provider_problems(app, holder.current.config)
-    body = {"config_generation": holder.generation}
+    body: dict[str, object] = {"config_generation": holder.generation}
+    keeper = app.get(profile_keeper_key)
+    if keeper is not None and keeper.states:
+        # Profiles that did not apply are shown, never a reason to be unready.
+        body["details"] = {"profiles": {str(i): s.json() for i, s in
+                                        sorted(keeper.states.items())},
+                           "profile_problems": keeper.problems()}
     if problems:
         return web.json_response({"status": "unavailable", "reasons": problems, **body},
                                  status=503)

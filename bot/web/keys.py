@@ -10,6 +10,7 @@ from aiohttp import web
 from bot.clock import Clock
 from bot.metrics import Metrics
 from bot.pipeline import Pipeline
+from bot.profile import ProfileKeeper
 from bot.providers.base import Provider, Sender
 from bot.runtime import Reloader, Snapshot, SnapshotHolder
 from bot.store import Store
@@ -70,3 +71,5 @@ providers_key = web.AppKey("providers", dict[str, Provider])
 # Each provider's sender by provider name (one per app): the outbound worker
 # sends through them; inbound routes, /readyz and the profile ask them too.
 senders_key = web.AppKey("senders", dict[str, Sender])
+# Applies each gateway number's business profile through its provider.
+profile_keeper_key = web.AppKey("profile_keeper", ProfileKeeper)

@@ -78,7 +78,8 @@ class Adapter(Protocol):
         ...
 
     async def sent(self, client: TestClient) -> list[Sent]:
-        """What the provider was asked to send from instance 5, oldest first."""
+        """What the provider was asked to send from instance 5 (in the order it
+        was asked, which for messages sent at once need not be the order queued)."""
         ...
 
 
@@ -186,7 +187,8 @@ class MetaAdapter:
                               "recipient_id": "34600000001"}]}}]}]})
 
     async def sent(self, client: TestClient) -> list[Sent]:
-        uploads = iter([r for r in self.graph.uploads if META_PNID in r.path])
+        media = {r.answer["id"]: r.form["file"]["bytes"] for r in self.graph.uploads
+                 if META_PNID in r.path and r.answer and r.form}
         out = []
         for r in self.graph.messages:
             if META_PNID not in r.path:
@@ -197,10 +199,8 @@ class MetaAdapter:
                 out.append(Sent(chat=body["to"], kind=kind, text=body["text"]["body"]))
                 continue
             part = body[kind]
-            upload = next(uploads)
             out.append(Sent(chat=body["to"], kind=kind, caption=part.get("caption"),
-                            filename=part.get("filename"),
-                            media=upload.form["file"]["bytes"] if upload.form else None))
+                            filename=part.get("filename"), media=media.get(part["id"])))
         return out
 
 

@@ -9,4 +9,4 @@ from bot.providers.waha.outbound import WahaSender
 
 PROVIDER = Provider(name="waha", caps=CAPS, config=WahaConfigPart(),
                     make_sender=WahaSender.from_context, inbound=inbound_app,
-                    profile_fields=PROFILE_FIELDS)
+                    profile_fields=PROFILE_FIELDS, make_profiler=WahaSender.from_context)
