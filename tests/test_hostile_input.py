@@ -34,7 +34,8 @@ MakeClient = Callable[..., Awaitable[TestClient]]
 ROUTES = {
     ("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics"), ("GET", "/openapi.json"),
     ("POST", "/sandbox/inbound"), ("GET", "/sandbox/outbox"), ("POST", "/sandbox/status"),
-    ("GET", "/webhooks/meta"), ("POST", "/webhooks/meta"),
+    ("GET", "/webhooks/meta"), ("POST", "/webhooks/meta"), ("POST", "/webhooks/waha"),
+    ("GET", "/admin/instances/{id}/profile"), ("PUT", "/admin/instances/{id}/profile"),
     ("GET", "/admin/registrations"), ("GET", "/admin/registrations/{number}"),
     ("POST", "/admin/registrations/{number}/opt-out"), ("GET", "/admin/messages"),
     ("POST", "/admin/reload"), ("GET", "/admin/config"),

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import io
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -203,3 +204,16 @@ def test_check_config_validates_the_profile(tmp_path: Path, table: str, error: s
     path.write_text(base_config(tmp_path / "db") + f"\n[instances.profile]\n{table}\n")
     with pytest.raises(ConfigError, match=rf"instances\[1\]\.profile.*{error}"):
         load_config(path)
+
+
+@pytest.mark.parametrize("raw, status", [
+    (b"", 400), (b"null", 400), (b"\xff" * 100, 400), (b"[" * 50_000 + b"]" * 50_000, 400),
+    (b'{"about": "\\u0000"}', 400), (b'{"picture": "' + b"A" * (9 * 1024 * 1024) + b'"}', 413),
+])
+async def test_hostile_profile_bodies_are_4xx(client: TestClient, raw: bytes,
+                                              status: int) -> None:
+    resp = await client.put("/admin/instances/1/profile", data=io.BytesIO(raw),
+                            headers={**ADMIN, "Content-Type": "application/json"})
+    assert resp.status == status, await resp.text()
+    assert (await resp.json())["error"]
+    assert (await profile(client, 1))["profile"] is None

@@ -209,3 +209,12 @@ def test_check_config_validates_waha_instances(tmp_path: Path, instances: str,
                     'api_key = "k"\nhmac_key = "h"\n' + instances)
     with pytest.raises(ConfigError, match=error):
         load_config(path)
+
+
+async def test_a_media_message_keeps_its_kind_and_caption(wclient: TestClient) -> None:
+    resp = await post_waha(wclient, waha_message("A photo", hasMedia=True, media={
+        "url": "http://127.0.0.1:3000/api/files/x.jpeg", "mimetype": "image/jpeg"}))
+    assert resp.status == 200, await resp.text()
+    resp = await wclient.get("/admin/messages", headers=ADMIN, params={"direction": "in"})
+    (logged,) = (await resp.json())["messages"]
+    assert (logged["type"], logged["text"]) == ("image", "A photo")
