@@ -164,6 +164,11 @@ async def test_signature_algorithm_other_than_sha512_is_refused(wclient: TestCli
     ({"event": "message.ack", "session": "default", "payload": {"id": "a"}}, "bad_payload"),
     ({"event": "session.status", "session": "default", "payload": {"status": 7}},
      "bad_payload"),
+    ({"event": "session.status", "session": "default", "payload": {"status": ["WORKING"]}},
+     "bad_payload"),
+    ({"event": "message.ack", "session": "default", "payload": {"id": "a", "ackName": []}},
+     "bad_payload"),
+    ({"event": "message", "session": ["default"], "payload": {}}, "unknown_session"),
     ({"event": "message", "session": "default", "payload": []}, "bad_payload"),
 ])
 async def test_unusable_events_are_400(wclient: TestClient, payload: object, slug: str) -> None:

@@ -141,7 +141,7 @@ async def receive(request: web.Request) -> web.Response:
     assert isinstance(sender, WahaSender)
     if event == "session.status":
         state = payload.get("status")
-        if state not in SESSION_STATES:
+        if not isinstance(state, str) or state not in SESSION_STATES:
             fail(400, "bad_payload", "session.status needs payload.status, one of "
                  + ", ".join(sorted(SESSION_STATES)))
         sender.session_state(session, state)

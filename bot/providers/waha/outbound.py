@@ -8,6 +8,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 
@@ -144,7 +145,9 @@ class WahaSender:
             return cached[0]
         name = None
         try:
-            async with self.session.get(f"{self.config.base_url}/api/{session}/groups/{group_id}",
+            # The id came in a signed webhook; quoted all the same, as it goes in a path.
+            path = f"/api/{session}/groups/{quote(group_id, safe='@')}"
+            async with self.session.get(f"{self.config.base_url}{path}",
                                         headers=self._headers(),
                                         timeout=self._timeout(GROUP_TIMEOUT)) as resp:
                 data = await resp.json(content_type=None) if resp.status == 200 else None
