@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import time
@@ -18,6 +19,7 @@ from bot.locales import load_locales
 from bot.metrics import Metrics
 from bot.pipeline import Pipeline
 from bot.processes import GroupReloader, Roles
+from bot.profile import ProfileKeeper
 from bot.providers.base import Provider, Sender, SenderContext, SendResult
 from bot.providers.registry import PROVIDERS
 from bot.runtime import Reloader, Snapshot, SnapshotHolder
@@ -33,9 +35,11 @@ from bot.web.keys import (
     metrics_key,
     outbound_worker_key,
     pipeline_key,
+    profile_keeper_key,
     providers_key,
     reloader_key,
     roles_key,
+    senders_key,
     store_key,
     webhook_worker_key,
     workers_key,
@@ -93,6 +97,7 @@ def create_app(config: Config, roles: Roles | None = None,
     app.cleanup_ctx.append(webhooks_ctx)
     if roles.group is not None:
         app.cleanup_ctx.append(group_ctx)
+    app.cleanup_ctx.append(profiles_ctx)
     app.add_routes(health.routes)
     for provider in providers:
         if provider.routes is not None:
@@ -116,6 +121,8 @@ def create_app(config: Config, roles: Roles | None = None,
 def _reloaded(app: web.Application, outcome: str) -> None:
     if outcome == "ok":
         heap.refreeze()
+        if profile_keeper_key in app:  # apply the profiles the new config changed
+            app[profile_keeper_key].request_sync()
     metrics, holder = app[metrics_key], app[holder_key]
     metrics.reloads.labels(outcome).inc()
     metrics.config_generation.set(holder.generation)
@@ -155,6 +162,7 @@ async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
             section=lambda name=name: holder.current.config.providers.get(name),
             session=app[http_session_key]))
         for name, provider in app[providers_key].items()}
+    app[senders_key] = senders
 
     def on_result(row: OutboundRow, outcome: str, result: SendResult) -> None:
         instance = holder.current.config.instances.get(row.instance_id)
@@ -256,3 +264,23 @@ async def group_ctx(app: web.Application) -> AsyncIterator[None]:
     yield
     for role in app[roles_key].names:
         processes.labels(role).set(0)
+
+
+async def profiles_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The business profiles: applied at start, then when a reload or the admin
+    changes one. A failure is logged and shown in /readyz, never fatal."""
+    holder = app[holder_key]
+    providers = app[providers_key]
+    profilers = {name: provider.make_profiler(SenderContext(
+        section=lambda name=name: holder.current.config.providers.get(name),
+        session=app[http_session_key]))
+        for name, provider in providers.items() if provider.make_profiler is not None}
+    keeper = ProfileKeeper(lambda: holder.current.config, providers, profilers)
+    app[profile_keeper_key] = keeper
+    task = asyncio.create_task(keeper.run(), name="profiles")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

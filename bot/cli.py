@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import getpass
 import json
 import logging
@@ -559,8 +560,57 @@ def cmd_status(args: argparse.Namespace) -> int:
              "subscribers: " + (", ".join(f"{s['id']} ({s['plan']})"
                                           for s in summary["subscribers"]) or "none"),
              "locales: " + " ".join(summary["locales"])]
+    profiles = (ready.get("details") or {}).get("profiles") or {}
+    if profiles:
+        lines.append("profiles: " + ", ".join(_profile_state_line(int(i), s)
+                                             for i, s in profiles.items()))
     _print(data, args, lines)
     return 0 if ready.get("status") == "ready" else 1
+
+
+def _profile_state_line(instance: int, state: dict[str, Any]) -> str:
+    applied = ", ".join(state.get("applied") or []) or "nothing"
+    line = f"#{instance} {state['status']} ({applied}; from {state['source']})"
+    if state.get("not_supported"):
+        line += f", not supported: {', '.join(state['not_supported'])}"
+    return line + (f": {state['error']}" if state.get("error") else "")
+
+
+# ---- the gateway number's business profile
+
+
+def cmd_profile(args: argparse.Namespace) -> int:
+    config = _load(args)
+    path = f"/admin/instances/{args.instance}/profile"
+    if args.action == "show":
+        data = _call(config, "GET", path, url=args.url)
+    else:
+        body: dict[str, Any] = {k: v for k, v in (
+            ("about", args.about), ("description", args.description), ("email", args.email),
+            ("websites", args.website)) if v is not None}
+        if args.picture:
+            try:
+                body["picture"] = base64.b64encode(Path(args.picture).read_bytes()).decode()
+            except OSError as exc:
+                raise SystemExit(f"error: cannot read {args.picture}: {exc.strerror}") from None
+        data = _call(config, "PUT", path, body, url=args.url)
+    profile, state = data["profile"], data["state"]
+    lines = [f"instance #{data['instance']} ({data['provider']}): "
+             + (f"profile from {data['source']}" if profile else "no profile set")]
+    if profile:
+        picture = profile["picture"]
+        lines += [f"  {name}: {profile[name]}" for name in ("about", "description", "email")
+                  if profile[name]]
+        if profile["websites"]:
+            lines.append("  websites: " + " ".join(profile["websites"]))
+        if picture:
+            lines.append(f"  picture: {picture['type']}, {picture['bytes']} bytes")
+    lines.append("  supported by the provider: " + (", ".join(data["supported_fields"])
+                                                     or "nothing (not offered by its API)"))
+    if state:
+        lines.append("  last applied: " + _profile_state_line(data["instance"], state))
+    _print(data, args, lines)
+    return 0 if state is None or state["status"] in ("applied", "partial") else 1
 
 
 # ---- webhooks: deliveries and endpoints
@@ -630,13 +680,35 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     c = snap.config
+    notes = _profile_notes(c)
     data = {"ok": True, "path": path, "instances": len(c.instances),
             "subscribers": len(c.subscribers), "plans": len(c.plans),
-            "locales": sorted(snap.locales.locales)}
+            "locales": sorted(snap.locales.locales), "notes": notes}
     _print(data, args, [f"{path}: OK — {len(c.instances)} instance(s), "
                         f"{len(c.subscribers)} subscriber(s), {len(c.plans)} plan(s), "
-                        f"{len(snap.locales.locales)} locale(s)"])
+                        f"{len(snap.locales.locales)} locale(s)"]
+           + [f"note: {n}" for n in notes])
     return 0
+
+
+def _profile_notes(config: Any) -> list[str]:
+    """What a configured profile will not do, said plainly (never an error)."""
+    from bot.profile import lost_fields
+    from bot.providers.registry import PROVIDERS
+
+    by_name = {p.name: p for p in PROVIDERS}
+    notes = []
+    for inst in config.instances.values():
+        provider = by_name[inst.provider]
+        if inst.profile is None:
+            continue
+        if provider.make_profiler is None:
+            notes.append(f"instance {inst.id}: provider {inst.provider} cannot set the business "
+                         "profile (its API does not offer it); [instances.profile] is not applied")
+        elif lost := lost_fields(provider, inst.profile):
+            notes.append(f"instance {inst.id}: provider {inst.provider} cannot set "
+                         f"{', '.join(lost)}; those profile fields are not applied")
+    return notes
 
 
 def cmd_hash_secret(args: argparse.Namespace) -> int:
@@ -878,6 +950,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true",
                    help="check and count what would be copied; write nothing")
     json_flag(p)
+    p = command(sub, "profile", "the gateway number's business profile: show, set",
+                'wagate profile set 2 --about "Order updates" --picture logo.jpg', cmd_profile)
+    common(p, client=False)
+    acts = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    q = command(acts, "show", "the profile in force and how its last application went",
+                "wagate profile show 2")
+    common(q)
+    q.add_argument("instance", type=int, help="the instance (gateway number) id")
+    q = command(acts, "set", "set the profile now (until the service stops; the config's "
+                "[instances.profile] is the lasting one) and apply it through the provider",
+                'wagate profile set 2 --about "Order updates" --website https://acme.example')
+    common(q)
+    q.add_argument("instance", type=int, help="the instance (gateway number) id")
+    q.add_argument("--about", help="the about text (at most 139 characters)")
+    q.add_argument("--description", help="the business description (at most 512 characters)")
+    q.add_argument("--email", help="the contact email")
+    q.add_argument("--website", action="append", help="a website (at most two; repeat)")
+    q.add_argument("--picture", metavar="FILE", help="a JPEG or PNG file")
 
     p = command(sub, "check-config", "validate a config file and its locales offline",
                 "wagate check-config /etc/wagate/wagate.toml", cmd_check_config)

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 from bot.store import POSTGRES_SCHEMES, SQLITE_SCHEME
 
 if TYPE_CHECKING:
-    from bot.providers.base import ProviderConfig
+    from bot.providers.base import Profile, ProviderConfig
 
 FEATURES = ("text", "image", "document", "url", "group")
 WEBHOOK_EVENTS = ("message.received", "user.registered", "user.unregistered", "message.status")
@@ -90,6 +90,8 @@ class InstanceConfig:
     # The provider's own keys of this instance (meta: phone_number_id), as its
     # config part validated them.
     options: Mapping[str, Any] = field(default_factory=dict)
+    # The number's business profile ([instances.profile]), applied through the provider.
+    profile: Profile | None = None
 
     @property
     def shared(self) -> bool:
@@ -589,6 +591,20 @@ def _parse_webhook(r: _Reader, env: Mapping[str, str], sub_id: str,
                          events=frozenset(events))
 
 
+def _parse_profile(top: _Reader, r: _Reader) -> Profile | None:
+    """`[instances.profile]`, its picture path relative to the config file."""
+    from bot.profile import ProfileError, load_profile
+
+    table = r.get("profile", dict, None)
+    if table is None:
+        return None
+    base = Path(top.source).parent if top.source != "<config>" else Path.cwd()
+    try:
+        return load_profile(table, base)
+    except ProfileError as exc:
+        raise r.child("profile", table).error(None, str(exc)) from None
+
+
 def _parse_instances(top: _Reader, raw: list[Any], subscribers: Mapping[str, SubscriberConfig],
                      providers: Mapping[str, ProviderConfig], sections: Mapping[str, Any],
                      ) -> dict[int, InstanceConfig]:
@@ -600,7 +616,8 @@ def _parse_instances(top: _Reader, raw: list[Any], subscribers: Mapping[str, Sub
         r = top.child(f"instances[{index}]", table if isinstance(table, dict) else {})
         if not isinstance(table, dict):
             raise r.error(None, "must be a table")
-        r.unknown_keys({"id", "number", "provider", "owner", "rate_per_second"} | provider_keys)
+        r.unknown_keys({"id", "number", "provider", "owner", "rate_per_second", "profile"}
+                       | provider_keys)
         inst_id = r.get("id", int)
         if inst_id <= 0:
             raise r.error("id", "must be a positive integer")
@@ -630,7 +647,7 @@ def _parse_instances(top: _Reader, raw: list[Any], subscribers: Mapping[str, Sub
         rate = r.get("rate_per_second", float, None)
         instances[inst_id] = InstanceConfig(id=inst_id, number=number, provider=provider,
                                             owner=owner, rate_per_second=rate,
-                                            options=options)
+                                            options=options, profile=_parse_profile(top, r))
     for sub in subscribers.values():
         for inst in sub.instances:
             if inst not in instances:

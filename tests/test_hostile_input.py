@@ -36,6 +36,8 @@ ROUTES = {
     ("POST", "/sandbox/inbound"), ("GET", "/sandbox/outbox"), ("POST", "/sandbox/status"),
     ("GET", "/webhooks/meta"), ("POST", "/webhooks/meta"),
     ("POST", "/webhooks/twilio"), ("GET", "/media/{id}"),
+    ("POST", "/webhooks/waha"),
+    ("GET", "/admin/instances/{id}/profile"), ("PUT", "/admin/instances/{id}/profile"),
     ("GET", "/admin/registrations"), ("GET", "/admin/registrations/{number}"),
     ("POST", "/admin/registrations/{number}/opt-out"), ("GET", "/admin/messages"),
     ("POST", "/admin/reload"), ("GET", "/admin/config"),

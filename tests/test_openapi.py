@@ -18,6 +18,7 @@ LEFT_OUT: dict[tuple[str, str], str] = {
     ("post", "/webhooks/meta"): "Meta's signed event POSTs: Meta calls it, not developers",
     ("post", "/webhooks/twilio"): "Twilio's signed callbacks: Twilio calls it, not developers",
     ("get", "/media/{id}"): "Signed, expiring media URLs: Twilio fetches them, not developers",
+    ("post", "/webhooks/waha"): "WAHA's signed event POSTs: WAHA calls it, not developers",
 }
 ADMIN_TAGS = {"admin", "deliveries", "sandbox"}
 TAGS = ADMIN_TAGS | {"send", "account", "operations"}

@@ -11,7 +11,8 @@ from bot.clock import Clock
 from bot.metrics import Metrics
 from bot.pipeline import Pipeline
 from bot.processes import Roles
-from bot.providers.base import Provider
+from bot.profile import ProfileKeeper
+from bot.providers.base import Provider, Sender
 from bot.runtime import Reloader, Snapshot, SnapshotHolder
 from bot.store import Store
 from bot.web.inflight import InFlight
@@ -70,3 +71,8 @@ webhook_worker_key = web.AppKey("webhook_worker", WebhookWorker)
 
 # Every provider this app knows, by name (bot/providers/registry.py).
 providers_key = web.AppKey("providers", dict[str, Provider])
+# Each provider's sender by provider name (one per app): the outbound worker
+# sends through them; inbound routes, /readyz and the profile ask them too.
+senders_key = web.AppKey("senders", dict[str, Sender])
+# Applies each gateway number's business profile through its provider.
+profile_keeper_key = web.AppKey("profile_keeper", ProfileKeeper)

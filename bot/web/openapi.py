@@ -282,6 +282,61 @@ def _admin_paths() -> dict[str, Any]:
     }
 
 
+def _profile_paths() -> dict[str, Any]:
+    """The gateway number's business profile (bot/web/admin.py, bot/profile.py)."""
+    from bot.profile import MAX_ABOUT, MAX_DESCRIPTION, MAX_EMAIL, MAX_WEBSITE, MAX_WEBSITES
+
+    instance = _path("id", "The instance (gateway number) id", {"type": "integer",
+                                                                 "minimum": 1})
+    text = {"type": ["string", "null"]}
+    fields = {"type": "array", "items": {"enum": ["about", "description", "email", "picture",
+                                                   "websites"]}}
+    view = _json("The profile in force and how its last application went", _object({
+        "instance": {"type": "integer"}, "provider": {"type": "string"},
+        "supported_fields": {**fields, "description": "What the provider can set; empty "
+                                                      "when its API offers no profile"},
+        "source": {"enum": ["config", "admin", None],
+                   "description": "admin: set through this API (until the process stops)"},
+        "profile": {"type": ["object", "null"], "properties": {
+            "about": text, "description": text, "email": text,
+            "websites": {"type": "array", "items": {"type": "string"}},
+            "picture": {"type": ["object", "null"], "properties": {
+                "bytes": {"type": "integer"}, "type": {"enum": ["image/jpeg", "image/png"]},
+                "sha256": {"type": "string"}}}}},
+        "not_supported": {**fields, "description": "Fields of this profile the provider "
+                                                   "cannot set (not applied)"},
+        "state": {"type": ["object", "null"], "properties": {
+            "status": {"enum": ["applied", "partial", "failed", "unsupported"]},
+            "source": {"enum": ["config", "admin"]}, "hash": {"type": "string"},
+            "applied": fields, "not_supported": fields, "error": text,
+            "at": {"type": "number", "description": "Unix time"}}}}))
+    body = {"type": "object", "minProperties": 1, "additionalProperties": False,
+            "properties": {
+                "about": {"type": "string", "minLength": 1, "maxLength": MAX_ABOUT},
+                "description": {"type": "string", "minLength": 1, "maxLength": MAX_DESCRIPTION},
+                "email": {"type": "string", "format": "email", "maxLength": MAX_EMAIL},
+                "websites": {"type": "array", "maxItems": MAX_WEBSITES, "items": {
+                    "type": "string", "format": "uri", "maxLength": MAX_WEBSITE}},
+                "picture": {"type": "string", "contentEncoding": "base64",
+                            "description": "JPEG or PNG, at most 5 MB decoded; a "
+                                           "data:...;base64, prefix is allowed"}}}
+    unknown = {404: ("Instance not configured", "unknown_instance")}
+    return {"/admin/instances/{id}/profile": {
+        **_admin("get", "get_profile", "A gateway number's business profile", view,
+                 parameters=[instance], errors=unknown),
+        **_admin("put", "set_profile", "Set a gateway number's business profile and apply it",
+                 view, parameters=[instance], body=body,
+                 description="Replaces the config's [instances.profile] until the process "
+                             "stops, and applies it now through the provider (Meta: picture "
+                             "by resumable upload, then the business profile; WAHA: about and "
+                             "picture; sandbox: recorded). A provider's refusal is answered "
+                             "200 with `state.status: failed` and its error.",
+                 errors={**unknown, 400: ("Bad profile or body",
+                                          f"invalid_profile, {_BAD_BODY}"),
+                         413: ("Request body over 8 MB", "payload_too_large")}),
+    }}
+
+
 def _delivery_paths() -> dict[str, Any]:
     limit = _ref("parameters", "Limit")
     delivery_id = _path("id", "Delivery id (also the webhook-id header sent)")
@@ -508,9 +563,21 @@ def _operation_paths() -> dict[str, Any]:
         "/healthz": _open("healthz", "Liveness: the process answers", {
             "200": _json("Alive", _object({"status": {"const": "ok"}}))}),
         "/readyz": _open(
-            "readyz", "Readiness: the store answers and every worker runs", {
-                "200": _json("Ready", _object({"status": {"const": "ready"},
-                                               "config_generation": {"type": "integer"}})),
+            "readyz", "Readiness: the store answers, every worker runs, every provider "
+            "can send (a WAHA account is linked)", {
+                "200": _json("Ready; `details.profiles` (when a profile is configured) "
+                             "says how each number's business profile was applied, and "
+                             "`details.profile_problems` those that were not: never a "
+                             "reason to be unready", {
+                                 **_object({"status": {"const": "ready"},
+                                            "config_generation": {"type": "integer"}}),
+                                 "properties": {
+                                     "status": {"const": "ready"},
+                                     "config_generation": {"type": "integer"},
+                                     "details": {"type": "object", "properties": {
+                                         "profiles": {"type": "object"},
+                                         "profile_problems": {"type": "array", "items": {
+                                             "type": "string"}}}}}}),
                 "503": _json("Not ready, with the reasons", _object({
                     "status": {"const": "unavailable"},
                     "reasons": {"type": "array", "items": {"type": "string"}},
@@ -607,7 +674,8 @@ def build_document() -> dict[str, Any]:
             "content": {"application/json": {"schema": {
                 "$ref": "#/components/schemas/Message"}}}}),
     }}
-    for part in (_account_paths(), _admin_paths(), _delivery_paths(), _sandbox_paths(),
+    for part in (_account_paths(), _admin_paths(), _profile_paths(), _delivery_paths(),
+                 _sandbox_paths(),
                  _operation_paths()):
         paths.update(part)
     return {
