@@ -158,6 +158,9 @@ class Bench:
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     ports: dict[str, int] = field(default_factory=dict)
     results: dict[str, Any] = field(default_factory=dict)
+    storage_url: str = ""  # `[storage] url`; empty: a SQLite file in `tmp`
+    workers: int = 0  # `serve --workers N` (a supervisor and its children); 0: a lone serve
+    cpus: str = ""  # taskset's CPU list for the service (its children inherit it); "": any
 
     @property
     def duration(self) -> int:
@@ -169,14 +172,15 @@ class Bench:
                                                 stderr=subprocess.STDOUT)
         wait_http(health)
 
-    def stop(self, name: str, sig: int = signal.SIGTERM) -> None:
+    def stop(self, name: str, sig: int = signal.SIGTERM) -> int:
+        """Signal the process and wait for it (killed after 30 s): its exit status."""
         proc = self.procs.pop(name)
         proc.send_signal(sig)
         try:
-            proc.wait(30)
+            return proc.wait(30)
         except subprocess.TimeoutExpired:
             proc.kill()
-            proc.wait()
+            return proc.wait()
 
     def url(self, name: str, path: str = "") -> str:
         return f"http://127.0.0.1:{self.ports[name]}{path}"
@@ -187,7 +191,7 @@ class Bench:
             host = "127.0.0.1"
             port = {self.ports['wagate']}
             [storage]
-            url = "sqlite:///{self.tmp / 'wagate.db'}"
+            url = "{self.storage_url or f'sqlite:///{self.tmp / "wagate.db"}'}"
             [admin]
             token = "{ADMIN_TOKEN}"
             [locales]
@@ -227,9 +231,13 @@ class Bench:
         return path
 
     def start_wagate(self, rate: float = 80.0) -> int:
+        """The service; its pid (the supervisor's under `workers`)."""
         config = self.config(rate)
-        self.start("wagate", [sys.executable, "-m", "bot", "serve", "--config", str(config),
-                              "--log-level", "WARNING"], self.url("wagate", "/readyz"))
+        pinned = ["taskset", "-c", self.cpus] if self.cpus else []
+        group = ["--workers", str(self.workers)] if self.workers else []
+        self.start("wagate", [*pinned, sys.executable, "-m", "bot", "serve", "--config",
+                              str(config), "--log-level", "WARNING", *group],
+                   self.url("wagate", "/readyz"))
         return self.procs["wagate"].pid
 
 
