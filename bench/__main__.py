@@ -488,6 +488,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--quick", action="store_true", help="shorter runs, smaller backlogs")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results.json"))
+    parser.add_argument("--only", choices=("scaling",),
+                        help="only these rows: scaling = PostgreSQL and several processes")
     args = parser.parse_args()
     ensure_wrk()
     tmp = Path(tempfile.mkdtemp(prefix="wagate-bench-"))
@@ -503,6 +505,11 @@ def main() -> None:
                     bench.url("forward", "/"))
         print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}; "
               f"work dir {tmp}", flush=True)
+        from bench.scaling import run_scaling
+
+        if args.only == "scaling":
+            run_scaling(bench)
+            return finish(bench.results, args.out)
         pid = bench.start_wagate()
         path_runs(bench)
         waited = wait_deliveries_drained(bench)
@@ -515,13 +522,25 @@ def main() -> None:
         from bench.deliveries import run_delivery_benchmarks
 
         run_delivery_benchmarks(bench)
+        bench.stop("wagate")
+        run_scaling(bench)
     finally:
         for name in list(bench.procs):
             bench.stop(name)
-    Path(args.out).write_text(json.dumps(bench.results, indent=2))
+    finish(bench.results, args.out)
+
+
+def finish(results: dict[str, Any], out: str) -> None:
+    """Write the results and print the tables (those of the rows that ran)."""
+    from bench import scaling
+
+    Path(out).write_text(json.dumps(results, indent=2))
     print()
-    print(summary(bench.results))
-    print(f"\nresults written to {args.out}")
+    if "a" in results:
+        print(summary(results))
+        print()
+    print(scaling.summary(results["scaling"]))
+    print(f"\nresults written to {out}")
 
 
 def summary(results: dict[str, Any]) -> str:
