@@ -150,6 +150,22 @@ def write_job_bodies(tmp: Path, count: int) -> None:
                                                   f"wamid.SA{i}") for i in range(count))])
 
 
+def transactions(url: str) -> int:
+    """Transactions the database has committed or rolled back (pg_stat_database;
+    the server publishes its counts within a second or so)."""
+    import asyncpg
+
+    async def read() -> int:
+        conn = await asyncpg.connect(url, timeout=5)
+        try:
+            return int(await conn.fetchval(
+                "SELECT xact_commit + xact_rollback FROM pg_stat_database"
+                " WHERE datname = current_database()"))
+        finally:
+            await conn.close()
+    return asyncio.run(read())
+
+
 def drained(bench: Bench) -> bool:
     return (metric(bench, "wagate_outbound_queue_depth") == 0
             and metric(bench, "wagate_webhook_queue_depth") == 0)
@@ -160,6 +176,7 @@ def one_job(bench: Bench, key: str, bodies: Path) -> dict[str, Any]:
     _, peer = JOBS[key]
     supervisor = bench.procs["wagate"].pid
     before_count = get_json(bench.url(peer, "/count"))["count"]
+    xacts0 = transactions(bench.storage_url) if bench.storage_url else 0
     cpu0, pg0, t0 = service_cpu(supervisor), postgres_cpu(), time.perf_counter()
     load = run_wrk(bench.url("wagate", "/webhooks/meta"),
                    {"BENCH_BODIES": str(bodies / f"scaling_{key}.txt")},
@@ -169,7 +186,12 @@ def one_job(bench: Bench, key: str, bodies: Path) -> dict[str, Any]:
     cpu1, pg1 = service_cpu(supervisor), postgres_cpu()
     jobs = get_json(bench.url(peer, "/count"))["count"] - before_count
     by_role = {role: (cpu1[role] - cpu0[role]) * 1e6 / max(jobs, 1) for role in cpu0}
-    return {"jobs": jobs, "answered_per_second": load.rps, "errors": load.errors,
+    xacts = None
+    if bench.storage_url:
+        time.sleep(1.5)  # the server's statistics catch up
+        xacts = (transactions(bench.storage_url) - xacts0) / max(jobs, 1)
+    return {"transactions_per_job": xacts, "jobs": jobs,
+            "answered_per_second": load.rps, "errors": load.errors,
             "seconds": elapsed, "per_second": jobs / elapsed, "drained": done,
             "cpu_us_per_job": sum(by_role.values()), "cpu_us_by_role": by_role,
             "postgres_cpu_us_per_job": (pg1 - pg0) * 1e6 / max(jobs, 1)}
@@ -211,7 +233,9 @@ def run_scaling(bench: Bench) -> None:
             print(f"  {what} | {mode.name}: {r['jobs']} jobs in {r['seconds']:.1f} s = "
                   f"{r['per_second']:,.0f}/s (answered {r['answered_per_second']:,.0f}/s); "
                   f"service CPU {r['cpu_us_per_job']:,.0f} µs/job ({roles}); PostgreSQL "
-                  f"server {r['postgres_cpu_us_per_job']:,.0f} µs/job", flush=True)
+                  f"server {r['postgres_cpu_us_per_job']:,.0f} µs/job"
+                  + (f", {r['transactions_per_job']:.1f} transactions/job"
+                     if r["transactions_per_job"] is not None else ""), flush=True)
     bench.results["scaling"] = results
 
 
