@@ -11,6 +11,10 @@ service is killed at random moments and started again at once. After a final
 restart and a bounded drain, each acknowledged (HTTP 200) item must have
 arrived: the text at the webhook receiver, the send at Graph, the greeting's
 confirmation at Graph. Duplicates at either end are counted and reported.
+
+`exercise` is the suite whatever the service's shape; `run` is its SQLite
+form (one process, killed whole), reliability/crash_pg.py its PostgreSQL
+form (`serve --workers 2`, one process of the group killed at a time).
 """
 
 from __future__ import annotations

@@ -17,21 +17,23 @@ The server is WAGATE_TEST_POSTGRES_URL (default the local one); the database
 from __future__ import annotations
 
 import os
-import secrets
 import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
-
-import asyncpg
 
 from bench.__main__ import Bench
+from bench.scaling import (
+    create_database,
+    database_url,
+    drop_database,
+    group_processes,
+    server_url,
+)
 from reliability.common import Row
 from reliability.crash import Form, exercise
 
 SUITE = "crash_pg"
-DEFAULT_SERVER_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 # The supervisor gives up on a process that dies 6 times in 60 s: killing the
 # three in turn keeps each well below that. Graph answers in a second (a slow
 # provider): more than the drainer's 64 calls at once keep up with at 80 sends
@@ -41,50 +43,6 @@ FULL = Form(kills=12, uptime=(2.0, 5.0), texts_per_second=150, sends_per_second=
 SMALL = Form(kills=2, uptime=(2.0, 4.0), texts_per_second=150, sends_per_second=80,
              greetings_per_second=10, users=20, drain=30.0, graph_delay=1.0)
 RESTARTED_WITHIN = 20.0  # seconds for the supervisor to have a killed process running again
-
-
-def server_url() -> str:
-    return os.environ.get("WAGATE_TEST_POSTGRES_URL", DEFAULT_SERVER_URL)
-
-
-def database_url(server: str, name: str) -> str:
-    return urlunsplit(urlsplit(server)._replace(path=f"/{name}"))
-
-
-async def create_database(server: str) -> str:
-    """A fresh database on `server`: its name."""
-    name = f"wagate_crash_{secrets.token_hex(6)}"
-    conn = await asyncpg.connect(server, timeout=5)
-    try:
-        await conn.execute(f"CREATE DATABASE {name}")
-    finally:
-        await conn.close()
-    return name
-
-
-async def drop_database(server: str, name: str) -> None:
-    conn = await asyncpg.connect(server, timeout=5)
-    try:
-        await conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-    finally:
-        await conn.close()
-
-
-def children(supervisor: int) -> dict[int, str]:
-    """The supervisor's live processes: pid -> role ("http" or "drainer")."""
-    found: dict[int, str] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:  # gone meanwhile
-            continue
-        fields = stat[stat.rindex(")") + 2:].split()
-        if int(fields[1]) == supervisor and fields[0] != "Z":
-            found[int(entry.name)] = "drainer" if b"worker" in argv else "http"
-    return found
 
 
 @dataclass
@@ -101,11 +59,11 @@ class KillOneProcess:
             raise RuntimeError(f"the supervisor exited with {supervisor.returncode}")
         role, index = (("http", 0), ("drainer", 0), ("http", 1))[self.turn % 3]
         self.turn += 1
-        live = children(supervisor.pid)
+        live = group_processes(supervisor.pid)
         victim = sorted(pid for pid, r in live.items() if r == role)[index]
         os.kill(victim, signal.SIGKILL)
         deadline = time.monotonic() + RESTARTED_WITHIN
-        while sum(1 for pid, r in children(supervisor.pid).items()
+        while sum(1 for pid, r in group_processes(supervisor.pid).items()
                   if r == role and pid != victim) < sum(1 for r in live.values() if r == role):
             if time.monotonic() > deadline:
                 raise RuntimeError(f"no {role} process restarted within {RESTARTED_WITHIN:g} s")
@@ -117,7 +75,7 @@ async def run(small: bool, workdir: Path, server: str | None = None) -> list[Row
     """`server`: the PostgreSQL server's url (default WAGATE_TEST_POSTGRES_URL, else
     the local one); the suite's database is made on it and dropped after."""
     server = server or server_url()
-    name = await create_database(server)
+    name = await create_database(server, "wagate_crash")
     try:
         bench = Bench(tmp=workdir, quick=small, storage_url=database_url(server, name),
                       workers=2)
