@@ -143,8 +143,10 @@ async def http_session_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def store_ctx(app: web.Application) -> AsyncIterator[None]:
     config = app[holder_key].current.config
+    group = app[roles_key].group
     app[store_key] = store = await open_store(config.storage.url,
-                                              pool_size=config.storage.pool_size)
+                                              pool_size=config.storage.pool_size,
+                                              worker_id=group.worker_id if group else None)
     try:
         yield
     finally:

@@ -150,7 +150,7 @@ def _group(args: argparse.Namespace) -> Any:
         raise SystemExit("error: --supervised is for the processes `wagate serve --workers N` "
                          "starts")
     return Group(http_processes=args.group_size, metrics_dir=metrics_dir,
-                 supervisor_pid=os.getppid())
+                 supervisor_pid=os.getppid(), worker_id=args.worker_id)
 
 
 def _supervise(args: argparse.Namespace, config: Any) -> int:
@@ -803,6 +803,7 @@ def build_parser() -> argparse.ArgumentParser:
         # Set by `serve --workers N` on the processes it starts, not by people.
         p.add_argument("--supervised", type=int, metavar="FD", help=argparse.SUPPRESS)
         p.add_argument("--group-size", type=int, default=1, help=argparse.SUPPRESS)
+        p.add_argument("--worker-id", help=argparse.SUPPRESS)
 
     def json_flag(p: argparse.ArgumentParser) -> None:
         p.add_argument("--json", action="store_true", help="print JSON for scripts")

@@ -15,8 +15,10 @@ import collections
 import contextlib
 import logging
 import os
+import secrets
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 import time
@@ -47,6 +49,11 @@ class Group:
     http_processes: int
     metrics_dir: str  # PROMETHEUS_MULTIPROC_DIR, shared by the group
     supervisor_pid: int
+    # The worker id this process's claims carry, given by the supervisor to a
+    # child and to each of its successors: a process restarted after a crash
+    # releases its own claims at start, so it frees at once those its killed
+    # predecessor left, instead of leaving them until their lease ends.
+    worker_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -118,13 +125,22 @@ class Supervisor:
         # One process: it drains the queue too (as SQLite requires). Several:
         # they answer HTTP alike and the drainers run in a process of their own.
         alone = [] if http_processes == 1 else ["--no-drainers"]
-        self.children = [Child(f"http {i + 1}", [*base, "serve", *group, *alone])
+        self.children = [Child(f"http {i + 1}", [*base, "serve", *group, *alone,
+                                                 *self._worker_id(f"http{i + 1}")])
                          for i in range(http_processes)]
         if http_processes > 1:
-            self.children.append(Child("drainers", [*base, "worker", *group]))
+            self.children.append(Child("drainers", [*base, "worker", *group,
+                                                    *self._worker_id("drainers")]))
         self._events: asyncio.Queue[tuple[str, Child | None]] = asyncio.Queue()
         self._stopping = False
         self._watches: set[asyncio.Task[int]] = set()
+
+    @staticmethod
+    def _worker_id(slot: str) -> list[str]:
+        """The worker id of one child and its successors (Group.worker_id):
+        unique among live processes, as a process's own would be."""
+        return ["--worker-id",
+                f"{socket.gethostname()}:{os.getpid()}:{slot}:{secrets.token_hex(4)}"]
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
