@@ -3,9 +3,9 @@ serve` or `wagate worker` on the same file is refused and changes nothing),
 `wagate worker` draining the queues alone, and `wagate serve --workers N`'s
 supervisor (reload, drain, restart, metrics and readiness across processes).
 
-Groups of more than one HTTP process need PostgreSQL: those tests run against
-$WAGATE_TEST_POSTGRES_URL and are skipped, saying why, while this build cannot
-open it (set WAGATE_TEST_POSTGRES_REQUIRED=1 to make that a failure).
+Groups of more than one HTTP process need PostgreSQL: those tests run in a
+fresh schema on $WAGATE_TEST_POSTGRES_URL, skipped (loudly) when it cannot be
+reached, failed instead with WAGATE_TEST_POSTGRES_REQUIRED=1.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import asyncio
 import json
 import os
 import re
+import secrets
 import signal
 import sqlite3
 import subprocess
@@ -26,16 +27,16 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import asyncpg
 import pytest
 from aiohttp import web
 
 from tests.conftest import ADMIN_TOKEN, ROOT
+from tests.store_contract.conftest import PostgresServer
+from tests.store_contract.conftest import postgres_server as postgres_server  # the fixture
 from tests.test_cli import free_port, start_service, stop_service, wagate
 from tests.test_operations import NEW_SUBSCRIBER
 from tests.test_webhooks_recovery import Recorder, inject, service_config, until
-
-POSTGRES_URL = os.environ.get("WAGATE_TEST_POSTGRES_URL",
-                              "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
 def in_use(db: Path, pid: int) -> str:
@@ -356,42 +357,37 @@ def test_a_group_member_stops_when_its_supervisor_dies(group_of_one: Group) -> N
 # ------------------------------------------------------------------ PostgreSQL groups
 
 
-def postgres_or_skip() -> None:
-    """Skip (loudly) while this build cannot open a PostgreSQL store, unless
-    WAGATE_TEST_POSTGRES_REQUIRED=1 says it must."""
-    required = os.environ.get("WAGATE_TEST_POSTGRES_REQUIRED") == "1"
-    reason = None
-    try:
-        from bot.store import open_store  # type: ignore[attr-defined]
-    except ImportError:
-        reason = "PostgreSQL backend not available (bot.store has no open_store yet)"
-    else:
-        async def probe() -> None:
-            store = await open_store(POSTGRES_URL)
-            await store.close()
+@pytest.fixture
+def postgres_schema_url(postgres_server: PostgresServer) -> str:
+    """A fresh schema on the test server (dropped at the session's end), so the
+    group starts on an empty store whatever earlier runs left."""
+    schema = f"wagate_group_{secrets.token_hex(6)}"
+
+    async def create() -> None:
+        conn = await asyncpg.connect(postgres_server.url)
         try:
-            asyncio.run(probe())
-        except Exception as exc:
-            reason = (f"PostgreSQL backend not available at {POSTGRES_URL} "
-                      f"({type(exc).__name__}: {exc})")
-    if reason is not None:
-        if required:
-            pytest.fail(reason)
-        pytest.skip(reason)
+            await conn.execute(f"CREATE SCHEMA {schema}")
+        finally:
+            await conn.close()
+
+    asyncio.run(create())
+    postgres_server.schemas.append(schema)
+    joiner = "&" if "?" in postgres_server.url else "?"
+    return f"{postgres_server.url}{joiner}search_path={schema}"
 
 
-def test_a_group_of_two_on_postgres_shares_one_port(tmp_path: Path) -> None:
-    postgres_or_skip()
+def test_a_group_of_two_on_postgres_shares_one_port(tmp_path: Path,
+                                                    postgres_schema_url: str) -> None:
     port = free_port()
     config = service_config(tmp_path, port, free_port())
     config.write_text(config.read_text().replace(
-        f'url = "sqlite:///{tmp_path / "wagate.db"}"', f'url = "{POSTGRES_URL}"'))
+        f'url = "sqlite:///{tmp_path / "wagate.db"}"', f'url = "{postgres_schema_url}"'))
     g = Group(config, port, 2)
     try:
         # Two HTTP processes on the one port, the drainers in a third.
         assert g.processes() == {"http": 2.0, "drainers": 1.0}
         assert len(g.pids()) == 3
-        sender = f"+3460{time.time_ns() % 10**7:07d}"  # the database outlives the test
+        sender = "+34600000123"
         out = wagate("simulate", "--config", str(g.config), "--from", sender, "Hola")
         assert "delivered inbound message" in out.stdout
         wait_for(lambda: "[sent]" in wagate("outbox", "--config", str(g.config), "--to",
