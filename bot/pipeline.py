@@ -16,14 +16,15 @@ from bot.effects import DeliveryDraft, Effects
 from bot.events import InboundEvent, InboundMessage, StatusUpdate
 from bot.metrics import Metrics
 from bot.runtime import Snapshot, SnapshotHolder
-from bot.store import InboundContext, OutboundRow, Store
+from bot.store import InboundContext, OutboundRow
+from bot.store.protocol import InboundStore
 from bot.webhooks.routing import route_inbound, route_status
 
 log = logging.getLogger("wagate.pipeline")
 
 
 class Pipeline:
-    def __init__(self, store: Store, holder: SnapshotHolder, dispatcher: Dispatcher,
+    def __init__(self, store: InboundStore, holder: SnapshotHolder, dispatcher: Dispatcher,
                  on_committed: Callable[[Effects], None] | None = None,
                  on_status: Callable[[StatusUpdate, OutboundRow], None] | None = None,
                  metrics: Metrics | None = None,

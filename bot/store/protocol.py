@@ -1,4 +1,8 @@
-"""The store interface every backend implements."""
+"""The store as ports, one per kind of caller: the pipeline (InboundStore), the
+outbound worker (OutboundQueue), the webhook worker (DeliveryQueue), the send
+API (Usage), and the admin, CLI and web views (Queries). A caller asks for the
+port it needs; a backend (SqliteStore, PostgresStore) implements `Store`, all
+of them. Decisions live in bot/store/rules.py; a backend applies them."""
 
 from __future__ import annotations
 
@@ -29,7 +33,9 @@ class StoreUnavailable(Exception):
     the message says which, never with a password."""
 
 
-class Store(Protocol):
+class StoreBase(Protocol):
+    """What every port shares: its lifecycle, and who this process is."""
+
     # Claims carry their holder (a worker id) and a lease. True when one process
     # alone serves the store (SQLite): every claim found at start is then a
     # dead process's. Otherwise a starting worker releases only the claims its
@@ -41,11 +47,11 @@ class Store(Protocol):
 
     async def close(self) -> None: ...
 
-    async def reserve_pace(self, instance_id: int, interval: float) -> float:
-        """Book a gateway number's next send slot, `interval` seconds after the one
-        before, shared by every process of the store; the seconds to wait for
-        it. (A single-process store's worker paces in memory instead.)"""
+    async def settled(self) -> None:
+        """Wait until every unit of work queued so far has run."""
         ...
+
+    async def ping(self) -> None: ...
 
     async def on_work(self, queue: Literal["outbound", "deliveries"],
                       wake: Callable[[], None]) -> None:
@@ -53,11 +59,9 @@ class Store(Protocol):
         LISTEN/NOTIFY). A no-op where the only process wakes its workers itself."""
         ...
 
-    async def settled(self) -> None:
-        """Wait until every unit of work queued so far has run."""
-        ...
 
-    async def ping(self) -> None: ...
+class InboundStore(StoreBase, Protocol):
+    """Inbound messages and chat state: the pipeline's port."""
 
     # inbound
     async def load_inbound_context(self, instance_id: int, sender: str,
@@ -72,6 +76,20 @@ class Store(Protocol):
                            ) -> OutboundRow | None:
         """Apply a status; `route` names the webhook deliveries it causes, committed with it."""
         ...
+
+    async def opt_out(self, number: str, instance_ids: Sequence[int], default_locale: str,
+                      now: float,
+                      route: Callable[[InboundContext], list[DeliveryDraft]] | None = None
+                      ) -> list[tuple[Registration, str | None]]:
+        """Opt a number out by hand on each instance; each registration after, with
+        its status before (None when there was none). `route` names the webhook
+        deliveries for each active registration it ends, given the user's context
+        there before; they commit with the opt-out."""
+        ...
+
+
+class OutboundQueue(StoreBase, Protocol):
+    """The outbound queue: the outbound worker's port."""
 
     # outbound queue
     async def enqueue(self, drafts: list[OutboundDraft], now: float) -> None: ...
@@ -103,49 +121,18 @@ class Store(Protocol):
 
     async def next_outbound_due(self) -> float | None: ...
 
-    async def get_outbound(self, message_id: str) -> OutboundRow | None: ...
-
-    async def list_outbox(self, *, instance_id: int | None, to: str | None,
-                          limit: int) -> list[OutboundRow]: ...
-
-    # views
-    async def list_registrations(self, *, instance_id: int | None, status: str | None,
-                                 limit: int) -> list[Registration]: ...
-
-    async def registrations_of(self, number: str) -> list[Registration]: ...
-
-    async def has_written(self, number: str) -> bool: ...
-
-    async def find_group(self, instance_id: int, name: str) -> Group | None: ...
-
-    async def list_messages(self, *, direction: str | None, instance_id: int | None,
-                            number: str | None, limit: int) -> list[MessageLogRow]: ...
+    async def reserve_pace(self, instance_id: int, interval: float) -> float:
+        """Book a gateway number's next send slot, `interval` seconds after the one
+        before, shared by every process of the store; the seconds to wait for
+        it. (A single-process store's worker paces in memory instead.)"""
+        ...
 
     async def queue_depth(self) -> tuple[int, float | None]: ...
 
-    # ---- operations
 
-    async def opt_out(self, number: str, instance_ids: Sequence[int], default_locale: str,
-                      now: float,
-                      route: Callable[[InboundContext], list[DeliveryDraft]] | None = None
-                      ) -> list[tuple[Registration, str | None]]:
-        """Opt a number out by hand on each instance; each registration after, with
-        its status before (None when there was none). `route` names the webhook
-        deliveries for each active registration it ends, given the user's context
-        there before; they commit with the opt-out."""
-        ...
+class DeliveryQueue(StoreBase, Protocol):
+    """The webhook delivery queue: the webhook worker's port."""
 
-    # ---- send API
-    async def accept_send(self, draft: OutboundDraft, *, group_name: str | None,
-                          limits: SendLimits, now: float) -> SendOutcome:
-        """Check registration (or group), recipient limit and quota, then count and
-        queue the draft, all in one transaction; nothing is written unless queued."""
-        ...
-
-    async def send_usage(self, subscriber_id: str, period_seconds: float,
-                         now: float) -> SendUsage: ...
-
-    # ---- webhooks
     async def add_deliveries(self, drafts: Sequence[DeliveryDraft], now: float) -> None: ...
 
     async def claim_deliveries(self, now: float, limit: int, lease: float,
@@ -171,6 +158,42 @@ class Store(Protocol):
 
     async def delivery_queue_depth(self) -> int: ...
 
+
+class Usage(StoreBase, Protocol):
+    """Subscriber usage: quota periods and recipients, checked and spent at once."""
+
+    async def accept_send(self, draft: OutboundDraft, *, group_name: str | None,
+                          limits: SendLimits, now: float) -> SendOutcome:
+        """Check registration (or group), recipient limit and quota, then count and
+        queue the draft, all in one transaction; nothing is written unless queued."""
+        ...
+
+    async def send_usage(self, subscriber_id: str, period_seconds: float,
+                         now: float) -> SendUsage: ...
+
+
+class Queries(StoreBase, Protocol):
+    """What the admin API, the CLI, the dashboard and the portal read, and the
+    few operations they run on deliveries."""
+
+    async def get_outbound(self, message_id: str) -> OutboundRow | None: ...
+
+    async def list_outbox(self, *, instance_id: int | None, to: str | None,
+                          limit: int) -> list[OutboundRow]: ...
+
+    # views
+    async def list_registrations(self, *, instance_id: int | None, status: str | None,
+                                 limit: int) -> list[Registration]: ...
+
+    async def registrations_of(self, number: str) -> list[Registration]: ...
+
+    async def has_written(self, number: str) -> bool: ...
+
+    async def find_group(self, instance_id: int, name: str) -> Group | None: ...
+
+    async def list_messages(self, *, direction: str | None, instance_id: int | None,
+                            number: str | None, limit: int) -> list[MessageLogRow]: ...
+
     async def list_deliveries(self, *, status: str | None, subscriber_id: str | None,
                               endpoint_key: str | None, limit: int) -> list[DeliveryRow]: ...
 
@@ -189,8 +212,6 @@ class Store(Protocol):
     async def enable_endpoint(self, endpoint_key: str,
                               subscriber_id: str | None = None) -> int: ...
 
-    # ---- dashboards (the web UI and the portal)
-
     async def search_registrations(self, *, number: str | None, locale: str | None,
                                    status: str | None, instance_id: int | None,
                                    limit: int) -> list[Registration]:
@@ -208,3 +229,7 @@ class Store(Protocol):
         """Inbound and outbound counts in `buckets` equal slices of [since, now), and
         the outbound queue, for every instance with either."""
         ...
+
+
+class Store(InboundStore, OutboundQueue, DeliveryQueue, Usage, Queries, Protocol):
+    """Every port: what a backend implements (SqliteStore, PostgresStore)."""

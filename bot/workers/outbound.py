@@ -20,7 +20,8 @@ from collections.abc import Callable, Mapping
 
 from bot.providers.base import Sender, SendResult, TransportMessage
 from bot.runtime import Snapshot
-from bot.store import OutboundRow, Store
+from bot.store import OutboundRow
+from bot.store.protocol import OutboundQueue
 
 log = logging.getLogger("wagate.outbound")
 
@@ -31,7 +32,7 @@ MAX_INFLIGHT = 1024  # messages held at once (sending, or waiting for their numb
 
 
 class OutboundWorker:
-    def __init__(self, store: Store, snapshot: Callable[[], Snapshot],
+    def __init__(self, store: OutboundQueue, snapshot: Callable[[], Snapshot],
                  providers: Mapping[str, Sender], *, holder: str = "outbound",
                  on_result: Callable[[OutboundRow, str, SendResult], None] | None = None) -> None:
         self.store = store
@@ -186,7 +187,7 @@ class OutboundWorker:
                 assert result.provider_message_id is not None
                 # From the provider's answer to this commit a crash sends the
                 # message twice (no provider takes an idempotency key): the
-                # mark goes ahead of queued work (see Store.mark_sent).
+                # mark goes ahead of queued work (see OutboundQueue.mark_sent).
                 await self.store.mark_sent(row.id, result.provider_message_id, now,
                                            keep_media=result.keep_media)
                 outcome = "sent"

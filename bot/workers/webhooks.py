@@ -25,8 +25,8 @@ import aiohttp
 
 from bot.config import WebhookConfig, WebhooksConfig
 from bot.runtime import Snapshot
-from bot.store import Store
 from bot.store.models import AttemptOutcome, AttemptRow, DeliveryRow
+from bot.store.protocol import DeliveryQueue
 from bot.webhooks.payloads import standard_headers, whatsmate_body
 from bot.webhooks.safety import RefusedAddress, check_url
 from bot.workers.yielding import ForegroundFirst
@@ -76,7 +76,7 @@ class _Response:
 
 
 class WebhookWorker:
-    def __init__(self, store: Store, snapshot: Callable[[], Snapshot],
+    def __init__(self, store: DeliveryQueue, snapshot: Callable[[], Snapshot],
                  session: aiohttp.ClientSession, *,
                  on_attempt: Callable[[str], None] | None = None,
                  gate: ForegroundFirst | None = None, holder: str = "webhooks",
