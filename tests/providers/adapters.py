@@ -15,13 +15,16 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
+from urllib.parse import parse_qsl, urlencode
 
 from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient, TestServer
+from twilio.request_validator import RequestValidator
 
 from bot.web.keys import store_key
 from tests.conftest import ADMIN, APP_SECRET, meta_text, sign
 from tests.graph import GraphState, graph_state_key
+from tests.twilio_server import TwilioState, twilio_app
 from tests.waha import WahaState, waha_app, waha_config, waha_message, waha_sign, waha_state_key
 
 INSTANCE = 5
@@ -45,6 +48,8 @@ class Adapter(Protocol):
     name: str
     refused: tuple[int, int]  # the answer to a missing signature, to a wrong one
     names_groups: bool  # whether the gateway learns a group's name from the provider
+    groups: bool  # whether the provider carries group messages at all
+    document_names: bool  # whether a document's filename reaches the provider
 
     async def start(self, server: ServerFactory, graph: TestServer) -> str:
         """Start the provider's local server; the TOML for its section and instance 5."""
@@ -91,6 +96,8 @@ async def provider_message_id(client: TestClient, message_id: str) -> str:
 
 class SandboxAdapter:
     name = "sandbox"
+    document_names = True
+    groups = True
     refused = (401, 401)  # the admin token is the sandbox's credential
     names_groups = True
 
@@ -141,6 +148,8 @@ META_PNID = "105550005555"
 
 class MetaAdapter:
     name = "meta"
+    document_names = True
+    groups = True
     refused = (401, 403)
     names_groups = False  # Cloud API webhooks carry the group id only
     graph: GraphState
@@ -206,6 +215,8 @@ class MetaAdapter:
 
 class WahaAdapter:
     name = "waha"
+    document_names = True
+    groups = True
     refused = (401, 403)
     names_groups = True  # read from WAHA's groups endpoint
     state: WahaState
@@ -265,6 +276,88 @@ class WahaAdapter:
         return out
 
 
+TWILIO_SID = "AC" + "5" * 32
+TWILIO_TOKEN = "twilio-suite-auth-token"
+TWILIO_PUBLIC = "https://gw.example"  # what Twilio is told; it fetches media from the app
+
+
+class TwilioAdapter:
+    name = "twilio"
+    refused = (401, 403)
+    names_groups = False
+    groups = False  # Twilio's WhatsApp senders carry no group messages
+    document_names = False  # a MediaUrl carries the bytes, not a filename
+    state: TwilioState
+
+    async def start(self, server: ServerFactory, graph: TestServer) -> str:
+        self.state = TwilioState(account_sid=TWILIO_SID, auth_token=TWILIO_TOKEN,
+                                 public_url=TWILIO_PUBLIC)
+        twilio = await server(twilio_app(self.state))
+        api = str(twilio.make_url("")).rstrip("/")
+        return (f'\n[twilio]\naccount_sid = "{TWILIO_SID}"\nauth_token = "{TWILIO_TOKEN}"\n'
+                f'api_base_url = "{api}"\npublic_url = "{TWILIO_PUBLIC}/"\n'
+                f'\n[[instances]]\nid = {INSTANCE}\nnumber = "{NUMBER}"\n'
+                'provider = "twilio"\nowner = "acme"\n')
+
+    def chat(self, number: str) -> str:
+        return f"whatsapp:{number}"
+
+    def group_id(self) -> str:
+        return "none"
+
+    def _form(self, text: str, *, sender: str, msg_id: str) -> dict[str, str]:
+        return {"MessageSid": msg_id, "AccountSid": TWILIO_SID, "From": self.chat(sender),
+                "To": self.chat(NUMBER), "Body": text, "NumMedia": "0",
+                "WaId": sender.lstrip("+"), "ProfileName": "Ana"}
+
+    def body(self, text: str, *, sender: str, msg_id: str) -> bytes:
+        return urlencode(self._form(text, sender=sender, msg_id=msg_id)).encode()
+
+    async def inject(self, client: TestClient, text: str, *, sender: str, msg_id: str,
+                     group: tuple[str, str] | None = None) -> ClientResponse:
+        assert group is None, "Twilio carries no group messages"
+        return await self.post_raw(client, self.body(text, sender=sender, msg_id=msg_id), "good")
+
+    async def post_raw(self, client: TestClient, body: bytes,
+                       signature: str | None) -> ClientResponse:
+        # Signed over the fields the bytes hold, as Twilio signs what it posts;
+        # Twilio fetches media from the gateway: here, from the test's app.
+        try:
+            fields = dict(parse_qsl(body.decode(), keep_blank_values=True))
+        except UnicodeDecodeError:
+            fields = {}
+        self.state.fetch_base = str(client.make_url("")).rstrip("/")
+        headers = {"Content-Type": "application/x-www-form-urlencoded"}
+        if signature is not None:
+            token = TWILIO_TOKEN if signature == "good" else "wrong-token"
+            headers["X-Twilio-Signature"] = RequestValidator(token).compute_signature(
+                TWILIO_PUBLIC + "/webhooks/twilio", fields)
+        return await client.post("/webhooks/twilio", data=body, headers=headers)
+
+    async def report_status(self, client: TestClient, message_id: str,
+                            status: str) -> ClientResponse:
+        sid = await provider_message_id(client, message_id)
+        return await self.post_raw(client, urlencode({
+            "MessageSid": sid, "MessageStatus": status, "AccountSid": TWILIO_SID,
+            "From": self.chat(NUMBER), "To": "whatsapp:+34600000001"}).encode(), "good")
+
+    async def sent(self, client: TestClient) -> list[Sent]:
+        out = []
+        for msg in self.state.messages:
+            urls = msg.form.get("MediaUrl", [])
+            if not urls:
+                out.append(Sent(chat=msg.one("To") or "", kind="text", text=msg.one("Body")))
+                continue
+            fetched = msg.media[0] if msg.media else None
+            if fetched is None:  # fetched after the answer: not yet
+                continue
+            kind = "image" if fetched[1].startswith("image/") else "document"
+            out.append(Sent(chat=msg.one("To") or "", kind=kind, caption=msg.one("Body"),
+                            filename=None, media=fetched[2]))
+        return out
+
+
 # The providers the suite runs over; a new provider adds its adapter here.
 ADAPTERS: dict[str, Callable[[], Adapter]] = {
-    "sandbox": SandboxAdapter, "meta": MetaAdapter, "waha": WahaAdapter}
+    "sandbox": SandboxAdapter, "meta": MetaAdapter, "twilio": TwilioAdapter,
+    "waha": WahaAdapter}
