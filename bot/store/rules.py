@@ -55,3 +55,10 @@ def endpoint_health(health: EndpointHealth, *, outcome: str, endpoint_failure: b
     disabled = health.disabled_at is not None or disable is not None
     final = "failed" if outcome == "retry" and disabled else outcome
     return HealthChange(outcome=final, failing_since=since, disable=disable)
+
+
+def inbound_time(provider_timestamp: float, received_at: float) -> float:
+    """When a user's message opened their customer-service window (bot/window.py):
+    the provider's time, never later than we received it (a clock ahead must not
+    stretch the window), and our time when the provider gave none."""
+    return min(provider_timestamp, received_at) if provider_timestamp > 0 else received_at

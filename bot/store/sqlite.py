@@ -18,8 +18,10 @@ from bot.events import StatusUpdate
 from bot.store.models import (
     AttemptOutcome,
     AttemptRow,
+    CostRow,
     DeliveryRow,
     EndpointRow,
+    Fit,
     Group,
     InboundContext,
     MessageLogRow,
@@ -29,7 +31,7 @@ from bot.store.models import (
     SendOutcome,
     SendUsage,
 )
-from bot.store.rules import EndpointHealth, endpoint_health
+from bot.store.rules import EndpointHealth, endpoint_health, inbound_time
 
 T = TypeVar("T")
 
@@ -50,7 +52,7 @@ _STATUS_RANK = {"queued": 0, "sending": 0, "sent": 1, "delivered": 2, "read": 3,
 _OUTBOUND_COLUMNS = ("o.id, o.instance_id, o.to_number, o.group_id, o.type, o.text, o.caption, "
                      "o.filename, o.mime, o.subscriber_id, o.status, o.attempts, "
                      "o.provider_message_id, o.error_code, o.error_title, o.created_at, "
-                     "o.updated_at, g.name")
+                     "o.updated_at, g.name, o.template, o.pricing_category, o.billable")
 _OUTBOUND_FROM = ("outbound o LEFT JOIN groups g ON g.instance_id = o.instance_id "
                   "AND g.group_id = o.group_id")
 
@@ -60,17 +62,26 @@ def _outbound(row: sqlite3.Row | tuple[Any, ...]) -> OutboundRow:
                        text=row[5], caption=row[6], filename=row[7], mime=row[8],
                        subscriber_id=row[9], status=row[10], attempts=row[11],
                        provider_message_id=row[12], error_code=row[13], error_title=row[14],
-                       created_at=row[15], updated_at=row[16], group_name=row[17])
+                       created_at=row[15], updated_at=row[16], group_name=row[17],
+                       template=row[18], pricing_category=row[19],
+                       billable=None if row[20] is None else bool(row[20]))
 
 
 def _registration(row: tuple[Any, ...]) -> Registration:
     return Registration(instance_id=row[0], number=row[1], locale=row[2], status=row[3],
                         keyword_subscriber=row[4], registered_at=row[5], updated_at=row[6],
-                        opted_out_at=row[7])
+                        opted_out_at=row[7], user_id=row[8], last_inbound_at=row[9])
 
 
 _REG_COLUMNS = ("instance_id, number, locale, status, keyword_subscriber, registered_at, "
-                "updated_at, opted_out_at")
+                "updated_at, opted_out_at, user_id, last_inbound_at")
+_KEYWORD_AT = 10  # its index after _REG_COLUMNS in `SELECT {_REG_COLUMNS}, keyword_at`
+# A user's registration on an instance, by number or by the provider's user id;
+# the row keyed on the number first (a user first known by the id is linked
+# to the number by the first message that carries both).
+_REG_OF_USER = (f"SELECT {_REG_COLUMNS}, keyword_at FROM registrations"
+                " WHERE instance_id = ? AND (number = ? OR user_id = ?)"
+                " ORDER BY number = ? DESC LIMIT 1")
 
 
 def _where(**filters: Any) -> tuple[str, list[Any]]:
@@ -285,11 +296,11 @@ class SqliteStore:
     # ------------------------------------------------------------- inbound
 
     async def load_inbound_context(self, instance_id: int, sender: str,
-                                   group_id: str | None) -> InboundContext:
+                                   group_id: str | None,
+                                   user_id: str | None = None) -> InboundContext:
         def unit(conn: sqlite3.Connection) -> InboundContext:
-            reg = conn.execute(f"SELECT {_REG_COLUMNS}, keyword_at FROM registrations "
-                               "WHERE instance_id = ? AND number = ?",
-                               (instance_id, sender)).fetchone()
+            reg = conn.execute(_REG_OF_USER, (instance_id, sender, user_id or sender,
+                                              sender)).fetchone()
             group = None
             if group_id is not None:
                 row = conn.execute("SELECT instance_id, group_id, name, registered_at FROM groups"
@@ -305,9 +316,10 @@ class SqliteStore:
             return InboundContext(registration=_registration(reg) if reg else None, group=group,
                                   last_auto_reply_at=marks.get("any"),
                                   last_hint_at=marks.get("hint"),
-                                  last_sender=self._last_sender(conn, instance_id, sender,
+                                  last_sender=self._last_sender(conn, instance_id,
+                                                                reg[1] if reg else sender,
                                                                 group_id),
-                                  keyword_at=reg[8] if reg else None)
+                                  keyword_at=reg[_KEYWORD_AT] if reg else None)
         return await self._lookup(unit)
 
     async def commit_inbound(self, effects: Effects, now: float) -> bool:
@@ -322,13 +334,17 @@ class SqliteStore:
                  msg.group.id if msg.group else None, msg.kind, msg.text, now))
             if cur.rowcount == 0:
                 return False  # a redelivery: the first delivery's effects stand
+            private = msg.group is None
+            if private and msg.user_id and msg.user_id != msg.sender:
+                self._link_user(conn, msg.instance_id, msg.sender, msg.user_id)
             reg = effects.registration
             if reg is not None:
                 conn.execute(
                     f"INSERT INTO registrations ({_REG_COLUMNS}, keyword_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                     " ON CONFLICT (instance_id, number) DO UPDATE SET locale = excluded.locale,"
                     " status = excluded.status, updated_at = excluded.updated_at,"
+                    " user_id = COALESCE(excluded.user_id, registrations.user_id),"
                     " keyword_subscriber = COALESCE(excluded.keyword_subscriber,"
                     " registrations.keyword_subscriber),"
                     " keyword_at = CASE WHEN excluded.keyword_subscriber IS NULL"
@@ -342,7 +358,13 @@ class SqliteStore:
                     " ELSE excluded.opted_out_at END",
                     (reg.instance_id, reg.number, reg.locale, reg.status, reg.keyword_subscriber,
                      now, now, None if reg.status == "active" else now,
+                     msg.user_id if private else None, None,
                      now if reg.keyword_subscriber else None))
+            if private:  # the user's own message opens their window (never ours)
+                conn.execute("UPDATE registrations SET last_inbound_at = MAX(?,"
+                             " COALESCE(last_inbound_at, 0)) WHERE instance_id = ?"
+                             " AND number = ?",
+                             (inbound_time(msg.timestamp, now), msg.instance_id, msg.sender))
             if effects.group is not None:
                 g = effects.group
                 conn.execute(
@@ -362,14 +384,34 @@ class SqliteStore:
         return await self._tx(unit)
 
     @staticmethod
+    def _link_user(conn: sqlite3.Connection, instance_id: int, number: str,
+                   user_id: str) -> None:
+        """A message carrying both a number and a user id: the registration first
+        known by the id becomes the number's (one registration, not two), and the
+        recipient it counted as for quotas becomes the number too."""
+        conn.execute("UPDATE OR IGNORE registrations SET number = ? WHERE instance_id = ?"
+                     " AND number = ?", (number, instance_id, user_id))
+        # Both existed (the number registered apart): the number's row stands,
+        # with the later window of the two.
+        gone = conn.execute("DELETE FROM registrations WHERE instance_id = ? AND number = ?"
+                            " RETURNING last_inbound_at", (instance_id, user_id)).fetchone()
+        conn.execute("UPDATE registrations SET user_id = ?, last_inbound_at = MAX("
+                     "COALESCE(last_inbound_at, 0), COALESCE(?, 0)) WHERE instance_id = ?"
+                     " AND number = ?", (user_id, gone[0] if gone else None, instance_id,
+                                         number))
+        conn.execute("UPDATE OR IGNORE send_recipients SET recipient = ? WHERE recipient = ?",
+                     (number, user_id))
+
+    @staticmethod
     def _insert_outbound(conn: sqlite3.Connection, drafts: list[OutboundDraft],
                          now: float) -> None:
         conn.executemany(
             "INSERT INTO outbound (id, instance_id, to_number, group_id, type, text, caption,"
-            " filename, mime, media, subscriber_id, status, next_attempt_at, created_at,"
-            " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?)",
+            " filename, mime, media, subscriber_id, template, status, next_attempt_at,"
+            " created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?)",
             [(d.id, d.instance_id, d.to, d.group_id, d.type, d.text, d.caption, d.filename,
-              d.mime, d.media, d.subscriber_id, now, now, now) for d in drafts])
+              d.mime, d.media, d.subscriber_id, d.template, now, now, now) for d in drafts])
 
     async def apply_status(self, update: StatusUpdate, now: float,
                            route: Callable[[OutboundRow], list[DeliveryDraft]] | None = None
@@ -392,6 +434,10 @@ class SqliteStore:
                                   update.error_title, now))
                 conn.execute("DELETE FROM early_statuses WHERE received_at < ?", (now - 86400,))
                 return None
+            if update.pricing_category is not None:  # told with sent and delivered alike
+                conn.execute("UPDATE outbound SET pricing_category = ?, billable = ?"
+                             " WHERE id = ?", (update.pricing_category, update.billable,
+                                               row[0]))
             # Statuses arrive out of order; never move backwards (read -> delivered).
             if _STATUS_RANK.get(update.status, 0) <= _STATUS_RANK.get(row[1], 0):
                 return None
@@ -527,9 +573,11 @@ class SqliteStore:
         return await self._run(unit)
 
     async def registrations_of(self, number: str) -> list[Registration]:
+        """A user's registrations, by number or by user id."""
         def unit(conn: sqlite3.Connection) -> list[Registration]:
             rows = conn.execute(f"SELECT {_REG_COLUMNS} FROM registrations WHERE number = ?"
-                                " ORDER BY instance_id", (number,)).fetchall()
+                                " OR user_id = ? ORDER BY instance_id", (number, number)
+                                ).fetchall()
             return [_registration(r) for r in rows]
         return await self._run(unit)
 
@@ -589,27 +637,28 @@ class SqliteStore:
         def unit(conn: sqlite3.Connection) -> list[tuple[Registration, str | None]]:
             out = []
             for instance_id in instance_ids:
-                row = conn.execute(f"SELECT {_REG_COLUMNS}, keyword_at FROM registrations"
-                                   " WHERE instance_id = ? AND number = ?",
-                                   (instance_id, number)).fetchone()
+                row = conn.execute(_REG_OF_USER, (instance_id, number, number, number)
+                                   ).fetchone()
                 before = _registration(row) if row else None
+                key = before.number if before is not None else number
                 if before is not None and before.active and route is not None:
                     state = InboundContext(
                         registration=before, group=None, last_auto_reply_at=None,
-                        last_hint_at=None, keyword_at=row[8],
-                        last_sender=self._last_sender(conn, instance_id, number, None))
+                        last_hint_at=None, keyword_at=row[_KEYWORD_AT],
+                        last_sender=self._last_sender(conn, instance_id, key, None))
                     self._insert_deliveries(conn, route(state), now)
                 if before is None or before.active:
                     conn.execute(
-                        f"INSERT INTO registrations ({_REG_COLUMNS})"
-                        " VALUES (?, ?, ?, 'opted_out', NULL, ?, ?, ?)"
+                        "INSERT INTO registrations (instance_id, number, locale, status,"
+                        " registered_at, updated_at, opted_out_at)"
+                        " VALUES (?, ?, ?, 'opted_out', ?, ?, ?)"
                         " ON CONFLICT (instance_id, number) DO UPDATE SET"
                         " status = 'opted_out', updated_at = excluded.updated_at,"
                         " opted_out_at = excluded.opted_out_at",
-                        (instance_id, number, default_locale, now, now, now))
+                        (instance_id, key, default_locale, now, now, now))
                 after = conn.execute(f"SELECT {_REG_COLUMNS} FROM registrations"
                                      " WHERE instance_id = ? AND number = ?",
-                                     (instance_id, number)).fetchone()
+                                     (instance_id, key)).fetchone()
                 out.append((_registration(after), before.status if before else None))
             return out
         return await self._tx(unit)
@@ -617,14 +666,17 @@ class SqliteStore:
     # ---- send API
 
     async def accept_send(self, draft: OutboundDraft, *, group_name: str | None,
-                          limits: SendLimits, now: float) -> SendOutcome:
+                          limits: SendLimits, now: float,
+                          fit: Fit | None = None) -> SendOutcome:
         """Check and queue one subscriber send as one transaction.
 
         The recipient must hold an active registration on the draft's instance
         (or `group_name` name a group registered there); a new recipient must
         fit the plan's total; the quota period (started by the first send when
         none runs) must have room. Only then are the count, the recipient and
-        the message written, so a refused send leaves no trace. Units run one
+        the message written, so a refused send leaves no trace. `fit`, given the
+        recipient's registration, says what goes out (bot/window.py: as sent,
+        as a template, or refused outside the window). Units run one
         after another on the store's connection, so concurrent sends see each
         other's counts and no limit is ever exceeded.
         """
@@ -643,11 +695,18 @@ class SqliteStore:
                 queued = dataclasses.replace(draft, to=None, group_id=row[0])
                 recipient = f"group:{draft.instance_id}:{row[0]}"
             else:
-                row = conn.execute("SELECT status FROM registrations WHERE instance_id = ?"
-                                   " AND number = ?", (draft.instance_id, draft.to)).fetchone()
-                if row is None or row[0] != "active":
+                row = conn.execute(_REG_OF_USER, (draft.instance_id, draft.to, draft.to,
+                                                  draft.to)).fetchone()
+                reg = _registration(row) if row else None
+                if reg is None or not reg.active:
                     return SendOutcome(status="not_registered")
-                recipient = str(draft.to)
+                queued = dataclasses.replace(draft, to=reg.number)  # a user id may name it
+                if fit is not None:
+                    fitted = fit(queued, reg)
+                    if isinstance(fitted, SendOutcome):
+                        return fitted
+                    queued = fitted
+                recipient = reg.number
             known = conn.execute("SELECT 1 FROM send_recipients WHERE subscriber_id = ?"
                                  " AND recipient = ?", (subscriber, recipient)).fetchone()
             if known is None:
@@ -679,6 +738,52 @@ class SqliteStore:
                                reset_at=reset_at, count=count + 1,
                                limit=limits.messages_per_period)
         return await self._tx(unit)
+
+    async def resend_as_template(self, build: Callable[[OutboundRow, str | None, bool],
+                                                       str | None], now: float, *,
+                                 message_id: str | None = None,
+                                 provider_message_id: str | None = None,
+                                 requeue: bool = True) -> OutboundRow | None:
+        """A message the provider refused as outside the window: set it to go out
+        again as the template `build` names (given the row, the user's locale and
+        whether its media are still here), due now (`requeue`) or kept by its
+        current claim. The row after, or None when `build` names none."""
+        def unit(conn: sqlite3.Connection) -> OutboundRow | None:
+            key, value = (("o.id", message_id) if message_id is not None
+                          else ("o.provider_message_id", provider_message_id))
+            found = conn.execute(f"SELECT {_OUTBOUND_COLUMNS}, o.media IS NOT NULL,"
+                                 f" r.locale FROM {_OUTBOUND_FROM} LEFT JOIN registrations r"
+                                 " ON r.instance_id = o.instance_id AND r.number = o.to_number"
+                                 f" WHERE {key} = ?", (value,)).fetchone()
+            if found is None or found[10] in ("failed", "delivered", "read"):
+                return None
+            template = build(_outbound(found), found[-1], bool(found[-2]))
+            if template is None:
+                return None
+            if requeue:
+                conn.execute("UPDATE outbound SET template = ?, status = 'queued',"
+                             " provider_message_id = NULL, claimed_until = NULL,"
+                             " next_attempt_at = ?, updated_at = ? WHERE id = ?",
+                             (template, now, now, found[0]))
+            else:
+                conn.execute("UPDATE outbound SET template = ?, updated_at = ? WHERE id = ?",
+                             (template, now, found[0]))
+            return _outbound(conn.execute(f"SELECT {_OUTBOUND_COLUMNS} FROM {_OUTBOUND_FROM}"
+                                          " WHERE o.id = ?", (found[0],)).fetchone())
+        return await self._tx(unit)
+
+    async def costs(self) -> list[CostRow]:
+        """Messages by subscriber and the category the provider charged them as."""
+        def unit(conn: sqlite3.Connection) -> list[CostRow]:
+            return [CostRow(subscriber_id=r[0], category=r[1],
+                            billable=None if r[2] is None else bool(r[2]), messages=r[3])
+                    for r in conn.execute(
+                        "SELECT subscriber_id, pricing_category, billable, COUNT(*)"
+                        " FROM outbound INDEXED BY outbound_costs"
+                        " WHERE pricing_category IS NOT NULL"
+                        " GROUP BY subscriber_id, pricing_category, billable"
+                        " ORDER BY subscriber_id, pricing_category, billable")]
+        return await self._run(unit)
 
     async def send_usage(self, subscriber_id: str, period_seconds: float,
                          now: float) -> SendUsage:
