@@ -158,6 +158,9 @@ class Bench:
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     ports: dict[str, int] = field(default_factory=dict)
     results: dict[str, Any] = field(default_factory=dict)
+    storage_url: str = ""  # `[storage] url`; empty: a SQLite file in `tmp`
+    workers: int = 0  # `serve --workers N` (a supervisor and its children); 0: a lone serve
+    cpus: str = ""  # taskset's CPU list for the service (its children inherit it); "": any
 
     @property
     def duration(self) -> int:
@@ -169,14 +172,15 @@ class Bench:
                                                 stderr=subprocess.STDOUT)
         wait_http(health)
 
-    def stop(self, name: str, sig: int = signal.SIGTERM) -> None:
+    def stop(self, name: str, sig: int = signal.SIGTERM) -> int:
+        """Signal the process and wait for it (killed after 30 s): its exit status."""
         proc = self.procs.pop(name)
         proc.send_signal(sig)
         try:
-            proc.wait(30)
+            return proc.wait(30)
         except subprocess.TimeoutExpired:
             proc.kill()
-            proc.wait()
+            return proc.wait()
 
     def url(self, name: str, path: str = "") -> str:
         return f"http://127.0.0.1:{self.ports[name]}{path}"
@@ -187,7 +191,7 @@ class Bench:
             host = "127.0.0.1"
             port = {self.ports['wagate']}
             [storage]
-            url = "sqlite:///{self.tmp / 'wagate.db'}"
+            url = "{self.storage_url or f'sqlite:///{self.tmp / "wagate.db"}'}"
             [admin]
             token = "{ADMIN_TOKEN}"
             [locales]
@@ -227,9 +231,13 @@ class Bench:
         return path
 
     def start_wagate(self, rate: float = 80.0) -> int:
+        """The service; its pid (the supervisor's under `workers`)."""
         config = self.config(rate)
-        self.start("wagate", [sys.executable, "-m", "bot", "serve", "--config", str(config),
-                              "--log-level", "WARNING"], self.url("wagate", "/readyz"))
+        pinned = ["taskset", "-c", self.cpus] if self.cpus else []
+        group = ["--workers", str(self.workers)] if self.workers else []
+        self.start("wagate", [*pinned, sys.executable, "-m", "bot", "serve", "--config",
+                              str(config), "--log-level", "WARNING", *group],
+                   self.url("wagate", "/readyz"))
         return self.procs["wagate"].pid
 
 
@@ -480,6 +488,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--quick", action="store_true", help="shorter runs, smaller backlogs")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results.json"))
+    parser.add_argument("--only", choices=("scaling",),
+                        help="only these rows: scaling = PostgreSQL and several processes")
     args = parser.parse_args()
     ensure_wrk()
     tmp = Path(tempfile.mkdtemp(prefix="wagate-bench-"))
@@ -495,6 +505,11 @@ def main() -> None:
                     bench.url("forward", "/"))
         print(f"machine: {os.cpu_count()} cores, Python {sys.version.split()[0]}; "
               f"work dir {tmp}", flush=True)
+        from bench.scaling import run_scaling
+
+        if args.only == "scaling":
+            run_scaling(bench)
+            return finish(bench.results, args.out)
         pid = bench.start_wagate()
         path_runs(bench)
         waited = wait_deliveries_drained(bench)
@@ -507,13 +522,25 @@ def main() -> None:
         from bench.deliveries import run_delivery_benchmarks
 
         run_delivery_benchmarks(bench)
+        bench.stop("wagate")
+        run_scaling(bench)
     finally:
         for name in list(bench.procs):
             bench.stop(name)
-    Path(args.out).write_text(json.dumps(bench.results, indent=2))
+    finish(bench.results, args.out)
+
+
+def finish(results: dict[str, Any], out: str) -> None:
+    """Write the results and print the tables (those of the rows that ran)."""
+    from bench import scaling
+
+    Path(out).write_text(json.dumps(results, indent=2))
     print()
-    print(summary(bench.results))
-    print(f"\nresults written to {args.out}")
+    if "a" in results:
+        print(summary(results))
+        print()
+    print(scaling.summary(results["scaling"]))
+    print(f"\nresults written to {out}")
 
 
 def summary(results: dict[str, Any]) -> str:

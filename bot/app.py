@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import logging
-import socket
 import time
 from collections.abc import AsyncIterator
 
@@ -17,11 +18,13 @@ from bot.config import Config
 from bot.locales import load_locales
 from bot.metrics import Metrics
 from bot.pipeline import Pipeline
+from bot.processes import GroupReloader, Roles
+from bot.profile import ProfileKeeper
 from bot.providers.base import Provider, Sender, SenderContext, SendResult
 from bot.providers.registry import PROVIDERS
 from bot.runtime import Reloader, Snapshot, SnapshotHolder
-from bot.store import OutboundRow, SqliteStore
-from bot.web import admin, deliveries, health, openapi, send
+from bot.store import OutboundRow, open_store
+from bot.web import account, admin, deliveries, docs, health, openapi, portal, send
 from bot.web.errors import error_middleware
 from bot.web.inflight import InFlight
 from bot.web.keys import (
@@ -32,13 +35,17 @@ from bot.web.keys import (
     metrics_key,
     outbound_worker_key,
     pipeline_key,
+    profile_keeper_key,
     providers_key,
     reloader_key,
+    roles_key,
+    senders_key,
     store_key,
     webhook_worker_key,
     workers_key,
 )
 from bot.web.observe import observe_middleware
+from bot.web.ui import dashboard
 from bot.webhooks.safety import GuardedResolver
 from bot.window import WindowFallback
 from bot.workers.outbound import OutboundWorker
@@ -55,9 +62,11 @@ log = logging.getLogger("wagate")
 MAX_BODY = 4 * 1024 * 1024 + 320 * 1024
 
 
-def create_app(config: Config, providers: tuple[Provider, ...] = PROVIDERS) -> web.Application:
+def create_app(config: Config, roles: Roles | None = None,
+               providers: tuple[Provider, ...] = PROVIDERS) -> web.Application:
     """Build the application. Locales are loaded (and checked) here, so a broken
-    catalog stops the service from starting rather than answering in English."""
+    catalog stops the service from starting rather than answering in English.
+    `roles`: what this process runs (by default everything, in one process)."""
     by_name = {p.name: p for p in providers}
     for instance in config.instances.values():
         provider = by_name.get(instance.provider)
@@ -72,8 +81,11 @@ def create_app(config: Config, providers: tuple[Provider, ...] = PROVIDERS) -> w
     app = web.Application(client_max_size=MAX_BODY,
                           middlewares=[observe_middleware, error_middleware])
     app[holder_key] = holder = SnapshotHolder(snapshot)
-    app[metrics_key] = metrics = Metrics()
-    app[reloader_key] = Reloader(holder, on_outcome=lambda outcome: _reloaded(app, outcome))
+    app[roles_key] = roles = roles or Roles()
+    app[metrics_key] = metrics = Metrics(roles.group.metrics_dir if roles.group else None)
+    reloaded = functools.partial(_reloaded, app)
+    app[reloader_key] = (Reloader(holder, on_outcome=reloaded) if roles.group is None else
+                         GroupReloader(holder, roles.group.supervisor_pid, on_outcome=reloaded))
     app[workers_key] = {}
     app[inflight_key] = InFlight()
     app[providers_key] = by_name
@@ -84,6 +96,9 @@ def create_app(config: Config, providers: tuple[Provider, ...] = PROVIDERS) -> w
     app.cleanup_ctx.append(store_ctx)
     app.cleanup_ctx.append(workers_ctx)
     app.cleanup_ctx.append(webhooks_ctx)
+    if roles.group is not None:
+        app.cleanup_ctx.append(group_ctx)
+    app.cleanup_ctx.append(profiles_ctx)
     app.add_routes(health.routes)
     for provider in providers:
         if provider.routes is not None:
@@ -94,6 +109,12 @@ def create_app(config: Config, providers: tuple[Provider, ...] = PROVIDERS) -> w
     app.add_routes(deliveries.routes)
     app[clock_key] = Clock()
     app.add_routes(send.routes)
+    app.add_routes(account.routes)
+    # The pages, by audience: each sub-app has its own session middleware.
+    app.add_routes(dashboard.bare_prefixes)
+    app.add_subapp("/ui", dashboard.dashboard_app())
+    app.add_subapp("/portal", portal.portal_app())
+    app.add_routes(docs.routes)
     app.add_routes(openapi.routes)
     return app
 
@@ -101,6 +122,8 @@ def create_app(config: Config, providers: tuple[Provider, ...] = PROVIDERS) -> w
 def _reloaded(app: web.Application, outcome: str) -> None:
     if outcome == "ok":
         heap.refreeze()
+        if profile_keeper_key in app:  # apply the profiles the new config changed
+            app[profile_keeper_key].request_sync()
     metrics, holder = app[metrics_key], app[holder_key]
     metrics.reloads.labels(outcome).inc()
     metrics.config_generation.set(holder.generation)
@@ -109,12 +132,6 @@ def _reloaded(app: web.Application, outcome: str) -> None:
 
 async def _close_reloader(app: web.Application) -> None:
     await app[reloader_key].close()
-
-
-def worker_id(config: Config) -> str:
-    """The id this process's claims carry: its host and port, the same across
-    its restarts, so a restarted process can tell its own stale claims."""
-    return f"{socket.gethostname()}:{config.server.port}"
 
 
 async def http_session_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -127,7 +144,10 @@ async def http_session_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def store_ctx(app: web.Application) -> AsyncIterator[None]:
     config = app[holder_key].current.config
-    app[store_key] = store = await SqliteStore.open(config.storage.sqlite_path)
+    group = app[roles_key].group
+    app[store_key] = store = await open_store(config.storage.url,
+                                              pool_size=config.storage.pool_size,
+                                              worker_id=group.worker_id if group else None)
     try:
         yield
     finally:
@@ -145,6 +165,7 @@ async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
             section=lambda name=name: holder.current.config.providers.get(name),
             session=app[http_session_key]))
         for name, provider in app[providers_key].items()}
+    app[senders_key] = senders
 
     def on_result(row: OutboundRow, outcome: str, result: SendResult) -> None:
         instance = holder.current.config.instances.get(row.instance_id)
@@ -157,8 +178,7 @@ async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
     window = WindowFallback(store, lambda: holder.current.config,
                             {name: p.caps for name, p in app[providers_key].items()}, metrics)
     worker = OutboundWorker(store, lambda: holder.current, senders,
-                            holder=worker_id(holder.current.config), on_result=on_result,
-                            window=window)
+                            holder=store.worker_id, on_result=on_result, window=window)
     app[outbound_worker_key] = worker
     app[workers_key]["outbound"] = worker
     app[pipeline_key] = Pipeline(store, holder, build_dispatcher(),
@@ -179,6 +199,10 @@ async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
                                          str(cost.billable).lower()).set(cost.messages)
 
     metrics.add_refresher(refresh_costs)
+    if not app[roles_key].drainers:  # another process of the group sends
+        yield
+        return
+    await store.on_work("outbound", worker.notify)  # queued by another process
     task = asyncio.create_task(worker.run(), name="outbound-worker")
     try:
         yield
@@ -209,7 +233,7 @@ async def webhooks_ctx(app: web.Application) -> AsyncIterator[None]:
         worker = WebhookWorker(store, lambda: holder.current, session,
                                on_attempt=lambda outcome: metrics.deliveries.labels(outcome).inc(),
                                gate=ForegroundFirst(lambda: inflight.count > 0),
-                               holder=worker_id(holder.current.config),
+                               holder=store.worker_id,
                                on_delivered=metrics.delivery_lag.observe)
         app[webhook_worker_key] = worker
         app[workers_key]["webhooks"] = worker
@@ -221,6 +245,10 @@ async def webhooks_ctx(app: web.Application) -> AsyncIterator[None]:
             metrics.delivery_oldest_age.set(max(0.0, time.time() - due) if due else 0.0)
 
         metrics.add_refresher(refresh_delivery_gauges)
+        if not app[roles_key].drainers:  # another process of the group delivers
+            yield
+            return
+        await store.on_work("deliveries", worker.notify)
         task = asyncio.create_task(worker.run(), name="webhook-worker")
         try:
             yield
@@ -238,3 +266,34 @@ async def webhooks_ctx(app: web.Application) -> AsyncIterator[None]:
                 await store.release_delivery_claims(worker.holder)
             except Exception as exc:  # the store is gone: the next start releases them
                 log.warning("webhook claims not released at shutdown: %s", exc)
+
+
+async def group_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Count this process in its group's /metrics and /readyz (the supervisor
+    drops the count of one that dies)."""
+    processes = app[metrics_key].processes
+    for role in app[roles_key].names:
+        processes.labels(role).set(1)
+    yield
+    for role in app[roles_key].names:
+        processes.labels(role).set(0)
+
+
+async def profiles_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The business profiles: applied at start, then when a reload or the admin
+    changes one. A failure is logged and shown in /readyz, never fatal."""
+    holder = app[holder_key]
+    providers = app[providers_key]
+    profilers = {name: provider.make_profiler(SenderContext(
+        section=lambda name=name: holder.current.config.providers.get(name),
+        session=app[http_session_key]))
+        for name, provider in providers.items() if provider.make_profiler is not None}
+    keeper = ProfileKeeper(lambda: holder.current.config, providers, profilers)
+    app[profile_keeper_key] = keeper
+    task = asyncio.create_task(keeper.run(), name="profiles")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

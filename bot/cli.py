@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import getpass
 import json
 import logging
@@ -57,52 +58,142 @@ def setup_logging(level: str, fmt: str) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from bot.processes import Roles
+
+    setup_logging(args.log_level, args.log_format)
+    config = _load(args)
+    if args.workers is not None:
+        return _supervise(args, config)
+    supervised = args.supervised is not None  # a child of `serve --workers N`
+    if not supervised:  # its supervisor checked the port (its children share it)
+        try:
+            check_can_listen(config.server.host, config.server.port)
+        except CannotListen as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+    # A group's pid file is its supervisor's: SIGHUP there reaches every process.
+    pid_file = None if supervised else config.server.pid_file
+    return run_process(args, config, Roles(drainers=not args.no_drainers, group=_group(args)),
+                       pid_file=pid_file, started=f"wagate serving on http://"
+                       f"{config.server.host}:{config.server.port} "
+                       f"({len(config.instances)} instance(s))")
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """The queue drainers alone: no HTTP listener."""
+    from bot.processes import Roles
+
+    setup_logging(args.log_level, args.log_format)
+    config = _load(args)
+    return run_process(args, config, Roles(http=False, group=_group(args)), pid_file=None,
+                       started=f"wagate worker (pid {os.getpid()}): sending and delivering "
+                       f"from the queues of {config.path}")
+
+
+def run_process(args: argparse.Namespace, config: Any, roles: Any, *, pid_file: str | None,
+                started: str) -> int:
+    """Lock the store (unless a supervisor holds the lock for this process),
+    build the app for `roles` and run it. Before anything starts: a second
+    wagate on a SQLite file in use must not open the store, start workers or
+    touch the first one's pid file."""
     from aiohttp import web
 
     from bot import heap
     from bot.app import create_app
     from bot.locales import LocaleError
-    from bot.web.keys import inflight_key, reloader_key
-    from bot.web.server import make_runner
+    from bot.processes import remove_pid_file, write_pid_file
+    from bot.store.lock import StoreInUse, lock_for
 
-    setup_logging(args.log_level, args.log_format)
+    try:
+        lock = None if args.supervised is not None else lock_for(config.storage)
+    except StoreInUse as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     # The store's thread hands results back to the event loop many times a
     # second; the default 5 ms GIL switch interval makes each hand-off wait.
     sys.setswitchinterval(float(os.environ.get("WAGATE_SWITCH_INTERVAL", "0.0005")))
-    config = _load(args)
     try:
-        # Before anything starts: a second wagate on a busy port must not open
-        # the store, start workers or touch the first one's pid file.
+        try:
+            app = create_app(config, roles)
+        except (LocaleError, ValueError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        log = logging.getLogger("wagate")
+
+        async def on_startup(app: web.Application) -> None:
+            if pid_file:
+                write_pid_file(pid_file)
+            heap.freeze()
+            log.info("%s", started)
+
+        async def on_cleanup(app: web.Application) -> None:
+            if pid_file:
+                remove_pid_file(pid_file)
+            log.info("wagate stopped" if roles.http else "wagate worker stopped")
+
+        app.on_startup.append(on_startup)
+        app.on_cleanup.append(on_cleanup)
+        return run_app(app, config, listen=roles.http, supervisor_fd=args.supervised)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _group(args: argparse.Namespace) -> Any:
+    """The group a child of `serve --workers N` belongs to (None outside one)."""
+    from bot.processes import Group
+
+    if args.supervised is None:
+        return None
+    metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not metrics_dir:
+        raise SystemExit("error: --supervised is for the processes `wagate serve --workers N` "
+                         "starts")
+    return Group(http_processes=args.group_size, metrics_dir=metrics_dir,
+                 supervisor_pid=os.getppid(), worker_id=args.worker_id)
+
+
+def _supervise(args: argparse.Namespace, config: Any) -> int:
+    """`serve --workers N`: the supervisor, which opens no store itself."""
+    from bot.processes import Supervisor
+    from bot.store.lock import StoreInUse, lock_for
+
+    count = args.workers
+    if count < 1 or args.supervised is not None:
+        print("error: --workers takes a number of processes, 1 or more", file=sys.stderr)
+        return 2
+    if count > 1 and config.storage.url.startswith("sqlite:"):
+        print(f"error: --workers {count} needs PostgreSQL: SQLite allows one process per "
+              f"file ({config.storage.sqlite_path}); use --workers 1, or [storage] url = "
+              '"postgresql://..."', file=sys.stderr)
+        return 2
+    try:
         check_can_listen(config.server.host, config.server.port)
-    except CannotListen as exc:
+        lock = lock_for(config.storage)
+    except (CannotListen, StoreInUse) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     try:
-        app = create_app(config)
-    except (LocaleError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        supervisor = Supervisor(config, count, ["--log-level", args.log_level,
+                                                "--log-format", args.log_format],
+                                keep_fds=(lock.fd,) if lock else ())
+        return asyncio.run(supervisor.run())
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def run_app(app: Any, config: Any, *, listen: bool, supervisor_fd: int | None) -> int:
+    """Run `app` until SIGTERM or SIGINT (or, for a child of `serve --workers N`,
+    until its supervisor is gone); SIGHUP reloads. With `listen`, on the
+    configured address (shared with the group's other processes, SO_REUSEPORT,
+    when supervised)."""
+    from aiohttp import web
+
+    from bot.web.keys import inflight_key, reloader_key
+    from bot.web.server import make_runner
+
     log = logging.getLogger("wagate")
-    pid_file = Path(config.server.pid_file) if config.server.pid_file else None
-
-    async def on_startup(app: web.Application) -> None:
-        def on_sighup() -> None:
-            log.info("SIGHUP: reloading %s", config.path)
-            app[reloader_key].request()  # a burst of signals coalesces
-        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, on_sighup)
-        if pid_file:
-            pid_file.write_text(f"{os.getpid()}\n")
-        heap.freeze()
-        log.info("wagate serving on http://%s:%d (%d instance(s))", config.server.host,
-                 config.server.port, len(config.instances))
-
-    async def on_cleanup(app: web.Application) -> None:
-        if pid_file:
-            pid_file.unlink(missing_ok=True)
-        log.info("wagate stopped")
-
-    app.on_startup.append(on_startup)
-    app.on_cleanup.append(on_cleanup)
     timeout = config.server.shutdown_timeout
 
     async def serve() -> None:
@@ -112,31 +203,45 @@ def cmd_serve(args: argparse.Namespace) -> int:
         under way finish, claims released), the store closed. A second signal
         skips the wait."""
         runner = make_runner(app, shutdown_timeout=timeout)
+        loop = asyncio.get_running_loop()
+
+        def on_sighup() -> None:
+            log.info("SIGHUP: reloading %s", config.path)
+            app[reloader_key].request()  # a burst of signals coalesces
+
+        loop.add_signal_handler(signal.SIGHUP, on_sighup)
+        stopping, hurry = asyncio.Event(), asyncio.Event()
+
+        def on_stop(why: str) -> None:
+            if stopping.is_set():
+                log.warning("%s again: stopping without waiting", why)
+                hurry.set()
+                return
+            log.info("%s: stopping; no new connections, %d request(s) in flight",
+                     why, app[inflight_key].count)
+            stopping.set()
+
+        # Before the startup: a SIGTERM while the store opens (a restarted
+        # child of a group being stopped) still ends in a clean stop.
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, on_stop, sig.name)
         await runner.setup()
         try:
-            site = web.TCPSite(runner, config.server.host, config.server.port)
-            try:
-                await site.start()
-            except OSError as exc:  # taken since the check: said the same way
-                raise CannotListen(config.server.host, config.server.port, exc) from None
-            stopping, hurry = asyncio.Event(), asyncio.Event()
-
-            def on_stop(sig: signal.Signals) -> None:
-                if stopping.is_set():
-                    log.warning("%s again: stopping without waiting", sig.name)
-                    hurry.set()
-                    return
-                log.info("%s: stopping; no new connections, %d request(s) in flight",
-                         sig.name, app[inflight_key].count)
-                stopping.set()
-
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(sig, on_stop, sig)
+            site = None
+            if listen and not stopping.is_set():
+                site = web.TCPSite(runner, config.server.host, config.server.port,
+                                   reuse_port=True if supervisor_fd is not None else None)
+                try:
+                    await site.start()
+                except OSError as exc:  # taken since the check: said the same way
+                    raise CannotListen(config.server.host, config.server.port, exc) from None
+            if supervisor_fd is not None:
+                watch_supervisor(loop, supervisor_fd, lambda: on_stop("supervisor gone"))
             await stopping.wait()
             inflight = app[inflight_key]
             inflight.draining = True
-            await site.stop()
+            if site is not None:
+                await site.stop()
             waits = [asyncio.ensure_future(inflight.wait_idle()),
                      asyncio.ensure_future(hurry.wait())]
             await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
@@ -149,14 +254,31 @@ def cmd_serve(args: argparse.Namespace) -> int:
             await runner.cleanup()
 
     from bot.eventloop import new_event_loop
+    from bot.store import StoreUnavailable
 
     try:
         with asyncio.Runner(loop_factory=new_event_loop) as loop_runner:
             loop_runner.run(serve())
-    except CannotListen as exc:
+    except (CannotListen, StoreUnavailable) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def watch_supervisor(loop: asyncio.AbstractEventLoop, fd: int, gone: Any) -> None:
+    """Call `gone` once the supervisor's end of the pipe closes (it died)."""
+    os.set_blocking(fd, False)
+
+    def readable() -> None:
+        try:
+            if os.read(fd, 64):
+                return  # nothing is ever written; ignore
+        except BlockingIOError:
+            return
+        loop.remove_reader(fd)
+        gone()
+
+    loop.add_reader(fd, readable)
 
 
 class CannotListen(Exception):
@@ -438,8 +560,57 @@ def cmd_status(args: argparse.Namespace) -> int:
              "subscribers: " + (", ".join(f"{s['id']} ({s['plan']})"
                                           for s in summary["subscribers"]) or "none"),
              "locales: " + " ".join(summary["locales"])]
+    profiles = (ready.get("details") or {}).get("profiles") or {}
+    if profiles:
+        lines.append("profiles: " + ", ".join(_profile_state_line(int(i), s)
+                                             for i, s in profiles.items()))
     _print(data, args, lines)
     return 0 if ready.get("status") == "ready" else 1
+
+
+def _profile_state_line(instance: int, state: dict[str, Any]) -> str:
+    applied = ", ".join(state.get("applied") or []) or "nothing"
+    line = f"#{instance} {state['status']} ({applied}; from {state['source']})"
+    if state.get("not_supported"):
+        line += f", not supported: {', '.join(state['not_supported'])}"
+    return line + (f": {state['error']}" if state.get("error") else "")
+
+
+# ---- the gateway number's business profile
+
+
+def cmd_profile(args: argparse.Namespace) -> int:
+    config = _load(args)
+    path = f"/admin/instances/{args.instance}/profile"
+    if args.action == "show":
+        data = _call(config, "GET", path, url=args.url)
+    else:
+        body: dict[str, Any] = {k: v for k, v in (
+            ("about", args.about), ("description", args.description), ("email", args.email),
+            ("websites", args.website)) if v is not None}
+        if args.picture:
+            try:
+                body["picture"] = base64.b64encode(Path(args.picture).read_bytes()).decode()
+            except OSError as exc:
+                raise SystemExit(f"error: cannot read {args.picture}: {exc.strerror}") from None
+        data = _call(config, "PUT", path, body, url=args.url)
+    profile, state = data["profile"], data["state"]
+    lines = [f"instance #{data['instance']} ({data['provider']}): "
+             + (f"profile from {data['source']}" if profile else "no profile set")]
+    if profile:
+        picture = profile["picture"]
+        lines += [f"  {name}: {profile[name]}" for name in ("about", "description", "email")
+                  if profile[name]]
+        if profile["websites"]:
+            lines.append("  websites: " + " ".join(profile["websites"]))
+        if picture:
+            lines.append(f"  picture: {picture['type']}, {picture['bytes']} bytes")
+    lines.append("  supported by the provider: " + (", ".join(data["supported_fields"])
+                                                     or "nothing (not offered by its API)"))
+    if state:
+        lines.append("  last applied: " + _profile_state_line(data["instance"], state))
+    _print(data, args, lines)
+    return 0 if state is None or state["status"] in ("applied", "partial") else 1
 
 
 # ---- webhooks: deliveries and endpoints
@@ -509,13 +680,35 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     c = snap.config
+    notes = _profile_notes(c)
     data = {"ok": True, "path": path, "instances": len(c.instances),
             "subscribers": len(c.subscribers), "plans": len(c.plans),
-            "locales": sorted(snap.locales.locales)}
+            "locales": sorted(snap.locales.locales), "notes": notes}
     _print(data, args, [f"{path}: OK — {len(c.instances)} instance(s), "
                         f"{len(c.subscribers)} subscriber(s), {len(c.plans)} plan(s), "
-                        f"{len(snap.locales.locales)} locale(s)"])
+                        f"{len(snap.locales.locales)} locale(s)"]
+           + [f"note: {n}" for n in notes])
     return 0
+
+
+def _profile_notes(config: Any) -> list[str]:
+    """What a configured profile will not do, said plainly (never an error)."""
+    from bot.profile import lost_fields
+    from bot.providers.registry import PROVIDERS
+
+    by_name = {p.name: p for p in PROVIDERS}
+    notes = []
+    for inst in config.instances.values():
+        provider = by_name[inst.provider]
+        if inst.profile is None:
+            continue
+        if provider.make_profiler is None:
+            notes.append(f"instance {inst.id}: provider {inst.provider} cannot set the business "
+                         "profile (its API does not offer it); [instances.profile] is not applied")
+        elif lost := lost_fields(provider, inst.profile):
+            notes.append(f"instance {inst.id}: provider {inst.provider} cannot set "
+                         f"{', '.join(lost)}; those profile fields are not applied")
+    return notes
 
 
 def cmd_hash_secret(args: argparse.Namespace) -> int:
@@ -530,6 +723,29 @@ def cmd_hash_secret(args: argparse.Namespace) -> int:
         return 2
     digest = hash_secret(secret)
     _print({"secret_sha256": digest}, args, [f'secret_sha256 = "{digest}"'])
+    return 0
+
+
+def cmd_migrate_store(args: argparse.Namespace) -> int:
+    """Copy a SQLite store into an empty PostgreSQL one (see bot/store/migrate.py)."""
+    from bot.store.migrate import NOT_COPIED, MigrationRefused, migrate_store
+
+    def progress(line: str) -> None:
+        print(f"copying... {line}", file=sys.stderr, flush=True)
+
+    # Progress for a person at a terminal; a refusal stays the one line.
+    shown = sys.stderr.isatty() and not args.json
+    try:
+        report = asyncio.run(migrate_store(args.source, args.target, dry_run=args.dry_run,
+                                           progress=progress if shown else None))
+    except MigrationRefused as exc:
+        if args.json:
+            print(json.dumps({"ok": False, "error": str(exc)}, ensure_ascii=False))
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    data = {"ok": True, "dry_run": report.dry_run, "tables": report.counts,
+            "claims_cleared": report.claims, "not_copied": list(NOT_COPIED)}
+    _print(data, args, report.lines(args.source, args.target))
     return 0
 
 
@@ -576,6 +792,19 @@ def build_parser() -> argparse.ArgumentParser:
                            "(default: from [server] in the config)")
             p.add_argument("--json", action="store_true", help="print JSON for scripts")
 
+    def log_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--log-level", default=os.environ.get("WAGATE_LOG_LEVEL", "INFO"),
+                       help="DEBUG, INFO, WARNING or ERROR (default: $WAGATE_LOG_LEVEL, "
+                       "else INFO)")
+        p.add_argument("--log-format", choices=("text", "json"), default="text",
+                       help="text for people, json (one object a line) for log collectors")
+
+    def supervised(p: argparse.ArgumentParser) -> None:
+        # Set by `serve --workers N` on the processes it starts, not by people.
+        p.add_argument("--supervised", type=int, metavar="FD", help=argparse.SUPPRESS)
+        p.add_argument("--group-size", type=int, default=1, help=argparse.SUPPRESS)
+        p.add_argument("--worker-id", help=argparse.SUPPRESS)
+
     def json_flag(p: argparse.ArgumentParser) -> None:
         p.add_argument("--json", action="store_true", help="print JSON for scripts")
 
@@ -586,10 +815,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = command(sub, "serve", "run the service",
                 "wagate serve --config /etc/wagate/wagate.toml --log-format json", cmd_serve)
     common(p, client=False)
-    p.add_argument("--log-level", default=os.environ.get("WAGATE_LOG_LEVEL", "INFO"),
-                   help="DEBUG, INFO, WARNING or ERROR (default: $WAGATE_LOG_LEVEL, else INFO)")
-    p.add_argument("--log-format", choices=("text", "json"), default="text",
-                   help="text for people, json (one object a line) for log collectors")
+    log_options(p)
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="run N HTTP processes sharing the port, plus the queue drainers, "
+                   "under a supervisor (more than 1 needs PostgreSQL); default: one process")
+    supervised(p)
+    p.add_argument("--no-drainers", action="store_true", help=argparse.SUPPRESS)
+
+    p = command(sub, "worker", "run the queue drainers alone (outbound sender, webhook "
+                "deliverer), with no HTTP listener, e.g. on another host sharing the "
+                "PostgreSQL database", "wagate worker --config /etc/wagate/wagate.toml",
+                cmd_worker)
+    common(p, client=False)
+    log_options(p)
+    supervised(p)
 
     p = command(sub, "simulate", "be a user writing to a sandbox number, or a provider "
                 "reporting a sent message's status",
@@ -699,6 +938,37 @@ def build_parser() -> argparse.ArgumentParser:
     common(q)
     q.add_argument("key", help="the endpoint's key (see `deliveries endpoints`)")
     q.add_argument("--subscriber", help="the subscriber, when two share the endpoint's URL")
+
+    p = command(sub, "migrate-store", "copy a SQLite store (registrations, groups, messages, "
+                "queues, deliveries, usage) into an empty PostgreSQL database, in one "
+                "transaction; stop wagate on the SQLite file first",
+                "wagate migrate-store --from sqlite:///var/lib/wagate/wagate.db \\\n"
+                "      --to postgresql://wagate@db.internal:5432/wagate", cmd_migrate_store)
+    p.add_argument("--from", dest="source", required=True, metavar="sqlite:///PATH",
+                   help="the SQLite store (opened read-only; refused while a wagate uses it)")
+    p.add_argument("--to", dest="target", required=True, metavar="postgresql://...",
+                   help="the PostgreSQL store; it must hold no data (tables are created)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="check and count what would be copied; write nothing")
+    json_flag(p)
+    p = command(sub, "profile", "the gateway number's business profile: show, set",
+                'wagate profile set 2 --about "Order updates" --picture logo.jpg', cmd_profile)
+    common(p, client=False)
+    acts = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    q = command(acts, "show", "the profile in force and how its last application went",
+                "wagate profile show 2")
+    common(q)
+    q.add_argument("instance", type=int, help="the instance (gateway number) id")
+    q = command(acts, "set", "set the profile now (until the service stops; the config's "
+                "[instances.profile] is the lasting one) and apply it through the provider",
+                'wagate profile set 2 --about "Order updates" --website https://acme.example')
+    common(q)
+    q.add_argument("instance", type=int, help="the instance (gateway number) id")
+    q.add_argument("--about", help="the about text (at most 139 characters)")
+    q.add_argument("--description", help="the business description (at most 512 characters)")
+    q.add_argument("--email", help="the contact email")
+    q.add_argument("--website", action="append", help="a website (at most two; repeat)")
+    q.add_argument("--picture", metavar="FILE", help="a JPEG or PNG file")
 
     p = command(sub, "check-config", "validate a config file and its locales offline",
                 "wagate check-config /etc/wagate/wagate.toml", cmd_check_config)

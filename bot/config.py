@@ -20,10 +20,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from bot.store import POSTGRES_SCHEMES, SQLITE_SCHEME
 from bot.templates import Templates, parse_templates
 
 if TYPE_CHECKING:
-    from bot.providers.base import ProviderConfig
+    from bot.providers.base import Profile, ProviderConfig
 
 FEATURES = ("text", "image", "document", "url", "group")
 WEBHOOK_EVENTS = ("message.received", "user.registered", "user.unregistered", "message.status")
@@ -47,7 +48,8 @@ class ServerConfig:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StorageConfig:
-    url: str = "sqlite:///./wagate.db"
+    url: str = "sqlite:///./wagate.db"  # or postgresql://user@host:5432/db
+    pool_size: int = 10  # PostgreSQL: connections each process opens at most
 
     @property
     def sqlite_path(self) -> str:
@@ -89,6 +91,8 @@ class InstanceConfig:
     # The provider's own keys of this instance (meta: phone_number_id), as its
     # config part validated them.
     options: Mapping[str, Any] = field(default_factory=dict)
+    # The number's business profile ([instances.profile]), applied through the provider.
+    profile: Profile | None = None
 
     @property
     def shared(self) -> bool:
@@ -320,11 +324,7 @@ def parse_config(text: str, *, source: str = "<config>", env: Mapping[str, str] 
 
     server = _parse_server(top.child("server", top.get("server", dict, {})))
     storage_r = top.child("storage", top.get("storage", dict, {}))
-    storage_r.unknown_keys({"url"})
-    url = storage_r.get("url", str, "sqlite:///./wagate.db")
-    if not url.startswith("sqlite:///"):
-        raise storage_r.error("url", "only sqlite:///PATH is supported by this build")
-    storage = StorageConfig(url=url)
+    storage = _parse_storage(storage_r, env)
     admin_r = top.child("admin", top.get("admin", dict, {}))
     admin_r.unknown_keys({"token", "token_env"})
     admin_token = admin_r.secret("token", env) or ""
@@ -403,6 +403,22 @@ def _parse_server(r: _Reader) -> ServerConfig:
                                                    r.get("shutdown_timeout", float, 10.0)),
                         body_timeout=_positive(r, "body_timeout",
                                                r.get("body_timeout", float, 30.0)))
+
+
+def _parse_storage(r: _Reader, env: Mapping[str, str]) -> StorageConfig:
+    r.unknown_keys({"url", "url_env", "pool_size"})
+    # A PostgreSQL url may hold a password: like any secret, it may come from
+    # the environment (`url_env`).
+    url = r.secret("url", env, required=False) or "sqlite:///./wagate.db"
+    if url.startswith(SQLITE_SCHEME):
+        if not url.removeprefix(SQLITE_SCHEME):
+            raise r.error("url", "sqlite:/// needs a file path, e.g. sqlite:///./wagate.db")
+    elif not url.startswith(POSTGRES_SCHEMES):
+        raise r.error("url", "must be sqlite:///PATH or postgresql://USER@HOST:PORT/DATABASE")
+    pool_size = r.get("pool_size", int, 10)
+    if not 1 <= pool_size <= 1000:
+        raise r.error("pool_size", "must be between 1 and 1000")
+    return StorageConfig(url=url, pool_size=pool_size)
 
 
 def _parse_defaults(r: _Reader) -> DefaultsConfig:
@@ -588,6 +604,20 @@ def _parse_webhook(r: _Reader, env: Mapping[str, str], sub_id: str,
                          events=frozenset(events))
 
 
+def _parse_profile(top: _Reader, r: _Reader) -> Profile | None:
+    """`[instances.profile]`, its picture path relative to the config file."""
+    from bot.profile import ProfileError, load_profile
+
+    table = r.get("profile", dict, None)
+    if table is None:
+        return None
+    base = Path(top.source).parent if top.source != "<config>" else Path.cwd()
+    try:
+        return load_profile(table, base)
+    except ProfileError as exc:
+        raise r.child("profile", table).error(None, str(exc)) from None
+
+
 def _parse_instances(top: _Reader, raw: list[Any], subscribers: Mapping[str, SubscriberConfig],
                      providers: Mapping[str, ProviderConfig], sections: Mapping[str, Any],
                      ) -> dict[int, InstanceConfig]:
@@ -599,7 +629,8 @@ def _parse_instances(top: _Reader, raw: list[Any], subscribers: Mapping[str, Sub
         r = top.child(f"instances[{index}]", table if isinstance(table, dict) else {})
         if not isinstance(table, dict):
             raise r.error(None, "must be a table")
-        r.unknown_keys({"id", "number", "provider", "owner", "rate_per_second"} | provider_keys)
+        r.unknown_keys({"id", "number", "provider", "owner", "rate_per_second", "profile"}
+                       | provider_keys)
         inst_id = r.get("id", int)
         if inst_id <= 0:
             raise r.error("id", "must be a positive integer")
@@ -629,7 +660,7 @@ def _parse_instances(top: _Reader, raw: list[Any], subscribers: Mapping[str, Sub
         rate = r.get("rate_per_second", float, None)
         instances[inst_id] = InstanceConfig(id=inst_id, number=number, provider=provider,
                                             owner=owner, rate_per_second=rate,
-                                            options=options)
+                                            options=options, profile=_parse_profile(top, r))
     for sub in subscribers.values():
         for inst in sub.instances:
             if inst not in instances:

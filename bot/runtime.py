@@ -99,7 +99,13 @@ class Reloader:
         self._task: asyncio.Task[None] | None = None
 
     async def reload(self) -> Snapshot:
-        """Reload now (after any reload under way); raises ReloadError when refused."""
+        """Reload the service now (after any reload under way); raises ReloadError
+        when refused. In a group of processes, every one of them (GroupReloader)."""
+        return await self.reload_here()
+
+    async def reload_here(self) -> Snapshot:
+        """Reload this process now (after any reload under way); raises ReloadError
+        when refused."""
         async with self._lock:
             try:
                 new = await asyncio.to_thread(prepare_reload, self.holder)
@@ -120,7 +126,7 @@ class Reloader:
         while self._pending:
             self._pending = False
             try:
-                await self.reload()
+                await self.reload_here()
             except ReloadError:
                 pass  # logged with file, line and key; the old config stays
             except Exception:

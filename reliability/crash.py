@@ -11,6 +11,10 @@ service is killed at random moments and started again at once. After a final
 restart and a bounded drain, each acknowledged (HTTP 200) item must have
 arrived: the text at the webhook receiver, the send at Graph, the greeting's
 confirmation at Graph. Duplicates at either end are counted and reported.
+
+`exercise` is the suite whatever the service's shape; `run` is its SQLite
+form (one process, killed whole), reliability/crash_pg.py its PostgreSQL
+form (`serve --workers 2`, one process of the group killed at a time).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import statistics
 import sys
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +51,7 @@ class Form:
     greetings_per_second: float
     users: int  # registered before the load, the texts' senders and the sends' recipients
     drain: float  # the final drain's bound, seconds
+    graph_delay: float = GRAPH_DELAY  # seconds Graph takes to answer each send
 
 
 FULL = Form(kills=20, uptime=(2.0, 6.0), texts_per_second=150, sends_per_second=80,
@@ -65,18 +70,23 @@ class Acked:
     refused: int = 0  # not acknowledged (the service was down, or the answer lost)
 
 
-def start(bench: Bench) -> None:
+def start(bench: Bench, graph_delay: float) -> None:
     """The peers (Graph, receiver), each in a process of its own, then the service."""
-    for name, extra in (("graph", [str(GRAPH_DELAY)]), ("receiver", [])):
+    for name, extra in (("graph", [str(graph_delay)]), ("receiver", [])):
         bench.start(name, [sys.executable, "-m", "bench.servers", name,
                            str(bench.ports[name]), *extra], bench.url(name, "/count"))
     bench.start_wagate(rate=1000)
 
 
-def restart(bench: Bench) -> None:
+def restart(bench: Bench) -> str:
     """SIGKILL the service (no shutdown of any kind) and start it on the same store."""
     bench.stop("wagate", signal.SIGKILL)
     bench.start_wagate(rate=1000)
+    return "the service"
+
+
+# One kill: SIGKILL something of the service, have it running again, and say what.
+Kill = Callable[[Bench], str]
 
 
 def peer_log(bench: Bench, name: str) -> list[list[Any]]:
@@ -169,11 +179,14 @@ async def register(bench: Bench, session: aiohttp.ClientSession, users: list[str
                 raise RuntimeError(f"registering {user}: HTTP {resp.status}")
 
 
-async def kill_loop(bench: Bench, form: Form, rng: random.Random) -> None:
-    """Kill at a random moment of each up-time, and start again at once."""
+async def kill_loop(bench: Bench, form: Form, rng: random.Random, kill: Kill) -> Counter[str]:
+    """Kill at a random moment of each up-time (and have it running again): what
+    was killed, counted."""
+    killed: Counter[str] = Counter()
     for _ in range(form.kills):
         await asyncio.sleep(rng.uniform(*form.uptime))
-        await asyncio.to_thread(restart, bench)
+        killed[await asyncio.to_thread(kill, bench)] += 1
+    return killed
 
 
 @dataclass
@@ -222,7 +235,8 @@ def percentiles(values: list[float]) -> str:
     return f"p50 {p50 * 1000:.0f} ms / p99 {p99 * 1000:.0f} ms (n={len(values)})"
 
 
-def rows(form: Form, acked: Acked, arrivals: Arrivals, drained: float) -> list[Row]:
+def rows(suite: str, form: Form, killed: Counter[str], acked: Acked, arrivals: Arrivals,
+         drained: float) -> list[Row]:
     lost_texts, lost_sends, lost_regs = missing(acked, arrivals)
     sends = arrivals.sent_texts()
     graph_dups = sum(len(times) - 1 for times in sends.values())
@@ -238,11 +252,11 @@ def rows(form: Form, acked: Acked, arrivals: Arrivals, drained: float) -> list[R
     send_lag = [sends[text][0] - at for text, at in acked.sends.items() if text in sends]
 
     def row(measure: str, figure: str, target: str = "", met: bool = True) -> Row:
-        return Row(suite=SUITE, measure=measure, figure=figure, target=target, met=met)
+        return Row(suite=suite, measure=measure, figure=figure, target=target, met=met)
 
     return [
         row("SIGKILLs under load, each followed by a restart on the same store",
-            f"{form.kills}"),
+            ", ".join(f"{what} ×{n}" for what, n in sorted(killed.items()))),
         row("acknowledged: inbound texts / sends / greetings",
             f"{len(acked.texts)} / {len(acked.sends)} / {len(acked.greetings)} "
             f"({acked.refused} refused while down)"),
@@ -265,22 +279,22 @@ def rows(form: Form, acked: Acked, arrivals: Arrivals, drained: float) -> list[R
     ]
 
 
-async def run(small: bool, workdir: Path) -> list[Row]:
-    form = SMALL if small else FULL
+async def exercise(bench: Bench, suite: str, form: Form, kill: Kill) -> list[Row]:
+    """The suite on `bench`'s service (its store and process shape): the load,
+    the kills, the final drain, the count. Shared by every form of the suite."""
     rng = random.Random(20261201)
-    bench = Bench(tmp=workdir, quick=small)
     for name in ("graph", "receiver", "wagate"):
         bench.ports[name] = free_port()
     users = [f"3463{i:07d}" for i in range(form.users)]
     try:
-        await asyncio.to_thread(start, bench)
+        await asyncio.to_thread(start, bench, form.graph_delay)
         connector = aiohttp.TCPConnector(limit=256)
         async with aiohttp.ClientSession(connector=connector) as session:
             await register(bench, session, users)
             load = Load(bench, form, users)
             loading = asyncio.create_task(load.run(session))
             try:
-                await kill_loop(bench, form, rng)
+                killed = await kill_loop(bench, form, rng, kill)
                 await asyncio.sleep(form.uptime[0])  # load on the last start too
             finally:
                 load.stopping.set()
@@ -293,25 +307,35 @@ async def run(small: bool, workdir: Path) -> list[Row]:
                 break
             await asyncio.sleep(0.5)
         drained = time.perf_counter() - t0
-        await asyncio.to_thread(bench.stop, "wagate")
+        stopped = await asyncio.to_thread(bench.stop, "wagate")
         arrivals = await asyncio.to_thread(Arrivals.read, bench)
     finally:
         for name in list(bench.procs):
             await asyncio.to_thread(bench.stop, name)
-    return rows(form, load.acked, arrivals, drained)
+    return [*rows(suite, form, killed, load.acked, arrivals, drained),
+            Row(suite=suite, measure="exit status of the service's SIGTERM after the drain",
+                figure=str(stopped), target="0", met=stopped == 0)]
 
 
-def main() -> None:
+async def run(small: bool, workdir: Path) -> list[Row]:
+    """One `wagate serve` on a SQLite file, killed whole and started again."""
+    return await exercise(Bench(tmp=workdir, quick=small), SUITE, SMALL if small else FULL,
+                          restart)
+
+
+def main(suite: str = SUITE,
+         run_suite: Callable[[bool, Path], Awaitable[list[Row]]] = run) -> None:
+    """`python -m reliability.<suite> [--small]`: one crash suite alone."""
     import argparse
     import tempfile
 
     from reliability.common import table
 
-    parser = argparse.ArgumentParser(prog="python -m reliability.crash")
+    parser = argparse.ArgumentParser(prog=f"python -m reliability.{suite}")
     parser.add_argument("--small", action="store_true", help="the form `make test` runs")
     args = parser.parse_args()
-    workdir = Path(tempfile.mkdtemp(prefix="wagate-crash-"))
-    print(table(asyncio.run(run(args.small, workdir))))
+    workdir = Path(tempfile.mkdtemp(prefix=f"wagate-{suite}-"))
+    print(table(asyncio.run(run_suite(args.small, workdir))))
     print(f"\nlogs in {workdir}")
 
 

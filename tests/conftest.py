@@ -193,3 +193,19 @@ def meta_text(text: str, sender: str = "34600000001", msg_id: str | None = None,
             "metadata": {"display_phone_number": "15550002222", "phone_number_id": pnid},
             "contacts": [{"profile": {"name": name}, "wa_id": sender}],
             "messages": [message]}}]}]}
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Say loudly when the browser tests did not run (no Chromium here)."""
+    from tests.test_ui_browser import BROWSER_SKIP
+
+    skipped = [r for r in terminalreporter.stats.get("skipped", [])
+               if BROWSER_SKIP in str(getattr(r, "longrepr", ""))]
+    if skipped:
+        reason = str(skipped[0].longrepr[-1]) if isinstance(skipped[0].longrepr, tuple) else ""
+        terminalreporter.write_sep("!", f"{len(skipped)} BROWSER TESTS DID NOT RUN", red=True,
+                                   bold=True)
+        terminalreporter.write_line(reason or BROWSER_SKIP, yellow=True)
+        terminalreporter.write_line("Install Chromium (apt-get install -y chromium) to run "
+                                    "them; CI sets WAGATE_TEST_BROWSER_REQUIRED=1 so they "
+                                    "must run there.", yellow=True)

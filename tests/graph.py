@@ -18,6 +18,7 @@ class GraphRecord:
     headers: dict[str, str]
     json: Any = None
     form: dict[str, Any] | None = None
+    answer: Any = None  # what the server answered (a success's JSON)
 
 
 WINDOW_SECONDS = 24 * 3600
@@ -107,6 +108,15 @@ class GraphState:
     def uploads(self) -> list[GraphRecord]:
         return [r for r in self.requests if r.path.endswith("/media")]
 
+    @property
+    def profiles(self) -> list[GraphRecord]:
+        return [r for r in self.requests if r.path.endswith("/whatsapp_business_profile")]
+
+    @property
+    def picture_uploads(self) -> list[GraphRecord]:
+        """Bytes sent to a resumable upload session (`form["bytes"]`)."""
+        return [r for r in self.requests if "/upload:" in r.path]
+
     def fail_next(self, code: int, title: str = "error", status: int = 400,
                   headers: dict[str, str] | None = None) -> None:
         self.failures.append((status, {"error": {"message": f"(#{code}) {title}.",
@@ -160,8 +170,48 @@ def graph_app(token: str) -> web.Application:
         state.requests.append(GraphRecord(request.path, dict(request.headers), form=form))
         if (denied := check_auth(request)) is not None:
             return denied
-        return web.json_response({"id": f"media.{next(state.ids)}"})
+        answer = {"id": f"media.{next(state.ids)}"}
+        state.requests[-1].answer = answer
+        return web.json_response(answer)
 
+    # The resumable upload API (a profile picture): a session on the app, then
+    # the bytes with `Authorization: OAuth <token>` and `file_offset`, answered
+    # with the handle that whatsapp_business_profile takes.
+    async def upload_session(request: web.Request) -> web.Response:
+        state.requests.append(GraphRecord(request.path, dict(request.headers),
+                                          json=dict(request.query)))
+        if (denied := check_auth(request)) is not None:
+            return denied
+        if not request.query.get("file_length", "").isdigit():
+            return web.json_response({"error": {"message": "(#100) file_length is required",
+                                                "code": 100}}, status=400)
+        return web.json_response({"id": f"upload:SESSION{next(state.ids)}"})
+
+    async def upload_bytes(request: web.Request) -> web.Response:
+        data = await request.read()
+        state.requests.append(GraphRecord(request.path, dict(request.headers),
+                                          form={"bytes": data}))
+        if request.headers.get("Authorization") != f"OAuth {token}":
+            return web.json_response({"error": {"message": "OAuth token required",
+                                                "code": 190}}, status=401)
+        if request.headers.get("file_offset") != "0":
+            return web.json_response({"error": {"message": "file_offset", "code": 100}},
+                                     status=400)
+        return web.json_response({"h": f"4::HANDLE{request.match_info['sid']}"})
+
+    async def business_profile(request: web.Request) -> web.Response:
+        body = await request.json()
+        state.requests.append(GraphRecord(request.path, dict(request.headers), json=body))
+        if (denied := check_auth(request)) is not None:
+            return denied
+        if state.failures:
+            status, payload, headers = state.failures.popleft()
+            return web.json_response(payload, status=status, headers=headers)
+        return web.json_response({"success": True})
+
+    app.router.add_post("/{version}/upload:{sid}", upload_bytes)
+    app.router.add_post("/{version}/{app_id}/uploads", upload_session)
+    app.router.add_post("/{version}/{pnid}/whatsapp_business_profile", business_profile)
     app.router.add_post("/{version}/{pnid}/messages", messages)
     app.router.add_post("/{version}/{pnid}/media", media)
     return app

@@ -209,11 +209,13 @@ def test_version_and_help(capsys: pytest.CaptureFixture[str]) -> None:
     version = wagate("--version").stdout.strip()
     assert version == f"wagate {metadata.version('wagate')}"
     top = wagate("--help").stdout
-    commands = ["serve", "simulate", "send", "outbox", "registrations", "messages", "reload",
-                "status", "deliveries", "check-config", "hash-secret"]
+    commands = ["serve", "worker", "simulate", "send", "outbox", "registrations", "messages",
+                "reload", "status", "deliveries", "migrate-store", "profile", "check-config",
+                "hash-secret"]
     assert re.findall(r"^    ([a-z-]+)\b", top, re.MULTILINE) == commands
     actions = ["list", "show", "retry", "replay", "endpoints", "enable-endpoint"]
-    for args in [[c] for c in commands] + [["deliveries", a] for a in actions]:
+    for args in ([[c] for c in commands] + [["deliveries", a] for a in actions]
+                 + [["profile", a] for a in ("show", "set")]):
         with pytest.raises(SystemExit) as done:
             main([*args, "--help"])
         assert done.value.code == 0

@@ -97,3 +97,38 @@ def test_bad_graph_base_url_is_a_config_error(url: str) -> None:
     with pytest.raises(ConfigError) as err:
         parse_config(GOOD + "\n" + meta, source="wagate.toml", env={})
     assert "meta.graph_base_url" in str(err.value) and "is not an http(s) URL" in str(err.value)
+
+
+@pytest.mark.parametrize(("storage", "url", "pool_size"), [
+    ("", "sqlite:///./wagate.db", 10),
+    ('url = "sqlite:////var/lib/wagate/wagate.db"', "sqlite:////var/lib/wagate/wagate.db", 10),
+    ('url = "postgresql://wagate@db:5432/wagate"\npool_size = 4',
+     "postgresql://wagate@db:5432/wagate", 4),
+    ('url = "postgres://wagate@db/wagate?search_path=eu"', "postgres://wagate@db/wagate?search_path=eu",
+     10),
+])
+def test_storage_picks_a_backend_by_scheme(storage: str, url: str, pool_size: int) -> None:
+    config = parse_config(f"[storage]\n{storage}\n{GOOD}")
+    assert (config.storage.url, config.storage.pool_size) == (url, pool_size)
+
+
+def test_storage_url_from_the_environment() -> None:
+    secret_url = "postgresql://wagate:pa55@db/wagate"
+    config = parse_config(f'[storage]\nurl_env = "WAGATE_DB"\n{GOOD}',
+                          env={"WAGATE_DB": secret_url})
+    assert config.storage.url == secret_url
+    with pytest.raises(ConfigError, match="environment variable WAGATE_DB is not set"):
+        parse_config(f'[storage]\nurl_env = "WAGATE_DB"\n{GOOD}', env={})
+
+
+@pytest.mark.parametrize(("storage", "message"), [
+    ('url = "mysql://root@db/wagate"', "storage.url: must be sqlite:///PATH or postgresql://"),
+    ('url = "sqlite:///"', "storage.url: sqlite:/// needs a file path"),
+    ('url = "wagate.db"', "storage.url: must be sqlite:///PATH"),
+    ('url = "postgresql://db/w"\npool_size = 0', "storage.pool_size: must be between 1 and 1000"),
+    ('pool_size = "10"', "storage.pool_size: must be an integer"),
+])
+def test_bad_storage_is_refused_at_load(storage: str, message: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_config(f"[storage]\n{storage}\n{GOOD}", source="wagate.toml", env={})
+    assert message in str(err.value)

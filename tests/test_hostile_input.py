@@ -35,6 +35,9 @@ ROUTES = {
     ("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics"), ("GET", "/openapi.json"),
     ("POST", "/sandbox/inbound"), ("GET", "/sandbox/outbox"), ("POST", "/sandbox/status"),
     ("GET", "/webhooks/meta"), ("POST", "/webhooks/meta"),
+    ("POST", "/webhooks/twilio"), ("GET", "/media/{id}"),
+    ("POST", "/webhooks/waha"),
+    ("GET", "/admin/instances/{id}/profile"), ("PUT", "/admin/instances/{id}/profile"),
     ("GET", "/admin/registrations"), ("GET", "/admin/registrations/{number}"),
     ("POST", "/admin/registrations/{number}/opt-out"), ("GET", "/admin/messages"),
     ("POST", "/admin/reload"), ("GET", "/admin/config"),
@@ -45,6 +48,20 @@ ROUTES = {
     ("GET", "/v3/whatsapp/messages/{id}"), ("POST", "/v3/whatsapp/single/template/message/{n}"),
     *(("POST", f"/v3/whatsapp/{a}/{k}/message/{{n}}") for a in ("single", "group")
       for k in ("text", "image", "document", "url")),
+    ("GET", "/v3/account"), ("GET", "/v3/account/messages"), ("GET", "/v3/account/deliveries"),
+    ("GET", "/v3/account/deliveries/{id}"), ("POST", "/v3/account/deliveries/{id}/retry"),
+    ("POST", "/v3/account/deliveries/replay"), ("GET", "/v3/account/webhooks"),
+    ("POST", "/v3/account/webhooks/test"),
+    # the pages (tests/test_ui_pages.py): a wrong method is a JSON 405 there too
+    ("GET", "/docs"), ("GET", "/docs/{name}"), ("GET", "/ui"), ("GET", "/portal"),
+    *((m, f"{prefix}{page}") for prefix in ("/ui/", "/portal/") for m, page in (
+        ("GET", "login"), ("POST", "login"), ("POST", "logout"), ("GET", ""),
+        ("GET", "messages"), ("GET", "messages/{id}"), ("GET", "deliveries"),
+        ("GET", "deliveries/{id}"), ("POST", "deliveries/{id}/retry"),
+        ("POST", "deliveries/replay"))),
+    ("GET", "/ui/static/{name}"), ("GET", "/ui/live"), ("GET", "/ui/registrations"),
+    ("POST", "/ui/registrations/{number}/opt-out"), ("GET", "/ui/subscribers"),
+    ("POST", "/portal/webhooks/test"),
 }
 
 NUMBER = "+34600000001"
@@ -52,7 +69,7 @@ NUMBER = "+34600000001"
 
 def concrete(template: str) -> str:
     return (template.replace("{number}", NUMBER).replace("{id}", "x").replace("{key}", "k")
-            .replace("{n}", "1"))
+            .replace("{n}", "1").replace("{name}", "style.css"))
 
 
 async def refused(resp: ClientResponse, *statuses: int) -> dict[str, Any]:
@@ -123,7 +140,11 @@ async def test_wrong_methods_get_a_json_405(app: TestClient, method: str) -> Non
         if (method, template) in ROUTES:
             continue
         resp = await app.request(method, concrete(template), headers={**ADMIN, **ACME},
-                                 data=b"{}")
+                                 data=b"{}", allow_redirects=False)
+        if resp.status == 303 and template.startswith(("/ui/", "/portal/")):
+            # GET /portal/deliveries/replay is a page (deliveries/{id}): log in first
+            assert "/login?next=" in resp.headers["Location"], template
+            continue
         # (GET /admin/deliveries/replay is GET /admin/deliveries/{id}: a 404.)
         await refused(resp, 404, 405)
     resp = await app.request(method, "/no/such/route", headers=ADMIN)

@@ -1,4 +1,5 @@
-"""`/openapi.json` describes exactly the send API's routes, both ways."""
+"""`/openapi.json` describes exactly the send API's routes, both ways (the
+self-service /v3/account routes: tests/test_openapi.py)."""
 
 from __future__ import annotations
 
@@ -15,10 +16,10 @@ async def test_openapi_matches_every_v3_route(make_client) -> None:  # type: ign
     assert doc["openapi"].startswith("3.1")
     routed = {(route.method.lower(), route.resource.canonical)
               for route in client.app.router.routes()
-              if route.resource is not None and route.resource.canonical.startswith("/v3/")
+              if route.resource is not None and route.resource.canonical.startswith("/v3/whatsapp/")
               and route.method != "HEAD"}
     documented = {(method, p) for p, item in doc["paths"].items() for method in item
-                  if p.startswith("/v3/")}
+                  if p.startswith("/v3/whatsapp/")}
     assert routed == documented
     assert len(routed) == 10  # eight sends, the template send, the status
 
@@ -31,8 +32,8 @@ async def test_openapi_operations_are_complete(make_client) -> None:  # type: ig
         "X-WM-CLIENT-ID", "X-WM-CLIENT-SECRET"}
     assert doc["security"] == [{"ClientId": [], "ClientSecret": []}]
     for p, item in doc["paths"].items():
-        if not p.startswith("/v3/"):
-            continue  # the admin and operational routes: tests/test_openapi.py
+        if not p.startswith("/v3/whatsapp/"):
+            continue  # the account, admin and operational routes: tests/test_openapi.py
         for operation in item.values():
             assert operation["tags"] == ["send"] and "security" not in operation, p
             codes = set(operation["responses"])

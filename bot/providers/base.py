@@ -9,9 +9,9 @@ of the service asks these; it never tests a provider's name.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import aiohttp
 from aiohttp import web
@@ -46,6 +46,9 @@ class SendResult:
     error_title: str | None = None
     transient: bool = False
     retry_after: float | None = None
+    # The provider fetches the media from us later (a signed URL): the store
+    # keeps them until the message's first status.
+    keep_media: bool = False
 
     @property
     def ok(self) -> bool:
@@ -61,7 +64,6 @@ class Capabilities:
     # refusal names them: "instance 2 sends through <image_refusal>".
     image_types: frozenset[str] | None = None
     image_refusal: str = ""
-    max_media_bytes: int | None = None  # None: the send API's own limits
     groups: bool = True
     templates: bool = False
     service_window: bool = False  # a 24-hour customer-service window applies
@@ -109,6 +111,68 @@ class ProviderConfig(Protocol):
         ...
 
 
+# ---- optional hooks: a sender that lacks one gets the default below
+
+
+PROFILE_FIELDS = frozenset({"picture", "about", "description", "email", "websites"})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Profile:
+    """The gateway number's business profile, transport-neutral (None: not set)."""
+
+    picture: bytes | None = None
+    picture_mime: str | None = None
+    about: str | None = None
+    description: str | None = None
+    email: str | None = None
+    websites: tuple[str, ...] = ()
+
+    def fields(self) -> frozenset[str]:
+        """The fields this profile sets."""
+        return frozenset(name for name, value in (
+            ("picture", self.picture), ("about", self.about),
+            ("description", self.description), ("email", self.email),
+            ("websites", self.websites)) if value)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProfileResult:
+    applied: frozenset[str] = frozenset()  # the fields the provider took
+    error: str | None = None  # why it failed (None: it did not)
+
+
+class ProfileApplier(Protocol):
+    """Sets a number's business profile through the provider (Provider.make_profiler)."""
+
+    async def apply_profile(self, instance: InstanceConfig, profile: Profile) -> ProfileResult:
+        """Apply the fields the provider supports; never raises for provider or
+        network errors."""
+        ...
+
+
+@runtime_checkable
+class ReadinessSender(Protocol):
+    """A sender that can tell whether its numbers can send now (e.g. WAHA's session)."""
+
+    async def readiness(self, instances: Sequence[InstanceConfig]) -> list[str]:
+        """Why some of these instances cannot send now; empty when all can."""
+        ...
+
+
+async def readiness_of(sender: Sender, instances: Sequence[InstanceConfig]) -> list[str]:
+    """The default: a sender without a readiness hook is always ready."""
+    if isinstance(sender, ReadinessSender):
+        return await sender.readiness(instances)
+    return []
+
+
+def unsupported_profile(provider: Provider) -> ProfileResult:
+    """The default: a provider without profile support says so, and applies nothing."""
+    return ProfileResult(error=f"provider {provider.name} cannot set the business profile "
+                         "(its API does not offer it)")
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Provider:
     name: str
@@ -119,6 +183,11 @@ class Provider:
     inbound: Callable[[], web.Application] | None = None
     # Routes of its own elsewhere (the sandbox's /sandbox/*, Twilio's /media/{id}).
     routes: web.RouteTableDef | None = None
+    # The business-profile fields it can set, and what sets them (None: the
+    # provider cannot; see unsupported_profile). check-config names the fields
+    # an instance's profile would lose.
+    profile_fields: frozenset[str] = frozenset()
+    make_profiler: Callable[[SenderContext], ProfileApplier] | None = None
 
 
 class NoSection:

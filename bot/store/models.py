@@ -206,3 +206,18 @@ class CostRow:
     category: str
     billable: bool | None
     messages: int
+
+
+# ---- dashboards
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InstanceActivity:
+    """One gateway number's last stretch of traffic, for the dashboard: messages
+    per bucket (oldest first), and its outbound queue now."""
+
+    instance_id: int
+    inbound: tuple[int, ...]
+    outbound: tuple[int, ...]
+    queued: int
+    oldest_queued_at: float | None

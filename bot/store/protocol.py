@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import Literal, Protocol
 
 from bot.effects import DeliveryDraft, Effects, OutboundDraft
 from bot.events import StatusUpdate
@@ -16,6 +16,7 @@ from bot.store.models import (
     Fit,
     Group,
     InboundContext,
+    InstanceActivity,
     MessageLogRow,
     OutboundRow,
     Registration,
@@ -25,14 +26,34 @@ from bot.store.models import (
 )
 
 
+class StoreUnavailable(Exception):
+    """The store cannot be opened (its database unreachable, or refusing us);
+    the message says which, never with a password."""
+
+
 class Store(Protocol):
     # Claims carry their holder (a worker id) and a lease. True when one process
     # alone serves the store (SQLite): every claim found at start is then a
     # dead process's. Otherwise a starting worker releases only the claims its
     # own id holds, and the others' come back when their lease ends.
     single_process: bool
+    # The holder this process's claims carry: unique among live processes, so
+    # no process ever releases a live sibling's claims.
+    worker_id: str
 
     async def close(self) -> None: ...
+
+    async def reserve_pace(self, instance_id: int, interval: float) -> float:
+        """Book a gateway number's next send slot, `interval` seconds after the one
+        before, shared by every process of the store; the seconds to wait for
+        it. (A single-process store's worker paces in memory instead.)"""
+        ...
+
+    async def on_work(self, queue: Literal["outbound", "deliveries"],
+                      wake: Callable[[], None]) -> None:
+        """Call `wake` when any process queues work on `queue` (PostgreSQL:
+        LISTEN/NOTIFY). A no-op where the only process wakes its workers itself."""
+        ...
 
     async def settled(self) -> None:
         """Wait until every unit of work queued so far has run."""
@@ -66,9 +87,12 @@ class Store(Protocol):
 
     async def outbound_media(self, message_id: str) -> bytes | None: ...
 
-    async def mark_sent(self, message_id: str, provider_message_id: str, now: float) -> None:
+    async def mark_sent(self, message_id: str, provider_message_id: str, now: float, *,
+                        keep_media: bool = False) -> None:
         """Record the provider's acceptance, ahead of queued work: until it is
-        recorded, a crash sends the message again."""
+        recorded, a crash sends the message again. The media are dropped unless
+        `keep_media` (a provider that fetches them by URL later, e.g. Twilio);
+        kept ones go with the message's first provider status."""
         ...
 
     async def mark_retry(self, message_id: str, next_attempt_at: float, code: int | None,
@@ -78,7 +102,8 @@ class Store(Protocol):
                           now: float) -> None: ...
 
     async def release_claims(self, holder: str | None = None) -> int:
-        """Make `holder`'s claims (every claim when None) due at once; how many."""
+        """Make `holder`'s claims due at once; how many. None: every claim on a
+        single-process store, this store's own worker id's on a shared one."""
         ...
 
     async def next_outbound_due(self) -> float | None: ...
@@ -158,7 +183,8 @@ class Store(Protocol):
         ...
 
     async def release_delivery_claims(self, holder: str | None = None) -> int:
-        """Make `holder`'s delivery claims (every one when None) due at once; how many."""
+        """Make `holder`'s delivery claims due at once; how many. None: as for
+        `release_claims`."""
         ...
 
     async def next_delivery_due(self, exclude: Sequence[tuple[str, str]] = ()
@@ -183,3 +209,23 @@ class Store(Protocol):
 
     async def enable_endpoint(self, endpoint_key: str,
                               subscriber_id: str | None = None) -> int: ...
+
+    # ---- dashboards (the web UI and the portal)
+
+    async def search_registrations(self, *, number: str | None, locale: str | None,
+                                   status: str | None, instance_id: int | None,
+                                   limit: int) -> list[Registration]:
+        """Newest first; `number` matches any part of the E.164 number."""
+        ...
+
+    async def search_outbound(self, *, subscriber_id: str | None, status: str | None,
+                              error_code: int | None, instance_id: int | None,
+                              limit: int) -> list[OutboundRow]:
+        """Sent messages newest first; status "queued" includes those being sent."""
+        ...
+
+    async def activity(self, *, since: float, now: float,
+                       buckets: int) -> list[InstanceActivity]:
+        """Inbound and outbound counts in `buckets` equal slices of [since, now), and
+        the outbound queue, for every instance with either."""
+        ...

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bot.store.models import SendLimits, SendOutcome, SendUsage
+
 # A healthy endpoint's last_success_at is refreshed at most this often: its row
 # is the hottest of a busy drain, and nothing needs it finer.
 SUCCESS_REFRESH = 1.0
@@ -55,6 +57,67 @@ def endpoint_health(health: EndpointHealth, *, outcome: str, endpoint_failure: b
     disabled = health.disabled_at is not None or disable is not None
     final = "failed" if outcome == "retry" and disabled else outcome
     return HealthChange(outcome=final, failing_since=since, disable=disable)
+
+
+# ---- outbound statuses
+
+# How far along a message is; a status never moves it back (a "delivered" that
+# arrives after "read" changes nothing). "failed" outranks all: it is final.
+STATUS_RANK = {"queued": 0, "sending": 0, "sent": 1, "delivered": 2, "read": 3, "failed": 4}
+
+
+def status_advances(current: str, new: str) -> bool:
+    """Whether `new` moves a message (or a parked early status) past `current`."""
+    return STATUS_RANK.get(new, 0) > STATUS_RANK.get(current, 0)
+
+
+def group_name_key(name: str) -> str:
+    """Group names match case-insensitively and ignoring extra spaces."""
+    return " ".join(name.casefold().split())
+
+
+# ---- send API
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QuotaPeriod:
+    """A subscriber's running quota period as stored: when it started, how many
+    messages it has counted."""
+
+    start: float
+    count: int
+
+
+def send_decision(period: QuotaPeriod | None, *, known_recipient: bool, recipients: int,
+                  limits: SendLimits, now: float) -> SendOutcome:
+    """Whether one more send fits the plan. A new recipient must fit the total
+    (`recipients` sent to so far); the quota period (started by this send when
+    none runs, or the last one has ended) must have room. A "queued" outcome
+    carries the period to write back: `period_start` and `count` after this send.
+    The backend applies it in the transaction that read `period` with the
+    subscriber's sends serialized, and writes nothing for a refusal."""
+    if not known_recipient and recipients >= limits.max_recipients:
+        return SendOutcome(status="recipient_limit", count=recipients,
+                           limit=limits.max_recipients)
+    if period is None or now >= period.start + limits.period_seconds:
+        start, count = now, 0  # no period runs: this send starts one
+    else:
+        start, count = period.start, period.count
+    reset_at = start + limits.period_seconds
+    if count >= limits.messages_per_period:
+        return SendOutcome(status="quota_exceeded", period_start=start, reset_at=reset_at,
+                           count=count, limit=limits.messages_per_period)
+    return SendOutcome(status="queued", period_start=start, reset_at=reset_at,
+                       count=count + 1, limit=limits.messages_per_period)
+
+
+def current_usage(period: QuotaPeriod | None, *, recipients: int, period_seconds: float,
+                  now: float) -> SendUsage:
+    """A subscriber's usage as of `now`: a period that has ended counts nothing."""
+    if period is None or now >= period.start + period_seconds:
+        return SendUsage(period_start=None, reset_at=None, count=0, recipients=recipients)
+    return SendUsage(period_start=period.start, reset_at=period.start + period_seconds,
+                     count=period.count, recipients=recipients)
 
 
 def inbound_time(provider_timestamp: float, received_at: float) -> float:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
+import socket
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
@@ -24,6 +26,7 @@ from bot.store.models import (
     Fit,
     Group,
     InboundContext,
+    InstanceActivity,
     MessageLogRow,
     OutboundRow,
     Registration,
@@ -31,7 +34,24 @@ from bot.store.models import (
     SendOutcome,
     SendUsage,
 )
-from bot.store.rules import EndpointHealth, endpoint_health, inbound_time
+from bot.store.rows import DELIVERY_COLUMNS as _DELIVERY_COLUMNS
+from bot.store.rows import OUTBOUND_COLUMNS as _OUTBOUND_COLUMNS
+from bot.store.rows import OUTBOUND_FROM as _OUTBOUND_FROM
+from bot.store.rows import REG_COLUMNS as _REG_COLUMNS
+from bot.store.rows import delivery_row as _delivery
+from bot.store.rows import like_escaped
+from bot.store.rows import outbound_row as _outbound
+from bot.store.rows import registration_row as _registration
+from bot.store.rules import (
+    EndpointHealth,
+    QuotaPeriod,
+    current_usage,
+    endpoint_health,
+    group_name_key,
+    inbound_time,
+    send_decision,
+    status_advances,
+)
 
 T = TypeVar("T")
 
@@ -47,34 +67,6 @@ def load_migrations() -> list[str]:
 
 MIGRATIONS = load_migrations()
 
-_STATUS_RANK = {"queued": 0, "sending": 0, "sent": 1, "delivered": 2, "read": 3, "failed": 4}
-
-_OUTBOUND_COLUMNS = ("o.id, o.instance_id, o.to_number, o.group_id, o.type, o.text, o.caption, "
-                     "o.filename, o.mime, o.subscriber_id, o.status, o.attempts, "
-                     "o.provider_message_id, o.error_code, o.error_title, o.created_at, "
-                     "o.updated_at, g.name, o.template, o.pricing_category, o.billable")
-_OUTBOUND_FROM = ("outbound o LEFT JOIN groups g ON g.instance_id = o.instance_id "
-                  "AND g.group_id = o.group_id")
-
-
-def _outbound(row: sqlite3.Row | tuple[Any, ...]) -> OutboundRow:
-    return OutboundRow(id=row[0], instance_id=row[1], to=row[2], group_id=row[3], type=row[4],
-                       text=row[5], caption=row[6], filename=row[7], mime=row[8],
-                       subscriber_id=row[9], status=row[10], attempts=row[11],
-                       provider_message_id=row[12], error_code=row[13], error_title=row[14],
-                       created_at=row[15], updated_at=row[16], group_name=row[17],
-                       template=row[18], pricing_category=row[19],
-                       billable=None if row[20] is None else bool(row[20]))
-
-
-def _registration(row: tuple[Any, ...]) -> Registration:
-    return Registration(instance_id=row[0], number=row[1], locale=row[2], status=row[3],
-                        keyword_subscriber=row[4], registered_at=row[5], updated_at=row[6],
-                        opted_out_at=row[7], user_id=row[8], last_inbound_at=row[9])
-
-
-_REG_COLUMNS = ("instance_id, number, locale, status, keyword_subscriber, registered_at, "
-                "updated_at, opted_out_at, user_id, last_inbound_at")
 _KEYWORD_AT = 10  # its index after _REG_COLUMNS in `SELECT {_REG_COLUMNS}, keyword_at`
 # A user's registration on an instance, by number or by the provider's user id;
 # the row keyed on the number first (a user first known by the id is linked
@@ -103,11 +95,6 @@ class _Unit:
     future: asyncio.Future[Any]
 
 
-def group_name_key(name: str) -> str:
-    """Group names match case-insensitively and ignoring extra spaces."""
-    return " ".join(name.casefold().split())
-
-
 class SqliteStore:
     """The embedded store. Every public method is one unit of work."""
 
@@ -122,6 +109,19 @@ class SqliteStore:
         self._pending: list[_Unit] = []
         self._urgent: list[_Unit] = []  # units that jump the queue (see _tx_urgent)
         self._drainer: asyncio.Task[None] | None = None
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
+        self._pace: dict[int, float] = {}  # instance -> next free send slot (monotonic)
+
+    async def on_work(self, queue: str, wake: Callable[[], None]) -> None:
+        """One process serves the file: its pipeline wakes its workers itself."""
+
+    async def reserve_pace(self, instance_id: int, interval: float) -> float:
+        """One process sends for the file, so the pace lives in memory: exact,
+        and no write per send."""
+        now = time.monotonic()
+        slot = max(now, self._pace.get(instance_id, 0.0))
+        self._pace[instance_id] = slot + interval
+        return slot - now
 
     @classmethod
     async def open(cls, path: str) -> SqliteStore:
@@ -425,8 +425,7 @@ class SqliteStore:
                 early = conn.execute("SELECT status FROM early_statuses"
                                      " WHERE provider_message_id = ?",
                                      (update.provider_message_id,)).fetchone()
-                if early is None or _STATUS_RANK.get(update.status, 0) > _STATUS_RANK.get(
-                        early[0], 0):
+                if early is None or status_advances(early[0], update.status):
                     conn.execute("INSERT OR REPLACE INTO early_statuses (provider_message_id,"
                                  " status, error_code, error_title, received_at)"
                                  " VALUES (?, ?, ?, ?, ?)",
@@ -436,10 +435,15 @@ class SqliteStore:
                 return None
             if update.pricing_category is not None:  # told with sent and delivered alike
                 conn.execute("UPDATE outbound SET pricing_category = ?, billable = ?"
-                             " WHERE id = ?", (update.pricing_category, update.billable,
-                                               row[0]))
+                             " WHERE id = ?", (update.pricing_category, None if
+                                               update.billable is None
+                                               else int(update.billable), row[0]))
+            # Media kept for a provider to fetch (mark_sent keep_media) are fetched
+            # by the time it reports any status.
+            conn.execute("UPDATE outbound SET media = NULL WHERE id = ? AND media IS NOT NULL",
+                         (row[0],))
             # Statuses arrive out of order; never move backwards (read -> delivered).
-            if _STATUS_RANK.get(update.status, 0) <= _STATUS_RANK.get(row[1], 0):
+            if not status_advances(row[1], update.status):
                 return None
             conn.execute("UPDATE outbound SET status = ?, error_code = COALESCE(?, error_code),"
                          " error_title = COALESCE(?, error_title), updated_at = ? WHERE id = ?",
@@ -490,17 +494,20 @@ class SqliteStore:
             return row[0] if row else None
         return await self._run(unit)
 
-    async def mark_sent(self, message_id: str, provider_message_id: str, now: float) -> None:
+    async def mark_sent(self, message_id: str, provider_message_id: str, now: float, *,
+                        keep_media: bool = False) -> None:
         def unit(conn: sqlite3.Connection) -> None:
             conn.execute(
                 "UPDATE outbound SET status = CASE WHEN status IN ('queued', 'sending')"
                 " THEN 'sent' ELSE status END, provider_message_id = ?, attempts = attempts + 1,"
-                " claimed_until = NULL, media = NULL, updated_at = ? WHERE id = ?",
-                (provider_message_id, now, message_id))
+                " claimed_until = NULL, media = CASE WHEN ? THEN media END, updated_at = ?"
+                " WHERE id = ?", (provider_message_id, keep_media, now, message_id))
             early = conn.execute("DELETE FROM early_statuses WHERE provider_message_id = ?"
                                  " RETURNING status, error_code, error_title",
                                  (provider_message_id,)).fetchone()
-            if early is not None and _STATUS_RANK.get(early[0], 0) > _STATUS_RANK["sent"]:
+            if early is not None and keep_media:  # the provider has fetched them already
+                conn.execute("UPDATE outbound SET media = NULL WHERE id = ?", (message_id,))
+            if early is not None and status_advances("sent", early[0]):
                 conn.execute("UPDATE outbound SET status = ?, error_code = COALESCE(?,"
                              " error_code), error_title = COALESCE(?, error_title) WHERE id = ?",
                              (*early, message_id))
@@ -709,34 +716,25 @@ class SqliteStore:
                 recipient = reg.number
             known = conn.execute("SELECT 1 FROM send_recipients WHERE subscriber_id = ?"
                                  " AND recipient = ?", (subscriber, recipient)).fetchone()
-            if known is None:
-                (total,) = conn.execute("SELECT COUNT(*) FROM send_recipients"
-                                        " WHERE subscriber_id = ?", (subscriber,)).fetchone()
-                if total >= limits.max_recipients:
-                    return SendOutcome(status="recipient_limit", count=total,
-                                       limit=limits.max_recipients)
-            period = conn.execute("SELECT period_start, count FROM send_quota"
-                                  " WHERE subscriber_id = ?", (subscriber,)).fetchone()
-            if period is None or now >= period[0] + limits.period_seconds:
-                start, count = now, 0  # no period runs: this send starts one
-            else:
-                start, count = period
-            reset_at = start + limits.period_seconds
-            if count >= limits.messages_per_period:
-                return SendOutcome(status="quota_exceeded", period_start=start,
-                                   reset_at=reset_at, count=count,
-                                   limit=limits.messages_per_period)
+            (total,) = (0,) if known else conn.execute(
+                "SELECT COUNT(*) FROM send_recipients WHERE subscriber_id = ?",
+                (subscriber,)).fetchone()
+            row = conn.execute("SELECT period_start, count FROM send_quota"
+                               " WHERE subscriber_id = ?", (subscriber,)).fetchone()
+            decision = send_decision(QuotaPeriod(start=row[0], count=row[1]) if row else None,
+                                     known_recipient=known is not None, recipients=total,
+                                     limits=limits, now=now)
+            if not decision.queued:
+                return decision
             conn.execute("INSERT INTO send_quota (subscriber_id, period_start, count)"
                          " VALUES (?, ?, ?) ON CONFLICT (subscriber_id) DO UPDATE SET"
                          " period_start = excluded.period_start, count = excluded.count",
-                         (subscriber, start, count + 1))
+                         (subscriber, decision.period_start, decision.count))
             if known is None:
                 conn.execute("INSERT INTO send_recipients (subscriber_id, recipient,"
                              " first_sent_at) VALUES (?, ?, ?)", (subscriber, recipient, now))
             self._insert_outbound(conn, [queued], now)
-            return SendOutcome(status="queued", message_id=queued.id, period_start=start,
-                               reset_at=reset_at, count=count + 1,
-                               limit=limits.messages_per_period)
+            return dataclasses.replace(decision, message_id=queued.id)
         return await self._tx(unit)
 
     async def resend_as_template(self, build: Callable[[OutboundRow, str | None, bool],
@@ -788,16 +786,13 @@ class SqliteStore:
     async def send_usage(self, subscriber_id: str, period_seconds: float,
                          now: float) -> SendUsage:
         def unit(conn: sqlite3.Connection) -> SendUsage:
-            period = conn.execute("SELECT period_start, count FROM send_quota"
-                                  " WHERE subscriber_id = ?", (subscriber_id,)).fetchone()
+            row = conn.execute("SELECT period_start, count FROM send_quota"
+                               " WHERE subscriber_id = ?", (subscriber_id,)).fetchone()
             (recipients,) = conn.execute("SELECT COUNT(*) FROM send_recipients"
                                          " WHERE subscriber_id = ?",
                                          (subscriber_id,)).fetchone()
-            if period is None or now >= period[0] + period_seconds:
-                return SendUsage(period_start=None, reset_at=None, count=0,
-                                 recipients=recipients)
-            return SendUsage(period_start=period[0], reset_at=period[0] + period_seconds,
-                             count=period[1], recipients=recipients)
+            return current_usage(QuotaPeriod(start=row[0], count=row[1]) if row else None,
+                                 recipients=recipients, period_seconds=period_seconds, now=now)
         return await self._run(unit)
 
     # ---- webhooks
@@ -1072,17 +1067,76 @@ class SqliteStore:
                                 f" WHERE disabled_at IS NOT NULL AND {where}", args).rowcount
         return await self._tx(unit)
 
+    # ------------------------------------------------------------- dashboards
 
-_DELIVERY_COLUMNS = ("id, subscriber_id, endpoint_key, url, format, event_type, payload, status,"
-                     " attempts, next_attempt_at, last_status_code, last_error, created_at,"
-                     " updated_at, delivered_at")
+    async def search_registrations(self, *, number: str | None, locale: str | None,
+                                   status: str | None, instance_id: int | None,
+                                   limit: int) -> list[Registration]:
+        def unit(conn: sqlite3.Connection) -> list[Registration]:
+            where, args = _where(locale=locale, status=status, instance_id=instance_id)
+            if number:
+                where += r" AND number LIKE ? ESCAPE '\'"
+                args.append("%" + like_escaped(number) + "%")
+            rows = conn.execute(f"SELECT {_REG_COLUMNS} FROM registrations WHERE {where}"
+                                " ORDER BY registered_at DESC LIMIT ?", (*args, limit)).fetchall()
+            return [_registration(r) for r in rows]
+        return await self._run(unit)
 
+    async def search_outbound(self, *, subscriber_id: str | None, status: str | None,
+                              error_code: int | None, instance_id: int | None,
+                              limit: int) -> list[OutboundRow]:
+        def unit(conn: sqlite3.Connection) -> list[OutboundRow]:
+            where, args = _where(o__subscriber_id=subscriber_id, o__error_code=error_code,
+                                 o__instance_id=instance_id)
+            if status == "queued":  # a message being sent is still queued to its sender
+                where += " AND o.status IN ('queued', 'sending')"
+            elif status is not None:
+                where += " AND o.status = ?"
+                args.append(status)
+            rows = conn.execute(f"SELECT {_OUTBOUND_COLUMNS} FROM {_OUTBOUND_FROM}"
+                                f" WHERE {where} ORDER BY o.seq DESC LIMIT ?",
+                                (*args, limit)).fetchall()
+            return [_outbound(r) for r in rows]
+        return await self._run(unit)
 
-def _delivery(r: sqlite3.Row | tuple[Any, ...]) -> DeliveryRow:
-    return DeliveryRow(id=r[0], subscriber_id=r[1], endpoint_key=r[2], url=r[3], format=r[4],
-                       event_type=r[5], payload=r[6], status=r[7], attempts=r[8],
-                       next_attempt_at=r[9], last_status_code=r[10], last_error=r[11],
-                       created_at=r[12], updated_at=r[13], delivered_at=r[14])
+    async def activity(self, *, since: float, now: float,
+                       buckets: int) -> list[InstanceActivity]:
+        width = max(now - since, 1e-9) / buckets
+
+        def counts(conn: sqlite3.Connection, table: str, at: str
+                   ) -> dict[int, list[int]]:
+            # Rows are numbered in the order they came (seq): find the first of the
+            # stretch by bisection, so the count reads only the stretch, not the table.
+            lo, hi = 1, (conn.execute(f"SELECT MAX(seq) FROM {table}").fetchone()[0] or 0) + 1
+            while lo < hi:
+                mid = (lo + hi) // 2
+                row = conn.execute(f"SELECT {at} FROM {table} WHERE seq >= ? ORDER BY seq"
+                                   " LIMIT 1", (mid,)).fetchone()
+                if row is None or row[0] >= since:
+                    hi = mid
+                else:
+                    lo = mid + 1
+            out: dict[int, list[int]] = {}
+            for instance, bucket, n in conn.execute(
+                    f"SELECT instance_id, CAST((({at}) - ?) / ? AS INTEGER), COUNT(*)"
+                    f" FROM {table} WHERE seq >= ? AND {at} >= ? AND {at} < ?"
+                    " GROUP BY 1, 2", (since, width, lo, since, now)):
+                out.setdefault(instance, [0] * buckets)[min(bucket, buckets - 1)] += n
+            return out
+
+        def unit(conn: sqlite3.Connection) -> list[InstanceActivity]:
+            inbound = counts(conn, "inbound", "received_at")
+            outbound = counts(conn, "outbound", "created_at")
+            queues = {r[0]: (r[1], r[2]) for r in conn.execute(
+                "SELECT instance_id, COUNT(*), MIN(created_at) FROM outbound"
+                " WHERE status = 'queued' GROUP BY instance_id")}
+            empty = (0,) * buckets
+            return [InstanceActivity(instance_id=i, inbound=tuple(inbound.get(i, empty)),
+                                     outbound=tuple(outbound.get(i, empty)),
+                                     queued=queues.get(i, (0, None))[0],
+                                     oldest_queued_at=queues.get(i, (0, None))[1])
+                    for i in sorted({*inbound, *outbound, *queues})]
+        return await self._run(unit)
 
 
 def _exclude_endpoints(pairs: Sequence[tuple[str, str]]) -> tuple[str, list[Any]]:

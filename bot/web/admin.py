@@ -7,25 +7,24 @@ import time
 
 from aiohttp import web
 
-from bot.effects import DeliveryDraft
+from bot.config import InstanceConfig
 from bot.numbers import to_e164
+from bot.profile import ProfileError, build_profile, decode_picture, lost_fields, profile_json
 from bot.runtime import ReloadError
-from bot.store.models import InboundContext
 from bot.userids import is_user_id
 from bot.web.auth import require_admin
 from bot.web.errors import fail, parse_json_object, read_body
 from bot.web.keys import (
     holder_key,
-    metrics_key,
-    pipeline_key,
+    profile_keeper_key,
+    providers_key,
     reloader_key,
     snapshot_of,
     store_key,
-    webhook_worker_key,
 )
 from bot.web.query import query_choice, query_int, query_limit
+from bot.web.services import registrations_service
 from bot.web.views import cost_json, iso, message_log_json, registration_json
-from bot.webhooks.routing import route_admin_opt_out
 
 log = logging.getLogger("wagate.admin")
 
@@ -139,28 +138,62 @@ async def opt_out(request: web.Request) -> web.Response:
     if instance is not None and instance not in config.instances:
         fail(404, "unknown_instance", f"instance {instance} is not configured")
     ids = [instance] if instance is not None else sorted(config.instances)
-    now = time.time()
-    routed = False
-
-    def route(state: InboundContext) -> list[DeliveryDraft]:
-        nonlocal routed
-        drafts = route_admin_opt_out(config, state, now)
-        routed = routed or bool(drafts)
-        return drafts
-
-    # Held like a message from this number: a STOP being handled meanwhile
-    # commits first or sees the opt-out, so the user is not unregistered twice.
-    async with request.app[pipeline_key].chats([(i, number) for i in ids]):
-        results = await request.app[store_key].opt_out(number, ids, config.defaults.locale,
-                                                       now, route)
-    if routed:  # committed: the deliverer need not wait for its next poll
-        request.app[webhook_worker_key].notify()
+    results = await registrations_service(request).opt_out(config, number, ids, time.time())
     changed = [reg for reg, before in results if before != "opted_out"]
-    metrics = request.app[metrics_key]
-    for reg, before in results:
-        if before == "active":
-            metrics.registrations.labels(reg.locale, "opted_out").inc()
-    log.info("admin opted %s out on instance(s) %s (%d changed)", number,
-             ", ".join(str(i) for i in ids), len(changed))
     return web.json_response({"changed": len(changed),
                               "registrations": [registration_json(r) for r, _ in results]})
+
+
+# ---- the gateway number's business profile
+
+PROFILE_BODY_LIMIT = 8 * 1024 * 1024  # a 5 MB picture in base64, and the rest
+
+
+def _instance(request: web.Request) -> InstanceConfig:
+    raw = request.match_info["id"]
+    # ASCII digits only, and few: int() refuses "²" and numbers of 4300 digits.
+    valid = raw.isascii() and raw.isdigit() and len(raw) <= 9
+    inst = snapshot_of(request).config.instances.get(int(raw)) if valid else None
+    if inst is None:
+        fail(404, "unknown_instance", f"instance {raw[:20]} is not configured")
+    return inst
+
+
+def _profile_view(request: web.Request, inst: InstanceConfig) -> dict[str, object]:
+    keeper = request.app[profile_keeper_key]
+    provider = request.app[providers_key][inst.provider]
+    profile, source = keeper.desired(inst)
+    state = keeper.states.get(inst.id)
+    supported = sorted(provider.profile_fields) if provider.make_profiler else []
+    return {"instance": inst.id, "provider": inst.provider, "supported_fields": supported,
+            "source": source if profile else None, "profile": profile_json(profile),
+            "not_supported": lost_fields(provider, profile) if profile else [],
+            "state": state.json() if state else None}
+
+
+@routes.get("/admin/instances/{id}/profile")
+async def get_profile(request: web.Request) -> web.Response:
+    """The profile in force for a number (the admin's, else the config's) and
+    what happened when it was last applied."""
+    require_admin(request)
+    return web.json_response(_profile_view(request, _instance(request)))
+
+
+@routes.put("/admin/instances/{id}/profile")
+async def put_profile(request: web.Request) -> web.Response:
+    """Set a number's profile (it replaces the config's until the process stops)
+    and apply it now through the provider; a provider's refusal is answered
+    200 with the failed state, as it is not the request's fault."""
+    require_admin(request)
+    inst = _instance(request)
+    body = parse_json_object(await read_body(request, PROFILE_BODY_LIMIT))
+    try:
+        profile = build_profile({k: v for k, v in body.items() if k != "picture"},
+                                decode_picture(body.get("picture")))
+    except ProfileError as exc:
+        fail(400, "invalid_profile", str(exc))
+    keeper = request.app[profile_keeper_key]
+    keeper.overrides[inst.id] = profile
+    await keeper.apply(inst)
+    log.info("admin set the profile of instance %s", inst.id)
+    return web.json_response(_profile_view(request, inst))

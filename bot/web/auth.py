@@ -1,4 +1,6 @@
-"""Admin bearer-token check (constant time, nothing logged that helps a guesser)."""
+"""Credential checks: the admin's bearer token and a subscriber's
+X-WM-CLIENT-ID / X-WM-CLIENT-SECRET (constant time, nothing logged that helps
+a guesser)."""
 
 from __future__ import annotations
 
@@ -7,6 +9,8 @@ import logging
 
 from aiohttp import web
 
+from bot.config import Config, SubscriberConfig
+from bot.subscribers import authenticate
 from bot.web.errors import fail
 from bot.web.keys import snapshot_of
 
@@ -32,3 +36,20 @@ def _refused(request: web.Request) -> None:
     # Who and where, never what was presented: nothing here helps a guesser.
     log.warning("admin API: unauthorized %s %s from %s", request.method, request.path[:200],
                 request.remote)
+
+
+def require_subscriber(request: web.Request, config: Config) -> SubscriberConfig:
+    """The subscriber whose send-API credentials the request carries; 401 or 474."""
+    client_id = request.headers.get("X-WM-CLIENT-ID", "").strip()
+    secret = request.headers.get("X-WM-CLIENT-SECRET", "").strip()
+    if not client_id or not secret:
+        fail(401, "missing_credentials",
+             "the X-WM-CLIENT-ID and X-WM-CLIENT-SECRET headers are required")
+    sub = authenticate(config, client_id, secret)
+    if sub is None:
+        # The client id is no secret; the presented secret is never logged.
+        logging.getLogger("wagate.send").info(
+            "send API: invalid credentials for client id %r from %s", client_id[:100],
+            request.remote)
+        fail(474, "invalid_credentials", "invalid CLIENT ID or CLIENT SECRET")
+    return sub

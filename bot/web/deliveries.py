@@ -18,11 +18,13 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.store.models import AttemptRow, DeliveryRow, EndpointRow
+from bot.services.deliveries import DeliveryNotFound, DeliveryPending, EndpointStatus
+from bot.store.models import AttemptRow, DeliveryRow
 from bot.web.auth import require_admin
 from bot.web.errors import fail
 from bot.web.keys import snapshot_of, store_key, webhook_worker_key
 from bot.web.query import query_choice, query_limit
+from bot.web.services import deliveries_service
 from bot.web.views import iso
 
 log = logging.getLogger("wagate.admin")
@@ -100,46 +102,56 @@ async def list_deliveries(request: web.Request) -> web.Response:
 @routes.get("/admin/deliveries/{id}")
 async def show_delivery(request: web.Request) -> web.Response:
     require_admin(request)
-    found = await request.app[store_key].get_delivery(request.match_info["id"][:200])
-    if found is None:
+    return web.json_response(await delivery_detail_json(request, None))
+
+
+async def delivery_detail_json(request: web.Request, subscriber_id: str | None
+                               ) -> dict[str, Any]:
+    """`{"delivery": ...}` with the payload and every attempt; 404 for a delivery
+    that does not exist or (for a subscriber) is another's."""
+    try:
+        delivery, attempts = await deliveries_service(request).show(
+            request.match_info["id"], subscriber_id=subscriber_id)
+    except DeliveryNotFound:
         fail(404, "unknown_delivery", "no such delivery")
-    delivery, attempts = found
-    return web.json_response({"delivery": {**delivery_json(delivery, payload=True),
-                                           "attempt_log": [attempt_json(a) for a in attempts]}})
+    return {"delivery": {**delivery_json(delivery, payload=True),
+                         "attempt_log": [attempt_json(a) for a in attempts]}}
 
 
 @routes.post("/admin/deliveries/replay")
 async def replay(request: web.Request) -> web.Response:
     require_admin(request)
+    return web.json_response(await replay_json(request, _text(request, "subscriber")))
+
+
+async def replay_json(request: web.Request, subscriber_id: str | None) -> dict[str, Any]:
     since = parse_since(request.query.get("since"))
-    subscriber, endpoint = _text(request, "subscriber"), _text(request, "endpoint")
-    count = await request.app[store_key].replay_deliveries(
-        since, time.time(), subscriber_id=subscriber, endpoint_key=endpoint)
-    log.info("admin: replaying %d failed deliveries since %s", count, iso(since))
-    if count:
-        request.app[webhook_worker_key].notify()
-    return web.json_response({"replayed": count, "since": iso(since)})
+    count = await deliveries_service(request).replay(
+        since, time.time(), subscriber_id=subscriber_id, endpoint_key=_text(request, "endpoint"))
+    return {"replayed": count, "since": iso(since)}
 
 
 @routes.post("/admin/deliveries/{id}/retry")
 async def retry(request: web.Request) -> web.Response:
     require_admin(request)
-    state, row = await request.app[store_key].retry_delivery(request.match_info["id"][:200],
-                                                             time.time())
-    if row is None:
+    return web.json_response(await retry_json(request, None))
+
+
+async def retry_json(request: web.Request, subscriber_id: str | None) -> dict[str, Any]:
+    try:
+        row = await deliveries_service(request).retry(request.match_info["id"], time.time(),
+                                                      subscriber_id=subscriber_id)
+    except DeliveryNotFound:
         fail(404, "unknown_delivery", "no such delivery")
-    if state == "pending":
+    except DeliveryPending:
         fail(409, "already_pending", "this delivery is already queued")
-    request.app[webhook_worker_key].notify()
-    return web.json_response({"delivery": delivery_json(row)})
+    return {"delivery": delivery_json(row)}
 
 
-def _endpoint_json(sub_id: str, key: str, url: str | None, fmt: str | None, configured: bool,
-                   health: EndpointRow | None) -> dict[str, Any]:
-    return {"subscriber": sub_id, "key": key, "url": url or (health.url if health else None),
-            "format": fmt, "configured": configured,
-            "status": "disabled" if health and health.disabled_at else
-            ("failing" if health and health.failing_since else "ok"),
+def endpoint_json(e: EndpointStatus) -> dict[str, Any]:
+    health = e.health
+    return {"subscriber": e.subscriber_id, "key": e.key, "url": e.url, "format": e.format,
+            "configured": e.configured, "status": e.status,
             "failing_since": iso(health.failing_since) if health else None,
             "last_success_at": iso(health.last_success_at) if health else None,
             "last_failure_at": iso(health.last_failure_at) if health else None,
@@ -153,17 +165,8 @@ def _endpoint_json(sub_id: str, key: str, url: str | None, fmt: str | None, conf
 async def endpoints(request: web.Request) -> web.Response:
     """Every configured webhook and every endpoint with a history, never a secret."""
     require_admin(request)
-    config = snapshot_of(request).config
-    health = {(h.subscriber_id, h.endpoint_key): h
-              for h in await request.app[store_key].list_endpoint_health()}
-    out = []
-    for sub in config.subscribers.values():
-        for hook in sub.webhooks:
-            out.append(_endpoint_json(sub.id, hook.key, hook.url, hook.format, True,
-                                      health.pop((sub.id, hook.key), None)))
-    for (sub_id, key), h in sorted(health.items()):
-        out.append(_endpoint_json(sub_id, key, None, None, False, h))
-    return web.json_response({"endpoints": out})
+    found = await deliveries_service(request).endpoints(snapshot_of(request).config)
+    return web.json_response({"endpoints": [endpoint_json(e) for e in found]})
 
 
 @routes.post("/admin/endpoints/{key}/enable")

@@ -13,8 +13,18 @@ import asyncio
 
 from aiohttp import web
 
+from bot.config import Config
 from bot.metrics import CONTENT_TYPE
-from bot.web.keys import holder_key, metrics_key, store_key, workers_key
+from bot.providers.base import readiness_of
+from bot.web.keys import (
+    holder_key,
+    metrics_key,
+    profile_keeper_key,
+    roles_key,
+    senders_key,
+    store_key,
+    workers_key,
+)
 
 routes = web.RouteTableDef()
 
@@ -28,8 +38,9 @@ async def healthz(request: web.Request) -> web.Response:
 
 @routes.get("/readyz")
 async def readyz(request: web.Request) -> web.Response:
-    """Ready when the store answers and every worker runs; 503 with the reasons
-    otherwise."""
+    """Ready when the store answers, every worker runs (under `serve --workers
+    N`: and every process of the group runs) and every provider can send (a
+    WAHA account is linked); 503 with the reasons otherwise."""
     app = request.app
     problems = []
     store = app.get(store_key)
@@ -42,20 +53,57 @@ async def readyz(request: web.Request) -> web.Response:
             problems.append(f"store: no answer within {PING_TIMEOUT:g}s")
         except Exception as exc:
             problems.append(f"store: {type(exc).__name__}")
+    roles = app[roles_key]
     workers = app.get(workers_key) or {}
-    if not workers:
+    if roles.drainers and not workers:
         problems.append("workers: none started")
     for name, worker in sorted(workers.items()):
-        if not worker.running:
+        if roles.drainers and not worker.running:
             problems.append(f"{name} worker not running")
+    if roles.group is not None:
+        problems.extend(group_problems(app[metrics_key].group_processes(),
+                                       roles.group.http_processes))
     # A config is always loaded: the service does not start without a valid one,
     # and a refused reload leaves the old one in force.
     holder = app[holder_key]
-    body = {"config_generation": holder.generation}
+    problems += await _provider_problems(app, holder.current.config)
+    body: dict[str, object] = {"config_generation": holder.generation}
+    keeper = app.get(profile_keeper_key)
+    if keeper is not None and keeper.states:
+        # Profiles that did not apply are shown, never a reason to be unready.
+        body["details"] = {"profiles": {str(i): s.json() for i, s in
+                                        sorted(keeper.states.items())},
+                           "profile_problems": keeper.problems()}
     if problems:
         return web.json_response({"status": "unavailable", "reasons": problems, **body},
                                  status=503)
     return web.json_response({"status": "ready", **body})
+
+
+def group_problems(running: dict[str, int], http_processes: int) -> list[str]:
+    """What is missing from a `serve --workers N` group, by the live processes'
+    own counts (shared through the metrics directory)."""
+    problems = []
+    if running.get("http", 0) < http_processes:
+        problems.append(f"http: {running.get('http', 0)} of {http_processes} processes running")
+    if running.get("drainers", 0) < 1:
+        problems.append("drainers: no process running")
+    return problems
+
+
+async def _provider_problems(app: web.Application, config: Config) -> list[str]:
+    """What each provider says of its numbers (e.g. a WAHA account not linked)."""
+    senders = app.get(senders_key) or {}
+    problems = []
+    for name, sender in sorted(senders.items()):
+        instances = [i for i in config.instances.values() if i.provider == name]
+        if instances:
+            try:
+                problems += await asyncio.wait_for(readiness_of(sender, instances),
+                                                   PING_TIMEOUT * 2)
+            except TimeoutError:
+                problems.append(f"provider {name}: no readiness answer in time")
+    return problems
 
 
 @routes.get("/metrics")

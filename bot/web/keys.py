@@ -10,7 +10,9 @@ from aiohttp import web
 from bot.clock import Clock
 from bot.metrics import Metrics
 from bot.pipeline import Pipeline
-from bot.providers.base import Provider
+from bot.processes import Roles
+from bot.profile import ProfileKeeper
+from bot.providers.base import Provider, Sender
 from bot.runtime import Reloader, Snapshot, SnapshotHolder
 from bot.store import Store
 from bot.web.inflight import InFlight
@@ -39,6 +41,8 @@ reloader_key = web.AppKey("reloader", Reloader)
 inflight_key = web.AppKey("inflight", InFlight)
 # Every background worker by name ("outbound", ...): /readyz checks each one runs.
 workers_key = web.AppKey("workers", dict[str, Worker])
+# What this process runs (HTTP, the queue drainers, both) and in which group.
+roles_key = web.AppKey("roles", Roles)
 # The config snapshot a request was pinned to when it came in (request middleware).
 snapshot_request_key = web.RequestKey("snapshot", Snapshot)
 
@@ -48,7 +52,7 @@ def snapshot_of(request: web.Request) -> Snapshot:
     request, so a reload in the middle of it never mixes two configs."""
     snap = request.get(snapshot_request_key)
     if snap is None:
-        snap = request[snapshot_request_key] = request.app[holder_key].current
+        snap = request[snapshot_request_key] = request.config_dict[holder_key].current
     return snap
 
 
@@ -67,3 +71,8 @@ webhook_worker_key = web.AppKey("webhook_worker", WebhookWorker)
 
 # Every provider this app knows, by name (bot/providers/registry.py).
 providers_key = web.AppKey("providers", dict[str, Provider])
+# Each provider's sender by provider name (one per app): the outbound worker
+# sends through them; inbound routes, /readyz and the profile ask them too.
+senders_key = web.AppKey("senders", dict[str, Sender])
+# Applies each gateway number's business profile through its provider.
+profile_keeper_key = web.AppKey("profile_keeper", ProfileKeeper)

@@ -2,8 +2,8 @@
 
 Written by hand (the routes are few and their leniencies matter more than
 their types), built once at import, and kept true by a test that compares it
-with the app's router both ways. `/webhooks/meta` is left out: Meta calls it,
-not developers.
+with the app's router both ways. The providers' routes (`/webhooks/<name>`,
+Twilio's `/media/{id}`) are left out: the providers call them, not developers.
 """
 
 from __future__ import annotations
@@ -27,7 +27,9 @@ _ERRORS: dict[int, tuple[str, str]] = {
           "caption_too_long, invalid_url, bad_base64, unsupported_image, unsupported_document, "
           "bad_filename"),
     401: ("A credential header is missing", "missing_credentials"),
-    403: ("The plan does not include this kind of message", "feature_not_in_plan"),
+    403: ("The plan does not include this kind of message, or the instance's provider "
+          "cannot send it (e.g. group messages through Twilio)",
+          "feature_not_in_plan, not_supported_by_provider"),
     404: ("Unknown instance, one this subscriber may not use, or unknown group",
           "unknown_instance, unknown_group"),
     408: ("The body stopped arriving before all of it came ([server] body_timeout)",
@@ -293,6 +295,61 @@ def _admin_paths() -> dict[str, Any]:
     }
 
 
+def _profile_paths() -> dict[str, Any]:
+    """The gateway number's business profile (bot/web/admin.py, bot/profile.py)."""
+    from bot.profile import MAX_ABOUT, MAX_DESCRIPTION, MAX_EMAIL, MAX_WEBSITE, MAX_WEBSITES
+
+    instance = _path("id", "The instance (gateway number) id", {"type": "integer",
+                                                                 "minimum": 1})
+    text = {"type": ["string", "null"]}
+    fields = {"type": "array", "items": {"enum": ["about", "description", "email", "picture",
+                                                   "websites"]}}
+    view = _json("The profile in force and how its last application went", _object({
+        "instance": {"type": "integer"}, "provider": {"type": "string"},
+        "supported_fields": {**fields, "description": "What the provider can set; empty "
+                                                      "when its API offers no profile"},
+        "source": {"enum": ["config", "admin", None],
+                   "description": "admin: set through this API (until the process stops)"},
+        "profile": {"type": ["object", "null"], "properties": {
+            "about": text, "description": text, "email": text,
+            "websites": {"type": "array", "items": {"type": "string"}},
+            "picture": {"type": ["object", "null"], "properties": {
+                "bytes": {"type": "integer"}, "type": {"enum": ["image/jpeg", "image/png"]},
+                "sha256": {"type": "string"}}}}},
+        "not_supported": {**fields, "description": "Fields of this profile the provider "
+                                                   "cannot set (not applied)"},
+        "state": {"type": ["object", "null"], "properties": {
+            "status": {"enum": ["applied", "partial", "failed", "unsupported"]},
+            "source": {"enum": ["config", "admin"]}, "hash": {"type": "string"},
+            "applied": fields, "not_supported": fields, "error": text,
+            "at": {"type": "number", "description": "Unix time"}}}}))
+    body = {"type": "object", "minProperties": 1, "additionalProperties": False,
+            "properties": {
+                "about": {"type": "string", "minLength": 1, "maxLength": MAX_ABOUT},
+                "description": {"type": "string", "minLength": 1, "maxLength": MAX_DESCRIPTION},
+                "email": {"type": "string", "format": "email", "maxLength": MAX_EMAIL},
+                "websites": {"type": "array", "maxItems": MAX_WEBSITES, "items": {
+                    "type": "string", "format": "uri", "maxLength": MAX_WEBSITE}},
+                "picture": {"type": "string", "contentEncoding": "base64",
+                            "description": "JPEG or PNG, at most 5 MB decoded; a "
+                                           "data:...;base64, prefix is allowed"}}}
+    unknown = {404: ("Instance not configured", "unknown_instance")}
+    return {"/admin/instances/{id}/profile": {
+        **_admin("get", "get_profile", "A gateway number's business profile", view,
+                 parameters=[instance], errors=unknown),
+        **_admin("put", "set_profile", "Set a gateway number's business profile and apply it",
+                 view, parameters=[instance], body=body,
+                 description="Replaces the config's [instances.profile] until the process "
+                             "stops, and applies it now through the provider (Meta: picture "
+                             "by resumable upload, then the business profile; WAHA: about and "
+                             "picture; sandbox: recorded). A provider's refusal is answered "
+                             "200 with `state.status: failed` and its error.",
+                 errors={**unknown, 400: ("Bad profile or body",
+                                          f"invalid_profile, {_BAD_BODY}"),
+                         413: ("Request body over 8 MB", "payload_too_large")}),
+    }}
+
+
 def _delivery_paths() -> dict[str, Any]:
     limit = _ref("parameters", "Limit")
     delivery_id = _path("id", "Delivery id (also the webhook-id header sent)")
@@ -350,6 +407,104 @@ def _delivery_paths() -> dict[str, Any]:
                                {"type": "string", "maxLength": 200})],
             errors={400: ("Bad query parameter", "invalid_subscriber (over 200 characters)"),
                     404: ("No such endpoint", "unknown_endpoint")}),
+    }
+
+
+def _account(method: str, operation_id: str, summary: str, ok: dict[str, Any], *,
+             parameters: list[dict[str, Any]] | None = None,
+             errors: dict[int, tuple[str, str]] | None = None,
+             description: str | None = None) -> dict[str, Any]:
+    """A self-service operation: the send API's credentials, 401 and 474 always possible."""
+    responses: dict[str, Any] = {"200": ok, "401": _error(*_ERRORS[401]),
+                                 "474": _error("Invalid CLIENT ID / secret (and, for an "
+                                               "action, a subscription that is not active)",
+                                               "invalid_credentials, subscription_expired, "
+                                               "subscription_not_started")}
+    for code, (why, slugs) in sorted((errors or {}).items()):
+        responses[str(code)] = _error(why, slugs)
+    operation: dict[str, Any] = {"operationId": operation_id, "summary": summary,
+                                 "tags": ["account"],
+                                 "security": [{"ClientId": [], "ClientSecret": []}],
+                                 "parameters": parameters or [], "responses": responses}
+    if description:
+        operation["description"] = description
+    return {method: operation}
+
+
+def _account_paths() -> dict[str, Any]:
+    limit = _ref("parameters", "Limit")
+    delivery_id = _path("id", "Delivery id (also the webhook-id header sent)")
+    unknown = ("No such delivery among this subscriber's", "unknown_delivery")
+    one = _json("The delivery", _object({"delivery": _ref("schemas", "Delivery")}))
+    date_time = {"type": ["string", "null"], "format": "date-time"}
+    count = {"type": "integer", "minimum": 0}
+    return {
+        "/v3/account": _account(
+            "get", "account", "Own plan, expiry, quota in the running period, recipients",
+            _json("The account", _object({
+                "subscriber": {"type": "string"}, "plan": {"type": "string"},
+                "state": {"enum": ["active", "expired", "not_started"]},
+                "expires": {"type": ["string", "null"], "format": "date",
+                            "description": "The first day it no longer works; null: "
+                                           "open-ended"},
+                "quota": _object({"limit": count, "used": count,
+                                  "period_started_at": date_time, "resets_at": date_time}),
+                "recipients": _object({"limit": count, "used": count})})),
+            description="Open to a subscription that ended, so its holder can see why "
+                        "sends are refused."),
+        "/v3/account/messages": _account(
+            "get", "account_messages", "Own sent messages, newest first",
+            _json("Messages", _list_of("messages", "Message")),
+            parameters=[_query("status", "Only this status",
+                               {"enum": ["queued", "sent", "delivered", "read", "failed"]}),
+                        _query("error_code", "Only failures with this provider error code",
+                               {"type": "integer"}), limit],
+            errors={400: ("Bad query parameter", f"{_BAD_QUERY}, invalid_status")}),
+        "/v3/account/deliveries": _account(
+            "get", "account_deliveries", "Own webhook deliveries, newest first",
+            _json("Deliveries", _list_of("deliveries", "Delivery")),
+            parameters=[_query("status", "Only this status",
+                               {"enum": ["pending", "delivered", "failed"]}), limit],
+            errors={400: ("Bad query parameter", f"{_BAD_QUERY}, invalid_status")}),
+        "/v3/account/deliveries/{id}": _account(
+            "get", "account_delivery", "One own delivery with its payload and every attempt",
+            _json("The delivery", _object({"delivery": {"allOf": [
+                _ref("schemas", "Delivery"), _object({
+                    "payload": {"description": "The event sent (JSON, or the raw text)"},
+                    "attempt_log": {"type": "array",
+                                    "items": _ref("schemas", "Attempt")}})]}})),
+            parameters=[delivery_id], errors={404: unknown}),
+        "/v3/account/deliveries/{id}/retry": _account(
+            "post", "account_retry_delivery", "Queue an own delivery again now (same "
+                                              "webhook-id)", one, parameters=[delivery_id],
+            errors={404: unknown, 409: ("The delivery is already queued", "already_pending")}),
+        "/v3/account/deliveries/replay": _account(
+            "post", "account_replay_deliveries", "Queue again every own failed delivery "
+                                                 "since a time",
+            _json("How many were queued again", _object({
+                "replayed": count, "since": {"type": "string", "format": "date-time"}})),
+            parameters=[_query("since", "ISO 8601 (a date, or a time; UTC unless it says) "
+                                        "or epoch seconds, 1970 to 9999",
+                               {"type": "string", "examples": ["2026-11-01T10:00:00Z"]},
+                               required=True),
+                        _query("endpoint", "Only this endpoint key",
+                               {"type": "string", "maxLength": 200})],
+            errors={400: ("Bad query parameter", "missing_since, invalid_since, "
+                                                 "invalid_endpoint")}),
+        "/v3/account/webhooks": _account(
+            "get", "account_webhooks", "Own webhook endpoints and their health",
+            _json("Endpoints, never a secret", _list_of("endpoints", "Endpoint"))),
+        "/v3/account/webhooks/test": _account(
+            "post", "account_webhook_test", "Send a `test` event to each own endpoint",
+            _json("The deliveries queued, one per endpoint", _object({"queued": {
+                "type": "array", "items": _object({
+                    "id": {"type": "string"},
+                    "endpoint": _object({"key": {"type": "string"},
+                                         "url": {"type": "string"}})})}})),
+            description="Queued and retried like any other delivery, signed as the "
+                        "endpoint's format says; it reaches the endpoint whatever events "
+                        "it subscribes to.",
+            errors={409: ("No webhook endpoint is configured", "no_webhooks")}),
     }
 
 
@@ -421,9 +576,21 @@ def _operation_paths() -> dict[str, Any]:
         "/healthz": _open("healthz", "Liveness: the process answers", {
             "200": _json("Alive", _object({"status": {"const": "ok"}}))}),
         "/readyz": _open(
-            "readyz", "Readiness: the store answers and every worker runs", {
-                "200": _json("Ready", _object({"status": {"const": "ready"},
-                                               "config_generation": {"type": "integer"}})),
+            "readyz", "Readiness: the store answers, every worker runs, every provider "
+            "can send (a WAHA account is linked)", {
+                "200": _json("Ready; `details.profiles` (when a profile is configured) "
+                             "says how each number's business profile was applied, and "
+                             "`details.profile_problems` those that were not: never a "
+                             "reason to be unready", {
+                                 **_object({"status": {"const": "ready"},
+                                            "config_generation": {"type": "integer"}}),
+                                 "properties": {
+                                     "status": {"const": "ready"},
+                                     "config_generation": {"type": "integer"},
+                                     "details": {"type": "object", "properties": {
+                                         "profiles": {"type": "object"},
+                                         "profile_problems": {"type": "array", "items": {
+                                             "type": "string"}}}}}}),
                 "503": _json("Not ready, with the reasons", _object({
                     "status": {"const": "unavailable"},
                     "reasons": {"type": "array", "items": {"type": "string"}},
@@ -575,19 +742,24 @@ def build_document() -> dict[str, Any]:
             "content": {"application/json": {"schema": {
                 "$ref": "#/components/schemas/Message"}}}}),
     }}
-    for part in (_admin_paths(), _delivery_paths(), _sandbox_paths(), _operation_paths()):
+    for part in (_account_paths(), _admin_paths(), _profile_paths(), _delivery_paths(),
+                 _sandbox_paths(),
+                 _operation_paths()):
         paths.update(part)
     return {
         "openapi": "3.1.0",
         "info": {"title": "wagate API (send API WhatsMate v3 compatible)", "version": "3",
                  "description": "Send WhatsApp messages to registered users and groups "
-                                "(`send`, X-WM-CLIENT-ID/SECRET headers); administer "
+                                "(`send`, X-WM-CLIENT-ID/SECRET headers) and check one's "
+                                "own account (`account`, the same headers); administer "
                                 "registrations, messages, config and webhook deliveries "
                                 "(`admin`, `deliveries`, Bearer admin token); drive the "
                                 "sandbox transport (`sandbox`); probe the service "
                                 "(`operations`, open)."},
         "security": [{"ClientId": [], "ClientSecret": []}],
         "tags": [{"name": "send", "description": "The subscriber send API"},
+                 {"name": "account", "description": "A subscriber's own account, messages "
+                                                    "and webhook deliveries"},
                  {"name": "admin", "description": "Registrations, message log, config"},
                  {"name": "deliveries", "description": "Webhook deliveries and endpoints"},
                  {"name": "sandbox", "description": "The sandbox transport over HTTP"},

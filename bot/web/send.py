@@ -36,9 +36,10 @@ from bot.effects import OutboundDraft
 from bot.numbers import to_e164, written_international
 from bot.providers.base import Capabilities
 from bot.store.models import OutboundRow, SendLimits, SendOutcome
-from bot.subscribers import Subscription, authenticate, may_use, subscription_on
+from bot.subscribers import Subscription, may_use, subscription_on
 from bot.templates import TemplateConfig, TemplateUse, header_for, parameter_text
 from bot.userids import is_user_id
+from bot.web.auth import require_subscriber
 from bot.web.errors import ApiError, fail, parse_form_pairs, parse_json_object, read_body
 from bot.web.keys import (
     clock_key,
@@ -71,22 +72,7 @@ def send_path(audience: str, kind: str) -> str:
 # ---- credentials, instance, plan
 
 
-def _subscriber(request: web.Request, config: Config) -> SubscriberConfig:
-    client_id = request.headers.get("X-WM-CLIENT-ID", "").strip()
-    secret = request.headers.get("X-WM-CLIENT-SECRET", "").strip()
-    if not client_id or not secret:
-        fail(401, "missing_credentials",
-             "the X-WM-CLIENT-ID and X-WM-CLIENT-SECRET headers are required")
-    sub = authenticate(config, client_id, secret)
-    if sub is None:
-        # The client id is no secret; the presented secret is never logged.
-        log.info("send API: invalid credentials for client id %r from %s", client_id[:100],
-                 request.remote)
-        fail(474, "invalid_credentials", "invalid CLIENT ID or CLIENT SECRET")
-    return sub
-
-
-def _subscription(sub: SubscriberConfig, config: Config, today: dt.date) -> Subscription:
+def require_active(sub: SubscriberConfig, config: Config, today: dt.date) -> Subscription:
     subscription = subscription_on(sub, config.plans, today)
     if subscription.state == "expired":
         ended = subscription.ends.isoformat() if subscription.ends else "?"
@@ -312,17 +298,21 @@ async def _send(request: web.Request, *, group: bool, kind: str) -> web.Response
     snap = snapshot_of(request)
     config = snap.config
     clock = request.app[clock_key]
-    sub = _subscriber(request, config)
+    sub = require_subscriber(request, config)
     request[subscriber_request_key] = sub.id
-    subscription = _subscription(sub, config, clock.today())
+    subscription = require_active(sub, config, clock.today())
     instance = _instance(request, config, sub)
     plan = subscription.plan
     for feature in (kind, "group") if group else (kind,):
         if feature not in plan.features:
             fail(403, "feature_not_in_plan",
                  f"the {plan.name} plan does not include {feature} messages")
-    fields = await _body_fields(request)
     caps = request.app[providers_key][instance.provider].caps
+    if (group and not caps.groups) or (kind in ("image", "document")
+                                       and kind not in caps.media_kinds):
+        fail(403, "not_supported_by_provider", f"instance {instance.id} sends through "
+             f"{instance.provider}, which cannot send {'group' if group else kind} messages")
+    fields = await _body_fields(request)
     draft, group_name = _draft(fields, group=group, kind=kind, instance=instance, caps=caps,
                                sub=sub)
     limits = SendLimits(messages_per_period=plan.messages_per_day,
@@ -407,9 +397,9 @@ def _template_header(fields: dict[str, Any], template: TemplateConfig, instance:
 
 async def _send_template(request: web.Request) -> web.Response:
     config = snapshot_of(request).config
-    sub = _subscriber(request, config)
+    sub = require_subscriber(request, config)
     request[subscriber_request_key] = sub.id
-    subscription = _subscription(sub, config, request.app[clock_key].today())
+    subscription = require_active(sub, config, request.app[clock_key].today())
     instance = _instance(request, config, sub)
     caps = request.app[providers_key][instance.provider].caps
     if not caps.templates:
@@ -497,8 +487,8 @@ def message_json(row: OutboundRow) -> dict[str, Any]:
 @routes.get("/v3/whatsapp/messages/{id}")
 async def message_status(request: web.Request) -> web.Response:
     config = snapshot_of(request).config
-    sub = _subscriber(request, config)
-    _subscription(sub, config, request.app[clock_key].today())
+    sub = require_subscriber(request, config)
+    require_active(sub, config, request.app[clock_key].today())
     row = await request.app[store_key].get_outbound(request.match_info["id"][:100])
     # Only the sender sees a message: anyone else gets the same 404 as for no message.
     if row is None or row.subscriber_id != sub.id:

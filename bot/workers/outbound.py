@@ -23,7 +23,6 @@ from bot.runtime import Snapshot
 from bot.store import OutboundRow, Store
 from bot.templates import TemplateUse
 from bot.window import WindowFallback
-from bot.workers.pacing import Pacer
 
 log = logging.getLogger("wagate.outbound")
 
@@ -45,7 +44,6 @@ class OutboundWorker:
         self.wake = asyncio.Event()
         self.on_result = on_result
         self.window = window  # "outside the window" answers: once more as the template
-        self._pacers: dict[int, Pacer] = {}
         self._stopping = False
         self._stopped = asyncio.Event()
         self._slots = asyncio.Semaphore(CONCURRENCY)
@@ -61,12 +59,6 @@ class OutboundWorker:
         self._stopping = True
         self._stopped.set()
         self.wake.set()
-
-    def _pacer(self, instance_id: int, rate: float) -> Pacer:
-        pacer = self._pacers.get(instance_id)
-        if pacer is None or pacer.rate != rate:
-            pacer = self._pacers[instance_id] = Pacer(rate)
-        return pacer
 
     async def run(self) -> None:
         self.running = True
@@ -162,9 +154,10 @@ class OutboundWorker:
         instance = snap.config.instances.get(row.instance_id)
         if instance is not None:
             # Wait for this number's pace before taking a provider slot, so a
-            # slow number never holds slots the others need.
+            # slow number never holds slots the others need. The store keeps
+            # the pace: shared by every process that sends for the number.
             rate = instance.rate_per_second or snap.config.outbound.rate_per_second
-            delay = self._pacer(instance.id, rate).reserve()
+            delay = await self.store.reserve_pace(instance.id, 1.0 / rate)
             if delay > 0:
                 try:  # a stop ends the wait: the row stays queued for the next start
                     await asyncio.wait_for(self._stopped.wait(), delay)
@@ -201,7 +194,8 @@ class OutboundWorker:
                 # From the provider's answer to this commit a crash sends the
                 # message twice (no provider takes an idempotency key): the
                 # mark goes ahead of queued work (see Store.mark_sent).
-                await self.store.mark_sent(row.id, result.provider_message_id, now)
+                await self.store.mark_sent(row.id, result.provider_message_id, now,
+                                           keep_media=result.keep_media)
                 outcome = "sent"
             elif result.transient and row.attempts + 1 < outbound.max_attempts:
                 delay = result.retry_after if result.retry_after is not None else min(

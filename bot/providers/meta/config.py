@@ -17,6 +17,7 @@ class MetaConfig:
     graph_base_url: str = "https://graph.facebook.com"
     api_version: str = "v21.0"
     timeout: float = 15.0
+    app_id: str | None = None  # for the resumable upload of a profile picture
     # Compiled at load: which instance a webhook's metadata.phone_number_id means.
     instances_by_phone_number_id: Mapping[str, InstanceConfig] = field(default_factory=dict)
 
@@ -29,14 +30,15 @@ class MetaConfigPart:
     def parse_section(self, r: Reader, env: Mapping[str, str]) -> MetaConfig:
         r.unknown_keys({"app_secret", "app_secret_env", "verify_token", "verify_token_env",
                         "access_token", "access_token_env", "graph_base_url", "api_version",
-                        "timeout"})
+                        "timeout", "app_id"})
         base = r.get("graph_base_url", str, "https://graph.facebook.com").rstrip("/")
         check_http_url(r, "graph_base_url", base)
         return MetaConfig(app_secret=r.secret("app_secret", env) or "",
                           verify_token=r.secret("verify_token", env) or "",
                           access_token=r.secret("access_token", env) or "",
                           graph_base_url=base, api_version=r.get("api_version", str, "v21.0"),
-                          timeout=positive(r, "timeout", r.get("timeout", float, 15.0)))
+                          timeout=positive(r, "timeout", r.get("timeout", float, 15.0)),
+                          app_id=r.get("app_id", str, None))
 
     def parse_instance(self, r: Reader, section: Any) -> dict[str, Any]:
         pnid = r.get("phone_number_id", str, None)

@@ -22,14 +22,9 @@ _CODE_PREFIX = re.compile(r"^\(#?\d+\)\s*")
 class MetaSender:
     """Outbound through the Graph API, on the app's shared client session."""
 
-    def __init__(self, config: Callable[[], MetaConfig | None],
-                 session: aiohttp.ClientSession) -> None:
-        self._config = config  # read per call, so a reload's new token applies at once
-        self.session = session
-
-    @classmethod
-    def from_context(cls, ctx: SenderContext) -> MetaSender:
-        return cls(ctx.section, ctx.session)
+    def __init__(self, ctx: SenderContext) -> None:
+        self._config: Callable[[], MetaConfig | None] = ctx.section  # read per call: a
+        self.session = ctx.session  # reload's new token applies at once
 
     @property
     def config(self) -> MetaConfig:

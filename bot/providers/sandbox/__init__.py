@@ -1,10 +1,11 @@
 """The built-in sandbox provider: no network. Inbound messages are injected
 with `POST /sandbox/inbound`, outbound ones listed by `GET /sandbox/outbox`."""
 
-from bot.providers.base import NoSection, Provider
+from bot.providers.base import PROFILE_FIELDS, NoSection, Provider
 from bot.providers.sandbox.caps import CAPS
 from bot.providers.sandbox.inbound import routes
-from bot.providers.sandbox.outbound import SandboxSender
+from bot.providers.sandbox.outbound import SandboxProfiler, SandboxSender
 
 PROVIDER = Provider(name="sandbox", caps=CAPS, config=NoSection(),
-                    make_sender=SandboxSender.from_context, routes=routes)
+                    make_sender=SandboxSender, routes=routes,
+                    profile_fields=PROFILE_FIELDS, make_profiler=SandboxProfiler.from_context)

@@ -1,0 +1,285 @@
+"""PostgreSQL and several processes: (b) the greeting job and (a) a registered
+user's text, each in three modes on a fresh store: SQLite with one process,
+PostgreSQL with `--workers 1` and with `--workers 2` (SQLite allows one).
+
+A job is done when its effect arrived: (b) the registration's confirmation at
+the Graph-shaped server, (a) the text at the webhook receiver. wrk loads the
+path for the run's duration; then the queues drain. Throughput is jobs done ÷
+the seconds from wrk's start to the drained queues; CPU per job is the CPU
+the service's processes (the supervisor and every child, read from
+/proc/<pid>/stat) spent in that same time, ÷ jobs done, drain included. The
+PostgreSQL server's CPU (all its processes) is reported beside it.
+
+Pinning (taskset, inherited by the children): one process gets core 0, two
+processes get both cores. wrk, the peers and PostgreSQL are not pinned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from bench.__main__ import (
+    Bench,
+    get_json,
+    meta_body,
+    metric,
+    register_users,
+    run_wrk,
+    sign,
+    wait_until,
+    write_bodies,
+)
+
+DEFAULT_SERVER_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+TICKS = os.sysconf("SC_CLK_TCK")
+USERS = [f"3465{i:07d}" for i in range(500)]  # registered before (a)
+JOBS = {"b": ("(b) greeting: new user's Hi -> registered -> confirmation at Graph", "graph"),
+        "a": ("(a) registered user's text -> webhook receiver", "receiver")}
+
+
+@dataclass(frozen=True, slots=True)
+class Mode:
+    backend: str  # sqlite | postgres
+    workers: int  # 1: `serve --workers 1` (one child); 2: two HTTP children and a drainer
+    cpus: str  # taskset's list for the service
+
+    @property
+    def name(self) -> str:
+        return f"{'SQLite' if self.backend == 'sqlite' else 'PostgreSQL'}, {self.workers} proc"
+
+
+MODES = (Mode("sqlite", 1, "0"), Mode("postgres", 1, "0"), Mode("postgres", 2, "0,1"))
+
+
+def server_url() -> str:
+    return os.environ.get("WAGATE_TEST_POSTGRES_URL", DEFAULT_SERVER_URL)
+
+
+def database_url(server: str, name: str) -> str:
+    return urlunsplit(urlsplit(server)._replace(path=f"/{name}"))
+
+
+async def create_database(server: str, prefix: str) -> str:
+    """A fresh database on `server`: its name."""
+    import asyncpg
+
+    name = f"{prefix}_{secrets.token_hex(6)}"
+    conn = await asyncpg.connect(server, timeout=5)
+    try:
+        await conn.execute(f"CREATE DATABASE {name}")
+    finally:
+        await conn.close()
+    return name
+
+
+async def drop_database(server: str, name: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(server, timeout=5)
+    try:
+        await conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    finally:
+        await conn.close()
+
+
+def _stat(pid: int) -> tuple[int, list[str]]:
+    """(parent pid, the fields after the command name) of /proc/<pid>/stat."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2:].split()
+    return int(fields[1]), fields
+
+
+def group_processes(supervisor: int) -> dict[int, str]:
+    """The live children of `supervisor`: pid -> role ("http" or "drainer")."""
+    found: dict[int, str] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid, fields = _stat(int(entry.name))
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:  # gone meanwhile
+            continue
+        if ppid == supervisor and fields[0] != "Z":
+            found[int(entry.name)] = "drainer" if b"worker" in argv else "http"
+    return found
+
+
+def cpu_seconds(pid: int, reaped: bool = False) -> float:
+    """utime + stime; with `reaped`, plus those of the children it waited for."""
+    _, fields = _stat(pid)
+    return sum(int(f) for f in fields[11:15 if reaped else 13]) / TICKS
+
+
+def service_cpu(supervisor: int) -> dict[str, float]:
+    """CPU seconds so far of the service's processes, by role."""
+    roles = {"supervisor": cpu_seconds(supervisor), "http": 0.0, "drainer": 0.0}
+    for pid, role in group_processes(supervisor).items():
+        roles[role] += cpu_seconds(pid)
+    return roles
+
+
+def postgres_cpu() -> float:
+    """CPU seconds so far of every process of the PostgreSQL server on this machine
+    (others' sessions included: the machine is shared). A backend that exits
+    has its CPU moved into the postmaster's reaped children's time."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == "postgres":
+                    total += cpu_seconds(int(entry.name), reaped=True)
+            except OSError:
+                continue
+    return total
+
+
+def write_job_bodies(tmp: Path, count: int) -> None:
+    write_bodies(tmp / "scaling_b.txt", [
+        (sign(body), body) for body in (meta_body(f"3466{i:07d}", "Hi", f"wamid.SB{i}")
+                                        for i in range(count))])
+    write_bodies(tmp / "scaling_a.txt", [
+        (sign(body), body) for body in (meta_body(USERS[i % len(USERS)], f"status {i}?",
+                                                  f"wamid.SA{i}") for i in range(count))])
+
+
+def transactions(url: str) -> int:
+    """Transactions the database has committed or rolled back (pg_stat_database;
+    the server publishes its counts within a second or so)."""
+    import asyncpg
+
+    async def read() -> int:
+        conn = await asyncpg.connect(url, timeout=5)
+        try:
+            return int(await conn.fetchval(
+                "SELECT xact_commit + xact_rollback FROM pg_stat_database"
+                " WHERE datname = current_database()"))
+        finally:
+            await conn.close()
+    return asyncio.run(read())
+
+
+def drained(bench: Bench) -> bool:
+    return (metric(bench, "wagate_outbound_queue_depth") == 0
+            and metric(bench, "wagate_webhook_queue_depth") == 0)
+
+
+def one_job(bench: Bench, key: str, bodies: Path) -> dict[str, Any]:
+    """wrk on the job's path, then the drain: throughput and CPU per job."""
+    _, peer = JOBS[key]
+    supervisor = bench.procs["wagate"].pid
+    before_count = get_json(bench.url(peer, "/count"))["count"]
+    xacts0 = transactions(bench.storage_url) if bench.storage_url else 0
+    cpu0, pg0, t0 = service_cpu(supervisor), postgres_cpu(), time.perf_counter()
+    load = run_wrk(bench.url("wagate", "/webhooks/meta"),
+                   {"BENCH_BODIES": str(bodies / f"scaling_{key}.txt")},
+                   bench.duration, 32)
+    done = wait_until(lambda: drained(bench), 300)
+    elapsed = time.perf_counter() - t0
+    cpu1, pg1 = service_cpu(supervisor), postgres_cpu()
+    jobs = get_json(bench.url(peer, "/count"))["count"] - before_count
+    by_role = {role: (cpu1[role] - cpu0[role]) * 1e6 / max(jobs, 1) for role in cpu0}
+    xacts = None
+    if bench.storage_url:
+        time.sleep(1.5)  # the server's statistics catch up
+        xacts = (transactions(bench.storage_url) - xacts0) / max(jobs, 1)
+    return {"transactions_per_job": xacts, "jobs": jobs,
+            "answered_per_second": load.rps, "errors": load.errors,
+            "seconds": elapsed, "per_second": jobs / elapsed, "drained": done,
+            "cpu_us_per_job": sum(by_role.values()), "cpu_us_by_role": by_role,
+            "postgres_cpu_us_per_job": (pg1 - pg0) * 1e6 / max(jobs, 1)}
+
+
+def run_mode(main: Bench, mode: Mode, key: str, server: str) -> dict[str, Any]:
+    """One job kind in one mode, on a store of its own."""
+    tmp = main.tmp / f"{mode.backend}{mode.workers}{key}"
+    tmp.mkdir()
+    database = None
+    if mode.backend == "postgres":
+        database = asyncio.run(create_database(server, "wagate_bench"))
+    bench = Bench(tmp=tmp, quick=main.quick, ports=dict(main.ports), workers=mode.workers,
+                  cpus=mode.cpus,
+                  storage_url=database_url(server, database) if database else "")
+    try:
+        bench.start_wagate(rate=1_000_000)
+        if key == "a":
+            register_users(bench, USERS)
+            wait_until(lambda: drained(bench), 120)
+        return one_job(bench, key, main.tmp)
+    finally:
+        for name in list(bench.procs):
+            bench.stop(name)
+        if database:
+            asyncio.run(drop_database(server, database))
+
+
+def run_scaling(bench: Bench) -> None:
+    import asyncpg
+
+    server = server_url()
+    try:
+        transactions(server)
+    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+        print(f"PostgreSQL and several processes: SKIPPED, no PostgreSQL at {server} ({exc}); "
+              "set WAGATE_TEST_POSTGRES_URL", flush=True)
+        bench.results["scaling"] = {}
+        return
+    write_job_bodies(bench.tmp, 30_000 if bench.quick else 80_000)
+    results: dict[str, dict[str, Any]] = {}
+    print("PostgreSQL and several processes (service pinned: 1 process core 0, "
+          "2 processes cores 0-1):", flush=True)
+    for key, (what, _) in JOBS.items():
+        for mode in MODES:
+            r = results.setdefault(key, {})[mode.name] = run_mode(bench, mode, key, server)
+            roles = ", ".join(f"{role} {us:,.0f}" for role, us in r["cpu_us_by_role"].items())
+            print(f"  {what} | {mode.name}: {r['jobs']} jobs in {r['seconds']:.1f} s = "
+                  f"{r['per_second']:,.0f}/s (answered {r['answered_per_second']:,.0f}/s); "
+                  f"service CPU {r['cpu_us_per_job']:,.0f} µs/job ({roles}); PostgreSQL "
+                  f"server {r['postgres_cpu_us_per_job']:,.0f} µs/job"
+                  + (f", {r['transactions_per_job']:.1f} transactions/job"
+                     if r["transactions_per_job"] is not None else ""), flush=True)
+    bench.results["scaling"] = results
+
+
+def projected_ratio(one: dict[str, Any], two: dict[str, Any]) -> float:
+    """2 processes ÷ 1 where each process has a core: each is bound by its own
+    busiest process (the two HTTP processes share the requests evenly)."""
+    roles = two["cpu_us_by_role"]
+    busiest = max(roles["http"] / 2, roles["drainer"])
+    return one["cpu_us_per_job"] / busiest if busiest else 0.0
+
+
+def summary(results: dict[str, dict[str, Any]]) -> str:
+    if not results:
+        return "PostgreSQL and several processes: not measured (no PostgreSQL server)"
+    rows = ["| job | mode | jobs/s (drain included) | service CPU µs/job (supervisor / "
+            "HTTP / drainer) | PostgreSQL server µs/job | target | met |",
+            "|---|---|---|---|---|---|---|"]
+    for key, (what, _) in JOBS.items():
+        runs = results[key]
+        sqlite, one, two = (runs[m.name] for m in MODES)
+        for mode in MODES:
+            r = runs[mode.name]
+            by = r["cpu_us_by_role"]
+            target, met = "", ""
+            if key == "b" and mode.backend == "postgres" and mode.workers == 1:
+                ratio = r["cpu_us_per_job"] / sqlite["cpu_us_per_job"]
+                target, met = f"≤ 1.5× SQLite's (is {ratio:.2f}×)", "yes" if ratio <= 1.5 else "no"
+            if mode.workers == 2:
+                measured = r["per_second"] / one["per_second"]
+                projected = projected_ratio(one, two)
+                target = (f"≥ 1.6× 1 proc with a core each (measured {measured:.2f}×, "
+                          f"projected {projected:.2f}×)")
+                met = "yes" if measured >= 1.6 else "no (see text)"
+            rows.append(f"| {what} | {mode.name} | {r['per_second']:,.0f} | "
+                        f"{r['cpu_us_per_job']:,.0f} ({by['supervisor']:,.0f} / "
+                        f"{by['http']:,.0f} / {by['drainer']:,.0f}) | "
+                        f"{r['postgres_cpu_us_per_job']:,.0f} | {target} | {met} |")
+    return "\n".join(rows)

@@ -1,0 +1,174 @@
+"""Twilio's webhook at /webhooks/twilio: incoming WhatsApp messages and the
+status callbacks of ours, form-encoded, signed with X-Twilio-Signature.
+
+The signature is base64 HMAC-SHA1 (auth token) over the URL Twilio called
+(`public_url` + the path and query, since behind a proxy our own idea of the
+URL differs) followed by every POST parameter sorted by name, as name+value.
+It is checked before any field is interpreted; a good request is answered
+with empty TwiML. Twilio adds fields without notice: unknown ones are ignored.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from urllib.parse import urlsplit, urlunsplit
+
+from aiohttp import web
+
+from bot.events import InboundMessage, StatusUpdate
+from bot.numbers import to_e164
+from bot.providers.twilio.caps import CAPS
+from bot.providers.twilio.config import TwilioConfig
+from bot.web.errors import fail, parse_form_pairs, read_body
+from bot.web.keys import pipeline_key, snapshot_of
+
+log = logging.getLogger("wagate.twilio")
+
+NAME = "twilio"
+# Twilio's callbacks are a few dozen short fields; media come as URLs.
+BODY_LIMIT = 256 * 1024
+EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
+MAX_FIELD = 4096  # longer than any Body WhatsApp carries
+_MEDIA_KINDS = ("image", "audio", "video")
+
+
+def signature(auth_token: str, url: str, params: Sequence[tuple[str, str]]) -> str:
+    """Twilio's X-Twilio-Signature of a form POST to `url`. A name given twice
+    contributes each of its distinct values, sorted (as Twilio's own helpers do)."""
+    values: dict[str, set[str]] = {}
+    for name, value in params:
+        values.setdefault(name, set()).add(value)
+    data = url + "".join(name + value for name in sorted(values)
+                         for value in sorted(values[name]))
+    digest = hmac.new(auth_token.encode(), data.encode(), hashlib.sha1).digest()
+    return base64.b64encode(digest).decode()
+
+
+def _with_and_without_port(url: str) -> tuple[str, str]:
+    """Twilio signs some URLs with the scheme's default port written and some
+    without; its helpers accept both, and so do we."""
+    parts = urlsplit(url)
+    host = parts.netloc.rsplit(":", 1)[0] if parts.port else parts.netloc
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return (urlunsplit(parts._replace(netloc=f"{host}:{port}")),
+            urlunsplit(parts._replace(netloc=host)))
+
+
+def verify(auth_token: str, url: str, params: Sequence[tuple[str, str]],
+           header: str) -> bool:
+    given = header.strip().encode("utf-8", "surrogateescape")
+    # Both forms are always computed: how long this takes says nothing of which matched.
+    matches = [hmac.compare_digest(signature(auth_token, u, params).encode(), given)
+               for u in _with_and_without_port(url)]
+    return any(matches)
+
+
+def _field(fields: Mapping[str, str], name: str) -> str | None:
+    value = fields.get(name)
+    if value is None or value == "":
+        return None
+    if len(value) > MAX_FIELD:
+        fail(400, "field_too_long", f"{name} is over {MAX_FIELD} characters")
+    return value
+
+
+def _whatsapp_number(fields: Mapping[str, str], name: str) -> str:
+    raw = _field(fields, name) or ""
+    number = to_e164(raw.removeprefix("whatsapp:")) if raw.startswith("whatsapp:") else None
+    if number is None:
+        fail(400, "invalid_number", f"{name} must be whatsapp:+<number with country code>")
+    return number
+
+
+def _message_sid(fields: Mapping[str, str]) -> str:
+    sid = _field(fields, "MessageSid") or _field(fields, "SmsSid")
+    if sid is None or len(sid) > 200:
+        fail(400, "missing_field", "MessageSid is required (at most 200 characters)")
+    return sid
+
+
+def parse_status(fields: Mapping[str, str], twilio: TwilioConfig) -> StatusUpdate | None:
+    """A status callback as a StatusUpdate; None for a word that moves nothing (queued)."""
+    word = (_field(fields, "MessageStatus") or "").lower()
+    if word not in CAPS.statuses:
+        fail(400, "unknown_status", f"MessageStatus {word[:40]!r} is not a Twilio status")
+    status = CAPS.statuses[word]
+    if status is None:
+        return None
+    sid = _message_sid(fields)
+    ours = twilio.instances_by_number.get(_whatsapp_number(fields, "From"))
+    if ours is None:
+        fail(400, "unknown_number", "From is not a twilio number configured here")
+    code = None
+    raw_code = _field(fields, "ErrorCode")
+    if raw_code is not None:
+        if not (raw_code.isascii() and raw_code.isdigit() and len(raw_code) <= 9):
+            fail(400, "invalid_field", "ErrorCode must be a number")
+        code = int(raw_code)
+    title = _field(fields, "ErrorMessage") or (f"Twilio error {code}" if code else None)
+    return StatusUpdate(provider=NAME, provider_message_id=sid, instance_id=ours.id,
+                        status=status, error_code=code, error_title=title,
+                        timestamp=time.time())
+
+
+def parse_message(fields: Mapping[str, str], twilio: TwilioConfig) -> InboundMessage:
+    sid = _message_sid(fields)
+    ours = twilio.instances_by_number.get(_whatsapp_number(fields, "To"))
+    if ours is None:
+        fail(400, "unknown_number", "To is not a twilio number configured here")
+    sender = _whatsapp_number(fields, "From")
+    text = _field(fields, "Body")
+    kind = "text"
+    button = _field(fields, "ButtonText")
+    if button is not None:
+        text = button
+    elif (_field(fields, "NumMedia") or "0") not in ("0", ""):
+        mime = (_field(fields, "MediaContentType0") or "").lower()
+        top = mime.split("/", 1)[0]
+        kind = top if top in _MEDIA_KINDS else ("document" if mime else "other")
+    elif text is None:
+        kind = "other"  # e.g. a location or a reaction: kept, never answered as text
+    wa_id = _field(fields, "WaId")
+    return InboundMessage(provider=NAME, provider_message_id=sid, instance_id=ours.id,
+                          sender=sender, user_id=wa_id, profile_name=_field(fields, "ProfileName"),
+                          kind=kind, text=text, timestamp=time.time())
+
+
+async def receive(request: web.Request) -> web.Response:
+    section = snapshot_of(request).config.providers.get(NAME)
+    if not isinstance(section, TwilioConfig):
+        fail(404, "not_configured", "the twilio provider is not configured")
+    header = request.headers.get("X-Twilio-Signature")
+    if not header:
+        fail(401, "missing_signature", "X-Twilio-Signature header is required")
+    ctype = request.content_type
+    if ctype != "application/x-www-form-urlencoded":
+        fail(415, "unsupported_media_type",
+             "Twilio's callbacks are application/x-www-form-urlencoded")
+    raw = await read_body(request, BODY_LIMIT)
+    pairs = parse_form_pairs(raw)
+    if not verify(section.auth_token, section.public_url + request.raw_path, pairs, header):
+        fail(403, "bad_signature", "X-Twilio-Signature does not match the request")
+    fields: dict[str, str] = {}
+    for name, value in pairs:
+        fields.setdefault(name, value)  # Twilio sends each field once; a repeat changes nothing
+    event: InboundMessage | StatusUpdate | None
+    if "MessageStatus" in fields:
+        event = parse_status(fields, section)
+    else:
+        event = parse_message(fields, section)
+    if event is not None:
+        await request.config_dict[pipeline_key].handle(event, snapshot_of(request))
+    return web.Response(text=EMPTY_TWIML, content_type="text/xml")
+
+
+def inbound_app() -> web.Application:
+    """The sub-app mounted at /webhooks/twilio."""
+    app = web.Application()
+    app.router.add_post("", receive)
+    return app

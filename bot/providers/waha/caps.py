@@ -1,0 +1,22 @@
+"""What a WAHA session carries, and its acknowledgement words."""
+
+from __future__ import annotations
+
+from bot.providers.base import Capabilities
+
+CAPS = Capabilities(
+    # WhatsApp shows JPEG and PNG as photos; other types would go as stickers or files.
+    image_types=frozenset({"image/jpeg", "image/png"}),
+    image_refusal="WAHA (a WhatsApp account), which sends JPEG or PNG images",
+    templates=False, service_window=False,  # a normal account: no 24-hour window
+    # `message.ack` events name the step in `ackName`.
+    statuses={"PENDING": None, "SERVER": "sent", "DEVICE": "delivered", "READ": "read",
+              "PLAYED": "read", "ERROR": "failed"})
+
+# A normal account has a picture and an "about" line; the business fields
+# (description, email, websites) exist only on WhatsApp Business accounts.
+PROFILE_FIELDS = frozenset({"picture", "about"})
+
+# Session states (GET /api/sessions/{session}); only WORKING can send.
+WORKING = "WORKING"
+SESSION_STATES = frozenset({"STOPPED", "STARTING", "SCAN_QR_CODE", "WORKING", "FAILED"})

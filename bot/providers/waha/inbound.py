@@ -1,0 +1,179 @@
+"""WAHA's webhook at /webhooks/waha: HMAC-signed JSON events (`message`,
+`message.any`, `message.ack`, `session.status`) parsed into normalized events.
+
+The signature is checked on the raw body before anything is parsed. Our own
+messages echoed back (`fromMe`) are ignored; `message` and `message.any` both
+carry an incoming message, and the store's dedup keeps one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import hmac
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from aiohttp import web
+
+from bot.config import InstanceConfig
+from bot.events import GroupRef, InboundMessage, StatusUpdate
+from bot.numbers import to_e164
+from bot.providers.meta.inbound import _dict, _str, _timestamp
+from bot.providers.waha.caps import CAPS, SESSION_STATES
+from bot.providers.waha.config import WahaConfig
+from bot.providers.waha.outbound import WahaSender
+from bot.web.errors import fail, loads, read_body
+from bot.web.keys import pipeline_key, senders_key, snapshot_of
+
+log = logging.getLogger("wagate.waha")
+
+NAME = "waha"
+# A webhook carries one event; media come as URLs, not inline, unless WAHA is
+# told otherwise. 5 MB leaves room for an inline image.
+WAHA_BODY_LIMIT = 5 * 1024 * 1024
+MESSAGE_EVENTS = frozenset({"message", "message.any"})
+
+
+def verify_signature(hmac_key: str, raw_body: bytes, header: str | None,
+                     algorithm: str | None) -> bool | None:
+    """None when the header is missing, else whether it matches (constant time)."""
+    if not header:
+        return None
+    if algorithm is not None and algorithm.strip().lower() != "sha512":
+        return False
+    expected = hmac.new(hmac_key.encode(), raw_body, hashlib.sha512).hexdigest()
+    return hmac.compare_digest(expected.encode(),
+                               header.strip().lower().encode("utf-8", "surrogateescape"))
+
+
+def _person(jid: str) -> tuple[str, str | None] | None:
+    """(sender, user id) of a person's chat id: E.164 for `<digits>@c.us`, and
+    the id itself for a `@lid` user id (WhatsApp hides the number)."""
+    local, _, domain = jid.partition("@")
+    if domain in ("c.us", "s.whatsapp.net"):
+        number = to_e164(local.split(":")[0])  # "<digits>:<device>" on some engines
+        return (number, None) if number else None
+    if domain == "lid" and local:
+        return jid, jid
+    return None
+
+
+def _kind(payload: Mapping[str, Any]) -> str:
+    if not payload.get("hasMedia"):
+        return "text"
+    mime = _str(_dict(payload.get("media")).get("mimetype")) or ""
+    major = mime.split("/")[0]
+    if major in ("image", "audio", "video"):
+        return major
+    return "document" if mime else "other"
+
+
+def parse_message(payload: Mapping[str, Any], instance: InstanceConfig
+                  ) -> tuple[InboundMessage, str | None]:
+    """The message, and the group id whose name is still to be read."""
+    msg_id = _str(payload.get("id"))
+    if not msg_id:
+        raise ValueError("payload.id is missing")
+    chat = _str(payload.get("from"))
+    if not chat:
+        raise ValueError("payload.from is missing")
+    group_id = None
+    who = chat
+    if chat.endswith("@g.us"):
+        group_id = chat
+        who = _str(payload.get("participant")) or _str(payload.get("author")) or ""
+    person = _person(who)
+    if person is None:
+        raise ValueError(f"not a person's or group's chat id: {who[:60]!r}")
+    sender, user_id = person
+    kind = _kind(payload)
+    text = _str(payload.get("body"))
+    if kind == "text" and not text:
+        raise ValueError("text message without body")
+    data = _dict(payload.get("_data"))
+    name = _str(data.get("notifyName")) or _str(data.get("pushName"))
+    return InboundMessage(provider=NAME, provider_message_id=msg_id, instance_id=instance.id,
+                          sender=sender, user_id=user_id, profile_name=name, kind=kind,
+                          text=text, group=GroupRef(id=group_id) if group_id else None,
+                          timestamp=_timestamp(payload.get("timestamp", 0))), group_id
+
+
+def parse_ack(payload: Mapping[str, Any], instance: InstanceConfig) -> StatusUpdate | None:
+    """A `message.ack` on one of our messages; None for a step we do not track."""
+    msg_id = _str(payload.get("id"))
+    word = payload.get("ackName")
+    if not msg_id or not isinstance(word, str) or word not in CAPS.statuses:
+        raise ValueError("message.ack needs payload.id and a known payload.ackName")
+    status = CAPS.statuses[word]
+    if status is None:
+        return None
+    return StatusUpdate(provider=NAME, provider_message_id=msg_id, instance_id=instance.id,
+                        status=status, error_title="WhatsApp reported an error"
+                        if status == "failed" else None,
+                        timestamp=_timestamp(payload.get("timestamp", 0)))
+
+
+async def receive(request: web.Request) -> web.Response:
+    snap = snapshot_of(request)
+    waha = snap.config.providers.get(NAME)
+    if not isinstance(waha, WahaConfig):
+        fail(404, "not_configured", "the waha provider is not configured")
+    raw = await read_body(request, WAHA_BODY_LIMIT)
+    # The signature covers the raw bytes: check it before parsing anything.
+    ok = verify_signature(waha.hmac_key, raw, request.headers.get("X-Webhook-Hmac"),
+                          request.headers.get("X-Webhook-Hmac-Algorithm"))
+    if ok is None:
+        fail(401, "missing_signature", "X-Webhook-Hmac header is required")
+    if not ok:
+        fail(403, "bad_signature", "X-Webhook-Hmac does not match the body "
+             "(HMAC-SHA512 with the [waha] hmac_key)")
+    body = loads(raw)
+    if not isinstance(body, dict) or not isinstance(body.get("event"), str) \
+            or not isinstance(body.get("payload"), dict):
+        fail(400, "bad_payload", "expected a WAHA event: {\"event\", \"session\", \"payload\"}")
+    event, payload, session = body["event"], body["payload"], body.get("session")
+    instance = waha.instances_by_session.get(session) if isinstance(session, str) else None
+    if instance is None:
+        fail(400, "unknown_session", f"no waha instance uses session {str(session)[:60]!r}")
+    sender = request.config_dict[senders_key][NAME]
+    assert isinstance(sender, WahaSender)
+    if event == "session.status":
+        state = payload.get("status")
+        if not isinstance(state, str) or state not in SESSION_STATES:
+            fail(400, "bad_payload", "session.status needs payload.status, one of "
+                 + ", ".join(sorted(SESSION_STATES)))
+        sender.session_state(session, state)
+        log.info("waha session %s is %s", session, state)
+        return web.json_response({"received": 1, "session": session, "status": state})
+    if event == "message.ack":
+        try:
+            update = parse_ack(payload, instance)
+        except ValueError as exc:
+            fail(400, "bad_payload", str(exc))
+        applied = await request.config_dict[pipeline_key].handle(update) if update else False
+        return web.json_response({"received": 1, "applied": applied})
+    if event not in MESSAGE_EVENTS:
+        return web.json_response({"received": 0, "ignored": event[:60]})
+    if payload.get("fromMe") is True:
+        return web.json_response({"received": 0, "ignored": "fromMe"})
+    chat = _str(payload.get("from")) or ""
+    if chat.endswith("@broadcast") or chat.endswith("@newsletter"):
+        return web.json_response({"received": 0, "ignored": "broadcast"})
+    try:
+        message, group_id = parse_message(payload, instance)
+    except ValueError as exc:
+        fail(400, "bad_payload", str(exc))
+    if group_id is not None:
+        name = await sender.group_name(instance, group_id)
+        message = dataclasses.replace(message, group=GroupRef(id=group_id, name=name))
+    fresh = await request.config_dict[pipeline_key].handle(message, snap)
+    return web.json_response({"received": 1, "new": int(fresh)})
+
+
+def inbound_app() -> web.Application:
+    """The sub-app mounted at /webhooks/waha."""
+    app = web.Application()
+    app.router.add_post("", receive)
+    return app

@@ -1,0 +1,132 @@
+"""Webhook deliveries as the admin and a subscriber act on them: show, retry,
+replay, send a test event, and each endpoint's health.
+
+A subscriber's calls pass `subscriber_id`: another subscriber's delivery then
+answers exactly as a missing one does, so nothing about it leaks.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from bot.config import Config
+from bot.effects import DeliveryDraft
+from bot.store import Store
+from bot.store.models import AttemptRow, DeliveryRow, EndpointRow
+from bot.webhooks.payloads import new_delivery_id, standard_body
+
+log = logging.getLogger("wagate.deliveries")
+
+TEST_EVENT = "test"
+
+
+class DeliveryNotFound(LookupError):
+    """No such delivery (or, for a subscriber, not one of theirs)."""
+
+
+class DeliveryPending(Exception):
+    """The delivery is queued already: there is nothing to retry."""
+
+
+class NoEndpoints(Exception):
+    """The subscriber has no webhook endpoint to send a test event to."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EndpointStatus:
+    """A webhook endpoint as configured, with its delivery health (never a secret)."""
+
+    subscriber_id: str
+    key: str
+    url: str | None
+    format: str | None
+    configured: bool
+    health: EndpointRow | None
+
+    @property
+    def status(self) -> str:
+        if self.health and self.health.disabled_at:
+            return "disabled"
+        return "failing" if self.health and self.health.failing_since else "ok"
+
+
+@dataclass(frozen=True, slots=True)
+class Deliveries:
+    """The delivery actions over one store; `wake` tells the deliverer that work
+    was queued, so it need not wait for its next poll."""
+
+    store: Store
+    wake: Callable[[], None]
+
+    async def show(self, delivery_id: str, *, subscriber_id: str | None = None
+                   ) -> tuple[DeliveryRow, list[AttemptRow]]:
+        found = await self.store.get_delivery(delivery_id[:200])
+        if found is None or (subscriber_id is not None and found[0].subscriber_id != subscriber_id):
+            raise DeliveryNotFound(delivery_id)
+        return found
+
+    async def retry(self, delivery_id: str, now: float, *,
+                    subscriber_id: str | None = None) -> DeliveryRow:
+        """Queue one delivery again now, with the same webhook-id."""
+        if subscriber_id is not None:
+            await self.show(delivery_id, subscriber_id=subscriber_id)
+        state, row = await self.store.retry_delivery(delivery_id[:200], now)
+        if row is None:
+            raise DeliveryNotFound(delivery_id)
+        if state == "pending":
+            raise DeliveryPending(delivery_id)
+        self.wake()
+        return row
+
+    async def replay(self, since: float, now: float, *, subscriber_id: str | None = None,
+                     endpoint_key: str | None = None) -> int:
+        """Queue again every failed delivery created at or after `since`; how many."""
+        count = await self.store.replay_deliveries(since, now, subscriber_id=subscriber_id,
+                                                   endpoint_key=endpoint_key)
+        log.info("replaying %d failed deliveries since %s (subscriber %s)", count,
+                 dt.datetime.fromtimestamp(since, dt.UTC).isoformat(), subscriber_id or "any")
+        if count:
+            self.wake()
+        return count
+
+    async def send_test(self, config: Config, subscriber_id: str,
+                        now: float) -> list[DeliveryDraft]:
+        """A `test` event to each of the subscriber's endpoints, queued and retried
+        like any other delivery (whatever events the endpoint subscribes to)."""
+        sub = config.subscribers.get(subscriber_id)
+        if sub is None or not sub.webhooks:
+            raise NoEndpoints(subscriber_id)
+        at = dt.datetime.fromtimestamp(now, dt.UTC).isoformat(timespec="milliseconds")
+        data = {"subscriber": sub.id, "message": "A test event from wagate: your endpoint "
+                                                 "receives webhooks."}
+        drafts = [DeliveryDraft(
+            id=new_delivery_id(), subscriber_id=sub.id, endpoint_key=hook.key, url=hook.url,
+            format=hook.format, event_type=TEST_EVENT,
+            payload=standard_body(TEST_EVENT, at.replace("+00:00", "Z"), data)
+            if hook.format == "standard"
+            else json.dumps({"type": TEST_EVENT, "message": data["message"]}))
+            for hook in sub.webhooks]
+        await self.store.add_deliveries(drafts, now)
+        self.wake()
+        return drafts
+
+    async def endpoints(self, config: Config, *,
+                        subscriber_id: str | None = None) -> list[EndpointStatus]:
+        """Every configured endpoint, then those with a history but no longer
+        configured; a subscriber's own only when `subscriber_id` is given."""
+        health = {(h.subscriber_id, h.endpoint_key): h
+                  for h in await self.store.list_endpoint_health()
+                  if subscriber_id is None or h.subscriber_id == subscriber_id}
+        out = [EndpointStatus(subscriber_id=sub.id, key=hook.key, url=hook.url,
+                              format=hook.format, configured=True,
+                              health=health.pop((sub.id, hook.key), None))
+               for sub in config.subscribers.values()
+               if subscriber_id is None or sub.id == subscriber_id for hook in sub.webhooks]
+        out += [EndpointStatus(subscriber_id=sub_id, key=key, url=h.url, format=None,
+                               configured=False, health=h)
+                for (sub_id, key), h in sorted(health.items())]
+        return out

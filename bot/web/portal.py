@@ -1,0 +1,98 @@
+"""The subscriber portal at /portal/: log in with the CLIENT ID and secret of
+the send API; see one's own quota, recipients, messages, webhook endpoints
+and deliveries; retry or replay deliveries; send a test event. Everything is
+read and done through the same calls as the /v3/account API."""
+
+from __future__ import annotations
+
+import logging
+import time
+from urllib.parse import urlencode
+
+from aiohttp import web
+
+from bot.services.deliveries import NoEndpoints
+from bot.subscribers import authenticate
+from bot.web.account import account_json
+from bot.web.keys import clock_key, snapshot_of, store_key
+from bot.web.services import deliveries_service
+from bot.web.ui import views
+from bot.web.ui.pages import render, setup_templates
+from bot.web.ui.session import (
+    Sessions,
+    check_login_csrf,
+    keep_login_csrf,
+    login_csrf,
+    session_middleware,
+    session_request_key,
+)
+
+log = logging.getLogger("wagate.portal")
+
+SESSIONS = Sessions(role="subscriber", cookie="wagate_portal", path="/portal/")
+
+
+async def login_page(request: web.Request) -> web.Response:
+    token = login_csrf(request)
+    response = render(request, "login.html", {
+        "prefix": SESSIONS.path, "login_csrf": token, "admin": False,
+        "next": SESSIONS.safe_next(request.query.get("next")), "failed": False})
+    keep_login_csrf(response, request, token, SESSIONS.path)
+    return response
+
+
+async def login(request: web.Request) -> web.Response:
+    fields = await check_login_csrf(request)
+    client_id = fields.get("client_id", "").strip()[:200]
+    sub = authenticate(snapshot_of(request).config, client_id, fields.get("secret", "").strip())
+    if not client_id or sub is None:
+        log.info("portal: failed login for client id %r from %s", client_id[:100],
+                 request.remote)
+        return render(request, "login.html", {
+            "prefix": SESSIONS.path, "login_csrf": fields["csrf"], "admin": False,
+            "next": SESSIONS.safe_next(fields.get("next")), "failed": True}, status=401)
+    response = web.HTTPSeeOther(SESSIONS.safe_next(fields.get("next")))
+    SESSIONS.open(response, request, sub.id)
+    raise response
+
+
+async def logout(request: web.Request) -> web.Response:
+    response = web.HTTPSeeOther(f"{SESSIONS.path}login")
+    SESSIONS.close(response)
+    raise response
+
+
+async def home(request: web.Request) -> web.Response:
+    config = snapshot_of(request).config
+    sub = config.subscribers[request[session_request_key].subject]
+    clock = request.config_dict[clock_key]
+    store = request.config_dict[store_key]
+    account = await account_json(config, store, sub, clock.now(), clock.today())
+    endpoints = await deliveries_service(request).endpoints(config, subscriber_id=sub.id)
+    recent = await store.search_outbound(subscriber_id=sub.id, status=None, error_code=None,
+                                         instance_id=None, limit=10)
+    return render(request, "portal.html", {"prefix": SESSIONS.path, "account": account,
+                                           "endpoints": endpoints, "recent": recent})
+
+
+async def webhook_test(request: web.Request) -> web.Response:
+    sub_id = request[session_request_key].subject
+    try:
+        drafts = await deliveries_service(request).send_test(snapshot_of(request).config,
+                                                             sub_id, time.time())
+        notice = f"A test event is queued for {len(drafts)} endpoint(s)."
+    except NoEndpoints:
+        notice = "No webhook endpoint is configured for this subscription."
+    raise web.HTTPSeeOther(f"{SESSIONS.path}?{urlencode({'notice': notice})}")
+
+
+def portal_app() -> web.Application:
+    app = web.Application(middlewares=[session_middleware(SESSIONS, ("/portal/login",))])
+    setup_templates(app)
+    app.router.add_get("/login", login_page)
+    app.router.add_post("/login", login)
+    app.router.add_post("/logout", logout)
+    app.router.add_get("/", home)
+    app.router.add_post("/webhooks/test", webhook_test)
+    views.register(app.router)
+    return app

@@ -1,0 +1,21 @@
+"""The services (bot/services) as a request's handler reaches them: built over
+the app's store and workers, from the main app or any of its sub-apps."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from bot.services.deliveries import Deliveries
+from bot.services.registrations import Registrations
+from bot.web.keys import metrics_key, pipeline_key, store_key, webhook_worker_key
+
+
+def deliveries_service(request: web.Request) -> Deliveries:
+    app = request.config_dict
+    return Deliveries(app[store_key], app[webhook_worker_key].notify)
+
+
+def registrations_service(request: web.Request) -> Registrations:
+    app = request.config_dict
+    return Registrations(app[store_key], app[pipeline_key], app[metrics_key],
+                         app[webhook_worker_key].notify)

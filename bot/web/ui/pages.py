@@ -1,0 +1,75 @@
+"""What the dashboard and the portal share: templates, static files, the
+small inline SVG charts, and the page frame (session, CSRF token, notices)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+from markupsafe import Markup
+
+from bot.web.ui.session import session_request_key
+
+HERE = Path(__file__).parent
+STATIC = HERE / "static"
+
+
+def when(ts: float | None) -> str:
+    if ts is None:
+        return "—"
+    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def age(seconds: float | None) -> str:
+    """A duration as people read it: 42 s, 3 min, 2 h 5 min."""
+    if seconds is None:
+        return "—"
+    seconds = max(0.0, seconds)
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds // 3600:.0f} h {seconds % 3600 // 60:.0f} min"
+
+
+def setup_templates(app: web.Application) -> None:
+    aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(HERE / "templates"),
+                         autoescape=True, undefined=jinja2.StrictUndefined,
+                         filters={"when": when, "age": age})
+
+
+def render(request: web.Request, template: str, context: Mapping[str, Any],
+           status: int = 200) -> web.Response:
+    session = request.get(session_request_key)
+    return aiohttp_jinja2.render_template(template, request, {
+        "session": session, "csrf": session.csrf if session else "",
+        "notice": request.query.get("notice", "")[:200], **context}, status=status)
+
+
+def bars(values: Sequence[int], *, width: int = 240, height: int = 40,
+         label: str = "") -> Markup:
+    """A bar chart as inline SVG: one bar per value, scaled to the largest.
+    Only numbers go into it, so there is nothing to escape but the label."""
+    top = max(values, default=0) or 1
+    step = width / max(len(values), 1)
+    rects = "".join(
+        f'<rect x="{i * step:.1f}" y="{height - v / top * height:.1f}" '
+        f'width="{max(step - 1, 1):.1f}" height="{v / top * height:.1f}"><title>{v}</title></rect>'
+        for i, v in enumerate(values) if v)
+    title = Markup.escape(label)
+    return Markup(f'<svg class="chart" viewBox="0 0 {width} {height}" width="{width}" '
+                  f'height="{height}" role="img" aria-label="{title}">'
+                  f'<line x1="0" y1="{height}" x2="{width}" y2="{height}"/>{rects}</svg>')
+
+
+async def static_file(request: web.Request) -> web.FileResponse:
+    name = request.match_info["name"]
+    path = STATIC / name
+    if "/" in name or name.startswith(".") or not path.is_file():
+        raise web.HTTPNotFound()
+    return web.FileResponse(path, headers={"Cache-Control": "max-age=300"})

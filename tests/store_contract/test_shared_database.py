@@ -1,0 +1,196 @@
+"""What holds when several processes share one PostgreSQL database: each store
+here is what one process opens (its own pool and worker id)."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+
+from bot.effects import OutboundDraft
+from bot.store import StoreUnavailable, open_store
+from bot.store import postgres as postgres_store
+from bot.store.postgres import MIGRATIONS, PostgresStore
+from tests.store_contract.conftest import Backend
+from tests.store_contract.test_ports import (
+    DE,
+    ES,
+    T0,
+    api_send,
+    booked_slots,
+    delivery,
+    limits,
+    message,
+    registered,
+)
+
+
+@pytest.fixture
+async def two(postgres: Backend) -> AsyncIterator[tuple[PostgresStore, PostgresStore]]:
+    first = await PostgresStore.open(postgres.url, worker_id="host-a:1")
+    second = await PostgresStore.open(postgres.url, worker_id="host-b:2")
+    yield first, second
+    await first.close()
+    await second.close()
+
+
+async def test_processes_opening_at_once_migrate_once(postgres: Backend) -> None:
+    stores = await asyncio.gather(*(PostgresStore.open(postgres.url) for _ in range(4)))
+    for store in stores:
+        await store.close()
+    conn = await asyncpg.connect(postgres.url)
+    try:
+        assert await conn.fetch("SELECT version FROM schema_version") == [(len(MIGRATIONS),)]
+    finally:
+        await conn.close()
+
+
+async def test_a_start_releases_its_own_claims_only(
+        two: tuple[PostgresStore, PostgresStore]) -> None:
+    a, b = two
+    now = time.time()
+    await a.enqueue([OutboundDraft(instance_id=1, to=ES, text=f"m{n}") for n in range(3)], now)
+    mine = await a.claim_outbound(now, 2, 600)
+    theirs = await b.claim_outbound(now, 10, 600)
+    assert len(mine) == 2 and len(theirs) == 1
+    assert await b.release_claims() == 1  # b restarts: its own claim is due at once
+    assert [r.id for r in await a.claim_outbound(time.time(), 10, 600)] == [theirs[0].id]
+    # a's claims stay a's (a is alive) until their lease ends.
+    assert await b.claim_outbound(time.time(), 10, 600) == []
+    assert {r.id for r in await b.claim_outbound(now + 600, 10, 600)} == {r.id for r in mine}
+
+    await a.add_deliveries([delivery(), delivery()], now)
+    [held_by_a] = await a.claim_deliveries(now, 1, 600)
+    [held_by_b] = await b.claim_deliveries(now, 1, 600)
+    assert await a.release_delivery_claims() == 1
+    assert [d.id for d in await b.claim_deliveries(time.time(), 10, 600)] == [held_by_a.id]
+    assert held_by_b.id != held_by_a.id
+
+
+async def test_concurrent_claims_never_hand_out_a_row_twice(
+        two: tuple[PostgresStore, PostgresStore]) -> None:
+    a, b = two
+    await a.enqueue([OutboundDraft(instance_id=1, to=ES, text=f"m{n}") for n in range(200)], T0)
+    await a.add_deliveries([delivery(endpoint=f"e{n % 20}") for n in range(200)], T0)
+
+    async def drain(store: PostgresStore, kind: str) -> list[str]:
+        got: list[str] = []
+        for _ in range(200):  # bounded: 200 rows in batches of 7 take at most 29
+            if kind == "outbound":
+                rows = [r.id for r in await store.claim_outbound(T0, 7, 600)]
+            else:
+                rows = [r.id for r in await store.claim_deliveries(T0, 7, 600)]
+            if not rows:
+                return got
+            got += rows
+        raise AssertionError("the queue never emptied")
+
+    for kind in ("outbound", "deliveries"):
+        lists = await asyncio.gather(*(drain(store, kind) for store in (a, b, a, b)))
+        every = [row for rows in lists for row in rows]
+        assert len(every) == len(set(every)) == 200, kind
+
+
+async def test_quotas_are_exact_across_processes(
+        two: tuple[PostgresStore, PostgresStore]) -> None:
+    a, b = two
+    numbers = [f"+3460000{n:04d}" for n in range(20)]
+    for number in numbers:
+        await a.commit_inbound(registered(message(sender=number), reply=None), T0)
+    await a.commit_inbound(registered(message(sender=ES), reply=None), T0)
+    outcomes = await asyncio.gather(*(
+        (a, b)[n % 2].accept_send(api_send(text=f"n{n}"), group_name=None,
+                                  limits=limits(messages=10), now=T0 + 1)
+        for n in range(50)))
+    assert sorted(o.status for o in outcomes) == ["queued"] * 10 + ["quota_exceeded"] * 40
+    # New recipients against a total of 5, from both processes at once.
+    outcomes = await asyncio.gather(*(
+        (a, b)[n % 2].accept_send(api_send(to=number, subscriber="beta"), group_name=None,
+                                  limits=limits(messages=100, recipients=5), now=T0 + 1)
+        for n, number in enumerate(numbers)))
+    assert sorted(o.status for o in outcomes) == ["queued"] * 5 + ["recipient_limit"] * 15
+    assert (await b.send_usage("beta", 86400, T0 + 2)).recipients == 5
+
+
+async def test_a_chat_is_decided_by_one_process_at_a_time(
+        two: tuple[PostgresStore, PostgresStore]) -> None:
+    """Process a reads the chat's state and decides; process b, reading the same
+    chat meanwhile, waits and then sees what a committed (a registration), so it
+    cannot send a second confirmation."""
+    a, b = two
+    before = await a.load_inbound_context(1, ES, None)
+    assert before.registration is None
+    other = asyncio.create_task(b.load_inbound_context(1, ES, None))
+    await asyncio.sleep(0.1)  # b is waiting for the chat (were it not, it read no registration)
+    # Another chat is not held up.
+    assert (await b.load_inbound_context(1, DE, None)).registration is None
+    await a.commit_inbound(registered(message()), T0)
+    after = await other
+    assert after.registration is not None and after.last_auto_reply_at == T0
+    # b decides it is a repeat and commits without a reply; the chat is free again.
+    await b.commit_inbound(registered(message(), reply=None), T0 + 1)
+    assert [r.text for r in await a.list_outbox(instance_id=1, to=ES, limit=10)] == [
+        "registered"]
+    assert (await a.load_inbound_context(1, ES, None)).registration is not None
+
+
+async def test_a_chat_whose_message_never_commits_is_let_go(
+        two: tuple[PostgresStore, PostgresStore]) -> None:
+    a, b = two
+    await a.load_inbound_context(1, ES, None)  # its handler failed: no commit follows
+    await a.load_inbound_context(1, ES, None)  # the chat's next message in that process
+    await a.commit_inbound(registered(message()), T0)
+    assert (await b.load_inbound_context(1, ES, None)).registration is not None
+    await b.close()  # a process that stops lets its chats go
+    assert (await a.load_inbound_context(1, ES, None)).registration is not None
+
+
+async def test_a_chat_held_too_long_is_let_go(two: tuple[PostgresStore, PostgresStore],
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """A message whose handling hangs between read and commit holds its chat
+    for CHAT_HOLD_TIMEOUT at most; then other processes may go on."""
+    monkeypatch.setattr(postgres_store, "CHAT_HOLD_TIMEOUT", 0.2)
+    a, b = two
+    await a.load_inbound_context(1, ES, None)
+    await asyncio.wait_for(b.load_inbound_context(1, ES, None), 10)
+    await b.commit_inbound(registered(message()), T0)
+    # a's message, handled at last, commits in a transaction (and chat hold) of its own.
+    assert await a.commit_inbound(registered(message(), reply=None), T0 + 1)
+    assert [r.text for r in await a.list_outbox(instance_id=1, to=ES, limit=10)] == [
+        "registered"]
+
+
+async def test_queued_work_wakes_the_other_processes(
+        two: tuple[PostgresStore, PostgresStore]) -> None:
+    a, b = two
+    outbound, deliveries = asyncio.Event(), asyncio.Event()
+    await b.on_work("outbound", outbound.set)
+    await b.on_work("deliveries", deliveries.set)
+    await a.enqueue([OutboundDraft(instance_id=1, to=ES, text="x")], T0)
+    await asyncio.wait_for(outbound.wait(), 10)
+    assert not deliveries.is_set()
+    await a.add_deliveries([delivery()], T0)
+    await asyncio.wait_for(deliveries.wait(), 10)
+
+
+async def test_an_unreachable_database_is_named_without_its_password() -> None:
+    with pytest.raises(StoreUnavailable) as err:
+        await open_store("postgresql://wagate:hunter2@127.0.0.1:1/wagate")
+    assert "postgresql://wagate:***@127.0.0.1:1/wagate" in str(err.value)
+    assert "hunter2" not in str(err.value)
+
+
+
+async def test_one_pace_per_number_across_processes(
+        two: tuple[PostgresStore, PostgresStore]) -> None:
+    # Two processes sending for one number share its pace: their bookings
+    # interleave one interval apart, not each at the full rate.
+    a, b = two
+    first = await booked_slots(a, 1, 1.0, 3)
+    second = await booked_slots(b, 1, 1.0, 3)
+    slots = first + second
+    assert all(0.75 < later - earlier < 1.25 for earlier, later in itertools.pairwise(slots))

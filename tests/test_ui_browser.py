@@ -1,0 +1,176 @@
+"""The dashboard, the portal and /docs in a real browser: Playwright driving
+Debian's Chromium (`apt-get install chromium`). They log in, see a
+registration appear after a simulated "Hola", find a failed delivery, replay
+it and see it delivered, and save screenshots under docs/screenshots/.
+
+Without Chromium (or Playwright) they are skipped, loudly (see the summary
+at the end of the run); with WAGATE_TEST_BROWSER_REQUIRED=1 (CI) they fail."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from tests.conftest import ADMIN_TOKEN, ROOT, say
+from tests.ui_helpers import ACME_LOGIN
+from tests.webhook_helpers import Receiver, settled, subscribers_toml
+
+SCREENSHOTS = ROOT / "docs" / "screenshots"
+U = "+34600000001"
+BROWSER_SKIP = "BROWSER TESTS SKIPPED"
+WAIT_MS = 15_000  # the longest a page may take to show what it should
+
+
+def _chromium() -> str | None:
+    """Debian's Chromium, or the browser WAGATE_TEST_CHROMIUM names (when set,
+    only that one: a path that does not exist means there is none)."""
+    if chosen := os.environ.get("WAGATE_TEST_CHROMIUM"):
+        return chosen if Path(chosen).exists() else None
+    for name in ("chromium", "chromium-browser"):
+        if found := shutil.which(name):
+            return found
+    return "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Any]:
+    required = os.environ.get("WAGATE_TEST_BROWSER_REQUIRED") == "1"
+    executable = _chromium()
+    try:
+        from playwright.async_api import async_playwright
+    except ImportError:
+        executable, why = None, "the playwright package is not installed (pip install -e '.[test]')"
+    else:
+        why = "Chromium is not installed: apt-get install -y chromium"
+    if executable is None:
+        if required:
+            pytest.fail(f"WAGATE_TEST_BROWSER_REQUIRED=1 but {why}")
+        pytest.skip(f"{BROWSER_SKIP}: {why}")
+    async with async_playwright() as playwright:
+        chromium = await playwright.chromium.launch(
+            executable_path=executable, args=["--no-sandbox", "--disable-dev-shm-usage"])
+        try:
+            yield chromium
+        finally:
+            await chromium.close()
+
+
+@pytest.fixture
+async def client(make_client: Callable[..., Awaitable[TestClient]],
+                 receiver: Receiver) -> TestClient:
+    return await make_client(subscribers_toml(receiver.base))
+
+
+async def _page(browser: Any) -> Any:
+    context = await browser.new_context(viewport={"width": 1280, "height": 860})
+    page = await context.new_page()
+    page.set_default_timeout(WAIT_MS)
+    return page
+
+
+async def _shot(page: Any, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+async def test_admin_sees_a_registration_and_replays_a_failed_delivery(
+        browser: Any, client: TestClient, receiver: Receiver) -> None:
+    from playwright.async_api import expect
+
+    base = str(client.make_url("")).rstrip("/")
+    page = await _page(browser)
+    await page.goto(f"{base}/ui/")
+    await expect(page).to_have_url(f"{base}/ui/login?next=/ui/")
+    await page.fill("input[name=token]", ADMIN_TOKEN)
+    await page.click("button[type=submit]")
+    await expect(page.locator("h1")).to_have_text("Overview")
+    card = page.locator("article.card", has_text="Instance 3")
+    await expect(card).to_contain_text("0 in the hour")
+
+    # A user says Hola on acme's number (user.registered and message.received for
+    # acme); acme's endpoint answers 500 to every attempt until the replay.
+    receiver.script("/acme", *[(500, {}, 0.0)] * 6)
+    await say(client, "Hola", sender=U, instance=3)
+    # The overview updates itself (it polls every few seconds): no reload here.
+    await expect(card.locator("dd").first).to_contain_text("1 in the hour", timeout=WAIT_MS)
+    await _shot(page, "overview")
+
+    await page.click("nav >> text=Registrations")
+    row = page.locator("tr.registration", has_text=U)
+    await expect(row).to_contain_text("active")
+    await expect(row).to_contain_text("es")
+    await _shot(page, "registrations")
+
+    rows = await settled(client, 2, subscriber="acme")
+    assert {r["status"] for r in rows} == {"failed"}
+    await page.click("nav >> text=Deliveries")
+    await page.select_option("select[name=status]", "failed")
+    await page.click("form.filters button")
+    failed = page.locator("tr.delivery.failed", has_text="user.registered")
+    await expect(failed).to_have_count(1)
+    link = await failed.locator("a").get_attribute("href")
+    await failed.locator("a").click()
+    await expect(page.locator("#delivery-status")).to_have_text("failed")
+    await expect(page.locator("tr.attempt")).to_have_count(3)
+    await expect(page.locator("tr.attempt").first).to_contain_text("answer 500")
+    await _shot(page, "delivery-failed")
+
+    # Replay everything failed since ten minutes ago, from the deliveries page.
+    await page.click("nav >> text=Deliveries")
+    since = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() - 600))
+    await page.fill("input[name=since]", since)
+    await page.click("form.replay button")
+    await expect(page.locator(".notice")).to_have_text(f"{len(rows)} failed deliveries "
+                                                       "queued again.")
+    await settled(client, 2, subscriber="acme")
+    await page.reload()
+    await expect(page.locator("tr.delivery.failed")).to_have_count(0)
+    await page.click(f"a[href='{link}']")
+    await expect(page.locator("#delivery-status")).to_have_text("delivered")
+    await expect(page.locator("tr.attempt").last).to_contain_text("answer 200")
+    await _shot(page, "delivery-replayed")
+
+    await page.click("nav >> text=Messages")
+    await expect(page.locator("tr.inbound", has_text="Hola")).to_have_count(1)
+    await _shot(page, "messages")
+
+    # Logging out ends the session: the dashboard asks to log in again.
+    await page.click("text=Log out")
+    await page.goto(f"{base}/ui/deliveries")
+    await expect(page.locator("input[name=token]")).to_be_visible()
+
+
+async def test_portal_and_docs(browser: Any, client: TestClient, receiver: Receiver) -> None:
+    from playwright.async_api import expect
+
+    base = str(client.make_url("")).rstrip("/")
+    page = await _page(browser)
+    await page.goto(f"{base}/portal/")
+    await page.fill("input[name=client_id]", ACME_LOGIN["client_id"])
+    await page.fill("input[name=secret]", ACME_LOGIN["secret"])
+    await page.click("button[type=submit]")
+    await expect(page.locator("h1")).to_have_text("acme")
+    await expect(page.locator("tr.endpoint")).to_contain_text("/acme")
+    await page.click("text=Send a test event")
+    await expect(page.locator(".notice")).to_have_text("A test event is queued for 1 "
+                                                       "endpoint(s).")
+    rows = await settled(client, 1, subscriber="acme")
+    assert rows[0]["type"] == "test" and rows[0]["status"] == "delivered"
+    await page.reload()
+    await expect(page.locator("tr.endpoint")).to_contain_text("ok")
+    await _shot(page, "portal")
+    # the portal has no way into the dashboard
+    await page.goto(f"{base}/ui/")
+    await expect(page.locator("input[name=token]")).to_be_visible()
+
+    await page.goto(f"{base}/docs")
+    await expect(page.locator(".swagger-ui .info .title")).to_contain_text("wagate API")
+    await expect(page.locator(".opblock-tag-section", has_text="account")).to_have_count(1)
+    await _shot(page, "docs")
