@@ -70,10 +70,19 @@ MIGRATIONS = load_migrations()
 _KEYWORD_AT = 10  # its index after _REG_COLUMNS in `SELECT {_REG_COLUMNS}, keyword_at`
 # A user's registration on an instance, by number or by the provider's user id;
 # the row keyed on the number first (a user first known by the id is linked
-# to the number by the first message that carries both).
-_REG_OF_USER = (f"SELECT {_REG_COLUMNS}, keyword_at FROM registrations"
-                " WHERE instance_id = ? AND (number = ? OR user_id = ?)"
-                " ORDER BY number = ? DESC LIMIT 1")
+# to the number by the first message that carries both). Two indexed lookups:
+# an OR would walk every registration of the instance.
+_REG_OF_USER = (f"SELECT {_REG_COLUMNS}, keyword_at, 0 AS rank FROM registrations"
+                " WHERE instance_id = ? AND number = ?"
+                f" UNION ALL SELECT {_REG_COLUMNS}, keyword_at, 1 FROM registrations"
+                " WHERE instance_id = ? AND user_id = ? ORDER BY rank LIMIT 1")
+
+
+def _reg_of_user(conn: sqlite3.Connection, instance_id: int, number: str | None,
+                 user_id: str | None) -> tuple[Any, ...] | None:
+    row: tuple[Any, ...] | None = conn.execute(
+        _REG_OF_USER, (instance_id, number, instance_id, user_id or number)).fetchone()
+    return row
 
 
 def _where(**filters: Any) -> tuple[str, list[Any]]:
@@ -299,8 +308,7 @@ class SqliteStore:
                                    group_id: str | None,
                                    user_id: str | None = None) -> InboundContext:
         def unit(conn: sqlite3.Connection) -> InboundContext:
-            reg = conn.execute(_REG_OF_USER, (instance_id, sender, user_id or sender,
-                                              sender)).fetchone()
+            reg = _reg_of_user(conn, instance_id, sender, user_id)
             group = None
             if group_id is not None:
                 row = conn.execute("SELECT instance_id, group_id, name, registered_at FROM groups"
@@ -644,8 +652,7 @@ class SqliteStore:
         def unit(conn: sqlite3.Connection) -> list[tuple[Registration, str | None]]:
             out = []
             for instance_id in instance_ids:
-                row = conn.execute(_REG_OF_USER, (instance_id, number, number, number)
-                                   ).fetchone()
+                row = _reg_of_user(conn, instance_id, number, number)
                 before = _registration(row) if row else None
                 key = before.number if before is not None else number
                 if before is not None and before.active and route is not None:
@@ -702,8 +709,7 @@ class SqliteStore:
                 queued = dataclasses.replace(draft, to=None, group_id=row[0])
                 recipient = f"group:{draft.instance_id}:{row[0]}"
             else:
-                row = conn.execute(_REG_OF_USER, (draft.instance_id, draft.to, draft.to,
-                                                  draft.to)).fetchone()
+                row = _reg_of_user(conn, draft.instance_id, draft.to, draft.to)
                 reg = _registration(row) if row else None
                 if reg is None or not reg.active:
                     return SendOutcome(status="not_registered")
