@@ -208,6 +208,27 @@ async def test_an_asynchronous_131047_sends_it_again_as_the_template(
             ' 1.0') in metrics
 
 
+async def test_an_asynchronous_131047_sends_a_document_again_with_its_media(
+        make_client: MakeClient, graph_state: GraphState) -> None:
+    client = await _closed_meanwhile(make_client, graph_state)
+    graph_state.window.asynchronous = True
+    resp = await send(client, "single", "document", {
+        "number": "34600000001", "document": b64(PDF), "filename": "invoice.pdf"}, instance=2)
+    msg_id = (await resp.json())["id"]
+    (wamid,) = await wait_for(lambda: graph_state.window.refused)
+    await _status_of(client, msg_id, "sent")
+    failed = _status_payload(wamid, "failed", errors=[{"code": 131047,
+                                                       "title": "Re-engagement message"}])
+    assert (await post_signed(client, failed)).status == 200
+    await wait_for(lambda: len(graph_state.messages) == 2)
+    again = graph_state.messages[1].json["template"]
+    assert again["name"] == "wagate_document"
+    assert again["components"][1]["parameters"] == [{"type": "text", "text": "invoice.pdf"}]
+    first, second = graph_state.uploads
+    assert first.form is not None and second.form is not None
+    assert first.form["file"]["bytes"] == second.form["file"]["bytes"] == PDF
+
+
 async def test_a_131047_in_the_answer_sends_it_as_the_template_at_once(
         make_client: MakeClient, graph_state: GraphState) -> None:
     client = await _closed_meanwhile(make_client, graph_state)
