@@ -47,6 +47,7 @@ from bot.web.keys import (
 from bot.web.observe import observe_middleware
 from bot.web.ui import dashboard
 from bot.webhooks.safety import GuardedResolver
+from bot.window import WindowFallback
 from bot.workers.outbound import OutboundWorker
 from bot.workers.webhooks import WebhookWorker
 from bot.workers.yielding import ForegroundFirst
@@ -174,13 +175,16 @@ async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
             code = str(result.error_code) if result.error_code is not None else "none"
             metrics.outbound_errors.labels(provider, code).inc()
 
+    window = WindowFallback(store, lambda: holder.current.config,
+                            {name: p.caps for name, p in app[providers_key].items()}, metrics)
     worker = OutboundWorker(store, lambda: holder.current, senders,
-                            holder=store.worker_id, on_result=on_result)
+                            holder=store.worker_id, on_result=on_result, window=window)
     app[outbound_worker_key] = worker
     app[workers_key]["outbound"] = worker
     app[pipeline_key] = Pipeline(store, holder, build_dispatcher(),
                                  on_committed=lambda effects: worker.notify()
-                                 if effects.replies else None, metrics=metrics)
+                                 if effects.replies else None, metrics=metrics,
+                                 window=window, on_requeued=worker.notify)
 
     async def refresh_outbound_gauges() -> None:
         depth, oldest = await store.queue_depth()
@@ -188,6 +192,13 @@ async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
         metrics.outbound_oldest_age.set(max(0.0, time.time() - oldest) if oldest else 0.0)
 
     metrics.add_refresher(refresh_outbound_gauges)
+
+    async def refresh_costs() -> None:
+        for cost in await store.costs():
+            metrics.message_costs.labels(cost.subscriber_id or "none", cost.category,
+                                         str(cost.billable).lower()).set(cost.messages)
+
+    metrics.add_refresher(refresh_costs)
     if not app[roles_key].drainers:  # another process of the group sends
         yield
         return

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from bot.store import POSTGRES_SCHEMES, SQLITE_SCHEME
+from bot.templates import Templates, parse_templates
 
 if TYPE_CHECKING:
     from bot.providers.base import Profile, ProviderConfig
@@ -168,6 +169,10 @@ class Config:
     # Lookup tables compiled at load so the hot path never scans lists.
     subscribers_by_client_id: Mapping[str, SubscriberConfig] = field(default_factory=dict)
     subscribers_by_keyword: Mapping[str, SubscriberConfig] = field(default_factory=dict)
+    # `[[templates]]`, and the instances whose provider has a 24-hour
+    # customer-service window (bot/window.py).
+    templates: Templates = field(default_factory=Templates)
+    window_instances: frozenset[int] = frozenset()
 
 
 def hash_secret(secret: str) -> str:
@@ -313,7 +318,7 @@ def parse_config(text: str, *, source: str = "<config>", env: Mapping[str, str] 
 
     top = _Reader(source, text, data, "")
     top.unknown_keys({"server", "storage", "admin", "defaults", "webhooks", "outbound",
-                      "locales", "instances", "plans", "subscribers"}
+                      "locales", "instances", "plans", "subscribers", "templates"}
                      | {p.config.section for p in PROVIDERS if p.config.section})
     base = Path(base_dir) if base_dir else (Path(source).parent if source != "<config>" else Path())
 
@@ -352,6 +357,13 @@ def parse_config(text: str, *, source: str = "<config>", env: Mapping[str, str] 
                 lambda inst_id, key, message: top.child(
                     f"instances[{indexes[inst_id]}]", {}).error(key, message))
 
+    caps = {p.name: p.caps for p in PROVIDERS}
+    window_instances = frozenset(i.id for i in instances.values()
+                                 if caps[i.provider].service_window)
+    templates = parse_templates(
+        top, top.get("templates", list, []), instances=instances, subscribers=subscribers,
+        window_instances=[i.id for i in instances.values() if caps[i.provider].templates])
+
     by_client: dict[str, SubscriberConfig] = {}
     by_keyword: dict[str, SubscriberConfig] = {}
     for sub in subscribers.values():
@@ -366,7 +378,8 @@ def parse_config(text: str, *, source: str = "<config>", env: Mapping[str, str] 
                   webhooks=webhooks,
                   outbound=outbound, locales_dir=locales_dir, instances=instances, plans=plans,
                   subscribers=subscribers, subscribers_by_client_id=by_client,
-                  subscribers_by_keyword=by_keyword)
+                  subscribers_by_keyword=by_keyword, templates=templates,
+                  window_instances=window_instances)
 
 
 def _default_locales_dir() -> Path:

@@ -18,6 +18,9 @@ from bot.effects import Effects, OutboundDraft, WebhookEvent
 from bot.events import InboundMessage
 from bot.locales import LocaleBook, LocaleData, current_locale, normalize, region_of
 from bot.store.models import InboundContext
+from bot.store.rules import inbound_time
+from bot.webhooks.payloads import user_fields
+from bot.window import open_until
 
 log = logging.getLogger("wagate.dispatch")
 
@@ -59,6 +62,10 @@ class Context:
 
     def emit(self, type_: str, data: dict[str, Any]) -> None:
         msg = self.message
+        if type_.startswith("user.") and msg.group is None:
+            window = (open_until(inbound_time(msg.timestamp, self.now))
+                      if msg.instance_id in self.config.window_instances else None)
+            data = {**data, **user_fields(user_id=msg.user_id, window_open_until=window)}
         self.effects.events.append(WebhookEvent(
             type=type_, instance_id=msg.instance_id, data=data,
             number=None if msg.group else msg.sender,

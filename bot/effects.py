@@ -22,7 +22,7 @@ class OutboundDraft:
     """A message to queue for a gateway number's worker."""
 
     instance_id: int
-    to: str | None = None  # E.164 number for a single chat
+    to: str | None = None  # E.164 number (or a provider user id) for a single chat
     group_id: str | None = None  # provider group id for a group chat
     type: str = "text"  # text | image | document | url
     text: str | None = None
@@ -31,6 +31,7 @@ class OutboundDraft:
     media: bytes | None = None
     mime: str | None = None
     subscriber_id: str | None = None  # None for the gateway's own auto-replies
+    template: str | None = None  # JSON: sent as this template (bot/templates.py)
     id: str = field(default_factory=new_id)
 
 

@@ -51,6 +51,9 @@ class StatusUpdate:
     error_code: int | None = None
     error_title: str | None = None
     timestamp: float
+    # What the provider charges for the message (Meta's `pricing`), when it says.
+    pricing_category: str | None = None
+    billable: bool | None = None
 
 
 InboundEvent = InboundMessage | StatusUpdate

@@ -89,6 +89,16 @@ class Metrics:
             "wagate_outbound_errors", "Outbound provider errors by provider and error code "
             "(\"none\" when the provider gave no code)", ["provider", "code"],
             registry=registry)
+        self.window_resends = Counter(
+            "wagate_window_resends", "Messages a provider refused as outside the 24-hour "
+            "window, by provider, how it told (send, status) and what followed (template: "
+            "sent again as the notification template; failed: none to send)",
+            ["provider", "told_by", "result"], registry=registry)
+        self.message_costs = Gauge(
+            "wagate_message_costs", "Messages by subscriber and the provider's pricing "
+            "category (\"none\" subscriber: the gateway's own replies)",
+            ["subscriber", "category", "billable"], registry=registry,
+            multiprocess_mode="mostrecent")  # read from the store: every process agrees
         # One per live process (labelled pid): a reload shows in each.
         self.config_generation = Gauge(
             "wagate_config_generation", "Config generation in force (1 at start, +1 per "

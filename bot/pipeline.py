@@ -7,6 +7,7 @@ transport's request is answered; workers are then woken to act on it.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -19,6 +20,7 @@ from bot.runtime import Snapshot, SnapshotHolder
 from bot.store import InboundContext, OutboundRow
 from bot.store.protocol import InboundStore
 from bot.webhooks.routing import route_inbound, route_status
+from bot.window import WindowFallback
 
 log = logging.getLogger("wagate.pipeline")
 
@@ -28,7 +30,9 @@ class Pipeline:
                  on_committed: Callable[[Effects], None] | None = None,
                  on_status: Callable[[StatusUpdate, OutboundRow], None] | None = None,
                  metrics: Metrics | None = None,
-                 on_deliveries: Callable[[], None] | None = None) -> None:
+                 on_deliveries: Callable[[], None] | None = None,
+                 window: WindowFallback | None = None,
+                 on_requeued: Callable[[], None] | None = None) -> None:
         self.store = store
         self._chat_locks: dict[tuple[int, str], tuple[asyncio.Lock, int]] = {}
         self.holder = holder
@@ -38,6 +42,10 @@ class Pipeline:
         self.metrics = metrics
         # Called after webhook deliveries were committed (wakes the deliverer).
         self.on_deliveries = on_deliveries
+        # A failed status saying "outside the window": sent again as the
+        # template (and the outbound worker woken) rather than failed.
+        self.window = window
+        self.on_requeued = on_requeued
 
     async def handle(self, event: InboundEvent, snapshot: Snapshot | None = None) -> bool:
         """Process one event; False when it was a redelivery (nothing changed).
@@ -48,6 +56,13 @@ class Pipeline:
         if isinstance(event, StatusUpdate):
             if self.metrics is not None:
                 self.metrics.inbound_events.labels(event.provider, "status").inc()
+                if event.status == "failed":
+                    self.metrics.outbound_errors.labels(event.provider, str(
+                        event.error_code) if event.error_code is not None else "none").inc()
+            if self.window is not None and await self.window.after_status(event):
+                if self.on_requeued is not None:
+                    self.on_requeued()
+                return True
             config = self.holder.current.config
             routed = False
 
@@ -81,7 +96,11 @@ class Pipeline:
 
     async def _message_locked(self, msg: InboundMessage, now: float, snap: Snapshot) -> bool:
         state = await self.store.load_inbound_context(
-            msg.instance_id, msg.sender, msg.group.id if msg.group else None)
+            msg.instance_id, msg.sender, msg.group.id if msg.group else None, msg.user_id)
+        reg = state.registration
+        if reg is not None and msg.group is None and msg.sender == msg.user_id != reg.number:
+            # Known by number, writing by user id only: still the number's registration.
+            msg = dataclasses.replace(msg, sender=reg.number)
         ctx = self.dispatcher.build_context(config=snap.config, locales=snap.locales, msg=msg,
                                             state=state, now=now)
         effects = await self.dispatcher.dispatch(ctx)

@@ -4,6 +4,7 @@ Cloud API, recording every request, with scripted failures."""
 from __future__ import annotations
 
 import itertools
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,12 +21,84 @@ class GraphRecord:
     answer: Any = None  # what the server answered (a success's JSON)
 
 
+WINDOW_SECONDS = 24 * 3600
+
+
+@dataclass
+class GraphTemplate:
+    """A template as approved at Meta: its languages, body parameters, media header."""
+
+    languages: frozenset[str]
+    parameters: int = 0
+    parameter_names: tuple[str, ...] = ()
+    header: str | None = None  # image | document
+
+
+@dataclass
+class GraphWindow:
+    """Meta's customer-service window, by this server's own clock: a free-form
+    message to a user whose last message (`user_wrote`) is over 24 hours old,
+    or who never wrote, is refused with 131047 (`enforce`). Meta tells that in
+    a later status (`asynchronous`: the send is accepted and its wamid listed
+    in `refused`) or in the send's answer. Template messages are checked
+    against `templates` (132001 unknown name or language, 132000 parameter
+    count, 132012 header)."""
+
+    enforce: bool = False
+    asynchronous: bool = False
+    last_inbound: dict[str, float] = field(default_factory=dict)
+    refused: list[str] = field(default_factory=list)
+    templates: dict[str, GraphTemplate] = field(default_factory=dict)
+
+    def user_wrote(self, user: str, at: float | None = None) -> None:
+        self.last_inbound[user.lstrip("+")] = time.time() if at is None else at
+
+    def refusal(self, body: dict[str, Any]) -> tuple[int, str] | None:
+        """Meta's error (code, title) for this /messages body, None when it goes."""
+        if body.get("type") == "template":
+            return _template_refusal(self.templates, body.get("template"))
+        if not self.enforce or body.get("recipient_type") == "group":
+            return None
+        user = str(body.get("recipient") or body.get("to") or "")
+        last = self.last_inbound.get(user)
+        if last is None or time.time() - last > WINDOW_SECONDS:
+            return 131047, "Re-engagement message"
+        return None
+
+
+def _template_refusal(templates: dict[str, GraphTemplate], sent: Any) -> tuple[int, str] | None:
+    if not isinstance(sent, dict):
+        return 100, "Invalid parameter"
+    approved = templates.get(str(sent.get("name")))
+    language = sent.get("language")
+    if (approved is None or not isinstance(language, dict)
+            or language.get("code") not in approved.languages):
+        return 132001, "Template name does not exist in the translation"
+    components = {c.get("type"): c for c in sent.get("components", []) if isinstance(c, dict)}
+    body = components.get("body", {}).get("parameters", [])
+    if approved.parameter_names:
+        names = [p.get("parameter_name") for p in body]
+        if sorted(names) != sorted(approved.parameter_names):
+            return 132000, "Number of parameters does not match the expected number of params"
+    if len(body) != (len(approved.parameter_names) or approved.parameters) or not all(
+            p.get("type") == "text" and str(p.get("text") or "").strip()
+            and "\n" not in p["text"] for p in body):
+        return 132000, "Number of parameters does not match the expected number of params"
+    header = components.get("header", {}).get("parameters", [])
+    kinds = [p.get("type") for p in header if isinstance(p, dict) and isinstance(
+        p.get(p.get("type")), dict) and p[p["type"]].get("id")]
+    if kinds != ([approved.header] if approved.header else []):
+        return 132012, "Parameter format does not match format in the created template"
+    return None
+
+
 @dataclass
 class GraphState:
     requests: list[GraphRecord] = field(default_factory=list)
     # Scripted answers for /messages: (status, body, headers); empty = success.
     failures: deque[tuple[int, dict[str, Any], dict[str, str]]] = field(default_factory=deque)
     ids: itertools.count = field(default_factory=lambda: itertools.count(1))
+    window: GraphWindow = field(default_factory=GraphWindow)
 
     @property
     def messages(self) -> list[GraphRecord]:
@@ -76,6 +149,13 @@ def graph_app(token: str) -> web.Application:
             status, payload, headers = state.failures.popleft()
             return web.json_response(payload, status=status, headers=headers)
         wamid = f"wamid.TEST{next(state.ids)}"
+        refused = state.window.refusal(body)
+        if refused is not None and refused[0] == 131047 and state.window.asynchronous:
+            state.window.refused.append(wamid)  # accepted now, failed by a later status
+        elif refused is not None:
+            code, title = refused
+            return web.json_response({"error": {"message": f"(#{code}) {title}", "code": code,
+                                                "type": "OAuthException"}}, status=400)
         return web.json_response({"messaging_product": "whatsapp",
                                   "contacts": [{"input": body.get("to"), "wa_id": body.get("to")}],
                                   "messages": [{"id": wamid}]})

@@ -44,7 +44,8 @@ ROUTES = {
     ("GET", "/admin/deliveries"), ("GET", "/admin/deliveries/{id}"),
     ("POST", "/admin/deliveries/replay"), ("POST", "/admin/deliveries/{id}/retry"),
     ("GET", "/admin/endpoints"), ("POST", "/admin/endpoints/{key}/enable"),
-    ("GET", "/v3/whatsapp/messages/{id}"),
+    ("GET", "/admin/costs"),
+    ("GET", "/v3/whatsapp/messages/{id}"), ("POST", "/v3/whatsapp/single/template/message/{n}"),
     *(("POST", f"/v3/whatsapp/{a}/{k}/message/{{n}}") for a in ("single", "group")
       for k in ("text", "image", "document", "url")),
     ("GET", "/v3/account"), ("GET", "/v3/account/messages"), ("GET", "/v3/account/deliveries"),

@@ -150,7 +150,9 @@ async def test_form_fields_are_checked_and_counted_like_json(api: TestClient) ->
 async def test_the_openapi_document_offers_the_form_on_every_send_operation(
         api: TestClient) -> None:
     doc = await (await api.get("/openapi.json")).json()
-    sends = [item["post"] for p, item in doc["paths"].items() if "/message/" in p]
+    # The template send takes nested parameters and media: JSON only.
+    sends = [item["post"] for p, item in doc["paths"].items()
+             if "/message/" in p and "/template/" not in p]
     assert len(sends) == 8
     for operation in sends:
         content = operation["requestBody"]["content"]

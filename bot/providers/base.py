@@ -18,6 +18,7 @@ from aiohttp import web
 
 if TYPE_CHECKING:
     from bot.config import InstanceConfig, Reader
+    from bot.templates import TemplateUse
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -33,6 +34,9 @@ class TransportMessage:
     filename: str | None = None
     mime: str | None = None
     media: bytes | None = None  # the image or document; None when it is gone
+    # Sent as this approved template instead (bot/templates.py TemplateUse); a
+    # media header carries `media`.
+    template: TemplateUse | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -63,6 +67,9 @@ class Capabilities:
     groups: bool = True
     templates: bool = False
     service_window: bool = False  # a 24-hour customer-service window applies
+    # The provider's error codes for "outside the window" (Meta 131047): the
+    # message goes once more as its notification template (bot/window.py).
+    window_codes: frozenset[int] = frozenset()
     # The provider's status words as ours (sent, delivered, read, failed);
     # a word mapped to None is known and ignored (e.g. "queued").
     statuses: Mapping[str, str | None] = field(default_factory=dict)

@@ -77,14 +77,16 @@ def _released(status: str) -> dict[str, str]:
 # report (there are no foreign keys to order by).
 TABLES: tuple[Table, ...] = (
     Table("registrations", ("instance_id", "number", "locale", "status", "keyword_subscriber",
-                            "keyword_at", "registered_at", "updated_at", "opted_out_at")),
+                            "keyword_at", "registered_at", "updated_at", "opted_out_at",
+                            "user_id", "last_inbound_at")),
     Table("groups", ("instance_id", "group_id", "name", "name_key", "registered_at")),
     Table("inbound", ("seq", "provider", "provider_message_id", "instance_id", "sender",
                       "user_id", "group_id", "kind", "text", "received_at"), identity="seq"),
     Table("outbound", ("seq", "id", "instance_id", "to_number", "group_id", "type", "text",
                        "caption", "filename", "mime", "media", "subscriber_id", "status",
                        "attempts", "provider_message_id", "error_code", "error_title",
-                       "created_at", "updated_at"),
+                       "created_at", "updated_at", "template", "pricing_category",
+                       "billable"),
           computed=_released("queued"), identity="seq", claims_of="queued"),
     Table("early_statuses", ("provider_message_id", "status", "error_code", "error_title",
                              "received_at")),

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+
+from bot.effects import OutboundDraft
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -15,6 +18,8 @@ class Registration:
     registered_at: float
     updated_at: float
     opted_out_at: float | None = None  # since when opted out; None while active
+    user_id: str | None = None  # the provider's business-scoped user id, when known
+    last_inbound_at: float | None = None  # the user's last own message (opens the window)
 
     @property
     def active(self) -> bool:
@@ -63,6 +68,9 @@ class OutboundRow:
     created_at: float
     updated_at: float
     group_name: str | None = None
+    template: str | None = None  # JSON: the template it goes out as (bot/templates.py)
+    pricing_category: str | None = None  # what the provider charged it as, once told
+    billable: bool | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -94,7 +102,8 @@ class SendLimits:
 class SendOutcome:
     """What the store decided about one send.
 
-    `status`: queued | not_registered | unknown_group | recipient_limit | quota_exceeded.
+    `status`: queued | not_registered | unknown_group | recipient_limit | quota_exceeded
+    | outside_window (no template to send it as; `window_closed_at` says since when).
     """
 
     status: str
@@ -103,10 +112,16 @@ class SendOutcome:
     reset_at: float | None = None  # when the running quota period ends
     count: int = 0  # messages counted in the running period (after this one, if queued)
     limit: int = 0  # the limit that refused it (quota or recipients)
+    window_closed_at: float | None = None
 
     @property
     def queued(self) -> bool:
         return self.status == "queued"
+
+
+# What a send becomes once its recipient's registration is read, inside the
+# store's transaction: the draft to queue, or a refusal (bot/window.py).
+Fit = Callable[[OutboundDraft, Registration], OutboundDraft | SendOutcome]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -181,6 +196,16 @@ class EndpointRow:
     disabled_reason: str | None
     pending: int = 0
     failed: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CostRow:
+    """How many messages of a subscriber the provider charged as one category."""
+
+    subscriber_id: str | None  # None: the gateway's own replies
+    category: str
+    billable: bool | None
+    messages: int
 
 
 # ---- dashboards

@@ -41,8 +41,10 @@ from bot.events import StatusUpdate
 from bot.store.models import (
     AttemptOutcome,
     AttemptRow,
+    CostRow,
     DeliveryRow,
     EndpointRow,
+    Fit,
     Group,
     InboundContext,
     InstanceActivity,
@@ -70,6 +72,7 @@ from bot.store.rules import (
     current_usage,
     endpoint_health,
     group_name_key,
+    inbound_time,
     send_decision,
     status_advances,
 )
@@ -131,6 +134,11 @@ def _where(first: int, **filters: Any) -> tuple[str, list[Any]]:
 
 
 _REG_OF_R = ", ".join(f"r.{column.strip()}" for column in REG_COLUMNS.split(","))
+# A user's registration on an instance ($1) by number or user id ($2), the
+# number's own row first (see SqliteStore's _REG_OF_USER).
+_REG_OF_USER = (f"SELECT {REG_COLUMNS}, keyword_at FROM registrations"
+                " WHERE instance_id = $1 AND (number = $2 OR user_id = $2)"
+                " ORDER BY number = $2 DESC LIMIT 1")
 
 
 def _chat(group_id: str | None, sender: str) -> str:
@@ -300,7 +308,8 @@ class PostgresStore:
         self._start(self._let_go(key))
 
     async def load_inbound_context(self, instance_id: int, sender: str,
-                                   group_id: str | None) -> InboundContext:
+                                   group_id: str | None,
+                                   user_id: str | None = None) -> InboundContext:
         """The chat's state, read inside the chat's transaction, which stays open
         (holding the chat against every other process) until `commit_inbound`
         for the chat commits in it: two processes handling one chat's messages
@@ -310,7 +319,7 @@ class PostgresStore:
         conn = await self._pool.acquire()
         try:
             await conn.execute(f"BEGIN; {chat_lock(*key)}")
-            state = await self._context(conn, instance_id, sender, group_id)
+            state = await self._context(conn, instance_id, sender, group_id, user_id)
         except BaseException:
             with contextlib.suppress(Exception):
                 await conn.execute("ROLLBACK")
@@ -321,11 +330,13 @@ class PostgresStore:
         return state
 
     @staticmethod
-    async def _context(conn: Conn, instance_id: int, sender: str,
-                       group_id: str | None) -> InboundContext:
-        """The registration, the group, the auto-reply marks and the last sender
-        (see `_last_sender`), in one query: one round trip."""
-        by, value = ("group_id", group_id) if group_id is not None else ("to_number", sender)
+    async def _context(conn: Conn, instance_id: int, sender: str, group_id: str | None,
+                       user_id: str | None = None) -> InboundContext:
+        """The registration (by number or user id), the group, the auto-reply
+        marks and the last sender (see `_last_sender`), in one query: one round trip."""
+        by, value = (("group_id", "$5") if group_id is not None
+                     else ("to_number", "COALESCE(r.number, $5)"))
+        n = len(REG_COLUMNS.split(","))  # where the columns after the registration's begin
         row = await conn.fetchrow(
             f"SELECT {_REG_OF_R}, r.keyword_at,"
             " (SELECT last_at FROM auto_replies WHERE instance_id = $1 AND number = $3"
@@ -335,20 +346,23 @@ class PostgresStore:
             " g.instance_id, g.group_id, g.name, g.registered_at,"
             " last.subscriber_id, last.created_at"
             " FROM (SELECT 1) AS one"
-            " LEFT JOIN registrations r ON r.instance_id = $1 AND r.number = $2"
+            " LEFT JOIN LATERAL (SELECT * FROM registrations WHERE instance_id = $1"
+            " AND (number = $2 OR user_id = $6) ORDER BY number = $2 DESC LIMIT 1) AS r"
+            " ON TRUE"
             " LEFT JOIN groups g ON g.instance_id = $1 AND g.group_id = $4"
             " LEFT JOIN LATERAL (SELECT subscriber_id, created_at FROM outbound"
-            f" WHERE instance_id = $1 AND {by} = $5 AND subscriber_id IS NOT NULL"
+            f" WHERE instance_id = $1 AND {by} = {value} AND subscriber_id IS NOT NULL"
             " ORDER BY created_at DESC LIMIT 1) AS last ON TRUE",
-            instance_id, sender, _chat(group_id, sender), group_id, value)
+            instance_id, sender, _chat(group_id, sender), group_id,
+            group_id if group_id is not None else sender, user_id or sender)
         registered = row[0] is not None
         return InboundContext(
             registration=registration_row(row) if registered else None,
-            group=Group(instance_id=row[11], group_id=row[12], name=row[13],
-                        registered_at=row[14]) if row[11] is not None else None,
-            last_auto_reply_at=row[9], last_hint_at=row[10],
-            last_sender=(row[15], row[16]) if row[15] is not None else None,
-            keyword_at=row[8] if registered else None)
+            group=Group(instance_id=row[n + 3], group_id=row[n + 4], name=row[n + 5],
+                        registered_at=row[n + 6]) if row[n + 3] is not None else None,
+            last_auto_reply_at=row[n + 1], last_hint_at=row[n + 2],
+            last_sender=(row[n + 7], row[n + 8]) if row[n + 7] is not None else None,
+            keyword_at=row[n] if registered else None)
 
     async def commit_inbound(self, effects: Effects, now: float) -> bool:
         msg = effects.inbound
@@ -380,13 +394,17 @@ class PostgresStore:
             msg.group.id if msg.group else None, msg.kind, msg.text, now)
         if seq is None:
             return False  # a redelivery: the first delivery's effects stand
+        private = msg.group is None
+        if private and msg.user_id and msg.user_id != msg.sender:
+            await self._link_user(conn, msg.instance_id, msg.sender, msg.user_id)
         reg = effects.registration
         if reg is not None:
             await conn.execute(
                 f"INSERT INTO registrations ({REG_COLUMNS}, keyword_at)"
-                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL, $10)"
                 " ON CONFLICT (instance_id, number) DO UPDATE SET locale = excluded.locale,"
                 " status = excluded.status, updated_at = excluded.updated_at,"
+                " user_id = COALESCE(excluded.user_id, registrations.user_id),"
                 " keyword_subscriber = COALESCE(excluded.keyword_subscriber,"
                 " registrations.keyword_subscriber),"
                 " keyword_at = CASE WHEN excluded.keyword_subscriber IS NULL"
@@ -400,7 +418,12 @@ class PostgresStore:
                 " ELSE excluded.opted_out_at END",
                 reg.instance_id, reg.number, reg.locale, reg.status, reg.keyword_subscriber,
                 now, now, None if reg.status == "active" else now,
-                now if reg.keyword_subscriber else None)
+                msg.user_id if private else None, now if reg.keyword_subscriber else None)
+        if private:  # the user's own message opens their window (never ours)
+            await conn.execute(
+                "UPDATE registrations SET last_inbound_at = GREATEST($1,"
+                " COALESCE(last_inbound_at, 0)) WHERE instance_id = $2 AND number = $3",
+                inbound_time(msg.timestamp, now), msg.instance_id, msg.sender)
         if effects.group is not None:
             g = effects.group
             await conn.execute(
@@ -418,17 +441,37 @@ class PostgresStore:
         await self._insert_deliveries(conn, effects.deliveries, now)
         return True
 
+    @staticmethod
+    async def _link_user(conn: Conn, instance_id: int, number: str, user_id: str) -> None:
+        """A message carrying both a number and a user id: the registration first
+        known by the id becomes the number's (see SqliteStore._link_user)."""
+        await conn.execute(
+            "UPDATE registrations SET number = $2 WHERE instance_id = $1 AND number = $3"
+            " AND NOT EXISTS (SELECT 1 FROM registrations WHERE instance_id = $1"
+            " AND number = $2)", instance_id, number, user_id)
+        gone = await conn.fetchval("DELETE FROM registrations WHERE instance_id = $1"
+                                   " AND number = $2 RETURNING last_inbound_at",
+                                   instance_id, user_id)
+        await conn.execute(
+            "UPDATE registrations SET user_id = $3, last_inbound_at = GREATEST("
+            "COALESCE(last_inbound_at, 0), COALESCE($4, 0)) WHERE instance_id = $1"
+            " AND number = $2", instance_id, number, user_id, gone)
+        await conn.execute(
+            "UPDATE send_recipients SET recipient = $1 WHERE recipient = $2 AND NOT EXISTS"
+            " (SELECT 1 FROM send_recipients s WHERE s.subscriber_id ="
+            " send_recipients.subscriber_id AND s.recipient = $1)", number, user_id)
+
     async def _insert_outbound(self, conn: Conn, drafts: Sequence[OutboundDraft],
                                now: float) -> None:
         if not drafts:
             return
         await conn.executemany(
             "INSERT INTO outbound (id, instance_id, to_number, group_id, type, text, caption,"
-            " filename, mime, media, subscriber_id, status, next_attempt_at, created_at,"
-            " updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 'queued',"
-            " $12, $12, $12)",
+            " filename, mime, media, subscriber_id, template, status, next_attempt_at,"
+            " created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,"
+            " $12, 'queued', $13, $13, $13)",
             [(d.id, d.instance_id, d.to, d.group_id, d.type, d.text, d.caption, d.filename,
-              d.mime, d.media, d.subscriber_id, now) for d in drafts])
+              d.mime, d.media, d.subscriber_id, d.template, now) for d in drafts])
         self._notify(conn, "outbound")
 
     @staticmethod
@@ -469,6 +512,11 @@ class PostgresStore:
             # by the time it reports any status.
             await conn.execute("UPDATE outbound SET media = NULL WHERE id = $1"
                                " AND media IS NOT NULL", row[0])
+            if update.pricing_category is not None:  # told with sent and delivered alike
+                await conn.execute("UPDATE outbound SET pricing_category = $1, billable = $2"
+                                   " WHERE id = $3", update.pricing_category,
+                                   None if update.billable is None else int(update.billable),
+                                   row[0])
             # Statuses arrive out of order; never move backwards (read -> delivered).
             if not status_advances(row[1], update.status):
                 return None
@@ -599,7 +647,8 @@ class PostgresStore:
 
     async def registrations_of(self, number: str) -> list[Registration]:
         rows = await self._pool.fetch(f"SELECT {REG_COLUMNS} FROM registrations"
-                                      " WHERE number = $1 ORDER BY instance_id", number)
+                                      " WHERE number = $1 OR user_id = $1"
+                                      " ORDER BY instance_id", number)
         return [registration_row(r) for r in rows]
 
     async def has_written(self, number: str) -> bool:
@@ -653,27 +702,27 @@ class PostgresStore:
         async def unit(conn: Conn) -> list[tuple[Registration, str | None]]:
             out = []
             for instance_id in instance_ids:
-                row = await conn.fetchrow(f"SELECT {REG_COLUMNS}, keyword_at FROM registrations"
-                                          " WHERE instance_id = $1 AND number = $2",
-                                          instance_id, number)
+                row = await conn.fetchrow(_REG_OF_USER, instance_id, number)
                 before = registration_row(row) if row else None
+                key = before.number if before is not None else number
                 if before is not None and before.active and route is not None:
                     state = InboundContext(
                         registration=before, group=None, last_auto_reply_at=None,
-                        last_hint_at=None, keyword_at=row[8],
-                        last_sender=await self._last_sender(conn, instance_id, number, None))
+                        last_hint_at=None, keyword_at=row[len(REG_COLUMNS.split(","))],
+                        last_sender=await self._last_sender(conn, instance_id, key, None))
                     await self._insert_deliveries(conn, route(state), now)
                 if before is None or before.active:
                     await conn.execute(
-                        f"INSERT INTO registrations ({REG_COLUMNS})"
-                        " VALUES ($1, $2, $3, 'opted_out', NULL, $4, $4, $4)"
+                        "INSERT INTO registrations (instance_id, number, locale, status,"
+                        " registered_at, updated_at, opted_out_at)"
+                        " VALUES ($1, $2, $3, 'opted_out', $4, $4, $4)"
                         " ON CONFLICT (instance_id, number) DO UPDATE SET"
                         " status = 'opted_out', updated_at = excluded.updated_at,"
                         " opted_out_at = excluded.opted_out_at",
-                        instance_id, number, default_locale, now)
+                        instance_id, key, default_locale, now)
                 after = await conn.fetchrow(f"SELECT {REG_COLUMNS} FROM registrations"
                                             " WHERE instance_id = $1 AND number = $2",
-                                            instance_id, number)
+                                            instance_id, key)
                 out.append((registration_row(after), before.status if before else None))
             return out
         # The chats in order: two holders of several never deadlock.
@@ -682,7 +731,8 @@ class PostgresStore:
     # ---- send API
 
     async def accept_send(self, draft: OutboundDraft, *, group_name: str | None,
-                          limits: SendLimits, now: float) -> SendOutcome:
+                          limits: SendLimits, now: float,
+                          fit: Fit | None = None) -> SendOutcome:
         """Check and queue one subscriber send as one transaction (see
         SqliteStore.accept_send). The subscriber's quota row is locked first
         (created when missing), so its sends run one after another whichever
@@ -709,12 +759,17 @@ class PostgresStore:
                 queued = dataclasses.replace(draft, to=None, group_id=group_id)
                 recipient = f"group:{draft.instance_id}:{group_id}"
             else:
-                status = await conn.fetchval("SELECT status FROM registrations"
-                                             " WHERE instance_id = $1 AND number = $2",
-                                             draft.instance_id, draft.to)
-                if status != "active":
+                row = await conn.fetchrow(_REG_OF_USER, draft.instance_id, draft.to)
+                reg = registration_row(row) if row else None
+                if reg is None or not reg.active:
                     raise _Rollback(SendOutcome(status="not_registered"))
-                recipient = str(draft.to)
+                queued = dataclasses.replace(draft, to=reg.number)  # a user id may name it
+                if fit is not None:
+                    fitted = fit(queued, reg)
+                    if isinstance(fitted, SendOutcome):
+                        raise _Rollback(fitted)
+                    queued = fitted
+                recipient = reg.number
             known = await conn.fetchval(
                 "SELECT EXISTS (SELECT 1 FROM send_recipients WHERE subscriber_id = $1"
                 " AND recipient = $2)", subscriber, recipient)
@@ -735,6 +790,47 @@ class PostgresStore:
             await self._insert_outbound(conn, [queued], now)
             return dataclasses.replace(decision, message_id=queued.id)
         return await self._tx(unit)
+
+    async def resend_as_template(self, build: Callable[[OutboundRow, str | None, bool],
+                                                       str | None], now: float, *,
+                                 message_id: str | None = None,
+                                 provider_message_id: str | None = None,
+                                 requeue: bool = True) -> OutboundRow | None:
+        """See SqliteStore.resend_as_template."""
+        async def unit(conn: Conn) -> OutboundRow | None:
+            key, value = (("o.id", message_id) if message_id is not None
+                          else ("o.provider_message_id", provider_message_id))
+            found = await conn.fetchrow(
+                f"SELECT {OUTBOUND_COLUMNS}, o.media IS NOT NULL, r.locale FROM {OUTBOUND_FROM}"
+                " LEFT JOIN registrations r ON r.instance_id = o.instance_id"
+                f" AND r.number = o.to_number WHERE {key} = $1 FOR UPDATE OF o", value)
+            if found is None or found[10] in ("failed", "delivered", "read"):
+                return None
+            template = build(outbound_row(found), found[-1], bool(found[-2]))
+            if template is None:
+                return None
+            if requeue:
+                await conn.execute(
+                    "UPDATE outbound SET template = $1, status = 'queued',"
+                    " provider_message_id = NULL, claimed_until = NULL, next_attempt_at = $2,"
+                    " updated_at = $2 WHERE id = $3", template, now, found[0])
+                self._notify(conn, "outbound")
+            else:
+                await conn.execute("UPDATE outbound SET template = $1, updated_at = $2"
+                                   " WHERE id = $3", template, now, found[0])
+            return outbound_row(await conn.fetchrow(
+                f"SELECT {OUTBOUND_COLUMNS} FROM {OUTBOUND_FROM} WHERE o.id = $1", found[0]))
+        return await self._tx(unit)
+
+    async def costs(self) -> list[CostRow]:
+        rows = await self._pool.fetch(
+            "SELECT subscriber_id, pricing_category, billable, COUNT(*) FROM outbound"
+            " WHERE pricing_category IS NOT NULL"
+            " GROUP BY subscriber_id, pricing_category, billable"
+            " ORDER BY subscriber_id NULLS FIRST, pricing_category, billable")
+        return [CostRow(subscriber_id=r[0], category=r[1],
+                        billable=None if r[2] is None else bool(r[2]), messages=r[3])
+                for r in rows]
 
     async def send_usage(self, subscriber_id: str, period_seconds: float,
                          now: float) -> SendUsage:

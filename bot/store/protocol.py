@@ -14,8 +14,10 @@ from bot.events import StatusUpdate
 from bot.store.models import (
     AttemptOutcome,
     AttemptRow,
+    CostRow,
     DeliveryRow,
     EndpointRow,
+    Fit,
     Group,
     InboundContext,
     InstanceActivity,
@@ -65,7 +67,10 @@ class InboundStore(StoreBase, Protocol):
 
     # inbound
     async def load_inbound_context(self, instance_id: int, sender: str,
-                                   group_id: str | None) -> InboundContext: ...
+                                   group_id: str | None,
+                                   user_id: str | None = None) -> InboundContext:
+        """The sender's state; their registration found by number or by user id."""
+        ...
 
     async def commit_inbound(self, effects: Effects, now: float) -> bool:
         """Store the message and its effects; False (and nothing written) for a duplicate."""
@@ -129,6 +134,15 @@ class OutboundQueue(StoreBase, Protocol):
 
     async def queue_depth(self) -> tuple[int, float | None]: ...
 
+    async def resend_as_template(self, build: Callable[[OutboundRow, str | None, bool],
+                                                       str | None], now: float, *,
+                                 message_id: str | None = None,
+                                 provider_message_id: str | None = None,
+                                 requeue: bool = True) -> OutboundRow | None:
+        """Set a message refused as outside the window to go again as the template
+        `build` names (row, user's locale, media still here); None when none."""
+        ...
+
 
 class DeliveryQueue(StoreBase, Protocol):
     """The webhook delivery queue: the webhook worker's port."""
@@ -163,9 +177,12 @@ class Usage(StoreBase, Protocol):
     """Subscriber usage: quota periods and recipients, checked and spent at once."""
 
     async def accept_send(self, draft: OutboundDraft, *, group_name: str | None,
-                          limits: SendLimits, now: float) -> SendOutcome:
-        """Check registration (or group), recipient limit and quota, then count and
-        queue the draft, all in one transaction; nothing is written unless queued."""
+                          limits: SendLimits, now: float,
+                          fit: Fit | None = None) -> SendOutcome:
+        """Check registration (or group; a person by number or user id), recipient
+        limit and quota, then count and queue the draft, all in one transaction;
+        nothing is written unless queued. `fit` turns the draft, given the
+        registration, into what is queued, or refuses it (bot/window.py)."""
         ...
 
     async def send_usage(self, subscriber_id: str, period_seconds: float,
@@ -208,6 +225,10 @@ class Queries(StoreBase, Protocol):
                                 endpoint_key: str | None = None) -> int: ...
 
     async def list_endpoint_health(self) -> list[EndpointRow]: ...
+
+    async def costs(self) -> list[CostRow]:
+        """Messages counted by subscriber and the provider's pricing category."""
+        ...
 
     async def enable_endpoint(self, endpoint_key: str,
                               subscriber_id: str | None = None) -> int: ...

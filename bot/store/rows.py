@@ -11,7 +11,7 @@ from bot.store.models import DeliveryRow, OutboundRow, Registration
 OUTBOUND_COLUMNS = ("o.id, o.instance_id, o.to_number, o.group_id, o.type, o.text, o.caption, "
                     "o.filename, o.mime, o.subscriber_id, o.status, o.attempts, "
                     "o.provider_message_id, o.error_code, o.error_title, o.created_at, "
-                    "o.updated_at, g.name")
+                    "o.updated_at, g.name, o.template, o.pricing_category, o.billable")
 OUTBOUND_FROM = ("outbound o LEFT JOIN groups g ON g.instance_id = o.instance_id "
                  "AND g.group_id = o.group_id")
 
@@ -21,17 +21,19 @@ def outbound_row(row: Sequence[Any]) -> OutboundRow:
                        text=row[5], caption=row[6], filename=row[7], mime=row[8],
                        subscriber_id=row[9], status=row[10], attempts=row[11],
                        provider_message_id=row[12], error_code=row[13], error_title=row[14],
-                       created_at=row[15], updated_at=row[16], group_name=row[17])
+                       created_at=row[15], updated_at=row[16], group_name=row[17],
+                       template=row[18], pricing_category=row[19],
+                       billable=None if row[20] is None else bool(row[20]))
 
 
 def registration_row(row: Sequence[Any]) -> Registration:
     return Registration(instance_id=row[0], number=row[1], locale=row[2], status=row[3],
                         keyword_subscriber=row[4], registered_at=row[5], updated_at=row[6],
-                        opted_out_at=row[7])
+                        opted_out_at=row[7], user_id=row[8], last_inbound_at=row[9])
 
 
 REG_COLUMNS = ("instance_id, number, locale, status, keyword_subscriber, registered_at, "
-               "updated_at, opted_out_at")
+               "updated_at, opted_out_at, user_id, last_inbound_at")
 
 
 DELIVERY_COLUMNS = ("id, subscriber_id, endpoint_key, url, format, event_type, payload, status,"

@@ -118,3 +118,10 @@ def current_usage(period: QuotaPeriod | None, *, recipients: int, period_seconds
         return SendUsage(period_start=None, reset_at=None, count=0, recipients=recipients)
     return SendUsage(period_start=period.start, reset_at=period.start + period_seconds,
                      count=period.count, recipients=recipients)
+
+
+def inbound_time(provider_timestamp: float, received_at: float) -> float:
+    """When a user's message opened their customer-service window (bot/window.py):
+    the provider's time, never later than we received it (a clock ahead must not
+    stretch the window), and our time when the provider gave none."""
+    return min(provider_timestamp, received_at) if provider_timestamp > 0 else received_at

@@ -20,8 +20,10 @@ from bot.events import StatusUpdate
 from bot.store.models import (
     AttemptOutcome,
     AttemptRow,
+    CostRow,
     DeliveryRow,
     EndpointRow,
+    Fit,
     Group,
     InboundContext,
     InstanceActivity,
@@ -46,6 +48,7 @@ from bot.store.rules import (
     current_usage,
     endpoint_health,
     group_name_key,
+    inbound_time,
     send_decision,
     status_advances,
 )
@@ -63,6 +66,24 @@ def load_migrations() -> list[str]:
 
 
 MIGRATIONS = load_migrations()
+
+_KEYWORD_AT = 10  # its index after _REG_COLUMNS in `SELECT {_REG_COLUMNS}, keyword_at`
+# A user's registration on an instance, by number or by the provider's user id;
+# the row keyed on the number first (a user first known by the id is linked
+# to the number by the first message that carries both). Two indexed lookups:
+# an OR would walk every registration of the instance.
+_REG_OF_USER = (f"SELECT {_REG_COLUMNS}, keyword_at, 0 AS rank FROM registrations"
+                " WHERE instance_id = ? AND number = ?"
+                f" UNION ALL SELECT {_REG_COLUMNS}, keyword_at, 1 FROM registrations"
+                " WHERE instance_id = ? AND user_id = ? ORDER BY rank LIMIT 1")
+
+
+def _reg_of_user(conn: sqlite3.Connection, instance_id: int, number: str | None,
+                 user_id: str | None) -> tuple[Any, ...] | None:
+    row: tuple[Any, ...] | None = conn.execute(
+        _REG_OF_USER, (instance_id, number, instance_id, user_id or number)).fetchone()
+    return row
+
 
 def _where(**filters: Any) -> tuple[str, list[Any]]:
     """`column = ?` for each filter that is not None, ANDed: ("a = ? AND b = ?", [1, 2])."""
@@ -284,11 +305,10 @@ class SqliteStore:
     # ------------------------------------------------------------- inbound
 
     async def load_inbound_context(self, instance_id: int, sender: str,
-                                   group_id: str | None) -> InboundContext:
+                                   group_id: str | None,
+                                   user_id: str | None = None) -> InboundContext:
         def unit(conn: sqlite3.Connection) -> InboundContext:
-            reg = conn.execute(f"SELECT {_REG_COLUMNS}, keyword_at FROM registrations "
-                               "WHERE instance_id = ? AND number = ?",
-                               (instance_id, sender)).fetchone()
+            reg = _reg_of_user(conn, instance_id, sender, user_id)
             group = None
             if group_id is not None:
                 row = conn.execute("SELECT instance_id, group_id, name, registered_at FROM groups"
@@ -304,9 +324,10 @@ class SqliteStore:
             return InboundContext(registration=_registration(reg) if reg else None, group=group,
                                   last_auto_reply_at=marks.get("any"),
                                   last_hint_at=marks.get("hint"),
-                                  last_sender=self._last_sender(conn, instance_id, sender,
+                                  last_sender=self._last_sender(conn, instance_id,
+                                                                reg[1] if reg else sender,
                                                                 group_id),
-                                  keyword_at=reg[8] if reg else None)
+                                  keyword_at=reg[_KEYWORD_AT] if reg else None)
         return await self._lookup(unit)
 
     async def commit_inbound(self, effects: Effects, now: float) -> bool:
@@ -321,13 +342,17 @@ class SqliteStore:
                  msg.group.id if msg.group else None, msg.kind, msg.text, now))
             if cur.rowcount == 0:
                 return False  # a redelivery: the first delivery's effects stand
+            private = msg.group is None
+            if private and msg.user_id and msg.user_id != msg.sender:
+                self._link_user(conn, msg.instance_id, msg.sender, msg.user_id)
             reg = effects.registration
             if reg is not None:
                 conn.execute(
                     f"INSERT INTO registrations ({_REG_COLUMNS}, keyword_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                     " ON CONFLICT (instance_id, number) DO UPDATE SET locale = excluded.locale,"
                     " status = excluded.status, updated_at = excluded.updated_at,"
+                    " user_id = COALESCE(excluded.user_id, registrations.user_id),"
                     " keyword_subscriber = COALESCE(excluded.keyword_subscriber,"
                     " registrations.keyword_subscriber),"
                     " keyword_at = CASE WHEN excluded.keyword_subscriber IS NULL"
@@ -341,7 +366,13 @@ class SqliteStore:
                     " ELSE excluded.opted_out_at END",
                     (reg.instance_id, reg.number, reg.locale, reg.status, reg.keyword_subscriber,
                      now, now, None if reg.status == "active" else now,
+                     msg.user_id if private else None, None,
                      now if reg.keyword_subscriber else None))
+            if private:  # the user's own message opens their window (never ours)
+                conn.execute("UPDATE registrations SET last_inbound_at = MAX(?,"
+                             " COALESCE(last_inbound_at, 0)) WHERE instance_id = ?"
+                             " AND number = ?",
+                             (inbound_time(msg.timestamp, now), msg.instance_id, msg.sender))
             if effects.group is not None:
                 g = effects.group
                 conn.execute(
@@ -361,14 +392,34 @@ class SqliteStore:
         return await self._tx(unit)
 
     @staticmethod
+    def _link_user(conn: sqlite3.Connection, instance_id: int, number: str,
+                   user_id: str) -> None:
+        """A message carrying both a number and a user id: the registration first
+        known by the id becomes the number's (one registration, not two), and the
+        recipient it counted as for quotas becomes the number too."""
+        conn.execute("UPDATE OR IGNORE registrations SET number = ? WHERE instance_id = ?"
+                     " AND number = ?", (number, instance_id, user_id))
+        # Both existed (the number registered apart): the number's row stands,
+        # with the later window of the two.
+        gone = conn.execute("DELETE FROM registrations WHERE instance_id = ? AND number = ?"
+                            " RETURNING last_inbound_at", (instance_id, user_id)).fetchone()
+        conn.execute("UPDATE registrations SET user_id = ?, last_inbound_at = MAX("
+                     "COALESCE(last_inbound_at, 0), COALESCE(?, 0)) WHERE instance_id = ?"
+                     " AND number = ?", (user_id, gone[0] if gone else None, instance_id,
+                                         number))
+        conn.execute("UPDATE OR IGNORE send_recipients SET recipient = ? WHERE recipient = ?",
+                     (number, user_id))
+
+    @staticmethod
     def _insert_outbound(conn: sqlite3.Connection, drafts: list[OutboundDraft],
                          now: float) -> None:
         conn.executemany(
             "INSERT INTO outbound (id, instance_id, to_number, group_id, type, text, caption,"
-            " filename, mime, media, subscriber_id, status, next_attempt_at, created_at,"
-            " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?)",
+            " filename, mime, media, subscriber_id, template, status, next_attempt_at,"
+            " created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?)",
             [(d.id, d.instance_id, d.to, d.group_id, d.type, d.text, d.caption, d.filename,
-              d.mime, d.media, d.subscriber_id, now, now, now) for d in drafts])
+              d.mime, d.media, d.subscriber_id, d.template, now, now, now) for d in drafts])
 
     async def apply_status(self, update: StatusUpdate, now: float,
                            route: Callable[[OutboundRow], list[DeliveryDraft]] | None = None
@@ -390,6 +441,11 @@ class SqliteStore:
                                   update.error_title, now))
                 conn.execute("DELETE FROM early_statuses WHERE received_at < ?", (now - 86400,))
                 return None
+            if update.pricing_category is not None:  # told with sent and delivered alike
+                conn.execute("UPDATE outbound SET pricing_category = ?, billable = ?"
+                             " WHERE id = ?", (update.pricing_category, None if
+                                               update.billable is None
+                                               else int(update.billable), row[0]))
             # Media kept for a provider to fetch (mark_sent keep_media) are fetched
             # by the time it reports any status.
             conn.execute("UPDATE outbound SET media = NULL WHERE id = ? AND media IS NOT NULL",
@@ -532,9 +588,11 @@ class SqliteStore:
         return await self._run(unit)
 
     async def registrations_of(self, number: str) -> list[Registration]:
+        """A user's registrations, by number or by user id."""
         def unit(conn: sqlite3.Connection) -> list[Registration]:
             rows = conn.execute(f"SELECT {_REG_COLUMNS} FROM registrations WHERE number = ?"
-                                " ORDER BY instance_id", (number,)).fetchall()
+                                " OR user_id = ? ORDER BY instance_id", (number, number)
+                                ).fetchall()
             return [_registration(r) for r in rows]
         return await self._run(unit)
 
@@ -594,27 +652,27 @@ class SqliteStore:
         def unit(conn: sqlite3.Connection) -> list[tuple[Registration, str | None]]:
             out = []
             for instance_id in instance_ids:
-                row = conn.execute(f"SELECT {_REG_COLUMNS}, keyword_at FROM registrations"
-                                   " WHERE instance_id = ? AND number = ?",
-                                   (instance_id, number)).fetchone()
+                row = _reg_of_user(conn, instance_id, number, number)
                 before = _registration(row) if row else None
+                key = before.number if before is not None else number
                 if before is not None and before.active and route is not None:
                     state = InboundContext(
                         registration=before, group=None, last_auto_reply_at=None,
-                        last_hint_at=None, keyword_at=row[8],
-                        last_sender=self._last_sender(conn, instance_id, number, None))
+                        last_hint_at=None, keyword_at=row[_KEYWORD_AT],
+                        last_sender=self._last_sender(conn, instance_id, key, None))
                     self._insert_deliveries(conn, route(state), now)
                 if before is None or before.active:
                     conn.execute(
-                        f"INSERT INTO registrations ({_REG_COLUMNS})"
-                        " VALUES (?, ?, ?, 'opted_out', NULL, ?, ?, ?)"
+                        "INSERT INTO registrations (instance_id, number, locale, status,"
+                        " registered_at, updated_at, opted_out_at)"
+                        " VALUES (?, ?, ?, 'opted_out', ?, ?, ?)"
                         " ON CONFLICT (instance_id, number) DO UPDATE SET"
                         " status = 'opted_out', updated_at = excluded.updated_at,"
                         " opted_out_at = excluded.opted_out_at",
-                        (instance_id, number, default_locale, now, now, now))
+                        (instance_id, key, default_locale, now, now, now))
                 after = conn.execute(f"SELECT {_REG_COLUMNS} FROM registrations"
                                      " WHERE instance_id = ? AND number = ?",
-                                     (instance_id, number)).fetchone()
+                                     (instance_id, key)).fetchone()
                 out.append((_registration(after), before.status if before else None))
             return out
         return await self._tx(unit)
@@ -622,14 +680,17 @@ class SqliteStore:
     # ---- send API
 
     async def accept_send(self, draft: OutboundDraft, *, group_name: str | None,
-                          limits: SendLimits, now: float) -> SendOutcome:
+                          limits: SendLimits, now: float,
+                          fit: Fit | None = None) -> SendOutcome:
         """Check and queue one subscriber send as one transaction.
 
         The recipient must hold an active registration on the draft's instance
         (or `group_name` name a group registered there); a new recipient must
         fit the plan's total; the quota period (started by the first send when
         none runs) must have room. Only then are the count, the recipient and
-        the message written, so a refused send leaves no trace. Units run one
+        the message written, so a refused send leaves no trace. `fit`, given the
+        recipient's registration, says what goes out (bot/window.py: as sent,
+        as a template, or refused outside the window). Units run one
         after another on the store's connection, so concurrent sends see each
         other's counts and no limit is ever exceeded.
         """
@@ -648,11 +709,17 @@ class SqliteStore:
                 queued = dataclasses.replace(draft, to=None, group_id=row[0])
                 recipient = f"group:{draft.instance_id}:{row[0]}"
             else:
-                row = conn.execute("SELECT status FROM registrations WHERE instance_id = ?"
-                                   " AND number = ?", (draft.instance_id, draft.to)).fetchone()
-                if row is None or row[0] != "active":
+                row = _reg_of_user(conn, draft.instance_id, draft.to, draft.to)
+                reg = _registration(row) if row else None
+                if reg is None or not reg.active:
                     return SendOutcome(status="not_registered")
-                recipient = str(draft.to)
+                queued = dataclasses.replace(draft, to=reg.number)  # a user id may name it
+                if fit is not None:
+                    fitted = fit(queued, reg)
+                    if isinstance(fitted, SendOutcome):
+                        return fitted
+                    queued = fitted
+                recipient = reg.number
             known = conn.execute("SELECT 1 FROM send_recipients WHERE subscriber_id = ?"
                                  " AND recipient = ?", (subscriber, recipient)).fetchone()
             (total,) = (0,) if known else conn.execute(
@@ -675,6 +742,52 @@ class SqliteStore:
             self._insert_outbound(conn, [queued], now)
             return dataclasses.replace(decision, message_id=queued.id)
         return await self._tx(unit)
+
+    async def resend_as_template(self, build: Callable[[OutboundRow, str | None, bool],
+                                                       str | None], now: float, *,
+                                 message_id: str | None = None,
+                                 provider_message_id: str | None = None,
+                                 requeue: bool = True) -> OutboundRow | None:
+        """A message the provider refused as outside the window: set it to go out
+        again as the template `build` names (given the row, the user's locale and
+        whether its media are still here), due now (`requeue`) or kept by its
+        current claim. The row after, or None when `build` names none."""
+        def unit(conn: sqlite3.Connection) -> OutboundRow | None:
+            key, value = (("o.id", message_id) if message_id is not None
+                          else ("o.provider_message_id", provider_message_id))
+            found = conn.execute(f"SELECT {_OUTBOUND_COLUMNS}, o.media IS NOT NULL,"
+                                 f" r.locale FROM {_OUTBOUND_FROM} LEFT JOIN registrations r"
+                                 " ON r.instance_id = o.instance_id AND r.number = o.to_number"
+                                 f" WHERE {key} = ?", (value,)).fetchone()
+            if found is None or found[10] in ("failed", "delivered", "read"):
+                return None
+            template = build(_outbound(found), found[-1], bool(found[-2]))
+            if template is None:
+                return None
+            if requeue:
+                conn.execute("UPDATE outbound SET template = ?, status = 'queued',"
+                             " provider_message_id = NULL, claimed_until = NULL,"
+                             " next_attempt_at = ?, updated_at = ? WHERE id = ?",
+                             (template, now, now, found[0]))
+            else:
+                conn.execute("UPDATE outbound SET template = ?, updated_at = ? WHERE id = ?",
+                             (template, now, found[0]))
+            return _outbound(conn.execute(f"SELECT {_OUTBOUND_COLUMNS} FROM {_OUTBOUND_FROM}"
+                                          " WHERE o.id = ?", (found[0],)).fetchone())
+        return await self._tx(unit)
+
+    async def costs(self) -> list[CostRow]:
+        """Messages by subscriber and the category the provider charged them as."""
+        def unit(conn: sqlite3.Connection) -> list[CostRow]:
+            return [CostRow(subscriber_id=r[0], category=r[1],
+                            billable=None if r[2] is None else bool(r[2]), messages=r[3])
+                    for r in conn.execute(
+                        "SELECT subscriber_id, pricing_category, billable, COUNT(*)"
+                        " FROM outbound INDEXED BY outbound_costs"
+                        " WHERE pricing_category IS NOT NULL"
+                        " GROUP BY subscriber_id, pricing_category, billable"
+                        " ORDER BY subscriber_id, pricing_category, billable")]
+        return await self._run(unit)
 
     async def send_usage(self, subscriber_id: str, period_seconds: float,
                          now: float) -> SendUsage:

@@ -11,6 +11,7 @@ from bot.config import InstanceConfig
 from bot.numbers import to_e164
 from bot.profile import ProfileError, build_profile, decode_picture, lost_fields, profile_json
 from bot.runtime import ReloadError
+from bot.userids import is_user_id
 from bot.web.auth import require_admin
 from bot.web.errors import fail, parse_json_object, read_body
 from bot.web.keys import (
@@ -23,13 +24,32 @@ from bot.web.keys import (
 )
 from bot.web.query import query_choice, query_int, query_limit
 from bot.web.services import registrations_service
-from bot.web.views import iso, message_log_json, registration_json
+from bot.web.views import cost_json, iso, message_log_json, registration_json
 
 log = logging.getLogger("wagate.admin")
 
 routes = web.RouteTableDef()
 
 _STATUSES = ("active", "opted_out")
+
+
+def _user(raw: str) -> str:
+    """A user as the admin names them: a phone number, or a provider's user id."""
+    if is_user_id(raw):
+        return raw
+    number = to_e164(raw)
+    if number is None:
+        fail(400, "invalid_number", "not a phone number with country code, nor a user id")
+    return number
+
+
+@routes.get("/admin/costs")
+async def costs(request: web.Request) -> web.Response:
+    """Messages by subscriber and the category the provider charged them as
+    (Meta's pricing: utility, marketing, authentication, service ...)."""
+    require_admin(request)
+    rows = await request.app[store_key].costs()
+    return web.json_response({"costs": [cost_json(c) for c in rows]})
 
 
 @routes.get("/admin/registrations")
@@ -44,9 +64,7 @@ async def registrations(request: web.Request) -> web.Response:
 @routes.get("/admin/registrations/{number}")
 async def registration(request: web.Request) -> web.Response:
     require_admin(request)
-    number = to_e164(request.match_info["number"])
-    if number is None:
-        fail(400, "invalid_number", "not a phone number with country code")
+    number = _user(request.match_info["number"])
     store = request.app[store_key]
     rows = await store.registrations_of(number)
     if not rows and not await store.has_written(number):
@@ -108,9 +126,7 @@ async def opt_out(request: web.Request) -> web.Response:
     registration ended raises `user.unregistered` (`source: admin`), routed as a
     STOP from the user would be."""
     require_admin(request)
-    number = to_e164(request.match_info["number"])
-    if number is None:
-        fail(400, "invalid_number", "not a phone number with country code")
+    number = _user(request.match_info["number"])
     instance = query_int(request, "instance")
     raw = await read_body(request, 4096)
     if instance is None and raw.strip():

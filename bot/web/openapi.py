@@ -15,7 +15,7 @@ from aiohttp import web
 from bot.content import MAX_CAPTION, MAX_DOCUMENT, MAX_IMAGE, MAX_TEXT
 from bot.events import STATUSES
 from bot.providers.sandbox import inbound as sandbox
-from bot.web.send import KINDS, send_path
+from bot.web.send import KINDS, TEMPLATE_PATH, send_path
 
 routes = web.RouteTableDef()
 
@@ -46,14 +46,20 @@ _ERRORS: dict[int, tuple[str, str]] = {
     473: ("The plan's total recipient limit is reached", "recipient_limit"),
     474: ("Invalid CLIENT ID / secret, or the subscription is not active",
           "invalid_credentials, subscription_expired, subscription_not_started"),
+    475: ("Outside the recipient's 24-hour customer-service window (they last wrote over 24 "
+          "hours ago) on a number whose provider has one, and no notification template is "
+          "configured for it; `window_closed_at` says since when. Nothing is queued",
+          "outside_window"),
 }
 
 _PROPERTIES: dict[str, dict[str, Any]] = {
-    "number": {"type": ["string", "integer"], "examples": ["+34600000001", "34 600-000-001"],
+    "number": {"type": ["string", "integer"],
+               "examples": ["+34600000001", "34 600-000-001", "US.13491208655302741918"],
                "description": "Recipient, with country code; '+', '00', spaces and dashes "
                               "allowed. Digits without '+' or '00' must make a valid number "
                               "once '+' is put in front (else 471: the country code is "
-                              "missing)."},
+                              "missing). Or the business-scoped user id of a user the "
+                              "provider names without a number."},
     "message": {"type": "string", "minLength": 1, "maxLength": MAX_TEXT,
                 "description": "Text. Emoji shortcuts such as (y), :-) and <3 become emoji "
                                "as whole tokens."},
@@ -106,6 +112,9 @@ def _responses(codes: list[int], ok: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"200": ok}
     for code in codes:
         response = _error(*_ERRORS[code])
+        if code == 475:
+            response["content"] = {"application/json": {"schema": {
+                "$ref": "#/components/schemas/WindowError"}}}
         if code == 469:
             response["headers"] = {"Retry-After": {
                 "description": "Seconds until the quota period ends",
@@ -122,7 +131,7 @@ def _send_operation(group: bool, kind: str) -> dict[str, Any]:
     if kind in ("image", "document"):
         codes.append(470)
     if not group:
-        codes += [471, 472]
+        codes += [471, 472, 475]
     return {"post": {
         "operationId": f"send_{audience}_{kind}",
         "summary": f"Send a {kind} message to a {'group' if group else 'number'}",
@@ -218,9 +227,13 @@ def _open(operation_id: str, summary: str, responses: dict[str, Any],
 def _admin_paths() -> dict[str, Any]:
     limit = _ref("parameters", "Limit")
     instance = _query("instance", "Only this instance id", {"type": "integer"})
-    number = _path("number", "Phone number with country code ('+', spaces, dashes allowed)")
+    number = _path("number", "Phone number with country code ('+', spaces, dashes allowed), "
+                   "or a provider's user id")
     registrations = _json("Registrations", _list_of("registrations", "Registration"))
     return {
+        "/admin/costs": _admin(
+            "get", "costs", "Messages by subscriber and the provider's pricing category",
+            _json("Counts", _list_of("costs", "Cost"))),
         "/admin/registrations": _admin(
             "get", "list_registrations", "List registrations, newest first", registrations,
             parameters=[instance, _query("status", "Only this status",
@@ -604,7 +617,20 @@ _ADMIN_SCHEMAS: dict[str, Any] = {
         "updated_at": {"type": "string", "format": "date-time"},
         "opted_out_at": {"type": ["string", "null"], "format": "date-time",
                          "description": "When it was opted out (the first STOP or the "
-                                        "admin's opt-out); null while active"}}),
+                                        "admin's opt-out); null while active"},
+        "user_id": {"type": ["string", "null"],
+                    "description": "The provider's business-scoped user id, when known; "
+                                   "`number` is that id for a user known by nothing else"},
+        "window_open_until": {"type": ["string", "null"], "format": "date-time",
+                              "description": "When the 24-hour customer-service window "
+                                             "closes (24 hours after the user's last "
+                                             "message)"}}),
+    "Cost": _object({
+        "subscriber": {"type": ["string", "null"],
+                       "description": "null: the gateway's own replies"},
+        "category": {"type": "string", "examples": ["utility", "marketing", "service"]},
+        "billable": {"type": ["boolean", "null"]},
+        "messages": {"type": "integer"}}),
     "LoggedMessage": _object({
         "direction": {"enum": ["in", "out"]}, "id": {"type": "string"},
         "instance": {"type": "integer"}, "number": {"type": ["string", "null"]},
@@ -623,6 +649,12 @@ _ADMIN_SCHEMAS: dict[str, Any] = {
                   "properties": {"code": {"type": ["integer", "null"]},
                                  "title": {"type": ["string", "null"]}}},
         "subscriber": {"type": ["string", "null"]},
+        "template": {"type": ["object", "null"], "description": "The template it goes out "
+                     "as: name, language, category, parameters, header"},
+        "pricing": {"type": ["object", "null"], "description": "What the provider charged "
+                    "it as, once a status told",
+                    "properties": {"category": {"type": "string"},
+                                   "billable": {"type": ["boolean", "null"]}}},
         "created_at": {"type": "string", "format": "date-time"}}),
     "Delivery": _object({
         "id": {"type": "string"}, "subscriber": {"type": "string"},
@@ -658,11 +690,47 @@ _ADMIN_SCHEMAS: dict[str, Any] = {
 }
 
 
+def _template_operation() -> dict[str, Any]:
+    media = {"type": "string", "contentEncoding": "base64"}
+    body = {"type": "object", "required": ["number", "template"], "properties": {
+        "number": _PROPERTIES["number"],
+        "template": {"type": "string", "examples": ["order_ready"],
+                     "description": "A template configured under [[templates]] for this "
+                                    "instance (and subscriber)"},
+        "language": {"type": "string", "examples": ["es_MX"],
+                     "description": "One of the template's configured language codes; by "
+                                    "default the one for the user's registration locale"},
+        "parameters": {"oneOf": [
+            {"type": "array", "items": {"type": ["string", "number"]}},
+            {"type": "object", "additionalProperties": {"type": ["string", "number"]}}],
+            "description": "Body parameters: a list for {{1}}..{{n}}, an object for named "
+                           "ones; exactly as many as configured"},
+        "header": {"type": "object", "description": "The media of a template with a media "
+                                                    "header",
+                   "properties": {"image": media, "document": media,
+                                  "filename": _PROPERTIES["filename"]}}}}
+    return {"post": {
+        "operationId": "send_single_template",
+        "summary": "Send an approved template message to a number",
+        "description": "Goes through whatever the 24-hour window (templates are what reach "
+                       "a user outside it); counts against the quota like any send.",
+        "tags": ["send"],
+        "parameters": [{"$ref": "#/components/parameters/Instance"}],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": body}}},
+        "responses": _responses([400, 401, 403, 404, 408, 413, 415, 469, 470, 471, 472, 473,
+                                 474], {
+            "description": "Queued; a worker sends it",
+            "content": {"application/json": {"schema": {
+                "$ref": "#/components/schemas/Queued"}}}}),
+    }}
+
+
 def build_document() -> dict[str, Any]:
     paths: dict[str, Any] = {}
     for audience in ("single", "group"):
         for kind in KINDS:
             paths[send_path(audience, kind)] = _send_operation(audience == "group", kind)
+    paths[TEMPLATE_PATH] = _template_operation()
     paths["/v3/whatsapp/messages/{id}"] = {"get": {
         "operationId": "message_status",
         "summary": "A sent message's status (only its sender may see it)",
@@ -723,6 +791,10 @@ def build_document() -> dict[str, Any]:
                     "type": "object", "required": ["reset_at", "limit"], "properties": {
                         "reset_at": {"type": "string", "format": "date-time"},
                         "limit": {"type": "integer"}}}]},
+                "WindowError": {"allOf": [{"$ref": "#/components/schemas/Error"}, {
+                    "type": "object", "required": ["window_closed_at"], "properties": {
+                        "window_closed_at": {"type": ["string", "null"], "format": "date-time",
+                                             "description": "null: the user never wrote"}}}]},
                 "Message": {"type": "object", "properties": {
                     "id": {"type": "string"},
                     "status": {"enum": ["queued", "sent", "delivered", "read", "failed"]},

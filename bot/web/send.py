@@ -37,6 +37,8 @@ from bot.numbers import to_e164, written_international
 from bot.providers.base import Capabilities
 from bot.store.models import OutboundRow, SendLimits, SendOutcome
 from bot.subscribers import Subscription, may_use, subscription_on
+from bot.templates import TemplateConfig, TemplateUse, header_for, parameter_text
+from bot.userids import is_user_id
 from bot.web.auth import require_subscriber
 from bot.web.errors import ApiError, fail, parse_form_pairs, parse_json_object, read_body
 from bot.web.keys import (
@@ -48,6 +50,7 @@ from bot.web.keys import (
     store_key,
 )
 from bot.web.views import iso
+from bot.window import send_fit
 
 log = logging.getLogger("wagate.send")
 
@@ -194,11 +197,14 @@ def _filename(fields: dict[str, Any]) -> str:
 
 
 def _number(fields: dict[str, Any]) -> str:
+    """E.164, or a provider's user id ("US.13491208655302741918") as given."""
     raw = fields.get("number")
     if raw is None or raw == "":
         fail(400, "missing_field", "number is required")
     if not isinstance(raw, str | int) or isinstance(raw, bool):
         fail(400, "invalid_field", "number must be a string")
+    if is_user_id(raw.strip() if isinstance(raw, str) else raw):
+        return str(raw).strip()
     number = to_e164(raw, typed=True)
     if number is None and not written_international(raw):
         fail(471, "invalid_number", f"{str(raw)[:40]!r} lacks a country code: write the number "
@@ -270,6 +276,18 @@ def _refusal(outcome: SendOutcome, draft: OutboundDraft, instance: InstanceConfi
     if outcome.status == "recipient_limit":
         fail(473, "recipient_limit",
              f"the plan's limit of {outcome.limit} recipients in total is reached")
+    if outcome.status == "outside_window":
+        closed = iso(outcome.window_closed_at)
+        since = f"since {closed}" if closed else "(they have not written yet)"
+        header = header_for(draft.type)
+        with_header = "" if header == "none" else f' with header = "{header}"'
+        return web.json_response(
+            {"error_message": f"{draft.to} last wrote more than 24 hours ago: the "
+                              f"customer-service window of instance {instance.id} is closed "
+                              f"{since}, and only an approved template reaches them. Configure"
+                              f' a [[templates]] entry with use = "notification"{with_header}'
+                              " for this instance, or send one with the template endpoint",
+             "error": "outside_window", "window_closed_at": closed}, status=475)
     raise RuntimeError(f"unknown send outcome {outcome.status!r}")
 
 
@@ -299,13 +317,122 @@ async def _send(request: web.Request, *, group: bool, kind: str) -> web.Response
                                sub=sub)
     limits = SendLimits(messages_per_period=plan.messages_per_day,
                         max_recipients=plan.max_recipients, period_seconds=QUOTA_PERIOD)
-    now = clock.now()
-    outcome = await request.app[store_key].accept_send(draft, group_name=group_name,
-                                                       limits=limits, now=now)
+    return await _accept(request, config, draft, group_name, limits, instance)
+
+
+async def _accept(request: web.Request, config: Config, draft: OutboundDraft,
+                  group_name: str | None, limits: SendLimits,
+                  instance: InstanceConfig) -> web.Response:
+    now = request.app[clock_key].now()
+    outcome = await request.app[store_key].accept_send(
+        draft, group_name=group_name, limits=limits, now=now,
+        fit=send_fit(config, draft, now))
     if not outcome.queued:
         return _refusal(outcome, draft, instance, group_name, now)
     request.app[outbound_worker_key].notify()
     return web.json_response({"status": "queued", "id": outcome.message_id})
+
+
+# ---- the template send
+
+TEMPLATE_PATH = "/v3/whatsapp/single/template/message/{n}"
+
+
+def _template_parameters(fields: dict[str, Any],
+                         template: TemplateConfig) -> list[str] | dict[str, str]:
+    raw = fields.get("parameters", [])
+    if raw is None:
+        raw = []
+    expected = template.parameter_count
+    named = bool(template.parameter_names)
+    if isinstance(raw, list):
+        if named and raw:
+            fail(400, "invalid_parameters", f"template {template.name!r} takes named "
+                 f"parameters: {', '.join(template.parameter_names)}")
+        values = raw
+    elif isinstance(raw, dict):
+        if not named:
+            fail(400, "invalid_parameters",
+                 f"template {template.name!r} takes {expected} parameters as a list")
+        unknown = sorted(set(raw) - set(template.parameter_names))
+        missing = [n for n in template.parameter_names if n not in raw]
+        if unknown or missing:
+            fail(400, "parameter_count", f"template {template.name!r} takes the parameters "
+                 f"{', '.join(template.parameter_names)}"
+                 + (f"; unknown: {', '.join(map(str, unknown))[:200]}" if unknown else "")
+                 + (f"; missing: {', '.join(missing)}" if missing else ""))
+        values = [raw[n] for n in template.parameter_names]
+    else:
+        fail(400, "invalid_parameters", "parameters must be a list or an object")
+    if len(values) != expected:
+        fail(400, "parameter_count", f"template {template.name!r} takes {expected} "
+             f"parameter{'s' if expected != 1 else ''}; {len(values)} given")
+    texts: list[str] = []
+    for value in values:
+        if not isinstance(value, str | int | float) or isinstance(value, bool):
+            fail(400, "invalid_parameters", "each parameter must be a string or a number")
+        text = parameter_text(emojize(str(value)))
+        if not text:
+            fail(400, "invalid_parameters", "a parameter must not be empty")
+        texts.append(text)
+    if named:
+        return dict(zip(template.parameter_names, texts, strict=True))
+    return texts
+
+
+def _template_header(fields: dict[str, Any], template: TemplateConfig, instance: InstanceConfig,
+                     caps: Capabilities) -> tuple[Media | None, str | None]:
+    raw = fields.get("header")
+    if template.header == "none":
+        if raw not in (None, {}):
+            fail(400, "invalid_header", f"template {template.name!r} has no media header")
+        return None, None
+    if not isinstance(raw, dict) or not isinstance(raw.get(template.header), str):
+        fail(400, "invalid_header", f"template {template.name!r} needs "
+             f'"header": {{"{template.header}": <base64>}}')
+    header = _fields(raw.items())
+    filename = _filename(header) if template.header == "document" else None
+    return _media(header, template.header, instance, caps), filename
+
+
+async def _send_template(request: web.Request) -> web.Response:
+    config = snapshot_of(request).config
+    sub = require_subscriber(request, config)
+    request[subscriber_request_key] = sub.id
+    subscription = require_active(sub, config, request.app[clock_key].today())
+    instance = _instance(request, config, sub)
+    caps = request.app[providers_key][instance.provider].caps
+    if not caps.templates:
+        fail(400, "templates_not_supported",
+             f"instance {instance.id}'s provider ({instance.provider}) sends no templates")
+    fields = await _body_fields(request)
+    number = _number(fields)
+    name = _string(fields, "template") or ""
+    template = config.templates.named(instance.id, sub.id, name.strip())
+    if template is None:
+        fail(400, "unknown_template", f"no template named {name[:100]!r} is configured for "
+             f"instance {instance.id}: add it under [[templates]]")
+    language = _string(fields, "language", required=False)
+    if language is not None and language not in template.languages.values():
+        fail(400, "unknown_language", f"template {template.name!r} is configured in "
+             f"{', '.join(sorted(set(template.languages.values())))}, not {language[:20]!r}")
+    parameters = _template_parameters(fields, template)
+    media, filename = _template_header(fields, template, instance, caps)
+    kind = template.header if media is not None else "text"
+    if kind not in subscription.plan.features:
+        fail(403, "feature_not_in_plan",
+             f"the {subscription.plan.name} plan does not include {kind} messages")
+    use = TemplateUse(name=template.name, language=language, category=template.category,
+                      parameters=parameters, header=template.header)
+    shown = " ".join(parameters.values() if isinstance(parameters, dict) else parameters)
+    draft = OutboundDraft(instance_id=instance.id, to=number, type=kind,
+                          text=f"[{template.name}] {shown}".strip(), filename=filename,
+                          media=media.data if media else None, mime=media.mime if media else None,
+                          subscriber_id=sub.id, template=use.to_json())
+    plan = subscription.plan
+    limits = SendLimits(messages_per_period=plan.messages_per_day,
+                        max_recipients=plan.max_recipients, period_seconds=QUOTA_PERIOD)
+    return await _accept(request, config, draft, None, limits, instance)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -344,6 +471,7 @@ def _endpoint(group: bool, kind: str) -> Handler:
 for _audience in ("single", "group"):
     for _kind in KINDS:
         routes.post(send_path(_audience, _kind))(_endpoint(_audience == "group", _kind))
+routes.post(TEMPLATE_PATH)(_counted(_send_template))
 
 
 def message_json(row: OutboundRow) -> dict[str, Any]:

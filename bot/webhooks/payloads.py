@@ -8,6 +8,7 @@ at each attempt from the config in force then.
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import hmac
 import json
@@ -84,3 +85,14 @@ def whatsmate_payload(instance: InstanceConfig, data: dict[str, Any]) -> str:
 def whatsmate_body(token: str, payload: str) -> bytes:
     """The stored body with the webhook's `token` first, as WhatsMate sends it."""
     return _dumps({"token": token, **json.loads(payload)}).encode()
+
+
+def user_fields(*, user_id: str | None, window_open_until: float | None) -> dict[str, Any]:
+    """What user.registered / user.unregistered add about the user: their
+    business-scoped id when the provider gave one and, on a number with a
+    24-hour customer-service window, when it closes (ISO 8601)."""
+    fields: dict[str, Any] = {"user_id": user_id} if user_id else {}
+    if window_open_until is not None:
+        fields["window_open_until"] = dt.datetime.fromtimestamp(
+            window_open_until, dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return fields

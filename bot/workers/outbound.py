@@ -22,6 +22,8 @@ from bot.providers.base import Sender, SendResult, TransportMessage
 from bot.runtime import Snapshot
 from bot.store import OutboundRow
 from bot.store.protocol import OutboundQueue
+from bot.templates import TemplateUse
+from bot.window import WindowFallback
 
 log = logging.getLogger("wagate.outbound")
 
@@ -34,13 +36,15 @@ MAX_INFLIGHT = 1024  # messages held at once (sending, or waiting for their numb
 class OutboundWorker:
     def __init__(self, store: OutboundQueue, snapshot: Callable[[], Snapshot],
                  providers: Mapping[str, Sender], *, holder: str = "outbound",
-                 on_result: Callable[[OutboundRow, str, SendResult], None] | None = None) -> None:
+                 on_result: Callable[[OutboundRow, str, SendResult], None] | None = None,
+                 window: WindowFallback | None = None) -> None:
         self.store = store
         self.holder = holder  # the worker id its claims carry
         self.snapshot = snapshot
         self.providers = providers
         self.wake = asyncio.Event()
         self.on_result = on_result
+        self.window = window  # "outside the window" answers: once more as the template
         self._stopping = False
         self._stopped = asyncio.Event()
         self._slots = asyncio.Semaphore(CONCURRENCY)
@@ -178,9 +182,12 @@ class OutboundWorker:
                 return
             media = await self.store.outbound_media(row.id) if row.type in (
                 "image", "document") else None
-            result = await provider.send(instance, TransportMessage(
-                id=row.id, to=row.to, group_id=row.group_id, kind=row.type, text=row.text,
-                caption=row.caption, filename=row.filename, mime=row.mime, media=media))
+            result = await provider.send(instance, _transport(row, media))
+            if not result.ok and self.window is not None:
+                again = await self.window.after_send(row, result.error_code)
+                if again is not None:
+                    row = again
+                    result = await provider.send(instance, _transport(row, media))
             now = time.time()
             outbound = snap.config.outbound
             if result.ok:
@@ -208,3 +215,10 @@ class OutboundWorker:
                             result.error_title)
             if self.on_result is not None:
                 self.on_result(row, outcome, result)
+
+
+def _transport(row: OutboundRow, media: bytes | None) -> TransportMessage:
+    return TransportMessage(
+        id=row.id, to=row.to, group_id=row.group_id, kind=row.type, text=row.text,
+        caption=row.caption, filename=row.filename, mime=row.mime, media=media,
+        template=TemplateUse.from_json(row.template) if row.template else None)

@@ -35,14 +35,28 @@ from tests.test_webhooks_delivery import (
     test_410_disables_the_endpoint_until_enabled,
     test_500_then_success_keeps_the_webhook_id,
 )
+from tests.test_window import (
+    test_a_message_with_number_and_user_id_links_them,
+    test_a_user_known_only_by_user_id_registers_receives_and_opts_out,
+    test_an_asynchronous_131047_sends_it_again_as_the_template,
+    test_outside_the_window_the_template_goes_in_the_users_language,
+    test_outside_the_window_without_a_template_is_refused_475,
+    test_pricing_is_recorded_per_message_and_counted,
+)
 
 __all__ = [
     "test_15_concurrent_new_recipients_at_a_limit_of_10",
     "test_60_concurrent_sends_at_a_limit_of_50",
     "test_410_disables_the_endpoint_until_enabled",
     "test_500_then_success_keeps_the_webhook_id",
+    "test_a_message_with_number_and_user_id_links_them",
+    "test_a_user_known_only_by_user_id_registers_receives_and_opts_out",
+    "test_an_asynchronous_131047_sends_it_again_as_the_template",
     "test_concurrent_greetings_from_one_user_confirm_once",
     "test_group_registration",
+    "test_outside_the_window_the_template_goes_in_the_users_language",
+    "test_outside_the_window_without_a_template_is_refused_475",
+    "test_pricing_is_recorded_per_message_and_counted",
     "test_redelivered_message_changes_nothing",
     "test_stop_then_hi_again",
 ]

@@ -23,7 +23,7 @@ from aiohttp import web
 
 from bot.config import InstanceConfig
 from bot.events import GroupRef, InboundMessage, StatusUpdate
-from bot.providers.meta.caps import CAPS
+from bot.providers.meta.caps import CAPS, reason
 from bot.providers.meta.config import MetaConfig
 from bot.web.errors import fail, read_body
 from bot.web.keys import pipeline_key, snapshot_of
@@ -137,12 +137,19 @@ def _status_event(s: Mapping[str, Any], instance: InstanceConfig) -> StatusUpdat
     errors = s.get("errors")
     first = _dict(errors[0]) if isinstance(errors, list) and errors else {}
     code = first.get("code")
+    code = code if isinstance(code, int) and not isinstance(code, bool) else None
+    # What Meta charges: `pricing.category` (utility, marketing, authentication,
+    # service, ...) and whether it is billable.
+    pricing = _dict(s.get("pricing"))
+    category = _str(pricing.get("category"))
+    billable = pricing.get("billable")
     return StatusUpdate(provider="meta", provider_message_id=msg_id,
-                        instance_id=instance.id, status=status,
-                        error_code=code if isinstance(code, int) and not isinstance(code, bool)
-                        else None,
-                        error_title=_str(first.get("title")) or _str(first.get("message")),
-                        timestamp=_timestamp(s.get("timestamp", 0)))
+                        instance_id=instance.id, status=status, error_code=code,
+                        error_title=reason(code, _str(first.get("title"))
+                                           or _str(first.get("message"))),
+                        timestamp=_timestamp(s.get("timestamp", 0)),
+                        pricing_category=category[:40].lower() if category else None,
+                        billable=billable if isinstance(billable, bool) else None)
 
 
 def _items(value: Mapping[str, Any], key: str, batch: ParsedBatch) -> list[Any]:
@@ -236,8 +243,8 @@ async def receive(request: web.Request) -> web.Response:
         batch = parse_payload(payload, meta.instances_by_phone_number_id)
     except ValueError as exc:
         fail(400, "bad_payload", str(exc))
-    for reason in batch.skipped:
-        log.warning("meta webhook: %s", reason)
+    for why in batch.skipped:
+        log.warning("meta webhook: %s", why)
     if batch.skipped and not batch.events:
         fail(400, "nothing_usable", "; ".join(batch.skipped[:5]))
     pipeline = request.config_dict[pipeline_key]
