@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -393,3 +396,73 @@ def test_config_validates_the_twilio_section(tmp_path: Any) -> None:
         with pytest.raises(ConfigError) as err:
             parse_config(text, env={})
         assert words in str(err.value), str(err.value)
+
+
+# ---- the 24-hour window: Content templates outside it
+
+CONTENT = """
+[[templates]]
+name = "HX0123456789abcdef0123456789abcdef"
+category = "utility"
+use = "notification"
+parameters = 1
+languages = { "*" = "en" }
+"""
+
+
+def _wrote_long_ago(db: Path, user: str, hours: float = 25.0) -> None:
+    """The user's last message was `hours` ago (Twilio's form carries no time:
+    the window runs from when wagate received it)."""
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE registrations SET last_inbound_at = ? WHERE number = ?",
+                     (time.time() - hours * 3600, user))
+
+
+@pytest.fixture
+async def templated(make_client: Callable[..., Awaitable[TestClient]], twilio: TwilioState,
+                    receiver: Receiver) -> TestClient:
+    client = await make_client(twilio_toml(twilio.api_url, receiver.base) + CONTENT)
+    twilio.fetch_base = str(client.make_url("")).rstrip("/")
+    return client
+
+
+async def test_outside_the_window_a_send_goes_as_the_content_template(
+        templated: TestClient, twilio: TwilioState, tmp_path: Path) -> None:
+    await register(templated, twilio)
+    _wrote_long_ago(tmp_path / "wagate.db", U)
+    resp = await send(templated, "single", "text", {"number": U, "message": "Order shipped"},
+                      instance=INSTANCE)
+    assert resp.status == 200, await resp.text()
+    await wait_for(lambda: len(twilio.messages) == 2)
+    sent = twilio.messages[1]
+    assert sent.one("ContentSid") == "HX0123456789abcdef0123456789abcdef"
+    assert json.loads(sent.one("ContentVariables") or "") == {"1": "Order shipped"}
+    assert sent.one("Body") is None
+
+
+async def test_an_asynchronous_63016_sends_it_again_as_the_content_template(
+        templated: TestClient, twilio: TwilioState) -> None:
+    # Inside the window by our clock, but Twilio says the window had closed.
+    await register(templated, twilio)
+    resp = await send(templated, "single", "text", {"number": U, "message": "Ready"},
+                      instance=INSTANCE)
+    msg_id = (await resp.json())["id"]
+    await wait_for(lambda: len(twilio.messages) == 2)
+    assert twilio.messages[1].one("Body") == "Ready"
+    await twiml_ok(await post_twilio(templated, status_callback(
+        twilio.messages[1].sid, "undelivered", ErrorCode="63016")))
+    await wait_for(lambda: len(twilio.messages) == 3)
+    again = twilio.messages[2]
+    assert again.one("ContentSid") == "HX0123456789abcdef0123456789abcdef"
+    assert json.loads(again.one("ContentVariables") or "") == {"1": "Ready"}
+    assert (await message(templated, msg_id))["status"] in ("queued", "sent")
+
+
+async def test_outside_the_window_without_a_template_is_refused_475(
+        client: TestClient, twilio: TwilioState, tmp_path: Path) -> None:
+    await register(client, twilio)
+    _wrote_long_ago(tmp_path / "wagate.db", U)
+    resp = await send(client, "single", "text", {"number": U, "message": "x"},
+                      instance=INSTANCE)
+    assert resp.status == 475 and (await resp.json())["error"] == "outside_window"
+    assert len(twilio.messages) == 1  # the confirmation only: nothing queued

@@ -12,7 +12,9 @@ CAPS = Capabilities(
     image_types=frozenset({"image/jpeg", "image/png"}),
     image_refusal="Twilio's WhatsApp API, which takes JPEG or PNG images",
     groups=False,  # Twilio's WhatsApp senders cannot write to groups
-    templates=True, service_window=True,
+    # Outside the window, Content templates (ContentSid); 63016 is Twilio's
+    # "outside the allowed window", sent again once as the template.
+    templates=True, service_window=True, window_codes=frozenset({63016}),
     statuses={"queued": None, "accepted": None, "scheduled": None, "sending": None,
               "canceled": None, "receiving": None, "received": None,
               "sent": "sent", "delivered": "delivered", "read": "read",

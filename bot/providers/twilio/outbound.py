@@ -6,6 +6,7 @@ come back to /webhooks/twilio through StatusCallback."""
 from __future__ import annotations
 
 import base64
+import json
 import time
 from collections.abc import Callable
 
@@ -32,7 +33,19 @@ class TwilioSender:
         form = [("From", f"whatsapp:{instance.number}"), ("To", f"whatsapp:{message.to}"),
                 ("StatusCallback", f"{config.public_url}/webhooks/twilio")]
         media = message.kind in ("image", "document")
-        if message.kind in ("text", "url"):
+        if message.template is not None:
+            # A Content template: the template's name is its ContentSid, the
+            # parameters its variables ({{1}} … or named).
+            if message.template.header != "none":
+                return SendResult(error_title="Twilio Content templates with a media header "
+                                  "are not supported; configure a text template for Twilio")
+            params = message.template.parameters
+            variables = ({str(n): v for n, v in enumerate(params, start=1)}
+                         if isinstance(params, list) else dict(params))
+            form += [("ContentSid", message.template.name),
+                     ("ContentVariables", json.dumps(variables, ensure_ascii=False))]
+            media = False
+        elif message.kind in ("text", "url"):
             form.append(("Body", message.text or ""))
         elif media:
             if message.media is None:
