@@ -86,6 +86,8 @@ TABLES: tuple[Table, ...] = (
                        "attempts", "provider_message_id", "error_code", "error_title",
                        "created_at", "updated_at"),
           computed=_released("queued"), identity="seq", claims_of="queued"),
+    Table("outbound_history", ("seq", "message_id", "at", "status", "error_code",
+                               "error_title"), identity="seq"),
     Table("early_statuses", ("provider_message_id", "status", "error_code", "error_title",
                              "received_at")),
     Table("auto_replies", ("instance_id", "number", "kind", "last_at")),

@@ -1,0 +1,93 @@
+"""A message's recorded status history, over HTTP: the dashboard's and the
+portal's message pages and the send API's message answer show each change the
+store recorded, with the provider's error; a subscriber sees only its own."""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from tests.conftest import ADMIN, say, wait_sent
+from tests.ui_helpers import ACME_API, ACME_LOGIN, BETA_API, BETA_LOGIN, login
+from tests.webhook_helpers import Receiver, subscribers_toml
+
+U = "+34600000001"
+_ROW = re.compile(r'<tr class="status (\w+)"><td>[^<]*</td><td>[^<]*</td>\s*'
+                  r'<td class="error">([^<]*)</td></tr>')
+
+
+@pytest.fixture
+async def client(make_client: Callable[..., Awaitable[TestClient]],
+                 receiver: Receiver) -> TestClient:
+    return await make_client(subscribers_toml(receiver.base))
+
+
+def history_rows(page: str) -> list[tuple[str, str]]:
+    """(status, error) per row of a message page's history table."""
+    return [(status, html.unescape(error).strip()) for status, error in _ROW.findall(page)]
+
+
+async def send_text(client: TestClient, headers: dict[str, str], text: str) -> str:
+    resp = await client.post("/v3/whatsapp/single/text/message/1", headers=headers,
+                             json={"number": U, "message": text})
+    assert resp.status == 200, await resp.text()
+    return str((await resp.json())["id"])
+
+
+async def provider_says(client: TestClient, message_id: str, status: str,
+                        error: dict[str, Any] | None = None) -> bool:
+    body: dict[str, Any] = {"id": message_id, "status": status}
+    if error is not None:
+        body["error"] = error
+    resp = await client.post("/sandbox/status", headers=ADMIN, json=body)
+    assert resp.status == 200, await resp.text()
+    return bool((await resp.json())["applied"])
+
+
+async def test_message_pages_and_api_show_the_recorded_history(client: TestClient) -> None:
+    await say(client, "Hola", sender=U)
+    beta_msg = await send_text(client, BETA_API, "for beta's eyes")
+    acme_msg = await send_text(client, ACME_API, "acme's own")
+    await wait_sent(client)
+    assert await provider_says(client, beta_msg, "delivered")
+    assert await provider_says(client, beta_msg, "failed",
+                               {"code": 131026, "title": "Message undeliverable"})
+    # A late status the ordering rule ignores is not a change, so not history.
+    assert not await provider_says(client, beta_msg, "read")
+    expected = [("queued", ""), ("sent", ""), ("delivered", ""),
+                ("failed", "131026 Message undeliverable")]
+
+    await login(client)
+    page = await client.get(f"/ui/messages/{beta_msg}")
+    assert page.status == 200
+    assert history_rows(await page.text()) == expected
+
+    client.session.cookie_jar.clear()
+    await login(client, "/portal/", BETA_LOGIN)
+    page = await client.get(f"/portal/messages/{beta_msg}")
+    assert page.status == 200
+    assert history_rows(await page.text()) == expected
+    # Another subscriber's message, and so its history, is not beta's to see.
+    assert (await client.get(f"/portal/messages/{acme_msg}")).status == 404
+
+    client.session.cookie_jar.clear()
+    await login(client, "/portal/", ACME_LOGIN)
+    assert (await client.get(f"/portal/messages/{beta_msg}")).status == 404
+    page = await client.get(f"/portal/messages/{acme_msg}")
+    assert history_rows(await page.text()) == [("queued", ""), ("sent", "")]
+
+    resp = await client.get(f"/v3/whatsapp/messages/{beta_msg}", headers=BETA_API)
+    assert resp.status == 200
+    shown = await resp.json()
+    assert [(e["status"], e["error"]) for e in shown["history"]] == [
+        ("queued", None), ("sent", None), ("delivered", None),
+        ("failed", {"code": 131026, "title": "Message undeliverable"})]
+    assert all(e["at"].endswith("Z") for e in shown["history"])  # ISO 8601, UTC
+    resp = await client.get(f"/v3/whatsapp/messages/{beta_msg}", headers=ACME_API)
+    assert resp.status == 404
+    assert "history" not in await resp.text()
