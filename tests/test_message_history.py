@@ -6,12 +6,16 @@ from __future__ import annotations
 
 import html
 import re
+import sqlite3
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
 
+from bot.store import SqliteStore
+from bot.store.sqlite import MIGRATIONS
 from tests.conftest import ADMIN, say, wait_sent
 from tests.ui_helpers import ACME_API, ACME_LOGIN, BETA_API, BETA_LOGIN, login
 from tests.webhook_helpers import Receiver, subscribers_toml
@@ -91,3 +95,33 @@ async def test_message_pages_and_api_show_the_recorded_history(client: TestClien
     resp = await client.get(f"/v3/whatsapp/messages/{beta_msg}", headers=ACME_API)
     assert resp.status == 404
     assert "history" not in await resp.text()
+
+
+async def test_messages_older_than_the_history_get_one_from_their_row(tmp_path: Path) -> None:
+    """A database from before the history: each message's row tells its creation and
+    its latest change, so the page shows those rather than nothing."""
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as db:
+        for script in MIGRATIONS[:6]:
+            for statement in script.split(";"):
+                db.execute(statement)
+        db.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        db.execute("INSERT INTO schema_version VALUES (6)")
+        db.executemany(
+            "INSERT INTO outbound (id, instance_id, to_number, type, status, attempts,"
+            " next_attempt_at, error_code, error_title, created_at, updated_at)"
+            " VALUES (?, 1, ?, 'text', ?, ?, 0, ?, ?, 100.0, ?)",
+            [("waiting", U, "queued", 0, None, None, 100.0),
+             ("retrying", U, "queued", 1, 131000, "Something went wrong", 110.0),
+             ("failed", U, "failed", 2, 131026, "Message undeliverable", 120.0),
+             ("read", U, "read", 1, None, None, 130.0)])
+    store = await SqliteStore.open(str(path))
+    try:
+        got = {m: [(e.at, e.status, e.error_code) for e in await store.status_history(m)]
+               for m in ("waiting", "retrying", "failed", "read")}
+    finally:
+        await store.close()
+    assert got == {"waiting": [(100.0, "queued", None)],
+                   "retrying": [(100.0, "queued", None), (110.0, "retry", 131000)],
+                   "failed": [(100.0, "queued", None), (120.0, "failed", 131026)],
+                   "read": [(100.0, "queued", None), (130.0, "read", None)]}
