@@ -16,7 +16,10 @@ from aiohttp.test_utils import TestClient
 
 from bot.store import SqliteStore
 from bot.store.sqlite import MIGRATIONS
-from tests.conftest import ADMIN, say, wait_sent
+from bot.web.keys import store_key
+from tests.conftest import ADMIN, PNID, meta_text, post_signed, say, wait_for, wait_sent
+from tests.graph import GraphState
+from tests.send_helpers import DEFAULT, send
 from tests.ui_helpers import ACME_API, ACME_LOGIN, BETA_API, BETA_LOGIN, login
 from tests.webhook_helpers import Receiver, subscribers_toml
 
@@ -29,6 +32,13 @@ _ROW = re.compile(r'<tr class="status (\w+)"><td>[^<]*</td><td>[^<]*</td>\s*'
 async def client(make_client: Callable[..., Awaitable[TestClient]],
                  receiver: Receiver) -> TestClient:
     return await make_client(subscribers_toml(receiver.base))
+
+
+DEFAULT_API = {"X-WM-CLIENT-ID": "dev@acme.example", "X-WM-CLIENT-SECRET": "acme-secret"}
+
+
+async def _status_is(answer: Awaitable[dict[str, Any]], status: str) -> bool:
+    return (await answer)["status"] == status
 
 
 def history_rows(page: str) -> list[tuple[str, str]]:
@@ -125,3 +135,40 @@ async def test_messages_older_than_the_history_get_one_from_their_row(tmp_path: 
                    "retrying": [(100.0, "queued", None), (110.0, "retry", 131000)],
                    "failed": [(100.0, "queued", None), (120.0, "failed", 131026)],
                    "read": [(100.0, "queued", None), (130.0, "read", None)]}
+
+
+async def test_a_retried_send_shows_why_it_waited(make_client: Callable[..., Awaitable[TestClient]],
+                                                  graph_state: GraphState) -> None:
+    """Meta refuses the first attempt (rate limit): the history has that retry with
+    Meta's code and title, then the send, then Meta's status at Meta's time."""
+    client = await make_client(DEFAULT)
+    assert (await post_signed(client, meta_text("Hola", sender="34600000001"))).status == 200
+    await wait_for(lambda: len(graph_state.messages) == 1)  # the confirmation
+    graph_state.fail_next(130429, "Rate limit hit")
+    resp = await send(client, "single", "text", {"number": U, "message": "x"}, instance=2)
+    assert resp.status == 200, await resp.text()
+    msg_id = (await resp.json())["id"]
+
+    async def shown() -> dict[str, Any]:
+        resp = await client.get(f"/v3/whatsapp/messages/{msg_id}", headers=DEFAULT_API)
+        assert resp.status == 200
+        return await resp.json()
+    await wait_for(lambda: _status_is(shown(), "sent"))
+    row = await client.app[store_key].get_outbound(msg_id)
+    assert row is not None and row.provider_message_id is not None
+    wamid = row.provider_message_id
+    delivered_at = 1_767_225_600  # 2026-01-01T00:00:00Z, Meta's own timestamp
+    payload = {"object": "whatsapp_business_account", "entry": [{"id": "W", "changes": [{
+        "field": "messages", "value": {"metadata": {"phone_number_id": PNID}, "statuses": [
+            {"id": wamid, "status": "delivered", "timestamp": str(delivered_at),
+             "recipient_id": "34600000001"}]}}]}]}
+    assert (await post_signed(client, payload)).status == 200
+    history = (await shown())["history"]
+    assert [(e["status"], e["error"]) for e in history] == [
+        ("queued", None), ("retry", {"code": 130429, "title": "Rate limit hit"}),
+        ("sent", None), ("delivered", None)]
+    assert history[-1]["at"] == "2026-01-01T00:00:00.000Z"
+    await login(client)
+    page = await (await client.get(f"/ui/messages/{msg_id}")).text()
+    assert history_rows(page) == [("queued", ""), ("retry", "130429 Rate limit hit"),
+                                  ("sent", ""), ("delivered", "")]
