@@ -217,6 +217,8 @@ async def test_a_sqlite_store_moves_to_postgresql_with_everything_a_user_sees(
     [gone_now] = [r for r in after["registrations"]["registrations"] if r["number"] == V]
     assert gone_now["status"] == "opted_out" and gone_now["opted_out_at"]
     assert [s["status"] for s in after["statuses"]] == ["sent", "queued"]
+    shipped_history = [h["status"] for h in after["statuses"][0]["history"]]
+    assert shipped_history[0] == "queued" and shipped_history[-1] == "sent"  # copied too
     await look.close()
 
     # On PostgreSQL, everything running: the claimed image goes at once, with

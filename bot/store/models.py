@@ -74,6 +74,18 @@ class OutboundRow:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class StatusEvent:
+    """One row of an outbound message's status history. `status`: queued | sent |
+    delivered | read | failed, or retry (an attempt that failed and will be
+    retried; its error says why)."""
+
+    at: float
+    status: str
+    error_code: int | None = None
+    error_title: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class MessageLogRow:
     direction: str  # in | out
     id: str

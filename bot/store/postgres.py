@@ -54,6 +54,7 @@ from bot.store.models import (
     SendLimits,
     SendOutcome,
     SendUsage,
+    StatusEvent,
 )
 from bot.store.protocol import StoreUnavailable
 from bot.store.rows import (
@@ -75,6 +76,7 @@ from bot.store.rules import (
     inbound_time,
     send_decision,
     status_advances,
+    status_time,
 )
 
 T = TypeVar("T")
@@ -472,7 +474,17 @@ class PostgresStore:
             " $12, 'queued', $13, $13, $13)",
             [(d.id, d.instance_id, d.to, d.group_id, d.type, d.text, d.caption, d.filename,
               d.mime, d.media, d.subscriber_id, d.template, now) for d in drafts])
+        await conn.executemany("INSERT INTO outbound_history (message_id, at, status)"
+                               " VALUES ($1, $2, 'queued')", [(d.id, now) for d in drafts])
         self._notify(conn, "outbound")
+
+    @staticmethod
+    async def _record(conn: Conn, message_id: str, at: float, status: str,
+                      code: int | None = None, title: str | None = None) -> None:
+        """One row of a message's status history, in the caller's transaction."""
+        await conn.execute("INSERT INTO outbound_history (message_id, at, status, error_code,"
+                           " error_title) VALUES ($1, $2, $3, $4, $5)",
+                           message_id, at, status, code, title)
 
     @staticmethod
     async def _lock_status(conn: Conn, provider_message_id: str) -> None:
@@ -524,6 +536,8 @@ class PostgresStore:
                 "UPDATE outbound SET status = $1, error_code = COALESCE($2, error_code),"
                 " error_title = COALESCE($3, error_title), updated_at = $4 WHERE id = $5",
                 update.status, update.error_code, update.error_title, now, row[0])
+            await self._record(conn, row[0], status_time(update, now), update.status,
+                               update.error_code, update.error_title)
             got = outbound_row(await conn.fetchrow(
                 f"SELECT {OUTBOUND_COLUMNS} FROM {OUTBOUND_FROM} WHERE o.id = $1", row[0]))
             if route is not None:  # webhook deliveries commit with the status they tell of
@@ -566,6 +580,10 @@ class PostgresStore:
                         keep_media: bool = False) -> None:
         async def unit(conn: Conn) -> None:
             await self._lock_status(conn, provider_message_id)
+            before = await conn.fetchval("SELECT status FROM outbound WHERE id = $1"
+                                         " FOR UPDATE", message_id)
+            if before in ("queued", "sending"):
+                await self._record(conn, message_id, now, "sent")
             await conn.execute(
                 "UPDATE outbound SET status = CASE WHEN status IN ('queued', 'sending')"
                 " THEN 'sent' ELSE status END, provider_message_id = $1,"
@@ -573,7 +591,8 @@ class PostgresStore:
                 " media = CASE WHEN $4 THEN media END, updated_at = $2 WHERE id = $3",
                 provider_message_id, now, message_id, keep_media)
             early = await conn.fetchrow("DELETE FROM early_statuses WHERE provider_message_id"
-                                        " = $1 RETURNING status, error_code, error_title",
+                                        " = $1 RETURNING status, error_code, error_title,"
+                                        " received_at",
                                         provider_message_id)
             if early is not None and keep_media:  # the provider has fetched them already
                 await conn.execute("UPDATE outbound SET media = NULL WHERE id = $1", message_id)
@@ -582,21 +601,28 @@ class PostgresStore:
                     "UPDATE outbound SET status = $1, error_code = COALESCE($2, error_code),"
                     " error_title = COALESCE($3, error_title) WHERE id = $4",
                     early[0], early[1], early[2], message_id)
+                await self._record(conn, message_id, early[3], early[0], early[1], early[2])
         await self._tx(unit)
 
     async def mark_retry(self, message_id: str, next_attempt_at: float, code: int | None,
                          title: str | None, now: float) -> None:
-        await self._tx(lambda conn: conn.execute(
-            "UPDATE outbound SET attempts = attempts + 1, next_attempt_at = $1,"
-            " claimed_until = NULL, claimed_by = NULL, error_code = $2, error_title = $3,"
-            " updated_at = $4 WHERE id = $5", next_attempt_at, code, title, now, message_id))
+        async def unit(conn: Conn) -> None:
+            await conn.execute(
+                "UPDATE outbound SET attempts = attempts + 1, next_attempt_at = $1,"
+                " claimed_until = NULL, claimed_by = NULL, error_code = $2, error_title = $3,"
+                " updated_at = $4 WHERE id = $5", next_attempt_at, code, title, now, message_id)
+            await self._record(conn, message_id, now, "retry", code, title)
+        await self._tx(unit)
 
     async def mark_failed(self, message_id: str, code: int | None, title: str | None,
                           now: float) -> None:
-        await self._tx(lambda conn: conn.execute(
-            "UPDATE outbound SET status = 'failed', attempts = attempts + 1,"
-            " claimed_until = NULL, claimed_by = NULL, error_code = $1, error_title = $2,"
-            " media = NULL, updated_at = $3 WHERE id = $4", code, title, now, message_id))
+        async def unit(conn: Conn) -> None:
+            await conn.execute(
+                "UPDATE outbound SET status = 'failed', attempts = attempts + 1,"
+                " claimed_until = NULL, claimed_by = NULL, error_code = $1, error_title = $2,"
+                " media = NULL, updated_at = $3 WHERE id = $4", code, title, now, message_id)
+            await self._record(conn, message_id, now, "failed", code, title)
+        await self._tx(unit)
 
     async def release_claims(self, holder: str | None = None) -> int:
         """`holder`'s claims (this store's worker id's by default): due again at
@@ -621,6 +647,13 @@ class PostgresStore:
         row = await self._pool.fetchrow(
             f"SELECT {OUTBOUND_COLUMNS} FROM {OUTBOUND_FROM} WHERE o.id = $1", message_id)
         return outbound_row(row) if row else None
+
+    async def status_history(self, message_id: str) -> list[StatusEvent]:
+        rows = await self._pool.fetch(
+            "SELECT at, status, error_code, error_title FROM outbound_history"
+            " WHERE message_id = $1 ORDER BY seq", message_id)
+        return [StatusEvent(at=r[0], status=r[1], error_code=r[2], error_title=r[3])
+                for r in rows]
 
     async def list_outbox(self, *, instance_id: int | None, to: str | None,
                           limit: int) -> list[OutboundRow]:

@@ -27,6 +27,7 @@ from bot.store.models import (
     SendLimits,
     SendOutcome,
     SendUsage,
+    StatusEvent,
 )
 
 
@@ -194,6 +195,11 @@ class Queries(StoreBase, Protocol):
     few operations they run on deliveries."""
 
     async def get_outbound(self, message_id: str) -> OutboundRow | None: ...
+
+    async def status_history(self, message_id: str) -> list[StatusEvent]:
+        """The message's recorded status changes and retried attempts, oldest
+        first; empty for an unknown id."""
+        ...
 
     async def list_outbox(self, *, instance_id: int | None, to: str | None,
                           limit: int) -> list[OutboundRow]: ...

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bot.events import StatusUpdate
 from bot.store.models import SendLimits, SendOutcome, SendUsage
 
 # A healthy endpoint's last_success_at is refreshed at most this often: its row
@@ -69,6 +70,12 @@ STATUS_RANK = {"queued": 0, "sending": 0, "sent": 1, "delivered": 2, "read": 3, 
 def status_advances(current: str, new: str) -> bool:
     """Whether `new` moves a message (or a parked early status) past `current`."""
     return STATUS_RANK.get(new, 0) > STATUS_RANK.get(current, 0)
+
+
+def status_time(update: StatusUpdate, now: float) -> float:
+    """When a provider status happened, for the message's history: the provider's
+    own timestamp when it sent one (Meta, WAHA), else when we received it."""
+    return update.timestamp if update.timestamp > 0 else now
 
 
 def group_name_key(name: str) -> str:

@@ -33,6 +33,7 @@ from bot.store.models import (
     SendLimits,
     SendOutcome,
     SendUsage,
+    StatusEvent,
 )
 from bot.store.rows import DELIVERY_COLUMNS as _DELIVERY_COLUMNS
 from bot.store.rows import OUTBOUND_COLUMNS as _OUTBOUND_COLUMNS
@@ -51,6 +52,7 @@ from bot.store.rules import (
     inbound_time,
     send_decision,
     status_advances,
+    status_time,
 )
 
 T = TypeVar("T")
@@ -420,6 +422,16 @@ class SqliteStore:
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?)",
             [(d.id, d.instance_id, d.to, d.group_id, d.type, d.text, d.caption, d.filename,
               d.mime, d.media, d.subscriber_id, d.template, now, now, now) for d in drafts])
+        conn.executemany("INSERT INTO outbound_history (message_id, at, status)"
+                         " VALUES (?, ?, 'queued')", [(d.id, now) for d in drafts])
+
+    @staticmethod
+    def _record(conn: sqlite3.Connection, message_id: str, at: float, status: str,
+                code: int | None = None, title: str | None = None) -> None:
+        """One row of a message's status history, in the caller's transaction."""
+        conn.execute("INSERT INTO outbound_history (message_id, at, status, error_code,"
+                     " error_title) VALUES (?, ?, ?, ?, ?)",
+                     (message_id, at, status, code, title))
 
     async def apply_status(self, update: StatusUpdate, now: float,
                            route: Callable[[OutboundRow], list[DeliveryDraft]] | None = None
@@ -456,6 +468,8 @@ class SqliteStore:
             conn.execute("UPDATE outbound SET status = ?, error_code = COALESCE(?, error_code),"
                          " error_title = COALESCE(?, error_title), updated_at = ? WHERE id = ?",
                          (update.status, update.error_code, update.error_title, now, row[0]))
+            self._record(conn, row[0], status_time(update, now), update.status,
+                         update.error_code, update.error_title)
             got = _outbound(conn.execute(f"SELECT {_OUTBOUND_COLUMNS} FROM {_OUTBOUND_FROM}"
                                          " WHERE o.id = ?", (row[0],)).fetchone())
             if route is not None:  # webhook deliveries commit with the status they tell of
@@ -505,35 +519,46 @@ class SqliteStore:
     async def mark_sent(self, message_id: str, provider_message_id: str, now: float, *,
                         keep_media: bool = False) -> None:
         def unit(conn: sqlite3.Connection) -> None:
+            before = conn.execute("SELECT status FROM outbound WHERE id = ?",
+                                  (message_id,)).fetchone()
+            if before is not None and before[0] in ("queued", "sending"):
+                self._record(conn, message_id, now, "sent")
             conn.execute(
                 "UPDATE outbound SET status = CASE WHEN status IN ('queued', 'sending')"
                 " THEN 'sent' ELSE status END, provider_message_id = ?, attempts = attempts + 1,"
                 " claimed_until = NULL, media = CASE WHEN ? THEN media END, updated_at = ?"
                 " WHERE id = ?", (provider_message_id, keep_media, now, message_id))
             early = conn.execute("DELETE FROM early_statuses WHERE provider_message_id = ?"
-                                 " RETURNING status, error_code, error_title",
+                                 " RETURNING status, error_code, error_title, received_at",
                                  (provider_message_id,)).fetchone()
             if early is not None and keep_media:  # the provider has fetched them already
                 conn.execute("UPDATE outbound SET media = NULL WHERE id = ?", (message_id,))
             if early is not None and status_advances("sent", early[0]):
                 conn.execute("UPDATE outbound SET status = ?, error_code = COALESCE(?,"
                              " error_code), error_title = COALESCE(?, error_title) WHERE id = ?",
-                             (*early, message_id))
+                             (*early[:3], message_id))
+                self._record(conn, message_id, early[3], *early[:3])
         await self._tx_urgent(unit)
 
     async def mark_retry(self, message_id: str, next_attempt_at: float, code: int | None,
                          title: str | None, now: float) -> None:
-        await self._tx(lambda conn: conn.execute(
-            "UPDATE outbound SET attempts = attempts + 1, next_attempt_at = ?,"
-            " claimed_until = NULL, error_code = ?, error_title = ?, updated_at = ?"
-            " WHERE id = ?", (next_attempt_at, code, title, now, message_id)))
+        def unit(conn: sqlite3.Connection) -> None:
+            conn.execute("UPDATE outbound SET attempts = attempts + 1, next_attempt_at = ?,"
+                         " claimed_until = NULL, error_code = ?, error_title = ?,"
+                         " updated_at = ? WHERE id = ?",
+                         (next_attempt_at, code, title, now, message_id))
+            self._record(conn, message_id, now, "retry", code, title)
+        await self._tx(unit)
 
     async def mark_failed(self, message_id: str, code: int | None, title: str | None,
                           now: float) -> None:
-        await self._tx(lambda conn: conn.execute(
-            "UPDATE outbound SET status = 'failed', attempts = attempts + 1,"
-            " claimed_until = NULL, error_code = ?, error_title = ?, media = NULL,"
-            " updated_at = ? WHERE id = ?", (code, title, now, message_id)))
+        def unit(conn: sqlite3.Connection) -> None:
+            conn.execute("UPDATE outbound SET status = 'failed', attempts = attempts + 1,"
+                         " claimed_until = NULL, error_code = ?, error_title = ?,"
+                         " media = NULL, updated_at = ? WHERE id = ?",
+                         (code, title, now, message_id))
+            self._record(conn, message_id, now, "failed", code, title)
+        await self._tx(unit)
 
     async def release_claims(self, holder: str | None = None) -> int:
         """Claims of a stopped or killed worker, `holder`'s (every claim when
@@ -556,6 +581,15 @@ class SqliteStore:
             row = conn.execute(f"SELECT {_OUTBOUND_COLUMNS} FROM {_OUTBOUND_FROM} WHERE o.id = ?",
                                (message_id,)).fetchone()
             return _outbound(row) if row else None
+        return await self._run(unit)
+
+    async def status_history(self, message_id: str) -> list[StatusEvent]:
+        def unit(conn: sqlite3.Connection) -> list[StatusEvent]:
+            rows = conn.execute("SELECT at, status, error_code, error_title FROM"
+                                " outbound_history WHERE message_id = ? ORDER BY seq",
+                                (message_id,)).fetchall()
+            return [StatusEvent(at=r[0], status=r[1], error_code=r[2], error_title=r[3])
+                    for r in rows]
         return await self._run(unit)
 
     async def list_outbox(self, *, instance_id: int | None, to: str | None,

@@ -807,7 +807,21 @@ def build_document() -> dict[str, Any]:
                         "code": {"type": ["integer", "null"]},
                         "title": {"type": ["string", "null"]}}},
                     "created_at": {"type": "string", "format": "date-time"},
-                    "updated_at": {"type": "string", "format": "date-time"}}},
+                    "updated_at": {"type": "string", "format": "date-time"},
+                    "history": {
+                        "type": "array",
+                        "description": "Only in `GET /v3/whatsapp/messages/{id}`: each "
+                                       "recorded status change, oldest first (`retry`: an "
+                                       "attempt failed and will be retried; `error` says "
+                                       "why). A provider status is timed by the "
+                                       "provider's timestamp when it gave one.",
+                        "items": {"type": "object", "properties": {
+                            "at": {"type": "string", "format": "date-time"},
+                            "status": {"enum": ["queued", "sent", "delivered", "read",
+                                                "failed", "retry"]},
+                            "error": {"type": ["object", "null"], "properties": {
+                                "code": {"type": ["integer", "null"]},
+                                "title": {"type": ["string", "null"]}}}}}}}},
             },
         },
     }

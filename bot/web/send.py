@@ -493,4 +493,8 @@ async def message_status(request: web.Request) -> web.Response:
     # Only the sender sees a message: anyone else gets the same 404 as for no message.
     if row is None or row.subscriber_id != sub.id:
         fail(404, "message_not_found", "no message with this id was sent by this subscriber")
-    return web.json_response(message_json(row))
+    history = await request.app[store_key].status_history(row.id)
+    return web.json_response({**message_json(row), "history": [
+        {"at": iso(e.at), "status": e.status,
+         "error": None if e.error_code is None and e.error_title is None
+         else {"code": e.error_code, "title": e.error_title}} for e in history]})

@@ -15,7 +15,14 @@ from bot.effects import (
 )
 from bot.events import GroupRef, InboundMessage, StatusUpdate
 from bot.store import Store
-from bot.store.models import AttemptOutcome, AttemptRow, InboundContext, OutboundRow, SendLimits
+from bot.store.models import (
+    AttemptOutcome,
+    AttemptRow,
+    InboundContext,
+    OutboundRow,
+    SendLimits,
+    StatusEvent,
+)
 
 ES = "+34600000001"
 DE = "+49150000002"
@@ -186,6 +193,69 @@ async def test_a_status_before_the_send_is_recorded_waits_for_it(store: Store) -
     await store.apply_status(status("wamid.e2", "delivered"), T0 + DAY + 1)
     early = await sent_message(store, "wamid.nobody", now=T0 + DAY + 2)
     assert (await store.get_outbound(early)).status == "sent"
+
+
+def provider_status(provider_id: str, value: str, at: float, code: int | None = None,
+                    title: str | None = None) -> StatusUpdate:
+    return StatusUpdate(provider="meta", provider_message_id=provider_id, instance_id=1,
+                        status=value, error_code=code, error_title=title, timestamp=at)
+
+
+async def history(store: Store, message_id: str) -> list[tuple[float, str, int | None]]:
+    return [(e.at, e.status, e.error_code) for e in await store.status_history(message_id)]
+
+
+async def test_history_records_each_change_at_the_providers_time(store: Store) -> None:
+    row_id = await sent_message(store, "wamid.h1")
+    await store.apply_status(provider_status("wamid.h1", "delivered", T0 + 5), T0 + 7)
+    await store.apply_status(provider_status("wamid.h1", "read", T0 + 9), T0 + 10)
+    # A late "delivered" after "read" changes nothing, so it is no history.
+    await store.apply_status(provider_status("wamid.h1", "delivered", T0 + 6), T0 + 11)
+    # A provider status without a timestamp is recorded when it arrived.
+    await store.apply_status(provider_status("wamid.h1", "failed", 0, 131047,
+                                             "Re-engagement message"), T0 + 12)
+    assert await history(store, row_id) == [
+        (T0, "queued", None), (T0 + 1, "sent", None), (T0 + 5, "delivered", None),
+        (T0 + 9, "read", None), (T0 + 12, "failed", 131047)]
+    assert (await store.status_history(row_id))[-1] == StatusEvent(
+        at=T0 + 12, status="failed", error_code=131047, error_title="Re-engagement message")
+    assert await store.status_history("no-such-message") == []
+
+
+async def test_history_of_a_status_that_came_before_the_send(store: Store) -> None:
+    await store.apply_status(provider_status("wamid.h2", "delivered", T0 + 3), T0 + 4)
+    row_id = await sent_message(store, "wamid.h2", now=T0 + 5)
+    # Parked statuses are recorded when applied, at the time they were received.
+    assert await history(store, row_id) == [
+        (T0 + 5, "queued", None), (T0 + 6, "sent", None), (T0 + 4, "delivered", None)]
+
+
+async def test_history_of_a_retry_and_a_failure_carries_the_errors(store: Store) -> None:
+    await store.enqueue([OutboundDraft(instance_id=1, to=ES, text="a"),
+                         OutboundDraft(instance_id=1, to=DE, text="b")], T0)
+    first, second = await store.claim_outbound(T0, 10, 60)
+    await store.mark_retry(first.id, T0 + 30, 131000, "Something went wrong", T0 + 1)
+    await store.mark_failed(second.id, 131026, "Message undeliverable", T0 + 2)
+    [again] = await store.claim_outbound(T0 + 30, 10, 60)
+    await store.mark_sent(again.id, "wamid.h3", T0 + 31)
+    assert [(e.at, e.status, e.error_code, e.error_title)
+            for e in await store.status_history(first.id)] == [
+        (T0, "queued", None, None), (T0 + 1, "retry", 131000, "Something went wrong"),
+        (T0 + 31, "sent", None, None)]
+    assert [(e.status, e.error_code, e.error_title)
+            for e in await store.status_history(second.id)] == [
+        ("queued", None, None), ("failed", 131026, "Message undeliverable")]
+
+
+async def test_an_accepted_send_starts_its_history(store: Store) -> None:
+    await store.commit_inbound(registered(message(), reply=None), T0)
+    outcome = await store.accept_send(api_send(), group_name=None, limits=limits(), now=T0 + 1)
+    assert outcome.message_id is not None
+    assert await history(store, outcome.message_id) == [(T0 + 1, "queued", None)]
+    # A refused send leaves no history either.
+    refused = await store.accept_send(api_send(to=DE), group_name=None, limits=limits(),
+                                      now=T0 + 2)
+    assert refused.status == "not_registered" and refused.message_id is None
 
 
 # ---- outbound queue

@@ -67,13 +67,15 @@ async def messages(request: web.Request) -> web.Response:
 
 
 async def message(request: web.Request) -> web.Response:
-    row = await request.config_dict[store_key].get_outbound(request.match_info["id"][:100])
+    store = request.config_dict[store_key]
+    row = await store.get_outbound(request.match_info["id"][:100])
     sub = scope(request)
     if row is None or (sub is not None and row.subscriber_id != sub):
         fail(404, "message_not_found", "no such message")
     instance = snapshot_of(request).config.instances.get(row.instance_id)
     return render(request, "message.html", {"prefix": prefix(request), "m": row,
-                                            "instance": instance})
+                                            "instance": instance,
+                                            "history": await store.status_history(row.id)})
 
 
 async def deliveries(request: web.Request) -> web.Response:
