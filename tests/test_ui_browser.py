@@ -52,6 +52,8 @@ async def browser() -> AsyncIterator[Any]:
     if executable is None:
         if required:
             pytest.fail(f"WAGATE_TEST_BROWSER_REQUIRED=1 but {why}")
+        # Honest and loud: a red banner in the summary (tests/conftest.py); CI
+        # sets WAGATE_TEST_BROWSER_REQUIRED=1, so there it fails instead.
         pytest.skip(f"{BROWSER_SKIP}: {why}")
     async with async_playwright() as playwright:
         chromium = await playwright.chromium.launch(
