@@ -17,12 +17,10 @@ from bot.web.account import account_json
 from bot.web.keys import clock_key, snapshot_of, store_key
 from bot.web.services import deliveries_service
 from bot.web.ui import views
-from bot.web.ui.pages import render, setup_templates
+from bot.web.ui.pages import login_form, render, setup_templates
 from bot.web.ui.session import (
     Sessions,
     check_login_csrf,
-    keep_login_csrf,
-    login_csrf,
     session_middleware,
     session_request_key,
 )
@@ -33,12 +31,7 @@ SESSIONS = Sessions(role="subscriber", cookie="wagate_portal", path="/portal/")
 
 
 async def login_page(request: web.Request) -> web.Response:
-    token = login_csrf(request)
-    response = render(request, "login.html", {
-        "prefix": SESSIONS.path, "login_csrf": token, "admin": False,
-        "next": SESSIONS.safe_next(request.query.get("next")), "failed": False})
-    keep_login_csrf(response, request, token, SESSIONS.path)
-    return response
+    return login_form(request, SESSIONS, admin=False)
 
 
 async def login(request: web.Request) -> web.Response:

@@ -18,13 +18,11 @@ from bot.web.keys import clock_key, providers_key, snapshot_of, store_key, worke
 from bot.web.query import query_choice, query_int, query_limit
 from bot.web.services import deliveries_service, registrations_service
 from bot.web.ui import views
-from bot.web.ui.pages import bars, render, setup_templates, static_file
+from bot.web.ui.pages import bars, login_form, render, setup_templates, static_file
 from bot.web.ui.session import (
     Sessions,
     check_login_csrf,
     form,
-    keep_login_csrf,
-    login_csrf,
     session_middleware,
 )
 
@@ -37,12 +35,7 @@ REG_STATUSES = ("active", "opted_out")
 
 
 async def login_page(request: web.Request) -> web.Response:
-    token = login_csrf(request)
-    response = render(request, "login.html", {
-        "prefix": SESSIONS.path, "login_csrf": token, "admin": True,
-        "next": SESSIONS.safe_next(request.query.get("next")), "failed": False})
-    keep_login_csrf(response, request, token, SESSIONS.path)
-    return response
+    return login_form(request, SESSIONS, admin=True)
 
 
 async def login(request: web.Request) -> web.Response:

@@ -13,7 +13,7 @@ import jinja2
 from aiohttp import web
 from markupsafe import Markup
 
-from bot.web.ui.session import session_request_key
+from bot.web.ui.session import Sessions, keep_login_csrf, login_csrf, session_request_key
 
 HERE = Path(__file__).parent
 STATIC = HERE / "static"
@@ -49,6 +49,17 @@ def render(request: web.Request, template: str, context: Mapping[str, Any],
     return aiohttp_jinja2.render_template(template, request, {
         "session": session, "csrf": session.csrf if session else "",
         "notice": request.query.get("notice", "")[:200], **context}, status=status)
+
+
+def login_form(request: web.Request, sessions: Sessions, *, admin: bool) -> web.Response:
+    """The login page of the dashboard (admin) or the portal, with its form's
+    CSRF token kept in a cookie (there is no session yet)."""
+    token = login_csrf(request)
+    response = render(request, "login.html", {
+        "prefix": sessions.path, "login_csrf": token, "admin": admin,
+        "next": sessions.safe_next(request.query.get("next")), "failed": False})
+    keep_login_csrf(response, request, token, sessions.path)
+    return response
 
 
 def bars(values: Sequence[int], *, width: int = 240, height: int = 40,
