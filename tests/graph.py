@@ -140,14 +140,22 @@ def graph_app(token: str) -> web.Application:
                                      status=401)
         return None
 
-    async def messages(request: web.Request) -> web.Response:
+    async def received(request: web.Request) -> tuple[Any, web.Response | None]:
+        """A JSON call recorded, then refused as Graph would (bad token, or the
+        next scripted failure); the refusal is None when it goes through."""
         body = await request.json()
         state.requests.append(GraphRecord(request.path, dict(request.headers), json=body))
         if (denied := check_auth(request)) is not None:
-            return denied
+            return body, denied
         if state.failures:
             status, payload, headers = state.failures.popleft()
-            return web.json_response(payload, status=status, headers=headers)
+            return body, web.json_response(payload, status=status, headers=headers)
+        return body, None
+
+    async def messages(request: web.Request) -> web.Response:
+        body, refusal = await received(request)
+        if refusal is not None:
+            return refusal
         wamid = f"wamid.TEST{next(state.ids)}"
         refused = state.window.refusal(body)
         if refused is not None and refused[0] == 131047 and state.window.asynchronous:
@@ -200,14 +208,8 @@ def graph_app(token: str) -> web.Application:
         return web.json_response({"h": f"4::HANDLE{request.match_info['sid']}"})
 
     async def business_profile(request: web.Request) -> web.Response:
-        body = await request.json()
-        state.requests.append(GraphRecord(request.path, dict(request.headers), json=body))
-        if (denied := check_auth(request)) is not None:
-            return denied
-        if state.failures:
-            status, payload, headers = state.failures.popleft()
-            return web.json_response(payload, status=status, headers=headers)
-        return web.json_response({"success": True})
+        _, refusal = await received(request)
+        return refusal or web.json_response({"success": True})
 
     app.router.add_post("/{version}/upload:{sid}", upload_bytes)
     app.router.add_post("/{version}/{app_id}/uploads", upload_session)
