@@ -89,7 +89,7 @@ async def drop_database(server: str, name: str) -> None:
         await conn.close()
 
 
-def _stat(pid: int) -> tuple[int, list[str]]:
+def proc_stat(pid: int) -> tuple[int, list[str]]:
     """(parent pid, the fields after the command name) of /proc/<pid>/stat."""
     stat = Path(f"/proc/{pid}/stat").read_text()
     fields = stat[stat.rindex(")") + 2:].split()
@@ -103,7 +103,7 @@ def group_processes(supervisor: int) -> dict[int, str]:
         if not entry.name.isdigit():
             continue
         try:
-            ppid, fields = _stat(int(entry.name))
+            ppid, fields = proc_stat(int(entry.name))
             argv = (entry / "cmdline").read_bytes().split(b"\0")
         except OSError:  # gone meanwhile
             continue
@@ -114,7 +114,7 @@ def group_processes(supervisor: int) -> dict[int, str]:
 
 def cpu_seconds(pid: int, reaped: bool = False) -> float:
     """utime + stime; with `reaped`, plus those of the children it waited for."""
-    _, fields = _stat(pid)
+    _, fields = proc_stat(pid)
     return sum(int(f) for f in fields[11:15 if reaped else 13]) / TICKS
 
 

@@ -5,8 +5,9 @@
   it accepted (recipient, text, when), listed at `GET /log`;
 - `receiver`: a webhook receiver answering 204; it records every delivery
   (webhook-id, the event's message id or number, when), listed at `GET /log`;
-- `bare`: the baseline, a bare aiohttp app that reads and parses the same
-  requests wagate gets and answers 200;
+- `bare`: the baseline, a bare aiohttp app that reads, verifies (Meta's
+  signature, the client's secret) and parses the same requests wagate gets
+  and answers 200;
 - `forward`: `bare` plus what every request of a gateway also causes: one
   POST of the body to TARGET (the receiver), made after answering, at most 64
   at a time. No storage, no checks: the ceiling for a gateway on this machine.
@@ -24,6 +25,8 @@ message whose answer never reached the caller.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import itertools
 import json
 import sys
@@ -110,12 +113,27 @@ def receiver_app() -> web.Application:
     return app
 
 
+def verified(request: web.Request, body: bytes) -> bool:
+    """What every request of a gateway needs before its body counts: Meta's
+    signature on a webhook, the client's secret on a send."""
+    from bench.__main__ import APP_SECRET, CLIENT_SECRET
+
+    if request.path.startswith("/webhooks/"):
+        digest = hmac.new(APP_SECRET.encode(), body, hashlib.sha256).hexdigest()
+        return hmac.compare_digest(request.headers.get("X-Hub-Signature-256", ""),
+                                   "sha256=" + digest)
+    return hmac.compare_digest(request.headers.get("X-WM-CLIENT-SECRET", "").encode(),
+                               CLIENT_SECRET.encode())
+
+
 def bare_app() -> web.Application:
-    """The baseline: read the body, parse the JSON, answer 200."""
+    """The baseline: read the body, verify it, parse the JSON, answer 200."""
     app = web.Application(client_max_size=5 * 1024 * 1024)
 
     async def any_post(request: web.Request) -> web.Response:
         body = await request.read()
+        if not verified(request, body):
+            return web.json_response({"error": "forbidden"}, status=403)
         json.loads(body)
         return web.json_response({"status": "ok"})
 
@@ -135,6 +153,8 @@ def forward_app(target: str) -> web.Application:
 
     async def any_post(request: web.Request) -> web.Response:
         body = await request.read()
+        if not verified(request, body):
+            return web.json_response({"error": "forbidden"}, status=403)
         json.loads(body)
         task = asyncio.create_task(forward(body))
         sending.add(task)
