@@ -449,6 +449,8 @@ def drain_outbound(bench: Bench, count: int) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--quick", action="store_true", help="shorter runs, smaller backlogs")
+    parser.add_argument("--store", choices=("sqlite", "postgres", "both"), default="both",
+                        help="the stores CPU per job is measured on (default both)")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results.json"))
     parser.add_argument("--only", choices=("scaling", "cpu", "a", "b", "c"),
                         help="only these rows: scaling = PostgreSQL and several processes; "
@@ -474,7 +476,7 @@ def main() -> None:
         if args.only == "scaling":
             run_scaling(bench)
             return finish(bench.results, args.out)
-        run_cpu(bench, "abc" if args.only in (None, "cpu") else args.only)
+        run_cpu(bench, "abc" if args.only in (None, "cpu") else args.only, args.store)
         if args.only:
             return finish(bench.results, args.out)
         pid = bench.start_wagate()

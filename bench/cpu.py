@@ -179,10 +179,10 @@ def backends() -> list[str]:
     return ["sqlite", "postgres"]
 
 
-def run_cpu(bench: Bench, only: str = "abc") -> None:
+def run_cpu(bench: Bench, only: str = "abc", store: str = "both") -> None:
     write_job_bodies(bench.tmp, 60_000 if bench.quick else 150_000)
     results: dict[str, Any] = {}
-    names = backends()
+    names = [name for name in backends() if store in (name, "both")]
     for job in JOBS:
         if job.key not in only:
             continue
