@@ -217,8 +217,8 @@ class Bench:
             phone_number_id = "{PNID}"
             owner = "bench"
             [[instances]]
-            id = 2
-            number = "+15550002222"
+            id = 9
+            number = "+15550009999"
             provider = "meta"
             phone_number_id = "{PNID_QUIET}"
             [[subscribers]]

@@ -214,6 +214,19 @@ def region_of(number: str | None) -> str | None:
     """ISO country of an E.164 number, or None."""
     if not number or not number.startswith("+"):
         return None
+    # A calling code of one country names it: no parse (each new sender costs
+    # one otherwise). Shared codes (+1, +7, +44, ...) need the whole number.
+    # The code is found as phonenumbers finds it: the shortest known prefix.
+    digits = number[1:4]
+    for size in (1, 2, 3):
+        if digits[:size].isdigit():
+            regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(int(digits[:size]))
+            if regions is not None:
+                # (parse refuses a national part outside 2-17 digits)
+                if len(regions) == 1 and number[1:].isdigit() and \
+                        2 <= len(number) - 1 - size <= 17:
+                    return regions[0]
+                break
     try:
         return phonenumbers.region_code_for_number(phonenumbers.parse(number, None))
     except phonenumbers.NumberParseException:

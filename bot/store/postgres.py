@@ -41,6 +41,7 @@ from bot.events import StatusUpdate
 from bot.store.models import (
     AttemptOutcome,
     AttemptRow,
+    Claim,
     CostRow,
     DeliveryRow,
     EndpointRow,
@@ -63,6 +64,8 @@ from bot.store.rows import (
     OUTBOUND_FROM,
     REG_COLUMNS,
     delivery_row,
+    fresh_delivery_row,
+    fresh_outbound_row,
     like_escaped,
     outbound_row,
     registration_row,
@@ -366,7 +369,9 @@ class PostgresStore:
             last_sender=(row[n + 7], row[n + 8]) if row[n + 7] is not None else None,
             keyword_at=row[n] if registered else None)
 
-    async def commit_inbound(self, effects: Effects, now: float) -> bool:
+    async def commit_inbound(self, effects: Effects, now: float, *,
+                             outbound_claim: Claim[OutboundRow] | None = None,
+                             delivery_claim: Claim[DeliveryRow] | None = None) -> bool:
         msg = effects.inbound
         key = (msg.instance_id, msg.chat)
         held = self._held.pop(key, None)
@@ -374,7 +379,7 @@ class PostgresStore:
             held.timer.cancel()
 
         def write(conn: Conn) -> Awaitable[bool]:
-            return self._write_inbound(conn, effects, now)
+            return self._write_inbound(conn, effects, now, outbound_claim, delivery_claim)
 
         if held is None:  # no state was read first: hold the chat now
             return await self._tx(write, begin=f"BEGIN; {chat_lock(*key)}")
@@ -386,7 +391,9 @@ class PostgresStore:
                 await self._pool.release(held.conn)
         return await self._spawn(unit())
 
-    async def _write_inbound(self, conn: Conn, effects: Effects, now: float) -> bool:
+    async def _write_inbound(self, conn: Conn, effects: Effects, now: float,
+                             outbound_claim: Claim[OutboundRow] | None,
+                             delivery_claim: Claim[DeliveryRow] | None) -> bool:
         msg = effects.inbound
         seq = await conn.fetchval(
             "INSERT INTO inbound (provider, provider_message_id, instance_id, sender, user_id,"
@@ -439,8 +446,8 @@ class PostgresStore:
                 " VALUES ($1, $2, $3, $4) ON CONFLICT (instance_id, number, kind)"
                 " DO UPDATE SET last_at = excluded.last_at",
                 msg.instance_id, msg.chat, kind, now)
-        await self._insert_outbound(conn, effects.replies, now)
-        await self._insert_deliveries(conn, effects.deliveries, now)
+        await self._insert_outbound(conn, effects.replies, now, outbound_claim)
+        await self._insert_deliveries(conn, effects.deliveries, now, delivery_claim)
         return True
 
     @staticmethod
@@ -463,20 +470,27 @@ class PostgresStore:
             " (SELECT 1 FROM send_recipients s WHERE s.subscriber_id ="
             " send_recipients.subscriber_id AND s.recipient = $1)", number, user_id)
 
-    async def _insert_outbound(self, conn: Conn, drafts: Sequence[OutboundDraft],
-                               now: float) -> None:
+    async def _insert_outbound(self, conn: Conn, drafts: Sequence[OutboundDraft], now: float,
+                               claim: Claim[OutboundRow] | None = None) -> None:
+        """Queue messages; with `claim`, already claimed by that holder (and added
+        to its rows: no other worker need be woken)."""
         if not drafts:
             return
+        holder, due = (claim.holder, claim.until) if claim else (None, now)
         await conn.executemany(
             "INSERT INTO outbound (id, instance_id, to_number, group_id, type, text, caption,"
             " filename, mime, media, subscriber_id, template, status, next_attempt_at,"
-            " created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,"
-            " $12, 'queued', $13, $13, $13)",
+            " claimed_until, claimed_by, created_at, updated_at) VALUES ($1, $2, $3, $4, $5,"
+            " $6, $7, $8, $9, $10, $11, $12, 'queued', $13, $14, $15, $16, $16)",
             [(d.id, d.instance_id, d.to, d.group_id, d.type, d.text, d.caption, d.filename,
-              d.mime, d.media, d.subscriber_id, d.template, now) for d in drafts])
+              d.mime, d.media, d.subscriber_id, d.template, due, due if claim else None,
+              holder, now) for d in drafts])
         await conn.executemany("INSERT INTO outbound_history (message_id, at, status)"
                                " VALUES ($1, $2, 'queued')", [(d.id, now) for d in drafts])
-        self._notify(conn, "outbound")
+        if claim is None:
+            self._notify(conn, "outbound")
+        else:
+            claim.rows.extend(fresh_outbound_row(d, now) for d in drafts)
 
     @staticmethod
     async def _record(conn: Conn, message_id: str, at: float, status: str,
@@ -765,7 +779,8 @@ class PostgresStore:
 
     async def accept_send(self, draft: OutboundDraft, *, group_name: str | None,
                           limits: SendLimits, now: float,
-                          fit: Fit | None = None) -> SendOutcome:
+                          fit: Fit | None = None,
+                          outbound_claim: Claim[OutboundRow] | None = None) -> SendOutcome:
         """Check and queue one subscriber send as one transaction (see
         SqliteStore.accept_send). The subscriber's quota row is locked first
         (created when missing), so its sends run one after another whichever
@@ -820,7 +835,7 @@ class PostgresStore:
                 await conn.execute("INSERT INTO send_recipients (subscriber_id, recipient,"
                                    " first_sent_at) VALUES ($1, $2, $3)",
                                    subscriber, recipient, now)
-            await self._insert_outbound(conn, [queued], now)
+            await self._insert_outbound(conn, [queued], now, outbound_claim)
             return dataclasses.replace(decision, message_id=queued.id)
         return await self._tx(unit)
 
@@ -897,23 +912,33 @@ class PostgresStore:
             " WHERE disabled_at IS NOT NULL")}
 
     async def _insert_deliveries(self, conn: Conn, drafts: Sequence[DeliveryDraft],
-                                 now: float) -> None:
+                                 now: float, claim: Claim[DeliveryRow] | None = None) -> None:
         """Queue deliveries; those for a disabled endpoint are recorded failed at once
         (they can be replayed once the endpoint is enabled again)."""
         if not drafts:
             return
         disabled = await self._disabled_endpoints(conn)
         rows = []
+        unclaimed = False  # pending rows any worker may claim: wake them
         for d in drafts:
             reason = disabled.get((d.subscriber_id, d.endpoint_key))
+            if reason is None and claim is not None:
+                claim.rows.append(fresh_delivery_row(d, now, claim.until))
+                rows.append((d.id, d.subscriber_id, d.endpoint_key, d.url, d.format,
+                             d.event_type, d.payload, "pending", claim.until, None,
+                             claim.until, claim.holder, now))
+                continue
+            unclaimed = unclaimed or reason is None
             rows.append((d.id, d.subscriber_id, d.endpoint_key, d.url, d.format, d.event_type,
                          d.payload, "pending" if reason is None else "failed", now,
-                         None if reason is None else f"endpoint disabled: {reason}"))
+                         None if reason is None else f"endpoint disabled: {reason}", None, None,
+                         now))
         await conn.executemany(
             "INSERT INTO webhook_deliveries (id, subscriber_id, endpoint_key, url, format,"
-            " event_type, payload, status, next_attempt_at, last_error, created_at, updated_at)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $9, $9)", rows)
-        if any(row[7] == "pending" for row in rows):
+            " event_type, payload, status, next_attempt_at, last_error, claimed_until,"
+            " claimed_by, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,"
+            " $10, $11, $12, $13, $13)", rows)
+        if unclaimed:
             self._notify(conn, "deliveries")
 
     async def add_deliveries(self, drafts: Sequence[DeliveryDraft], now: float) -> None:

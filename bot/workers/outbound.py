@@ -16,11 +16,14 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 
+from bot.effects import OutboundDraft
 from bot.providers.base import Sender, SendResult, TransportMessage
 from bot.runtime import Snapshot
 from bot.store import OutboundRow
+from bot.store.models import Claim
 from bot.store.protocol import OutboundQueue
 from bot.templates import TemplateUse
 from bot.window import WindowFallback
@@ -51,6 +54,9 @@ class OutboundWorker:
         self._tasks: dict[str, asyncio.Task[None]] = {}  # message id -> its task
         self._held: dict[int, int] = {}  # messages held per instance
         self.running = False
+        # A killed run's claims are released once at start; until then no
+        # claim may be handed over (the release would free it again).
+        self._released = False
 
     def notify(self) -> None:
         """New work was queued: skip the idle wait."""
@@ -63,16 +69,15 @@ class OutboundWorker:
 
     async def run(self) -> None:
         self.running = True
-        released = False
         try:
             while not self._stopping:
                 # Everything that touches the store is inside the try: one
                 # failed query must not end the worker while the API keeps
                 # accepting messages for it.
                 try:
-                    if not released:
+                    if not self._released:
                         await self._release_stale()
-                        released = True
+                        self._released = True
                     worked = await self.run_once()
                     if not worked and not self._stopping:
                         await self._idle()
@@ -128,13 +133,37 @@ class OutboundWorker:
         rows = await self.store.claim_outbound(time.time(), min(room, BATCH), LEASE_SECONDS,
                                                busy, self.holder)
         for row in rows:
-            if row.id in self._tasks:  # still ours (a lease outlived): leave it be
-                continue
-            self._held[row.instance_id] = self._held.get(row.instance_id, 0) + 1
-            task = asyncio.create_task(self._send(row), name=f"outbound-{row.id}")
-            self._tasks[row.id] = task
-            task.add_done_callback(lambda t, r=row: self._done(r, t))
+            self._take(row)
         return bool(rows)
+
+    def claim_for(self, drafts: Sequence[OutboundDraft]) -> Claim[OutboundRow] | None:
+        """A claim for messages about to be queued, when this worker runs here and
+        has room for them now: they are queued already claimed and handed over
+        by `adopt` once committed, sparing a claim that would re-read them.
+        None: queue them as usual (and `notify`)."""
+        if not (drafts and self.running and self._released) or self._stopping:
+            return None
+        if len(self._tasks) + len(drafts) > MAX_INFLIGHT:
+            return None
+        count = Counter(d.instance_id for d in drafts)
+        if any(self._held.get(i, 0) + n > self._cap(i) for i, n in count.items()):
+            return None
+        return Claim(holder=self.holder, until=time.time() + LEASE_SECONDS)
+
+    def adopt(self, claim: Claim[OutboundRow]) -> None:
+        """Send what was queued under `claim` (committed). Stopping: they stay
+        claimed in the store, which the next start releases."""
+        if not self._stopping:
+            for row in claim.rows:
+                self._take(row)
+
+    def _take(self, row: OutboundRow) -> None:
+        if row.id in self._tasks:  # still ours (a lease outlived): leave it be
+            return
+        self._held[row.instance_id] = self._held.get(row.instance_id, 0) + 1
+        task = asyncio.create_task(self._send(row), name=f"outbound-{row.id}")
+        self._tasks[row.id] = task
+        task.add_done_callback(lambda t, r=row: self._done(r, t))
 
     def _done(self, row: OutboundRow, task: asyncio.Task[None]) -> None:
         self._tasks.pop(row.id, None)

@@ -18,14 +18,15 @@ import logging
 import math
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import aiohttp
 
 from bot.config import WebhookConfig, WebhooksConfig
+from bot.effects import DeliveryDraft
 from bot.runtime import Snapshot
-from bot.store.models import AttemptOutcome, AttemptRow, DeliveryRow
+from bot.store.models import AttemptOutcome, AttemptRow, Claim, DeliveryRow
 from bot.store.protocol import DeliveryQueue
 from bot.webhooks.payloads import standard_headers, whatsmate_body
 from bot.webhooks.safety import RefusedAddress, check_url
@@ -99,6 +100,9 @@ class WebhookWorker:
         self._slots: dict[Endpoint, tuple[int, asyncio.Semaphore]] = {}
         self._constrained = False  # the last claim left work behind for lack of room
         self._idle_until = 0.0
+        # A killed run's claims are released once at start; until then no
+        # claim may be handed over (the release would free it again).
+        self._released = False
 
     def notify(self) -> None:
         """Deliveries were queued: skip the idle wait."""
@@ -123,18 +127,17 @@ class WebhookWorker:
 
     async def run(self) -> None:
         self.running = True
-        released = False
         try:
             while not self._stopping:
                 # Everything that touches the store is inside the try: one
                 # failed query must not end the worker.
                 try:
-                    if not released:
+                    if not self._released:
                         # Claims left by a killed run come back now: on a store
                         # one process serves, every claim; else our own id's.
                         await self.store.release_delivery_claims(
                             None if self.store.single_process else self.holder)
-                        released = True
+                        self._released = True
                     claimed = await self._fill()
                     if not claimed and not self._stopping:
                         await self._idle()
@@ -161,14 +164,41 @@ class WebhookWorker:
         rows = await self.store.claim_deliveries(now, min(room, BATCH), lease_for(cfg),
                                                  saturated, self.holder, due_by)
         for row in rows:
-            if row.id in self._tasks:  # still ours (a lease outlived): leave it be
-                continue
-            ep = (row.subscriber_id, row.endpoint_key)
-            self._held[ep] = self._held.get(ep, 0) + 1
-            task = asyncio.create_task(self._deliver(row), name=f"webhook-{row.id}")
-            self._tasks[row.id] = task
-            task.add_done_callback(lambda t, i=row.id, e=ep: self._done(i, e, t))
+            self._take(row)
         return len(rows)
+
+    def claim_for(self, drafts: Sequence[DeliveryDraft]) -> Claim[DeliveryRow] | None:
+        """A claim for deliveries about to be queued, when this worker runs here
+        and would claim them now (room under the foreground gate, endpoints not
+        saturated): they are queued already claimed and handed over by `adopt`
+        once committed. None: queue them as usual (and `notify`)."""
+        if not (drafts and self.running and self._released) or self._stopping:
+            return None
+        cfg = self.snapshot().config.webhooks
+        now = time.time()
+        room = self.gate.limit(MAX_INFLIGHT) - len(self._tasks)
+        if room < len(drafts):
+            return None
+        saturated = set(self._saturated(cfg))
+        if any((d.subscriber_id, d.endpoint_key) in saturated for d in drafts):
+            return None
+        return Claim(holder=self.holder, until=now + lease_for(cfg))
+
+    def adopt(self, claim: Claim[DeliveryRow]) -> None:
+        """Deliver what was queued under `claim` (committed). Stopping: they stay
+        claimed in the store, which the next start releases."""
+        if not self._stopping:
+            for row in claim.rows:
+                self._take(row)
+
+    def _take(self, row: DeliveryRow) -> None:
+        if row.id in self._tasks:  # still ours (a lease outlived): leave it be
+            return
+        ep = (row.subscriber_id, row.endpoint_key)
+        self._held[ep] = self._held.get(ep, 0) + 1
+        task = asyncio.create_task(self._deliver(row), name=f"webhook-{row.id}")
+        self._tasks[row.id] = task
+        task.add_done_callback(lambda t, i=row.id, e=ep: self._done(i, e, t))
 
     def _let_go(self, delivery_id: str, ep: Endpoint) -> None:
         """The delivery no longer loads its endpoint: room for the next one."""
