@@ -452,9 +452,10 @@ def main() -> None:
     parser.add_argument("--store", choices=("sqlite", "postgres", "both"), default="both",
                         help="the stores CPU per job is measured on (default both)")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results.json"))
-    parser.add_argument("--only", choices=("scaling", "cpu", "a", "b", "c"),
+    parser.add_argument("--only", choices=("scaling", "cpu", "a", "b", "c", "drains"),
                         help="only these rows: scaling = PostgreSQL and several processes; "
-                             "cpu = CPU per job of (a), (b), (c); a, b or c = that job's")
+                             "cpu = CPU per job of (a), (b), (c); a, b or c = that job's; "
+                             "drains = (d) and (e)")
     args = parser.parse_args()
     ensure_wrk()
     tmp = Path(tempfile.mkdtemp(prefix="wagate-bench-"))
@@ -475,6 +476,16 @@ def main() -> None:
 
         if args.only == "scaling":
             run_scaling(bench)
+            return finish(bench.results, args.out)
+        if args.only == "drains":
+            bench.start_wagate()
+            bench.results["e"] = drain_outbound(bench, 20_000 if args.quick else 50_000)
+            from bench.deliveries import drain
+
+            bench.results["d"] = d = drain(bench, 20_000 if args.quick else 50_000,
+                                           until_all=True, max_seconds=300)
+            print(f"(d) webhook drain: {d['delivered']} in {d['seconds']:.1f} s = "
+                  f"{d['per_second']:.0f} deliveries/s", flush=True)
             return finish(bench.results, args.out)
         run_cpu(bench, "abc" if args.only in (None, "cpu") else args.only, args.store)
         if args.only:

@@ -653,9 +653,10 @@ class PostgresStore:
             time.time(), waiting, holder or self.worker_id))
         return _count(status)
 
-    async def next_outbound_due(self) -> float | None:
+    async def next_outbound_due(self, exclude_instances: Sequence[int] = ()) -> float | None:
         return await self._pool.fetchval(
-            "SELECT MIN(next_attempt_at) FROM outbound WHERE status = 'queued'")
+            "SELECT MIN(next_attempt_at) FROM outbound WHERE status = 'queued'"
+            " AND instance_id <> ALL($1::integer[])", list(exclude_instances))
 
     async def get_outbound(self, message_id: str) -> OutboundRow | None:
         row = await self._pool.fetchrow(

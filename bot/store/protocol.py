@@ -130,7 +130,10 @@ class OutboundQueue(StoreBase, Protocol):
         single-process store, this store's own worker id's on a shared one."""
         ...
 
-    async def next_outbound_due(self) -> float | None: ...
+    async def next_outbound_due(self, exclude_instances: Sequence[int] = ()) -> float | None:
+        """When the next queued message (not leased) of a number not in
+        `exclude_instances` comes due."""
+        ...
 
     async def reserve_pace(self, instance_id: int, interval: float) -> float:
         """Book a gateway number's next send slot, `interval` seconds after the one

@@ -198,6 +198,16 @@ class SqliteStore:
                     reader.execute("ROLLBACK")
         return await self._run(fn)
 
+    def _writes_settled(self) -> bool:
+        """No unit is queued or running: the reader sees every write submitted."""
+        return not (self._pending or self._urgent) and (self._drainer is None
+                                                        or self._drainer.done())
+
+    async def _read_after_writes(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """A read unit that sees every write submitted before it: from the
+        reader while no write is queued or running, else queued behind them."""
+        return await (self._lookup(fn) if self._writes_settled() else self._run(fn))
+
     async def _tx(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """A write unit: all of it commits, or none of it."""
         return await self._submit(fn, write=True)
@@ -497,7 +507,8 @@ class SqliteStore:
         """Up to `limit` due messages, leased to `holder` until `now + lease` (a
         visibility timeout: next_attempt_at moves to the lease's end, so rows in
         flight are never walked past), skipping numbers in `exclude_instances`."""
-        if not await self._lookup(lambda conn: _any_due(conn, "outbound", "queued", now)):
+        if self._writes_settled() and not await self._lookup(
+                lambda conn: _any_due(conn, "outbound", "queued", now)):
             return []  # most claims under load find nothing: no hop to the writer for those
         def unit(conn: sqlite3.Connection) -> list[OutboundRow]:
             due = ("SELECT seq, instance_id FROM outbound INDEXED BY outbound_due"
@@ -580,12 +591,20 @@ class SqliteStore:
             f" WHERE status = 'queued' AND claimed_until IS NOT NULL{mine}",
             (time.time(), *args)).rowcount)
 
-    async def next_outbound_due(self) -> float | None:
+    async def next_outbound_due(self, exclude_instances: Sequence[int] = ()) -> float | None:
         def unit(conn: sqlite3.Connection) -> float | None:
-            row = conn.execute("SELECT MIN(next_attempt_at) FROM outbound"
-                               " WHERE status = 'queued'").fetchone()
+            if not exclude_instances:  # leased rows carry their lease's end: an index lookup
+                row = conn.execute("SELECT MIN(next_attempt_at) FROM outbound"
+                                   " WHERE status = 'queued'").fetchone()
+            else:  # as a claim looks: a bounded window, never the whole backlog
+                skip = ",".join("?" * len(exclude_instances))
+                row = conn.execute(
+                    "SELECT MIN(next_attempt_at) FROM (SELECT next_attempt_at, instance_id"
+                    " FROM outbound INDEXED BY outbound_due WHERE status = 'queued'"
+                    f" ORDER BY next_attempt_at LIMIT {CLAIM_WINDOW})"
+                    f" WHERE instance_id NOT IN ({skip})", tuple(exclude_instances)).fetchone()
             return row[0] if row else None
-        return await self._run(unit)
+        return await self._read_after_writes(unit)
 
     async def get_outbound(self, message_id: str) -> OutboundRow | None:
         def unit(conn: sqlite3.Connection) -> OutboundRow | None:
@@ -914,7 +933,7 @@ class SqliteStore:
         in `exclude` (those already busy here). Due deliveries of a disabled
         endpoint are failed instead of handed out."""
         due_at = now if due_by is None else due_by
-        if not await self._lookup(
+        if self._writes_settled() and not await self._lookup(
                 lambda conn: _any_due(conn, "webhook_deliveries", "pending", due_at)):
             return []  # most claims under load find nothing: no hop to the writer for those
 
@@ -1038,7 +1057,7 @@ class SqliteStore:
                     " ORDER BY next_attempt_at"
                     f" LIMIT {CLAIM_WINDOW}) WHERE 1 = 1{skip}", args).fetchone()
             return row[0] if row else None
-        return await self._lookup(unit)
+        return await self._read_after_writes(unit)
 
     async def delivery_queue_depth(self) -> int:
         return await self._run(lambda conn: conn.execute(

@@ -103,6 +103,10 @@ class OutboundWorker:
             log.warning("%d messages claimed by a run that did not stop cleanly are queued "
                         "again; any it had handed to the provider unrecorded go out twice", stale)
 
+    def _busy(self) -> list[int]:
+        """The numbers holding as many messages as they may."""
+        return [i for i, held in self._held.items() if held >= self._cap(i)]
+
     def _cap(self, instance_id: int) -> int:
         """How many messages one number may hold: about two seconds of its pace."""
         config = self.snapshot().config
@@ -115,7 +119,9 @@ class OutboundWorker:
         self.wake.clear()
         timeout = 5.0
         if len(self._tasks) < MAX_INFLIGHT:
-            due = await self.store.next_outbound_due()
+            # Not the numbers at their cap: their queue is due, but not ours to
+            # claim until a send ends (which wakes us); counting it would spin.
+            due = await self.store.next_outbound_due(self._busy())
             if due is not None:
                 timeout = min(5.0, max(0.0, due - time.time()))
         if timeout > 0 and not self._stopping:
@@ -129,9 +135,8 @@ class OutboundWorker:
         room = MAX_INFLIGHT - len(self._tasks)
         if room <= 0:
             return False
-        busy = [i for i, held in self._held.items() if held >= self._cap(i)]
         rows = await self.store.claim_outbound(time.time(), min(room, BATCH), LEASE_SECONDS,
-                                               busy, self.holder)
+                                               self._busy(), self.holder)
         for row in rows:
             self._take(row)
         return bool(rows)
@@ -174,9 +179,12 @@ class OutboundWorker:
             self._held.pop(row.instance_id, None)
         if not task.cancelled() and task.exception() is not None:
             log.error("outbound message %s crashed", row.id, exc_info=task.exception())
-        # Claim again only when capacity appears (a number dropped below its
-        # cap, or the worker below its limit), not after every send.
-        if held == self._cap(row.instance_id) - 1 or len(self._tasks) == MAX_INFLIGHT - 1:
+        # Claim again only when a good part of a batch fits (a number a quarter
+        # of its cap below it, the worker a quarter of a batch below its
+        # limit): refilled one by one, every send would cost a claim and its
+        # commit of its own.
+        cap = self._cap(row.instance_id)
+        if held == cap - max(1, cap // 4) or len(self._tasks) == MAX_INFLIGHT - BATCH // 4:
             self.wake.set()
 
     async def _send(self, row: OutboundRow) -> None:

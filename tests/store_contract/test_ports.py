@@ -356,6 +356,17 @@ async def test_work_queued_already_claimed_is_what_a_claim_would_read(store: Sto
     assert [d.id for d in await store.claim_deliveries(time.time(), 10, 60)] == [pending.id]
 
 
+async def test_next_due_leaves_out_the_numbers_a_worker_cannot_take_more_for(
+        store: Store) -> None:
+    """A worker holding all a number may hold waits for a send to end, not for
+    that number's due queue: counting it, the worker would claim in a loop."""
+    await store.enqueue([OutboundDraft(instance_id=1, to=ES, text="now")], T0)
+    await store.enqueue([OutboundDraft(instance_id=2, to=ES, text="later")], T0 + 30)
+    assert await store.next_outbound_due() == T0
+    assert await store.next_outbound_due([1]) == T0 + 30
+    assert await store.next_outbound_due([1, 2]) is None
+
+
 async def test_a_duplicate_hands_nothing_over(store: Store) -> None:
     msg = message(message_id="wamid.twice")
     assert await store.commit_inbound(registered(msg), T0)
