@@ -431,8 +431,10 @@ def drain_outbound(bench: Bench, count: int) -> dict[str, float]:
     before = get_json(bench.url("graph", "/count"))["count"]
     t0 = time.perf_counter()
     pid = bench.start_wagate(rate=1_000_000)
+    meter = DrainMeter(pid)
     while True:
         done = get_json(bench.url("graph", "/count"))["count"] - before
+        meter.saw(done)
         if done >= count:
             break
         if time.perf_counter() - t0 > 300:
@@ -440,10 +442,34 @@ def drain_outbound(bench: Bench, count: int) -> dict[str, float]:
         time.sleep(0.05)
     elapsed = time.perf_counter() - t0
     result = {"messages": count, "seconds": elapsed, "per_second": count / elapsed,
-              "peak_rss_mb": peak_rss_mb(pid)}
-    print(f"(e) outbound drain: {count} in {elapsed:.1f} s = {count / elapsed:.0f} msg/s "
-          f"(peak RSS {result['peak_rss_mb']:.0f} MB)", flush=True)
+              "peak_rss_mb": peak_rss_mb(pid), "cpu_us": meter.cpu_us()}
+    print(f"(e) outbound drain: {count} in {elapsed:.1f} s = {count / elapsed:.0f} msg/s, "
+          f"{result['cpu_us']:.0f} µs CPU/message (peak RSS {result['peak_rss_mb']:.0f} MB)",
+          flush=True)
     return result
+
+
+class DrainMeter:
+    """The service's CPU per message of a drain, counted from the first
+    arrival on (not the start-up's imports and migrations)."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.first: tuple[float, int] | None = None
+        self.last: tuple[float, int] | None = None
+
+    def saw(self, done: int) -> None:
+        from bench.scaling import cpu_seconds
+
+        if done > 0:
+            sample = (cpu_seconds(self.pid), done)
+            self.first = self.first or sample
+            self.last = sample
+
+    def cpu_us(self) -> float:
+        if self.first is None or self.last is None or self.last[1] == self.first[1]:
+            return float("nan")
+        return (self.last[0] - self.first[0]) * 1e6 / (self.last[1] - self.first[1])
 
 
 def main() -> None:
@@ -485,7 +511,8 @@ def main() -> None:
             bench.results["d"] = d = drain(bench, 20_000 if args.quick else 50_000,
                                            until_all=True, max_seconds=300)
             print(f"(d) webhook drain: {d['delivered']} in {d['seconds']:.1f} s = "
-                  f"{d['per_second']:.0f} deliveries/s", flush=True)
+                  f"{d['per_second']:.0f} deliveries/s, {d['cpu_us']:.0f} µs CPU/delivery",
+                  flush=True)
             return finish(bench.results, args.out)
         run_cpu(bench, "abc" if args.only in (None, "cpu") else args.only, args.store)
         if args.only:
@@ -546,7 +573,8 @@ def summary(results: dict[str, Any]) -> str:
     for key, name, unit in (("d", "(d) webhook drain", "deliveries"),
                             ("e", "(e) outbound drain", "messages")):
         rate = results[key]["per_second"]
-        rows.append(f"| {name}, pacing lifted | {rate:,.0f} {unit}/s | ≥ 8,000/s | "
+        rows.append(f"| {name}, pacing lifted | {rate:,.0f} {unit}/s, "
+                    f"{results[key]['cpu_us']:,.0f} µs CPU each | ≥ 8,000/s | "
                     f"{'yes' if rate >= 8000 else 'no'} |")
     during = [r["peak_rss_mb"] for job in results["cpu"].values()
               for name, r in job.items() if "peak_rss_mb" in r]

@@ -14,7 +14,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from bench.__main__ import Bench, get_json, peak_rss_mb
+from bench.__main__ import Bench, DrainMeter, get_json, peak_rss_mb
 
 
 def prefill_deliveries(db: Path, count: int, url: str) -> None:
@@ -50,10 +50,12 @@ def drain(bench: Bench, count: int, *, until_all: bool, max_seconds: float) -> d
     before = get_json(bench.url("receiver", "/count"))["count"]
     t0 = time.perf_counter()
     pid = bench.start_wagate()
+    meter = DrainMeter(pid)
     rss_samples = []
     done = 0
     while True:
         done = get_json(bench.url("receiver", "/count"))["count"] - before
+        meter.saw(done)
         rss_samples.append(peak_rss_mb(pid))
         elapsed = time.perf_counter() - t0
         if (until_all and done >= count) or elapsed > max_seconds:
@@ -62,6 +64,7 @@ def drain(bench: Bench, count: int, *, until_all: bool, max_seconds: float) -> d
     elapsed = time.perf_counter() - t0
     return {"backlog": count, "delivered": done, "seconds": elapsed,
             "per_second": done / elapsed, "peak_rss_mb": peak_rss_mb(pid),
+            "cpu_us": meter.cpu_us(),
             "rss_first_mb": rss_samples[0], "rss_last_mb": rss_samples[-1]}
 
 
@@ -70,7 +73,8 @@ def run_delivery_benchmarks(bench: Bench) -> None:
     d = drain(bench, small, until_all=True, max_seconds=300)
     bench.results["d"] = d
     print(f"(d) webhook drain: {d['delivered']} in {d['seconds']:.1f} s = "
-          f"{d['per_second']:.0f} deliveries/s (peak RSS {d['peak_rss_mb']:.0f} MB)", flush=True)
+          f"{d['per_second']:.0f} deliveries/s, {d['cpu_us']:.0f} µs CPU/delivery "
+          f"(peak RSS {d['peak_rss_mb']:.0f} MB)", flush=True)
     big = 100_000 if bench.quick else 500_000
     f = drain(bench, big, until_all=False, max_seconds=20 if bench.quick else 40)
     bench.results["f_backlog"] = f
