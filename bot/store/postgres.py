@@ -147,6 +147,16 @@ def _chat(group_id: str | None, sender: str) -> str:
     return f"group:{group_id}" if group_id is not None else sender
 
 
+async def _keep_session(conn: Conn) -> None:
+    """The pool's reset on release: nothing to send. asyncpg's default costs a
+    round trip per unit (advisory unlock all, CLOSE ALL, UNLISTEN *, RESET ALL)
+    for session state this store never leaves: its advisory locks are all
+    transaction-level, it opens no cursors, it LISTENs on a connection of its
+    own (not pooled) and SETs nothing. A transaction left open is still rolled
+    back on release (asyncpg does that before calling this), as `_finish` and
+    `_let_go` already do themselves."""
+
+
 class _Rollback(Exception):
     """Raised inside a unit to undo all of it and answer `value` (a refused send)."""
 
@@ -193,7 +203,8 @@ class PostgresStore:
         """Connect (a pool of up to `pool_size`) and bring the schema up to date;
         processes starting at once migrate one after another."""
         try:
-            pool = await asyncpg.create_pool(url, min_size=1, max_size=pool_size)
+            pool = await asyncpg.create_pool(url, min_size=1, max_size=pool_size,
+                                             reset=_keep_session)
         except (OSError, TimeoutError, asyncpg.PostgresError,
                 asyncpg.InterfaceError) as exc:
             raise StoreUnavailable(f"cannot open the PostgreSQL store at {redacted(url)}: "
