@@ -92,6 +92,9 @@ LOCK_STATUS = 0x77616773
 CHANNELS = {"outbound": "wagate_outbound", "deliveries": "wagate_deliveries"}
 Queue = Literal["outbound", "deliveries"]
 
+# A delivery's last_error when its endpoint (`{}`, a row of webhook_endpoints) is disabled.
+_DISABLED_ERROR = "'endpoint disabled: ' || COALESCE(NULLIF({0}.disabled_reason, ''), 'disabled')"
+
 # A chat held from its state's read to its commit is let go after this long:
 # the message's handling failed between the two (the handlers are quick).
 CHAT_HOLD_TIMEOUT = 30.0
@@ -141,6 +144,37 @@ _REG_OF_R = ", ".join(f"r.{column.strip()}" for column in REG_COLUMNS.split(",")
 _REG_OF_USER = (f"SELECT {REG_COLUMNS}, keyword_at FROM registrations"
                 " WHERE instance_id = $1 AND (number = $2 OR user_id = $2)"
                 " ORDER BY number = $2 DESC LIMIT 1")
+
+
+# What claims hand out, selected from the claimed rows (`o`, a CTE) joined to
+# their group as OUTBOUND_FROM joins it; and the columns that join needs.
+_JOIN_GROUP = OUTBOUND_FROM.removeprefix("outbound o ")
+_OUTBOUND_OWN = ", ".join(f"outbound.{column.strip().removeprefix('o.')}"
+                          for column in OUTBOUND_COLUMNS.split(",")
+                          if column.strip().startswith("o."))
+
+
+class _Statement:
+    """One statement of several steps (`WITH a AS (INSERT ...), b AS (...) ...`):
+    writes that would each cost a round trip travel in one. Its parameters are
+    numbered as they are added; every step sees the statement's one snapshot,
+    so no two steps may touch the same row."""
+
+    def __init__(self) -> None:
+        self.args: list[Any] = []
+        self._steps: list[str] = []
+
+    def arg(self, value: Any, cast: str = "") -> str:
+        """A parameter's placeholder; `cast` where nothing else gives its type
+        (a value in a SELECT list)."""
+        self.args.append(value)
+        return f"${len(self.args)}" + (f"::{cast}" if cast else "")
+
+    def step(self, name: str, sql: str) -> None:
+        self._steps.append(f"{name} AS ({sql})")
+
+    def sql(self, main: str) -> str:
+        return (f"WITH {', '.join(self._steps)} " if self._steps else "") + main
 
 
 def _chat(group_id: str | None, sender: str) -> str:
@@ -292,6 +326,14 @@ class PostgresStore:
 
     async def _spawn(self, work: Awaitable[T]) -> T:
         return await asyncio.shield(self._start(work))
+
+    async def _statement(self, fn: Callable[[Conn], Awaitable[T]]) -> T:
+        """A write unit of one statement, atomic by itself: it commits on its own
+        (autocommit), without a BEGIN and a COMMIT round trip."""
+        async def unit() -> T:
+            async with self._pool.acquire() as conn:
+                return await fn(conn)
+        return await self._spawn(unit())
 
     async def _read(self, fn: Callable[[Conn], Awaitable[T]]) -> T:
         async with self._pool.acquire() as conn:
@@ -474,19 +516,36 @@ class PostgresStore:
             " (SELECT 1 FROM send_recipients s WHERE s.subscriber_id ="
             " send_recipients.subscriber_id AND s.recipient = $1)", number, user_id)
 
+    @staticmethod
+    def _add_outbound(st: _Statement, drafts: Sequence[OutboundDraft], now: float,
+                      gate: str = "TRUE") -> None:
+        """Queue messages in `st` (if `gate`, an SQL condition, holds), in order,
+        each with its history's first row."""
+        at = st.arg(now, "float8")
+        types = ("text", "integer", "text", "text", "text", "text", "text", "text", "text",
+                 "bytea", "text", "text")
+        columns = zip(*((d.id, d.instance_id, d.to, d.group_id, d.type, d.text, d.caption,
+                         d.filename, d.mime, d.media, d.subscriber_id, d.template)
+                        for d in drafts), strict=True)
+        arrays = ", ".join(st.arg(list(values), f"{kind}[]")
+                           for values, kind in zip(columns, types, strict=True))
+        names = ("id, instance_id, to_number, group_id, type, text, caption, filename, mime,"
+                 " media, subscriber_id, template")
+        st.step("out", (
+            f"INSERT INTO outbound ({names}, status, next_attempt_at, created_at, updated_at)"
+            f" SELECT {names}, 'queued', {at}, {at}, {at} FROM unnest({arrays})"
+            f" WITH ORDINALITY AS d ({names}, ord) WHERE {gate} ORDER BY ord RETURNING id"))
+        st.step("hist", "INSERT INTO outbound_history (message_id, at, status)"
+                        f" SELECT id, {at}, 'queued' FROM out")
+
     async def _insert_outbound(self, conn: Conn, drafts: Sequence[OutboundDraft],
                                now: float) -> None:
+        """Queue messages (see `_add_outbound`) in the transaction open on `conn`."""
         if not drafts:
             return
-        await conn.executemany(
-            "INSERT INTO outbound (id, instance_id, to_number, group_id, type, text, caption,"
-            " filename, mime, media, subscriber_id, template, status, next_attempt_at,"
-            " created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,"
-            " $12, 'queued', $13, $13, $13)",
-            [(d.id, d.instance_id, d.to, d.group_id, d.type, d.text, d.caption, d.filename,
-              d.mime, d.media, d.subscriber_id, d.template, now) for d in drafts])
-        await conn.executemany("INSERT INTO outbound_history (message_id, at, status)"
-                               " VALUES ($1, $2, 'queued')", [(d.id, now) for d in drafts])
+        st = _Statement()
+        self._add_outbound(st, drafts, now)
+        await conn.execute(st.sql("SELECT 1"), *st.args)
         self._notify(conn, "outbound")
 
     @staticmethod
@@ -568,20 +627,15 @@ class PostgresStore:
         by default) until `now + lease`: next_attempt_at moves to the lease's
         end, so a claim nobody finishes comes due again then. Rows another
         process is claiming are skipped, never waited for or handed out twice."""
-        async def unit(conn: Conn) -> list[OutboundRow]:
-            seqs = [r[0] for r in await conn.fetch(
-                "WITH due AS (SELECT seq FROM outbound WHERE status = 'queued'"
-                " AND next_attempt_at <= $1 AND instance_id <> ALL($2::integer[])"
-                " ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED)"
-                " UPDATE outbound SET claimed_until = $4, claimed_by = $5, next_attempt_at = $4"
-                " FROM due WHERE outbound.seq = due.seq RETURNING outbound.seq",
-                now, list(exclude_instances), limit, now + lease, holder or self.worker_id)]
-            if not seqs:
-                return []
-            rows = await conn.fetch(f"SELECT {OUTBOUND_COLUMNS} FROM {OUTBOUND_FROM}"
-                                    " WHERE o.seq = ANY($1::bigint[]) ORDER BY o.seq", seqs)
-            return [outbound_row(r) for r in rows]
-        return await self._tx(unit)
+        rows = await self._statement(lambda conn: conn.fetch(
+            "WITH due AS (SELECT seq FROM outbound WHERE status = 'queued'"
+            " AND next_attempt_at <= $1 AND instance_id <> ALL($2::integer[])"
+            " ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED),"
+            " o AS (UPDATE outbound SET claimed_until = $4, claimed_by = $5, next_attempt_at = $4"
+            f" FROM due WHERE outbound.seq = due.seq RETURNING outbound.seq, {_OUTBOUND_OWN})"
+            f" SELECT {OUTBOUND_COLUMNS} FROM o {_JOIN_GROUP} ORDER BY o.seq",
+            now, list(exclude_instances), limit, now + lease, holder or self.worker_id))
+        return [outbound_row(r) for r in rows]
 
     async def outbound_media(self, message_id: str) -> bytes | None:
         return await self._pool.fetchval(
@@ -902,29 +956,36 @@ class PostgresStore:
         return (row[0], row[1]) if row else None
 
     @staticmethod
-    async def _disabled_endpoints(conn: Conn) -> dict[tuple[str, str], str]:
-        return {(r[0], r[1]): r[2] or "disabled" for r in await conn.fetch(
-            "SELECT subscriber_id, endpoint_key, disabled_reason FROM webhook_endpoints"
-            " WHERE disabled_at IS NOT NULL")}
+    def _add_deliveries(st: _Statement, drafts: Sequence[DeliveryDraft], now: float,
+                        gate: str = "TRUE") -> str:
+        """Queue deliveries in `st` (if `gate`, an SQL condition, holds); those for a
+        disabled endpoint are recorded failed at once (they can be replayed once
+        the endpoint is enabled again). The count of pending ones, as SQL."""
+        at = st.arg(now, "float8")
+        columns = zip(*((d.id, d.subscriber_id, d.endpoint_key, d.url, d.format, d.event_type,
+                         d.payload) for d in drafts), strict=True)
+        arrays = ", ".join(st.arg(list(values), "text[]") for values in columns)
+        st.step("dlv", (
+            "INSERT INTO webhook_deliveries (id, subscriber_id, endpoint_key, url, format,"
+            " event_type, payload, status, next_attempt_at, last_error, created_at, updated_at)"
+            " SELECT d.id, d.sub, d.key, d.url, d.format, d.event_type, d.payload,"
+            f" CASE WHEN e.subscriber_id IS NULL THEN 'pending' ELSE 'failed' END, {at},"
+            f" CASE WHEN e.subscriber_id IS NOT NULL THEN {_DISABLED_ERROR.format('e')} END,"
+            f" {at}, {at} FROM unnest({arrays}) WITH ORDINALITY"
+            " AS d (id, sub, key, url, format, event_type, payload, ord)"
+            " LEFT JOIN webhook_endpoints e ON e.subscriber_id = d.sub"
+            f" AND e.endpoint_key = d.key AND e.disabled_at IS NOT NULL WHERE {gate}"
+            " ORDER BY d.ord RETURNING status"))
+        return "(SELECT COUNT(*) FROM dlv WHERE status = 'pending')"
 
     async def _insert_deliveries(self, conn: Conn, drafts: Sequence[DeliveryDraft],
                                  now: float) -> None:
-        """Queue deliveries; those for a disabled endpoint are recorded failed at once
-        (they can be replayed once the endpoint is enabled again)."""
+        """Queue deliveries (see `_add_deliveries`) in the transaction open on `conn`."""
         if not drafts:
             return
-        disabled = await self._disabled_endpoints(conn)
-        rows = []
-        for d in drafts:
-            reason = disabled.get((d.subscriber_id, d.endpoint_key))
-            rows.append((d.id, d.subscriber_id, d.endpoint_key, d.url, d.format, d.event_type,
-                         d.payload, "pending" if reason is None else "failed", now,
-                         None if reason is None else f"endpoint disabled: {reason}"))
-        await conn.executemany(
-            "INSERT INTO webhook_deliveries (id, subscriber_id, endpoint_key, url, format,"
-            " event_type, payload, status, next_attempt_at, last_error, created_at, updated_at)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $9, $9)", rows)
-        if any(row[7] == "pending" for row in rows):
+        st = _Statement()
+        pending = self._add_deliveries(st, drafts, now)
+        if await conn.fetchval(st.sql(f"SELECT {pending}"), *st.args):
             self._notify(conn, "deliveries")
 
     async def add_deliveries(self, drafts: Sequence[DeliveryDraft], now: float) -> None:
@@ -939,38 +1000,26 @@ class PostgresStore:
         skipping the (subscriber, endpoint) pairs in `exclude` and rows another
         process is claiming. Due deliveries of a disabled endpoint are failed
         instead of handed out."""
-        async def unit(conn: Conn) -> list[DeliveryRow]:
-            rows = [delivery_row(r) for r in await conn.fetch(
-                f"SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE status = 'pending'"
-                " AND next_attempt_at <= $1 AND NOT EXISTS (SELECT 1 FROM"
-                " unnest($2::text[], $3::text[]) AS busy (subscriber_id, endpoint_key)"
-                " WHERE busy.subscriber_id = webhook_deliveries.subscriber_id"
-                " AND busy.endpoint_key = webhook_deliveries.endpoint_key)"
-                " ORDER BY next_attempt_at LIMIT $4 FOR UPDATE SKIP LOCKED",
-                now if due_by is None else due_by, [s for s, _ in exclude],
-                [e for _, e in exclude], limit)]
-            if not rows:
-                return []
-            disabled = await self._disabled_endpoints(conn)
-            out, dead = [], []
-            for row in rows:
-                reason = disabled.get((row.subscriber_id, row.endpoint_key))
-                if reason is None:
-                    out.append(row)
-                else:
-                    dead.append((f"endpoint disabled: {reason}", now, row.id))
-            if dead:
-                await conn.executemany(
-                    "UPDATE webhook_deliveries SET status = 'failed', last_error = $1,"
-                    " claimed_until = NULL, claimed_by = NULL, updated_at = $2 WHERE id = $3",
-                    dead)
-            if out:
-                await conn.execute(
-                    "UPDATE webhook_deliveries SET claimed_until = $1, claimed_by = $2,"
-                    " next_attempt_at = $1 WHERE id = ANY($3::text[])",
-                    now + lease, holder or self.worker_id, [row.id for row in out])
-            return out
-        return await self._tx(unit)
+        # The rows as they were before the claim (its lease is not theirs to show).
+        rows = await self._statement(lambda conn: conn.fetch(
+            f"WITH due AS (SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries"
+            " WHERE status = 'pending' AND next_attempt_at <= $1 AND NOT EXISTS (SELECT 1 FROM"
+            " unnest($2::text[], $3::text[]) AS busy (subscriber_id, endpoint_key)"
+            " WHERE busy.subscriber_id = webhook_deliveries.subscriber_id"
+            " AND busy.endpoint_key = webhook_deliveries.endpoint_key)"
+            " ORDER BY next_attempt_at LIMIT $4 FOR UPDATE SKIP LOCKED),"
+            " checked AS (SELECT due.*, e.disabled_reason, e.subscriber_id IS NOT NULL AS dead"
+            " FROM due LEFT JOIN webhook_endpoints e ON e.subscriber_id = due.subscriber_id"
+            " AND e.endpoint_key = due.endpoint_key AND e.disabled_at IS NOT NULL),"
+            " failed AS (UPDATE webhook_deliveries d SET status = 'failed', last_error ="
+            f" {_DISABLED_ERROR.format('c')}, claimed_until = NULL, claimed_by = NULL,"
+            " updated_at = $5 FROM checked c WHERE d.id = c.id AND c.dead),"
+            " claimed AS (UPDATE webhook_deliveries d SET claimed_until = $6, claimed_by = $7,"
+            " next_attempt_at = $6 FROM checked c WHERE d.id = c.id AND NOT c.dead)"
+            f" SELECT {DELIVERY_COLUMNS} FROM checked WHERE NOT dead ORDER BY next_attempt_at",
+            now if due_by is None else due_by, [s for s, _ in exclude],
+            [e for _, e in exclude], limit, now, now + lease, holder or self.worker_id))
+        return [delivery_row(r) for r in rows]
 
     async def record_attempt(self, result: AttemptOutcome, now: float) -> tuple[str, str | None]:
         """Log one attempt and apply what follows from it (see
