@@ -643,31 +643,10 @@ class PostgresStore:
 
     async def mark_sent(self, message_id: str, provider_message_id: str, now: float, *,
                         keep_media: bool = False) -> None:
-        async def unit(conn: Conn) -> None:
-            await self._lock_status(conn, provider_message_id)
-            before = await conn.fetchval("SELECT status FROM outbound WHERE id = $1"
-                                         " FOR UPDATE", message_id)
-            if before in ("queued", "sending"):
-                await self._record(conn, message_id, now, "sent")
-            await conn.execute(
-                "UPDATE outbound SET status = CASE WHEN status IN ('queued', 'sending')"
-                " THEN 'sent' ELSE status END, provider_message_id = $1,"
-                " attempts = attempts + 1, claimed_until = NULL, claimed_by = NULL,"
-                " media = CASE WHEN $4 THEN media END, updated_at = $2 WHERE id = $3",
-                provider_message_id, now, message_id, keep_media)
-            early = await conn.fetchrow("DELETE FROM early_statuses WHERE provider_message_id"
-                                        " = $1 RETURNING status, error_code, error_title,"
-                                        " received_at",
-                                        provider_message_id)
-            if early is not None and keep_media:  # the provider has fetched them already
-                await conn.execute("UPDATE outbound SET media = NULL WHERE id = $1", message_id)
-            if early is not None and status_advances("sent", early[0]):
-                await conn.execute(
-                    "UPDATE outbound SET status = $1, error_code = COALESCE($2, error_code),"
-                    " error_title = COALESCE($3, error_title) WHERE id = $4",
-                    early[0], early[1], early[2], message_id)
-                await self._record(conn, message_id, early[3], early[0], early[1], early[2])
-        await self._tx(unit)
+        # One round trip: see pg_migrations/0005_mark_sent.sql.
+        await self._statement(lambda conn: conn.execute(
+            "SELECT wagate_mark_sent($1, $2, $3, $4, $5)", LOCK_STATUS, message_id,
+            provider_message_id, now, keep_media))
 
     async def mark_retry(self, message_id: str, next_attempt_at: float, code: int | None,
                          title: str | None, now: float) -> None:
