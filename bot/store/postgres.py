@@ -92,6 +92,10 @@ LOCK_STATUS = 0x77616773
 CHANNELS = {"outbound": "wagate_outbound", "deliveries": "wagate_deliveries"}
 Queue = Literal["outbound", "deliveries"]
 
+_INSERT_INBOUND = ("INSERT INTO inbound (provider, provider_message_id, instance_id, sender,"
+                   " user_id, group_id, kind, text, received_at) VALUES ({})"
+                   " ON CONFLICT (provider, provider_message_id) DO NOTHING RETURNING seq")
+
 # A delivery's last_error when its endpoint (`{}`, a row of webhook_endpoints) is disabled.
 _DISABLED_ERROR = "'endpoint disabled: ' || COALESCE(NULLIF({0}.disabled_reason, ''), 'disabled')"
 
@@ -163,12 +167,20 @@ class _Statement:
     def __init__(self) -> None:
         self.args: list[Any] = []
         self._steps: list[str] = []
+        self._named: dict[str, str] = {}
 
     def arg(self, value: Any, cast: str = "") -> str:
         """A parameter's placeholder; `cast` where nothing else gives its type
         (a value in a SELECT list)."""
         self.args.append(value)
         return f"${len(self.args)}" + (f"::{cast}" if cast else "")
+
+    def once(self, name: str, value: Any, cast: str) -> str:
+        """A parameter the steps share under `name`, added at its first use (one
+        never used is an error: its type cannot be told)."""
+        if name not in self._named:
+            self._named[name] = self.arg(value, cast)
+        return self._named[name]
 
     def step(self, name: str, sql: str) -> None:
         self._steps.append(f"{name} AS ({sql})")
@@ -440,23 +452,42 @@ class PostgresStore:
         return await self._spawn(unit())
 
     async def _write_inbound(self, conn: Conn, effects: Effects, now: float) -> bool:
+        """Write what a message caused, in one statement (two when a user id is
+        linked to its number), in the transaction open on `conn`; False for a
+        redelivery, whose first delivery's effects stand."""
         msg = effects.inbound
-        seq = await conn.fetchval(
-            "INSERT INTO inbound (provider, provider_message_id, instance_id, sender, user_id,"
-            " group_id, kind, text, received_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
-            " ON CONFLICT (provider, provider_message_id) DO NOTHING RETURNING seq",
-            msg.provider, msg.provider_message_id, msg.instance_id, msg.sender, msg.user_id,
-            msg.group.id if msg.group else None, msg.kind, msg.text, now)
-        if seq is None:
-            return False  # a redelivery: the first delivery's effects stand
         private = msg.group is None
+        st = _Statement()
+        inbound = (msg.provider, msg.provider_message_id, msg.instance_id, msg.sender,
+                   msg.user_id, msg.group.id if msg.group else None, msg.kind, msg.text, now)
         if private and msg.user_id and msg.user_id != msg.sender:
+            # Linking reads what it changes: it goes on its own, after the message.
+            if await conn.fetchval(_INSERT_INBOUND.format(
+                    ", ".join(f"${i}" for i in range(1, 10))), *inbound) is None:
+                return False
             await self._link_user(conn, msg.instance_id, msg.sender, msg.user_id)
+            fresh = gate = "TRUE"
+        else:  # every write goes only if the message is new
+            st.step("fresh", _INSERT_INBOUND.format(", ".join(map(st.arg, inbound))))
+            fresh = gate = "EXISTS (SELECT 1 FROM fresh)"
         reg = effects.registration
+        seen = st.arg(inbound_time(msg.timestamp, now), "float8") if private else None
+        # The user's own message opens their window (never ours): on their
+        # registration's row, written once (no two steps may touch one row).
+        seen_by_upsert = seen is not None and reg is not None and reg.number == msg.sender
         if reg is not None:
-            await conn.execute(
+            at = st.once("now", now, "float8")
+            values = ", ".join([
+                st.arg(reg.instance_id, "integer"), st.arg(reg.number, "text"),
+                st.arg(reg.locale, "text"), st.arg(reg.status, "text"),
+                st.arg(reg.keyword_subscriber, "text"), at, at,
+                "NULL::float8" if reg.status == "active" else at,
+                st.arg(msg.user_id if private else None, "text"),
+                seen if seen_by_upsert else "NULL::float8",
+                at if reg.keyword_subscriber else "NULL::float8"])
+            st.step("reg", (
                 f"INSERT INTO registrations ({REG_COLUMNS}, keyword_at)"
-                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL, $10)"
+                f" SELECT {values} WHERE {gate}"
                 " ON CONFLICT (instance_id, number) DO UPDATE SET locale = excluded.locale,"
                 " status = excluded.status, updated_at = excluded.updated_at,"
                 " user_id = COALESCE(excluded.user_id, registrations.user_id),"
@@ -470,30 +501,43 @@ class PostgresStore:
                 " opted_out_at = CASE WHEN excluded.status = 'active' THEN NULL"
                 " WHEN registrations.status = 'opted_out'"
                 " THEN COALESCE(registrations.opted_out_at, excluded.opted_out_at)"
-                " ELSE excluded.opted_out_at END",
-                reg.instance_id, reg.number, reg.locale, reg.status, reg.keyword_subscriber,
-                now, now, None if reg.status == "active" else now,
-                msg.user_id if private else None, now if reg.keyword_subscriber else None)
-        if private:  # the user's own message opens their window (never ours)
-            await conn.execute(
-                "UPDATE registrations SET last_inbound_at = GREATEST($1,"
-                " COALESCE(last_inbound_at, 0)) WHERE instance_id = $2 AND number = $3",
-                inbound_time(msg.timestamp, now), msg.instance_id, msg.sender)
+                " ELSE excluded.opted_out_at END"
+                + (", last_inbound_at = GREATEST(excluded.last_inbound_at,"
+                   " COALESCE(registrations.last_inbound_at, 0))" if seen_by_upsert else "")))
+        if seen is not None and not seen_by_upsert:
+            st.step("seen", (
+                f"UPDATE registrations SET last_inbound_at = GREATEST({seen},"
+                f" COALESCE(last_inbound_at, 0)) WHERE instance_id = {st.arg(msg.instance_id)}"
+                f" AND number = {st.arg(msg.sender)} AND {gate}"))
         if effects.group is not None:
             g = effects.group
-            await conn.execute(
+            at = st.once("now", now, "float8")
+            st.step("grp", (
                 "INSERT INTO groups (instance_id, group_id, name, name_key, registered_at)"
-                " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (instance_id, group_id) DO UPDATE SET"
-                " name = excluded.name, name_key = excluded.name_key",
-                g.instance_id, g.group_id, g.name, group_name_key(g.name), now)
-        for kind in effects.auto_reply_marks:
-            await conn.execute(
+                f" SELECT {st.arg(g.instance_id, 'integer')}, {st.arg(g.group_id, 'text')},"
+                f" {st.arg(g.name, 'text')}, {st.arg(group_name_key(g.name), 'text')}, {at}"
+                f" WHERE {gate} ON CONFLICT (instance_id, group_id) DO UPDATE SET"
+                " name = excluded.name, name_key = excluded.name_key"))
+        if effects.auto_reply_marks:
+            kinds = list(dict.fromkeys(effects.auto_reply_marks))  # one row, one write
+            at = st.once("now", now, "float8")
+            st.step("marks", (
                 "INSERT INTO auto_replies (instance_id, number, kind, last_at)"
-                " VALUES ($1, $2, $3, $4) ON CONFLICT (instance_id, number, kind)"
-                " DO UPDATE SET last_at = excluded.last_at",
-                msg.instance_id, msg.chat, kind, now)
-        await self._insert_outbound(conn, effects.replies, now)
-        await self._insert_deliveries(conn, effects.deliveries, now)
+                f" SELECT {st.arg(msg.instance_id, 'integer')}, {st.arg(msg.chat, 'text')},"
+                f" kind, {at} FROM unnest({st.arg(kinds, 'text[]')}) AS kind WHERE {gate}"
+                " ON CONFLICT (instance_id, number, kind)"
+                " DO UPDATE SET last_at = excluded.last_at"))
+        if effects.replies:
+            self._add_outbound(st, effects.replies, now, gate)
+        pending = (self._add_deliveries(st, effects.deliveries, now, gate)
+                   if effects.deliveries else "0")
+        written, queued = await conn.fetchrow(st.sql(f"SELECT {fresh}, {pending}"), *st.args)
+        if not written:
+            return False
+        if effects.replies:
+            self._notify(conn, "outbound")
+        if queued:
+            self._notify(conn, "deliveries")
         return True
 
     @staticmethod
@@ -521,7 +565,7 @@ class PostgresStore:
                       gate: str = "TRUE") -> None:
         """Queue messages in `st` (if `gate`, an SQL condition, holds), in order,
         each with its history's first row."""
-        at = st.arg(now, "float8")
+        at = st.once("now", now, "float8")
         types = ("text", "integer", "text", "text", "text", "text", "text", "text", "text",
                  "bytea", "text", "text")
         columns = zip(*((d.id, d.instance_id, d.to, d.group_id, d.type, d.text, d.caption,
@@ -940,7 +984,7 @@ class PostgresStore:
         """Queue deliveries in `st` (if `gate`, an SQL condition, holds); those for a
         disabled endpoint are recorded failed at once (they can be replayed once
         the endpoint is enabled again). The count of pending ones, as SQL."""
-        at = st.arg(now, "float8")
+        at = st.once("now", now, "float8")
         columns = zip(*((d.id, d.subscriber_id, d.endpoint_key, d.url, d.format, d.event_type,
                          d.payload) for d in drafts), strict=True)
         arrays = ", ".join(st.arg(list(values), "text[]") for values in columns)
