@@ -870,18 +870,29 @@ class PostgresStore:
                 " ON CONFLICT (subscriber_id) DO UPDATE SET count = send_quota.count"
                 " RETURNING period_start, count", subscriber, now)
             queued = draft
+            # What the rule needs is read after the lock, in one query: the
+            # recipient (the group, or the registration), whether it is known and,
+            # when not, how many recipients the subscriber has.
+            recipients = ("CROSS JOIN LATERAL (SELECT EXISTS (SELECT 1 FROM send_recipients"
+                          " WHERE subscriber_id = $3 AND recipient = {0}) AS known) AS k")
+            total = ("CASE WHEN k.known THEN 0 ELSE (SELECT COUNT(*) FROM send_recipients"
+                     " WHERE subscriber_id = $3) END")
             if group_name is not None:
-                group_id = await conn.fetchval(
-                    "SELECT group_id FROM groups WHERE instance_id = $1 AND name_key = $2"
-                    " ORDER BY registered_at DESC LIMIT 1",
-                    draft.instance_id, group_name_key(group_name))
-                if group_id is None:
+                prefix = f"group:{draft.instance_id}:"
+                found = await conn.fetchrow(
+                    f"SELECT g.group_id, k.known, {total} FROM (SELECT group_id FROM groups"
+                    " WHERE instance_id = $1 AND name_key = $2 ORDER BY registered_at DESC"
+                    f" LIMIT 1) AS g {recipients.format('$4 || g.group_id')}",
+                    draft.instance_id, group_name_key(group_name), subscriber, prefix)
+                if found is None:
                     raise _Rollback(SendOutcome(status="unknown_group"))
-                queued = dataclasses.replace(draft, to=None, group_id=group_id)
-                recipient = f"group:{draft.instance_id}:{group_id}"
+                queued = dataclasses.replace(draft, to=None, group_id=found[0])
+                recipient = prefix + found[0]
             else:
-                row = await conn.fetchrow(_REG_OF_USER, draft.instance_id, draft.to)
-                reg = registration_row(row) if row else None
+                found = await conn.fetchrow(
+                    f"SELECT r.*, k.known, {total} FROM ({_REG_OF_USER}) AS r"
+                    f" {recipients.format('r.number')}", draft.instance_id, draft.to, subscriber)
+                reg = registration_row(found) if found else None
                 if reg is None or not reg.active:
                     raise _Rollback(SendOutcome(status="not_registered"))
                 queued = dataclasses.replace(draft, to=reg.number)  # a user id may name it
@@ -891,24 +902,25 @@ class PostgresStore:
                         raise _Rollback(fitted)
                     queued = fitted
                 recipient = reg.number
-            known = await conn.fetchval(
-                "SELECT EXISTS (SELECT 1 FROM send_recipients WHERE subscriber_id = $1"
-                " AND recipient = $2)", subscriber, recipient)
-            total = 0 if known else await conn.fetchval(
-                "SELECT COUNT(*) FROM send_recipients WHERE subscriber_id = $1", subscriber)
+            known, total_count = found[-2], found[-1]
             decision = send_decision(QuotaPeriod(start=period[0], count=period[1]),
-                                     known_recipient=known, recipients=total, limits=limits,
-                                     now=now)
+                                     known_recipient=known, recipients=total_count,
+                                     limits=limits, now=now)
             if not decision.queued:
                 raise _Rollback(decision)
-            await conn.execute("UPDATE send_quota SET period_start = $2, count = $3"
-                               " WHERE subscriber_id = $1",
-                               subscriber, decision.period_start, decision.count)
+            st = _Statement()  # every write, in one statement
+            sub = st.arg(subscriber, "text")
+            st.step("quota", f"UPDATE send_quota SET period_start ="
+                             f" {st.arg(decision.period_start, 'float8')},"
+                             f" count = {st.arg(decision.count, 'integer')}"
+                             f" WHERE subscriber_id = {sub}")
             if not known:
-                await conn.execute("INSERT INTO send_recipients (subscriber_id, recipient,"
-                                   " first_sent_at) VALUES ($1, $2, $3)",
-                                   subscriber, recipient, now)
-            await self._insert_outbound(conn, [queued], now)
+                st.step("recipient", "INSERT INTO send_recipients (subscriber_id, recipient,"
+                                     f" first_sent_at) VALUES ({sub}, {st.arg(recipient)},"
+                                     f" {st.once('now', now, 'float8')})")
+            self._add_outbound(st, [queued], now)
+            await conn.execute(st.sql("SELECT 1"), *st.args)
+            self._notify(conn, "outbound")
             return dataclasses.replace(decision, message_id=queued.id)
         return await self._tx(unit)
 
@@ -1052,53 +1064,67 @@ class PostgresStore:
         async def unit(conn: Conn) -> tuple[str, str | None]:
             a = result.attempt
             ep = (result.subscriber_id, result.endpoint_key)
-            await conn.execute("INSERT INTO webhook_endpoints (subscriber_id, endpoint_key, url)"
-                               " VALUES ($1, $2, $3) ON CONFLICT DO NOTHING", *ep, result.url)
-            found = await conn.fetchrow(
-                "SELECT failing_since, disabled_at, last_success_at, url FROM webhook_endpoints"
-                " WHERE subscriber_id = $1 AND endpoint_key = $2 FOR UPDATE", *ep)
-            if found[3] != result.url:
-                await conn.execute("UPDATE webhook_endpoints SET url = $3 WHERE subscriber_id"
-                                   " = $1 AND endpoint_key = $2", *ep, result.url)
+            lock = ("SELECT failing_since, disabled_at, last_success_at, url FROM webhook_endpoints"
+                    " WHERE subscriber_id = $1 AND endpoint_key = $2 FOR UPDATE")
+            found = await conn.fetchrow(lock, *ep)
+            if found is None:  # the endpoint's first attempt
+                await conn.execute("INSERT INTO webhook_endpoints (subscriber_id, endpoint_key,"
+                                   " url) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                                   *ep, result.url)
+                found = await conn.fetchrow(lock, *ep)
             change = endpoint_health(
                 EndpointHealth(failing_since=found[0], disabled_at=found[1],
                                last_success_at=found[2]),
                 outcome=a.outcome, endpoint_failure=result.endpoint_failure, at=a.at,
                 disable_after=result.disable_after)
             outcome, disabled_now = change.outcome, change.disable
+            # Every write that follows, in one statement.
+            st = _Statement()
+            at = st.arg(now, "float8")
+
+            def of_endpoint() -> str:
+                return (f"subscriber_id = {st.once('sub', ep[0], 'text')}"
+                        f" AND endpoint_key = {st.once('key', ep[1], 'text')}")
+
+            health = []
+            if found[3] != result.url:
+                health.append(f"url = {st.arg(result.url, 'text')}")
             if change.success_at is not None:
-                await conn.execute("UPDATE webhook_endpoints SET failing_since = NULL,"
-                                   " last_success_at = $3 WHERE subscriber_id = $1"
-                                   " AND endpoint_key = $2", *ep, change.success_at)
+                health.append("failing_since = NULL,"
+                              f" last_success_at = {st.arg(change.success_at, 'float8')}")
             if change.failing_since is not None:
-                await conn.execute("UPDATE webhook_endpoints SET failing_since = $3,"
-                                   " last_failure_at = $4 WHERE subscriber_id = $1"
-                                   " AND endpoint_key = $2", *ep, change.failing_since, a.at)
+                health.append(f"failing_since = {st.arg(change.failing_since, 'float8')},"
+                              f" last_failure_at = {st.arg(a.at, 'float8')}")
             if disabled_now is not None:
-                await conn.execute("UPDATE webhook_endpoints SET disabled_at = $3,"
-                                   " disabled_reason = $4 WHERE subscriber_id = $1"
-                                   " AND endpoint_key = $2", *ep, now, disabled_now)
-                await conn.execute(
-                    "UPDATE webhook_deliveries SET status = 'failed', last_error = $3,"
-                    " claimed_until = NULL, claimed_by = NULL, updated_at = $4"
-                    " WHERE subscriber_id = $1 AND endpoint_key = $2 AND status = 'pending'"
-                    " AND id <> $5 AND (claimed_until IS NULL OR claimed_until < $4)",
-                    *ep, f"endpoint disabled: {disabled_now}", now, a.delivery_id)
+                health.append(f"disabled_at = {at},"
+                              f" disabled_reason = {st.arg(disabled_now, 'text')}")
+            if health:
+                st.step("health", f"UPDATE webhook_endpoints SET {', '.join(health)}"
+                                  f" WHERE {of_endpoint()}")
+            delivery = st.arg(a.delivery_id, "text")
+            if disabled_now is not None:
+                st.step("others", (
+                    "UPDATE webhook_deliveries SET status = 'failed', last_error ="
+                    f" {st.arg(f'endpoint disabled: {disabled_now}', 'text')},"
+                    f" claimed_until = NULL, claimed_by = NULL, updated_at = {at}"
+                    f" WHERE {of_endpoint()} AND status = 'pending' AND id <> {delivery}"
+                    f" AND (claimed_until IS NULL OR claimed_until < {at})"))
+            st.step("attempt", (
+                "INSERT INTO webhook_attempts (delivery_id, at, outcome, status_code,"
+                " latency_ms, response_body, error) VALUES"
+                f" ({delivery}, {st.arg(a.at)}, {st.arg(outcome)}, {st.arg(a.status_code)},"
+                f" {st.arg(a.latency_ms)}, {st.arg(a.response_body)}, {st.arg(a.error)})"))
             status = {"delivered": "delivered", "retry": "pending"}.get(outcome, "failed")
-            await conn.execute(
-                "INSERT INTO webhook_attempts (delivery_id, at, outcome, status_code, latency_ms,"
-                " response_body, error) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                a.delivery_id, a.at, outcome, a.status_code, a.latency_ms, a.response_body,
-                a.error)
-            await conn.execute(
-                "UPDATE webhook_deliveries SET status = $1, attempts = attempts + 1,"
-                " claimed_until = NULL, claimed_by = NULL,"
-                " next_attempt_at = COALESCE($2, next_attempt_at),"
-                " last_status_code = $3, last_error = $4, updated_at = $5,"
-                " delivered_at = CASE WHEN $1 = 'delivered' THEN $6 ELSE delivered_at END"
-                " WHERE id = $7",
-                status, result.next_attempt_at if status == "pending" else None, a.status_code,
-                a.error, now, a.at, a.delivery_id)
+            changes = [f"status = {st.arg(status, 'text')}", "attempts = attempts + 1",
+                       "claimed_until = NULL", "claimed_by = NULL",
+                       f"last_status_code = {st.arg(a.status_code, 'integer')}",
+                       f"last_error = {st.arg(a.error, 'text')}", f"updated_at = {at}"]
+            if status == "pending" and result.next_attempt_at is not None:
+                changes.append(f"next_attempt_at = {st.arg(result.next_attempt_at, 'float8')}")
+            if status == "delivered":
+                changes.append(f"delivered_at = {st.arg(a.at, 'float8')}")
+            await conn.execute(st.sql(f"UPDATE webhook_deliveries SET {', '.join(changes)}"
+                                      f" WHERE id = {delivery}"), *st.args)
             return outcome, disabled_now
         return await self._tx(unit)
 
