@@ -96,7 +96,7 @@ _INSERT_INBOUND = ("INSERT INTO inbound (provider, provider_message_id, instance
                    " user_id, group_id, kind, text, received_at) VALUES ({})"
                    " ON CONFLICT (provider, provider_message_id) DO NOTHING RETURNING seq")
 
-# A delivery's last_error when its endpoint (`{}`, a row of webhook_endpoints) is disabled.
+# A delivery's last_error when its endpoint (`{0}`, a row of webhook_endpoints) is disabled.
 _DISABLED_ERROR = "'endpoint disabled: ' || COALESCE(NULLIF({0}.disabled_reason, ''), 'disabled')"
 
 # A chat held from its state's read to its commit is let go after this long:
@@ -452,8 +452,8 @@ class PostgresStore:
         return await self._spawn(unit())
 
     async def _write_inbound(self, conn: Conn, effects: Effects, now: float) -> bool:
-        """Write what a message caused, in one statement (two when a user id is
-        linked to its number), in the transaction open on `conn`; False for a
+        """Write what a message caused in one statement (a few more when a user id
+        is linked to its number), in the transaction open on `conn`; False for a
         redelivery, whose first delivery's effects stand."""
         msg = effects.inbound
         private = msg.group is None
