@@ -1058,34 +1058,42 @@ class PostgresStore:
 
     async def record_attempt(self, result: AttemptOutcome, now: float) -> tuple[str, str | None]:
         """Log one attempt and apply what follows from it (see
-        SqliteStore.record_attempt). The endpoint's row is locked first, so
-        attempts recorded at once by several processes update its health one
-        after another."""
-        async def unit(conn: Conn) -> tuple[str, str | None]:
-            a = result.attempt
-            ep = (result.subscriber_id, result.endpoint_key)
-            lock = ("SELECT failing_since, disabled_at, last_success_at, url FROM webhook_endpoints"
-                    " WHERE subscriber_id = $1 AND endpoint_key = $2 FOR UPDATE")
-            found = await conn.fetchrow(lock, *ep)
+        SqliteStore.record_attempt), in two statements and no transaction: the
+        endpoint's health is read, then every write goes in one statement that
+        first locks the endpoint's row if its health is still what was read
+        (else nothing is written, and it starts over). So attempts recorded at
+        once by several processes update its health one after another, as if
+        the row were locked from the read, without a BEGIN and a COMMIT."""
+        a = result.attempt
+        ep = (result.subscriber_id, result.endpoint_key)
+        status = {"delivered": "delivered", "retry": "pending"}
+
+        async def record(conn: Conn) -> tuple[str, str | None] | None:
+            read = ("SELECT failing_since, disabled_at, last_success_at, url FROM webhook_endpoints"
+                    " WHERE subscriber_id = $1 AND endpoint_key = $2")
+            found = await conn.fetchrow(read, *ep)
             if found is None:  # the endpoint's first attempt
                 await conn.execute("INSERT INTO webhook_endpoints (subscriber_id, endpoint_key,"
                                    " url) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
                                    *ep, result.url)
-                found = await conn.fetchrow(lock, *ep)
+                found = await conn.fetchrow(read, *ep)
             change = endpoint_health(
                 EndpointHealth(failing_since=found[0], disabled_at=found[1],
                                last_success_at=found[2]),
                 outcome=a.outcome, endpoint_failure=result.endpoint_failure, at=a.at,
                 disable_after=result.disable_after)
             outcome, disabled_now = change.outcome, change.disable
-            # Every write that follows, in one statement.
             st = _Statement()
+            endpoint = (f"subscriber_id = {st.arg(ep[0], 'text')}"
+                        f" AND endpoint_key = {st.arg(ep[1], 'text')}")
+            st.step("current", (
+                f"SELECT 1 FROM webhook_endpoints WHERE {endpoint}"
+                f" AND failing_since IS NOT DISTINCT FROM {st.arg(found[0], 'float8')}"
+                f" AND disabled_at IS NOT DISTINCT FROM {st.arg(found[1], 'float8')}"
+                f" AND last_success_at IS NOT DISTINCT FROM {st.arg(found[2], 'float8')}"
+                f" AND url = {st.arg(found[3], 'text')} FOR UPDATE"))
+            gate = "EXISTS (SELECT 1 FROM current)"
             at = st.arg(now, "float8")
-
-            def of_endpoint() -> str:
-                return (f"subscriber_id = {st.once('sub', ep[0], 'text')}"
-                        f" AND endpoint_key = {st.once('key', ep[1], 'text')}")
-
             health = []
             if found[3] != result.url:
                 health.append(f"url = {st.arg(result.url, 'text')}")
@@ -1100,33 +1108,41 @@ class PostgresStore:
                               f" disabled_reason = {st.arg(disabled_now, 'text')}")
             if health:
                 st.step("health", f"UPDATE webhook_endpoints SET {', '.join(health)}"
-                                  f" WHERE {of_endpoint()}")
+                                  f" WHERE {endpoint} AND {gate}")
             delivery = st.arg(a.delivery_id, "text")
             if disabled_now is not None:
                 st.step("others", (
                     "UPDATE webhook_deliveries SET status = 'failed', last_error ="
                     f" {st.arg(f'endpoint disabled: {disabled_now}', 'text')},"
                     f" claimed_until = NULL, claimed_by = NULL, updated_at = {at}"
-                    f" WHERE {of_endpoint()} AND status = 'pending' AND id <> {delivery}"
-                    f" AND (claimed_until IS NULL OR claimed_until < {at})"))
+                    f" WHERE {endpoint} AND status = 'pending' AND id <> {delivery}"
+                    f" AND (claimed_until IS NULL OR claimed_until < {at}) AND {gate}"))
             st.step("attempt", (
                 "INSERT INTO webhook_attempts (delivery_id, at, outcome, status_code,"
-                " latency_ms, response_body, error) VALUES"
-                f" ({delivery}, {st.arg(a.at)}, {st.arg(outcome)}, {st.arg(a.status_code)},"
-                f" {st.arg(a.latency_ms)}, {st.arg(a.response_body)}, {st.arg(a.error)})"))
-            status = {"delivered": "delivered", "retry": "pending"}.get(outcome, "failed")
-            changes = [f"status = {st.arg(status, 'text')}", "attempts = attempts + 1",
+                f" latency_ms, response_body, error) SELECT {delivery},"
+                f" {st.arg(a.at, 'float8')}, {st.arg(outcome, 'text')},"
+                f" {st.arg(a.status_code, 'integer')}, {st.arg(a.latency_ms, 'float8')},"
+                f" {st.arg(a.response_body, 'text')}, {st.arg(a.error, 'text')} WHERE {gate}"))
+            final = status.get(outcome, "failed")
+            changes = [f"status = {st.arg(final, 'text')}", "attempts = attempts + 1",
                        "claimed_until = NULL", "claimed_by = NULL",
                        f"last_status_code = {st.arg(a.status_code, 'integer')}",
                        f"last_error = {st.arg(a.error, 'text')}", f"updated_at = {at}"]
-            if status == "pending" and result.next_attempt_at is not None:
+            if final == "pending" and result.next_attempt_at is not None:
                 changes.append(f"next_attempt_at = {st.arg(result.next_attempt_at, 'float8')}")
-            if status == "delivered":
+            if final == "delivered":
                 changes.append(f"delivered_at = {st.arg(a.at, 'float8')}")
-            await conn.execute(st.sql(f"UPDATE webhook_deliveries SET {', '.join(changes)}"
-                                      f" WHERE id = {delivery}"), *st.args)
-            return outcome, disabled_now
-        return await self._tx(unit)
+            st.step("delivery", f"UPDATE webhook_deliveries SET {', '.join(changes)}"
+                                f" WHERE id = {delivery} AND {gate}")
+            return (outcome, disabled_now) if await conn.fetchval(
+                st.sql(f"SELECT {gate}"), *st.args) else None
+
+        async def unit() -> tuple[str, str | None]:
+            async with self._pool.acquire() as conn:
+                while (recorded := await record(conn)) is None:
+                    pass  # another attempt changed the endpoint's health meanwhile
+                return recorded
+        return await self._spawn(unit())
 
     async def release_delivery_claims(self, holder: str | None = None) -> int:
         """`holder`'s delivery claims (this store's worker id's by default): due
