@@ -189,6 +189,14 @@ class _Statement:
         return (f"WITH {', '.join(self._steps)} " if self._steps else "") + main
 
 
+def _literal(text: str) -> str:
+    """`text` as an SQL string literal, for SQL sent without parameters (to travel
+    with a BEGIN). An E'' string reads the same whatever the server's settings."""
+    if "\0" in text:
+        raise ValueError("a NUL character cannot be sent to PostgreSQL")
+    return "E'" + text.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
 def _chat(group_id: str | None, sender: str) -> str:
     return f"group:{group_id}" if group_id is not None else sender
 
@@ -862,21 +870,23 @@ class PostgresStore:
         if subscriber is None:
             raise ValueError("a subscriber send needs draft.subscriber_id")
 
+        # The upsert locks the row, with the BEGIN (so as literal SQL); a new one
+        # (count 0, starting now) is the same to the rule as no period running.
+        lock = ("BEGIN; INSERT INTO send_quota (subscriber_id, period_start, count)"
+                f" VALUES ({_literal(subscriber)}, {float(now)!r}, 0)"
+                " ON CONFLICT (subscriber_id) DO UPDATE SET count = send_quota.count")
+
         async def unit(conn: Conn) -> SendOutcome:
-            # The upsert locks the row; a new one (count 0, starting now) is the
-            # same to the rule as no period running.
-            period = await conn.fetchrow(
-                "INSERT INTO send_quota (subscriber_id, period_start, count) VALUES ($1, $2, 0)"
-                " ON CONFLICT (subscriber_id) DO UPDATE SET count = send_quota.count"
-                " RETURNING period_start, count", subscriber, now)
             queued = draft
             # What the rule needs is read after the lock, in one query: the
             # recipient (the group, or the registration), whether it is known and,
-            # when not, how many recipients the subscriber has.
+            # when not, how many recipients the subscriber has; the quota period.
             recipients = ("CROSS JOIN LATERAL (SELECT EXISTS (SELECT 1 FROM send_recipients"
-                          " WHERE subscriber_id = $3 AND recipient = {0}) AS known) AS k")
+                          " WHERE subscriber_id = $3 AND recipient = {0}) AS known) AS k"
+                          " CROSS JOIN (SELECT period_start, count FROM send_quota"
+                          " WHERE subscriber_id = $3) AS q")
             total = ("CASE WHEN k.known THEN 0 ELSE (SELECT COUNT(*) FROM send_recipients"
-                     " WHERE subscriber_id = $3) END")
+                     " WHERE subscriber_id = $3) END, q.period_start, q.count")
             if group_name is not None:
                 prefix = f"group:{draft.instance_id}:"
                 found = await conn.fetchrow(
@@ -902,7 +912,7 @@ class PostgresStore:
                         raise _Rollback(fitted)
                     queued = fitted
                 recipient = reg.number
-            known, total_count = found[-2], found[-1]
+            known, total_count, *period = found[-4:]
             decision = send_decision(QuotaPeriod(start=period[0], count=period[1]),
                                      known_recipient=known, recipients=total_count,
                                      limits=limits, now=now)
@@ -922,7 +932,7 @@ class PostgresStore:
             await conn.execute(st.sql("SELECT 1"), *st.args)
             self._notify(conn, "outbound")
             return dataclasses.replace(decision, message_id=queued.id)
-        return await self._tx(unit)
+        return await self._tx(unit, begin=lock)
 
     async def resend_as_template(self, build: Callable[[OutboundRow, str | None, bool],
                                                        str | None], now: float, *,

@@ -17,10 +17,10 @@ from bot.store import postgres as postgres_store
 from bot.store.postgres import MIGRATIONS, PostgresStore
 from tests.store_contract.conftest import Backend
 from tests.store_contract.test_ports import (
+    DAY,
     DE,
     ES,
     T0,
-    DAY,
     api_send,
     attempt,
     booked_slots,
