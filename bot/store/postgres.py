@@ -704,23 +704,21 @@ class PostgresStore:
 
     async def mark_retry(self, message_id: str, next_attempt_at: float, code: int | None,
                          title: str | None, now: float) -> None:
-        async def unit(conn: Conn) -> None:
-            await conn.execute(
-                "UPDATE outbound SET attempts = attempts + 1, next_attempt_at = $1,"
-                " claimed_until = NULL, claimed_by = NULL, error_code = $2, error_title = $3,"
-                " updated_at = $4 WHERE id = $5", next_attempt_at, code, title, now, message_id)
-            await self._record(conn, message_id, now, "retry", code, title)
-        await self._tx(unit)
+        await self._statement(lambda conn: conn.execute(
+            "WITH retried AS (UPDATE outbound SET attempts = attempts + 1, next_attempt_at = $1,"
+            " claimed_until = NULL, claimed_by = NULL, error_code = $2, error_title = $3,"
+            " updated_at = $4 WHERE id = $5) INSERT INTO outbound_history (message_id, at,"
+            " status, error_code, error_title) VALUES ($5, $4, 'retry', $2, $3)",
+            next_attempt_at, code, title, now, message_id))
 
     async def mark_failed(self, message_id: str, code: int | None, title: str | None,
                           now: float) -> None:
-        async def unit(conn: Conn) -> None:
-            await conn.execute(
-                "UPDATE outbound SET status = 'failed', attempts = attempts + 1,"
-                " claimed_until = NULL, claimed_by = NULL, error_code = $1, error_title = $2,"
-                " media = NULL, updated_at = $3 WHERE id = $4", code, title, now, message_id)
-            await self._record(conn, message_id, now, "failed", code, title)
-        await self._tx(unit)
+        await self._statement(lambda conn: conn.execute(
+            "WITH failed AS (UPDATE outbound SET status = 'failed', attempts = attempts + 1,"
+            " claimed_until = NULL, claimed_by = NULL, error_code = $1, error_title = $2,"
+            " media = NULL, updated_at = $3 WHERE id = $4) INSERT INTO outbound_history"
+            " (message_id, at, status, error_code, error_title)"
+            " VALUES ($4, $3, 'failed', $1, $2)", code, title, now, message_id))
 
     async def release_claims(self, holder: str | None = None) -> int:
         """`holder`'s claims (this store's worker id's by default): due again at
@@ -730,7 +728,7 @@ class PostgresStore:
 
     async def _release(self, table: Literal["outbound", "webhook_deliveries"],
                        waiting: str, holder: str | None) -> int:
-        status = await self._tx(lambda conn: conn.execute(
+        status = await self._statement(lambda conn: conn.execute(
             f"UPDATE {table} SET claimed_until = NULL, claimed_by = NULL,"
             " next_attempt_at = LEAST(next_attempt_at, $1)"
             " WHERE status = $2 AND claimed_by = $3",
@@ -1259,7 +1257,7 @@ class PostgresStore:
     async def enable_endpoint(self, endpoint_key: str, subscriber_id: str | None = None) -> int:
         """Enable an endpoint again (and forget its failing streak); how many were disabled."""
         where, args = _where(1, endpoint_key=endpoint_key, subscriber_id=subscriber_id)
-        return _count(await self._tx(lambda conn: conn.execute(
+        return _count(await self._statement(lambda conn: conn.execute(
             "UPDATE webhook_endpoints SET disabled_at = NULL, disabled_reason = NULL,"
             f" failing_since = NULL WHERE disabled_at IS NOT NULL AND {where}", *args)))
 
