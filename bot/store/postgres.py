@@ -95,6 +95,13 @@ LOCK_STATUS = 0x77616773
 CHANNELS = {"outbound": "wagate_outbound", "deliveries": "wagate_deliveries"}
 Queue = Literal["outbound", "deliveries"]
 
+_INSERT_INBOUND = ("INSERT INTO inbound (provider, provider_message_id, instance_id, sender,"
+                   " user_id, group_id, kind, text, received_at) VALUES ({})"
+                   " ON CONFLICT (provider, provider_message_id) DO NOTHING RETURNING seq")
+
+# A delivery's last_error when its endpoint (`{0}`, a row of webhook_endpoints) is disabled.
+_DISABLED_ERROR = "'endpoint disabled: ' || COALESCE(NULLIF({0}.disabled_reason, ''), 'disabled')"
+
 # A chat held from its state's read to its commit is let go after this long:
 # the message's handling failed between the two (the handlers are quick).
 CHAT_HOLD_TIMEOUT = 30.0
@@ -146,8 +153,65 @@ _REG_OF_USER = (f"SELECT {REG_COLUMNS}, keyword_at FROM registrations"
                 " ORDER BY number = $2 DESC LIMIT 1")
 
 
+# What claims hand out, selected from the claimed rows (`o`, a CTE) joined to
+# their group as OUTBOUND_FROM joins it; and the columns that join needs.
+_JOIN_GROUP = OUTBOUND_FROM.removeprefix("outbound o ")
+_OUTBOUND_OWN = ", ".join(f"outbound.{column.strip().removeprefix('o.')}"
+                          for column in OUTBOUND_COLUMNS.split(",")
+                          if column.strip().startswith("o."))
+
+
+class _Statement:
+    """One statement of several steps (`WITH a AS (INSERT ...), b AS (...) ...`):
+    writes that would each cost a round trip travel in one. Its parameters are
+    numbered as they are added; every step sees the statement's one snapshot,
+    so no two steps may touch the same row."""
+
+    def __init__(self) -> None:
+        self.args: list[Any] = []
+        self._steps: list[str] = []
+        self._named: dict[str, str] = {}
+
+    def arg(self, value: Any, cast: str = "") -> str:
+        """A parameter's placeholder; `cast` where nothing else gives its type
+        (a value in a SELECT list)."""
+        self.args.append(value)
+        return f"${len(self.args)}" + (f"::{cast}" if cast else "")
+
+    def once(self, name: str, value: Any, cast: str) -> str:
+        """A parameter the steps share under `name`, added at its first use (one
+        never used is an error: its type cannot be told)."""
+        if name not in self._named:
+            self._named[name] = self.arg(value, cast)
+        return self._named[name]
+
+    def step(self, name: str, sql: str) -> None:
+        self._steps.append(f"{name} AS ({sql})")
+
+    def sql(self, main: str) -> str:
+        return (f"WITH {', '.join(self._steps)} " if self._steps else "") + main
+
+
+def _literal(text: str) -> str:
+    """`text` as an SQL string literal, for SQL sent without parameters (to travel
+    with a BEGIN). An E'' string reads the same whatever the server's settings."""
+    if "\0" in text:
+        raise ValueError("a NUL character cannot be sent to PostgreSQL")
+    return "E'" + text.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
 def _chat(group_id: str | None, sender: str) -> str:
     return f"group:{group_id}" if group_id is not None else sender
+
+
+async def _keep_session(conn: Conn) -> None:
+    """The pool's reset on release: nothing to send. asyncpg's default costs a
+    round trip per unit (advisory unlock all, CLOSE ALL, UNLISTEN *, RESET ALL)
+    for session state this store never leaves: its advisory locks are all
+    transaction-level, it opens no cursors, it LISTENs on a connection of its
+    own (not pooled) and SETs nothing. A transaction left open is still rolled
+    back on release (asyncpg does that before calling this), as `_finish` and
+    `_let_go` already do themselves."""
 
 
 class _Rollback(Exception):
@@ -196,7 +260,8 @@ class PostgresStore:
         """Connect (a pool of up to `pool_size`) and bring the schema up to date;
         processes starting at once migrate one after another."""
         try:
-            pool = await asyncpg.create_pool(url, min_size=1, max_size=pool_size)
+            pool = await asyncpg.create_pool(url, min_size=1, max_size=pool_size,
+                                             reset=_keep_session)
         except (OSError, TimeoutError, asyncpg.PostgresError,
                 asyncpg.InterfaceError) as exc:
             raise StoreUnavailable(f"cannot open the PostgreSQL store at {redacted(url)}: "
@@ -248,8 +313,10 @@ class PostgresStore:
     # A write unit runs as a task of its own: a caller that goes away (a
     # cancelled request) does not cancel it, as with SQLite's queued units.
     # Transactions are begun and ended by hand, so that what goes with BEGIN
-    # (a chat's lock) and with COMMIT (NOTIFYs) costs no round trip of its own:
-    # on a busy machine each round trip is what a unit mostly waits for.
+    # (a chat's lock, a quota row's) and with COMMIT (NOTIFYs) costs no round
+    # trip of its own, and a unit of one statement needs neither: on a busy
+    # machine each round trip is what a unit mostly waits for (and most of
+    # what it costs in CPU, here and in the server).
 
     async def _tx(self, fn: Callable[[Conn], Awaitable[T]], begin: str = "BEGIN") -> T:
         async def unit() -> T:
@@ -284,6 +351,14 @@ class PostgresStore:
 
     async def _spawn(self, work: Awaitable[T]) -> T:
         return await asyncio.shield(self._start(work))
+
+    async def _statement(self, fn: Callable[[Conn], Awaitable[T]]) -> T:
+        """A write unit of one statement, atomic by itself: it commits on its own
+        (autocommit), without a BEGIN and a COMMIT round trip."""
+        async def unit() -> T:
+            async with self._pool.acquire() as conn:
+                return await fn(conn)
+        return await self._spawn(unit())
 
     async def _read(self, fn: Callable[[Conn], Awaitable[T]]) -> T:
         async with self._pool.acquire() as conn:
@@ -392,25 +467,45 @@ class PostgresStore:
         return await self._spawn(unit())
 
     async def _write_inbound(self, conn: Conn, effects: Effects, now: float,
-                             outbound_claim: Claim[OutboundRow] | None,
-                             delivery_claim: Claim[DeliveryRow] | None) -> bool:
+                             outbound_claim: Claim[OutboundRow] | None = None,
+                             delivery_claim: Claim[DeliveryRow] | None = None) -> bool:
+        """Write what a message caused in one statement (a few more when a user id
+        is linked to its number), in the transaction open on `conn`; False for a
+        redelivery, whose first delivery's effects stand. Under a claim, the
+        replies or pending deliveries are queued claimed and added to its rows."""
         msg = effects.inbound
-        seq = await conn.fetchval(
-            "INSERT INTO inbound (provider, provider_message_id, instance_id, sender, user_id,"
-            " group_id, kind, text, received_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
-            " ON CONFLICT (provider, provider_message_id) DO NOTHING RETURNING seq",
-            msg.provider, msg.provider_message_id, msg.instance_id, msg.sender, msg.user_id,
-            msg.group.id if msg.group else None, msg.kind, msg.text, now)
-        if seq is None:
-            return False  # a redelivery: the first delivery's effects stand
         private = msg.group is None
+        st = _Statement()
+        inbound = (msg.provider, msg.provider_message_id, msg.instance_id, msg.sender,
+                   msg.user_id, msg.group.id if msg.group else None, msg.kind, msg.text, now)
         if private and msg.user_id and msg.user_id != msg.sender:
+            # Linking reads what it changes: it goes on its own, after the message.
+            if await conn.fetchval(_INSERT_INBOUND.format(
+                    ", ".join(f"${i}" for i in range(1, 10))), *inbound) is None:
+                return False
             await self._link_user(conn, msg.instance_id, msg.sender, msg.user_id)
+            fresh = gate = "TRUE"
+        else:  # every write goes only if the message is new
+            st.step("fresh", _INSERT_INBOUND.format(", ".join(map(st.arg, inbound))))
+            fresh = gate = "EXISTS (SELECT 1 FROM fresh)"
         reg = effects.registration
+        seen = st.arg(inbound_time(msg.timestamp, now), "float8") if private else None
+        # The user's own message opens their window (never ours): on their
+        # registration's row, written once (no two steps may touch one row).
+        seen_by_upsert = seen is not None and reg is not None and reg.number == msg.sender
         if reg is not None:
-            await conn.execute(
+            at = st.once("now", now, "float8")
+            values = ", ".join([
+                st.arg(reg.instance_id, "integer"), st.arg(reg.number, "text"),
+                st.arg(reg.locale, "text"), st.arg(reg.status, "text"),
+                st.arg(reg.keyword_subscriber, "text"), at, at,
+                "NULL::float8" if reg.status == "active" else at,
+                st.arg(msg.user_id if private else None, "text"),
+                seen if seen_by_upsert else "NULL::float8",
+                at if reg.keyword_subscriber else "NULL::float8"])
+            st.step("reg", (
                 f"INSERT INTO registrations ({REG_COLUMNS}, keyword_at)"
-                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL, $10)"
+                f" SELECT {values} WHERE {gate}"
                 " ON CONFLICT (instance_id, number) DO UPDATE SET locale = excluded.locale,"
                 " status = excluded.status, updated_at = excluded.updated_at,"
                 " user_id = COALESCE(excluded.user_id, registrations.user_id),"
@@ -424,30 +519,41 @@ class PostgresStore:
                 " opted_out_at = CASE WHEN excluded.status = 'active' THEN NULL"
                 " WHEN registrations.status = 'opted_out'"
                 " THEN COALESCE(registrations.opted_out_at, excluded.opted_out_at)"
-                " ELSE excluded.opted_out_at END",
-                reg.instance_id, reg.number, reg.locale, reg.status, reg.keyword_subscriber,
-                now, now, None if reg.status == "active" else now,
-                msg.user_id if private else None, now if reg.keyword_subscriber else None)
-        if private:  # the user's own message opens their window (never ours)
-            await conn.execute(
-                "UPDATE registrations SET last_inbound_at = GREATEST($1,"
-                " COALESCE(last_inbound_at, 0)) WHERE instance_id = $2 AND number = $3",
-                inbound_time(msg.timestamp, now), msg.instance_id, msg.sender)
+                " ELSE excluded.opted_out_at END"
+                + (", last_inbound_at = GREATEST(excluded.last_inbound_at,"
+                   " COALESCE(registrations.last_inbound_at, 0))" if seen_by_upsert else "")))
+        if seen is not None and not seen_by_upsert:
+            st.step("seen", (
+                f"UPDATE registrations SET last_inbound_at = GREATEST({seen},"
+                f" COALESCE(last_inbound_at, 0)) WHERE instance_id = {st.arg(msg.instance_id)}"
+                f" AND number = {st.arg(msg.sender)} AND {gate}"))
         if effects.group is not None:
             g = effects.group
-            await conn.execute(
+            at = st.once("now", now, "float8")
+            st.step("grp", (
                 "INSERT INTO groups (instance_id, group_id, name, name_key, registered_at)"
-                " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (instance_id, group_id) DO UPDATE SET"
-                " name = excluded.name, name_key = excluded.name_key",
-                g.instance_id, g.group_id, g.name, group_name_key(g.name), now)
-        for kind in effects.auto_reply_marks:
-            await conn.execute(
+                f" SELECT {st.arg(g.instance_id, 'integer')}, {st.arg(g.group_id, 'text')},"
+                f" {st.arg(g.name, 'text')}, {st.arg(group_name_key(g.name), 'text')}, {at}"
+                f" WHERE {gate} ON CONFLICT (instance_id, group_id) DO UPDATE SET"
+                " name = excluded.name, name_key = excluded.name_key"))
+        if effects.auto_reply_marks:
+            kinds = list(dict.fromkeys(effects.auto_reply_marks))  # one row, one write
+            at = st.once("now", now, "float8")
+            st.step("marks", (
                 "INSERT INTO auto_replies (instance_id, number, kind, last_at)"
-                " VALUES ($1, $2, $3, $4) ON CONFLICT (instance_id, number, kind)"
-                " DO UPDATE SET last_at = excluded.last_at",
-                msg.instance_id, msg.chat, kind, now)
-        await self._insert_outbound(conn, effects.replies, now, outbound_claim)
-        await self._insert_deliveries(conn, effects.deliveries, now, delivery_claim)
+                f" SELECT {st.arg(msg.instance_id, 'integer')}, {st.arg(msg.chat, 'text')},"
+                f" kind, {at} FROM unnest({st.arg(kinds, 'text[]')}) AS kind WHERE {gate}"
+                " ON CONFLICT (instance_id, number, kind)"
+                " DO UPDATE SET last_at = excluded.last_at"))
+        if effects.replies:
+            self._add_outbound(st, effects.replies, now, gate, outbound_claim)
+        pending = (self._add_deliveries(st, effects.deliveries, now, gate, delivery_claim)
+                   if effects.deliveries else "'{}'::text[]")
+        written, queued = await conn.fetchrow(st.sql(f"SELECT {fresh}, {pending}"), *st.args)
+        if not written:
+            return False
+        self._queued_outbound(conn, effects.replies, now, outbound_claim)
+        self._queued_deliveries(conn, effects.deliveries, queued, now, delivery_claim)
         return True
 
     @staticmethod
@@ -470,27 +576,51 @@ class PostgresStore:
             " (SELECT 1 FROM send_recipients s WHERE s.subscriber_id ="
             " send_recipients.subscriber_id AND s.recipient = $1)", number, user_id)
 
-    async def _insert_outbound(self, conn: Conn, drafts: Sequence[OutboundDraft], now: float,
-                               claim: Claim[OutboundRow] | None = None) -> None:
-        """Queue messages; with `claim`, already claimed by that holder (and added
-        to its rows: no other worker need be woken)."""
+    @staticmethod
+    def _add_outbound(st: _Statement, drafts: Sequence[OutboundDraft], now: float,
+                      gate: str = "TRUE", claim: Claim[OutboundRow] | None = None) -> None:
+        """Queue messages in `st` (if `gate`, an SQL condition, holds), in order,
+        each with its history's first row; under `claim`, claimed by its holder."""
+        at = st.once("now", now, "float8")
+        if claim is not None:
+            due = until = st.arg(claim.until, "float8")
+            holder = st.arg(claim.holder, "text")
+        else:
+            due, until, holder = at, "NULL::float8", "NULL::text"
+        types = ("text", "integer", "text", "text", "text", "text", "text", "text", "text",
+                 "bytea", "text", "text")
+        columns = zip(*((d.id, d.instance_id, d.to, d.group_id, d.type, d.text, d.caption,
+                         d.filename, d.mime, d.media, d.subscriber_id, d.template)
+                        for d in drafts), strict=True)
+        arrays = ", ".join(st.arg(list(values), f"{kind}[]")
+                           for values, kind in zip(columns, types, strict=True))
+        names = ("id, instance_id, to_number, group_id, type, text, caption, filename, mime,"
+                 " media, subscriber_id, template")
+        st.step("out", (
+            f"INSERT INTO outbound ({names}, status, next_attempt_at, claimed_until, claimed_by,"
+            f" created_at, updated_at) SELECT {names}, 'queued', {due}, {until}, {holder},"
+            f" {at}, {at} FROM unnest({arrays})"
+            f" WITH ORDINALITY AS d ({names}, ord) WHERE {gate} ORDER BY ord RETURNING id"))
+        st.step("hist", "INSERT INTO outbound_history (message_id, at, status)"
+                        f" SELECT id, {at}, 'queued' FROM out")
+
+    def _queued_outbound(self, conn: Conn, drafts: Sequence[OutboundDraft], now: float,
+                         claim: Claim[OutboundRow] | None) -> None:
+        """After `_add_outbound` wrote: hand the rows to the claim, or wake the workers."""
+        if claim is not None:
+            claim.rows.extend(fresh_outbound_row(d, now) for d in drafts)
+        elif drafts:
+            self._notify(conn, "outbound")
+
+    async def _insert_outbound(self, conn: Conn, drafts: Sequence[OutboundDraft],
+                               now: float) -> None:
+        """Queue messages (see `_add_outbound`) in the transaction open on `conn`."""
         if not drafts:
             return
-        holder, due = (claim.holder, claim.until) if claim else (None, now)
-        await conn.executemany(
-            "INSERT INTO outbound (id, instance_id, to_number, group_id, type, text, caption,"
-            " filename, mime, media, subscriber_id, template, status, next_attempt_at,"
-            " claimed_until, claimed_by, created_at, updated_at) VALUES ($1, $2, $3, $4, $5,"
-            " $6, $7, $8, $9, $10, $11, $12, 'queued', $13, $14, $15, $16, $16)",
-            [(d.id, d.instance_id, d.to, d.group_id, d.type, d.text, d.caption, d.filename,
-              d.mime, d.media, d.subscriber_id, d.template, due, due if claim else None,
-              holder, now) for d in drafts])
-        await conn.executemany("INSERT INTO outbound_history (message_id, at, status)"
-                               " VALUES ($1, $2, 'queued')", [(d.id, now) for d in drafts])
-        if claim is None:
-            self._notify(conn, "outbound")
-        else:
-            claim.rows.extend(fresh_outbound_row(d, now) for d in drafts)
+        st = _Statement()
+        self._add_outbound(st, drafts, now)
+        await conn.execute(st.sql("SELECT 1"), *st.args)
+        self._notify(conn, "outbound")
 
     @staticmethod
     async def _record(conn: Conn, message_id: str, at: float, status: str,
@@ -571,20 +701,15 @@ class PostgresStore:
         by default) until `now + lease`: next_attempt_at moves to the lease's
         end, so a claim nobody finishes comes due again then. Rows another
         process is claiming are skipped, never waited for or handed out twice."""
-        async def unit(conn: Conn) -> list[OutboundRow]:
-            seqs = [r[0] for r in await conn.fetch(
-                "WITH due AS (SELECT seq FROM outbound WHERE status = 'queued'"
-                " AND next_attempt_at <= $1 AND instance_id <> ALL($2::integer[])"
-                " ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED)"
-                " UPDATE outbound SET claimed_until = $4, claimed_by = $5, next_attempt_at = $4"
-                " FROM due WHERE outbound.seq = due.seq RETURNING outbound.seq",
-                now, list(exclude_instances), limit, now + lease, holder or self.worker_id)]
-            if not seqs:
-                return []
-            rows = await conn.fetch(f"SELECT {OUTBOUND_COLUMNS} FROM {OUTBOUND_FROM}"
-                                    " WHERE o.seq = ANY($1::bigint[]) ORDER BY o.seq", seqs)
-            return [outbound_row(r) for r in rows]
-        return await self._tx(unit)
+        rows = await self._statement(lambda conn: conn.fetch(
+            "WITH due AS (SELECT seq FROM outbound WHERE status = 'queued'"
+            " AND next_attempt_at <= $1 AND instance_id <> ALL($2::integer[])"
+            " ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED),"
+            " o AS (UPDATE outbound SET claimed_until = $4, claimed_by = $5, next_attempt_at = $4"
+            f" FROM due WHERE outbound.seq = due.seq RETURNING outbound.seq, {_OUTBOUND_OWN})"
+            f" SELECT {OUTBOUND_COLUMNS} FROM o {_JOIN_GROUP} ORDER BY o.seq",
+            now, list(exclude_instances), limit, now + lease, holder or self.worker_id))
+        return [outbound_row(r) for r in rows]
 
     async def outbound_media(self, message_id: str) -> bytes | None:
         return await self._pool.fetchval(
@@ -592,51 +717,28 @@ class PostgresStore:
 
     async def mark_sent(self, message_id: str, provider_message_id: str, now: float, *,
                         keep_media: bool = False) -> None:
-        async def unit(conn: Conn) -> None:
-            await self._lock_status(conn, provider_message_id)
-            before = await conn.fetchval("SELECT status FROM outbound WHERE id = $1"
-                                         " FOR UPDATE", message_id)
-            if before in ("queued", "sending"):
-                await self._record(conn, message_id, now, "sent")
-            await conn.execute(
-                "UPDATE outbound SET status = CASE WHEN status IN ('queued', 'sending')"
-                " THEN 'sent' ELSE status END, provider_message_id = $1,"
-                " attempts = attempts + 1, claimed_until = NULL, claimed_by = NULL,"
-                " media = CASE WHEN $4 THEN media END, updated_at = $2 WHERE id = $3",
-                provider_message_id, now, message_id, keep_media)
-            early = await conn.fetchrow("DELETE FROM early_statuses WHERE provider_message_id"
-                                        " = $1 RETURNING status, error_code, error_title,"
-                                        " received_at",
-                                        provider_message_id)
-            if early is not None and keep_media:  # the provider has fetched them already
-                await conn.execute("UPDATE outbound SET media = NULL WHERE id = $1", message_id)
-            if early is not None and status_advances("sent", early[0]):
-                await conn.execute(
-                    "UPDATE outbound SET status = $1, error_code = COALESCE($2, error_code),"
-                    " error_title = COALESCE($3, error_title) WHERE id = $4",
-                    early[0], early[1], early[2], message_id)
-                await self._record(conn, message_id, early[3], early[0], early[1], early[2])
-        await self._tx(unit)
+        # One round trip: see pg_migrations/0005_mark_sent.sql.
+        await self._statement(lambda conn: conn.execute(
+            "SELECT wagate_mark_sent($1, $2, $3, $4, $5)", LOCK_STATUS, message_id,
+            provider_message_id, now, keep_media))
 
     async def mark_retry(self, message_id: str, next_attempt_at: float, code: int | None,
                          title: str | None, now: float) -> None:
-        async def unit(conn: Conn) -> None:
-            await conn.execute(
-                "UPDATE outbound SET attempts = attempts + 1, next_attempt_at = $1,"
-                " claimed_until = NULL, claimed_by = NULL, error_code = $2, error_title = $3,"
-                " updated_at = $4 WHERE id = $5", next_attempt_at, code, title, now, message_id)
-            await self._record(conn, message_id, now, "retry", code, title)
-        await self._tx(unit)
+        await self._statement(lambda conn: conn.execute(
+            "WITH retried AS (UPDATE outbound SET attempts = attempts + 1, next_attempt_at = $1,"
+            " claimed_until = NULL, claimed_by = NULL, error_code = $2, error_title = $3,"
+            " updated_at = $4 WHERE id = $5) INSERT INTO outbound_history (message_id, at,"
+            " status, error_code, error_title) VALUES ($5, $4, 'retry', $2, $3)",
+            next_attempt_at, code, title, now, message_id))
 
     async def mark_failed(self, message_id: str, code: int | None, title: str | None,
                           now: float) -> None:
-        async def unit(conn: Conn) -> None:
-            await conn.execute(
-                "UPDATE outbound SET status = 'failed', attempts = attempts + 1,"
-                " claimed_until = NULL, claimed_by = NULL, error_code = $1, error_title = $2,"
-                " media = NULL, updated_at = $3 WHERE id = $4", code, title, now, message_id)
-            await self._record(conn, message_id, now, "failed", code, title)
-        await self._tx(unit)
+        await self._statement(lambda conn: conn.execute(
+            "WITH failed AS (UPDATE outbound SET status = 'failed', attempts = attempts + 1,"
+            " claimed_until = NULL, claimed_by = NULL, error_code = $1, error_title = $2,"
+            " media = NULL, updated_at = $3 WHERE id = $4) INSERT INTO outbound_history"
+            " (message_id, at, status, error_code, error_title)"
+            " VALUES ($4, $3, 'failed', $1, $2)", code, title, now, message_id))
 
     async def release_claims(self, holder: str | None = None) -> int:
         """`holder`'s claims (this store's worker id's by default): due again at
@@ -646,7 +748,7 @@ class PostgresStore:
 
     async def _release(self, table: Literal["outbound", "webhook_deliveries"],
                        waiting: str, holder: str | None) -> int:
-        status = await self._tx(lambda conn: conn.execute(
+        status = await self._statement(lambda conn: conn.execute(
             f"UPDATE {table} SET claimed_until = NULL, claimed_by = NULL,"
             " next_attempt_at = LEAST(next_attempt_at, $1)"
             " WHERE status = $2 AND claimed_by = $3",
@@ -790,26 +892,39 @@ class PostgresStore:
         if subscriber is None:
             raise ValueError("a subscriber send needs draft.subscriber_id")
 
+        # The upsert locks the row, with the BEGIN (so as literal SQL); a new one
+        # (count 0, starting now) is the same to the rule as no period running.
+        lock = ("BEGIN; INSERT INTO send_quota (subscriber_id, period_start, count)"
+                f" VALUES ({_literal(subscriber)}, {float(now)!r}, 0)"
+                " ON CONFLICT (subscriber_id) DO UPDATE SET count = send_quota.count")
+
         async def unit(conn: Conn) -> SendOutcome:
-            # The upsert locks the row; a new one (count 0, starting now) is the
-            # same to the rule as no period running.
-            period = await conn.fetchrow(
-                "INSERT INTO send_quota (subscriber_id, period_start, count) VALUES ($1, $2, 0)"
-                " ON CONFLICT (subscriber_id) DO UPDATE SET count = send_quota.count"
-                " RETURNING period_start, count", subscriber, now)
             queued = draft
+            # What the rule needs is read after the lock, in one query: the
+            # recipient (the group, or the registration), whether it is known and,
+            # when not, how many recipients the subscriber has; the quota period.
+            recipients = ("CROSS JOIN LATERAL (SELECT EXISTS (SELECT 1 FROM send_recipients"
+                          " WHERE subscriber_id = $3 AND recipient = {0}) AS known) AS k"
+                          " CROSS JOIN (SELECT period_start, count FROM send_quota"
+                          " WHERE subscriber_id = $3) AS q")
+            total = ("CASE WHEN k.known THEN 0 ELSE (SELECT COUNT(*) FROM send_recipients"
+                     " WHERE subscriber_id = $3) END, q.period_start, q.count")
             if group_name is not None:
-                group_id = await conn.fetchval(
-                    "SELECT group_id FROM groups WHERE instance_id = $1 AND name_key = $2"
-                    " ORDER BY registered_at DESC LIMIT 1",
-                    draft.instance_id, group_name_key(group_name))
-                if group_id is None:
+                prefix = f"group:{draft.instance_id}:"
+                found = await conn.fetchrow(
+                    f"SELECT g.group_id, k.known, {total} FROM (SELECT group_id FROM groups"
+                    " WHERE instance_id = $1 AND name_key = $2 ORDER BY registered_at DESC"
+                    f" LIMIT 1) AS g {recipients.format('$4 || g.group_id')}",
+                    draft.instance_id, group_name_key(group_name), subscriber, prefix)
+                if found is None:
                     raise _Rollback(SendOutcome(status="unknown_group"))
-                queued = dataclasses.replace(draft, to=None, group_id=group_id)
-                recipient = f"group:{draft.instance_id}:{group_id}"
+                queued = dataclasses.replace(draft, to=None, group_id=found[0])
+                recipient = prefix + found[0]
             else:
-                row = await conn.fetchrow(_REG_OF_USER, draft.instance_id, draft.to)
-                reg = registration_row(row) if row else None
+                found = await conn.fetchrow(
+                    f"SELECT r.*, k.known, {total} FROM ({_REG_OF_USER}) AS r"
+                    f" {recipients.format('r.number')}", draft.instance_id, draft.to, subscriber)
+                reg = registration_row(found) if found else None
                 if reg is None or not reg.active:
                     raise _Rollback(SendOutcome(status="not_registered"))
                 queued = dataclasses.replace(draft, to=reg.number)  # a user id may name it
@@ -819,26 +934,27 @@ class PostgresStore:
                         raise _Rollback(fitted)
                     queued = fitted
                 recipient = reg.number
-            known = await conn.fetchval(
-                "SELECT EXISTS (SELECT 1 FROM send_recipients WHERE subscriber_id = $1"
-                " AND recipient = $2)", subscriber, recipient)
-            total = 0 if known else await conn.fetchval(
-                "SELECT COUNT(*) FROM send_recipients WHERE subscriber_id = $1", subscriber)
+            known, total_count, *period = found[-4:]
             decision = send_decision(QuotaPeriod(start=period[0], count=period[1]),
-                                     known_recipient=known, recipients=total, limits=limits,
-                                     now=now)
+                                     known_recipient=known, recipients=total_count,
+                                     limits=limits, now=now)
             if not decision.queued:
                 raise _Rollback(decision)
-            await conn.execute("UPDATE send_quota SET period_start = $2, count = $3"
-                               " WHERE subscriber_id = $1",
-                               subscriber, decision.period_start, decision.count)
+            st = _Statement()  # every write, in one statement
+            sub = st.arg(subscriber, "text")
+            st.step("quota", f"UPDATE send_quota SET period_start ="
+                             f" {st.arg(decision.period_start, 'float8')},"
+                             f" count = {st.arg(decision.count, 'integer')}"
+                             f" WHERE subscriber_id = {sub}")
             if not known:
-                await conn.execute("INSERT INTO send_recipients (subscriber_id, recipient,"
-                                   " first_sent_at) VALUES ($1, $2, $3)",
-                                   subscriber, recipient, now)
-            await self._insert_outbound(conn, [queued], now, outbound_claim)
+                st.step("recipient", "INSERT INTO send_recipients (subscriber_id, recipient,"
+                                     f" first_sent_at) VALUES ({sub}, {st.arg(recipient)},"
+                                     f" {st.once('now', now, 'float8')})")
+            self._add_outbound(st, [queued], now, claim=outbound_claim)
+            await conn.execute(st.sql("SELECT 1"), *st.args)
+            self._queued_outbound(conn, [queued], now, outbound_claim)
             return dataclasses.replace(decision, message_id=queued.id)
-        return await self._tx(unit)
+        return await self._tx(unit, begin=lock)
 
     async def resend_as_template(self, build: Callable[[OutboundRow, str | None, bool],
                                                        str | None], now: float, *,
@@ -907,39 +1023,58 @@ class PostgresStore:
         return (row[0], row[1]) if row else None
 
     @staticmethod
-    async def _disabled_endpoints(conn: Conn) -> dict[tuple[str, str], str]:
-        return {(r[0], r[1]): r[2] or "disabled" for r in await conn.fetch(
-            "SELECT subscriber_id, endpoint_key, disabled_reason FROM webhook_endpoints"
-            " WHERE disabled_at IS NOT NULL")}
+    def _add_deliveries(st: _Statement, drafts: Sequence[DeliveryDraft], now: float,
+                        gate: str = "TRUE", claim: Claim[DeliveryRow] | None = None) -> str:
+        """Queue deliveries in `st` (if `gate`, an SQL condition, holds); those for a
+        disabled endpoint are recorded failed at once (they can be replayed once
+        the endpoint is enabled again), the pending ones claimed by `claim`'s
+        holder if given. The ids of the pending ones, as SQL (a text[])."""
+        at = st.once("now", now, "float8")
+        if claim is not None:
+            due = until = st.arg(claim.until, "float8")
+            holder = st.arg(claim.holder, "text")
+        else:
+            due, until, holder = at, "NULL::float8", "NULL::text"
+        columns = zip(*((d.id, d.subscriber_id, d.endpoint_key, d.url, d.format, d.event_type,
+                         d.payload) for d in drafts), strict=True)
+        arrays = ", ".join(st.arg(list(values), "text[]") for values in columns)
+        st.step("dlv", (
+            "INSERT INTO webhook_deliveries (id, subscriber_id, endpoint_key, url, format,"
+            " event_type, payload, status, next_attempt_at, claimed_until, claimed_by,"
+            " last_error, created_at, updated_at)"
+            " SELECT d.id, d.sub, d.key, d.url, d.format, d.event_type, d.payload,"
+            " CASE WHEN e.subscriber_id IS NULL THEN 'pending' ELSE 'failed' END,"
+            f" CASE WHEN e.subscriber_id IS NULL THEN {due} ELSE {at} END,"
+            f" CASE WHEN e.subscriber_id IS NULL THEN {until} END,"
+            f" CASE WHEN e.subscriber_id IS NULL THEN {holder} END,"
+            f" CASE WHEN e.subscriber_id IS NOT NULL THEN {_DISABLED_ERROR.format('e')} END,"
+            f" {at}, {at} FROM unnest({arrays}) WITH ORDINALITY"
+            " AS d (id, sub, key, url, format, event_type, payload, ord)"
+            " LEFT JOIN webhook_endpoints e ON e.subscriber_id = d.sub"
+            f" AND e.endpoint_key = d.key AND e.disabled_at IS NOT NULL WHERE {gate}"
+            " ORDER BY d.ord RETURNING id, status"))
+        return "(SELECT COALESCE(array_agg(id), '{}') FROM dlv WHERE status = 'pending')"
+
+    def _queued_deliveries(self, conn: Conn, drafts: Sequence[DeliveryDraft],
+                           pending: Sequence[str], now: float,
+                           claim: Claim[DeliveryRow] | None) -> None:
+        """After `_add_deliveries` wrote: hand the pending ones to the claim, or
+        wake the workers."""
+        if claim is not None:
+            ids = set(pending)
+            claim.rows.extend(fresh_delivery_row(d, now, claim.until) for d in drafts
+                              if d.id in ids)
+        elif pending:
+            self._notify(conn, "deliveries")
 
     async def _insert_deliveries(self, conn: Conn, drafts: Sequence[DeliveryDraft],
-                                 now: float, claim: Claim[DeliveryRow] | None = None) -> None:
-        """Queue deliveries; those for a disabled endpoint are recorded failed at once
-        (they can be replayed once the endpoint is enabled again)."""
+                                 now: float) -> None:
+        """Queue deliveries (see `_add_deliveries`) in the transaction open on `conn`."""
         if not drafts:
             return
-        disabled = await self._disabled_endpoints(conn)
-        rows = []
-        unclaimed = False  # pending rows any worker may claim: wake them
-        for d in drafts:
-            reason = disabled.get((d.subscriber_id, d.endpoint_key))
-            if reason is None and claim is not None:
-                claim.rows.append(fresh_delivery_row(d, now, claim.until))
-                rows.append((d.id, d.subscriber_id, d.endpoint_key, d.url, d.format,
-                             d.event_type, d.payload, "pending", claim.until, None,
-                             claim.until, claim.holder, now))
-                continue
-            unclaimed = unclaimed or reason is None
-            rows.append((d.id, d.subscriber_id, d.endpoint_key, d.url, d.format, d.event_type,
-                         d.payload, "pending" if reason is None else "failed", now,
-                         None if reason is None else f"endpoint disabled: {reason}", None, None,
-                         now))
-        await conn.executemany(
-            "INSERT INTO webhook_deliveries (id, subscriber_id, endpoint_key, url, format,"
-            " event_type, payload, status, next_attempt_at, last_error, claimed_until,"
-            " claimed_by, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,"
-            " $10, $11, $12, $13, $13)", rows)
-        if unclaimed:
+        st = _Statement()
+        pending = self._add_deliveries(st, drafts, now)
+        if await conn.fetchval(st.sql(f"SELECT {pending}"), *st.args):
             self._notify(conn, "deliveries")
 
     async def add_deliveries(self, drafts: Sequence[DeliveryDraft], now: float) -> None:
@@ -954,96 +1089,114 @@ class PostgresStore:
         skipping the (subscriber, endpoint) pairs in `exclude` and rows another
         process is claiming. Due deliveries of a disabled endpoint are failed
         instead of handed out."""
-        async def unit(conn: Conn) -> list[DeliveryRow]:
-            rows = [delivery_row(r) for r in await conn.fetch(
-                f"SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries WHERE status = 'pending'"
-                " AND next_attempt_at <= $1 AND NOT EXISTS (SELECT 1 FROM"
-                " unnest($2::text[], $3::text[]) AS busy (subscriber_id, endpoint_key)"
-                " WHERE busy.subscriber_id = webhook_deliveries.subscriber_id"
-                " AND busy.endpoint_key = webhook_deliveries.endpoint_key)"
-                " ORDER BY next_attempt_at LIMIT $4 FOR UPDATE SKIP LOCKED",
-                now if due_by is None else due_by, [s for s, _ in exclude],
-                [e for _, e in exclude], limit)]
-            if not rows:
-                return []
-            disabled = await self._disabled_endpoints(conn)
-            out, dead = [], []
-            for row in rows:
-                reason = disabled.get((row.subscriber_id, row.endpoint_key))
-                if reason is None:
-                    out.append(row)
-                else:
-                    dead.append((f"endpoint disabled: {reason}", now, row.id))
-            if dead:
-                await conn.executemany(
-                    "UPDATE webhook_deliveries SET status = 'failed', last_error = $1,"
-                    " claimed_until = NULL, claimed_by = NULL, updated_at = $2 WHERE id = $3",
-                    dead)
-            if out:
-                await conn.execute(
-                    "UPDATE webhook_deliveries SET claimed_until = $1, claimed_by = $2,"
-                    " next_attempt_at = $1 WHERE id = ANY($3::text[])",
-                    now + lease, holder or self.worker_id, [row.id for row in out])
-            return out
-        return await self._tx(unit)
+        # The rows as they were before the claim (its lease is not theirs to show).
+        rows = await self._statement(lambda conn: conn.fetch(
+            f"WITH due AS (SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries"
+            " WHERE status = 'pending' AND next_attempt_at <= $1 AND NOT EXISTS (SELECT 1 FROM"
+            " unnest($2::text[], $3::text[]) AS busy (subscriber_id, endpoint_key)"
+            " WHERE busy.subscriber_id = webhook_deliveries.subscriber_id"
+            " AND busy.endpoint_key = webhook_deliveries.endpoint_key)"
+            " ORDER BY next_attempt_at LIMIT $4 FOR UPDATE SKIP LOCKED),"
+            " checked AS (SELECT due.*, e.disabled_reason, e.subscriber_id IS NOT NULL AS dead"
+            " FROM due LEFT JOIN webhook_endpoints e ON e.subscriber_id = due.subscriber_id"
+            " AND e.endpoint_key = due.endpoint_key AND e.disabled_at IS NOT NULL),"
+            " failed AS (UPDATE webhook_deliveries d SET status = 'failed', last_error ="
+            f" {_DISABLED_ERROR.format('c')}, claimed_until = NULL, claimed_by = NULL,"
+            " updated_at = $5 FROM checked c WHERE d.id = c.id AND c.dead),"
+            " claimed AS (UPDATE webhook_deliveries d SET claimed_until = $6, claimed_by = $7,"
+            " next_attempt_at = $6 FROM checked c WHERE d.id = c.id AND NOT c.dead)"
+            f" SELECT {DELIVERY_COLUMNS} FROM checked WHERE NOT dead ORDER BY next_attempt_at",
+            now if due_by is None else due_by, [s for s, _ in exclude],
+            [e for _, e in exclude], limit, now, now + lease, holder or self.worker_id))
+        return [delivery_row(r) for r in rows]
 
     async def record_attempt(self, result: AttemptOutcome, now: float) -> tuple[str, str | None]:
         """Log one attempt and apply what follows from it (see
-        SqliteStore.record_attempt). The endpoint's row is locked first, so
-        attempts recorded at once by several processes update its health one
-        after another."""
-        async def unit(conn: Conn) -> tuple[str, str | None]:
-            a = result.attempt
-            ep = (result.subscriber_id, result.endpoint_key)
-            await conn.execute("INSERT INTO webhook_endpoints (subscriber_id, endpoint_key, url)"
-                               " VALUES ($1, $2, $3) ON CONFLICT DO NOTHING", *ep, result.url)
-            found = await conn.fetchrow(
-                "SELECT failing_since, disabled_at, last_success_at, url FROM webhook_endpoints"
-                " WHERE subscriber_id = $1 AND endpoint_key = $2 FOR UPDATE", *ep)
-            if found[3] != result.url:
-                await conn.execute("UPDATE webhook_endpoints SET url = $3 WHERE subscriber_id"
-                                   " = $1 AND endpoint_key = $2", *ep, result.url)
+        SqliteStore.record_attempt), in two statements and no transaction: the
+        endpoint's health is read, then every write goes in one statement that
+        first locks the endpoint's row if its health is still what was read
+        (else nothing is written, and it starts over). So attempts recorded at
+        once by several processes update its health one after another, as if
+        the row were locked from the read, without a BEGIN and a COMMIT."""
+        a = result.attempt
+        ep = (result.subscriber_id, result.endpoint_key)
+        status = {"delivered": "delivered", "retry": "pending"}
+
+        async def record(conn: Conn) -> tuple[str, str | None] | None:
+            read = ("SELECT failing_since, disabled_at, last_success_at, url FROM webhook_endpoints"
+                    " WHERE subscriber_id = $1 AND endpoint_key = $2")
+            found = await conn.fetchrow(read, *ep)
+            if found is None:  # the endpoint's first attempt
+                await conn.execute("INSERT INTO webhook_endpoints (subscriber_id, endpoint_key,"
+                                   " url) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                                   *ep, result.url)
+                found = await conn.fetchrow(read, *ep)
             change = endpoint_health(
                 EndpointHealth(failing_since=found[0], disabled_at=found[1],
                                last_success_at=found[2]),
                 outcome=a.outcome, endpoint_failure=result.endpoint_failure, at=a.at,
                 disable_after=result.disable_after)
             outcome, disabled_now = change.outcome, change.disable
+            st = _Statement()
+            endpoint = (f"subscriber_id = {st.arg(ep[0], 'text')}"
+                        f" AND endpoint_key = {st.arg(ep[1], 'text')}")
+            st.step("current", (
+                f"SELECT 1 FROM webhook_endpoints WHERE {endpoint}"
+                f" AND failing_since IS NOT DISTINCT FROM {st.arg(found[0], 'float8')}"
+                f" AND disabled_at IS NOT DISTINCT FROM {st.arg(found[1], 'float8')}"
+                f" AND last_success_at IS NOT DISTINCT FROM {st.arg(found[2], 'float8')}"
+                f" AND url = {st.arg(found[3], 'text')} FOR UPDATE"))
+            gate = "EXISTS (SELECT 1 FROM current)"
+            at = st.arg(now, "float8")
+            health = []
+            if found[3] != result.url:
+                health.append(f"url = {st.arg(result.url, 'text')}")
             if change.success_at is not None:
-                await conn.execute("UPDATE webhook_endpoints SET failing_since = NULL,"
-                                   " last_success_at = $3 WHERE subscriber_id = $1"
-                                   " AND endpoint_key = $2", *ep, change.success_at)
+                health.append("failing_since = NULL,"
+                              f" last_success_at = {st.arg(change.success_at, 'float8')}")
             if change.failing_since is not None:
-                await conn.execute("UPDATE webhook_endpoints SET failing_since = $3,"
-                                   " last_failure_at = $4 WHERE subscriber_id = $1"
-                                   " AND endpoint_key = $2", *ep, change.failing_since, a.at)
+                health.append(f"failing_since = {st.arg(change.failing_since, 'float8')},"
+                              f" last_failure_at = {st.arg(a.at, 'float8')}")
             if disabled_now is not None:
-                await conn.execute("UPDATE webhook_endpoints SET disabled_at = $3,"
-                                   " disabled_reason = $4 WHERE subscriber_id = $1"
-                                   " AND endpoint_key = $2", *ep, now, disabled_now)
-                await conn.execute(
-                    "UPDATE webhook_deliveries SET status = 'failed', last_error = $3,"
-                    " claimed_until = NULL, claimed_by = NULL, updated_at = $4"
-                    " WHERE subscriber_id = $1 AND endpoint_key = $2 AND status = 'pending'"
-                    " AND id <> $5 AND (claimed_until IS NULL OR claimed_until < $4)",
-                    *ep, f"endpoint disabled: {disabled_now}", now, a.delivery_id)
-            status = {"delivered": "delivered", "retry": "pending"}.get(outcome, "failed")
-            await conn.execute(
-                "INSERT INTO webhook_attempts (delivery_id, at, outcome, status_code, latency_ms,"
-                " response_body, error) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                a.delivery_id, a.at, outcome, a.status_code, a.latency_ms, a.response_body,
-                a.error)
-            await conn.execute(
-                "UPDATE webhook_deliveries SET status = $1, attempts = attempts + 1,"
-                " claimed_until = NULL, claimed_by = NULL,"
-                " next_attempt_at = COALESCE($2, next_attempt_at),"
-                " last_status_code = $3, last_error = $4, updated_at = $5,"
-                " delivered_at = CASE WHEN $1 = 'delivered' THEN $6 ELSE delivered_at END"
-                " WHERE id = $7",
-                status, result.next_attempt_at if status == "pending" else None, a.status_code,
-                a.error, now, a.at, a.delivery_id)
-            return outcome, disabled_now
-        return await self._tx(unit)
+                health.append(f"disabled_at = {at},"
+                              f" disabled_reason = {st.arg(disabled_now, 'text')}")
+            if health:
+                st.step("health", f"UPDATE webhook_endpoints SET {', '.join(health)}"
+                                  f" WHERE {endpoint} AND {gate}")
+            delivery = st.arg(a.delivery_id, "text")
+            if disabled_now is not None:
+                st.step("others", (
+                    "UPDATE webhook_deliveries SET status = 'failed', last_error ="
+                    f" {st.arg(f'endpoint disabled: {disabled_now}', 'text')},"
+                    f" claimed_until = NULL, claimed_by = NULL, updated_at = {at}"
+                    f" WHERE {endpoint} AND status = 'pending' AND id <> {delivery}"
+                    f" AND (claimed_until IS NULL OR claimed_until < {at}) AND {gate}"))
+            st.step("attempt", (
+                "INSERT INTO webhook_attempts (delivery_id, at, outcome, status_code,"
+                f" latency_ms, response_body, error) SELECT {delivery},"
+                f" {st.arg(a.at, 'float8')}, {st.arg(outcome, 'text')},"
+                f" {st.arg(a.status_code, 'integer')}, {st.arg(a.latency_ms, 'float8')},"
+                f" {st.arg(a.response_body, 'text')}, {st.arg(a.error, 'text')} WHERE {gate}"))
+            final = status.get(outcome, "failed")
+            changes = [f"status = {st.arg(final, 'text')}", "attempts = attempts + 1",
+                       "claimed_until = NULL", "claimed_by = NULL",
+                       f"last_status_code = {st.arg(a.status_code, 'integer')}",
+                       f"last_error = {st.arg(a.error, 'text')}", f"updated_at = {at}"]
+            if final == "pending" and result.next_attempt_at is not None:
+                changes.append(f"next_attempt_at = {st.arg(result.next_attempt_at, 'float8')}")
+            if final == "delivered":
+                changes.append(f"delivered_at = {st.arg(a.at, 'float8')}")
+            st.step("delivery", f"UPDATE webhook_deliveries SET {', '.join(changes)}"
+                                f" WHERE id = {delivery} AND {gate}")
+            return (outcome, disabled_now) if await conn.fetchval(
+                st.sql(f"SELECT {gate}"), *st.args) else None
+
+        async def unit() -> tuple[str, str | None]:
+            async with self._pool.acquire() as conn:
+                while (recorded := await record(conn)) is None:
+                    pass  # another attempt changed the endpoint's health meanwhile
+                return recorded
+        return await self._spawn(unit())
 
     async def release_delivery_claims(self, holder: str | None = None) -> int:
         """`holder`'s delivery claims (this store's worker id's by default): due
@@ -1148,7 +1301,7 @@ class PostgresStore:
     async def enable_endpoint(self, endpoint_key: str, subscriber_id: str | None = None) -> int:
         """Enable an endpoint again (and forget its failing streak); how many were disabled."""
         where, args = _where(1, endpoint_key=endpoint_key, subscriber_id=subscriber_id)
-        return _count(await self._tx(lambda conn: conn.execute(
+        return _count(await self._statement(lambda conn: conn.execute(
             "UPDATE webhook_endpoints SET disabled_at = NULL, disabled_reason = NULL,"
             f" failing_since = NULL WHERE disabled_at IS NOT NULL AND {where}", *args)))
 

@@ -612,3 +612,13 @@ async def test_dashboard_searches_and_activity(store: Store) -> None:
     assert activity[1].inbound == (0, 0, 1, 0) and activity[2].inbound == (0, 0, 0, 1)
     assert activity[1].outbound == (0, 0, 1, 2) and activity[2].outbound == (0, 0, 0, 0)
     assert activity[1].queued == 2
+
+
+async def test_a_subscriber_id_is_data_whatever_its_characters(store: Store) -> None:
+    await store.commit_inbound(registered(message(sender=ES), reply=None), T0)
+    odd = "o'brien\\'); DROP TABLE send_quota; --"
+    for n in range(2):
+        sent = await store.accept_send(api_send(subscriber=odd), group_name=None,
+                                       limits=limits(), now=T0 + 0.1 + n)
+        assert (sent.status, sent.count, sent.period_start) == ("queued", n + 1, T0 + 0.1)
+    assert (await store.send_usage(odd, DAY, T0 + 2)).count == 2

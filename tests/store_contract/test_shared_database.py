@@ -17,10 +17,12 @@ from bot.store import postgres as postgres_store
 from bot.store.postgres import MIGRATIONS, PostgresStore
 from tests.store_contract.conftest import Backend
 from tests.store_contract.test_ports import (
+    DAY,
     DE,
     ES,
     T0,
     api_send,
+    attempt,
     booked_slots,
     delivery,
     limits,
@@ -114,6 +116,28 @@ async def test_quotas_are_exact_across_processes(
         for n, number in enumerate(numbers)))
     assert sorted(o.status for o in outcomes) == ["queued"] * 5 + ["recipient_limit"] * 15
     assert (await b.send_usage("beta", 86400, T0 + 2)).recipients == 5
+
+
+async def test_attempts_on_one_endpoint_apply_one_after_another(
+        two: tuple[PostgresStore, PostgresStore]) -> None:
+    """Failures recorded at once by two processes, the later ones past the
+    endpoint's limit: each is logged once, and the endpoint is disabled once."""
+    a, b = two
+    drafts = [delivery() for _ in range(20)]
+    await a.add_deliveries(drafts, T0)
+    rows = await a.claim_deliveries(T0, 10, 600) + await b.claim_deliveries(T0, 10, 600)
+    assert len(rows) == 20
+    results = await asyncio.gather(*(
+        (a, b)[n % 2].record_attempt(
+            attempt(row.id, "retry", T0 + n * DAY / 2, code=503, next_attempt_at=T0 + 7 * DAY),
+            T0 + n * DAY / 2)
+        for n, row in enumerate(rows)))
+    assert sum(reason is not None for _, reason in results) == 1
+    for row in rows:
+        got = await b.get_delivery(row.id)
+        assert got is not None and len(got[1]) == 1 and got[0].attempts == 1
+    [health] = await a.list_endpoint_health()
+    assert health.disabled_at is not None and health.failing_since is not None
 
 
 async def test_a_chat_is_decided_by_one_process_at_a_time(
