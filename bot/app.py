@@ -184,7 +184,7 @@ async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
     app[pipeline_key] = Pipeline(store, holder, build_dispatcher(),
                                  on_committed=lambda effects: worker.notify()
                                  if effects.replies else None, metrics=metrics,
-                                 window=window, on_requeued=worker.notify, outbound=worker)
+                                 window=window, on_requeued=worker.notify)
 
     async def refresh_outbound_gauges() -> None:
         depth, oldest = await store.queue_depth()
@@ -238,7 +238,6 @@ async def webhooks_ctx(app: web.Application) -> AsyncIterator[None]:
         app[webhook_worker_key] = worker
         app[workers_key]["webhooks"] = worker
         app[pipeline_key].on_deliveries = worker.notify
-        app[pipeline_key].deliveries = worker
 
         async def refresh_delivery_gauges() -> None:
             metrics.delivery_queue_depth.set(await store.delivery_queue_depth())

@@ -13,12 +13,11 @@ import time
 from collections.abc import Callable
 
 from bot.dispatch import Dispatcher
-from bot.effects import DeliveryDraft, Effects, OutboundDraft
+from bot.effects import DeliveryDraft, Effects
 from bot.events import InboundEvent, InboundMessage, StatusUpdate
 from bot.metrics import Metrics
 from bot.runtime import Snapshot, SnapshotHolder
 from bot.store import InboundContext, OutboundRow
-from bot.store.models import Adopter, DeliveryRow
 from bot.store.protocol import InboundStore
 from bot.webhooks.routing import route_inbound, route_status
 from bot.window import WindowFallback
@@ -33,9 +32,7 @@ class Pipeline:
                  metrics: Metrics | None = None,
                  on_deliveries: Callable[[], None] | None = None,
                  window: WindowFallback | None = None,
-                 on_requeued: Callable[[], None] | None = None,
-                 outbound: Adopter[OutboundDraft, OutboundRow] | None = None,
-                 deliveries: Adopter[DeliveryDraft, DeliveryRow] | None = None) -> None:
+                 on_requeued: Callable[[], None] | None = None) -> None:
         self.store = store
         self._chat_locks: dict[tuple[int, str], tuple[asyncio.Lock, int]] = {}
         self.holder = holder
@@ -49,10 +46,6 @@ class Pipeline:
         # template (and the outbound worker woken) rather than failed.
         self.window = window
         self.on_requeued = on_requeued
-        # The workers of this process, when they run here: a message's replies
-        # and deliveries go to them in memory once committed (no claim).
-        self.outbound = outbound
-        self.deliveries = deliveries
 
     async def handle(self, event: InboundEvent, snapshot: Snapshot | None = None) -> bool:
         """Process one event; False when it was a redelivery (nothing changed).
@@ -112,11 +105,8 @@ class Pipeline:
                                             state=state, now=now)
         effects = await self.dispatcher.dispatch(ctx)
         effects.deliveries = route_inbound(snap.config, effects, state, now)
-        replies = self.outbound.claim_for(effects.replies) if self.outbound else None
-        deliveries = self.deliveries.claim_for(effects.deliveries) if self.deliveries else None
         try:
-            fresh = await self.store.commit_inbound(effects, now, outbound_claim=replies,
-                                                    delivery_claim=deliveries)
+            fresh = await self.store.commit_inbound(effects, now)
         except asyncio.CancelledError:
             # The caller went away, but the queued write goes on: keep the chat
             # until it is in, or the next message would read the state before it.
@@ -132,13 +122,9 @@ class Pipeline:
         log.info("inbound %s %s on instance %d from %s: %d repl%s queued", msg.kind,
                  msg.provider_message_id, msg.instance_id, msg.sender, len(effects.replies),
                  "y" if len(effects.replies) == 1 else "ies")
-        if replies is not None and self.outbound is not None:
-            self.outbound.adopt(replies)
-        elif self.on_committed is not None:
+        if self.on_committed is not None:
             self.on_committed(effects)
-        if deliveries is not None and self.deliveries is not None:
-            self.deliveries.adopt(deliveries)
-        elif effects.deliveries and self.on_deliveries is not None:
+        if effects.deliveries and self.on_deliveries is not None:
             self.on_deliveries()
         return True
 

@@ -2,40 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Generic, Protocol, TypeVar
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from bot.effects import OutboundDraft
-
-RowT = TypeVar("RowT")
-DraftT = TypeVar("DraftT", contravariant=True)
-
-
-@dataclass(slots=True)
-class Claim(Generic[RowT]):
-    """Work queued already claimed by a worker of this process (`holder`, leased
-    until `until`, as its own claim would): the store appends each row it
-    inserted, and once the transaction has committed the worker is handed
-    them in memory instead of claiming and re-reading what was just written.
-    Rows of a unit that failed are never handed over: the caller only reads
-    `rows` after the store call returned."""
-
-    holder: str
-    until: float
-    rows: list[RowT] = field(default_factory=list)
-
-
-class Adopter(Protocol[DraftT, RowT]):
-    """A worker of this process that takes work queued already claimed for it."""
-
-    def claim_for(self, drafts: Sequence[DraftT]) -> Claim[RowT] | None:
-        """A claim to queue `drafts` under, or None: queue them as usual."""
-        ...
-
-    def adopt(self, claim: Claim[RowT]) -> None:
-        """Take the rows queued under `claim`, now committed."""
-        ...
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -41,7 +41,6 @@ from bot.events import StatusUpdate
 from bot.store.models import (
     AttemptOutcome,
     AttemptRow,
-    Claim,
     CostRow,
     DeliveryRow,
     EndpointRow,
@@ -64,8 +63,6 @@ from bot.store.rows import (
     OUTBOUND_FROM,
     REG_COLUMNS,
     delivery_row,
-    fresh_delivery_row,
-    fresh_outbound_row,
     like_escaped,
     outbound_row,
     registration_row,
@@ -444,9 +441,7 @@ class PostgresStore:
             last_sender=(row[n + 7], row[n + 8]) if row[n + 7] is not None else None,
             keyword_at=row[n] if registered else None)
 
-    async def commit_inbound(self, effects: Effects, now: float, *,
-                             outbound_claim: Claim[OutboundRow] | None = None,
-                             delivery_claim: Claim[DeliveryRow] | None = None) -> bool:
+    async def commit_inbound(self, effects: Effects, now: float) -> bool:
         msg = effects.inbound
         key = (msg.instance_id, msg.chat)
         held = self._held.pop(key, None)
@@ -454,7 +449,7 @@ class PostgresStore:
             held.timer.cancel()
 
         def write(conn: Conn) -> Awaitable[bool]:
-            return self._write_inbound(conn, effects, now, outbound_claim, delivery_claim)
+            return self._write_inbound(conn, effects, now)
 
         if held is None:  # no state was read first: hold the chat now
             return await self._tx(write, begin=f"BEGIN; {chat_lock(*key)}")
@@ -466,13 +461,10 @@ class PostgresStore:
                 await self._pool.release(held.conn)
         return await self._spawn(unit())
 
-    async def _write_inbound(self, conn: Conn, effects: Effects, now: float,
-                             outbound_claim: Claim[OutboundRow] | None = None,
-                             delivery_claim: Claim[DeliveryRow] | None = None) -> bool:
+    async def _write_inbound(self, conn: Conn, effects: Effects, now: float) -> bool:
         """Write what a message caused in one statement (a few more when a user id
         is linked to its number), in the transaction open on `conn`; False for a
-        redelivery, whose first delivery's effects stand. Under a claim, the
-        replies or pending deliveries are queued claimed and added to its rows."""
+        redelivery, whose first delivery's effects stand."""
         msg = effects.inbound
         private = msg.group is None
         st = _Statement()
@@ -546,14 +538,16 @@ class PostgresStore:
                 " ON CONFLICT (instance_id, number, kind)"
                 " DO UPDATE SET last_at = excluded.last_at"))
         if effects.replies:
-            self._add_outbound(st, effects.replies, now, gate, outbound_claim)
-        pending = (self._add_deliveries(st, effects.deliveries, now, gate, delivery_claim)
-                   if effects.deliveries else "'{}'::text[]")
+            self._add_outbound(st, effects.replies, now, gate)
+        pending = (self._add_deliveries(st, effects.deliveries, now, gate)
+                   if effects.deliveries else "0")
         written, queued = await conn.fetchrow(st.sql(f"SELECT {fresh}, {pending}"), *st.args)
         if not written:
             return False
-        self._queued_outbound(conn, effects.replies, now, outbound_claim)
-        self._queued_deliveries(conn, effects.deliveries, queued, now, delivery_claim)
+        if effects.replies:
+            self._notify(conn, "outbound")
+        if queued:
+            self._notify(conn, "deliveries")
         return True
 
     @staticmethod
@@ -578,15 +572,10 @@ class PostgresStore:
 
     @staticmethod
     def _add_outbound(st: _Statement, drafts: Sequence[OutboundDraft], now: float,
-                      gate: str = "TRUE", claim: Claim[OutboundRow] | None = None) -> None:
+                      gate: str = "TRUE") -> None:
         """Queue messages in `st` (if `gate`, an SQL condition, holds), in order,
-        each with its history's first row; under `claim`, claimed by its holder."""
+        each with its history's first row."""
         at = st.once("now", now, "float8")
-        if claim is not None:
-            due = until = st.arg(claim.until, "float8")
-            holder = st.arg(claim.holder, "text")
-        else:
-            due, until, holder = at, "NULL::float8", "NULL::text"
         types = ("text", "integer", "text", "text", "text", "text", "text", "text", "text",
                  "bytea", "text", "text")
         columns = zip(*((d.id, d.instance_id, d.to, d.group_id, d.type, d.text, d.caption,
@@ -597,20 +586,11 @@ class PostgresStore:
         names = ("id, instance_id, to_number, group_id, type, text, caption, filename, mime,"
                  " media, subscriber_id, template")
         st.step("out", (
-            f"INSERT INTO outbound ({names}, status, next_attempt_at, claimed_until, claimed_by,"
-            f" created_at, updated_at) SELECT {names}, 'queued', {due}, {until}, {holder},"
-            f" {at}, {at} FROM unnest({arrays})"
+            f"INSERT INTO outbound ({names}, status, next_attempt_at, created_at, updated_at)"
+            f" SELECT {names}, 'queued', {at}, {at}, {at} FROM unnest({arrays})"
             f" WITH ORDINALITY AS d ({names}, ord) WHERE {gate} ORDER BY ord RETURNING id"))
         st.step("hist", "INSERT INTO outbound_history (message_id, at, status)"
                         f" SELECT id, {at}, 'queued' FROM out")
-
-    def _queued_outbound(self, conn: Conn, drafts: Sequence[OutboundDraft], now: float,
-                         claim: Claim[OutboundRow] | None) -> None:
-        """After `_add_outbound` wrote: hand the rows to the claim, or wake the workers."""
-        if claim is not None:
-            claim.rows.extend(fresh_outbound_row(d, now) for d in drafts)
-        elif drafts:
-            self._notify(conn, "outbound")
 
     async def _insert_outbound(self, conn: Conn, drafts: Sequence[OutboundDraft],
                                now: float) -> None:
@@ -882,8 +862,7 @@ class PostgresStore:
 
     async def accept_send(self, draft: OutboundDraft, *, group_name: str | None,
                           limits: SendLimits, now: float,
-                          fit: Fit | None = None,
-                          outbound_claim: Claim[OutboundRow] | None = None) -> SendOutcome:
+                          fit: Fit | None = None) -> SendOutcome:
         """Check and queue one subscriber send as one transaction (see
         SqliteStore.accept_send). The subscriber's quota row is locked first
         (created when missing), so its sends run one after another whichever
@@ -950,9 +929,9 @@ class PostgresStore:
                 st.step("recipient", "INSERT INTO send_recipients (subscriber_id, recipient,"
                                      f" first_sent_at) VALUES ({sub}, {st.arg(recipient)},"
                                      f" {st.once('now', now, 'float8')})")
-            self._add_outbound(st, [queued], now, claim=outbound_claim)
+            self._add_outbound(st, [queued], now)
             await conn.execute(st.sql("SELECT 1"), *st.args)
-            self._queued_outbound(conn, [queued], now, outbound_claim)
+            self._notify(conn, "outbound")
             return dataclasses.replace(decision, message_id=queued.id)
         return await self._tx(unit, begin=lock)
 
@@ -1024,48 +1003,26 @@ class PostgresStore:
 
     @staticmethod
     def _add_deliveries(st: _Statement, drafts: Sequence[DeliveryDraft], now: float,
-                        gate: str = "TRUE", claim: Claim[DeliveryRow] | None = None) -> str:
+                        gate: str = "TRUE") -> str:
         """Queue deliveries in `st` (if `gate`, an SQL condition, holds); those for a
         disabled endpoint are recorded failed at once (they can be replayed once
-        the endpoint is enabled again), the pending ones claimed by `claim`'s
-        holder if given. The ids of the pending ones, as SQL (a text[])."""
+        the endpoint is enabled again). The count of pending ones, as SQL."""
         at = st.once("now", now, "float8")
-        if claim is not None:
-            due = until = st.arg(claim.until, "float8")
-            holder = st.arg(claim.holder, "text")
-        else:
-            due, until, holder = at, "NULL::float8", "NULL::text"
         columns = zip(*((d.id, d.subscriber_id, d.endpoint_key, d.url, d.format, d.event_type,
                          d.payload) for d in drafts), strict=True)
         arrays = ", ".join(st.arg(list(values), "text[]") for values in columns)
         st.step("dlv", (
             "INSERT INTO webhook_deliveries (id, subscriber_id, endpoint_key, url, format,"
-            " event_type, payload, status, next_attempt_at, claimed_until, claimed_by,"
-            " last_error, created_at, updated_at)"
+            " event_type, payload, status, next_attempt_at, last_error, created_at, updated_at)"
             " SELECT d.id, d.sub, d.key, d.url, d.format, d.event_type, d.payload,"
-            " CASE WHEN e.subscriber_id IS NULL THEN 'pending' ELSE 'failed' END,"
-            f" CASE WHEN e.subscriber_id IS NULL THEN {due} ELSE {at} END,"
-            f" CASE WHEN e.subscriber_id IS NULL THEN {until} END,"
-            f" CASE WHEN e.subscriber_id IS NULL THEN {holder} END,"
+            f" CASE WHEN e.subscriber_id IS NULL THEN 'pending' ELSE 'failed' END, {at},"
             f" CASE WHEN e.subscriber_id IS NOT NULL THEN {_DISABLED_ERROR.format('e')} END,"
             f" {at}, {at} FROM unnest({arrays}) WITH ORDINALITY"
             " AS d (id, sub, key, url, format, event_type, payload, ord)"
             " LEFT JOIN webhook_endpoints e ON e.subscriber_id = d.sub"
             f" AND e.endpoint_key = d.key AND e.disabled_at IS NOT NULL WHERE {gate}"
-            " ORDER BY d.ord RETURNING id, status"))
-        return "(SELECT COALESCE(array_agg(id), '{}') FROM dlv WHERE status = 'pending')"
-
-    def _queued_deliveries(self, conn: Conn, drafts: Sequence[DeliveryDraft],
-                           pending: Sequence[str], now: float,
-                           claim: Claim[DeliveryRow] | None) -> None:
-        """After `_add_deliveries` wrote: hand the pending ones to the claim, or
-        wake the workers."""
-        if claim is not None:
-            ids = set(pending)
-            claim.rows.extend(fresh_delivery_row(d, now, claim.until) for d in drafts
-                              if d.id in ids)
-        elif pending:
-            self._notify(conn, "deliveries")
+            " ORDER BY d.ord RETURNING status"))
+        return "(SELECT COUNT(*) FROM dlv WHERE status = 'pending')"
 
     async def _insert_deliveries(self, conn: Conn, drafts: Sequence[DeliveryDraft],
                                  now: float) -> None:

@@ -14,7 +14,6 @@ from bot.events import StatusUpdate
 from bot.store.models import (
     AttemptOutcome,
     AttemptRow,
-    Claim,
     CostRow,
     DeliveryRow,
     EndpointRow,
@@ -74,12 +73,8 @@ class InboundStore(StoreBase, Protocol):
         """The sender's state; their registration found by number or by user id."""
         ...
 
-    async def commit_inbound(self, effects: Effects, now: float, *,
-                             outbound_claim: Claim[OutboundRow] | None = None,
-                             delivery_claim: Claim[DeliveryRow] | None = None) -> bool:
-        """Store the message and its effects; False (and nothing written) for a duplicate.
-        With a claim, the replies (or the pending deliveries) are queued already
-        claimed by its holder and added to its rows."""
+    async def commit_inbound(self, effects: Effects, now: float) -> bool:
+        """Store the message and its effects; False (and nothing written) for a duplicate."""
         ...
 
     async def apply_status(self, update: StatusUpdate, now: float,
@@ -187,13 +182,11 @@ class Usage(StoreBase, Protocol):
 
     async def accept_send(self, draft: OutboundDraft, *, group_name: str | None,
                           limits: SendLimits, now: float,
-                          fit: Fit | None = None,
-                          outbound_claim: Claim[OutboundRow] | None = None) -> SendOutcome:
+                          fit: Fit | None = None) -> SendOutcome:
         """Check registration (or group; a person by number or user id), recipient
         limit and quota, then count and queue the draft, all in one transaction;
         nothing is written unless queued. `fit` turns the draft, given the
-        registration, into what is queued, or refuses it (bot/window.py). With
-        `outbound_claim`, the message is queued already claimed by its holder."""
+        registration, into what is queued, or refuses it (bot/window.py)."""
         ...
 
     async def send_usage(self, subscriber_id: str, period_seconds: float,

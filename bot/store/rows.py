@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from bot.effects import DeliveryDraft, OutboundDraft
 from bot.store.models import DeliveryRow, OutboundRow, Registration
 
 OUTBOUND_COLUMNS = ("o.id, o.instance_id, o.to_number, o.group_id, o.type, o.text, o.caption, "
@@ -25,25 +24,6 @@ def outbound_row(row: Sequence[Any]) -> OutboundRow:
                        created_at=row[15], updated_at=row[16], group_name=row[17],
                        template=row[18], pricing_category=row[19],
                        billable=None if row[20] is None else bool(row[20]))
-
-
-def fresh_outbound_row(d: OutboundDraft, now: float) -> OutboundRow:
-    """The row of a draft as it was just queued (what a claim would read back)."""
-    return OutboundRow(id=d.id, instance_id=d.instance_id, to=d.to, group_id=d.group_id,
-                       type=d.type, text=d.text, caption=d.caption, filename=d.filename,
-                       mime=d.mime, subscriber_id=d.subscriber_id, status="queued",
-                       attempts=0, provider_message_id=None, error_code=None,
-                       error_title=None, created_at=now, updated_at=now,
-                       template=d.template)
-
-
-def fresh_delivery_row(d: DeliveryDraft, now: float, due: float) -> DeliveryRow:
-    """The row of a delivery as it was just queued (what a claim would read back)."""
-    return DeliveryRow(id=d.id, subscriber_id=d.subscriber_id, endpoint_key=d.endpoint_key,
-                       url=d.url, format=d.format, event_type=d.event_type, payload=d.payload,
-                       status="pending", attempts=0, next_attempt_at=due,
-                       last_status_code=None, last_error=None, created_at=now,
-                       updated_at=now, delivered_at=None)
 
 
 def registration_row(row: Sequence[Any]) -> Registration:

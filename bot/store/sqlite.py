@@ -20,7 +20,6 @@ from bot.events import StatusUpdate
 from bot.store.models import (
     AttemptOutcome,
     AttemptRow,
-    Claim,
     CostRow,
     DeliveryRow,
     EndpointRow,
@@ -41,7 +40,7 @@ from bot.store.rows import OUTBOUND_COLUMNS as _OUTBOUND_COLUMNS
 from bot.store.rows import OUTBOUND_FROM as _OUTBOUND_FROM
 from bot.store.rows import REG_COLUMNS as _REG_COLUMNS
 from bot.store.rows import delivery_row as _delivery
-from bot.store.rows import fresh_delivery_row, fresh_outbound_row, like_escaped
+from bot.store.rows import like_escaped
 from bot.store.rows import outbound_row as _outbound
 from bot.store.rows import registration_row as _registration
 from bot.store.rules import (
@@ -343,9 +342,7 @@ class SqliteStore:
                                   keyword_at=reg[_KEYWORD_AT] if reg else None)
         return await self._lookup(unit)
 
-    async def commit_inbound(self, effects: Effects, now: float, *,
-                             outbound_claim: Claim[OutboundRow] | None = None,
-                             delivery_claim: Claim[DeliveryRow] | None = None) -> bool:
+    async def commit_inbound(self, effects: Effects, now: float) -> bool:
         msg = effects.inbound
 
         def unit(conn: sqlite3.Connection) -> bool:
@@ -401,8 +398,8 @@ class SqliteStore:
                     " VALUES (?, ?, ?, ?) ON CONFLICT (instance_id, number, kind)"
                     " DO UPDATE SET last_at = excluded.last_at",
                     (msg.instance_id, msg.chat, kind, now))
-            self._insert_outbound(conn, effects.replies, now, outbound_claim)
-            self._insert_deliveries(conn, effects.deliveries, now, delivery_claim)
+            self._insert_outbound(conn, effects.replies, now)
+            self._insert_deliveries(conn, effects.deliveries, now)
             return True
         return await self._tx(unit)
 
@@ -426,21 +423,15 @@ class SqliteStore:
                      (number, user_id))
 
     @staticmethod
-    def _insert_outbound(conn: sqlite3.Connection, drafts: list[OutboundDraft], now: float,
-                         claim: Claim[OutboundRow] | None = None) -> None:
-        """Queue messages; with `claim`, already claimed by that holder (and added
-        to its rows)."""
-        holder, due = (claim.holder, claim.until) if claim else (None, now)
+    def _insert_outbound(conn: sqlite3.Connection, drafts: list[OutboundDraft],
+                         now: float) -> None:
         conn.executemany(
             "INSERT INTO outbound (id, instance_id, to_number, group_id, type, text, caption,"
             " filename, mime, media, subscriber_id, template, status, next_attempt_at,"
-            " claimed_until, claimed_by, created_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?)",
+            " created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?)",
             [(d.id, d.instance_id, d.to, d.group_id, d.type, d.text, d.caption, d.filename,
-              d.mime, d.media, d.subscriber_id, d.template, due, due if claim else None,
-              holder, now, now) for d in drafts])
-        if claim is not None:
-            claim.rows.extend(fresh_outbound_row(d, now) for d in drafts)
+              d.mime, d.media, d.subscriber_id, d.template, now, now, now) for d in drafts])
         conn.executemany("INSERT INTO outbound_history (message_id, at, status)"
                          " VALUES (?, ?, 'queued')", [(d.id, now) for d in drafts])
 
@@ -745,8 +736,7 @@ class SqliteStore:
 
     async def accept_send(self, draft: OutboundDraft, *, group_name: str | None,
                           limits: SendLimits, now: float,
-                          fit: Fit | None = None,
-                          outbound_claim: Claim[OutboundRow] | None = None) -> SendOutcome:
+                          fit: Fit | None = None) -> SendOutcome:
         """Check and queue one subscriber send as one transaction.
 
         The recipient must hold an active registration on the draft's instance
@@ -804,7 +794,7 @@ class SqliteStore:
             if known is None:
                 conn.execute("INSERT INTO send_recipients (subscriber_id, recipient,"
                              " first_sent_at) VALUES (?, ?, ?)", (subscriber, recipient, now))
-            self._insert_outbound(conn, [queued], now, outbound_claim)
+            self._insert_outbound(conn, [queued], now)
             return dataclasses.replace(decision, message_id=queued.id)
         return await self._tx(unit)
 
@@ -895,31 +885,22 @@ class SqliteStore:
 
     @classmethod
     def _insert_deliveries(cls, conn: sqlite3.Connection, drafts: Sequence[DeliveryDraft],
-                           now: float, claim: Claim[DeliveryRow] | None = None) -> None:
+                           now: float) -> None:
         """Queue deliveries; those for a disabled endpoint are recorded failed at once
-        (they can be replayed once the endpoint is enabled again). With `claim`,
-        the pending ones are already claimed by that holder (and added to its rows)."""
+        (they can be replayed once the endpoint is enabled again)."""
         if not drafts:
             return
         disabled = cls._disabled_endpoints(conn)
         rows = []
         for d in drafts:
             reason = disabled.get((d.subscriber_id, d.endpoint_key))
-            if reason is None and claim is not None:
-                claim.rows.append(fresh_delivery_row(d, now, claim.until))
-                rows.append((d.id, d.subscriber_id, d.endpoint_key, d.url, d.format,
-                             d.event_type, d.payload, "pending", claim.until, None,
-                             claim.until, claim.holder, now, now))
-                continue
             rows.append((d.id, d.subscriber_id, d.endpoint_key, d.url, d.format, d.event_type,
                          d.payload, "pending" if reason is None else "failed", now,
-                         None if reason is None else f"endpoint disabled: {reason}", None, None,
-                         now, now))
+                         None if reason is None else f"endpoint disabled: {reason}", now, now))
         conn.executemany(
             "INSERT INTO webhook_deliveries (id, subscriber_id, endpoint_key, url, format,"
-            " event_type, payload, status, next_attempt_at, last_error, claimed_until,"
-            " claimed_by, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
-            " ?, ?)", rows)
+            " event_type, payload, status, next_attempt_at, last_error, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
 
     async def add_deliveries(self, drafts: Sequence[DeliveryDraft], now: float) -> None:
         await self._tx(lambda conn: self._insert_deliveries(conn, drafts, now))

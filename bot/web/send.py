@@ -324,17 +324,12 @@ async def _accept(request: web.Request, config: Config, draft: OutboundDraft,
                   group_name: str | None, limits: SendLimits,
                   instance: InstanceConfig) -> web.Response:
     now = request.app[clock_key].now()
-    worker = request.app[outbound_worker_key]
-    claim = worker.claim_for([draft])
     outcome = await request.app[store_key].accept_send(
         draft, group_name=group_name, limits=limits, now=now,
-        fit=send_fit(config, draft, now), outbound_claim=claim)
+        fit=send_fit(config, draft, now))
     if not outcome.queued:
         return _refusal(outcome, draft, instance, group_name, now)
-    if claim is not None:
-        worker.adopt(claim)
-    else:
-        worker.notify()
+    request.app[outbound_worker_key].notify()
     return web.json_response({"status": "queued", "id": outcome.message_id})
 
 

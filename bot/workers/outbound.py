@@ -16,14 +16,11 @@ import asyncio
 import logging
 import random
 import time
-from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 
-from bot.effects import OutboundDraft
 from bot.providers.base import Sender, SendResult, TransportMessage
 from bot.runtime import Snapshot
 from bot.store import OutboundRow
-from bot.store.models import Claim
 from bot.store.protocol import OutboundQueue
 from bot.templates import TemplateUse
 from bot.window import WindowFallback
@@ -54,9 +51,7 @@ class OutboundWorker:
         self._tasks: dict[str, asyncio.Task[None]] = {}  # message id -> its task
         self._held: dict[int, int] = {}  # messages held per instance
         self.running = False
-        # A killed run's claims are released once at start; until then no
-        # claim may be handed over (the release would free it again).
-        self._released = False
+        self._released = False  # a killed run's claims are released once, at start
 
     def notify(self) -> None:
         """New work was queued: skip the idle wait."""
@@ -140,27 +135,6 @@ class OutboundWorker:
         for row in rows:
             self._take(row)
         return bool(rows)
-
-    def claim_for(self, drafts: Sequence[OutboundDraft]) -> Claim[OutboundRow] | None:
-        """A claim for messages about to be queued, when this worker runs here and
-        has room for them now: they are queued already claimed and handed over
-        by `adopt` once committed, sparing a claim that would re-read them.
-        None: queue them as usual (and `notify`)."""
-        if not (drafts and self.running and self._released) or self._stopping:
-            return None
-        if len(self._tasks) + len(drafts) > MAX_INFLIGHT:
-            return None
-        count = Counter(d.instance_id for d in drafts)
-        if any(self._held.get(i, 0) + n > self._cap(i) for i, n in count.items()):
-            return None
-        return Claim(holder=self.holder, until=time.time() + LEASE_SECONDS)
-
-    def adopt(self, claim: Claim[OutboundRow]) -> None:
-        """Send what was queued under `claim` (committed). Stopping: they stay
-        claimed in the store, which the next start releases."""
-        if not self._stopping:
-            for row in claim.rows:
-                self._take(row)
 
     def _take(self, row: OutboundRow) -> None:
         if row.id in self._tasks:  # still ours (a lease outlived): leave it be

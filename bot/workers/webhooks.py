@@ -18,15 +18,14 @@ import logging
 import math
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import aiohttp
 
 from bot.config import WebhookConfig, WebhooksConfig
-from bot.effects import DeliveryDraft
 from bot.runtime import Snapshot
-from bot.store.models import AttemptOutcome, AttemptRow, Claim, DeliveryRow
+from bot.store.models import AttemptOutcome, AttemptRow, DeliveryRow
 from bot.store.protocol import DeliveryQueue
 from bot.webhooks.payloads import standard_headers, whatsmate_body
 from bot.webhooks.safety import RefusedAddress, check_url
@@ -100,9 +99,7 @@ class WebhookWorker:
         self._slots: dict[Endpoint, tuple[int, asyncio.Semaphore]] = {}
         self._constrained = False  # the last claim left work behind for lack of room
         self._idle_until = 0.0
-        # A killed run's claims are released once at start; until then no
-        # claim may be handed over (the release would free it again).
-        self._released = False
+        self._released = False  # a killed run's claims are released once, at start
 
     def notify(self) -> None:
         """Deliveries were queued: skip the idle wait."""
@@ -166,30 +163,6 @@ class WebhookWorker:
         for row in rows:
             self._take(row)
         return len(rows)
-
-    def claim_for(self, drafts: Sequence[DeliveryDraft]) -> Claim[DeliveryRow] | None:
-        """A claim for deliveries about to be queued, when this worker runs here
-        and would claim them now (room under the foreground gate, endpoints not
-        saturated): they are queued already claimed and handed over by `adopt`
-        once committed. None: queue them as usual (and `notify`)."""
-        if not (drafts and self.running and self._released) or self._stopping:
-            return None
-        cfg = self.snapshot().config.webhooks
-        now = time.time()
-        room = self.gate.limit(MAX_INFLIGHT) - len(self._tasks)
-        if room < len(drafts):
-            return None
-        saturated = set(self._saturated(cfg))
-        if any((d.subscriber_id, d.endpoint_key) in saturated for d in drafts):
-            return None
-        return Claim(holder=self.holder, until=now + lease_for(cfg))
-
-    def adopt(self, claim: Claim[DeliveryRow]) -> None:
-        """Deliver what was queued under `claim` (committed). Stopping: they stay
-        claimed in the store, which the next start releases."""
-        if not self._stopping:
-            for row in claim.rows:
-                self._take(row)
 
     def _take(self, row: DeliveryRow) -> None:
         if row.id in self._tasks:  # still ours (a lease outlived): leave it be

@@ -18,8 +18,6 @@ from bot.store import Store
 from bot.store.models import (
     AttemptOutcome,
     AttemptRow,
-    Claim,
-    DeliveryRow,
     InboundContext,
     OutboundRow,
     SendLimits,
@@ -316,46 +314,6 @@ async def test_a_release_frees_its_holders_claims_only(store: Store) -> None:
     assert [d.id for d in await store.claim_deliveries(time.time(), 10, 600)] == [dead.id]
 
 
-async def test_work_queued_already_claimed_is_what_a_claim_would_read(store: Store) -> None:
-    """Replies, deliveries and sends queued under a claim: handed over as the rows
-    a claim would read back, held by the claim's holder until its lease ends or
-    the holder's claims are released (a killed run's, at the next start)."""
-    now = time.time()
-    msg = message()
-    effects = registered(msg)
-    disabled = delivery(endpoint="gone")
-    effects.deliveries = [delivery(), disabled]
-    await store.add_deliveries([delivery(endpoint="gone")], now)
-    [dead] = await store.claim_deliveries(now, 1, 600)
-    await store.record_attempt(attempt(dead.id, "disabled", now, code=410, endpoint="gone"), now)
-    replies = Claim[OutboundRow](holder="host:1", until=now + 600)
-    deliveries = Claim[DeliveryRow](holder="host:1", until=now + 600)
-    assert await store.commit_inbound(effects, now, outbound_claim=replies,
-                                      delivery_claim=deliveries)
-    [reply] = replies.rows
-    assert reply == await store.get_outbound(reply.id)
-    # Only the pending delivery is handed over; the disabled endpoint's is failed.
-    [pending] = deliveries.rows
-    assert pending.id == effects.deliveries[0].id
-    stored, _ = await store.get_delivery(pending.id)
-    assert stored == pending
-    assert (await store.get_delivery(disabled.id))[0].status == "failed"
-    sent = Claim[OutboundRow](holder="host:1", until=now + 600)
-    outcome = await store.accept_send(api_send(), group_name=None, limits=limits(), now=now,
-                                      outbound_claim=sent)
-    [api_row] = sent.rows
-    assert outcome.message_id == api_row.id and api_row == await store.get_outbound(api_row.id)
-    # Claimed: no other worker takes them until the holder's claims are released.
-    assert await store.claim_outbound(now + 1, 10, 60) == []
-    assert await store.claim_deliveries(now + 1, 10, 60) == []
-    assert await store.release_claims("host:2") == 0
-    assert await store.release_claims("host:1") == 2
-    assert await store.release_delivery_claims("host:1") == 1
-    assert {r.id for r in await store.claim_outbound(time.time(), 10, 60)} == {
-        reply.id, api_row.id}
-    assert [d.id for d in await store.claim_deliveries(time.time(), 10, 60)] == [pending.id]
-
-
 async def test_next_due_leaves_out_the_numbers_a_worker_cannot_take_more_for(
         store: Store) -> None:
     """A worker holding all a number may hold waits for a send to end, not for
@@ -365,15 +323,6 @@ async def test_next_due_leaves_out_the_numbers_a_worker_cannot_take_more_for(
     assert await store.next_outbound_due() == T0
     assert await store.next_outbound_due([1]) == T0 + 30
     assert await store.next_outbound_due([1, 2]) is None
-
-
-async def test_a_duplicate_hands_nothing_over(store: Store) -> None:
-    msg = message(message_id="wamid.twice")
-    assert await store.commit_inbound(registered(msg), T0)
-    claim = Claim[OutboundRow](holder="host:1", until=T0 + 600)
-    assert not await store.commit_inbound(registered(msg, reply="again"), T0 + 1,
-                                          outbound_claim=claim)
-    assert claim.rows == []
 
 
 # ---- send API
