@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 import aiosqlite
 
@@ -196,16 +196,6 @@ class SqliteStore:
                 if reader.in_transaction:
                     reader.execute("ROLLBACK")
         return await self._run(fn)
-
-    def _writes_settled(self) -> bool:
-        """No unit is queued or running: the reader sees every write submitted."""
-        return not (self._pending or self._urgent) and (self._drainer is None
-                                                        or self._drainer.done())
-
-    async def _read_after_writes(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """A read unit that sees every write submitted before it: from the
-        reader while no write is queued or running, else queued behind them."""
-        return await (self._lookup(fn) if self._writes_settled() else self._run(fn))
 
     async def _tx(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """A write unit: all of it commits, or none of it."""
@@ -498,9 +488,6 @@ class SqliteStore:
         """Up to `limit` due messages, leased to `holder` until `now + lease` (a
         visibility timeout: next_attempt_at moves to the lease's end, so rows in
         flight are never walked past), skipping numbers in `exclude_instances`."""
-        if self._writes_settled() and not await self._lookup(
-                lambda conn: _any_due(conn, "outbound", "queued", now)):
-            return []  # most claims under load find nothing: no hop to the writer for those
         def unit(conn: sqlite3.Connection) -> list[OutboundRow]:
             due = ("SELECT seq, instance_id FROM outbound INDEXED BY outbound_due"
                    " WHERE status = 'queued' AND next_attempt_at <= ? ORDER BY next_attempt_at")
@@ -595,7 +582,7 @@ class SqliteStore:
                     f" ORDER BY next_attempt_at LIMIT {CLAIM_WINDOW})"
                     f" WHERE instance_id NOT IN ({skip})", tuple(exclude_instances)).fetchone()
             return row[0] if row else None
-        return await self._read_after_writes(unit)
+        return await self._run(unit)
 
     async def get_outbound(self, message_id: str) -> OutboundRow | None:
         def unit(conn: sqlite3.Connection) -> OutboundRow | None:
@@ -913,11 +900,6 @@ class SqliteStore:
         `holder` until `now + lease`, skipping the (subscriber, endpoint) pairs
         in `exclude` (those already busy here). Due deliveries of a disabled
         endpoint are failed instead of handed out."""
-        due_at = now if due_by is None else due_by
-        if self._writes_settled() and not await self._lookup(
-                lambda conn: _any_due(conn, "webhook_deliveries", "pending", due_at)):
-            return []  # most claims under load find nothing: no hop to the writer for those
-
         def unit(conn: sqlite3.Connection) -> list[DeliveryRow]:
             # A claim pushes next_attempt_at to the lease's end (a visibility
             # timeout): leased rows are not due, so the partial index hands out
@@ -932,6 +914,7 @@ class SqliteStore:
                        f" WHERE 1 = 1{skip} ORDER BY next_attempt_at LIMIT ?")
             else:
                 sql = f"SELECT {_DELIVERY_COLUMNS} FROM ({due} LIMIT ?)"
+            due_at = now if due_by is None else due_by
             rows = [_delivery(r) for r in conn.execute(sql, (due_at, *args, limit))]
             if not rows:
                 return []
@@ -1038,7 +1021,7 @@ class SqliteStore:
                     " ORDER BY next_attempt_at"
                     f" LIMIT {CLAIM_WINDOW}) WHERE 1 = 1{skip}", args).fetchone()
             return row[0] if row else None
-        return await self._read_after_writes(unit)
+        return await self._run(unit)
 
     async def delivery_queue_depth(self) -> int:
         return await self._run(lambda conn: conn.execute(
@@ -1202,18 +1185,6 @@ class SqliteStore:
                                      oldest_queued_at=queues.get(i, (0, None))[1])
                     for i in sorted({*inbound, *outbound, *queues})]
         return await self._run(unit)
-
-
-_DUE_INDEX = {"outbound": "outbound_due", "webhook_deliveries": "webhook_deliveries_due"}
-
-
-def _any_due(conn: sqlite3.Connection, table: Literal["outbound", "webhook_deliveries"],
-             status: Literal["queued", "pending"], by: float) -> bool:
-    """Whether `table` holds a row due by `by` (one lookup in its due index,
-    which holds only the queued or pending rows)."""
-    return conn.execute(f"SELECT 1 FROM {table} INDEXED BY {_DUE_INDEX[table]}"
-                        f" WHERE status = '{status}' AND next_attempt_at <= ? LIMIT 1",
-                        (by,)).fetchone() is not None
 
 
 def _exclude_endpoints(pairs: Sequence[tuple[str, str]]) -> tuple[str, list[Any]]:

@@ -153,12 +153,9 @@ class OutboundWorker:
             self._held.pop(row.instance_id, None)
         if not task.cancelled() and task.exception() is not None:
             log.error("outbound message %s crashed", row.id, exc_info=task.exception())
-        # Claim again only when a good part of a batch fits (a number a quarter
-        # of its cap below it, the worker a quarter of a batch below its
-        # limit): refilled one by one, every send would cost a claim and its
-        # commit of its own.
-        cap = self._cap(row.instance_id)
-        if held == cap - max(1, cap // 4) or len(self._tasks) == MAX_INFLIGHT - BATCH // 4:
+        # Claim again only when capacity appears (a number dropped below its
+        # cap, or the worker below its limit), not after every send.
+        if held == self._cap(row.instance_id) - 1 or len(self._tasks) == MAX_INFLIGHT - 1:
             self.wake.set()
 
     async def _send(self, row: OutboundRow) -> None:

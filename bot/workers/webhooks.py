@@ -181,10 +181,10 @@ class WebhookWorker:
             self._held[ep] = held
         else:
             self._held.pop(ep, None)
-        # Only when this endpoint dropped a quarter below its cap: waking on
-        # every answer would claim one delivery at a time, a commit each.
-        cap = 2 * self.snapshot().config.webhooks.max_concurrency_per_endpoint
-        if self._constrained and held == cap - max(1, cap // 4):
+        # Only when this endpoint just dropped below its cap: waking on every
+        # answer would re-run a claim that can only find the same nothing.
+        if self._constrained and held == 2 * self.snapshot().config.webhooks \
+                .max_concurrency_per_endpoint - 1:
             self.wake.set()
 
     def _done(self, delivery_id: str, ep: Endpoint, task: asyncio.Task[None]) -> None:
@@ -194,11 +194,8 @@ class WebhookWorker:
         self._answered.discard(delivery_id)
         if not task.cancelled() and task.exception() is not None:
             log.error("webhook delivery %s crashed", delivery_id, exc_info=task.exception())
-        # Room again: claim what was left behind once a good part of a batch fits
-        # (or the worker is idle, the gate's limit being small while busy).
-        limit = self.gate.limit(MAX_INFLIGHT)
-        if self._constrained and (len(self._tasks) <= limit - min(limit, BATCH) // 4
-                                  or not self._tasks):
+        # Room again: claim what was left behind while the worker is below its limit.
+        if self._constrained and len(self._tasks) < self.gate.limit(MAX_INFLIGHT):
             self.wake.set()
 
     async def _idle(self) -> None:
