@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.__main__ import (
+from bench.harness import (
     CLIENT_ID,
     CLIENT_SECRET,
     PNID_QUIET,

@@ -14,7 +14,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from bench.__main__ import Bench, DrainMeter, get_json, peak_rss_mb
+from bench.harness import Bench, DrainMeter, get_json, peak_rss_mb
 
 
 def prefill_deliveries(db: Path, count: int, url: str) -> None:

@@ -25,11 +25,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from bench.__main__ import (
+from bench.harness import (
     Bench,
+    cpu_seconds,
     get_json,
     meta_body,
     metric,
+    proc_stat,
     register_users,
     run_wrk,
     sign,
@@ -38,7 +40,6 @@ from bench.__main__ import (
 )
 
 DEFAULT_SERVER_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
-TICKS = os.sysconf("SC_CLK_TCK")
 USERS = [f"3465{i:07d}" for i in range(500)]  # registered before (a)
 JOBS = {"b": ("(b) greeting: new user's Hi -> registered -> confirmation at Graph", "graph"),
         "a": ("(a) registered user's text -> webhook receiver", "receiver")}
@@ -89,13 +90,6 @@ async def drop_database(server: str, name: str) -> None:
         await conn.close()
 
 
-def proc_stat(pid: int) -> tuple[int, list[str]]:
-    """(parent pid, the fields after the command name) of /proc/<pid>/stat."""
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    fields = stat[stat.rindex(")") + 2:].split()
-    return int(fields[1]), fields
-
-
 def group_processes(supervisor: int) -> dict[int, str]:
     """The live children of `supervisor`: pid -> role ("http" or "drainer")."""
     found: dict[int, str] = {}
@@ -110,12 +104,6 @@ def group_processes(supervisor: int) -> dict[int, str]:
         if ppid == supervisor and fields[0] != "Z":
             found[int(entry.name)] = "drainer" if b"worker" in argv else "http"
     return found
-
-
-def cpu_seconds(pid: int, reaped: bool = False) -> float:
-    """utime + stime; with `reaped`, plus those of the children it waited for."""
-    _, fields = proc_stat(pid)
-    return sum(int(f) for f in fields[11:15 if reaped else 13]) / TICKS
 
 
 def service_cpu(supervisor: int) -> dict[str, float]:

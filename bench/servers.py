@@ -116,7 +116,7 @@ def receiver_app() -> web.Application:
 def verified(request: web.Request, body: bytes) -> bool:
     """What every request of a gateway needs before its body counts: Meta's
     signature on a webhook, the client's secret on a send."""
-    from bench.__main__ import APP_SECRET, CLIENT_SECRET
+    from bench.harness import APP_SECRET, CLIENT_SECRET
 
     if request.path.startswith("/webhooks/"):
         digest = hmac.new(APP_SECRET.encode(), body, hashlib.sha256).hexdigest()

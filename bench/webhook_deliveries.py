@@ -24,10 +24,10 @@ from pathlib import Path
 from aiohttp import web
 
 from bot.app import create_app
-from bot.config import load_config
+from bot.config.load import load_config
 from bot.effects import DeliveryDraft
+from bot.forwarding.payloads import new_delivery_id, standard_body
 from bot.web.keys import store_key, webhook_worker_key
-from bot.webhooks.payloads import new_delivery_id, standard_body
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "whsec_" + base64.b64encode(b"bench-signing-key-0123456789abcdef").decode()

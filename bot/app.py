@@ -15,21 +15,23 @@ from aiohttp import web
 from bot import heap
 from bot.clock import Clock
 from bot.config import Config
+from bot.config.snapshot import Snapshot, SnapshotHolder
+from bot.forwarding.safety import GuardedResolver
 from bot.locales import load_locales
 from bot.metrics import Metrics
 from bot.pipeline import Pipeline
-from bot.processes import GroupReloader, Roles
+from bot.processes import GroupReloader
 from bot.profile import ProfileKeeper
 from bot.providers.base import Provider, Sender, SenderContext, SendResult
 from bot.providers.registry import PROVIDERS
-from bot.runtime import Reloader, Snapshot, SnapshotHolder
+from bot.roles import Roles
+from bot.runtime import Reloader
 from bot.store import OutboundRow, open_store
 from bot.web import account, admin, deliveries, docs, health, openapi, portal, send
 from bot.web.errors import error_middleware
 from bot.web.inflight import InFlight
 from bot.web.keys import (
     clock_key,
-    holder_key,
     http_session_key,
     inflight_key,
     metrics_key,
@@ -45,13 +47,13 @@ from bot.web.keys import (
     workers_key,
 )
 from bot.web.observe import observe_middleware
+from bot.web.snapshot import holder_key
 from bot.web.ui import dashboard
-from bot.webhooks.safety import GuardedResolver
 from bot.window import WindowFallback
 from bot.workers.outbound import OutboundWorker
 from bot.workers.webhooks import WebhookWorker
 from bot.workers.yielding import ForegroundFirst
-from handlers import build_dispatcher
+from handlers.dispatcher import build_dispatcher
 
 log = logging.getLogger("wagate")
 

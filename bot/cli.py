@@ -39,7 +39,8 @@ def config_path(args: argparse.Namespace) -> str:
 
 
 def _load(args: argparse.Namespace) -> Any:
-    from bot.config import ConfigError, load_config
+    from bot.config import ConfigError
+    from bot.config.load import load_config
 
     try:
         return load_config(config_path(args))
@@ -58,7 +59,7 @@ def setup_logging(level: str, fmt: str) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from bot.processes import Roles
+    from bot.roles import Roles
 
     setup_logging(args.log_level, args.log_format)
     config = _load(args)
@@ -81,7 +82,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     """The queue drainers alone: no HTTP listener."""
-    from bot.processes import Roles
+    from bot.roles import Roles
 
     setup_logging(args.log_level, args.log_format)
     config = _load(args)
@@ -141,7 +142,7 @@ def run_process(args: argparse.Namespace, config: Any, roles: Any, *, pid_file: 
 
 def _group(args: argparse.Namespace) -> Any:
     """The group a child of `serve --workers N` belongs to (None outside one)."""
-    from bot.processes import Group
+    from bot.roles import Group
 
     if args.supervised is None:
         return None

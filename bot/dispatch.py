@@ -16,10 +16,10 @@ from typing import Any
 from bot.config import Config, InstanceConfig
 from bot.effects import Effects, OutboundDraft, WebhookEvent
 from bot.events import InboundMessage
+from bot.forwarding.payloads import user_fields
 from bot.locales import LocaleBook, LocaleData, current_locale, normalize, region_of
 from bot.store.models import InboundContext
 from bot.store.rules import inbound_time
-from bot.webhooks.payloads import user_fields
 from bot.window import open_until
 
 log = logging.getLogger("wagate.dispatch")

@@ -64,7 +64,7 @@ class WebhookEvent:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DeliveryDraft:
-    """A webhook delivery to queue with the event that caused it (bot/webhooks routes them).
+    """A webhook delivery to queue with the event that caused it (bot/forwarding routes them).
 
     `payload` is the body to send, without any secret or token: those are read
     from the config in force at send time. `id` is the stable `webhook-id`."""

@@ -12,14 +12,14 @@ import logging
 import time
 from collections.abc import Callable
 
+from bot.config.snapshot import Snapshot, SnapshotHolder
 from bot.dispatch import Dispatcher
 from bot.effects import DeliveryDraft, Effects
 from bot.events import InboundEvent, InboundMessage, StatusUpdate
+from bot.forwarding.routing import route_inbound, route_status
 from bot.metrics import Metrics
-from bot.runtime import Snapshot, SnapshotHolder
 from bot.store import InboundContext, OutboundRow
 from bot.store.protocol import InboundStore
-from bot.webhooks.routing import route_inbound, route_status
 from bot.window import WindowFallback
 
 log = logging.getLogger("wagate.pipeline")

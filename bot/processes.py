@@ -27,8 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from bot.config import Config, ConfigError
+from bot.config.snapshot import Snapshot, SnapshotHolder
 from bot.locales import LocaleError
-from bot.runtime import Reloader, ReloadError, Snapshot, SnapshotHolder, prepare_reload
+from bot.runtime import Reloader, ReloadError, prepare_reload
 
 log = logging.getLogger("wagate.supervisor")
 
@@ -40,34 +41,6 @@ RESTART_DELAY = 1.0
 # How long a reload asked of one process over the admin API waits for the
 # supervisor's SIGHUP to come back to it.
 GROUP_RELOAD_WAIT = 30.0
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Group:
-    """The processes of one `wagate serve --workers N`, as each child knows them."""
-
-    http_processes: int
-    metrics_dir: str  # PROMETHEUS_MULTIPROC_DIR, shared by the group
-    supervisor_pid: int
-    # The worker id this process's claims carry, given by the supervisor to a
-    # child and to each of its successors: a process restarted after a crash
-    # releases its own claims at start, so it frees at once those its killed
-    # predecessor left, instead of leaving them until their lease ends.
-    worker_id: str | None = None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Roles:
-    """What one process runs: the HTTP side, the queue drainers (outbound sender
-    and webhook deliverer), or both (`wagate serve` alone, the default)."""
-
-    http: bool = True
-    drainers: bool = True
-    group: Group | None = None
-
-    @property
-    def names(self) -> list[str]:
-        return [name for name, on in (("http", self.http), ("drainers", self.drainers)) if on]
 
 
 class GroupReloader(Reloader):

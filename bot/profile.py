@@ -25,9 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bot.config.types import PROFILE_FIELDS, Profile
 from bot.providers.base import (
-    PROFILE_FIELDS,
-    Profile,
     ProfileApplier,
     ProfileResult,
     Provider,

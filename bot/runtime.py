@@ -1,23 +1,18 @@
-"""The read-mostly runtime state: config and locales, swapped whole on reload."""
+"""Reloading the read-mostly runtime state: config and locales, read from disk,
+validated whole and swapped in (the snapshot itself: bot/config/snapshot.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
-from bot.config import Config, ConfigError, load_config
-from bot.locales import LocaleBook, LocaleError, load_locales
+from bot.config import ConfigError
+from bot.config.load import load_config
+from bot.config.snapshot import Snapshot, SnapshotHolder
+from bot.locales import LocaleError, load_locales
 
 log = logging.getLogger("wagate.reload")
-
-
-@dataclass(frozen=True, slots=True)
-class Snapshot:
-    config: Config
-    locales: LocaleBook
 
 
 def load_snapshot(path: str) -> Snapshot:
@@ -25,25 +20,6 @@ def load_snapshot(path: str) -> Snapshot:
     config = load_config(path)
     return Snapshot(config=config, locales=load_locales(config.locales_dir,
                                                         config.defaults.locale))
-
-
-class SnapshotHolder:
-    """Holds the current snapshot; a reload replaces it in one assignment, so a
-    request sees the old or the new config, never a mix."""
-
-    def __init__(self, snapshot: Snapshot) -> None:
-        self._current = snapshot
-        self.generation = 1
-        self.loaded_at = time.time()
-
-    @property
-    def current(self) -> Snapshot:
-        return self._current
-
-    def swap(self, snapshot: Snapshot) -> None:
-        self._current = snapshot
-        self.generation += 1
-        self.loaded_at = time.time()
 
 
 class ReloadError(Exception):
@@ -73,11 +49,6 @@ def install(holder: SnapshotHolder, new: Snapshot) -> Snapshot:
     log.info("reload: config %s and %d locales in force (generation %d)", new.config.path,
              len(new.locales.locales), holder.generation)
     return new
-
-
-def reload_from_disk(holder: SnapshotHolder) -> Snapshot:
-    """Re-read the config file and locales; swap them in only if all of it is valid."""
-    return install(holder, prepare_reload(holder))
 
 
 class Reloader:

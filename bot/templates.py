@@ -13,64 +13,17 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
-if TYPE_CHECKING:
-    from bot.config import Reader
+from bot.config.reader import Reader
+from bot.config.types import TemplateConfig, Templates
 
 CATEGORIES = ("utility", "marketing", "authentication")
 HEADERS = ("none", "image", "document")
 USES = ("notification",)
 MAX_PARAMETER = 1024  # Meta's limit for one body parameter's text
 _PARAM_NAME = re.compile(r"[a-z_][a-z0-9_]{0,63}")
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TemplateConfig:
-    name: str
-    category: str
-    languages: Mapping[str, str]  # our locale -> the template's language code; "*" fallback
-    instances: tuple[int, ...] = ()  # empty: every window-bound instance
-    subscriber: str | None = None
-    use: str | None = None  # "notification": sent automatically outside the window
-    parameters: int = 0  # body parameters {{1}}..{{n}}
-    parameter_names: tuple[str, ...] = ()  # named parameters instead ({{first_name}})
-    header: str = "none"
-
-    @property
-    def parameter_count(self) -> int:
-        return len(self.parameter_names) if self.parameter_names else self.parameters
-
-    def language_for(self, locale: str | None) -> str:
-        """The language code for a user's locale: exact, then its language, then "*"."""
-        if locale:
-            for key in (locale, locale.split("_")[0]):
-                if key in self.languages:
-                    return self.languages[key]
-        return self.languages["*"]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Templates:
-    """The configured templates, with lookups compiled at load."""
-
-    all: tuple[TemplateConfig, ...] = ()
-    # (instance, subscriber or None, header) -> the notification template to use
-    notifications: Mapping[tuple[int, str | None, str], TemplateConfig] = field(
-        default_factory=dict)
-    # (instance, subscriber or None, name) -> the template of that name to use
-    by_name: Mapping[tuple[int, str | None, str], TemplateConfig] = field(default_factory=dict)
-
-    def notification(self, instance_id: int, subscriber_id: str | None,
-                     header: str) -> TemplateConfig | None:
-        return (self.notifications.get((instance_id, subscriber_id, header))
-                or self.notifications.get((instance_id, None, header)))
-
-    def named(self, instance_id: int, subscriber_id: str | None,
-              name: str) -> TemplateConfig | None:
-        return (self.by_name.get((instance_id, subscriber_id, name))
-                or self.by_name.get((instance_id, None, name)))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -25,7 +25,7 @@ async def opt_out(msg: InboundMessage, ctx: Context) -> None:
                 "To register again, say {greeting}.").format(greeting=locale.greeting),
               state_change=was_active)
     if was_active:
-        # `source` tells it from an admin's opt-out (bot/webhooks/routing.py).
+        # `source` tells it from an admin's opt-out (bot/forwarding/routing.py).
         ctx.emit("user.unregistered",
                  {"number": msg.sender, "locale": locale.name, "source": "user"})
 

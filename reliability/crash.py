@@ -34,7 +34,7 @@ from typing import Any
 
 import aiohttp
 
-from bench.__main__ import CLIENT_ID, CLIENT_SECRET, Bench, get_json, meta_body, sign
+from bench.harness import CLIENT_ID, CLIENT_SECRET, Bench, get_json, meta_body, sign
 from reliability.common import Row, free_port
 
 SUITE = "crash"

@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.__main__ import Bench
+from bench.harness import Bench
 from bench.scaling import (
     create_database,
     database_url,

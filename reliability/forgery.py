@@ -28,7 +28,7 @@ from typing import Any
 
 import aiohttp
 
-from bench.__main__ import (
+from bench.harness import (
     ADMIN_TOKEN,
     APP_SECRET,
     CLIENT_ID,

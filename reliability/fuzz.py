@@ -44,7 +44,7 @@ from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
-from bench.__main__ import PNID, meta_body, sign
+from bench.harness import PNID, meta_body, sign
 from reliability.common import Row
 from reliability.hostile import HOSTILE_VALUES, NOT_AN_OBJECT, bad_payloads, odd_payloads
 from reliability.service import (

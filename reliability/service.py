@@ -21,7 +21,7 @@ from typing import Any
 
 import aiohttp
 
-from bench.__main__ import (
+from bench.harness import (
     ADMIN_TOKEN,
     CLIENT_ID,
     CLIENT_SECRET,

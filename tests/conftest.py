@@ -17,7 +17,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from bot.app import create_app
-from bot.config import Config, load_config
+from bot.config import Config
+from bot.config.load import load_config
 from tests.graph import GraphState, graph_app, graph_state_key
 
 if TYPE_CHECKING:

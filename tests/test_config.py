@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import ConfigError, load_config, parse_config
+from bot.config import ConfigError
+from bot.config.load import load_config, parse_config
 from tests.conftest import ROOT
 
 GOOD = f"""

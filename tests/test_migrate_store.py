@@ -25,8 +25,9 @@ import asyncpg
 from aiohttp.test_utils import TestClient
 
 from bot.app import create_app
-from bot.config import Config, load_config
-from bot.processes import Roles
+from bot.config import Config
+from bot.config.load import load_config
+from bot.roles import Roles
 from bot.web.keys import store_key
 from tests.conftest import (
     ADMIN,

@@ -18,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bot import cli
 from bot.app import create_app
-from bot.config import load_config
+from bot.config.load import load_config
 from bot.logs import RequestIdFilter
 from bot.web import health
 from bot.web.keys import outbound_worker_key, store_key, workers_key
@@ -208,7 +208,8 @@ async def test_new_locale_folder_answers_after_reload(
 
 async def test_reloads_are_serialized_and_coalesced(client: TestClient,
                                                     config_path: Path) -> None:
-    from bot.web.keys import holder_key, reloader_key
+    from bot.web.keys import reloader_key
+    from bot.web.snapshot import holder_key
 
     reloader = client.app[reloader_key]
     write(config_path, read(config_path) + NEW_SUBSCRIBER)

@@ -16,7 +16,8 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from bot.app import create_app
-from bot.config import ConfigError, load_config
+from bot.config import ConfigError
+from bot.config.load import load_config
 from bot.providers import registry, sandbox
 from tests.conftest import ADMIN, base_config, wait_for
 from tests.graph import GraphState

@@ -20,7 +20,8 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from bot.app import create_app
-from bot.config import Config, load_config
+from bot.config import Config
+from bot.config.load import load_config
 from bot.web.keys import inflight_key
 from tests.conftest import ADMIN, base_config, meta_text, sign, wait_for
 from tests.send_helpers import ACME, DEFAULT, path, usage

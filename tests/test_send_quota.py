@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 from aiohttp.test_utils import TestClient
 
-from bot.config import parse_config
+from bot.config.load import parse_config
 from bot.subscribers import add_months, authenticate, may_use, subscription_on
 from bot.web.keys import clock_key
 from tests.conftest import ROOT, say, wait_sent

@@ -20,11 +20,12 @@ from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient, TestServer
 from twilio.request_validator import RequestValidator
 
-from bot.config import ConfigError, parse_config
+from bot.config import ConfigError
+from bot.config.load import parse_config
 from bot.providers.twilio.config import TwilioConfig
 from bot.providers.twilio.inbound import signature, verify
 from bot.providers.twilio.media import url_signature
-from bot.web.keys import holder_key
+from bot.web.snapshot import holder_key
 from tests.conftest import ADMIN, base_config, wait_for
 from tests.send_helpers import ACME, GIF, JPEG, PDF, b64, send
 from tests.test_registration import REGISTERED, expected, registration

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from bot.config import ConfigError, load_config
+from bot.config import ConfigError
+from bot.config.load import load_config
 from tests.conftest import ADMIN, base_config, wait_for, wait_sent
 from tests.send_helpers import ACME, JPEG, b64, send, subscriber
 from tests.test_registration import REGISTERED, expected, registration

@@ -11,8 +11,8 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from bot.effects import DeliveryDraft
+from bot.forwarding.payloads import new_delivery_id
 from bot.store import SqliteStore
-from bot.webhooks.payloads import new_delivery_id
 from tests.conftest import ADMIN, say
 from tests.webhook_helpers import Receiver, deliveries, settled, show, subscribers_toml
 

@@ -16,7 +16,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from bot.webhooks.safety import GuardedResolver, RefusedAddress
+from bot.forwarding.safety import GuardedResolver, RefusedAddress
 from tests.conftest import ADMIN, say, wait_for
 from tests.webhook_helpers import (
     ACME_SECRET,

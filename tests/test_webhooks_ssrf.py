@@ -22,8 +22,9 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from bot.app import create_app
-from bot.config import Config, ConfigError, parse_config
-from bot.webhooks.safety import check_url, refusal
+from bot.config import Config, ConfigError
+from bot.config.load import parse_config
+from bot.forwarding.safety import check_url, refusal
 from tests.conftest import ADMIN, base_config, say
 from tests.test_operations import read, write
 from tests.webhook_helpers import Receiver, settled, show, subscribers_toml

@@ -12,8 +12,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from aiohttp.test_utils import TestClient
 
 from bot.effects import DeliveryDraft
-from bot.web.keys import holder_key, inflight_key, store_key, webhook_worker_key
-from bot.webhooks.payloads import new_delivery_id, standard_body
+from bot.forwarding.payloads import new_delivery_id, standard_body
+from bot.web.keys import inflight_key, store_key, webhook_worker_key
+from bot.web.snapshot import holder_key
 from tests.conftest import ADMIN, wait_for
 from tests.test_operations import sample, scrape
 from tests.webhook_helpers import Receiver, subscribers_toml

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import ConfigError, parse_config
+from bot.config import ConfigError
+from bot.config.load import parse_config
 from tests.conftest import ROOT
 from tests.test_cli import wagate
 

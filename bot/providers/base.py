@@ -16,8 +16,11 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import aiohttp
 from aiohttp import web
 
+from bot.config.types import Profile
+
 if TYPE_CHECKING:
-    from bot.config import InstanceConfig, Reader
+    from bot.config.reader import Reader
+    from bot.config.types import InstanceConfig
     from bot.templates import TemplateUse
 
 
@@ -112,28 +115,6 @@ class ProviderConfig(Protocol):
 
 
 # ---- optional hooks: a sender that lacks one gets the default below
-
-
-PROFILE_FIELDS = frozenset({"picture", "about", "description", "email", "websites"})
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Profile:
-    """The gateway number's business profile, transport-neutral (None: not set)."""
-
-    picture: bytes | None = None
-    picture_mime: str | None = None
-    about: str | None = None
-    description: str | None = None
-    email: str | None = None
-    websites: tuple[str, ...] = ()
-
-    def fields(self) -> frozenset[str]:
-        """The fields this profile sets."""
-        return frozenset(name for name, value in (
-            ("picture", self.picture), ("about", self.about),
-            ("description", self.description), ("email", self.email),
-            ("websites", self.websites)) if value)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

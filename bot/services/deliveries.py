@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 from bot.config import Config
 from bot.effects import DeliveryDraft
+from bot.forwarding.payloads import new_delivery_id, standard_body
 from bot.store import Store
 from bot.store.models import AttemptRow, DeliveryRow, EndpointRow
-from bot.webhooks.payloads import new_delivery_id, standard_body
 
 log = logging.getLogger("wagate.deliveries")
 

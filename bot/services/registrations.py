@@ -8,11 +8,11 @@ from dataclasses import dataclass
 
 from bot.config import Config
 from bot.effects import DeliveryDraft
+from bot.forwarding.routing import route_admin_opt_out
 from bot.metrics import Metrics
 from bot.pipeline import Pipeline
 from bot.store import Store
 from bot.store.models import InboundContext, Registration
-from bot.webhooks.routing import route_admin_opt_out
 
 log = logging.getLogger("wagate.admin")
 

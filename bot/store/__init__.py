@@ -7,6 +7,7 @@ scheme: SQLite (embedded, one process) or PostgreSQL (shared by several).
 
 from __future__ import annotations
 
+from bot.config.types import POSTGRES_SCHEMES, SQLITE_SCHEME
 from bot.store.models import (
     InboundContext,
     MessageLogRow,
@@ -15,9 +16,6 @@ from bot.store.models import (
 )
 from bot.store.protocol import Store, StoreUnavailable
 from bot.store.sqlite import SqliteStore
-
-SQLITE_SCHEME = "sqlite:///"
-POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 
 async def open_store(url: str, *, pool_size: int = 10, worker_id: str | None = None) -> Store:

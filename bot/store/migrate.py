@@ -31,13 +31,12 @@ from typing import Any
 
 import asyncpg
 
+from bot.config.types import POSTGRES_SCHEMES, SQLITE_SCHEME
 from bot.store.lock import StoreInUse, StoreLock
 from bot.store.postgres import _migrate as migrate_schema
 from bot.store.postgres import redacted
 from bot.store.sqlite import MIGRATIONS as SQLITE_MIGRATIONS
 
-SQLITE_SCHEME = "sqlite:///"
-POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 BATCH_ROWS = 500
 BATCH_BYTES = 16 * 1024 * 1024  # a batch of queued media stops here, whatever its count
 

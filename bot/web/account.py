@@ -33,10 +33,11 @@ from bot.web.deliveries import (
     retry_json,
 )
 from bot.web.errors import fail
-from bot.web.keys import clock_key, snapshot_of, store_key
+from bot.web.keys import clock_key, store_key
 from bot.web.query import query_choice, query_int, query_limit
 from bot.web.send import QUOTA_PERIOD, message_json, require_active
 from bot.web.services import deliveries_service
+from bot.web.snapshot import snapshot_of
 from bot.web.views import iso
 
 routes = web.RouteTableDef()

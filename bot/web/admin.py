@@ -14,16 +14,10 @@ from bot.runtime import ReloadError
 from bot.userids import is_user_id
 from bot.web.auth import require_admin
 from bot.web.errors import fail, parse_json_object, read_body
-from bot.web.keys import (
-    holder_key,
-    profile_keeper_key,
-    providers_key,
-    reloader_key,
-    snapshot_of,
-    store_key,
-)
+from bot.web.keys import profile_keeper_key, providers_key, reloader_key, store_key
 from bot.web.query import query_choice, query_int, query_limit
 from bot.web.services import registrations_service
+from bot.web.snapshot import holder_key, snapshot_of
 from bot.web.views import cost_json, iso, message_log_json, registration_json
 
 log = logging.getLogger("wagate.admin")

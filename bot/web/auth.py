@@ -12,7 +12,7 @@ from aiohttp import web
 from bot.config import Config, SubscriberConfig
 from bot.subscribers import authenticate
 from bot.web.errors import fail
-from bot.web.keys import snapshot_of
+from bot.web.snapshot import snapshot_of
 
 log = logging.getLogger("wagate.admin")
 

@@ -22,9 +22,10 @@ from bot.services.deliveries import DeliveryNotFound, DeliveryPending, EndpointS
 from bot.store.models import AttemptRow, DeliveryRow
 from bot.web.auth import require_admin
 from bot.web.errors import fail
-from bot.web.keys import snapshot_of, store_key, webhook_worker_key
+from bot.web.keys import store_key, webhook_worker_key
 from bot.web.query import query_choice, query_limit
 from bot.web.services import deliveries_service
+from bot.web.snapshot import snapshot_of
 from bot.web.views import iso
 
 log = logging.getLogger("wagate.admin")

@@ -17,7 +17,7 @@ from urllib.parse import parse_qsl
 
 from aiohttp import web
 
-from bot.web.keys import snapshot_of
+from bot.web.snapshot import snapshot_of
 
 log = logging.getLogger("wagate.http")
 

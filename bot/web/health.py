@@ -17,7 +17,6 @@ from bot.config import Config
 from bot.metrics import CONTENT_TYPE
 from bot.providers.base import readiness_of
 from bot.web.keys import (
-    holder_key,
     metrics_key,
     profile_keeper_key,
     roles_key,
@@ -25,6 +24,7 @@ from bot.web.keys import (
     store_key,
     workers_key,
 )
+from bot.web.snapshot import holder_key
 
 routes = web.RouteTableDef()
 

@@ -8,18 +8,17 @@ import aiohttp
 from aiohttp import web
 
 from bot.clock import Clock
+from bot.config.snapshot import Snapshot
 from bot.metrics import Metrics
 from bot.pipeline import Pipeline
-from bot.processes import Roles
 from bot.profile import ProfileKeeper
 from bot.providers.base import Provider, Sender
-from bot.runtime import Reloader, Snapshot, SnapshotHolder
+from bot.roles import Roles
 from bot.store import Store
 from bot.web.inflight import InFlight
 from bot.workers.outbound import OutboundWorker
 from bot.workers.webhooks import WebhookWorker
 
-holder_key = web.AppKey("holder", SnapshotHolder)
 store_key = web.AppKey("store", Store)
 pipeline_key = web.AppKey("pipeline", Pipeline)
 outbound_worker_key = web.AppKey("outbound_worker", OutboundWorker)
@@ -37,23 +36,24 @@ class Worker(Protocol):
     def running(self) -> bool: ...
 
 
-reloader_key = web.AppKey("reloader", Reloader)
+class Reloading(Protocol):
+    """The reloader (bot/runtime.py Reloader) as the routes and the server use it:
+    typed here by what it does, so this module does not import the loader above it."""
+
+    async def reload(self) -> Snapshot: ...
+
+    def request(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+reloader_key = web.AppKey("reloader", Reloading)
 inflight_key = web.AppKey("inflight", InFlight)
 # Every background worker by name ("outbound", ...): /readyz checks each one runs.
 workers_key = web.AppKey("workers", dict[str, Worker])
 # What this process runs (HTTP, the queue drainers, both) and in which group.
 roles_key = web.AppKey("roles", Roles)
-# The config snapshot a request was pinned to when it came in (request middleware).
-snapshot_request_key = web.RequestKey("snapshot", Snapshot)
-
-
-def snapshot_of(request: web.Request) -> Snapshot:
-    """The config and locales in force when this request arrived: read once per
-    request, so a reload in the middle of it never mixes two configs."""
-    snap = request.get(snapshot_request_key)
-    if snap is None:
-        snap = request[snapshot_request_key] = request.config_dict[holder_key].current
-    return snap
+# The config snapshot (holder_key, snapshot_of): bot/web/snapshot.py.
 
 
 # ---- send API

@@ -23,7 +23,8 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from bot.logs import request_id
-from bot.web.keys import holder_key, inflight_key, metrics_key, snapshot_request_key
+from bot.web.keys import inflight_key, metrics_key
+from bot.web.snapshot import holder_key, snapshot_request_key
 
 log = logging.getLogger("wagate.http")
 

@@ -14,8 +14,9 @@ from aiohttp import web
 from bot.services.deliveries import NoEndpoints
 from bot.subscribers import authenticate
 from bot.web.account import account_json
-from bot.web.keys import clock_key, snapshot_of, store_key
+from bot.web.keys import clock_key, store_key
 from bot.web.services import deliveries_service
+from bot.web.snapshot import snapshot_of
 from bot.web.ui import views
 from bot.web.ui.pages import login_form, render, setup_templates
 from bot.web.ui.session import (

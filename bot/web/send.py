@@ -41,14 +41,8 @@ from bot.templates import TemplateConfig, TemplateUse, header_for, parameter_tex
 from bot.userids import is_user_id
 from bot.web.auth import require_subscriber
 from bot.web.errors import ApiError, fail, parse_form_pairs, parse_json_object, read_body
-from bot.web.keys import (
-    clock_key,
-    metrics_key,
-    outbound_worker_key,
-    providers_key,
-    snapshot_of,
-    store_key,
-)
+from bot.web.keys import clock_key, metrics_key, outbound_worker_key, providers_key, store_key
+from bot.web.snapshot import snapshot_of
 from bot.web.views import iso
 from bot.window import send_fit
 

@@ -18,8 +18,8 @@ import random
 import time
 from collections.abc import Callable, Mapping
 
+from bot.config.snapshot import Snapshot
 from bot.providers.base import Sender, SendResult, TransportMessage
-from bot.runtime import Snapshot
 from bot.store import OutboundRow
 from bot.store.protocol import OutboundQueue
 from bot.templates import TemplateUse

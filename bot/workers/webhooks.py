@@ -24,11 +24,11 @@ from dataclasses import dataclass
 import aiohttp
 
 from bot.config import WebhookConfig, WebhooksConfig
-from bot.runtime import Snapshot
+from bot.config.snapshot import Snapshot
+from bot.forwarding.payloads import standard_headers, whatsmate_body
+from bot.forwarding.safety import RefusedAddress, check_url
 from bot.store.models import AttemptOutcome, AttemptRow, DeliveryRow
 from bot.store.protocol import DeliveryQueue
-from bot.webhooks.payloads import standard_headers, whatsmate_body
-from bot.webhooks.safety import RefusedAddress, check_url
 from bot.workers.yielding import ForegroundFirst
 
 log = logging.getLogger("wagate.webhooks")

@@ -21,7 +21,8 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestServer
 
-from bot.config import Config, load_config
+from bot.config import Config
+from bot.config.load import load_config
 from bot.store import Store, open_store
 from tests.conftest import base_config
 

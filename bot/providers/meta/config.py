@@ -6,7 +6,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from bot.config import InstanceConfig, Reader, check_http_url, positive
+from bot.config.reader import Reader, check_http_url, positive
+from bot.config.types import InstanceConfig
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -21,12 +21,13 @@ from typing import Any
 import phonenumbers
 from aiohttp import web
 
-from bot.config import InstanceConfig
+from bot.config.types import InstanceConfig
 from bot.events import GroupRef, InboundMessage, StatusUpdate
 from bot.providers.meta.caps import CAPS, reason
 from bot.providers.meta.config import MetaConfig
 from bot.web.errors import fail, read_body
-from bot.web.keys import pipeline_key, snapshot_of
+from bot.web.keys import pipeline_key
+from bot.web.snapshot import snapshot_of
 
 log = logging.getLogger("wagate.meta")
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import aiohttp
 
-from bot.config import InstanceConfig
+from bot.config.types import InstanceConfig
 from bot.providers.base import SenderContext, SendResult, TransportMessage
 from bot.providers.meta.caps import TRANSIENT_CODES, reason
 from bot.providers.meta.config import MetaConfig

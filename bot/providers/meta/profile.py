@@ -10,8 +10,8 @@ from typing import Any
 
 import aiohttp
 
-from bot.config import InstanceConfig
-from bot.providers.base import PROFILE_FIELDS, Profile, ProfileResult, SenderContext
+from bot.config.types import PROFILE_FIELDS, InstanceConfig, Profile
+from bot.providers.base import ProfileResult, SenderContext
 from bot.providers.meta.config import MetaConfig
 
 FIELDS = PROFILE_FIELDS  # the Cloud API sets every field of the business profile

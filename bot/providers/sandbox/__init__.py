@@ -1,7 +1,8 @@
 """The built-in sandbox provider: no network. Inbound messages are injected
 with `POST /sandbox/inbound`, outbound ones listed by `GET /sandbox/outbox`."""
 
-from bot.providers.base import PROFILE_FIELDS, NoSection, Provider
+from bot.config.types import PROFILE_FIELDS
+from bot.providers.base import NoSection, Provider
 from bot.providers.sandbox.caps import CAPS
 from bot.providers.sandbox.inbound import routes
 from bot.providers.sandbox.outbound import SandboxProfiler, SandboxSender

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 
-from bot.config import InstanceConfig
+from bot.config.types import InstanceConfig
 from bot.providers.base import Profile, ProfileResult, SenderContext, SendResult, TransportMessage
 
 

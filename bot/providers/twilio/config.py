@@ -10,7 +10,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
 
-from bot.config import InstanceConfig, Reader, check_http_url, positive
+from bot.config.reader import Reader, check_http_url, positive
+from bot.config.types import InstanceConfig
 
 _ACCOUNT_SID = re.compile(r"AC[0-9a-fA-F]{32}")
 

@@ -25,7 +25,8 @@ from bot.numbers import to_e164
 from bot.providers.twilio.caps import CAPS
 from bot.providers.twilio.config import TwilioConfig
 from bot.web.errors import fail, parse_form_pairs, read_body
-from bot.web.keys import pipeline_key, snapshot_of
+from bot.web.keys import pipeline_key
+from bot.web.snapshot import snapshot_of
 
 log = logging.getLogger("wagate.twilio")
 

@@ -13,7 +13,8 @@ from aiohttp import web
 
 from bot.providers.twilio.config import TwilioConfig
 from bot.web.errors import fail
-from bot.web.keys import snapshot_of, store_key
+from bot.web.keys import store_key
+from bot.web.snapshot import snapshot_of
 
 # Twilio fetches a message's media when it sends it, within seconds; a URL
 # lives this long so a message Twilio queues for a while still goes out.

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import aiohttp
 
-from bot.config import InstanceConfig
+from bot.config.types import InstanceConfig
 from bot.providers.base import SenderContext, SendResult, TransportMessage
 from bot.providers.twilio.caps import TRANSIENT_CODES
 from bot.providers.twilio.config import TwilioConfig

@@ -7,7 +7,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from bot.config import InstanceConfig, Reader, check_http_url, positive
+from bot.config.reader import Reader, check_http_url, positive
+from bot.config.types import InstanceConfig
 
 # Session names go into URL paths: keep them to what WAHA itself allows.
 _SESSION = re.compile(r"[A-Za-z0-9_-]{1,64}")

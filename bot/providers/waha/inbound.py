@@ -17,7 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.config import InstanceConfig
+from bot.config.types import InstanceConfig
 from bot.events import GroupRef, InboundMessage, StatusUpdate
 from bot.numbers import to_e164
 from bot.providers.meta.inbound import _dict, _str, _timestamp
@@ -25,7 +25,8 @@ from bot.providers.waha.caps import CAPS, SESSION_STATES
 from bot.providers.waha.config import WahaConfig
 from bot.providers.waha.outbound import WahaSender
 from bot.web.errors import fail, loads, read_body
-from bot.web.keys import pipeline_key, senders_key, snapshot_of
+from bot.web.keys import pipeline_key, senders_key
+from bot.web.snapshot import snapshot_of
 
 log = logging.getLogger("wagate.waha")
 

@@ -12,7 +12,7 @@ from urllib.parse import quote
 
 import aiohttp
 
-from bot.config import InstanceConfig
+from bot.config.types import InstanceConfig
 from bot.providers.base import (
     Profile,
     ProfileResult,

@@ -14,9 +14,10 @@ from aiohttp import web
 from bot.numbers import to_e164
 from bot.web.account import account_json
 from bot.web.errors import fail
-from bot.web.keys import clock_key, providers_key, snapshot_of, store_key, workers_key
+from bot.web.keys import clock_key, providers_key, store_key, workers_key
 from bot.web.query import query_choice, query_int, query_limit
 from bot.web.services import deliveries_service, registrations_service
+from bot.web.snapshot import snapshot_of
 from bot.web.ui import views
 from bot.web.ui.pages import bars, login_form, render, setup_templates, static_file
 from bot.web.ui.session import (

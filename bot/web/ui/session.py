@@ -25,7 +25,8 @@ from aiohttp import web
 
 from bot.config import Config
 from bot.web.errors import fail
-from bot.web.keys import clock_key, snapshot_of
+from bot.web.keys import clock_key
+from bot.web.snapshot import snapshot_of
 
 Role = Literal["admin", "subscriber"]
 SESSION_SECONDS = 8 * 3600.0

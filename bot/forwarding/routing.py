@@ -21,9 +21,9 @@ from typing import Any
 from bot.config import Config, InstanceConfig
 from bot.effects import DeliveryDraft, Effects, WebhookEvent
 from bot.events import StatusUpdate
+from bot.forwarding.payloads import new_delivery_id, standard_body, whatsmate_payload
 from bot.store.models import InboundContext, OutboundRow
 from bot.subscribers import may_use, subscription_on
-from bot.webhooks.payloads import new_delivery_id, standard_body, whatsmate_payload
 
 
 def _iso(ts: float) -> str:

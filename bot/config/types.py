@@ -1,0 +1,239 @@
+"""The configuration's types: frozen dataclasses, their constants and ConfigError.
+
+A leaf: every module that reads the config imports these, and they import
+nothing of the project. Parsing lives in bot/config/load.py.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import ipaddress
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+SQLITE_SCHEME = "sqlite:///"
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+FEATURES = ("text", "image", "document", "url", "group")
+WEBHOOK_EVENTS = ("message.received", "user.registered", "user.unregistered", "message.status")
+DEFAULT_RETRY_SCHEDULE = (0, 5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400)
+
+
+class ConfigError(ValueError):
+    """A config file that cannot be used; the message names file, line and key."""
+
+
+PROFILE_FIELDS = frozenset({"picture", "about", "description", "email", "websites"})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Profile:
+    """The gateway number's business profile, transport-neutral (None: not set)."""
+
+    picture: bytes | None = None
+    picture_mime: str | None = None
+    about: str | None = None
+    description: str | None = None
+    email: str | None = None
+    websites: tuple[str, ...] = ()
+
+    def fields(self) -> frozenset[str]:
+        """The fields this profile sets."""
+        return frozenset(name for name, value in (
+            ("picture", self.picture), ("about", self.about),
+            ("description", self.description), ("email", self.email),
+            ("websites", self.websites)) if value)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TemplateConfig:
+    name: str
+    category: str
+    languages: Mapping[str, str]  # our locale -> the template's language code; "*" fallback
+    instances: tuple[int, ...] = ()  # empty: every window-bound instance
+    subscriber: str | None = None
+    use: str | None = None  # "notification": sent automatically outside the window
+    parameters: int = 0  # body parameters {{1}}..{{n}}
+    parameter_names: tuple[str, ...] = ()  # named parameters instead ({{first_name}})
+    header: str = "none"
+
+    @property
+    def parameter_count(self) -> int:
+        return len(self.parameter_names) if self.parameter_names else self.parameters
+
+    def language_for(self, locale: str | None) -> str:
+        """The language code for a user's locale: exact, then its language, then "*"."""
+        if locale:
+            for key in (locale, locale.split("_")[0]):
+                if key in self.languages:
+                    return self.languages[key]
+        return self.languages["*"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Templates:
+    """The configured templates, with lookups compiled at load."""
+
+    all: tuple[TemplateConfig, ...] = ()
+    # (instance, subscriber or None, header) -> the notification template to use
+    notifications: Mapping[tuple[int, str | None, str], TemplateConfig] = field(
+        default_factory=dict)
+    # (instance, subscriber or None, name) -> the template of that name to use
+    by_name: Mapping[tuple[int, str | None, str], TemplateConfig] = field(default_factory=dict)
+
+    def notification(self, instance_id: int, subscriber_id: str | None,
+                     header: str) -> TemplateConfig | None:
+        return (self.notifications.get((instance_id, subscriber_id, header))
+                or self.notifications.get((instance_id, None, header)))
+
+    def named(self, instance_id: int, subscriber_id: str | None,
+              name: str) -> TemplateConfig | None:
+        return (self.by_name.get((instance_id, subscriber_id, name))
+                or self.by_name.get((instance_id, None, name)))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    pid_file: str | None = None
+    shutdown_timeout: float = 10.0
+    # A client that stops sending halfway through a body is answered 408 after
+    # this long, so no input can hold a request (and its in-flight slot) open.
+    body_timeout: float = 30.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StorageConfig:
+    url: str = "sqlite:///./wagate.db"  # or postgresql://user@host:5432/db
+    pool_size: int = 10  # PostgreSQL: connections each process opens at most
+
+    @property
+    def sqlite_path(self) -> str:
+        return self.url.removeprefix("sqlite:///")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DefaultsConfig:
+    locale: str = "en"
+    auto_reply_interval: float = 60.0
+    hint_interval: float = 3600.0
+    reply_window_days: float = 30.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WebhooksConfig:
+    timeout: float = 15.0
+    retry_schedule: tuple[float, ...] = DEFAULT_RETRY_SCHEDULE
+    disable_after_days: float = 5.0
+    allow_private_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    max_concurrency_per_endpoint: int = 8
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OutboundConfig:
+    rate_per_second: float = 80.0
+    max_attempts: int = 8
+    retry_base: float = 2.0
+    retry_max: float = 600.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InstanceConfig:
+    id: int
+    number: str
+    provider: str = "sandbox"
+    owner: str = "shared"
+    rate_per_second: float | None = None
+    # The provider's own keys of this instance (meta: phone_number_id), as its
+    # config part validated them.
+    options: Mapping[str, Any] = field(default_factory=dict)
+    # The number's business profile ([instances.profile]), applied through the provider.
+    profile: Profile | None = None
+
+    @property
+    def shared(self) -> bool:
+        return self.owner == "shared"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PlanConfig:
+    name: str
+    messages_per_day: int
+    max_recipients: int
+    expires_after_days: int | None = None
+    then: str | None = None
+    max_months: int = 12
+    min_months: int = 0
+    features: frozenset[str] = frozenset(FEATURES)
+    inbound_webhooks: bool = False
+
+
+DEFAULT_PLANS: dict[str, dict[str, Any]] = {
+    "trial": {"messages_per_day": 50, "max_recipients": 10, "expires_after_days": 14,
+              "then": "forever_green", "inbound_webhooks": False},
+    "forever_green": {"messages_per_day": 100, "max_recipients": 50, "inbound_webhooks": False},
+    "enterprise": {"messages_per_day": 1000, "max_recipients": 1000, "min_months": 3,
+                   "inbound_webhooks": True},
+}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WebhookConfig:
+    url: str
+    format: str = "standard"
+    secret: str | None = None
+    token: str | None = None
+    events: frozenset[str] = frozenset(WEBHOOK_EVENTS)
+    # A stable id for the endpoint, so deliveries survive reloads that keep the
+    # URL; computed once here, it is read for every delivery.
+    key: str = field(init=False, default="")
+
+    def __post_init__(self) -> None:
+        digest = hashlib.sha256(f"{self.format} {self.url}".encode()).hexdigest()[:16]
+        object.__setattr__(self, "key", digest)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SubscriberConfig:
+    id: str
+    client_id: str
+    secret_sha256: bytes
+    plan: str
+    since: dt.date
+    expires: dt.date | None = None
+    instances: tuple[int, ...] = ()
+    keyword: str | None = None
+    webhooks: tuple[WebhookConfig, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Config:
+    path: str | None = None
+    server: ServerConfig = field(default_factory=ServerConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    admin_token: str = ""
+    defaults: DefaultsConfig = field(default_factory=DefaultsConfig)
+    # Each configured provider's section (e.g. [meta]) by provider name, as its
+    # package parsed it.
+    providers: Mapping[str, Any] = field(default_factory=dict)
+    webhooks: WebhooksConfig = field(default_factory=WebhooksConfig)
+    outbound: OutboundConfig = field(default_factory=OutboundConfig)
+    locales_dir: str = "locales"
+    instances: Mapping[int, InstanceConfig] = field(default_factory=dict)
+    plans: Mapping[str, PlanConfig] = field(default_factory=dict)
+    subscribers: Mapping[str, SubscriberConfig] = field(default_factory=dict)
+    # Lookup tables compiled at load so the hot path never scans lists.
+    subscribers_by_client_id: Mapping[str, SubscriberConfig] = field(default_factory=dict)
+    subscribers_by_keyword: Mapping[str, SubscriberConfig] = field(default_factory=dict)
+    # `[[templates]]`, and the instances whose provider has a 24-hour
+    # customer-service window (bot/window.py).
+    templates: Templates = field(default_factory=Templates)
+    window_instances: frozenset[int] = frozenset()
+
+
+def hash_secret(secret: str) -> str:
+    """The hex SHA-256 of a secret, as `secret_sha256` in the config expects it."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
