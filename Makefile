@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test,postgres]'
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -29,12 +29,12 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
-	$(BIN)/pip install --quiet -e '.[test,bench]'
+	$(BIN)/pip install --quiet -e '.[test,bench,postgres]'
 	$(BIN)/python -m bench
 
 # Crash, forgery, fuzz and SSRF suites against the real service (docs/RELIABILITY.md).
 reliability: $(STAMP)
-	$(BIN)/pip install --quiet -e '.[test,reliability]'
+	$(BIN)/pip install --quiet -e '.[test,reliability,postgres]'
 	$(BIN)/python -m reliability
 
 # i18n: keep locales/messages.pot current and the catalogs in step with it.

@@ -729,6 +729,11 @@ def cmd_hash_secret(args: argparse.Namespace) -> int:
 
 def cmd_migrate_store(args: argparse.Namespace) -> int:
     """Copy a SQLite store into an empty PostgreSQL one (see bot/store/migrate.py)."""
+    from bot.config import postgres_driver_missing
+
+    if missing := postgres_driver_missing():
+        print(f"error: {missing}", file=sys.stderr)
+        return 1
     from bot.store.migrate import NOT_COPIED, MigrationRefused, migrate_store
 
     def progress(line: str) -> None:

@@ -19,10 +19,3 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
             return uvloop.new_event_loop()
     return asyncio.new_event_loop()
 
-
-def loop_name() -> str:
-    loop = new_event_loop()
-    try:
-        return type(loop).__module__.split(".")[0]
-    finally:
-        loop.close()

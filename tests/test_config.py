@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
 
 from bot.config import ConfigError
 from bot.config.load import load_config, parse_config
+from bot.store import StoreUnavailable, open_store
 from tests.conftest import ROOT
 
 GOOD = f"""
@@ -133,3 +135,31 @@ def test_bad_storage_is_refused_at_load(storage: str, message: str) -> None:
     with pytest.raises(ConfigError) as err:
         parse_config(f"[storage]\n{storage}\n{GOOD}", source="wagate.toml", env={})
     assert message in str(err.value)
+
+
+async def test_postgres_without_its_driver_names_the_extra(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """asyncpg is the `postgres` extra: without it, a postgresql:// url is refused
+    when the config is read, and opening such a store says so too."""
+    text = f'[storage]\nurl = "postgresql://wagate@db/wagate"\n{GOOD}'
+    parse_config(text)  # installed here (make test installs the extra)
+    monkeypatch.setitem(sys.modules, "asyncpg", None)  # as if it were not
+    with pytest.raises(ConfigError) as err:
+        parse_config(text, source="wagate.toml")
+    assert str(err.value) == ("wagate.toml:2: storage.url: PostgreSQL needs the asyncpg "
+                              "driver, which is not installed: pip install 'wagate[postgres]'")
+    with pytest.raises(StoreUnavailable, match=r"pip install 'wagate\[postgres\]'"):
+        await open_store("postgresql://wagate@db/wagate")
+
+
+def test_migrate_store_without_the_driver_names_the_extra(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        tmp_path: Path) -> None:
+    from bot.cli import main
+
+    monkeypatch.setitem(sys.modules, "asyncpg", None)
+    monkeypatch.delitem(sys.modules, "bot.store.migrate", raising=False)
+    assert main(["migrate-store", "--from", f"sqlite:///{tmp_path / 'w.db'}",
+                 "--to", "postgresql://wagate@db/wagate"]) == 1
+    assert capsys.readouterr().err == ("error: PostgreSQL needs the asyncpg driver, which is "
+                                       "not installed: pip install 'wagate[postgres]'\n")

@@ -168,7 +168,7 @@ def test_row_schemas_match_their_json_views() -> None:
     )
     from bot.web.deliveries import attempt_json, delivery_json, endpoint_json
     from bot.web.openapi import DOCUMENT
-    from bot.web.views import message_log_json, outbox_json, registration_json
+    from bot.web.row_json import message_log_json, outbox_json, registration_json
 
     schemas = DOCUMENT["components"]["schemas"]
     delivery = DeliveryRow(id="d", subscriber_id="s", endpoint_key="k", url="u", format="f",

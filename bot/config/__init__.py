@@ -27,6 +27,7 @@ from bot.config.types import (
     WebhookConfig,
     WebhooksConfig,
     hash_secret,
+    postgres_driver_missing,
 )
 
 __all__ = [
@@ -52,4 +53,5 @@ __all__ = [
     "WebhookConfig",
     "WebhooksConfig",
     "hash_secret",
+    "postgres_driver_missing",
 ]

@@ -43,6 +43,7 @@ from bot.config.types import (
     SubscriberConfig,
     WebhookConfig,
     WebhooksConfig,
+    postgres_driver_missing,
 )
 from bot.forwarding.safety import check_url
 from bot.profile import ProfileError, load_profile
@@ -163,6 +164,8 @@ def _parse_storage(r: Reader, env: Mapping[str, str]) -> StorageConfig:
             raise r.error("url", "sqlite:/// needs a file path, e.g. sqlite:///./wagate.db")
     elif not url.startswith(POSTGRES_SCHEMES):
         raise r.error("url", "must be sqlite:///PATH or postgresql://USER@HOST:PORT/DATABASE")
+    elif missing := postgres_driver_missing():
+        raise r.error("url", missing)
     pool_size = r.get("pool_size", int, 10)
     if not 1 <= pool_size <= 1000:
         raise r.error("pool_size", "must be between 1 and 1000")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import importlib.util
 import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -15,6 +16,15 @@ from typing import Any
 
 SQLITE_SCHEME = "sqlite:///"
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
+
+def postgres_driver_missing() -> str | None:
+    """Why a postgresql:// store cannot be opened here, else None: its driver,
+    asyncpg, comes with the `postgres` extra (found without importing it)."""
+    if importlib.util.find_spec("asyncpg") is None:
+        return ("PostgreSQL needs the asyncpg driver, which is not installed: "
+                "pip install 'wagate[postgres]'")
+    return None
 FEATURES = ("text", "image", "document", "url", "group")
 WEBHOOK_EVENTS = ("message.received", "user.registered", "user.unregistered", "message.status")
 DEFAULT_RETRY_SCHEDULE = (0, 5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400)

@@ -7,7 +7,7 @@ scheme: SQLite (embedded, one process) or PostgreSQL (shared by several).
 
 from __future__ import annotations
 
-from bot.config.types import POSTGRES_SCHEMES, SQLITE_SCHEME
+from bot.config.types import POSTGRES_SCHEMES, SQLITE_SCHEME, postgres_driver_missing
 from bot.store.models import (
     InboundContext,
     MessageLogRow,
@@ -26,7 +26,10 @@ async def open_store(url: str, *, pool_size: int = 10, worker_id: str | None = N
     if url.startswith(SQLITE_SCHEME):
         return await SqliteStore.open(url.removeprefix(SQLITE_SCHEME))
     if url.startswith(POSTGRES_SCHEMES):
-        # Imported here: the driver loads only where PostgreSQL is used.
+        # Imported here: the driver (the `postgres` extra) loads only where
+        # PostgreSQL is used.
+        if missing := postgres_driver_missing():
+            raise StoreUnavailable(missing)
         from bot.store.postgres import PostgresStore
         return await PostgresStore.open(url, pool_size=pool_size, worker_id=worker_id)
     raise ValueError(f"unsupported storage url {url!r}: use sqlite:///PATH or postgresql://...")

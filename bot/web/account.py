@@ -35,10 +35,10 @@ from bot.web.deliveries import (
 from bot.web.errors import fail
 from bot.web.keys import clock_key, store_key
 from bot.web.query import query_choice, query_int, query_limit
+from bot.web.request_services import deliveries_service
+from bot.web.row_json import iso
 from bot.web.send import QUOTA_PERIOD, message_json, require_active
-from bot.web.services import deliveries_service
 from bot.web.snapshot import snapshot_of
-from bot.web.views import iso
 
 routes = web.RouteTableDef()
 

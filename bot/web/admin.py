@@ -16,9 +16,9 @@ from bot.web.auth import require_admin
 from bot.web.errors import fail, parse_json_object, read_body
 from bot.web.keys import profile_keeper_key, providers_key, reloader_key, store_key
 from bot.web.query import query_choice, query_int, query_limit
-from bot.web.services import registrations_service
+from bot.web.request_services import registrations_service
+from bot.web.row_json import cost_json, iso, message_log_json, registration_json
 from bot.web.snapshot import holder_key, snapshot_of
-from bot.web.views import cost_json, iso, message_log_json, registration_json
 
 log = logging.getLogger("wagate.admin")
 

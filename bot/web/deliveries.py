@@ -24,9 +24,9 @@ from bot.web.auth import require_admin
 from bot.web.errors import fail
 from bot.web.keys import store_key, webhook_worker_key
 from bot.web.query import query_choice, query_limit
-from bot.web.services import deliveries_service
+from bot.web.request_services import deliveries_service
+from bot.web.row_json import iso
 from bot.web.snapshot import snapshot_of
-from bot.web.views import iso
 
 log = logging.getLogger("wagate.admin")
 

@@ -15,9 +15,9 @@ from bot.services.deliveries import NoEndpoints
 from bot.subscribers import authenticate
 from bot.web.account import account_json
 from bot.web.keys import clock_key, store_key
-from bot.web.services import deliveries_service
+from bot.web.request_services import deliveries_service
 from bot.web.snapshot import snapshot_of
-from bot.web.ui import views
+from bot.web.ui import history
 from bot.web.ui.pages import login_form, render, setup_templates
 from bot.web.ui.session import (
     Sessions,
@@ -88,5 +88,5 @@ def portal_app() -> web.Application:
     app.router.add_post("/logout", logout)
     app.router.add_get("/", home)
     app.router.add_post("/webhooks/test", webhook_test)
-    views.register(app.router)
+    history.register(app.router)
     return app

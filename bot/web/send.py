@@ -42,8 +42,8 @@ from bot.userids import is_user_id
 from bot.web.auth import require_subscriber
 from bot.web.errors import ApiError, fail, parse_form_pairs, parse_json_object, read_body
 from bot.web.keys import clock_key, metrics_key, outbound_worker_key, providers_key, store_key
+from bot.web.row_json import iso
 from bot.web.snapshot import snapshot_of
-from bot.web.views import iso
 from bot.window import send_fit
 
 log = logging.getLogger("wagate.send")

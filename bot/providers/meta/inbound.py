@@ -13,7 +13,6 @@ import hashlib
 import hmac
 import json
 import logging
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +22,7 @@ from aiohttp import web
 
 from bot.config.types import InstanceConfig
 from bot.events import GroupRef, InboundMessage, StatusUpdate
+from bot.providers.json_fields import as_dict, as_str, as_timestamp
 from bot.providers.meta.caps import CAPS, reason
 from bot.providers.meta.config import MetaConfig
 from bot.web.errors import fail, read_body
@@ -64,43 +64,17 @@ class ParsedBatch:
     skipped: list[str] = field(default_factory=list)  # why an item was not used
 
 
-# Meta's timestamps are epoch seconds; anything else (NaN, infinities, years
-# datetime cannot show) is no timestamp at all.
-_MAX_TIMESTAMP = 253402300799.0  # 9999-12-31T23:59:59Z
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")  # json.loads joins valid pairs
-
-
-def _str(value: Any) -> str | None:
-    """A string field as the store can keep it, else None: lone surrogates
-    (which UTF-8 cannot carry) become U+FFFD, so the message is still kept."""
-    if not isinstance(value, str):
-        return None
-    return _LONE_SURROGATE.sub("\ufffd", value)
-
-
-def _dict(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _timestamp(value: Any) -> float:
-    try:
-        ts = float(value)
-    except (TypeError, ValueError, OverflowError):
-        return 0.0
-    return ts if 0 <= ts <= _MAX_TIMESTAMP else 0.0  # NaN fails both comparisons
-
-
 def _message_event(m: Mapping[str, Any], instance: InstanceConfig,
                    contacts: Mapping[str, Mapping[str, Any]]) -> InboundMessage:
-    msg_id = _str(m["id"])
+    msg_id = as_str(m["id"])
     if not msg_id:
         raise ValueError("message without id")
-    sender_raw = _str(m.get("from"))
-    from_user_id = _str(m.get("from_user_id"))
+    sender_raw = as_str(m.get("from"))
+    from_user_id = as_str(m.get("from_user_id"))
     contact = contacts.get(sender_raw or "") or contacts.get(from_user_id or "") or {}
-    user_id = from_user_id or _str(contact.get("user_id"))
+    user_id = from_user_id or as_str(contact.get("user_id"))
     number = e164(sender_raw if sender_raw and sender_raw.isdigit()
-                  else _str(contact.get("wa_id")))
+                  else as_str(contact.get("wa_id")))
     sender = number or user_id or sender_raw
     if not sender:
         raise ValueError("message without sender")
@@ -108,23 +82,23 @@ def _message_event(m: Mapping[str, Any], instance: InstanceConfig,
     kind = kind if isinstance(kind, str) else "other"
     text = None
     if kind == "text":
-        text = _str(_dict(m.get("text")).get("body"))
+        text = as_str(as_dict(m.get("text")).get("body"))
         if text is None:
             raise ValueError("text message without body")
     elif kind == "button":
-        kind, text = "text", _str(_dict(m.get("button")).get("text"))
+        kind, text = "text", as_str(as_dict(m.get("button")).get("text"))
     elif kind in _MEDIA_KINDS:
-        text = _str(_dict(m.get(kind)).get("caption"))
+        text = as_str(as_dict(m.get(kind)).get("caption"))
     else:
         kind = "other"
-    group_id = m.get("group_id") or _dict(m.get("context")).get("group_id")
+    group_id = m.get("group_id") or as_dict(m.get("context")).get("group_id")
     if group_id and (not isinstance(group_id, str | int) or isinstance(group_id, bool)):
         raise ValueError("group_id is not a string")
-    name = _str(_dict(contact.get("profile")).get("name"))
+    name = as_str(as_dict(contact.get("profile")).get("name"))
     return InboundMessage(provider="meta", provider_message_id=msg_id, instance_id=instance.id,
                           sender=sender, user_id=user_id, profile_name=name, kind=kind,
-                          text=text, group=GroupRef(id=_str(str(group_id)) or "")
-                          if group_id else None, timestamp=_timestamp(m.get("timestamp", 0)))
+                          text=text, group=GroupRef(id=as_str(str(group_id)) or "")
+                          if group_id else None, timestamp=as_timestamp(m.get("timestamp", 0)))
 
 
 def _status_event(s: Mapping[str, Any], instance: InstanceConfig) -> StatusUpdate:
@@ -132,23 +106,23 @@ def _status_event(s: Mapping[str, Any], instance: InstanceConfig) -> StatusUpdat
     status = CAPS.statuses.get(word) if isinstance(word, str) else None
     if status is None:
         raise ValueError(f"unknown status {str(word)[:40]!r}")
-    msg_id = _str(s["id"])
+    msg_id = as_str(s["id"])
     if not msg_id:
         raise ValueError("status without id")
     errors = s.get("errors")
-    first = _dict(errors[0]) if isinstance(errors, list) and errors else {}
+    first = as_dict(errors[0]) if isinstance(errors, list) and errors else {}
     code = first.get("code")
     code = code if isinstance(code, int) and not isinstance(code, bool) else None
     # What Meta charges: `pricing.category` (utility, marketing, authentication,
     # service, ...) and whether it is billable.
-    pricing = _dict(s.get("pricing"))
-    category = _str(pricing.get("category"))
+    pricing = as_dict(s.get("pricing"))
+    category = as_str(pricing.get("category"))
     billable = pricing.get("billable")
     return StatusUpdate(provider="meta", provider_message_id=msg_id,
                         instance_id=instance.id, status=status, error_code=code,
-                        error_title=reason(code, _str(first.get("title"))
-                                           or _str(first.get("message"))),
-                        timestamp=_timestamp(s.get("timestamp", 0)),
+                        error_title=reason(code, as_str(first.get("title"))
+                                           or as_str(first.get("message"))),
+                        timestamp=as_timestamp(s.get("timestamp", 0)),
                         pricing_category=category[:40].lower() if category else None,
                         billable=billable if isinstance(billable, bool) else None)
 
@@ -179,7 +153,7 @@ def parse_payload(payload: Any, instances: Mapping[str, InstanceConfig]) -> Pars
             if not isinstance(value, dict):
                 batch.skipped.append("change without value")
                 continue
-            pnid = str(_dict(value.get("metadata")).get("phone_number_id", ""))
+            pnid = str(as_dict(value.get("metadata")).get("phone_number_id", ""))
             instance = instances.get(pnid)
             if instance is None:
                 batch.skipped.append(f"unknown phone_number_id {pnid[:40]!r}")

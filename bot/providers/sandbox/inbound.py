@@ -14,8 +14,8 @@ from bot.web.auth import require_admin
 from bot.web.errors import fail, read_json
 from bot.web.keys import pipeline_key, store_key
 from bot.web.query import query_int, query_limit
+from bot.web.row_json import outbox_json
 from bot.web.snapshot import snapshot_of
-from bot.web.views import outbox_json
 
 routes = web.RouteTableDef()
 NAME = "sandbox"

@@ -20,7 +20,7 @@ from aiohttp import web
 from bot.config.types import InstanceConfig
 from bot.events import GroupRef, InboundMessage, StatusUpdate
 from bot.numbers import to_e164
-from bot.providers.meta.inbound import _dict, _str, _timestamp
+from bot.providers.json_fields import as_dict, as_str, as_timestamp
 from bot.providers.waha.caps import CAPS, SESSION_STATES
 from bot.providers.waha.config import WahaConfig
 from bot.providers.waha.outbound import WahaSender
@@ -64,7 +64,7 @@ def _person(jid: str) -> tuple[str, str | None] | None:
 def _kind(payload: Mapping[str, Any]) -> str:
     if not payload.get("hasMedia"):
         return "text"
-    mime = _str(_dict(payload.get("media")).get("mimetype")) or ""
+    mime = as_str(as_dict(payload.get("media")).get("mimetype")) or ""
     major = mime.split("/")[0]
     if major in ("image", "audio", "video"):
         return major
@@ -74,36 +74,36 @@ def _kind(payload: Mapping[str, Any]) -> str:
 def parse_message(payload: Mapping[str, Any], instance: InstanceConfig
                   ) -> tuple[InboundMessage, str | None]:
     """The message, and the group id whose name is still to be read."""
-    msg_id = _str(payload.get("id"))
+    msg_id = as_str(payload.get("id"))
     if not msg_id:
         raise ValueError("payload.id is missing")
-    chat = _str(payload.get("from"))
+    chat = as_str(payload.get("from"))
     if not chat:
         raise ValueError("payload.from is missing")
     group_id = None
     who = chat
     if chat.endswith("@g.us"):
         group_id = chat
-        who = _str(payload.get("participant")) or _str(payload.get("author")) or ""
+        who = as_str(payload.get("participant")) or as_str(payload.get("author")) or ""
     person = _person(who)
     if person is None:
         raise ValueError(f"not a person's or group's chat id: {who[:60]!r}")
     sender, user_id = person
     kind = _kind(payload)
-    text = _str(payload.get("body"))
+    text = as_str(payload.get("body"))
     if kind == "text" and not text:
         raise ValueError("text message without body")
-    data = _dict(payload.get("_data"))
-    name = _str(data.get("notifyName")) or _str(data.get("pushName"))
+    data = as_dict(payload.get("_data"))
+    name = as_str(data.get("notifyName")) or as_str(data.get("pushName"))
     return InboundMessage(provider=NAME, provider_message_id=msg_id, instance_id=instance.id,
                           sender=sender, user_id=user_id, profile_name=name, kind=kind,
                           text=text, group=GroupRef(id=group_id) if group_id else None,
-                          timestamp=_timestamp(payload.get("timestamp", 0))), group_id
+                          timestamp=as_timestamp(payload.get("timestamp", 0))), group_id
 
 
 def parse_ack(payload: Mapping[str, Any], instance: InstanceConfig) -> StatusUpdate | None:
     """A `message.ack` on one of our messages; None for a step we do not track."""
-    msg_id = _str(payload.get("id"))
+    msg_id = as_str(payload.get("id"))
     word = payload.get("ackName")
     if not msg_id or not isinstance(word, str) or word not in CAPS.statuses:
         raise ValueError("message.ack needs payload.id and a known payload.ackName")
@@ -113,7 +113,7 @@ def parse_ack(payload: Mapping[str, Any], instance: InstanceConfig) -> StatusUpd
     return StatusUpdate(provider=NAME, provider_message_id=msg_id, instance_id=instance.id,
                         status=status, error_title="WhatsApp reported an error"
                         if status == "failed" else None,
-                        timestamp=_timestamp(payload.get("timestamp", 0)))
+                        timestamp=as_timestamp(payload.get("timestamp", 0)))
 
 
 async def receive(request: web.Request) -> web.Response:
@@ -159,7 +159,7 @@ async def receive(request: web.Request) -> web.Response:
         return web.json_response({"received": 0, "ignored": event[:60]})
     if payload.get("fromMe") is True:
         return web.json_response({"received": 0, "ignored": "fromMe"})
-    chat = _str(payload.get("from")) or ""
+    chat = as_str(payload.get("from")) or ""
     if chat.endswith("@broadcast") or chat.endswith("@newsletter"):
         return web.json_response({"received": 0, "ignored": "broadcast"})
     try:

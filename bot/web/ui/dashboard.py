@@ -16,9 +16,9 @@ from bot.web.account import account_json
 from bot.web.errors import fail
 from bot.web.keys import clock_key, providers_key, store_key, workers_key
 from bot.web.query import query_choice, query_int, query_limit
-from bot.web.services import deliveries_service, registrations_service
+from bot.web.request_services import deliveries_service, registrations_service
 from bot.web.snapshot import snapshot_of
-from bot.web.ui import views
+from bot.web.ui import history
 from bot.web.ui.pages import bars, login_form, render, setup_templates, static_file
 from bot.web.ui.session import (
     Sessions,
@@ -109,10 +109,10 @@ async def live(request: web.Request) -> web.Response:
 
 
 async def registrations(request: web.Request) -> web.Response:
-    typed = views.text_filter(request, "number", 40)
+    typed = history.text_filter(request, "number", 40)
     # "+34 600-000" finds +34600000...: only the digits (and '+') of what was typed count.
     number = "".join(c for c in typed if c.isdigit() or c == "+") if typed else None
-    locale = views.text_filter(request, "locale", 35)
+    locale = history.text_filter(request, "locale", 35)
     status = query_choice(request, "status", REG_STATUSES)
     rows = await request.config_dict[store_key].search_registrations(
         number=number, locale=locale, status=status, instance_id=query_int(request, "instance"),
@@ -170,5 +170,5 @@ def dashboard_app() -> web.Application:
     app.router.add_get("/registrations", registrations)
     app.router.add_post("/registrations/{number}/opt-out", opt_out)
     app.router.add_get("/subscribers", subscribers)
-    views.register(app.router)
+    history.register(app.router)
     return app

@@ -17,7 +17,7 @@ from bot.web.deliveries import parse_since
 from bot.web.errors import fail
 from bot.web.keys import store_key
 from bot.web.query import query_choice, query_int, query_limit
-from bot.web.services import deliveries_service
+from bot.web.request_services import deliveries_service
 from bot.web.snapshot import snapshot_of
 from bot.web.ui.pages import render
 from bot.web.ui.session import form, session_request_key
