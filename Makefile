@@ -5,12 +5,12 @@ BIN := $(VENV)/bin
 CONFIG ?= config.example.toml
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench reliability clean messages-extract messages-update messages-compile
+.PHONY: run test docs lint bench reliability clean messages-extract messages-update messages-compile
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test,postgres]'
+	$(BIN)/pip install --quiet -e '.[test,postgres,docs]'
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -27,6 +27,10 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check bot handlers tests bench reliability
 	$(BIN)/python -m pytest -q
+
+# The documentation site on http://127.0.0.1:8000 (docs/, mkdocs.yml).
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve
 
 bench: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[test,bench,postgres]'
