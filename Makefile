@@ -25,11 +25,13 @@ run: $(STAMP)
 	$(BIN)/wagate serve --config $(CONFIG)
 
 test: $(STAMP)
-	$(BIN)/ruff check bot handlers tests bench reliability
+	$(BIN)/ruff check bot handlers tests bench reliability tools
 	$(BIN)/python -m pytest -q
 
 # The documentation site on http://127.0.0.1:8000 (docs/, mkdocs.yml).
+# Its generated parts (CLI, configuration, emoji) are written anew from the code first.
 docs: $(STAMP)
+	$(BIN)/python -m tools.gen_docs
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve
 
 bench: $(STAMP)

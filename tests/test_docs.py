@@ -4,6 +4,7 @@ and the lists in the pages that agree with the code."""
 
 from __future__ import annotations
 
+import html
 import os
 import re
 import subprocess
@@ -13,9 +14,12 @@ from pathlib import Path
 
 import pytest
 
+from bot.app import create_app
 from bot.cli import build_parser
+from bot.config import load_config
 from bot.content import EMOJI_SHORTCUTS
 from tests.conftest import ROOT
+from tools import config_reference, gen_docs
 
 README = ROOT / "README.md"
 DOCS = ROOT / "docs"
@@ -135,3 +139,42 @@ def test_every_cli_command_is_on_the_cli_page() -> None:
         assert f"`wagate {name}" in page, name
     for option in ("--version", "--config", "WAGATE_CONFIG", "WAGATE_CLIENT_ID"):
         assert option in page, option
+
+
+def test_generated_parts_are_current() -> None:
+    """The CLI reference, the configuration reference and the emoji table are
+    written from the code by `python -m tools.gen_docs` (`make docs`)."""
+    parts = {m["name"] for p in PAGES for m in gen_docs.BLOCK.finditer(text_of(p))}
+    assert parts == set(gen_docs.GENERATORS)
+    assert [str(p.relative_to(ROOT)) for p in gen_docs.stale()] == [], \
+        "run `make docs` (or python -m tools.gen_docs) and commit the pages"
+
+
+def site_text(site: Path, page: str = "") -> str:
+    """What the built site (or one page of it) says, markup aside."""
+    files = [site / page / "index.html"] if page else sorted(site.rglob("*.html"))
+    return html.unescape(" ".join(re.sub(r"<[^>]+>", " ", f.read_text(encoding="utf-8"))
+                                  for f in files))
+
+
+def test_the_site_names_every_command_key_and_route(site: Path) -> None:
+    text = site_text(site)
+    commands = [name for name, _help, _parser in gen_docs._commands(build_parser(), "wagate")]
+    assert len(commands) >= 15
+    assert [name for name in commands if name not in text] == []
+
+    configuration = site_text(site, "operations/configuration")
+    keys = config_reference.read_from_code().keys
+    assert len(keys) >= 15 and sum(map(len, keys.values())) >= 80
+    assert [f"[{table}] {key}" for table, names in keys.items() for key in sorted(names)
+            if not re.search(rf"\b{re.escape(key)}\b", configuration)] == []
+    for table in keys:
+        header = table.replace(".NAME", "")
+        assert header in configuration, table
+
+    app = create_app(load_config(ROOT / "config.example.toml", env={}))
+    routes = {(r.method, r.resource.canonical) for r in app.router.routes()
+              if r.method != "HEAD" and r.resource is not None}
+    assert len(routes) >= 60
+    rows = set(re.findall(r"\b(GET|POST|PUT|DELETE|PATCH)\s+(/[^\s<]*)", text))
+    assert sorted(routes - rows) == []
