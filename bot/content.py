@@ -30,7 +30,7 @@ _SHORTCUT = re.compile(
 
 
 def emojize(text: str) -> str:
-    """Turn the emoji shortcuts (README: "Emoji shortcuts") into emoji, as whole tokens only."""
+    """Turn the emoji shortcuts (docs/send-api.md) into emoji, as whole tokens only."""
     return _SHORTCUT.sub(lambda m: EMOJI_SHORTCUTS[m.group(1)], text)
 
 

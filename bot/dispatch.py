@@ -40,7 +40,7 @@ class Context:
     region: str | None = None
     values: dict[str, Any] = field(default_factory=dict)  # filled by filters (e.g. locale)
 
-    # -- replies, with the anti-loop rule (README: "Anti-loop")
+    # -- replies, with the anti-loop rule (docs/registration.md: "Anti-loop")
 
     def can_auto_reply(self) -> bool:
         last = self.state.last_auto_reply_at

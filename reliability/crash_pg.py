@@ -6,7 +6,7 @@ random moments and the supervisor starts it again, as in production. The
 same counts are judged: each acknowledged item arrives, duplicates counted.
 
 `serve --workers 2` rather than two `wagate serve` and a `wagate worker`:
-it is the shape the README offers for one host, its HTTP processes share a
+it is the shape docs/operations/scaling.md offers for one host, its HTTP processes share a
 port (a killed one's connections fail, the other keeps answering), and its
 restarts are the supervisor's, which are part of what is tested.
 

@@ -16,7 +16,7 @@ import pytest
 
 from bot.app import create_app
 from bot.cli import build_parser
-from bot.config import load_config
+from bot.config.load import load_config
 from bot.content import EMOJI_SHORTCUTS
 from tests.conftest import ROOT
 from tools import config_reference, gen_docs

@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bot.config import Reader, parse_config
-from bot.providers.base import PROFILE_FIELDS
+from bot.config import PROFILE_FIELDS
+from bot.config.load import parse_config
+from bot.config.reader import Reader
 
 REQUIRED: Any = ...
 

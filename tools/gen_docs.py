@@ -118,7 +118,7 @@ def app_routes() -> list[tuple[str, str, str]]:
     import inspect
 
     from bot.app import create_app
-    from bot.config import load_config
+    from bot.config.load import load_config
     from bot.web.openapi import build_document
 
     app = create_app(load_config(ROOT / "config.example.toml", env={}))

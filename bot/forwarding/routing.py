@@ -1,4 +1,4 @@
-"""Who receives an event (README: "Who receives what"), as pure functions over the config.
+"""Who receives an event (docs/receiving.md), as pure functions over the config.
 
 - A dedicated instance (owned by a subscriber): every event goes to its owner.
 - A shared instance: a user's events go to the subscriber that most recently
