@@ -4,7 +4,7 @@ Which keys each table takes, and each key's default, are read from the code:
 a complete config is parsed with the loader's `Reader` recording every
 `unknown_keys` set (the keys a table takes), every `get` default and every
 `secret` (required or not). What each key means is written here, beside its
-keys; `rows()` refuses a key the code takes that has no meaning here, and a
+keys; `reference()` refuses a key the code takes that has no meaning here, and a
 meaning for a key the code does not take, so the page cannot drift from the
 code.
 """
@@ -316,8 +316,9 @@ def _toml(value: Any) -> str:
     return f"`{value}`"
 
 
-def rows() -> list[str]:
-    """The reference table's rows; AssertionError when the meanings and the code disagree."""
+def reference() -> list[str]:
+    """The reference's lines, a table per TOML table; AssertionError when the
+    meanings and the code disagree."""
     seen = read_from_code()
     documented = {t.name: {key for row in t.keys for key in row.keys} for t in TABLES}
     problems = [f"[{table}] {key}: taken by the code, no meaning in tools/config_reference.py"
@@ -328,9 +329,11 @@ def rows() -> list[str]:
                  for key in sorted(keys - seen.keys.get(table, set()))]
     if problems:
         raise AssertionError("\n".join(problems))
-    out = ["| key | default | meaning |", "|---|---|---|"]
+    out = []
     for t in TABLES:
-        out.append(f"| **{t.header}** | |{f' {t.note} ' if t.note else ' '}|")
+        out += [f"## `{t.header}`", ""] + ([t.note[:1].upper() + t.note[1:] + ".", ""]
+                                            if t.note else [])
+        out += ["| key | default | meaning |", "|---|---|---|"]
         for row in t.keys:
             default = row.default
             if default is None:
@@ -339,4 +342,5 @@ def rows() -> list[str]:
                 default = _toml(found[0]) if found else "required"
             names = " / ".join(f"`{key}`" for key in row.keys)
             out.append(f"| {names} | {default} | {row.meaning} |")
+        out.append("")
     return out

@@ -90,9 +90,9 @@ def cli_reference() -> str:
 
 
 def config_reference() -> str:
-    from tools.config_reference import rows
+    from tools.config_reference import reference
 
-    return "\n".join(rows()) + "\n"
+    return "\n".join(reference()) + "\n"
 
 
 # What a route is for when /openapi.json has no summary for it (the pages, and
