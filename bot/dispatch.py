@@ -3,20 +3,26 @@
 Generic machinery only; what a greeting is and what to answer lives in
 `handlers/`. Routers are tried in the order they are included; within a
 router, handlers in the order they were registered; the first whose filter
-passes handles the message.
+matches handles the message, and is handed the filter's match (typed: a
+greeting filter hands over a greeting match, a plain predicate `True`).
+
+The locale a handler answers in is chosen here, before the handler runs, from
+its match (aiogram's i18n middleware): `ctx.locale` and `_()` are set for the
+whole call, so no handler can forget to choose one and answer in English.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 from bot.config import Config, InstanceConfig
 from bot.effects import Effects, OutboundDraft, WebhookEvent
 from bot.events import InboundMessage
 from bot.forwarding.payloads import user_fields
+from bot.kinds import MessageKind
 from bot.locales import LocaleBook, LocaleData, current_locale, normalize, region_of
 from bot.store.models import InboundContext
 from bot.store.rules import inbound_time
@@ -36,9 +42,9 @@ class Context:
     state: InboundContext
     now: float
     effects: Effects
+    locale: LocaleData  # what the running handler answers in (set by the dispatcher)
     text_norm: str = ""
     region: str | None = None
-    values: dict[str, Any] = field(default_factory=dict)  # filled by filters (e.g. locale)
 
     # -- replies, with the anti-loop rule (docs/registration.md: "Anti-loop")
 
@@ -71,46 +77,51 @@ class Context:
             number=None if msg.group else msg.sender,
             group_id=msg.group.id if msg.group else None))
 
-    def use_locale(self, name: str) -> LocaleData:
-        """Make `name` the locale of `_()` for the rest of this handler call."""
-        data = self.locales[name]
-        current_locale.set(data)
-        return data
+
+M = TypeVar("M")
+N = TypeVar("N")
+
+# A handler gets the message, the context and its filter's match.
+Handler = Callable[[InboundMessage, Context, M], Awaitable[None]]
 
 
-Handler = Callable[[InboundMessage, Context], Awaitable[None]]
-
-
-class Filter:
-    """A predicate over (message, context) that composes with &, | and ~."""
+class Filter(Generic[M]):
+    """A test over (message, context) whose result is its match, of type M, or
+    None (or False) when it does not match. Composes with &, | and ~: `a & b`
+    gives a's match when b matches too, `a | b` the first match, `~a` True when
+    a does not match."""
 
     __slots__ = ("_fn", "name")
 
-    def __init__(self, fn: Callable[[InboundMessage, Context], bool], name: str = "") -> None:
+    def __init__(self, fn: Callable[[InboundMessage, Context], M | None], name: str = "") -> None:
         self._fn = fn
         self.name = name or getattr(fn, "__name__", "filter")
 
-    def __call__(self, msg: InboundMessage, ctx: Context) -> bool:
+    def __call__(self, msg: InboundMessage, ctx: Context) -> M | None:
         return self._fn(msg, ctx)
 
-    def __and__(self, other: Filter) -> Filter:
-        return Filter(lambda m, c: self(m, c) and other(m, c), f"({self.name} & {other.name})")
+    def __and__(self, other: Filter[Any]) -> Filter[M]:
+        def both(m: InboundMessage, c: Context) -> M | None:
+            found = self(m, c)
+            return found if found and other(m, c) else None
+        return Filter(both, f"({self.name} & {other.name})")
 
-    def __or__(self, other: Filter) -> Filter:
-        return Filter(lambda m, c: self(m, c) or other(m, c), f"({self.name} | {other.name})")
+    def __or__(self, other: Filter[N]) -> Filter[M | N]:
+        def either(m: InboundMessage, c: Context) -> M | N | None:
+            return self(m, c) or other(m, c)
+        return Filter(either, f"({self.name} | {other.name})")
 
-    def __invert__(self) -> Filter:
+    def __invert__(self) -> Filter[bool]:
         return Filter(lambda m, c: not self(m, c), f"~{self.name}")
 
     def __repr__(self) -> str:
         return f"Filter({self.name})"
 
 
-def as_filter(fn: Callable[[InboundMessage, Context], bool]) -> Filter:
-    return Filter(fn)
+ANY: Filter[bool] = Filter(lambda m, c: True, "any")
 
-
-ANY = Filter(lambda m, c: True, "any")
+# The locale a handler answers in, from its match (handlers/ says which).
+LocaleChooser = Callable[[Any, Context], str]
 
 
 class Router:
@@ -120,36 +131,40 @@ class Router:
     def __init__(self, *, name: str, observe: bool = False) -> None:
         self.name = name
         self.observe = observe
-        self.handlers: list[tuple[Filter, Handler]] = []
+        self.handlers: list[tuple[Filter[Any], Handler[Any]]] = []
 
-    def message(self, flt: Filter = ANY) -> Callable[[Handler], Handler]:
-        def register(handler: Handler) -> Handler:
+    def message(self, flt: Filter[M]) -> Callable[[Handler[M]], Handler[M]]:
+        def register(handler: Handler[M]) -> Handler[M]:
             self.handlers.append((flt, handler))
             return handler
         return register
 
 
 class Dispatcher:
-    def __init__(self, routers: list[Router]) -> None:
+    def __init__(self, routers: list[Router], *, choose_locale: LocaleChooser) -> None:
         self.routers = routers
+        self.choose_locale = choose_locale
 
     def build_context(self, *, config: Config, locales: LocaleBook, msg: InboundMessage,
                       state: InboundContext, now: float) -> Context:
         return Context(config=config, locales=locales, instance=config.instances[msg.instance_id],
                        message=msg, state=state, now=now, effects=Effects(inbound=msg),
-                       text_norm=normalize(msg.text or "") if msg.kind == "text" else "",
-                       region=region_of(msg.sender))
+                       locale=locales[locales.default],
+                       text_norm=normalize(msg.text or "") if msg.kind == MessageKind.TEXT
+                       else "", region=region_of(msg.sender))
 
     async def dispatch(self, ctx: Context) -> Effects:
         """Run the first matching handler; return the effects it decided."""
         msg = ctx.message
         for router in self.routers:
             for flt, handler in router.handlers:
-                if not flt(msg, ctx):
+                match = flt(msg, ctx)
+                if not match:
                     continue
-                token = current_locale.set(None)
+                ctx.locale = ctx.locales[self.choose_locale(match, ctx)]
+                token = current_locale.set(ctx.locale)
                 try:
-                    await handler(msg, ctx)
+                    await handler(msg, ctx, match)
                 finally:
                     current_locale.reset(token)
                 if not router.observe:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.events import InboundMessage
+from bot.kinds import RegistrationStatus
 
 
 def new_id() -> str:
@@ -40,7 +41,7 @@ class RegistrationWrite:
     instance_id: int
     number: str
     locale: str
-    status: str  # active | opted_out
+    status: RegistrationStatus
     keyword_subscriber: str | None = None
 
 

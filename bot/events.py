@@ -8,6 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bot.kinds import STATUSES, MessageKind, Status
+
+__all__ = ["STATUSES", "GroupRef", "InboundEvent", "InboundMessage", "MessageKind", "Status",
+           "StatusUpdate"]
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class GroupRef:
@@ -25,7 +30,7 @@ class InboundMessage:
     sender: str  # E.164 where the provider gives a number, else the provider's user id
     user_id: str | None = None
     profile_name: str | None = None
-    kind: str = "text"  # text | image | document | audio | video | sticker | other
+    kind: MessageKind = MessageKind.TEXT
     text: str | None = None  # the text, or a media caption
     group: GroupRef | None = None
     timestamp: float
@@ -36,10 +41,6 @@ class InboundMessage:
         return f"group:{self.group.id}" if self.group else self.sender
 
 
-# What a provider may say of a sent message, in the order a message moves.
-STATUSES = ("sent", "delivered", "read", "failed")
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StatusUpdate:
     """A provider's word on one of our outbound messages."""
@@ -47,7 +48,7 @@ class StatusUpdate:
     provider: str
     provider_message_id: str
     instance_id: int
-    status: str  # one of STATUSES
+    status: Status  # one of STATUSES, never UNKNOWN
     error_code: int | None = None
     error_title: str | None = None
     timestamp: float

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from bot.dispatch import Dispatcher, Router
 from handlers import forward, optout, registration, unregistered
+from handlers.filters import answer_locale
 
 
 def routers() -> list[Router]:
@@ -17,4 +18,4 @@ def routers() -> list[Router]:
 
 
 def build_dispatcher() -> Dispatcher:
-    return Dispatcher(routers())
+    return Dispatcher(routers(), choose_locale=answer_locale)

@@ -1,22 +1,31 @@
 """Filters over inbound messages: what kind of message is this?
 
 Matching runs on the normalized text computed once per message
-(`ctx.text_norm`) against keyword indexes compiled at locale load.
+(`ctx.text_norm`) against keyword indexes compiled at locale load. A filter's
+match is typed: a greeting gives a `GreetingMatch`, a stop or help word a
+`WordMatch`; `answer_locale` turns the match into the locale the handler
+answers in, chosen by the dispatcher before the handler runs.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot.dispatch import Context, Filter, as_filter
-from bot.events import InboundMessage
-from bot.locales import COMMON
+from bot.dispatch import Context, Filter
+from bot.locales import COMMON, KeywordIndex
 
 
 @dataclass(frozen=True, slots=True)
 class GreetingMatch:
     locale: str
     subscriber: str | None  # the subscriber named by a registration keyword
+
+
+@dataclass(frozen=True, slots=True)
+class WordMatch:
+    """A stop or help word, and the locale to answer it in."""
+
+    locale: str
 
 
 def match_greeting(ctx: Context) -> GreetingMatch | None:
@@ -39,14 +48,6 @@ def match_greeting(ctx: Context) -> GreetingMatch | None:
                          subscriber=subscriber)
 
 
-@as_filter
-def greeting(msg: InboundMessage, ctx: Context) -> bool:
-    found = match_greeting(ctx)
-    if found is not None:
-        ctx.values["greeting"] = found
-    return found is not None
-
-
 def _word_locale(ctx: Context, owners: list[str]) -> str:
     """The locale of a stop/help word. Words for everyone (STOP, HELP) answer in
     the user's language; a localized word (ALTO, СТОП) in its own."""
@@ -58,26 +59,20 @@ def _word_locale(ctx: Context, owners: list[str]) -> str:
     return ctx.locales.resolve(owners, ctx.region, ctx.text_norm)
 
 
-@as_filter
-def stop_word(msg: InboundMessage, ctx: Context) -> bool:
-    owners = ctx.locales.stop_words.lookup(ctx.text_norm) if ctx.text_norm else []
-    if owners:
-        ctx.values["locale"] = _word_locale(ctx, owners)
-    return bool(owners)
+def _match_word(ctx: Context, index: KeywordIndex) -> WordMatch | None:
+    owners = index.lookup(ctx.text_norm) if ctx.text_norm else []
+    return WordMatch(locale=_word_locale(ctx, owners)) if owners else None
 
 
-@as_filter
-def help_word(msg: InboundMessage, ctx: Context) -> bool:
-    owners = ctx.locales.help_words.lookup(ctx.text_norm) if ctx.text_norm else []
-    if owners:
-        ctx.values["locale"] = _word_locale(ctx, owners)
-    return bool(owners)
-
-
-in_group = Filter(lambda m, c: m.group is not None, "in_group")
+greeting: Filter[GreetingMatch] = Filter(lambda m, c: match_greeting(c), "greeting")
+stop_word: Filter[WordMatch] = Filter(lambda m, c: _match_word(c, c.locales.stop_words),
+                                      "stop_word")
+help_word: Filter[WordMatch] = Filter(lambda m, c: _match_word(c, c.locales.help_words),
+                                      "help_word")
+in_group: Filter[bool] = Filter(lambda m, c: m.group is not None, "in_group")
 private = ~in_group
-registered = Filter(lambda m, c: c.state.registration is not None
-                    and c.state.registration.active, "registered")
+registered: Filter[bool] = Filter(lambda m, c: c.state.registration is not None
+                                  and c.state.registration.active, "registered")
 
 
 def user_locale(ctx: Context) -> str:
@@ -86,3 +81,10 @@ def user_locale(ctx: Context) -> str:
     if reg is not None and reg.locale in ctx.locales.locales:
         return reg.locale
     return ctx.locales.region_locale(ctx.region)
+
+
+def answer_locale(match: object, ctx: Context) -> str:
+    """The locale a handler answers in: the keyword's, else the user's."""
+    if isinstance(match, GreetingMatch | WordMatch):
+        return match.locale
+    return user_locale(ctx)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from bot.dispatch import Context, Router
+from bot.dispatch import ANY, Context, Router
 from bot.events import InboundMessage
 
 router = Router(name="forward", observe=True)
 
 
-@router.message()
-async def forward(msg: InboundMessage, ctx: Context) -> None:
+@router.message(ANY)
+async def forward(msg: InboundMessage, ctx: Context, _match: bool) -> None:
     data: dict[str, object] = {
         "id": f"{msg.provider}:{msg.provider_message_id}",
         "instance_id": msg.instance_id,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from bot.dispatch import Context, Router
 from bot.effects import GroupWrite, RegistrationWrite
 from bot.events import InboundMessage
+from bot.kinds import RegistrationStatus
 from bot.locales import _
 from handlers import filters
 from handlers.filters import GreetingMatch
@@ -13,12 +14,12 @@ router = Router(name="registration")
 
 
 @router.message(filters.greeting & filters.private)
-async def register_user(msg: InboundMessage, ctx: Context) -> None:
-    match: GreetingMatch = ctx.values["greeting"]
-    locale = ctx.use_locale(match.locale)
+async def register_user(msg: InboundMessage, ctx: Context, match: GreetingMatch) -> None:
+    locale = ctx.locale
     before = ctx.state.registration
     ctx.effects.registration = RegistrationWrite(
-        instance_id=msg.instance_id, number=msg.sender, locale=match.locale, status="active",
+        instance_id=msg.instance_id, number=msg.sender, locale=match.locale,
+        status=RegistrationStatus.ACTIVE,
         keyword_subscriber=match.subscriber)
     if before is not None and before.active:
         # The stored locale follows the latest greeting; the reply is rate-limited.
@@ -32,10 +33,8 @@ async def register_user(msg: InboundMessage, ctx: Context) -> None:
 
 
 @router.message(filters.greeting & filters.in_group)
-async def register_group(msg: InboundMessage, ctx: Context) -> None:
+async def register_group(msg: InboundMessage, ctx: Context, match: GreetingMatch) -> None:
     assert msg.group is not None
-    match: GreetingMatch = ctx.values["greeting"]
-    ctx.use_locale(match.locale)
     name = msg.group.name or (ctx.state.group.name if ctx.state.group else None) or msg.group.id
     ctx.effects.group = GroupWrite(instance_id=msg.instance_id, group_id=msg.group.id, name=name)
     if ctx.state.group is not None:

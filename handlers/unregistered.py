@@ -11,10 +11,10 @@ router = Router(name="unregistered")
 
 
 @router.message(filters.private & ~filters.registered)
-async def hint(msg: InboundMessage, ctx: Context) -> None:
+async def hint(msg: InboundMessage, ctx: Context, _match: bool) -> None:
     last = ctx.state.last_hint_at
     if last is not None and ctx.now - last < ctx.config.defaults.hint_interval:
         return
-    locale = ctx.use_locale(filters.user_locale(ctx))
+    locale = ctx.locale  # the user's: a hint answers no keyword
     ctx.reply(_("You are not registered yet. Say {greeting} to register and receive messages "
                 "from this number.").format(greeting=locale.greeting), kind="hint")

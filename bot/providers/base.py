@@ -17,6 +17,7 @@ import aiohttp
 from aiohttp import web
 
 from bot.config.types import Profile
+from bot.kinds import Status
 
 if TYPE_CHECKING:
     from bot.config.reader import Reader
@@ -73,9 +74,9 @@ class Capabilities:
     # The provider's error codes for "outside the window" (Meta 131047): the
     # message goes once more as its notification template (bot/window.py).
     window_codes: frozenset[int] = frozenset()
-    # The provider's status words as ours (sent, delivered, read, failed);
+    # The provider's status words as ours (read through `Status.parse`);
     # a word mapped to None is known and ignored (e.g. "queued").
-    statuses: Mapping[str, str | None] = field(default_factory=dict)
+    statuses: Mapping[str, Status | None] = field(default_factory=dict)
 
 
 class Sender(Protocol):

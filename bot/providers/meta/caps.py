@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bot.kinds import Status
 from bot.providers.base import Capabilities
 
 # Meta's throttling and "try again" codes; everything else 4xx is permanent.
@@ -12,7 +13,8 @@ CAPS = Capabilities(
     image_types=frozenset({"image/jpeg", "image/png"}),
     image_refusal="the WhatsApp Cloud API, which takes JPEG or PNG images",
     templates=True, service_window=True, window_codes=frozenset({131047}),
-    statuses={"sent": "sent", "delivered": "delivered", "read": "read", "failed": "failed"})
+    statuses={"sent": Status.SENT, "delivered": Status.DELIVERED, "read": Status.READ,
+              "failed": Status.FAILED})
 
 # Codes whose own titles say little to a subscriber; a failure with one of
 # them reads as this reason, Meta's title after it.

@@ -22,6 +22,7 @@ from aiohttp import web
 
 from bot.config.types import InstanceConfig
 from bot.events import GroupRef, InboundMessage, StatusUpdate
+from bot.kinds import MessageKind, Status
 from bot.providers.json_fields import as_dict, as_str, as_timestamp
 from bot.providers.meta.caps import CAPS, reason
 from bot.providers.meta.config import MetaConfig
@@ -31,7 +32,6 @@ from bot.web.snapshot import snapshot_of
 
 log = logging.getLogger("wagate.meta")
 
-_MEDIA_KINDS = {"image", "document", "audio", "video", "sticker"}
 # Meta batches up to 1000 updates; 3 MB is well beyond what it sends.
 META_BODY_LIMIT = 3 * 1024 * 1024
 
@@ -78,19 +78,17 @@ def _message_event(m: Mapping[str, Any], instance: InstanceConfig,
     sender = number or user_id or sender_raw
     if not sender:
         raise ValueError("message without sender")
-    kind = m.get("type", "other")
-    kind = kind if isinstance(kind, str) else "other"
+    word = m.get("type")
+    kind = MessageKind.TEXT if word == "button" else MessageKind.parse(word)
     text = None
-    if kind == "text":
+    if word == "button":  # a quick-reply button's text reads as the user's text
+        text = as_str(as_dict(m.get("button")).get("text"))
+    elif kind is MessageKind.TEXT:
         text = as_str(as_dict(m.get("text")).get("body"))
         if text is None:
             raise ValueError("text message without body")
-    elif kind == "button":
-        kind, text = "text", as_str(as_dict(m.get("button")).get("text"))
-    elif kind in _MEDIA_KINDS:
+    elif kind is not MessageKind.OTHER:
         text = as_str(as_dict(m.get(kind)).get("caption"))
-    else:
-        kind = "other"
     group_id = m.get("group_id") or as_dict(m.get("context")).get("group_id")
     if group_id and (not isinstance(group_id, str | int) or isinstance(group_id, bool)):
         raise ValueError("group_id is not a string")
@@ -103,8 +101,8 @@ def _message_event(m: Mapping[str, Any], instance: InstanceConfig,
 
 def _status_event(s: Mapping[str, Any], instance: InstanceConfig) -> StatusUpdate:
     word = s["status"]
-    status = CAPS.statuses.get(word) if isinstance(word, str) else None
-    if status is None:
+    status = Status.parse(word, CAPS.statuses)
+    if status is None or status is Status.UNKNOWN:
         raise ValueError(f"unknown status {str(word)[:40]!r}")
     msg_id = as_str(s["id"])
     if not msg_id:

@@ -8,8 +8,10 @@ import uuid
 
 from aiohttp import web
 
-from bot.events import STATUSES, GroupRef, InboundMessage, StatusUpdate
+from bot.events import GroupRef, InboundMessage, StatusUpdate
+from bot.kinds import STATUSES, MessageKind, Status
 from bot.numbers import to_e164
+from bot.providers.sandbox.caps import CAPS
 from bot.web.auth import require_admin
 from bot.web.errors import fail, read_json
 from bot.web.keys import pipeline_key, store_key
@@ -63,7 +65,7 @@ async def inbound(request: web.Request) -> web.Response:
     if name is not None and not isinstance(name, str):
         fail(400, "invalid_name", "name must be a string")
     msg = InboundMessage(provider=NAME, provider_message_id=msg_id, instance_id=instance,
-                         sender=sender, profile_name=name, kind="text", text=text,
+                         sender=sender, profile_name=name, kind=MessageKind.TEXT, text=text,
                          group=GroupRef(id=group["id"], name=group.get("name"))
                          if group else None, timestamp=time.time())
     fresh = await request.app[pipeline_key].handle(msg, snap)
@@ -96,10 +98,10 @@ async def status(request: web.Request) -> web.Response:
     if not isinstance(msg_id, str) or not 0 < len(msg_id) <= 200:
         fail(400, "invalid_id", "id must be the message's id (a string of at most 200 "
              "characters), as the send API or the outbox gives it")
-    value = body.get("status")
-    if value not in STATUSES:
+    status = Status.parse(body.get("status"), CAPS.statuses)
+    if status is None or status is Status.UNKNOWN:
         fail(400, "invalid_status", "status must be one of " + ", ".join(STATUSES))
-    code, title = _error_of(body.get("error"), value)
+    code, title = _error_of(body.get("error"), status)
     store = request.app[store_key]
     row = await store.get_outbound(msg_id)
     if row is None:
@@ -113,7 +115,7 @@ async def status(request: web.Request) -> web.Response:
         fail(409, "not_sent_yet", f"message {msg_id} is still {row.status}: the sandbox has "
              "not sent it yet; try again in a moment")
     event = StatusUpdate(provider=NAME, provider_message_id=row.provider_message_id,
-                         instance_id=row.instance_id, status=value, error_code=code,
+                         instance_id=row.instance_id, status=status, error_code=code,
                          error_title=title, timestamp=time.time())
     applied = await request.app[pipeline_key].handle(event)
     after = await store.get_outbound(msg_id)
@@ -122,11 +124,11 @@ async def status(request: web.Request) -> web.Response:
     return web.json_response({"applied": applied, "message": outbox_json(after)})
 
 
-def _error_of(error: object, status: str) -> tuple[int | None, str | None]:
+def _error_of(error: object, status: Status) -> tuple[int | None, str | None]:
     """The provider's error code and title, given with a failed status only."""
     if error is None:
         return None, None
-    if status != "failed":
+    if status is not Status.FAILED:
         fail(400, "invalid_error", "error goes with status failed only")
     if not isinstance(error, dict):
         fail(400, "invalid_error", 'error must be {"code": 131026, "title": "..."}')

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bot.kinds import Status
 from bot.providers.base import Capabilities
 
 # 20429: too many requests; 20500/20503: Twilio's own trouble. Others are permanent.
@@ -17,5 +18,5 @@ CAPS = Capabilities(
     templates=True, service_window=True, window_codes=frozenset({63016}),
     statuses={"queued": None, "accepted": None, "scheduled": None, "sending": None,
               "canceled": None, "receiving": None, "received": None,
-              "sent": "sent", "delivered": "delivered", "read": "read",
-              "failed": "failed", "undelivered": "failed"})
+              "sent": Status.SENT, "delivered": Status.DELIVERED, "read": Status.READ,
+              "failed": Status.FAILED, "undelivered": Status.FAILED})

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit, urlunsplit
 from aiohttp import web
 
 from bot.events import InboundMessage, StatusUpdate
+from bot.kinds import MessageKind, Status
 from bot.numbers import to_e164
 from bot.providers.twilio.caps import CAPS
 from bot.providers.twilio.config import TwilioConfig
@@ -35,7 +36,7 @@ NAME = "twilio"
 BODY_LIMIT = 256 * 1024
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
 MAX_FIELD = 4096  # longer than any Body WhatsApp carries
-_MEDIA_KINDS = ("image", "audio", "video")
+_MEDIA_KINDS = (MessageKind.IMAGE, MessageKind.AUDIO, MessageKind.VIDEO)
 
 
 def signature(auth_token: str, url: str, params: Sequence[tuple[str, str]]) -> str:
@@ -96,9 +97,9 @@ def _message_sid(fields: Mapping[str, str]) -> str:
 def parse_status(fields: Mapping[str, str], twilio: TwilioConfig) -> StatusUpdate | None:
     """A status callback as a StatusUpdate; None for a word that moves nothing (queued)."""
     word = (_field(fields, "MessageStatus") or "").lower()
-    if word not in CAPS.statuses:
+    status = Status.parse(word, CAPS.statuses)
+    if status is Status.UNKNOWN:
         fail(400, "unknown_status", f"MessageStatus {word[:40]!r} is not a Twilio status")
-    status = CAPS.statuses[word]
     if status is None:
         return None
     sid = _message_sid(fields)
@@ -124,16 +125,17 @@ def parse_message(fields: Mapping[str, str], twilio: TwilioConfig) -> InboundMes
         fail(400, "unknown_number", "To is not a twilio number configured here")
     sender = _whatsapp_number(fields, "From")
     text = _field(fields, "Body")
-    kind = "text"
+    kind = MessageKind.TEXT
     button = _field(fields, "ButtonText")
     if button is not None:
         text = button
     elif (_field(fields, "NumMedia") or "0") not in ("0", ""):
         mime = (_field(fields, "MediaContentType0") or "").lower()
         top = mime.split("/", 1)[0]
-        kind = top if top in _MEDIA_KINDS else ("document" if mime else "other")
+        kind = (MessageKind(top) if top in _MEDIA_KINDS
+                else MessageKind.DOCUMENT if mime else MessageKind.OTHER)
     elif text is None:
-        kind = "other"  # e.g. a location or a reaction: kept, never answered as text
+        kind = MessageKind.OTHER  # e.g. a location or a reaction: kept, never answered as text
     wa_id = _field(fields, "WaId")
     return InboundMessage(provider=NAME, provider_message_id=sid, instance_id=ours.id,
                           sender=sender, user_id=wa_id, profile_name=_field(fields, "ProfileName"),

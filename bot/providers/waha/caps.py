@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bot.kinds import Status
 from bot.providers.base import Capabilities
 
 CAPS = Capabilities(
@@ -10,8 +11,8 @@ CAPS = Capabilities(
     image_refusal="WAHA (a WhatsApp account), which sends JPEG or PNG images",
     templates=False, service_window=False,  # a normal account: no 24-hour window
     # `message.ack` events name the step in `ackName`.
-    statuses={"PENDING": None, "SERVER": "sent", "DEVICE": "delivered", "READ": "read",
-              "PLAYED": "read", "ERROR": "failed"})
+    statuses={"PENDING": None, "SERVER": Status.SENT, "DEVICE": Status.DELIVERED,
+              "READ": Status.READ, "PLAYED": Status.READ, "ERROR": Status.FAILED})
 
 # A normal account has a picture and an "about" line; the business fields
 # (description, email, websites) exist only on WhatsApp Business accounts.

@@ -19,6 +19,7 @@ from aiohttp import web
 
 from bot.config.types import InstanceConfig
 from bot.events import GroupRef, InboundMessage, StatusUpdate
+from bot.kinds import MessageKind, Status
 from bot.numbers import to_e164
 from bot.providers.json_fields import as_dict, as_str, as_timestamp
 from bot.providers.waha.caps import CAPS, SESSION_STATES
@@ -61,14 +62,14 @@ def _person(jid: str) -> tuple[str, str | None] | None:
     return None
 
 
-def _kind(payload: Mapping[str, Any]) -> str:
+def _kind(payload: Mapping[str, Any]) -> MessageKind:
     if not payload.get("hasMedia"):
-        return "text"
+        return MessageKind.TEXT
     mime = as_str(as_dict(payload.get("media")).get("mimetype")) or ""
     major = mime.split("/")[0]
     if major in ("image", "audio", "video"):
-        return major
-    return "document" if mime else "other"
+        return MessageKind(major)
+    return MessageKind.DOCUMENT if mime else MessageKind.OTHER
 
 
 def parse_message(payload: Mapping[str, Any], instance: InstanceConfig
@@ -91,7 +92,7 @@ def parse_message(payload: Mapping[str, Any], instance: InstanceConfig
     sender, user_id = person
     kind = _kind(payload)
     text = as_str(payload.get("body"))
-    if kind == "text" and not text:
+    if kind is MessageKind.TEXT and not text:
         raise ValueError("text message without body")
     data = as_dict(payload.get("_data"))
     name = as_str(data.get("notifyName")) or as_str(data.get("pushName"))
@@ -104,15 +105,14 @@ def parse_message(payload: Mapping[str, Any], instance: InstanceConfig
 def parse_ack(payload: Mapping[str, Any], instance: InstanceConfig) -> StatusUpdate | None:
     """A `message.ack` on one of our messages; None for a step we do not track."""
     msg_id = as_str(payload.get("id"))
-    word = payload.get("ackName")
-    if not msg_id or not isinstance(word, str) or word not in CAPS.statuses:
+    status = Status.parse(payload.get("ackName"), CAPS.statuses)
+    if not msg_id or status is Status.UNKNOWN:
         raise ValueError("message.ack needs payload.id and a known payload.ackName")
-    status = CAPS.statuses[word]
     if status is None:
         return None
     return StatusUpdate(provider=NAME, provider_message_id=msg_id, instance_id=instance.id,
                         status=status, error_title="WhatsApp reported an error"
-                        if status == "failed" else None,
+                        if status is Status.FAILED else None,
                         timestamp=as_timestamp(payload.get("timestamp", 0)))
 
 
