@@ -53,8 +53,9 @@ class Status(StrEnum):
         return table[word]
 
 
-# The statuses a provider may report (UNKNOWN is never stored).
-STATUSES: tuple[Status, ...] = tuple(s for s in Status if s is not Status.UNKNOWN)
+# The words of the statuses a provider may report (UNKNOWN is never stored), as
+# plain strings: argparse and error messages show them as they are typed.
+STATUSES: tuple[str, ...] = tuple(s.value for s in Status if s is not Status.UNKNOWN)
 
 
 class MessageStatus(StrEnum):

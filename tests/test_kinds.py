@@ -22,6 +22,7 @@ def test_members_are_their_words() -> None:
     assert MessageKind.TEXT == "text" and f"{Status.READ}" == "read"
     assert json.dumps({"s": RegistrationStatus.OPTED_OUT}) == '{"s": "opted_out"}'
     assert STATUSES == ("sent", "delivered", "read", "failed")
+    assert all(type(s) is str for s in STATUSES)  # argparse's refusal quotes them as typed
 
 
 def test_provider_words_parse_to_a_status_none_or_unknown() -> None:

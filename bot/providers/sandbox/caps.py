@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.kinds import STATUSES
+from bot.kinds import STATUSES, Status
 from bot.providers.base import Capabilities
 
-CAPS = Capabilities(statuses={s: s for s in STATUSES})
+CAPS = Capabilities(statuses={s: Status(s) for s in STATUSES})
