@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import hmac
 import json
+import logging
 import textwrap
 import time
 from collections.abc import Awaitable, Callable
@@ -19,10 +20,39 @@ from aiohttp.test_utils import TestClient, TestServer
 from bot.app import create_app
 from bot.config import Config
 from bot.config.load import load_config
+from bot.web.operations import UNDECLARED_ERROR
 from tests.graph import GraphState, graph_app, graph_state_key
 
 if TYPE_CHECKING:
     from tests.webhook_helpers import Receiver
+
+
+
+class _Undeclared(logging.Handler):
+    """Collects the error middleware's complaints about errors a route raised
+    without declaring them (bot.web.errors)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.seen: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if UNDECLARED_ERROR in record.getMessage():
+            self.seen.append(record.getMessage())
+
+
+@pytest.fixture(autouse=True)
+def every_error_raised_is_declared() -> Any:
+    """Any test whose requests make a route raise an error its operation does
+    not declare fails: the document would not name it."""
+    handler = _Undeclared()
+    logger = logging.getLogger("wagate.http")
+    logger.addHandler(handler)
+    yield handler
+    logger.removeHandler(handler)
+    assert handler.seen == [], "errors raised but not declared (add them to the route's " \
+        f"operation): {handler.seen}"
+
 
 ADMIN_TOKEN = "test-admin-token"
 APP_SECRET = "test-app-secret"

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from bot.config import Config, SubscriberConfig
 from bot.subscribers import authenticate
+from bot.web.catalog import Error
 from bot.web.errors import fail
 from bot.web.snapshot import snapshot_of
 
@@ -23,13 +24,18 @@ def require_admin(request: web.Request) -> None:
     expected = snapshot_of(request).config.admin_token
     if scheme.lower() != "bearer" or not token:
         _refused(request)
-        fail(401, "unauthorized", "admin token required: Authorization: Bearer <token>",
+        fail(Error.UNAUTHORIZED, "admin token required: Authorization: Bearer <token>",
              {"WWW-Authenticate": "Bearer"})
     # A header that was not UTF-8 arrives surrogate-escaped: encode it back as is.
     if not hmac.compare_digest(token.strip().encode("utf-8", "surrogateescape"),
                                expected.encode()):
         _refused(request)
-        fail(401, "unauthorized", "invalid admin token", {"WWW-Authenticate": "Bearer"})
+        fail(Error.UNAUTHORIZED, "invalid admin token", {"WWW-Authenticate": "Bearer"})
+
+
+# What the checks below can answer, for the routes that use them to declare.
+ADMIN_ERRORS = frozenset({Error.UNAUTHORIZED})
+SUBSCRIBER_ERRORS = frozenset({Error.MISSING_CREDENTIALS, Error.INVALID_CREDENTIALS})
 
 
 def _refused(request: web.Request) -> None:
@@ -43,7 +49,7 @@ def require_subscriber(request: web.Request, config: Config) -> SubscriberConfig
     client_id = request.headers.get("X-WM-CLIENT-ID", "").strip()
     secret = request.headers.get("X-WM-CLIENT-SECRET", "").strip()
     if not client_id or not secret:
-        fail(401, "missing_credentials",
+        fail(Error.MISSING_CREDENTIALS,
              "the X-WM-CLIENT-ID and X-WM-CLIENT-SECRET headers are required")
     sub = authenticate(config, client_id, secret)
     if sub is None:
@@ -51,5 +57,5 @@ def require_subscriber(request: web.Request, config: Config) -> SubscriberConfig
         logging.getLogger("wagate.send").info(
             "send API: invalid credentials for client id %r from %s", client_id[:100],
             request.remote)
-        fail(474, "invalid_credentials", "invalid CLIENT ID or CLIENT SECRET")
+        fail(Error.INVALID_CREDENTIALS, "invalid CLIENT ID or CLIENT SECRET")
     return sub

@@ -14,61 +14,195 @@ import datetime as dt
 import json
 import logging
 import time
-from typing import Any
+from dataclasses import dataclass, fields
+from typing import Annotated, Any, Literal, get_args
 
 from aiohttp import web
 
 from bot.services.deliveries import DeliveryNotFound, DeliveryPending, EndpointStatus
 from bot.store.models import AttemptRow, DeliveryRow
-from bot.web.auth import require_admin
+from bot.web.auth import ADMIN_ERRORS, require_admin
+from bot.web.catalog import Error
 from bot.web.errors import fail
 from bot.web.keys import store_key, webhook_worker_key
-from bot.web.query import query_choice, query_limit
+from bot.web.operations import (
+    LIMIT,
+    ApiRoutes,
+    MaybeTime,
+    Time,
+    doc,
+    json_response,
+    path_param,
+    query,
+)
+from bot.web.query import QUERY_ERRORS, query_choice, query_limit
 from bot.web.request_services import deliveries_service
-from bot.web.row_json import iso
+from bot.web.row_json import iso, iso_time
 from bot.web.snapshot import snapshot_of
 
 log = logging.getLogger("wagate.admin")
 
-routes = web.RouteTableDef()
+routes = ApiRoutes()
 
-_STATUSES = ("pending", "delivered", "failed")
+DeliveryStatus = Literal["pending", "delivered", "failed"]
+_STATUSES: tuple[str, ...] = get_args(DeliveryStatus)
 MAX_SINCE = 253402300799.0  # 9999-12-31T23:59:59Z
 
 
-def delivery_json(d: DeliveryRow, *, payload: bool = False) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "id": d.id, "subscriber": d.subscriber_id,
-        "endpoint": {"key": d.endpoint_key, "url": d.url, "format": d.format},
-        "type": d.event_type, "status": d.status, "attempts": d.attempts,
-        "next_attempt_at": iso(d.next_attempt_at) if d.status == "pending" else None,
-        "last_status_code": d.last_status_code, "last_error": d.last_error,
-        "created_at": iso(d.created_at), "updated_at": iso(d.updated_at),
-        "delivered_at": iso(d.delivered_at)}
-    if payload:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EndpointRef:
+    key: str
+    url: str
+    format: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Delivery:
+    id: str
+    subscriber: str
+    endpoint: EndpointRef
+    type: Annotated[str, doc("Event type")]
+    status: DeliveryStatus
+    attempts: int
+    next_attempt_at: Annotated[MaybeTime, doc("Only while pending")]
+    last_status_code: int | None
+    last_error: str | None
+    created_at: Time
+    updated_at: Time
+    delivered_at: MaybeTime
+
+    @classmethod
+    def of(cls, d: DeliveryRow) -> Delivery:
+        return cls(id=d.id, subscriber=d.subscriber_id,
+                   endpoint=EndpointRef(key=d.endpoint_key, url=d.url, format=d.format),
+                   type=d.event_type, status=d.status,  # type: ignore[arg-type]
+                   attempts=d.attempts,
+                   next_attempt_at=iso(d.next_attempt_at) if d.status == "pending" else None,
+                   last_status_code=d.last_status_code, last_error=d.last_error,
+                   created_at=iso_time(d.created_at), updated_at=iso_time(d.updated_at),
+                   delivered_at=iso(d.delivered_at))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Attempt:
+    at: Time
+    outcome: Literal["delivered", "retry", "failed", "disabled", "refused"]
+    status_code: int | None
+    latency_ms: float | None
+    response_body: str | None
+    error: str | None
+
+    @classmethod
+    def of(cls, a: AttemptRow) -> Attempt:
+        return cls(at=iso_time(a.at), outcome=a.outcome,  # type: ignore[arg-type]
+                   status_code=a.status_code, latency_ms=a.latency_ms,
+                   response_body=a.response_body, error=a.error)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeliveryDetail(Delivery):
+    payload: Annotated[Any, doc("The event sent (JSON, or the raw text)")]
+    attempt_log: list[Attempt]
+
+    @classmethod
+    def with_attempts(cls, d: DeliveryRow, attempts: list[AttemptRow]) -> DeliveryDetail:
         try:
-            out["payload"] = json.loads(d.payload)
+            payload = json.loads(d.payload)
         except ValueError:
-            out["payload"] = d.payload
-    return out
+            payload = d.payload
+        return cls(**{f.name: getattr(Delivery.of(d), f.name) for f in fields(Delivery)},
+                   payload=payload, attempt_log=[Attempt.of(a) for a in attempts])
 
 
-def attempt_json(a: AttemptRow) -> dict[str, Any]:
-    return {"at": iso(a.at), "outcome": a.outcome, "status_code": a.status_code,
-            "latency_ms": a.latency_ms, "response_body": a.response_body, "error": a.error}
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Endpoint:
+    subscriber: str
+    key: str
+    url: str | None
+    format: str | None
+    configured: Annotated[bool, doc("In the config in force")]
+    status: Literal["ok", "failing", "disabled"]
+    failing_since: MaybeTime
+    last_success_at: MaybeTime
+    last_failure_at: MaybeTime
+    disabled_at: MaybeTime
+    disabled_reason: str | None
+    pending: int
+    failed: int
+
+    @classmethod
+    def of(cls, e: EndpointStatus) -> Endpoint:
+        health = e.health
+        return cls(subscriber=e.subscriber_id, key=e.key, url=e.url, format=e.format,
+                   configured=e.configured, status=e.status,  # type: ignore[arg-type]
+                   failing_since=iso(health.failing_since) if health else None,
+                   last_success_at=iso(health.last_success_at) if health else None,
+                   last_failure_at=iso(health.last_failure_at) if health else None,
+                   disabled_at=iso(health.disabled_at) if health else None,
+                   disabled_reason=health.disabled_reason if health else None,
+                   pending=health.pending if health else 0,
+                   failed=health.failed if health else 0)
 
 
-def _text(request: web.Request, name: str, max_len: int = 200) -> str | None:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Deliveries:
+    deliveries: list[Delivery]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OneDelivery:
+    delivery: Delivery
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeliveryShown:
+    delivery: DeliveryDetail
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Replayed:
+    replayed: int
+    since: Time
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Endpoints:
+    endpoints: list[Endpoint]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Enabled:
+    key: str
+    enabled: int
+
+
+# The parameters and errors the admin and account routes share.
+DELIVERY_ID = path_param("id", "Delivery id (also the webhook-id header sent)")
+SUBSCRIBER = query("subscriber", "Only this subscriber id (at most 200 characters)",
+                   {"type": "string", "maxLength": 200})
+ENDPOINT = query("endpoint", "Only this endpoint key (at most 200 characters)",
+                 {"type": "string", "maxLength": 200})
+SINCE = query("since", "ISO 8601 (a date, or a time; UTC unless it says) or epoch seconds, "
+              "1970 to 9999", {"type": "string", "examples": ["2026-11-01T10:00:00Z",
+                                                              "1793527200"]}, required=True)
+STATUS = query("status", "Only this status", {"enum": list(_STATUSES)})
+SINCE_ERRORS = frozenset({Error.MISSING_SINCE, Error.INVALID_SINCE, Error.INVALID_ENDPOINT})
+_ADMIN = {"tag": "deliveries", "security": "admin"}
+
+
+def _text(request: web.Request, error: Error, max_len: int = 200) -> str | None:
+    """The query parameter `error` names (`invalid_endpoint`: `endpoint`)."""
+    name = error.slug.removeprefix("invalid_")
     value = request.query.get(name) or None
     if value is not None and len(value) > max_len:
-        fail(400, f"invalid_{name}", f"{name} is too long")
+        fail(error, f"{name} is too long")
     return value
 
 
 def parse_since(raw: str | None) -> float:
     """`since` as epoch seconds or ISO 8601 (a date, or a time; UTC unless it says)."""
     if not raw:
-        fail(400, "missing_since", "since is required: ISO 8601 (2026-11-01T10:00:00Z) or "
+        fail(Error.MISSING_SINCE, "since is required: ISO 8601 (2026-11-01T10:00:00Z) or "
              "epoch seconds")
     try:
         since = float(raw)
@@ -81,109 +215,121 @@ def parse_since(raw: str | None) -> float:
                 when = when.replace(tzinfo=dt.UTC)
             since = when.timestamp()
         except (ValueError, OverflowError):  # not ISO, or out of range in UTC (year 0)
-            fail(400, "invalid_since",
+            fail(Error.INVALID_SINCE,
                  f"since {raw[:60]!r} is neither ISO 8601 nor epoch seconds")
     # NaN, infinities and years datetime cannot show (before 1970, after 9999).
     if not 0 <= since <= MAX_SINCE:
-        fail(400, "invalid_since", f"since {raw[:60]!r} is out of range (1970 to 9999)")
+        fail(Error.INVALID_SINCE, f"since {raw[:60]!r} is out of range (1970 to 9999)")
     return since
 
 
-@routes.get("/admin/deliveries")
+@routes.operation(
+    "get", "/admin/deliveries", id="list_deliveries",
+    summary="List webhook deliveries, newest first", ok=Deliveries, ok_description="Deliveries",
+    parameters=(STATUS, SUBSCRIBER, ENDPOINT, LIMIT), **_ADMIN,
+    errors=ADMIN_ERRORS | QUERY_ERRORS | {Error.INVALID_STATUS, Error.INVALID_SUBSCRIBER,
+                                          Error.INVALID_ENDPOINT})
 async def list_deliveries(request: web.Request) -> web.Response:
     require_admin(request)
-    status = query_choice(request, "status", _STATUSES)
+    status = query_choice(request, Error.INVALID_STATUS, _STATUSES)
     limit = query_limit(request)
     rows = await request.app[store_key].list_deliveries(
-        status=status, subscriber_id=_text(request, "subscriber"),
-        endpoint_key=_text(request, "endpoint"), limit=limit)
-    return web.json_response({"deliveries": [delivery_json(d) for d in rows]})
+        status=status, subscriber_id=_text(request, Error.INVALID_SUBSCRIBER),
+        endpoint_key=_text(request, Error.INVALID_ENDPOINT), limit=limit)
+    return json_response(Deliveries(deliveries=[Delivery.of(d) for d in rows]))
 
 
-@routes.get("/admin/deliveries/{id}")
+@routes.operation(
+    "get", "/admin/deliveries/{id}", summary="One delivery with its payload and every attempt",
+    ok=DeliveryShown, ok_description="The delivery", parameters=(DELIVERY_ID,), **_ADMIN,
+    errors=ADMIN_ERRORS | {Error.UNKNOWN_DELIVERY})
 async def show_delivery(request: web.Request) -> web.Response:
     require_admin(request)
-    return web.json_response(await delivery_detail_json(request, None))
+    return json_response(await shown_delivery(request, None))
 
 
-async def delivery_detail_json(request: web.Request, subscriber_id: str | None
-                               ) -> dict[str, Any]:
-    """`{"delivery": ...}` with the payload and every attempt; 404 for a delivery
-    that does not exist or (for a subscriber) is another's."""
+async def shown_delivery(request: web.Request, subscriber_id: str | None) -> DeliveryShown:
+    """The delivery with the payload and every attempt; 404 for a delivery that
+    does not exist or (for a subscriber) is another's."""
     try:
         delivery, attempts = await deliveries_service(request).show(
             request.match_info["id"], subscriber_id=subscriber_id)
     except DeliveryNotFound:
-        fail(404, "unknown_delivery", "no such delivery")
-    return {"delivery": {**delivery_json(delivery, payload=True),
-                         "attempt_log": [attempt_json(a) for a in attempts]}}
+        fail(Error.UNKNOWN_DELIVERY, "no such delivery")
+    return DeliveryShown(delivery=DeliveryDetail.with_attempts(delivery, attempts))
 
 
-@routes.post("/admin/deliveries/replay")
+@routes.operation(
+    "post", "/admin/deliveries/replay", id="replay_deliveries",
+    summary="Queue again every failed delivery since a time", ok=Replayed,
+    ok_description="How many were queued again", parameters=(SINCE, SUBSCRIBER, ENDPOINT),
+    **_ADMIN, errors=ADMIN_ERRORS | SINCE_ERRORS | {Error.INVALID_SUBSCRIBER})
 async def replay(request: web.Request) -> web.Response:
     require_admin(request)
-    return web.json_response(await replay_json(request, _text(request, "subscriber")))
+    return json_response(await replayed(request, _text(request, Error.INVALID_SUBSCRIBER)))
 
 
-async def replay_json(request: web.Request, subscriber_id: str | None) -> dict[str, Any]:
+async def replayed(request: web.Request, subscriber_id: str | None) -> Replayed:
     since = parse_since(request.query.get("since"))
     count = await deliveries_service(request).replay(
-        since, time.time(), subscriber_id=subscriber_id, endpoint_key=_text(request, "endpoint"))
-    return {"replayed": count, "since": iso(since)}
+        since, time.time(), subscriber_id=subscriber_id,
+        endpoint_key=_text(request, Error.INVALID_ENDPOINT))
+    return Replayed(replayed=count, since=iso_time(since))
 
 
-@routes.post("/admin/deliveries/{id}/retry")
+@routes.operation(
+    "post", "/admin/deliveries/{id}/retry", id="retry_delivery",
+    summary="Queue a delivery again now (same webhook-id)", ok=OneDelivery,
+    ok_description="The delivery", parameters=(DELIVERY_ID,), **_ADMIN,
+    errors=ADMIN_ERRORS | {Error.UNKNOWN_DELIVERY, Error.ALREADY_PENDING})
 async def retry(request: web.Request) -> web.Response:
     require_admin(request)
-    return web.json_response(await retry_json(request, None))
+    return json_response(await retried(request, None))
 
 
-async def retry_json(request: web.Request, subscriber_id: str | None) -> dict[str, Any]:
+async def retried(request: web.Request, subscriber_id: str | None) -> OneDelivery:
     try:
         row = await deliveries_service(request).retry(request.match_info["id"], time.time(),
                                                       subscriber_id=subscriber_id)
     except DeliveryNotFound:
-        fail(404, "unknown_delivery", "no such delivery")
+        fail(Error.UNKNOWN_DELIVERY, "no such delivery")
     except DeliveryPending:
-        fail(409, "already_pending", "this delivery is already queued")
-    return {"delivery": delivery_json(row)}
+        fail(Error.ALREADY_PENDING, "this delivery is already queued")
+    return OneDelivery(delivery=Delivery.of(row))
 
 
-def endpoint_json(e: EndpointStatus) -> dict[str, Any]:
-    health = e.health
-    return {"subscriber": e.subscriber_id, "key": e.key, "url": e.url, "format": e.format,
-            "configured": e.configured, "status": e.status,
-            "failing_since": iso(health.failing_since) if health else None,
-            "last_success_at": iso(health.last_success_at) if health else None,
-            "last_failure_at": iso(health.last_failure_at) if health else None,
-            "disabled_at": iso(health.disabled_at) if health else None,
-            "disabled_reason": health.disabled_reason if health else None,
-            "pending": health.pending if health else 0,
-            "failed": health.failed if health else 0}
-
-
-@routes.get("/admin/endpoints")
+@routes.operation(
+    "get", "/admin/endpoints", id="list_endpoints",
+    summary="Every webhook endpoint: configured, failing, disabled", ok=Endpoints,
+    ok_description="Endpoints, never a secret", **_ADMIN, errors=ADMIN_ERRORS)
 async def endpoints(request: web.Request) -> web.Response:
     """Every configured webhook and every endpoint with a history, never a secret."""
     require_admin(request)
     found = await deliveries_service(request).endpoints(snapshot_of(request).config)
-    return web.json_response({"endpoints": [endpoint_json(e) for e in found]})
+    return json_response(Endpoints(endpoints=[Endpoint.of(e) for e in found]))
 
 
-@routes.post("/admin/endpoints/{key}/enable")
+@routes.operation(
+    "post", "/admin/endpoints/{key}/enable", id="enable_endpoint",
+    summary="Enable a disabled webhook endpoint again", ok=Enabled,
+    ok_description="How many endpoint records were enabled",
+    parameters=(path_param("key", "Endpoint key (the first 64 characters count)"),
+                query("subscriber", "Only this subscriber's endpoint",
+                      {"type": "string", "maxLength": 200})),
+    **_ADMIN, errors=ADMIN_ERRORS | {Error.INVALID_SUBSCRIBER, Error.UNKNOWN_ENDPOINT})
 async def enable(request: web.Request) -> web.Response:
     require_admin(request)
     key = request.match_info["key"][:64]
-    subscriber = _text(request, "subscriber")
+    subscriber = _text(request, Error.INVALID_SUBSCRIBER)
     store = request.app[store_key]
     known = any(h.endpoint_key == key and (subscriber is None or h.subscriber_id == subscriber)
                 for h in await store.list_endpoint_health()) or any(
         hook.key == key for sub in snapshot_of(request).config.subscribers.values()
         if subscriber is None or sub.id == subscriber for hook in sub.webhooks)
     if not known:
-        fail(404, "unknown_endpoint", f"no webhook endpoint {key}")
+        fail(Error.UNKNOWN_ENDPOINT, f"no webhook endpoint {key}")
     count = await store.enable_endpoint(key, subscriber)
     if count:
         log.warning("admin: webhook endpoint %s enabled again", key)
         request.app[webhook_worker_key].notify()
-    return web.json_response({"key": key, "enabled": count})
+    return json_response(Enabled(key=key, enabled=count))

@@ -17,6 +17,8 @@ from urllib.parse import parse_qsl
 
 from aiohttp import web
 
+from bot.web.catalog import Error
+from bot.web.operations import UNDECLARED_ERROR, declared_errors
 from bot.web.snapshot import snapshot_of
 
 log = logging.getLogger("wagate.http")
@@ -25,27 +27,37 @@ DEFAULT_BODY_LIMIT = 1024 * 1024
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, slug: str, message: str,
-                 headers: dict[str, str] | None = None) -> None:
+    def __init__(self, error: Error, message: str, headers: dict[str, str] | None = None,
+                 extra: dict[str, Any] | None = None) -> None:
         super().__init__(message)
-        self.status = status
-        self.slug = slug
+        self.error = error
         self.message = message
         self.headers = headers or {}
+        self.extra = extra or {}
+
+    @property
+    def status(self) -> int:
+        return self.error.status
 
 
-def fail(status: int, slug: str, message: str, headers: dict[str, str] | None = None) -> NoReturn:
-    raise ApiError(status, slug, message, headers)
+def fail(error: Error, message: str, headers: dict[str, str] | None = None,
+         extra: dict[str, Any] | None = None) -> NoReturn:
+    """Answer with `error` (its status from the catalog); `extra` adds fields to
+    the body, as 469 and 475 do."""
+    raise ApiError(error, message, headers, extra)
 
 
-def error_response(status: int, slug: str, message: str,
-                   headers: dict[str, str] | None = None) -> web.Response:
-    return web.json_response({"error_message": message, "error": slug}, status=status,
-                             headers=headers)
+def error_response(error: Error, message: str, headers: dict[str, str] | None = None, *,
+                   status: int | None = None,
+                   extra: dict[str, Any] | None = None) -> web.Response:
+    """`status` only where the HTTP layer chose it (an aiohttp exception)."""
+    return web.json_response({"error_message": message, "error": error, **(extra or {})},
+                             status=status or error.status, headers=headers)
 
 
-_SLUGS = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-          405: "method_not_allowed", 413: "payload_too_large", 415: "unsupported_media_type"}
+_HTTP_ERRORS = {e.status: e for e in (Error.BAD_REQUEST, Error.UNAUTHORIZED, Error.FORBIDDEN,
+                                      Error.NOT_FOUND, Error.METHOD_NOT_ALLOWED,
+                                      Error.PAYLOAD_TOO_LARGE, Error.UNSUPPORTED_MEDIA_TYPE)}
 
 
 @web.middleware
@@ -55,20 +67,34 @@ async def error_middleware(request: web.Request,
     try:
         return await handler(request)
     except ApiError as exc:
-        return error_response(exc.status, exc.slug, exc.message, exc.headers)
+        _check_declared(request, exc.error)
+        return error_response(exc.error, exc.message, exc.headers, extra=exc.extra)
     except web.HTTPRequestEntityTooLarge:
         # (aiohttp's exception does not keep the limit; the request does.)
-        return error_response(413, "payload_too_large",
+        return error_response(Error.PAYLOAD_TOO_LARGE,
                               f"request body too large (limit {request.client_max_size} bytes)")
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        return error_response(exc.status, _SLUGS.get(exc.status, "error"),
-                              exc.reason or "request failed", {k: v for k, v in exc.headers.items()
-                                                               if k == "Allow"})
+        return error_response(_HTTP_ERRORS.get(exc.status, Error.HTTP_ERROR),
+                              exc.reason or "request failed",
+                              {k: v for k, v in exc.headers.items() if k == "Allow"},
+                              status=exc.status)
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
-        return error_response(500, "internal_error", "internal error; nothing was accepted")
+        return error_response(Error.INTERNAL_ERROR, "internal error; nothing was accepted")
+
+
+def _check_declared(request: web.Request, error: Error) -> None:
+    """A documented route raised an error its declaration leaves out: the answer
+    is unchanged, the drift is logged (and fails the test that caused it,
+    tests/conftest.py)."""
+    declared = declared_errors(request.match_info.route.handler)
+    if declared is not None and error not in declared:
+        log.error("%s %s raised %r, which its operation does not declare (%s)",
+                  request.method, request.match_info.route.resource.canonical
+                  if request.match_info.route.resource else request.path, error,
+                  UNDECLARED_ERROR)
 
 
 # Bodies come uncompressed: WhatsMate clients and Meta send them so, and a
@@ -80,22 +106,22 @@ async def read_body(request: web.Request, limit: int = DEFAULT_BODY_LIMIT) -> by
     """The whole body, or a readable 4xx: every route reads its body here."""
     encoding = request.headers.get("Content-Encoding", "").strip().lower()
     if encoding not in IDENTITY:
-        fail(415, "unsupported_encoding", f"Content-Encoding {encoding[:40]!r} is not accepted: "
+        fail(Error.UNSUPPORTED_ENCODING, f"Content-Encoding {encoding[:40]!r} is not accepted: "
              "send the body uncompressed", {"Accept-Encoding": "identity"})
     if request.content_length is not None and request.content_length > limit:
-        fail(413, "payload_too_large", f"request body too large (limit {limit} bytes)")
+        fail(Error.PAYLOAD_TOO_LARGE, f"request body too large (limit {limit} bytes)")
     try:
         async with asyncio.timeout(snapshot_of(request).config.server.body_timeout):
             body = await request.read()
     except TimeoutError:
-        fail(408, "body_timeout", "the request body did not arrive in time "
+        fail(Error.BODY_TIMEOUT, "the request body did not arrive in time "
              f"({snapshot_of(request).config.server.body_timeout:g} s)", {"Connection": "close"})
     except web.RequestPayloadError as exc:  # e.g. broken chunked framing
-        fail(400, "malformed_body", f"the request body could not be read: {parser_reason(exc)}")
+        fail(Error.MALFORMED_BODY, f"the request body could not be read: {parser_reason(exc)}")
     except ConnectionResetError:  # the client went away: no traceback for what it did
-        fail(400, "incomplete_body", "the connection closed before the whole body arrived")
+        fail(Error.INCOMPLETE_BODY, "the connection closed before the whole body arrived")
     if len(body) > limit:
-        fail(413, "payload_too_large", f"request body too large (limit {limit} bytes)")
+        fail(Error.PAYLOAD_TOO_LARGE, f"request body too large (limit {limit} bytes)")
     return body
 
 
@@ -117,12 +143,12 @@ def parser_reason(error: BaseException | str) -> str:
 def parse_json_object(body: bytes) -> dict[str, Any]:
     """JSON whatever the Content-Type said; it must be an object."""
     if not body.strip():
-        fail(400, "malformed_json", "request body is empty; a JSON object is expected")
+        fail(Error.MALFORMED_JSON, "request body is empty; a JSON object is expected")
     data = loads(body)
     if not isinstance(data, dict):
-        fail(400, "malformed_json", "request body must be a JSON object")
+        fail(Error.MALFORMED_JSON, "request body must be a JSON object")
     if (not body.isascii() or _SUSPECT_ESCAPE.search(body)) and not _clean_strings(data):
-        fail(400, "invalid_text", "strings must not hold NUL characters (\\u0000) or lone "
+        fail(Error.INVALID_TEXT, "strings must not hold NUL characters (\\u0000) or lone "
              "UTF-16 surrogates (\\ud800-\\udfff)")
     return data
 
@@ -133,9 +159,9 @@ def loads(body: bytes) -> Any:
     try:
         return json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
-        fail(400, "malformed_json", f"request body is not valid JSON: {str(exc)[:200]}")
+        fail(Error.MALFORMED_JSON, f"request body is not valid JSON: {str(exc)[:200]}")
     except RecursionError:
-        fail(400, "malformed_json", "request body is nested too deeply")
+        fail(Error.MALFORMED_JSON, "request body is nested too deeply")
 
 
 # NUL and lone surrogates come in as \u escapes (raw control characters are not
@@ -172,13 +198,20 @@ def parse_form_pairs(body: bytes) -> list[tuple[str, str]]:
         pairs = parse_qsl(body.decode(), keep_blank_values=True, errors="strict",
                           max_num_fields=MAX_FORM_FIELDS)
     except UnicodeDecodeError:
-        fail(400, "malformed_form", "the form-encoded body is not UTF-8")
+        fail(Error.MALFORMED_FORM, "the form-encoded body is not UTF-8")
     except ValueError:
-        fail(400, "malformed_form",
+        fail(Error.MALFORMED_FORM,
              f"the form-encoded body has more than {MAX_FORM_FIELDS} fields")
     if any("\x00" in name or "\x00" in value for name, value in pairs):
-        fail(400, "invalid_text", "fields must not hold NUL characters (%00)")
+        fail(Error.INVALID_TEXT, "fields must not hold NUL characters (%00)")
     return pairs
+
+
+# What the readers above can answer, for the routes that use them to declare.
+READ_ERRORS = frozenset({Error.UNSUPPORTED_ENCODING, Error.PAYLOAD_TOO_LARGE, Error.BODY_TIMEOUT,
+                         Error.MALFORMED_BODY, Error.INCOMPLETE_BODY})
+JSON_ERRORS = frozenset({Error.MALFORMED_JSON, Error.INVALID_TEXT})
+FORM_ERRORS = frozenset({Error.MALFORMED_FORM, Error.INVALID_TEXT})
 
 
 async def read_json(request: web.Request, limit: int = DEFAULT_BODY_LIMIT) -> dict[str, Any]:

@@ -10,6 +10,8 @@ subscriber ids must not be seen from outside.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
+from typing import Literal
 
 from aiohttp import web
 
@@ -24,19 +26,46 @@ from bot.web.keys import (
     store_key,
     workers_key,
 )
+from bot.web.operations import ApiRoutes, json_response, object_schema
 from bot.web.snapshot import holder_key
 
-routes = web.RouteTableDef()
+routes = ApiRoutes()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Alive:
+    status: Literal["ok"] = "ok"
+
+
+_NOT_READY = {"description": "Not ready, with the reasons", "content": {"application/json": {
+    "schema": object_schema({"status": {"const": "unavailable"},
+                       "reasons": {"type": "array", "items": {"type": "string"}},
+                       "config_generation": {"type": "integer"}})}}}
+_OPEN = {"tag": "operations", "security": "open", "errors": ()}
 
 PING_TIMEOUT = 2.0
 
 
-@routes.get("/healthz")
+@routes.operation("get", "/healthz", summary="Liveness: the process answers", ok=Alive,
+                  ok_description="Alive", **_OPEN)
 async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
+    return json_response(Alive())
 
 
-@routes.get("/readyz")
+@routes.operation(
+    "get", "/readyz", summary="Readiness: the store answers, every worker runs, every provider "
+                              "can send (a WAHA account is linked)",
+    ok={**object_schema({"status": {"const": "ready"},
+                         "config_generation": {"type": "integer"}}),
+        "properties": {"status": {"const": "ready"}, "config_generation": {"type": "integer"},
+                       "details": {"type": "object", "properties": {
+                           "profiles": {"type": "object"},
+                           "profile_problems": {"type": "array",
+                                                "items": {"type": "string"}}}}}},
+    ok_description="Ready; `details.profiles` (when a profile is configured) says how each "
+                   "number's business profile was applied, and `details.profile_problems` "
+                   "those that were not: never a reason to be unready",
+    other_responses={"503": _NOT_READY}, **_OPEN)
 async def readyz(request: web.Request) -> web.Response:
     """Ready when the store answers, every worker runs (under `serve --workers
     N`: and every process of the group runs) and every provider can send (a
@@ -106,7 +135,13 @@ async def _provider_problems(app: web.Application, config: Config) -> list[str]:
     return problems
 
 
-@routes.get("/metrics")
+@routes.operation(
+    "get", "/metrics", summary="Prometheus metrics", ok={"type": "string"},
+    ok_description="Prometheus text exposition format", ok_content_type="text/plain",
+    description="Open like /healthz; labels hold route templates, provider names, subscriber "
+                "ids, locales and outcome codes, never a secret, a phone number or a message "
+                "body. Keep it private behind a proxy if subscriber ids must not be seen.",
+    **_OPEN)
 async def metrics(request: web.Request) -> web.Response:
     body = await request.app[metrics_key].render()
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})

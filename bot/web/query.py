@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from aiohttp import web
 
+from bot.web.catalog import Error
 from bot.web.errors import fail
 
 
@@ -17,9 +18,9 @@ def query_int(request: web.Request, name: str) -> int | None:
     try:
         value = int(raw)
     except ValueError:
-        fail(400, "invalid_query", f"query parameter {name} must be an integer")
+        fail(Error.INVALID_QUERY, f"query parameter {name} must be an integer")
     if not -2**63 <= value < 2**63:  # what SQLite can compare against
-        fail(400, "invalid_query", f"query parameter {name} is out of range")
+        fail(Error.INVALID_QUERY, f"query parameter {name} is out of range")
     return value
 
 
@@ -28,11 +29,16 @@ def query_limit(request: web.Request, default: int = 100) -> int:
     return min(max(query_int(request, "limit") or default, 1), 1000)
 
 
-def query_choice(request: web.Request, name: str, allowed: Sequence[str]) -> str | None:
-    """One of `allowed`, or None when absent; 400 naming the choices otherwise."""
+def query_choice(request: web.Request, error: Error, allowed: Sequence[str]) -> str | None:
+    """One of `allowed`, or None when absent; `error` naming the choices otherwise.
+    The parameter is the one the error names: `invalid_status` reads `status`."""
+    name = error.slug.removeprefix("invalid_")
     value = request.query.get(name) or None
     if value is not None and value not in allowed:
         choices = ", ".join(allowed[:-1]) + " or " + allowed[-1] if len(allowed) > 1 \
             else allowed[0]
-        fail(400, f"invalid_{name}", f"{name} must be {choices}")
+        fail(error, f"{name} must be {choices}")
     return value
+
+
+QUERY_ERRORS = frozenset({Error.INVALID_QUERY})  # query_int, query_limit

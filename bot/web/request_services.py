@@ -7,7 +7,14 @@ from aiohttp import web
 
 from bot.services.deliveries import Deliveries
 from bot.services.registrations import Registrations
-from bot.web.keys import metrics_key, pipeline_key, store_key, webhook_worker_key
+from bot.services.sends import Sends
+from bot.web.keys import (
+    metrics_key,
+    outbound_worker_key,
+    pipeline_key,
+    store_key,
+    webhook_worker_key,
+)
 
 
 def deliveries_service(request: web.Request) -> Deliveries:
@@ -19,3 +26,8 @@ def registrations_service(request: web.Request) -> Registrations:
     app = request.config_dict
     return Registrations(app[store_key], app[pipeline_key], app[metrics_key],
                          app[webhook_worker_key].notify)
+
+
+def sends_service(request: web.Request) -> Sends:
+    app = request.config_dict
+    return Sends(app[store_key], app[outbound_worker_key].notify)

@@ -30,6 +30,7 @@ from aiohttp.http_parser import RawRequestMessage
 from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 
+from bot.web.catalog import Error
 from bot.web.errors import error_response, parser_reason
 
 log = logging.getLogger("wagate.http")
@@ -48,17 +49,18 @@ def make_runner(app: web.Application, *, shutdown_timeout: float) -> web.AppRunn
                    max_headers=MAX_HEADERS)
 
 
-def _refusal(status: int, exc: BaseException | None, message: str | None) -> tuple[int, str, str]:
-    """(status, slug, message) for a request aiohttp refused before routing."""
+def _refusal(status: int, exc: BaseException | None,
+             message: str | None) -> tuple[int, Error, str]:
+    """(status, error, message) for a request aiohttp refused before routing."""
     if isinstance(exc, LineTooLong):
-        return (431, "header_too_large", f"the request line or a header field is longer than "
-                f"{MAX_LINE} bytes")
+        return (431, Error.HEADER_TOO_LARGE, f"the request line or a header field is longer "
+                f"than {MAX_LINE} bytes")
     reason = parser_reason(exc if exc is not None else message or "")
     if reason.startswith("Too many headers"):
-        return 431, "header_too_large", f"more than {MAX_HEADERS} header fields"
+        return 431, Error.HEADER_TOO_LARGE, f"more than {MAX_HEADERS} header fields"
     if status >= 500:
-        return status, "internal_error", "internal error; nothing was accepted"
-    return status, "malformed_request", f"malformed HTTP request: {reason}"
+        return status, Error.INTERNAL_ERROR, "internal error; nothing was accepted"
+    return status, Error.MALFORMED_REQUEST, f"malformed HTTP request: {reason}"
 
 
 class _Connection(RequestHandler):
@@ -67,7 +69,7 @@ class _Connection(RequestHandler):
     def handle_error(self, request: BaseRequest, status: int = 500,
                      exc: BaseException | None = None,
                      message: str | None = None) -> web.StreamResponse:
-        status, slug, text = _refusal(status, exc, message)
+        status, error, text = _refusal(status, exc, message)
         if isinstance(exc, ConnectionError):  # the client went away (e.g. during 100-continue)
             log.debug("client %s went away: %s", request.remote, exc)
         elif status >= 500:  # an error of ours that escaped the middleware: keep the traceback
@@ -79,7 +81,7 @@ class _Connection(RequestHandler):
             log.info("malformed request from %s answered %d: %s", request.remote, status, text)
         if request.writer.output_size > 0:  # as aiohttp: an answer is on its way already
             raise ConnectionError("an answer was sent already; the connection is closed")
-        response = error_response(status, slug, text)
+        response = error_response(error, text, status=status)
         response.force_close()
         return response
 
@@ -117,7 +119,7 @@ def _expect_checked(handle: Handler) -> Handler:
         if expect is not None and expect.strip().lower() != "100-continue":
             log.info("request from %s with an unknown Expect header answered 417",
                      request.remote)
-            return error_response(417, "expectation_failed",
+            return error_response(Error.EXPECTATION_FAILED,
                                   "the Expect header may only be 100-continue")
         return await handle(request)
     return checked

@@ -26,6 +26,7 @@ from bot.kinds import MessageKind, Status
 from bot.providers.json_fields import as_dict, as_str, as_timestamp
 from bot.providers.meta.caps import CAPS, reason
 from bot.providers.meta.config import MetaConfig
+from bot.web.catalog import Error
 from bot.web.errors import fail, read_body
 from bot.web.keys import pipeline_key
 from bot.web.snapshot import snapshot_of
@@ -183,14 +184,14 @@ def _section(request: web.Request) -> MetaConfig | None:
 async def verify(request: web.Request) -> web.Response:
     meta = _section(request)
     if meta is None:
-        fail(404, "not_configured", "the meta provider is not configured")
+        fail(Error.NOT_CONFIGURED, "the meta provider is not configured")
     q = request.query
     if q.get("hub.mode") != "subscribe" or "hub.challenge" not in q:
-        fail(400, "bad_handshake", "expected hub.mode=subscribe with hub.challenge")
+        fail(Error.BAD_HANDSHAKE, "expected hub.mode=subscribe with hub.challenge")
     token = q.get("hub.verify_token", "")
     if not hmac.compare_digest(token.encode("utf-8", "surrogateescape"),
                                meta.verify_token.encode()):
-        fail(403, "bad_verify_token", "hub.verify_token does not match")
+        fail(Error.BAD_VERIFY_TOKEN, "hub.verify_token does not match")
     return web.Response(text=q["hub.challenge"])
 
 
@@ -198,28 +199,28 @@ async def receive(request: web.Request) -> web.Response:
     snap = snapshot_of(request)
     meta = _section(request)
     if meta is None:
-        fail(404, "not_configured", "the meta provider is not configured")
+        fail(Error.NOT_CONFIGURED, "the meta provider is not configured")
     raw = await read_body(request, META_BODY_LIMIT)
     # The signature covers the raw bytes: check it before parsing anything.
     ok = verify_signature(meta.app_secret, raw, request.headers.get("X-Hub-Signature-256"))
     if ok is None:
-        fail(401, "missing_signature", "X-Hub-Signature-256 header is required")
+        fail(Error.MISSING_SIGNATURE, "X-Hub-Signature-256 header is required")
     if not ok:
-        fail(403, "bad_signature", "X-Hub-Signature-256 does not match the body")
+        fail(Error.BAD_SIGNATURE, "X-Hub-Signature-256 does not match the body")
     try:
         payload = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
-        fail(400, "malformed_json", "body is not valid JSON")
+        fail(Error.MALFORMED_JSON, "body is not valid JSON")
     except RecursionError:
-        fail(400, "malformed_json", "body is nested too deeply")
+        fail(Error.MALFORMED_JSON, "body is nested too deeply")
     try:
         batch = parse_payload(payload, meta.instances_by_phone_number_id)
     except ValueError as exc:
-        fail(400, "bad_payload", str(exc))
+        fail(Error.BAD_PAYLOAD, str(exc))
     for why in batch.skipped:
         log.warning("meta webhook: %s", why)
     if batch.skipped and not batch.events:
-        fail(400, "nothing_usable", "; ".join(batch.skipped[:5]))
+        fail(Error.NOTHING_USABLE, "; ".join(batch.skipped[:5]))
     pipeline = request.config_dict[pipeline_key]
     fresh = 0
     for event in batch.events:

@@ -25,6 +25,7 @@ from bot.kinds import MessageKind, Status
 from bot.numbers import to_e164
 from bot.providers.twilio.caps import CAPS
 from bot.providers.twilio.config import TwilioConfig
+from bot.web.catalog import Error
 from bot.web.errors import fail, parse_form_pairs, read_body
 from bot.web.keys import pipeline_key
 from bot.web.snapshot import snapshot_of
@@ -75,7 +76,7 @@ def _field(fields: Mapping[str, str], name: str) -> str | None:
     if value is None or value == "":
         return None
     if len(value) > MAX_FIELD:
-        fail(400, "field_too_long", f"{name} is over {MAX_FIELD} characters")
+        fail(Error.FIELD_TOO_LONG, f"{name} is over {MAX_FIELD} characters")
     return value
 
 
@@ -83,14 +84,14 @@ def _whatsapp_number(fields: Mapping[str, str], name: str) -> str:
     raw = _field(fields, name) or ""
     number = to_e164(raw.removeprefix("whatsapp:")) if raw.startswith("whatsapp:") else None
     if number is None:
-        fail(400, "invalid_number", f"{name} must be whatsapp:+<number with country code>")
+        fail(Error.INVALID_NUMBER, f"{name} must be whatsapp:+<number with country code>")
     return number
 
 
 def _message_sid(fields: Mapping[str, str]) -> str:
     sid = _field(fields, "MessageSid") or _field(fields, "SmsSid")
     if sid is None or len(sid) > 200:
-        fail(400, "missing_field", "MessageSid is required (at most 200 characters)")
+        fail(Error.MISSING_FIELD, "MessageSid is required (at most 200 characters)")
     return sid
 
 
@@ -99,18 +100,18 @@ def parse_status(fields: Mapping[str, str], twilio: TwilioConfig) -> StatusUpdat
     word = (_field(fields, "MessageStatus") or "").lower()
     status = Status.parse(word, CAPS.statuses)
     if status is Status.UNKNOWN:
-        fail(400, "unknown_status", f"MessageStatus {word[:40]!r} is not a Twilio status")
+        fail(Error.UNKNOWN_STATUS, f"MessageStatus {word[:40]!r} is not a Twilio status")
     if status is None:
         return None
     sid = _message_sid(fields)
     ours = twilio.instances_by_number.get(_whatsapp_number(fields, "From"))
     if ours is None:
-        fail(400, "unknown_number", "From is not a twilio number configured here")
+        fail(Error.UNKNOWN_PROVIDER_NUMBER, "From is not a twilio number configured here")
     code = None
     raw_code = _field(fields, "ErrorCode")
     if raw_code is not None:
         if not (raw_code.isascii() and raw_code.isdigit() and len(raw_code) <= 9):
-            fail(400, "invalid_field", "ErrorCode must be a number")
+            fail(Error.INVALID_FIELD, "ErrorCode must be a number")
         code = int(raw_code)
     title = _field(fields, "ErrorMessage") or (f"Twilio error {code}" if code else None)
     return StatusUpdate(provider=NAME, provider_message_id=sid, instance_id=ours.id,
@@ -122,7 +123,7 @@ def parse_message(fields: Mapping[str, str], twilio: TwilioConfig) -> InboundMes
     sid = _message_sid(fields)
     ours = twilio.instances_by_number.get(_whatsapp_number(fields, "To"))
     if ours is None:
-        fail(400, "unknown_number", "To is not a twilio number configured here")
+        fail(Error.UNKNOWN_PROVIDER_NUMBER, "To is not a twilio number configured here")
     sender = _whatsapp_number(fields, "From")
     text = _field(fields, "Body")
     kind = MessageKind.TEXT
@@ -145,18 +146,18 @@ def parse_message(fields: Mapping[str, str], twilio: TwilioConfig) -> InboundMes
 async def receive(request: web.Request) -> web.Response:
     section = snapshot_of(request).config.providers.get(NAME)
     if not isinstance(section, TwilioConfig):
-        fail(404, "not_configured", "the twilio provider is not configured")
+        fail(Error.NOT_CONFIGURED, "the twilio provider is not configured")
     header = request.headers.get("X-Twilio-Signature")
     if not header:
-        fail(401, "missing_signature", "X-Twilio-Signature header is required")
+        fail(Error.MISSING_SIGNATURE, "X-Twilio-Signature header is required")
     ctype = request.content_type
     if ctype != "application/x-www-form-urlencoded":
-        fail(415, "unsupported_media_type",
+        fail(Error.UNSUPPORTED_MEDIA_TYPE,
              "Twilio's callbacks are application/x-www-form-urlencoded")
     raw = await read_body(request, BODY_LIMIT)
     pairs = parse_form_pairs(raw)
     if not verify(section.auth_token, section.public_url + request.raw_path, pairs, header):
-        fail(403, "bad_signature", "X-Twilio-Signature does not match the request")
+        fail(Error.BAD_SIGNATURE, "X-Twilio-Signature does not match the request")
     fields: dict[str, str] = {}
     for name, value in pairs:
         fields.setdefault(name, value)  # Twilio sends each field once; a repeat changes nothing

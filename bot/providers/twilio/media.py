@@ -12,6 +12,7 @@ from urllib.parse import quote
 from aiohttp import web
 
 from bot.providers.twilio.config import TwilioConfig
+from bot.web.catalog import Error
 from bot.web.errors import fail
 from bot.web.keys import store_key
 from bot.web.snapshot import snapshot_of
@@ -37,21 +38,21 @@ def media_url(config: TwilioConfig, message_id: str, now: float) -> str:
 async def serve_media(request: web.Request) -> web.Response:
     section = snapshot_of(request).config.providers.get("twilio")
     if not isinstance(section, TwilioConfig):
-        fail(404, "not_configured", "no provider serves media by URL here")
+        fail(Error.NOT_CONFIGURED, "no provider serves media by URL here")
     message_id = request.match_info["id"][:200]
     exp, sig = request.query.get("exp", ""), request.query.get("sig", "")
     expected = url_signature(section.media_key, message_id, int(exp)) if (
         exp.isascii() and exp.isdigit() and len(exp) <= 12) else ""
     if not expected or not hmac.compare_digest(expected.encode(),
                                                sig.encode("utf-8", "surrogateescape")):
-        fail(403, "bad_signature", "this media URL is not one wagate signed")
+        fail(Error.BAD_SIGNATURE, "this media URL is not one wagate signed")
     if int(exp) < time.time():
-        fail(403, "url_expired", "this media URL has expired")
+        fail(Error.URL_EXPIRED, "this media URL has expired")
     store = request.config_dict[store_key]
     row = await store.get_outbound(message_id)
     media = await store.outbound_media(message_id) if row is not None else None
     if row is None or media is None:
-        fail(404, "media_gone", "the message's media are no longer kept")
+        fail(Error.MEDIA_GONE, "the message's media are no longer kept")
     headers = {"Cache-Control": "private, no-store"}
     if row.filename:
         headers["Content-Disposition"] = (

@@ -25,6 +25,7 @@ from bot.providers.json_fields import as_dict, as_str, as_timestamp
 from bot.providers.waha.caps import CAPS, SESSION_STATES
 from bot.providers.waha.config import WahaConfig
 from bot.providers.waha.outbound import WahaSender
+from bot.web.catalog import Error
 from bot.web.errors import fail, loads, read_body
 from bot.web.keys import pipeline_key, senders_key
 from bot.web.snapshot import snapshot_of
@@ -120,30 +121,30 @@ async def receive(request: web.Request) -> web.Response:
     snap = snapshot_of(request)
     waha = snap.config.providers.get(NAME)
     if not isinstance(waha, WahaConfig):
-        fail(404, "not_configured", "the waha provider is not configured")
+        fail(Error.NOT_CONFIGURED, "the waha provider is not configured")
     raw = await read_body(request, WAHA_BODY_LIMIT)
     # The signature covers the raw bytes: check it before parsing anything.
     ok = verify_signature(waha.hmac_key, raw, request.headers.get("X-Webhook-Hmac"),
                           request.headers.get("X-Webhook-Hmac-Algorithm"))
     if ok is None:
-        fail(401, "missing_signature", "X-Webhook-Hmac header is required")
+        fail(Error.MISSING_SIGNATURE, "X-Webhook-Hmac header is required")
     if not ok:
-        fail(403, "bad_signature", "X-Webhook-Hmac does not match the body "
+        fail(Error.BAD_SIGNATURE, "X-Webhook-Hmac does not match the body "
              "(HMAC-SHA512 with the [waha] hmac_key)")
     body = loads(raw)
     if not isinstance(body, dict) or not isinstance(body.get("event"), str) \
             or not isinstance(body.get("payload"), dict):
-        fail(400, "bad_payload", "expected a WAHA event: {\"event\", \"session\", \"payload\"}")
+        fail(Error.BAD_PAYLOAD, "expected a WAHA event: {\"event\", \"session\", \"payload\"}")
     event, payload, session = body["event"], body["payload"], body.get("session")
     instance = waha.instances_by_session.get(session) if isinstance(session, str) else None
     if instance is None:
-        fail(400, "unknown_session", f"no waha instance uses session {str(session)[:60]!r}")
+        fail(Error.UNKNOWN_SESSION, f"no waha instance uses session {str(session)[:60]!r}")
     sender = request.config_dict[senders_key][NAME]
     assert isinstance(sender, WahaSender)
     if event == "session.status":
         state = payload.get("status")
         if not isinstance(state, str) or state not in SESSION_STATES:
-            fail(400, "bad_payload", "session.status needs payload.status, one of "
+            fail(Error.BAD_PAYLOAD, "session.status needs payload.status, one of "
                  + ", ".join(sorted(SESSION_STATES)))
         sender.session_state(session, state)
         log.info("waha session %s is %s", session, state)
@@ -152,7 +153,7 @@ async def receive(request: web.Request) -> web.Response:
         try:
             update = parse_ack(payload, instance)
         except ValueError as exc:
-            fail(400, "bad_payload", str(exc))
+            fail(Error.BAD_PAYLOAD, str(exc))
         applied = await request.config_dict[pipeline_key].handle(update) if update else False
         return web.json_response({"received": 1, "applied": applied})
     if event not in MESSAGE_EVENTS:
@@ -165,7 +166,7 @@ async def receive(request: web.Request) -> web.Response:
     try:
         message, group_id = parse_message(payload, instance)
     except ValueError as exc:
-        fail(400, "bad_payload", str(exc))
+        fail(Error.BAD_PAYLOAD, str(exc))
     if group_id is not None:
         name = await sender.group_name(instance, group_id)
         message = dataclasses.replace(message, group=GroupRef(id=group_id, name=name))

@@ -13,6 +13,7 @@ from aiohttp import web
 
 from bot.numbers import to_e164
 from bot.web.account import account_json
+from bot.web.catalog import Error
 from bot.web.errors import fail
 from bot.web.keys import clock_key, providers_key, store_key, workers_key
 from bot.web.query import query_choice, query_int, query_limit
@@ -109,11 +110,11 @@ async def live(request: web.Request) -> web.Response:
 
 
 async def registrations(request: web.Request) -> web.Response:
-    typed = history.text_filter(request, "number", 40)
+    typed = history.text_filter(request, Error.INVALID_NUMBER, 40)
     # "+34 600-000" finds +34600000...: only the digits (and '+') of what was typed count.
     number = "".join(c for c in typed if c.isdigit() or c == "+") if typed else None
-    locale = history.text_filter(request, "locale", 35)
-    status = query_choice(request, "status", REG_STATUSES)
+    locale = history.text_filter(request, Error.INVALID_LOCALE, 35)
+    status = query_choice(request, Error.INVALID_STATUS, REG_STATUSES)
     rows = await request.config_dict[store_key].search_registrations(
         number=number, locale=locale, status=status, instance_id=query_int(request, "instance"),
         limit=query_limit(request, 200))
@@ -125,12 +126,12 @@ async def registrations(request: web.Request) -> web.Response:
 async def opt_out(request: web.Request) -> web.Response:
     number = to_e164(request.match_info["number"])
     if number is None:
-        fail(400, "invalid_number", "not a phone number with country code")
+        fail(Error.INVALID_NUMBER, "not a phone number with country code")
     config = snapshot_of(request).config
     raw = (await form(request)).get("instance", "")
     instance = int(raw) if raw.isascii() and raw.isdigit() else None
     if instance not in config.instances:
-        fail(404, "unknown_instance", f"instance {raw[:20]} is not configured")
+        fail(Error.UNKNOWN_INSTANCE, f"instance {raw[:20]} is not configured")
     await registrations_service(request).opt_out(config, number, [instance], time.time())
     notice = f"{number} is opted out on instance {instance}."
     raise web.HTTPSeeOther(f"{SESSIONS.path}registrations?{urlencode({'notice': notice})}")

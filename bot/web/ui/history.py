@@ -13,6 +13,7 @@ from aiohttp import web
 
 from bot.services.deliveries import DeliveryNotFound, DeliveryPending
 from bot.web.account import DELIVERY_STATUSES, MESSAGE_STATUSES
+from bot.web.catalog import Error
 from bot.web.deliveries import parse_since
 from bot.web.errors import fail
 from bot.web.keys import store_key
@@ -35,19 +36,21 @@ def prefix(request: web.Request) -> str:
     return "/ui/" if scope(request) is None else "/portal/"
 
 
-def text_filter(request: web.Request, name: str, max_len: int = 200) -> str | None:
+def text_filter(request: web.Request, error: Error, max_len: int = 200) -> str | None:
+    """The query parameter `error` names (`invalid_locale`: `locale`)."""
+    name = error.slug.removeprefix("invalid_")
     value = request.query.get(name, "").strip() or None
     if value is not None and len(value) > max_len:
-        fail(400, f"invalid_{name}", f"{name} is too long")
+        fail(error, f"{name} is too long")
     return value
 
 
 async def messages(request: web.Request) -> web.Response:
     sub = scope(request)
-    subscriber = sub or text_filter(request, "subscriber")
-    status = query_choice(request, "status", MESSAGE_STATUSES)
+    subscriber = sub or text_filter(request, Error.INVALID_SUBSCRIBER)
+    status = query_choice(request, Error.INVALID_STATUS, MESSAGE_STATUSES)
     error_code = query_int(request, "error_code")
-    direction = query_choice(request, "direction", ("in", "out"))
+    direction = query_choice(request, Error.INVALID_DIRECTION, ("in", "out"))
     instance = query_int(request, "instance")
     limit = query_limit(request, 200)
     store = request.config_dict[store_key]
@@ -72,7 +75,7 @@ async def message(request: web.Request) -> web.Response:
     row = await store.get_outbound(request.match_info["id"][:100])
     sub = scope(request)
     if row is None or (sub is not None and row.subscriber_id != sub):
-        fail(404, "message_not_found", "no such message")
+        fail(Error.MESSAGE_NOT_FOUND, "no such message")
     instance = snapshot_of(request).config.instances.get(row.instance_id)
     return render(request, "message.html", {"prefix": prefix(request), "m": row,
                                             "instance": instance,
@@ -81,9 +84,9 @@ async def message(request: web.Request) -> web.Response:
 
 async def deliveries(request: web.Request) -> web.Response:
     sub = scope(request)
-    subscriber = sub or text_filter(request, "subscriber")
-    status = query_choice(request, "status", DELIVERY_STATUSES)
-    endpoint = text_filter(request, "endpoint")
+    subscriber = sub or text_filter(request, Error.INVALID_SUBSCRIBER)
+    status = query_choice(request, Error.INVALID_STATUS, DELIVERY_STATUSES)
+    endpoint = text_filter(request, Error.INVALID_ENDPOINT)
     rows = await request.config_dict[store_key].list_deliveries(
         status=status, subscriber_id=subscriber, endpoint_key=endpoint,
         limit=query_limit(request, 200))
@@ -98,7 +101,7 @@ async def delivery(request: web.Request) -> web.Response:
         row, attempts = await deliveries_service(request).show(
             request.match_info["id"], subscriber_id=scope(request))
     except DeliveryNotFound:
-        fail(404, "unknown_delivery", "no such delivery")
+        fail(Error.UNKNOWN_DELIVERY, "no such delivery")
     try:
         payload = json.dumps(json.loads(row.payload), indent=2, ensure_ascii=False)
     except ValueError:
@@ -115,7 +118,7 @@ async def retry(request: web.Request) -> web.Response:
                                                 subscriber_id=scope(request))
         notice = "Queued again: it is sent in a moment."
     except DeliveryNotFound:
-        fail(404, "unknown_delivery", "no such delivery")
+        fail(Error.UNKNOWN_DELIVERY, "no such delivery")
     except DeliveryPending:
         notice = "This delivery is already queued."
     raise web.HTTPSeeOther(_with_notice(f"{prefix(request)}deliveries/{delivery_id}", notice))

@@ -24,6 +24,7 @@ from urllib.parse import quote
 from aiohttp import web
 
 from bot.config import Config
+from bot.web.catalog import Error
 from bot.web.errors import fail
 from bot.web.keys import clock_key
 from bot.web.snapshot import snapshot_of
@@ -160,7 +161,7 @@ def session_middleware(sessions: Sessions, open_paths: tuple[str, ...]
             if session is None:
                 raise web.HTTPSeeOther(sessions.login_url(request))
             if session.role != sessions.role:  # a signed session of another audience
-                fail(403, "wrong_session", "this page is not for this session")
+                fail(Error.WRONG_SESSION, "this page is not for this session")
             request[session_request_key] = session
             if request.method == "POST":
                 await check_csrf(request, session.csrf)
@@ -174,11 +175,11 @@ def session_middleware(sessions: Sessions, open_paths: tuple[str, ...]
 async def form(request: web.Request) -> dict[str, str]:
     """A page's form fields (text only); 400 when the body is not a form."""
     if request.content_type not in ("application/x-www-form-urlencoded", "multipart/form-data"):
-        fail(400, "not_a_form", "a form (application/x-www-form-urlencoded) is expected")
+        fail(Error.NOT_A_FORM, "a form (application/x-www-form-urlencoded) is expected")
     try:
         data = await request.post()
     except ValueError as exc:
-        fail(400, "malformed_form", f"the form could not be read: {str(exc)[:100]}")
+        fail(Error.MALFORMED_FORM, f"the form could not be read: {str(exc)[:100]}")
     return {k: v for k, v in data.items() if isinstance(v, str)}
 
 
@@ -186,7 +187,7 @@ async def check_csrf(request: web.Request, expected: str) -> None:
     token = (await form(request)).get("csrf", "")
     if not token or not hmac.compare_digest(token.encode("utf-8", "surrogateescape"),
                                             expected.encode()):
-        fail(403, "csrf_failed", "the form's CSRF token is missing or wrong: reload the page "
+        fail(Error.CSRF_FAILED, "the form's CSRF token is missing or wrong: reload the page "
                                  "and submit it again")
 
 
@@ -209,6 +210,6 @@ async def check_login_csrf(request: web.Request) -> dict[str, str]:
     given = fields.get("csrf", "")
     if not cookie or not given or not hmac.compare_digest(
             given.encode("utf-8", "surrogateescape"), cookie.encode("utf-8", "surrogateescape")):
-        fail(403, "csrf_failed", "the login form's CSRF token is missing or wrong: reload the "
+        fail(Error.CSRF_FAILED, "the login form's CSRF token is missing or wrong: reload the "
                                  "login page and try again")
     return fields
