@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from bot.config import Config, ConfigError
-from bot.config.snapshot import Snapshot, SnapshotHolder
+from bot.config.snapshot import ReloadError, Snapshot, SnapshotHolder
 from bot.locales import LocaleError
-from bot.runtime import Reloader, ReloadError, prepare_reload
+from bot.runtime import Reloader, prepare_reload
 
 log = logging.getLogger("wagate.supervisor")
 

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from bot.config import ConfigError
 from bot.config.load import load_config
-from bot.config.snapshot import Snapshot, SnapshotHolder
+from bot.config.snapshot import ReloadError, Snapshot, SnapshotHolder
 from bot.locales import LocaleError, load_locales
 
 log = logging.getLogger("wagate.reload")
@@ -20,10 +20,6 @@ def load_snapshot(path: str) -> Snapshot:
     config = load_config(path)
     return Snapshot(config=config, locales=load_locales(config.locales_dir,
                                                         config.defaults.locale))
-
-
-class ReloadError(Exception):
-    """The new config or locales were refused; the old ones stay in force."""
 
 
 def prepare_reload(holder: SnapshotHolder) -> Snapshot:

@@ -33,3 +33,7 @@ class SnapshotHolder:
         self._current = snapshot
         self.generation += 1
         self.loaded_at = time.time()
+
+
+class ReloadError(Exception):
+    """The new config or locales were refused; the old ones stay in force."""

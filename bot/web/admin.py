@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 from aiohttp import web
 
 from bot.config import InstanceConfig
+from bot.config.snapshot import ReloadError
 from bot.numbers import to_e164
 from bot.profile import (
     MAX_ABOUT,
@@ -23,7 +24,6 @@ from bot.profile import (
     lost_fields,
     profile_json,
 )
-from bot.runtime import ReloadError
 from bot.userids import is_user_id
 from bot.web.auth import ADMIN_ERRORS, require_admin
 from bot.web.catalog import Error
