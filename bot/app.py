@@ -104,7 +104,7 @@ def create_app(config: Config, roles: Roles | None = None,
     app.add_routes(health.routes)
     for provider in providers:
         if provider.routes is not None:
-            app.add_routes(provider.routes)
+            app.add_routes(provider.routes())
         if provider.inbound is not None:
             app.add_subapp(f"/webhooks/{provider.name}", provider.inbound())
     app.add_routes(admin.routes)

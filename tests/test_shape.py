@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import ast
 import functools
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -176,6 +178,20 @@ def test_no_file_is_too_long() -> None:
     shrunk = sorted(LONG_FILES_ALLOWED - long)
     assert not shrunk, f"now at most {MAX_LINES} lines or gone: remove from LONG_FILES_ALLOWED: " \
                        f"{shrunk}"
+
+
+def test_reading_the_config_loads_neither_the_web_side_nor_the_store() -> None:
+    """`wagate check-config` and the loader read the providers' config parts only:
+    their HTTP sides (and the app's hub, the pipeline, the store) load with an app."""
+    heavy = ("bot.web", "bot.store", "bot.pipeline", "bot.workers", "bot.app", "aiosqlite",
+             "asyncpg")
+    code = ("import sys\n"
+            "from bot.config.load import load_config\n"
+            "load_config('config.example.toml')\n"
+            f"print(sorted(m for m in sys.modules if m.startswith({heavy!r})))\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                          text=True, check=True)
+    assert done.stdout == "[]\n"
 
 
 def test_the_checks_see_lazy_and_type_checking_imports_and_their_circles(

@@ -162,9 +162,11 @@ class Provider:
     config: ProviderConfig
     make_sender: Callable[[SenderContext], Sender]
     # Its inbound routes, mounted at /webhooks/<name> (a new sub-app per app).
+    # Both are built when an app is: the package imports its HTTP side (and the
+    # web helpers under it) only then, so reading the config does not.
     inbound: Callable[[], web.Application] | None = None
     # Routes of its own elsewhere (the sandbox's /sandbox/*, Twilio's /media/{id}).
-    routes: web.RouteTableDef | None = None
+    routes: Callable[[], web.RouteTableDef] | None = None
     # The business-profile fields it can set, and what sets them (None: the
     # provider cannot; see unsupported_profile). check-config names the fields
     # an instance's profile would lose.

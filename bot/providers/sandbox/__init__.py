@@ -1,11 +1,19 @@
 """The built-in sandbox provider: no network. Inbound messages are injected
 with `POST /sandbox/inbound`, outbound ones listed by `GET /sandbox/outbox`."""
 
+from aiohttp import web
+
 from bot.config.types import PROFILE_FIELDS
 from bot.providers.base import NoSection, Provider
 from bot.providers.sandbox.caps import CAPS
-from bot.providers.sandbox.inbound import routes
 from bot.providers.sandbox.outbound import SandboxProfiler, SandboxSender
+
+
+def routes() -> web.RouteTableDef:
+    from bot.providers.sandbox.inbound import routes  # the HTTP side: with an app only
+
+    return routes
+
 
 PROVIDER = Provider(name="sandbox", caps=CAPS, config=NoSection(),
                     make_sender=SandboxSender, routes=routes,

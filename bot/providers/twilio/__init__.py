@@ -1,11 +1,24 @@
 """Twilio Programmable Messaging with a WhatsApp sender."""
 
+from aiohttp import web
+
 from bot.providers.base import Provider
 from bot.providers.twilio.caps import CAPS
 from bot.providers.twilio.config import TwilioConfigPart
-from bot.providers.twilio.inbound import inbound_app
-from bot.providers.twilio.media import routes
 from bot.providers.twilio.outbound import TwilioSender
 
+
+def inbound_app() -> web.Application:
+    from bot.providers.twilio.inbound import inbound_app  # the HTTP side: with an app only
+
+    return inbound_app()
+
+
+def media_routes() -> web.RouteTableDef:
+    from bot.providers.twilio.inbound import media_routes
+
+    return media_routes
+
+
 PROVIDER = Provider(name="twilio", caps=CAPS, config=TwilioConfigPart(),
-                    make_sender=TwilioSender, inbound=inbound_app, routes=routes)
+                    make_sender=TwilioSender, inbound=inbound_app, routes=media_routes)

@@ -16,7 +16,7 @@ import hmac
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from aiohttp import web
 
@@ -25,9 +25,10 @@ from bot.kinds import MessageKind, Status
 from bot.numbers import to_e164
 from bot.providers.twilio.caps import CAPS
 from bot.providers.twilio.config import TwilioConfig
+from bot.providers.twilio.media import url_signature
 from bot.web.catalog import Error
 from bot.web.errors import fail, parse_form_pairs, read_body
-from bot.web.keys import pipeline_key
+from bot.web.keys import pipeline_key, store_key
 from bot.web.snapshot import snapshot_of
 
 log = logging.getLogger("wagate.twilio")
@@ -176,3 +177,35 @@ def inbound_app() -> web.Application:
     app = web.Application()
     app.router.add_post("", receive)
     return app
+
+
+# ---- /media/{id}: Twilio fetching a message's media by its signed URL (media.py)
+
+media_routes = web.RouteTableDef()
+
+
+@media_routes.get("/media/{id}")
+async def serve_media(request: web.Request) -> web.Response:
+    section = snapshot_of(request).config.providers.get("twilio")
+    if not isinstance(section, TwilioConfig):
+        fail(Error.NOT_CONFIGURED, "no provider serves media by URL here")
+    message_id = request.match_info["id"][:200]
+    exp, sig = request.query.get("exp", ""), request.query.get("sig", "")
+    expected = url_signature(section.media_key, message_id, int(exp)) if (
+        exp.isascii() and exp.isdigit() and len(exp) <= 12) else ""
+    if not expected or not hmac.compare_digest(expected.encode(),
+                                               sig.encode("utf-8", "surrogateescape")):
+        fail(Error.BAD_SIGNATURE, "this media URL is not one wagate signed")
+    if int(exp) < time.time():
+        fail(Error.URL_EXPIRED, "this media URL has expired")
+    store = request.config_dict[store_key]
+    row = await store.get_outbound(message_id)
+    media = await store.outbound_media(message_id) if row is not None else None
+    if row is None or media is None:
+        fail(Error.MEDIA_GONE, "the message's media are no longer kept")
+    headers = {"Cache-Control": "private, no-store"}
+    if row.filename:
+        headers["Content-Disposition"] = (
+            "inline; filename*=UTF-8''" + quote(row.filename, safe=""))
+    return web.Response(body=media, content_type=row.mime or "application/octet-stream",
+                        headers=headers)

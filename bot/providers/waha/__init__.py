@@ -1,11 +1,19 @@
 """WAHA (devlikeapro/waha): a normal WhatsApp account linked by QR code, driven
 over WAHA's HTTP API."""
 
+from aiohttp import web
+
 from bot.providers.base import Provider
 from bot.providers.waha.caps import CAPS, PROFILE_FIELDS
 from bot.providers.waha.config import WahaConfigPart
-from bot.providers.waha.inbound import inbound_app
 from bot.providers.waha.outbound import WahaSender
+
+
+def inbound_app() -> web.Application:
+    from bot.providers.waha.inbound import inbound_app  # the HTTP side: with an app only
+
+    return inbound_app()
+
 
 PROVIDER = Provider(name="waha", caps=CAPS, config=WahaConfigPart(),
                     make_sender=WahaSender.from_context, inbound=inbound_app,
