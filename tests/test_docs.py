@@ -18,6 +18,7 @@ from bot.app import create_app
 from bot.cli import build_parser
 from bot.config.load import load_config
 from bot.content import EMOJI_SHORTCUTS
+from bot.web.catalog import Error
 from tests.conftest import ROOT
 from tools import config_reference, gen_docs
 
@@ -178,3 +179,14 @@ def test_the_site_names_every_command_key_and_route(site: Path) -> None:
     assert len(routes) >= 60
     rows = set(re.findall(r"\b(GET|POST|PUT|DELETE|PATCH)\s+(/[^\s<]*)", text))
     assert sorted(routes - rows) == []
+
+
+def test_the_send_api_errors_are_the_catalog_s() -> None:
+    """The send API's guide names each error with its status: every pair is one
+    the service answers with."""
+    table = section(DOCS / "send-api.md", "## Errors")
+    named = {(int(status), slug) for status, slugs in re.findall(
+        r"^\| (\d{3}) \| (.+?) \|", table, re.MULTILINE)
+        for slug in re.findall(r"`(\w+)`", slugs)}
+    assert len(named) >= 40
+    assert sorted(named - {(e.status, e.slug) for e in Error}) == []

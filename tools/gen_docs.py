@@ -143,11 +143,22 @@ def routes_table() -> str:
     return "\n".join(rows) + "\n"
 
 
+def error_table() -> str:
+    """Every error the service answers with, from its catalog."""
+    from bot.web.catalog import Error
+
+    rows = ["| status | `error` | meaning |", "|---|---|---|"]
+    rows += [f"| {e.status} | `{e.slug}` | {_cell(e.summary)} |"
+             for e in sorted(Error, key=lambda e: (e.status, e.slug))]
+    return "\n".join(rows) + "\n"
+
+
 GENERATORS: dict[str, Callable[[], str]] = {
     "emoji": emoji_table,
     "cli": cli_reference,
     "config": config_reference,
     "routes": routes_table,
+    "errors": error_table,
 }
 
 
