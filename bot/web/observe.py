@@ -5,7 +5,7 @@
   put on every log record of the request (`bot.logs.request_id`).
 - The config snapshot is read once, when the request arrives, and pinned to it
   (`bot.web.keys.snapshot_of`): a reload during the request never mixes configs.
-- Requests in flight are counted, so a shutdown waits for them (`bot.cli` serve).
+- Requests in flight are counted, so a shutdown waits for them (`bot.web.server.run_app`).
 - Latency is observed by route *template* (`/admin/registrations/{number}`,
   never the raw path) and a closed set of methods, so the number of series
   stays bounded whatever clients send.

@@ -1,5 +1,11 @@
-"""The HTTP server `wagate serve` runs the app on: aiohttp's, answering what
-aiohttp refuses before any route or middleware sees it the way wagate does.
+"""The HTTP server `wagate serve` runs the app on, and its lifecycle.
+
+The lifecycle (`run_app`): the port checked before anything opens, SIGHUP
+reloads, SIGTERM or SIGINT drains the requests in flight, and a child of
+`wagate serve --workers N` stops once its supervisor is gone.
+
+The server is aiohttp's, answering what aiohttp refuses before any route or
+middleware sees it the way wagate does.
 
 aiohttp answers a request it cannot parse (bad request line, bad header bytes,
 a header line over 8190 bytes, bad chunked framing, a bad Content-Length)
@@ -21,8 +27,14 @@ a traceback when it was not UTF-8). Two more holes are closed:
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
+import signal
+import socket
+import sys
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 from aiohttp.http_exceptions import BadHttpMethod, LineTooLong
@@ -30,8 +42,11 @@ from aiohttp.http_parser import RawRequestMessage
 from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 
+from bot.config import Config
+from bot.eventloop import new_event_loop
 from bot.web.catalog import Error
 from bot.web.errors import error_response, parser_reason
+from bot.web.keys import inflight_key, reloader_key
 
 log = logging.getLogger("wagate.http")
 
@@ -137,3 +152,126 @@ class _Runner(web.AppRunner):
                        request_factory=server.request_factory,
                        handler_cancellation=server.handler_cancellation, loop=server._loop,
                        **server._kwargs)
+
+
+# ------------------------------------------------------------------ lifecycle
+
+# The store's thread hands results back to the event loop many times a
+# second; the default 5 ms GIL switch interval makes each hand-off wait
+# (docs/PERFORMANCE.md, stage 1 → 2).
+SWITCH_INTERVAL = 0.0005
+
+
+class CannotListen(Exception):
+    def __init__(self, host: str, port: int, exc: OSError) -> None:
+        reason = exc.strerror or str(exc)
+        shown = f"[{host}]" if ":" in host else (host or "*")
+        super().__init__(f"cannot listen on {shown}:{port}: {reason[:1].lower()}{reason[1:]}")
+
+
+def check_can_listen(host: str, port: int) -> None:
+    """Bind (and let go of) every address the server will listen on, as it
+    will (SO_REUSEADDR, IPv6 only on IPv6 sockets); raises CannotListen."""
+    try:
+        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
+                                   flags=socket.AI_PASSIVE)
+    except OSError as exc:
+        raise CannotListen(host, port, exc) from None
+    for family, kind, proto, _, address in dict.fromkeys(infos):
+        try:
+            with socket.socket(family, kind, proto) as sock:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if family == socket.AF_INET6:
+                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                sock.bind(address)
+        except OSError as exc:
+            raise CannotListen(host, port, exc) from None
+
+
+def run_app(app: web.Application, config: Config, *, listen: bool,
+            supervisor_fd: int | None) -> None:
+    """Run `app` until SIGTERM or SIGINT (or, for a child of `serve --workers N`,
+    until its supervisor is gone); SIGHUP reloads. With `listen`, on the
+    configured address (shared with the group's other processes, SO_REUSEPORT,
+    when supervised). Raises CannotListen, or StoreUnavailable when the store
+    cannot be opened."""
+    sys.setswitchinterval(SWITCH_INTERVAL)
+    with asyncio.Runner(loop_factory=new_event_loop) as loop_runner:
+        loop_runner.run(_serve(app, config, listen=listen, supervisor_fd=supervisor_fd))
+
+
+async def _serve(app: web.Application, config: Config, *, listen: bool,
+                 supervisor_fd: int | None) -> None:
+    """SIGTERM or SIGINT: stop accepting, let every request in flight finish
+    (its body still uploading included) for up to shutdown_timeout, then
+    aiohttp's cleanup: idle connections closed, the workers stopped (sends
+    under way finish, claims released), the store closed. A second signal
+    skips the wait."""
+    stop_log = logging.getLogger("wagate")
+    timeout = config.server.shutdown_timeout
+    runner = make_runner(app, shutdown_timeout=timeout)
+    loop = asyncio.get_running_loop()
+
+    def on_sighup() -> None:
+        stop_log.info("SIGHUP: reloading %s", config.path)
+        app[reloader_key].request()  # a burst of signals coalesces
+
+    loop.add_signal_handler(signal.SIGHUP, on_sighup)
+    stopping, hurry = asyncio.Event(), asyncio.Event()
+
+    def on_stop(why: str) -> None:
+        if stopping.is_set():
+            stop_log.warning("%s again: stopping without waiting", why)
+            hurry.set()
+            return
+        stop_log.info("%s: stopping; no new connections, %d request(s) in flight",
+                      why, app[inflight_key].count)
+        stopping.set()
+
+    # Before the startup: a SIGTERM while the store opens (a restarted
+    # child of a group being stopped) still ends in a clean stop.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, on_stop, sig.name)
+    await runner.setup()
+    try:
+        site = None
+        if listen and not stopping.is_set():
+            site = web.TCPSite(runner, config.server.host, config.server.port,
+                               reuse_port=True if supervisor_fd is not None else None)
+            try:
+                await site.start()
+            except OSError as exc:  # taken since the check: said the same way
+                raise CannotListen(config.server.host, config.server.port, exc) from None
+        if supervisor_fd is not None:
+            watch_supervisor(loop, supervisor_fd, lambda: on_stop("supervisor gone"))
+        await stopping.wait()
+        inflight = app[inflight_key]
+        inflight.draining = True
+        if site is not None:
+            await site.stop()
+        waits = [asyncio.ensure_future(inflight.wait_idle()),
+                 asyncio.ensure_future(hurry.wait())]
+        await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        for waiting in waits:
+            waiting.cancel()
+        if inflight.count:
+            stop_log.warning("%d request(s) still in flight after %gs: cut off",
+                             inflight.count, timeout)
+    finally:
+        await runner.cleanup()
+
+
+def watch_supervisor(loop: asyncio.AbstractEventLoop, fd: int, gone: Callable[[], Any]) -> None:
+    """Call `gone` once the supervisor's end of the pipe closes (it died)."""
+    os.set_blocking(fd, False)
+
+    def readable() -> None:
+        try:
+            if os.read(fd, 64):
+                return  # nothing is ever written; ignore
+        except BlockingIOError:
+            return
+        loop.remove_reader(fd)
+        gone()
+
+    loop.add_reader(fd, readable)
