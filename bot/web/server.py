@@ -34,7 +34,6 @@ import signal
 import socket
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from aiohttp import web
 from aiohttp.http_exceptions import BadHttpMethod, LineTooLong
@@ -49,6 +48,8 @@ from bot.web.errors import error_response, parser_reason
 from bot.web.keys import inflight_key, reloader_key
 
 log = logging.getLogger("wagate.http")
+# The process's start, reloads and stop are said as `wagate`, as the CLI's are.
+lifecycle_log = logging.getLogger("wagate")
 
 # aiohttp's defaults, named: what a request line, a header field, a header count may be.
 MAX_LINE = 8190
@@ -207,13 +208,12 @@ async def _serve(app: web.Application, config: Config, *, listen: bool,
     aiohttp's cleanup: idle connections closed, the workers stopped (sends
     under way finish, claims released), the store closed. A second signal
     skips the wait."""
-    stop_log = logging.getLogger("wagate")
     timeout = config.server.shutdown_timeout
     runner = make_runner(app, shutdown_timeout=timeout)
     loop = asyncio.get_running_loop()
 
     def on_sighup() -> None:
-        stop_log.info("SIGHUP: reloading %s", config.path)
+        lifecycle_log.info("SIGHUP: reloading %s", config.path)
         app[reloader_key].request()  # a burst of signals coalesces
 
     loop.add_signal_handler(signal.SIGHUP, on_sighup)
@@ -221,11 +221,11 @@ async def _serve(app: web.Application, config: Config, *, listen: bool,
 
     def on_stop(why: str) -> None:
         if stopping.is_set():
-            stop_log.warning("%s again: stopping without waiting", why)
+            lifecycle_log.warning("%s again: stopping without waiting", why)
             hurry.set()
             return
-        stop_log.info("%s: stopping; no new connections, %d request(s) in flight",
-                      why, app[inflight_key].count)
+        lifecycle_log.info("%s: stopping; no new connections, %d request(s) in flight",
+                           why, app[inflight_key].count)
         stopping.set()
 
     # Before the startup: a SIGTERM while the store opens (a restarted
@@ -255,13 +255,13 @@ async def _serve(app: web.Application, config: Config, *, listen: bool,
         for waiting in waits:
             waiting.cancel()
         if inflight.count:
-            stop_log.warning("%d request(s) still in flight after %gs: cut off",
-                             inflight.count, timeout)
+            lifecycle_log.warning("%d request(s) still in flight after %gs: cut off",
+                                  inflight.count, timeout)
     finally:
         await runner.cleanup()
 
 
-def watch_supervisor(loop: asyncio.AbstractEventLoop, fd: int, gone: Callable[[], Any]) -> None:
+def watch_supervisor(loop: asyncio.AbstractEventLoop, fd: int, gone: Callable[[], None]) -> None:
     """Call `gone` once the supervisor's end of the pipe closes (it died)."""
     os.set_blocking(fd, False)
 
