@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from bot.cli.client import ApiRefused, ServiceUnreachable, call
-from bot.config import load_config
+from bot.config.load import load_config
 from tests.test_cli import free_port, start_service, stop_service, wagate, write_config
 
 
