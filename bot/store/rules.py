@@ -60,11 +60,48 @@ def endpoint_health(health: EndpointHealth, *, outcome: str, endpoint_failure: b
     return HealthChange(outcome=final, failing_since=since, disable=disable)
 
 
+def delivery_status(outcome: str) -> str:
+    """A delivery's status after an attempt with this (final) outcome: delivered,
+    pending again for a retry, else failed."""
+    return {"delivered": "delivered", "retry": "pending"}.get(outcome, "failed")
+
+
+# A delivery failed because its endpoint is disabled says so, with the reason
+# the endpoint was disabled for (or just "disabled" when none was recorded).
+DISABLED_PREFIX = "endpoint disabled: "
+DISABLED_DEFAULT = "disabled"
+
+
+def disabled_error(reason: str | None) -> str:
+    """The last_error of a delivery failed because its endpoint is disabled."""
+    return DISABLED_PREFIX + (reason or DISABLED_DEFAULT)
+
+
+def disabled_error_sql(reason: str) -> str:
+    """`disabled_error` as an SQL expression over the column `reason`."""
+    return (f"'{DISABLED_PREFIX}' || COALESCE(NULLIF({reason}, ''), '{DISABLED_DEFAULT}')")
+
+
 # ---- outbound statuses
 
 # How far along a message is; a status never moves it back (a "delivered" that
 # arrives after "read" changes nothing). "failed" outranks all: it is final.
 STATUS_RANK = {"queued": 0, "sending": 0, "sent": 1, "delivered": 2, "read": 3, "failed": 4}
+
+
+# "sending" is the outbound worker's own mark: to whoever asks, such a message
+# is still queued (the API shows it so, a search for "queued" finds it).
+QUEUED_STATUSES = ("queued", "sending")
+
+
+def shown_status(status: str) -> str:
+    """A message's status as the API and the views show it."""
+    return "queued" if status == "sending" else status
+
+
+def sql_list(values: tuple[str, ...]) -> str:
+    """Constant strings as an SQL list, `('a', 'b')`, for a rule's values in a query."""
+    return "(" + ", ".join("'" + v.replace("'", "''") + "'" for v in values) + ")"
 
 
 def status_advances(current: str, new: str) -> bool:

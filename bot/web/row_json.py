@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 
 from bot.store.models import CostRow, MessageLogRow, OutboundRow
 from bot.store.models import Registration as RegistrationRow
+from bot.store.rules import shown_status
 from bot.web.operations import MaybeTime, Time, doc
 from bot.window import open_until
 
@@ -158,7 +159,7 @@ class Message:
     @classmethod
     def of(cls, row: OutboundRow) -> Message:
         failed = row.status == "failed"
-        status = "queued" if row.status == "sending" else row.status
+        status = shown_status(row.status)
         return cls(id=row.id, status=status,  # type: ignore[arg-type]
                    instance=row.instance_id, type=row.type,  # type: ignore[arg-type]
                    to=row.to, group=row.group_name if row.group_id else None,

@@ -1,0 +1,112 @@
+-- The store's reads and admin operations whose SQL both backends share.
+-- Each block is `-- name --`, then comment lines, then one statement.
+-- Parameters are `:name`; each backend's connector turns them into its own
+-- placeholders (SQLite keeps `:name`, PostgreSQL numbers them `$n`).
+-- `{outbound_columns}`, `{outbound_from}`, `{registration_columns}` and
+-- `{delivery_columns}` are the column lists of bot/store/rows.py, put in once
+-- when the file is read; `{filters}` is a query's optional filters
+-- (`column = :column AND ...`, or `1 = 1`), put in by the caller.
+
+-- get_outbound --
+SELECT {outbound_columns} FROM {outbound_from} WHERE o.id = :id
+
+-- status_history --
+SELECT at, status, error_code, error_title FROM outbound_history
+WHERE message_id = :message_id ORDER BY seq
+
+-- list_outbox --
+-- The newest `limit`, handed out oldest first.
+SELECT {outbound_columns} FROM {outbound_from} WHERE {filters}
+ORDER BY o.seq DESC LIMIT :limit
+
+-- outbound_media --
+SELECT media FROM outbound WHERE id = :id
+
+-- queue_depth --
+SELECT COUNT(*), MIN(created_at) FROM outbound WHERE status = 'queued'
+
+-- list_registrations --
+SELECT {registration_columns} FROM registrations WHERE {filters}
+ORDER BY registered_at LIMIT :limit
+
+-- registrations_of --
+-- A user's registrations, by number or by user id.
+SELECT {registration_columns} FROM registrations
+WHERE number = :number OR user_id = :number ORDER BY instance_id
+
+-- has_written --
+SELECT EXISTS (SELECT 1 FROM inbound WHERE sender = :number)
+
+-- find_group --
+SELECT instance_id, group_id, name, registered_at FROM groups
+WHERE instance_id = :instance_id AND name_key = :name_key
+ORDER BY registered_at DESC LIMIT 1
+
+-- messages_in --
+SELECT 'in' AS direction, provider || ':' || provider_message_id AS id, instance_id,
+       sender AS number, group_id, kind AS type, text, CAST(NULL AS TEXT) AS status,
+       received_at AS at
+FROM inbound WHERE {filters}
+
+-- messages_out --
+SELECT 'out', id, instance_id, to_number, group_id, type, COALESCE(text, caption), status,
+       created_at
+FROM outbound WHERE {filters}
+
+-- message_log --
+-- `{filters}` here is the UNION ALL of messages_in and messages_out; the newest
+-- `limit`, handed out oldest first.
+SELECT * FROM ({filters}) AS log ORDER BY 9 DESC, 1 DESC LIMIT :limit
+
+-- list_deliveries --
+SELECT {delivery_columns} FROM webhook_deliveries WHERE {filters}
+ORDER BY seq DESC LIMIT :limit
+
+-- get_delivery --
+SELECT {delivery_columns} FROM webhook_deliveries WHERE id = :id
+
+-- delivery_attempts --
+SELECT delivery_id, at, outcome, status_code, latency_ms, response_body, error
+FROM webhook_attempts WHERE delivery_id = :id ORDER BY seq
+
+-- retry_delivery --
+-- Due again now, with the same webhook-id and a fresh retry schedule.
+UPDATE webhook_deliveries SET status = 'pending', attempts = 0, next_attempt_at = :now,
+       claimed_until = NULL, claimed_by = NULL, updated_at = :now
+WHERE id = :id AND status <> 'pending'
+
+-- replay_deliveries --
+UPDATE webhook_deliveries SET status = 'pending', attempts = 0, next_attempt_at = :now,
+       claimed_until = NULL, claimed_by = NULL, updated_at = :now
+WHERE status = 'failed' AND created_at >= :since AND {filters}
+
+-- delivery_queue_depth --
+SELECT COUNT(*) FROM webhook_deliveries WHERE status = 'pending'
+
+-- endpoint_backlogs --
+SELECT subscriber_id, endpoint_key, status, COUNT(*) FROM webhook_deliveries
+WHERE status IN ('pending', 'failed') GROUP BY subscriber_id, endpoint_key, status
+
+-- list_endpoints --
+SELECT subscriber_id, endpoint_key, url, failing_since, last_success_at, last_failure_at,
+       disabled_at, disabled_reason
+FROM webhook_endpoints ORDER BY subscriber_id, endpoint_key
+
+-- enable_endpoint --
+-- Enabled again, its failing streak forgotten.
+UPDATE webhook_endpoints SET disabled_at = NULL, disabled_reason = NULL, failing_since = NULL
+WHERE disabled_at IS NOT NULL AND {filters}
+
+-- search_registrations --
+SELECT {registration_columns} FROM registrations WHERE {filters}
+ORDER BY registered_at DESC LIMIT :limit
+
+-- search_outbound --
+SELECT {outbound_columns} FROM {outbound_from} WHERE {filters}
+ORDER BY o.seq DESC LIMIT :limit
+
+-- quota_period --
+SELECT period_start, count FROM send_quota WHERE subscriber_id = :subscriber_id
+
+-- recipient_count --
+SELECT COUNT(*) FROM send_recipients WHERE subscriber_id = :subscriber_id

@@ -1,0 +1,22 @@
+"""The SQLite store, by port: the engine (one connection, group commit), the
+pipeline's writes (inbound), the outbound and delivery queues, sends (usage)
+and SQLite's own reports; the reads both backends share come from
+bot/store/queries.py."""
+
+from __future__ import annotations
+
+from bot.store.queries import SharedQueries
+from bot.store.sqlite.deliveries import SqliteDeliveries
+from bot.store.sqlite.engine import MIGRATIONS
+from bot.store.sqlite.inbound import SqliteInbound
+from bot.store.sqlite.outbound import SqliteOutbound
+from bot.store.sqlite.reports import SqliteReports
+from bot.store.sqlite.usage import SqliteUsage
+
+
+class SqliteStore(SqliteInbound, SqliteOutbound, SqliteDeliveries, SqliteUsage, SqliteReports,
+                  SharedQueries):
+    """The embedded store. Every public method is one unit of work."""
+
+
+__all__ = ["MIGRATIONS", "SqliteStore"]

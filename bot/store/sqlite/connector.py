@@ -1,0 +1,34 @@
+"""The shared queries' connector on SQLite: each call is one unit of work on
+the store's connection (`:name` parameters are SQLite's own style)."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Literal
+
+from bot.store.queries import Result, Step
+
+if TYPE_CHECKING:
+    from bot.store.sqlite.engine import SqliteEngine
+
+
+def _run(conn: sqlite3.Connection, steps: Sequence[Step]) -> list[Result]:
+    results = []
+    for step in steps:
+        cursor = conn.execute(step.sql, step.params)
+        results.append(Result(cursor.fetchall(), max(cursor.rowcount, 0)))
+    return results
+
+
+class SqliteConnector:
+    def __init__(self, engine: SqliteEngine) -> None:
+        self._engine = engine
+
+    async def read(self, steps: Sequence[Step]) -> list[Result]:
+        return await self._engine._run(lambda conn: _run(conn, steps))
+
+    async def write(self, steps: Sequence[Step],
+                    wakes: Literal["outbound", "deliveries"] | None = None) -> list[Result]:
+        # `wakes`: the only process serving the file wakes its workers itself.
+        return await self._engine._tx(lambda conn: _run(conn, steps))
