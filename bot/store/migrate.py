@@ -33,7 +33,7 @@ import asyncpg
 
 from bot.config.types import POSTGRES_SCHEMES, SQLITE_SCHEME
 from bot.store.lock import StoreInUse, StoreLock
-from bot.store.postgres import _migrate as migrate_schema
+from bot.store.postgres import migrate as migrate_schema
 from bot.store.postgres import redacted
 from bot.store.sqlite import MIGRATIONS as SQLITE_MIGRATIONS
 

@@ -7,8 +7,9 @@ paths) stays in bot/store/sqlite/ and bot/store/postgres/."""
 
 from __future__ import annotations
 
+import operator
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -66,9 +67,10 @@ QUERIES = {
 _PARAM = re.compile(r"'(?:[^']|'')*'|(?<![:\w]):([a-z_][a-z0-9_]*)")
 
 
-def numbered(sql: str) -> tuple[str, tuple[str, ...]]:
+def numbered(sql: str) -> tuple[str, Callable[..., list[Any]]]:
     """`sql` with `:name` parameters as `$1, $2, ...` (PostgreSQL's style), and
-    the names in that order: a name used twice is one parameter."""
+    what turns the parameters by name into the arguments in that order (a name
+    used twice is one parameter)."""
     names: list[str] = []
 
     def number(match: re.Match[str]) -> str:
@@ -79,7 +81,15 @@ def numbered(sql: str) -> tuple[str, tuple[str, ...]]:
             names.append(name)
         return f"${names.index(name) + 1}"
 
-    return _PARAM.sub(number, sql), tuple(names)
+    text = _PARAM.sub(number, sql)
+    getter = operator.itemgetter(*names) if names else None
+
+    def arguments(**params: Any) -> list[Any]:
+        if getter is None:
+            return []
+        return [params[names[0]]] if len(names) == 1 else list(getter(params))
+
+    return text, arguments
 
 
 @dataclass(frozen=True, slots=True)

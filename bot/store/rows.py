@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from bot.store.models import DeliveryRow, OutboundRow, Registration
+from bot.store.models import DeliveryRow, InstanceActivity, OutboundRow, Registration
 
 OUTBOUND_COLUMNS = ("o.id, o.instance_id, o.to_number, o.group_id, o.type, o.text, o.caption, "
                     "o.filename, o.mime, o.subscriber_id, o.status, o.attempts, "
@@ -51,3 +51,16 @@ def delivery_row(r: Sequence[Any]) -> DeliveryRow:
 def like_escaped(text: str) -> str:
     """`text` for a LIKE pattern with ESCAPE '\\': its wildcards taken literally."""
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def instance_activity(inbound: dict[int, list[int]], outbound: dict[int, list[int]],
+                      queued: Sequence[Sequence[Any]], buckets: int) -> list[InstanceActivity]:
+    """Each instance's activity from its counts per bucket (instance -> counts)
+    and its queue (rows of instance, queued, oldest queued at), by instance."""
+    queues = {r[0]: (r[1], r[2]) for r in queued}
+    empty = (0,) * buckets
+    return [InstanceActivity(instance_id=i, inbound=tuple(inbound.get(i, empty)),
+                             outbound=tuple(outbound.get(i, empty)),
+                             queued=queues.get(i, (0, None))[0],
+                             oldest_queued_at=queues.get(i, (0, None))[1])
+            for i in sorted({*inbound, *outbound, *queues})]

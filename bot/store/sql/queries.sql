@@ -110,3 +110,32 @@ SELECT period_start, count FROM send_quota WHERE subscriber_id = :subscriber_id
 
 -- recipient_count --
 SELECT COUNT(*) FROM send_recipients WHERE subscriber_id = :subscriber_id
+
+-- queued_by_instance --
+SELECT instance_id, COUNT(*), MIN(created_at) FROM outbound WHERE status = 'queued'
+GROUP BY instance_id
+
+-- registration_conflict --
+-- Not a statement: the clause after each backend's INSERT of a message's
+-- registration, merging it into the one there. Opted out since the first
+-- STOP, not the latest; back in clears it.
+ON CONFLICT (instance_id, number) DO UPDATE SET locale = excluded.locale,
+    status = excluded.status, updated_at = excluded.updated_at,
+    user_id = COALESCE(excluded.user_id, registrations.user_id),
+    keyword_subscriber = COALESCE(excluded.keyword_subscriber, registrations.keyword_subscriber),
+    keyword_at = CASE WHEN excluded.keyword_subscriber IS NULL
+                      THEN registrations.keyword_at ELSE excluded.keyword_at END,
+    registered_at = CASE WHEN registrations.status = 'active'
+                         THEN registrations.registered_at ELSE excluded.registered_at END,
+    opted_out_at = CASE WHEN excluded.status = 'active' THEN NULL
+                        WHEN registrations.status = 'opted_out'
+                        THEN COALESCE(registrations.opted_out_at, excluded.opted_out_at)
+                        ELSE excluded.opted_out_at END
+
+-- opt_out_registration --
+-- An admin's opt-out: the number recorded opted out, registered or not.
+INSERT INTO registrations (instance_id, number, locale, status, registered_at, updated_at,
+                           opted_out_at)
+VALUES (:instance_id, :number, :locale, 'opted_out', :now, :now, :now)
+ON CONFLICT (instance_id, number) DO UPDATE SET
+    status = 'opted_out', updated_at = excluded.updated_at, opted_out_at = excluded.opted_out_at

@@ -7,7 +7,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from bot.effects import DeliveryDraft, OutboundDraft
+from bot.store.models import OutboundRow
+from bot.store.queries import QUERIES
 from bot.store.rows import REG_COLUMNS as _REG_COLUMNS
+from bot.store.rows import outbound_row
 from bot.store.rules import disabled_error
 from bot.store.sqlite.engine import SqliteEngine
 
@@ -91,6 +94,11 @@ class SqliteEffects(SqliteEngine):
                                " ORDER BY created_at DESC LIMIT 1",
                                (instance_id, sender)).fetchone()
         return (row[0], row[1]) if row else None
+
+    @staticmethod
+    def _outbound_of(conn: sqlite3.Connection, message_id: str) -> OutboundRow:
+        """A message known to be there, read in the caller's transaction."""
+        return outbound_row(conn.execute(QUERIES["get_outbound"], {"id": message_id}).fetchone())
 
     @staticmethod
     def _disabled_endpoints(conn: sqlite3.Connection) -> dict[tuple[str, str], str]:

@@ -13,10 +13,8 @@ from bot.store.models import (
     OutboundRow,
     Registration,
 )
-from bot.store.rows import OUTBOUND_COLUMNS as _OUTBOUND_COLUMNS
-from bot.store.rows import OUTBOUND_FROM as _OUTBOUND_FROM
+from bot.store.queries import QUERIES
 from bot.store.rows import REG_COLUMNS as _REG_COLUMNS
-from bot.store.rows import outbound_row as _outbound
 from bot.store.rows import registration_row as _registration
 from bot.store.rules import (
     group_name_key,
@@ -25,6 +23,8 @@ from bot.store.rules import (
     status_time,
 )
 from bot.store.sqlite.effects import KEYWORD_AT, SqliteEffects, reg_of_user
+
+_REGISTRATION_CONFLICT = QUERIES["registration_conflict"]
 
 
 class SqliteInbound(SqliteEffects):
@@ -75,21 +75,7 @@ class SqliteInbound(SqliteEffects):
             if reg is not None:
                 conn.execute(
                     f"INSERT INTO registrations ({_REG_COLUMNS}, keyword_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                    " ON CONFLICT (instance_id, number) DO UPDATE SET locale = excluded.locale,"
-                    " status = excluded.status, updated_at = excluded.updated_at,"
-                    " user_id = COALESCE(excluded.user_id, registrations.user_id),"
-                    " keyword_subscriber = COALESCE(excluded.keyword_subscriber,"
-                    " registrations.keyword_subscriber),"
-                    " keyword_at = CASE WHEN excluded.keyword_subscriber IS NULL"
-                    " THEN registrations.keyword_at ELSE excluded.keyword_at END,"
-                    " registered_at = CASE WHEN registrations.status = 'active'"
-                    " THEN registrations.registered_at ELSE excluded.registered_at END,"
-                    # out since the first STOP, not the latest; back in clears it
-                    " opted_out_at = CASE WHEN excluded.status = 'active' THEN NULL"
-                    " WHEN registrations.status = 'opted_out'"
-                    " THEN COALESCE(registrations.opted_out_at, excluded.opted_out_at)"
-                    " ELSE excluded.opted_out_at END",
+                    f" VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) {_REGISTRATION_CONFLICT}",
                     (reg.instance_id, reg.number, reg.locale, reg.status, reg.keyword_subscriber,
                      now, now, None if reg.status == "active" else now,
                      msg.user_id if private else None, None,
@@ -154,8 +140,7 @@ class SqliteInbound(SqliteEffects):
                          (update.status, update.error_code, update.error_title, now, row[0]))
             self._record(conn, row[0], status_time(update, now), update.status,
                          update.error_code, update.error_title)
-            got = _outbound(conn.execute(f"SELECT {_OUTBOUND_COLUMNS} FROM {_OUTBOUND_FROM}"
-                                         " WHERE o.id = ?", (row[0],)).fetchone())
+            got = self._outbound_of(conn, row[0])
             if route is not None:  # webhook deliveries commit with the status they tell of
                 self._insert_deliveries(conn, route(got), now)
             return got
@@ -185,14 +170,9 @@ class SqliteInbound(SqliteEffects):
                         last_sender=self._last_sender(conn, instance_id, key, None))
                     self._insert_deliveries(conn, route(state), now)
                 if before is None or before.active:
-                    conn.execute(
-                        "INSERT INTO registrations (instance_id, number, locale, status,"
-                        " registered_at, updated_at, opted_out_at)"
-                        " VALUES (?, ?, ?, 'opted_out', ?, ?, ?)"
-                        " ON CONFLICT (instance_id, number) DO UPDATE SET"
-                        " status = 'opted_out', updated_at = excluded.updated_at,"
-                        " opted_out_at = excluded.opted_out_at",
-                        (instance_id, key, default_locale, now, now, now))
+                    conn.execute(QUERIES["opt_out_registration"], {
+                        "instance_id": instance_id, "number": key, "locale": default_locale,
+                        "now": now})
                 after = conn.execute(f"SELECT {_REG_COLUMNS} FROM registrations"
                                      " WHERE instance_id = ? AND number = ?",
                                      (instance_id, key)).fetchone()

@@ -156,6 +156,5 @@ class SqliteOutbound(SqliteEffects):
             else:
                 conn.execute("UPDATE outbound SET template = ?, updated_at = ? WHERE id = ?",
                              (template, now, found[0]))
-            return _outbound(conn.execute(f"SELECT {_OUTBOUND_COLUMNS} FROM {_OUTBOUND_FROM}"
-                                          " WHERE o.id = ?", (found[0],)).fetchone())
+            return self._outbound_of(conn, found[0])
         return await self._tx(unit)

@@ -8,6 +8,8 @@ from bot.store.models import (
     CostRow,
     InstanceActivity,
 )
+from bot.store.queries import QUERIES
+from bot.store.rows import instance_activity
 from bot.store.sqlite.effects import SqliteEffects
 
 
@@ -55,13 +57,6 @@ class SqliteReports(SqliteEffects):
         def unit(conn: sqlite3.Connection) -> list[InstanceActivity]:
             inbound = counts(conn, "inbound", "received_at")
             outbound = counts(conn, "outbound", "created_at")
-            queues = {r[0]: (r[1], r[2]) for r in conn.execute(
-                "SELECT instance_id, COUNT(*), MIN(created_at) FROM outbound"
-                " WHERE status = 'queued' GROUP BY instance_id")}
-            empty = (0,) * buckets
-            return [InstanceActivity(instance_id=i, inbound=tuple(inbound.get(i, empty)),
-                                     outbound=tuple(outbound.get(i, empty)),
-                                     queued=queues.get(i, (0, None))[0],
-                                     oldest_queued_at=queues.get(i, (0, None))[1])
-                    for i in sorted({*inbound, *outbound, *queues})]
+            queued = conn.execute(QUERIES["queued_by_instance"]).fetchall()
+            return instance_activity(inbound, outbound, queued, buckets)
         return await self._run(unit)

@@ -1,0 +1,50 @@
+"""The shared queries' connector on PostgreSQL: `:name` parameters numbered
+`$n` (once per query text), reads on one pooled connection, writes in one
+transaction whose NOTIFY goes with its COMMIT."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Literal
+
+from bot.store.queries import Result, Step, numbered
+
+if TYPE_CHECKING:
+    from bot.store.postgres.pool import Conn, PostgresPool
+
+# Every query text the shared queries make: the named ones, with the few
+# combinations of optional filters each can take.
+_numbered = functools.lru_cache(maxsize=512)(numbered)
+
+
+async def _run(conn: Conn, steps: Sequence[Step]) -> list[Result]:
+    results = []
+    for step in steps:
+        sql, arguments = _numbered(step.sql)
+        args = arguments(**step.params)
+        if sql.lstrip().startswith(("UPDATE", "INSERT", "DELETE")):
+            status = await conn.execute(sql, *args)
+            results.append(Result([], int(status.rsplit(" ", 1)[-1])))
+        else:
+            results.append(Result(list(await conn.fetch(sql, *args)), 0))
+    return results
+
+
+class PostgresConnector:
+    def __init__(self, pool: PostgresPool) -> None:
+        self._pool = pool
+
+    async def read(self, steps: Sequence[Step]) -> list[Result]:
+        return await self._pool._read(lambda conn: _run(conn, steps))
+
+    async def write(self, steps: Sequence[Step],
+                    wakes: Literal["outbound", "deliveries"] | None = None) -> list[Result]:
+        async def unit(conn: Conn) -> list[Result]:
+            results = await _run(conn, steps)
+            if wakes is not None and any(result.count for result in results):
+                self._pool._notify(conn, wakes)
+            return results
+        if len(steps) == 1 and wakes is None:  # atomic alone: no BEGIN and COMMIT
+            return await self._pool._statement(unit)
+        return await self._pool._tx(unit)

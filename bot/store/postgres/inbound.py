@@ -1,0 +1,300 @@
+"""PostgreSQL: inbound messages and chat state (the pipeline's port)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+
+from bot.effects import DeliveryDraft, Effects
+from bot.events import StatusUpdate
+from bot.store.models import (
+    Group,
+    InboundContext,
+    OutboundRow,
+    Registration,
+)
+from bot.store.postgres.effects import REG_OF_USER, PostgresEffects, Statement
+from bot.store.postgres.pool import (
+    Conn,
+    HeldChat,
+    chat_lock,
+)
+from bot.store.queries import QUERIES, numbered
+from bot.store.rows import (
+    REG_COLUMNS,
+    registration_row,
+)
+from bot.store.rules import (
+    group_name_key,
+    inbound_time,
+    status_advances,
+    status_time,
+)
+
+_INSERT_INBOUND = ("INSERT INTO inbound (provider, provider_message_id, instance_id, sender,"
+                   " user_id, group_id, kind, text, received_at) VALUES ({})"
+                   " ON CONFLICT (provider, provider_message_id) DO NOTHING RETURNING seq")
+
+_REG_OF_R = ", ".join(f"r.{column.strip()}" for column in REG_COLUMNS.split(","))
+
+# A chat held from its state's read to its commit is let go after this long:
+# the message's handling failed between the two (the handlers are quick).
+CHAT_HOLD_TIMEOUT = 30.0
+EARLY_STATUS_AGE = 86400.0
+
+log = logging.getLogger("wagate.store")
+
+
+def _chat(group_id: str | None, sender: str) -> str:
+    return f"group:{group_id}" if group_id is not None else sender
+
+
+_REGISTRATION_CONFLICT = QUERIES["registration_conflict"]
+_OPT_OUT, _OPT_OUT_ARGS = numbered(QUERIES["opt_out_registration"])
+
+
+class PostgresInbound(PostgresEffects):
+    """The `InboundStore` port on PostgreSQL."""
+
+    def _expire(self, key: tuple[int, str]) -> None:
+        log.warning("chat %s on instance %d held %gs without a commit: let go", key[1], key[0],
+                    CHAT_HOLD_TIMEOUT)
+        self._start(self._let_go(key))
+
+    async def load_inbound_context(self, instance_id: int, sender: str,
+                                   group_id: str | None,
+                                   user_id: str | None = None) -> InboundContext:
+        """The chat's state, read inside the chat's transaction, which stays open
+        (holding the chat against every other process) until `commit_inbound`
+        for the chat commits in it: two processes handling one chat's messages
+        at once decide one after the other, each on the state the other left."""
+        key = (instance_id, _chat(group_id, sender))
+        await self._let_go(key)  # a message of this chat that never committed
+        conn = await self._pool.acquire()
+        try:
+            await conn.execute(f"BEGIN; {chat_lock(*key)}")
+            state = await self._context(conn, instance_id, sender, group_id, user_id)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await conn.execute("ROLLBACK")
+            await self._pool.release(conn)
+            raise
+        timer = asyncio.get_running_loop().call_later(CHAT_HOLD_TIMEOUT, self._expire, key)
+        self._held[key] = HeldChat(conn, timer)
+        return state
+
+    @staticmethod
+    async def _context(conn: Conn, instance_id: int, sender: str, group_id: str | None,
+                       user_id: str | None = None) -> InboundContext:
+        """The registration (by number or user id), the group, the auto-reply
+        marks and the last sender (see `_last_sender`), in one query: one round trip."""
+        by, value = (("group_id", "$5") if group_id is not None
+                     else ("to_number", "COALESCE(r.number, $5)"))
+        n = len(REG_COLUMNS.split(","))  # where the columns after the registration's begin
+        row = await conn.fetchrow(
+            f"SELECT {_REG_OF_R}, r.keyword_at,"
+            " (SELECT last_at FROM auto_replies WHERE instance_id = $1 AND number = $3"
+            " AND kind = 'any'),"
+            " (SELECT last_at FROM auto_replies WHERE instance_id = $1 AND number = $3"
+            " AND kind = 'hint'),"
+            " g.instance_id, g.group_id, g.name, g.registered_at,"
+            " last.subscriber_id, last.created_at"
+            " FROM (SELECT 1) AS one"
+            " LEFT JOIN LATERAL (SELECT * FROM registrations WHERE instance_id = $1"
+            " AND (number = $2 OR user_id = $6) ORDER BY number = $2 DESC LIMIT 1) AS r"
+            " ON TRUE"
+            " LEFT JOIN groups g ON g.instance_id = $1 AND g.group_id = $4"
+            " LEFT JOIN LATERAL (SELECT subscriber_id, created_at FROM outbound"
+            f" WHERE instance_id = $1 AND {by} = {value} AND subscriber_id IS NOT NULL"
+            " ORDER BY created_at DESC LIMIT 1) AS last ON TRUE",
+            instance_id, sender, _chat(group_id, sender), group_id,
+            group_id if group_id is not None else sender, user_id or sender)
+        registered = row[0] is not None
+        return InboundContext(
+            registration=registration_row(row) if registered else None,
+            group=Group(instance_id=row[n + 3], group_id=row[n + 4], name=row[n + 5],
+                        registered_at=row[n + 6]) if row[n + 3] is not None else None,
+            last_auto_reply_at=row[n + 1], last_hint_at=row[n + 2],
+            last_sender=(row[n + 7], row[n + 8]) if row[n + 7] is not None else None,
+            keyword_at=row[n] if registered else None)
+
+    async def commit_inbound(self, effects: Effects, now: float) -> bool:
+        msg = effects.inbound
+        key = (msg.instance_id, msg.chat)
+        held = self._held.pop(key, None)
+        if held is not None:
+            held.timer.cancel()
+
+        def write(conn: Conn) -> Awaitable[bool]:
+            return self._write_inbound(conn, effects, now)
+
+        if held is None:  # no state was read first: hold the chat now
+            return await self._tx(write, begin=f"BEGIN; {chat_lock(*key)}")
+
+        async def unit() -> bool:
+            try:
+                return await self._finish(held.conn, write)
+            finally:
+                await self._pool.release(held.conn)
+        return await self._spawn(unit())
+
+    async def _write_inbound(self, conn: Conn, effects: Effects, now: float) -> bool:
+        """Write what a message caused in one statement (a few more when a user id
+        is linked to its number), in the transaction open on `conn`; False for a
+        redelivery, whose first delivery's effects stand."""
+        msg = effects.inbound
+        private = msg.group is None
+        st = Statement()
+        inbound = (msg.provider, msg.provider_message_id, msg.instance_id, msg.sender,
+                   msg.user_id, msg.group.id if msg.group else None, msg.kind, msg.text, now)
+        if private and msg.user_id and msg.user_id != msg.sender:
+            # Linking reads what it changes: it goes on its own, after the message.
+            if await conn.fetchval(_INSERT_INBOUND.format(
+                    ", ".join(f"${i}" for i in range(1, 10))), *inbound) is None:
+                return False
+            await self._link_user(conn, msg.instance_id, msg.sender, msg.user_id)
+            fresh = gate = "TRUE"
+        else:  # every write goes only if the message is new
+            st.step("fresh", _INSERT_INBOUND.format(", ".join(map(st.arg, inbound))))
+            fresh = gate = "EXISTS (SELECT 1 FROM fresh)"
+        reg = effects.registration
+        seen = st.arg(inbound_time(msg.timestamp, now), "float8") if private else None
+        # The user's own message opens their window (never ours): on their
+        # registration's row, written once (no two steps may touch one row).
+        seen_by_upsert = seen is not None and reg is not None and reg.number == msg.sender
+        if reg is not None:
+            at = st.once("now", now, "float8")
+            values = ", ".join([
+                st.arg(reg.instance_id, "integer"), st.arg(reg.number, "text"),
+                st.arg(reg.locale, "text"), st.arg(reg.status, "text"),
+                st.arg(reg.keyword_subscriber, "text"), at, at,
+                "NULL::float8" if reg.status == "active" else at,
+                st.arg(msg.user_id if private else None, "text"),
+                seen if seen_by_upsert else "NULL::float8",
+                at if reg.keyword_subscriber else "NULL::float8"])
+            st.step("reg", (
+                f"INSERT INTO registrations ({REG_COLUMNS}, keyword_at)"
+                f" SELECT {values} WHERE {gate} {_REGISTRATION_CONFLICT}"
+                + (", last_inbound_at = GREATEST(excluded.last_inbound_at,"
+                   " COALESCE(registrations.last_inbound_at, 0))" if seen_by_upsert else "")))
+        if seen is not None and not seen_by_upsert:
+            st.step("seen", (
+                f"UPDATE registrations SET last_inbound_at = GREATEST({seen},"
+                f" COALESCE(last_inbound_at, 0)) WHERE instance_id = {st.arg(msg.instance_id)}"
+                f" AND number = {st.arg(msg.sender)} AND {gate}"))
+        if effects.group is not None:
+            g = effects.group
+            at = st.once("now", now, "float8")
+            st.step("grp", (
+                "INSERT INTO groups (instance_id, group_id, name, name_key, registered_at)"
+                f" SELECT {st.arg(g.instance_id, 'integer')}, {st.arg(g.group_id, 'text')},"
+                f" {st.arg(g.name, 'text')}, {st.arg(group_name_key(g.name), 'text')}, {at}"
+                f" WHERE {gate} ON CONFLICT (instance_id, group_id) DO UPDATE SET"
+                " name = excluded.name, name_key = excluded.name_key"))
+        if effects.auto_reply_marks:
+            kinds = list(dict.fromkeys(effects.auto_reply_marks))  # one row, one write
+            at = st.once("now", now, "float8")
+            st.step("marks", (
+                "INSERT INTO auto_replies (instance_id, number, kind, last_at)"
+                f" SELECT {st.arg(msg.instance_id, 'integer')}, {st.arg(msg.chat, 'text')},"
+                f" kind, {at} FROM unnest({st.arg(kinds, 'text[]')}) AS kind WHERE {gate}"
+                " ON CONFLICT (instance_id, number, kind)"
+                " DO UPDATE SET last_at = excluded.last_at"))
+        if effects.replies:
+            self._add_outbound(st, effects.replies, now, gate)
+        pending = (self._add_deliveries(st, effects.deliveries, now, gate)
+                   if effects.deliveries else "0")
+        written, queued = await conn.fetchrow(st.sql(f"SELECT {fresh}, {pending}"), *st.args)
+        if not written:
+            return False
+        if effects.replies:
+            self._notify(conn, "outbound")
+        if queued:
+            self._notify(conn, "deliveries")
+        return True
+
+    async def apply_status(self, update: StatusUpdate, now: float,
+                           route: Callable[[OutboundRow], list[DeliveryDraft]] | None = None
+                           ) -> OutboundRow | None:
+        async def unit(conn: Conn) -> OutboundRow | None:
+            await self._lock_status(conn, update.provider_message_id)
+            row = await conn.fetchrow("SELECT id, status FROM outbound"
+                                      " WHERE provider_message_id = $1",
+                                      update.provider_message_id)
+            if row is None:
+                # Maybe ours, before the send's answer recorded its id: park it
+                # (the best status wins); parked ones of others age out in a day.
+                early = await conn.fetchval("SELECT status FROM early_statuses"
+                                            " WHERE provider_message_id = $1",
+                                            update.provider_message_id)
+                if early is None or status_advances(early, update.status):
+                    await conn.execute(
+                        "INSERT INTO early_statuses (provider_message_id, status, error_code,"
+                        " error_title, received_at) VALUES ($1, $2, $3, $4, $5)"
+                        " ON CONFLICT (provider_message_id) DO UPDATE SET"
+                        " status = excluded.status, error_code = excluded.error_code,"
+                        " error_title = excluded.error_title,"
+                        " received_at = excluded.received_at",
+                        update.provider_message_id, update.status, update.error_code,
+                        update.error_title, now)
+                await conn.execute("DELETE FROM early_statuses WHERE received_at < $1",
+                                   now - EARLY_STATUS_AGE)
+                return None
+            # Media kept for a provider to fetch (mark_sent keep_media) are fetched
+            # by the time it reports any status.
+            await conn.execute("UPDATE outbound SET media = NULL WHERE id = $1"
+                               " AND media IS NOT NULL", row[0])
+            if update.pricing_category is not None:  # told with sent and delivered alike
+                await conn.execute("UPDATE outbound SET pricing_category = $1, billable = $2"
+                                   " WHERE id = $3", update.pricing_category,
+                                   None if update.billable is None else int(update.billable),
+                                   row[0])
+            # Statuses arrive out of order; never move backwards (read -> delivered).
+            if not status_advances(row[1], update.status):
+                return None
+            await conn.execute(
+                "UPDATE outbound SET status = $1, error_code = COALESCE($2, error_code),"
+                " error_title = COALESCE($3, error_title), updated_at = $4 WHERE id = $5",
+                update.status, update.error_code, update.error_title, now, row[0])
+            await self._record(conn, row[0], status_time(update, now), update.status,
+                               update.error_code, update.error_title)
+            got = await self._outbound_of(conn, row[0])
+            if route is not None:  # webhook deliveries commit with the status they tell of
+                await self._insert_deliveries(conn, route(got), now)
+            return got
+        return await self._tx(unit)
+
+    async def opt_out(self, number: str, instance_ids: Sequence[int], default_locale: str,
+                      now: float,
+                      route: Callable[[InboundContext], list[DeliveryDraft]] | None = None
+                      ) -> list[tuple[Registration, str | None]]:
+        """Opt a number out by hand on each instance (see SqliteStore.opt_out),
+        holding each of its chats as a message of the chat would."""
+        keys = sorted({(instance_id, number) for instance_id in instance_ids})
+        for key in keys:  # a message of these chats that never committed
+            await self._let_go(key)
+
+        async def unit(conn: Conn) -> list[tuple[Registration, str | None]]:
+            out = []
+            for instance_id in instance_ids:
+                row = await conn.fetchrow(REG_OF_USER, instance_id, number)
+                before = registration_row(row) if row else None
+                key = before.number if before is not None else number
+                if before is not None and before.active and route is not None:
+                    state = InboundContext(
+                        registration=before, group=None, last_auto_reply_at=None,
+                        last_hint_at=None, keyword_at=row[len(REG_COLUMNS.split(","))],
+                        last_sender=await self._last_sender(conn, instance_id, key, None))
+                    await self._insert_deliveries(conn, route(state), now)
+                if before is None or before.active:
+                    await conn.execute(_OPT_OUT, *_OPT_OUT_ARGS(
+                        instance_id=instance_id, number=key, locale=default_locale, now=now))
+                after = await conn.fetchrow(f"SELECT {REG_COLUMNS} FROM registrations"
+                                            " WHERE instance_id = $1 AND number = $2",
+                                            instance_id, key)
+                out.append((registration_row(after), before.status if before else None))
+            return out
+        # The chats in order: two holders of several never deadlock.
+        return await self._tx(unit, begin="; ".join(["BEGIN", *(chat_lock(*k) for k in keys)]))

@@ -1,0 +1,114 @@
+"""PostgreSQL: the outbound queue (the outbound worker's port)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from bot.effects import OutboundDraft
+from bot.store.models import (
+    OutboundRow,
+)
+from bot.store.postgres.effects import PostgresEffects
+from bot.store.postgres.pool import LOCK_STATUS, Conn
+from bot.store.rows import (
+    OUTBOUND_COLUMNS,
+    OUTBOUND_FROM,
+    outbound_row,
+)
+
+# What claims hand out, selected from the claimed rows (`o`, a CTE) joined to
+# their group as OUTBOUND_FROM joins it; and the columns that join needs.
+_JOIN_GROUP = OUTBOUND_FROM.removeprefix("outbound o ")
+_OUTBOUND_OWN = ", ".join(f"outbound.{column.strip().removeprefix('o.')}"
+                          for column in OUTBOUND_COLUMNS.split(",")
+                          if column.strip().startswith("o."))
+
+
+class PostgresOutbound(PostgresEffects):
+    """The `OutboundQueue` port on PostgreSQL (its reads shared: bot/store/queries.py)."""
+
+    async def enqueue(self, drafts: list[OutboundDraft], now: float) -> None:
+        await self._tx(lambda conn: self._insert_outbound(conn, drafts, now))
+
+    async def claim_outbound(self, now: float, limit: int, lease: float,
+                             exclude_instances: Sequence[int] = (),
+                             holder: str | None = None) -> list[OutboundRow]:
+        """Up to `limit` due messages, leased to `holder` (this store's worker id
+        by default) until `now + lease`: next_attempt_at moves to the lease's
+        end, so a claim nobody finishes comes due again then. Rows another
+        process is claiming are skipped, never waited for or handed out twice."""
+        rows = await self._statement(lambda conn: conn.fetch(
+            "WITH due AS (SELECT seq FROM outbound WHERE status = 'queued'"
+            " AND next_attempt_at <= $1 AND instance_id <> ALL($2::integer[])"
+            " ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED),"
+            " o AS (UPDATE outbound SET claimed_until = $4, claimed_by = $5, next_attempt_at = $4"
+            f" FROM due WHERE outbound.seq = due.seq RETURNING outbound.seq, {_OUTBOUND_OWN})"
+            f" SELECT {OUTBOUND_COLUMNS} FROM o {_JOIN_GROUP} ORDER BY o.seq",
+            now, list(exclude_instances), limit, now + lease, holder or self.worker_id))
+        return [outbound_row(r) for r in rows]
+
+    async def mark_sent(self, message_id: str, provider_message_id: str, now: float, *,
+                        keep_media: bool = False) -> None:
+        # One round trip: see pg_migrations/0005_mark_sent.sql.
+        await self._statement(lambda conn: conn.execute(
+            "SELECT wagate_mark_sent($1, $2, $3, $4, $5)", LOCK_STATUS, message_id,
+            provider_message_id, now, keep_media))
+
+    async def mark_retry(self, message_id: str, next_attempt_at: float, code: int | None,
+                         title: str | None, now: float) -> None:
+        await self._statement(lambda conn: conn.execute(
+            "WITH retried AS (UPDATE outbound SET attempts = attempts + 1, next_attempt_at = $1,"
+            " claimed_until = NULL, claimed_by = NULL, error_code = $2, error_title = $3,"
+            " updated_at = $4 WHERE id = $5) INSERT INTO outbound_history (message_id, at,"
+            " status, error_code, error_title) VALUES ($5, $4, 'retry', $2, $3)",
+            next_attempt_at, code, title, now, message_id))
+
+    async def mark_failed(self, message_id: str, code: int | None, title: str | None,
+                          now: float) -> None:
+        await self._statement(lambda conn: conn.execute(
+            "WITH failed AS (UPDATE outbound SET status = 'failed', attempts = attempts + 1,"
+            " claimed_until = NULL, claimed_by = NULL, error_code = $1, error_title = $2,"
+            " media = NULL, updated_at = $3 WHERE id = $4) INSERT INTO outbound_history"
+            " (message_id, at, status, error_code, error_title)"
+            " VALUES ($4, $3, 'failed', $1, $2)", code, title, now, message_id))
+
+    async def release_claims(self, holder: str | None = None) -> int:
+        """`holder`'s claims (this store's worker id's by default): due again at
+        once. Another process's claims are never touched: they come due when
+        their lease ends. How many were released."""
+        return await self._release("outbound", "queued", holder)
+
+    async def next_outbound_due(self, exclude_instances: Sequence[int] = ()) -> float | None:
+        return await self._pool.fetchval(
+            "SELECT MIN(next_attempt_at) FROM outbound WHERE status = 'queued'"
+            " AND instance_id <> ALL($1::integer[])", list(exclude_instances))
+
+    async def resend_as_template(self, build: Callable[[OutboundRow, str | None, bool],
+                                                       str | None], now: float, *,
+                                 message_id: str | None = None,
+                                 provider_message_id: str | None = None,
+                                 requeue: bool = True) -> OutboundRow | None:
+        """See SqliteStore.resend_as_template."""
+        async def unit(conn: Conn) -> OutboundRow | None:
+            key, value = (("o.id", message_id) if message_id is not None
+                          else ("o.provider_message_id", provider_message_id))
+            found = await conn.fetchrow(
+                f"SELECT {OUTBOUND_COLUMNS}, o.media IS NOT NULL, r.locale FROM {OUTBOUND_FROM}"
+                " LEFT JOIN registrations r ON r.instance_id = o.instance_id"
+                f" AND r.number = o.to_number WHERE {key} = $1 FOR UPDATE OF o", value)
+            if found is None or found[10] in ("failed", "delivered", "read"):
+                return None
+            template = build(outbound_row(found), found[-1], bool(found[-2]))
+            if template is None:
+                return None
+            if requeue:
+                await conn.execute(
+                    "UPDATE outbound SET template = $1, status = 'queued',"
+                    " provider_message_id = NULL, claimed_until = NULL, next_attempt_at = $2,"
+                    " updated_at = $2 WHERE id = $3", template, now, found[0])
+                self._notify(conn, "outbound")
+            else:
+                await conn.execute("UPDATE outbound SET template = $1, updated_at = $2"
+                                   " WHERE id = $3", template, now, found[0])
+            return await self._outbound_of(conn, found[0])
+        return await self._tx(unit)

@@ -1,0 +1,299 @@
+"""PostgreSQL store over asyncpg: the `Store` protocol for several processes on
+one database.
+
+Each unit of work is one transaction on a pooled connection. What SQLite gets
+from running units one after another on one connection, this store gets from
+locks held in the database, so it holds across processes:
+- queues are claimed with `FOR UPDATE SKIP LOCKED`, each claim naming its
+  holder (`claimed_by`, this store's worker id) and its lease
+  (`claimed_until`, also the row's `next_attempt_at`, so a dead process's
+  claims come due when the lease ends); a start releases its own claims only;
+- a chat's messages are serialized by an advisory lock on (instance, chat),
+  held from reading the chat's state to committing what it caused;
+- a send locks its subscriber's quota row, so a quota or recipient limit is
+  checked and spent in one transaction, exact under any concurrency;
+- statuses for one provider message id are serialized by an advisory lock.
+Queuing work sends NOTIFY (`wagate_outbound`, `wagate_deliveries`) on commit;
+`on_work` lets a worker be woken by any process's queuing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import socket
+import time
+import zlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+
+from bot.store.postgres.connector import PostgresConnector
+from bot.store.protocol import StoreUnavailable
+
+T = TypeVar("T")
+Conn = asyncpg.Connection  # a pooled connection (a proxy of one, to be exact)
+
+# Advisory lock namespaces (the first key of the two-key form): "wagm", "wagc", "wags".
+LOCK_MIGRATE = 0x7761676D
+LOCK_CHAT = 0x77616763
+LOCK_STATUS = 0x77616773
+
+CHANNELS = {"outbound": "wagate_outbound", "deliveries": "wagate_deliveries"}
+Queue = Literal["outbound", "deliveries"]
+
+
+def load_migrations() -> list[str]:
+    """`pg_migrations/NNNN_name.sql`, applied in order; append-only, as for SQLite."""
+    folder = Path(__file__).parent.parent / "pg_migrations"
+    return [path.read_text(encoding="utf-8")
+            for path in sorted(folder.glob("[0-9][0-9][0-9][0-9]_*.sql"))]
+
+
+MIGRATIONS = load_migrations()
+
+
+def redacted(url: str) -> str:
+    """The url without its password, fit for a message or a log line."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
+
+
+def default_worker_id() -> str:
+    """Host, process and a random part: unique among live processes, never reused."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+def affected(status: str) -> int:
+    """Rows an INSERT/UPDATE/DELETE touched, from its command tag ("UPDATE 3")."""
+    return int(status.rsplit(" ", 1)[-1])
+
+
+def literal(text: str) -> str:
+    """`text` as an SQL string literal, for SQL sent without parameters (to travel
+    with a BEGIN). An E'' string reads the same whatever the server's settings."""
+    if "\0" in text:
+        raise ValueError("a NUL character cannot be sent to PostgreSQL")
+    return "E'" + text.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+async def _keep_session(conn: Conn) -> None:
+    """The pool's reset on release: nothing to send. asyncpg's default costs a
+    round trip per unit (advisory unlock all, CLOSE ALL, UNLISTEN *, RESET ALL)
+    for session state this store never leaves: its advisory locks are all
+    transaction-level, it opens no cursors, it LISTENs on a connection of its
+    own (not pooled) and SETs nothing. A transaction left open is still rolled
+    back on release (asyncpg does that before calling this), as `_finish` and
+    `_let_go` already do themselves."""
+
+
+class Rollback(Exception):
+    """Raised inside a unit to undo all of it and answer `value` (a refused send)."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
+@dataclass(slots=True)
+class HeldChat:
+    """A chat's transaction, open from its state's read to its commit."""
+
+    conn: Conn
+    timer: asyncio.TimerHandle
+
+
+def chat_lock(instance_id: int, chat: str) -> str:
+    """`SELECT pg_advisory_xact_lock(...)` for a chat, as literal SQL (two
+    integers), so that it travels with the BEGIN in one round trip."""
+    key = zlib.crc32(f"{instance_id}:{chat}".encode()) - 2**31  # an int4
+    return f"SELECT pg_advisory_xact_lock({LOCK_CHAT}, {key})"
+
+
+class PostgresPool:
+    """The shared store's connections and transactions: every unit of work runs
+    through `_tx`, `_statement` or `_read`."""
+
+    # Several processes serve one database: a claim found at start may be a
+    # live process's; only this store's own (its worker id's) are released.
+    single_process = False
+
+    def __init__(self, pool: asyncpg.Pool, url: str, worker_id: str) -> None:
+        self._pool = pool
+        self._url = url
+        self.worker_id = worker_id
+        self.connector = PostgresConnector(self)
+        self._writes: set[asyncio.Future[Any]] = set()
+        self._held: dict[tuple[int, str], HeldChat] = {}
+        # Queues a unit's transaction filled, per connection: their NOTIFY
+        # goes with its COMMIT.
+        self._wakes: dict[Conn, set[Queue]] = {}
+        self._listener: asyncpg.Connection | None = None
+
+    @classmethod
+    async def open(cls: type[P], url: str, *, worker_id: str | None = None,
+                   pool_size: int = 10) -> P:
+        """Connect (a pool of up to `pool_size`) and bring the schema up to date;
+        processes starting at once migrate one after another."""
+        try:
+            pool = await asyncpg.create_pool(url, min_size=1, max_size=pool_size,
+                                             reset=_keep_session)
+        except (OSError, TimeoutError, asyncpg.PostgresError,
+                asyncpg.InterfaceError) as exc:
+            raise StoreUnavailable(f"cannot open the PostgreSQL store at {redacted(url)}: "
+                                   f"{exc}") from exc
+        try:
+            async with pool.acquire() as conn:
+                await migrate(conn)
+        except BaseException:
+            await pool.close()
+            raise
+        return cls(pool, url, worker_id or default_worker_id())
+
+    async def settled(self) -> None:
+        """Wait until every write unit started so far has committed (or failed)."""
+        while self._writes:
+            await asyncio.wait(set(self._writes))
+
+    async def close(self) -> None:
+        await self.settled()
+        for key in list(self._held):
+            await self._let_go(key)
+        if self._listener is not None:
+            await self._listener.close()
+            self._listener = None
+        await self._pool.close()
+
+    async def ping(self) -> None:
+        await self._pool.fetchval("SELECT 1")
+
+    async def reserve_pace(self, instance_id: int, interval: float) -> float:
+        """Book this number's next send slot, `interval` s after the last one booked
+        by any process; how many seconds until it comes. A process that dies
+        after booking only leaves a gap."""
+        return float(await self._pool.fetchval(
+            "WITH now AS (SELECT extract(epoch FROM clock_timestamp())::float8 AS t)"
+            " INSERT INTO pace AS p (instance_id, next_at) SELECT $1, now.t + $2 FROM now"
+            " ON CONFLICT (instance_id) DO UPDATE"
+            " SET next_at = GREATEST(p.next_at, (SELECT t FROM now)) + $2"
+            " RETURNING next_at - $2 - (SELECT t FROM now)", instance_id, interval))
+
+    async def on_work(self, queue: Queue, wake: Callable[[], None]) -> None:
+        """Call `wake` whenever any process (this one too) commits work to `queue`.
+        A wake-up may be lost (the listening connection dropped): workers still
+        poll, this only cuts their latency."""
+        if self._listener is None:
+            self._listener = await asyncpg.connect(self._url)
+        await self._listener.add_listener(CHANNELS[queue], lambda *_: wake())
+
+    # A write unit runs as a task of its own: a caller that goes away (a
+    # cancelled request) does not cancel it, as with SQLite's queued units.
+    # Transactions are begun and ended by hand, so that what goes with BEGIN
+    # (a chat's lock, a quota row's) and with COMMIT (NOTIFYs) costs no round
+    # trip of its own, and a unit of one statement needs neither: on a busy
+    # machine each round trip is what a unit mostly waits for (and most of
+    # what it costs in CPU, here and in the server).
+
+    async def _tx(self, fn: Callable[[Conn], Awaitable[T]], begin: str = "BEGIN") -> T:
+        async def unit() -> T:
+            async with self._pool.acquire() as conn:
+                await conn.execute(begin)
+                return await self._finish(conn, fn)
+        return await self._spawn(unit())
+
+    async def _finish(self, conn: Conn, fn: Callable[[Conn], Awaitable[T]]) -> T:
+        """Run `fn` in the transaction open on `conn`, then commit it, or roll it
+        back if `fn` raised (a `Rollback` answers its value)."""
+        try:
+            value = await fn(conn)
+        except BaseException as exc:
+            self._wakes.pop(conn, None)
+            with contextlib.suppress(Exception):  # a broken connection: the pool drops it
+                await conn.execute("ROLLBACK")
+            if isinstance(exc, Rollback):
+                return exc.value
+            raise
+        wakes = self._wakes.pop(conn, set())
+        await conn.execute("".join(f"SELECT pg_notify('{CHANNELS[queue]}', ''); "
+                                   for queue in sorted(wakes)) + "COMMIT")
+        return value
+
+    def _start(self, work: Awaitable[T]) -> asyncio.Future[T]:
+        """Run `work` as a task that `settled` and `close` wait for."""
+        task = asyncio.ensure_future(work)
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)
+        return task
+
+    async def _spawn(self, work: Awaitable[T]) -> T:
+        return await asyncio.shield(self._start(work))
+
+    async def _statement(self, fn: Callable[[Conn], Awaitable[T]]) -> T:
+        """A write unit of one statement, atomic by itself: it commits on its own
+        (autocommit), without a BEGIN and a COMMIT round trip."""
+        async def unit() -> T:
+            async with self._pool.acquire() as conn:
+                return await fn(conn)
+        return await self._spawn(unit())
+
+    async def _read(self, fn: Callable[[Conn], Awaitable[T]]) -> T:
+        async with self._pool.acquire() as conn:
+            return await fn(conn)
+
+    def _notify(self, conn: Conn, queue: Queue) -> None:
+        """Wake `queue`'s workers everywhere once this transaction commits."""
+        self._wakes.setdefault(conn, set()).add(queue)
+
+    async def _let_go(self, key: tuple[int, str]) -> None:
+        """Roll back a chat's open transaction (its message never committed)."""
+        held = self._held.pop(key, None)
+        if held is None:
+            return
+        held.timer.cancel()
+        try:
+            with contextlib.suppress(Exception):  # a broken connection: the pool drops it
+                await held.conn.execute("ROLLBACK")
+        finally:
+            await self._pool.release(held.conn)
+
+    async def _release(self, table: Literal["outbound", "webhook_deliveries"],
+                       waiting: str, holder: str | None) -> int:
+        status = await self._statement(lambda conn: conn.execute(
+            f"UPDATE {table} SET claimed_until = NULL, claimed_by = NULL,"
+            " next_attempt_at = LEAST(next_attempt_at, $1)"
+            " WHERE status = $2 AND claimed_by = $3",
+            time.time(), waiting, holder or self.worker_id))
+        return affected(status)
+
+
+P = TypeVar("P", bound=PostgresPool)
+
+
+async def migrate(conn: Conn) -> None:
+    """Apply the migrations this database lacks, all in one transaction, under
+    an advisory lock: a second process opening at once waits, then finds the
+    schema current. The lock is per schema (several deployments may share a
+    database, one schema each, chosen by the URL's `search_path`)."""
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock($1, hashtext(current_schema()))",
+                           LOCK_MIGRATE)
+        await conn.execute("CREATE TABLE IF NOT EXISTS schema_version"
+                           " (version integer NOT NULL)")
+        version = await conn.fetchval("SELECT version FROM schema_version")
+        if version is None:
+            version = 0
+            await conn.execute("INSERT INTO schema_version (version) VALUES (0)")
+        if version > len(MIGRATIONS):
+            raise RuntimeError(f"database schema {version} is newer than this wagate "
+                               f"({len(MIGRATIONS)}); upgrade wagate")
+        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            await conn.execute(script)
+            await conn.execute("UPDATE schema_version SET version = $1", number)
