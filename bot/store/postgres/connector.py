@@ -5,13 +5,18 @@ transaction whose NOTIFY goes with its COMMIT."""
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Literal
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Literal
+
+import asyncpg
 
 from bot.store.queries import Result, Step, numbered
 
-if TYPE_CHECKING:
-    from bot.store.postgres.pool import Conn, PostgresPool
+Conn = asyncpg.Connection
+Queue = Literal["outbound", "deliveries"]
+# How the pool runs a unit: `_read`, `_tx` (a transaction) or `_statement` (one
+# statement, committed alone).
+Runner = Callable[[Callable[[Conn], Awaitable[list[Result]]]], Awaitable[list[Result]]]
 
 # Every query text the shared queries make: the named ones, with the few
 # combinations of optional filters each can take.
@@ -32,19 +37,23 @@ async def _run(conn: Conn, steps: Sequence[Step]) -> list[Result]:
 
 
 class PostgresConnector:
-    def __init__(self, pool: PostgresPool) -> None:
-        self._pool = pool
+    def __init__(self, *, read: Runner, tx: Runner, statement: Runner,
+                 notify: Callable[[Conn, Queue], None]) -> None:
+        self._read = read
+        self._tx = tx
+        self._statement = statement
+        self._notify = notify
 
     async def read(self, steps: Sequence[Step]) -> list[Result]:
-        return await self._pool._read(lambda conn: _run(conn, steps))
+        return await self._read(lambda conn: _run(conn, steps))
 
     async def write(self, steps: Sequence[Step],
                     wakes: Literal["outbound", "deliveries"] | None = None) -> list[Result]:
         async def unit(conn: Conn) -> list[Result]:
             results = await _run(conn, steps)
             if wakes is not None and any(result.count for result in results):
-                self._pool._notify(conn, wakes)
+                self._notify(conn, wakes)
             return results
         if len(steps) == 1 and wakes is None:  # atomic alone: no BEGIN and COMMIT
-            return await self._pool._statement(unit)
-        return await self._pool._tx(unit)
+            return await self._statement(unit)
+        return await self._tx(unit)

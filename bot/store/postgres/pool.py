@@ -130,7 +130,8 @@ class PostgresPool:
         self._pool = pool
         self._url = url
         self.worker_id = worker_id
-        self.connector = PostgresConnector(self)
+        self.connector = PostgresConnector(read=self._read, tx=self._tx,
+                                           statement=self._statement, notify=self._notify)
         self._writes: set[asyncio.Future[Any]] = set()
         self._held: dict[tuple[int, str], HeldChat] = {}
         # Queues a unit's transaction filled, per connection: their NOTIFY

@@ -4,13 +4,13 @@ the store's connection (`:name` parameters are SQLite's own style)."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Literal
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Literal
 
 from bot.store.queries import Result, Step
 
-if TYPE_CHECKING:
-    from bot.store.sqlite.engine import SqliteEngine
+# How the engine runs a unit (`_run` for a read, `_tx` for a write).
+Runner = Callable[[Callable[[sqlite3.Connection], list[Result]]], Awaitable[list[Result]]]
 
 
 def _run(conn: sqlite3.Connection, steps: Sequence[Step]) -> list[Result]:
@@ -22,13 +22,14 @@ def _run(conn: sqlite3.Connection, steps: Sequence[Step]) -> list[Result]:
 
 
 class SqliteConnector:
-    def __init__(self, engine: SqliteEngine) -> None:
-        self._engine = engine
+    def __init__(self, read: Runner, write: Runner) -> None:
+        self._read = read
+        self._write = write
 
     async def read(self, steps: Sequence[Step]) -> list[Result]:
-        return await self._engine._run(lambda conn: _run(conn, steps))
+        return await self._read(lambda conn: _run(conn, steps))
 
     async def write(self, steps: Sequence[Step],
                     wakes: Literal["outbound", "deliveries"] | None = None) -> list[Result]:
         # `wakes`: the only process serving the file wakes its workers itself.
-        return await self._engine._tx(lambda conn: _run(conn, steps))
+        return await self._write(lambda conn: _run(conn, steps))

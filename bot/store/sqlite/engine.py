@@ -55,7 +55,7 @@ class SqliteEngine:
         # The one thread `_db` is used on: units run there, off the event loop.
         self._thread = thread
         self.path = path
-        self.connector = SqliteConnector(self)
+        self.connector = SqliteConnector(self._run, self._tx)
         self._reader: sqlite3.Connection | None = None
         self._pending: list[_Unit] = []
         self._urgent: list[_Unit] = []  # units that jump the queue (see _tx_urgent)
