@@ -4,12 +4,14 @@ migrations, and the group-commit writer every unit of work goes through."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import queue
 import socket
 import sqlite3
+import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -42,6 +44,47 @@ class _Unit:
     future: asyncio.Future[Any]
 
 
+class _Thread:
+    """The one thread the writer's connection lives on: it runs the functions
+    sent to it one after another and hands each result back to the event loop.
+    (What aiosqlite does; a plain queue and `call_soon_threadsafe` cost less
+    CPU per hop than an executor's futures: 47 against 96 µs, measured.)"""
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[tuple[asyncio.Future[Any], Callable[..., Any],
+                                            tuple[Any, ...]] | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._serve, name="sqlite-store", daemon=True)
+        self._thread.start()
+
+    def run(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._jobs.put((future, fn, args))
+        return future
+
+    def stop(self) -> None:
+        """End the thread once the functions sent before have run."""
+        self._jobs.put(None)
+
+    def _serve(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            future, fn, args = job
+            try:
+                outcome = (True, fn(*args))
+            except BaseException as exc:
+                outcome = (False, exc)
+            with contextlib.suppress(RuntimeError):  # the event loop is closed: nobody waits
+                future.get_loop().call_soon_threadsafe(_settle, future, *outcome)
+
+
+def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
+    if future.done():
+        return  # the caller went away
+    if ok:
+        future.set_result(value)
+    else:
+        future.set_exception(value)
+
+
 class SqliteEngine:
     """The embedded store's engine: every unit of work runs through `_run`,
     `_lookup`, `_tx` or `_tx_urgent`."""
@@ -50,7 +93,7 @@ class SqliteEngine:
     # process's, whoever holds it.
     single_process = True
 
-    def __init__(self, db: sqlite3.Connection, thread: ThreadPoolExecutor, path: str) -> None:
+    def __init__(self, db: sqlite3.Connection, thread: _Thread, path: str) -> None:
         self._db = db
         # The one thread `_db` is used on: units run there, off the event loop.
         self._thread = thread
@@ -78,12 +121,11 @@ class SqliteEngine:
     async def open(cls: type[E], path: str) -> E:
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-store")
-        loop = asyncio.get_running_loop()
+        thread = _Thread()
         try:
-            db = await loop.run_in_executor(thread, _connect, path)
+            db = await thread.run(_connect, path)
         except BaseException:
-            thread.shutdown(wait=False)
+            thread.stop()
             raise
         store = cls(db, thread, path)
         try:
@@ -101,7 +143,7 @@ class SqliteEngine:
 
     def _on_thread(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
         """Run `fn(*args)` on the connection's thread: one hop there and back."""
-        return asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
+        return self._thread.run(fn, *args)
 
     async def settled(self) -> None:
         """Wait until every unit queued so far has run (and committed)."""
@@ -116,7 +158,7 @@ class SqliteEngine:
         try:
             await self._on_thread(self._db.close)
         finally:
-            self._thread.shutdown(wait=False)
+            self._thread.stop()
 
     # Units of work are queued and run in batches: one hop to the connection's
     # thread and one COMMIT for every unit that arrived meanwhile (group
