@@ -55,15 +55,20 @@ class _Thread:
                                             tuple[Any, ...]] | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._serve, name="sqlite-store", daemon=True)
         self._thread.start()
+        self.stopped = False
 
     def run(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+        if self.stopped:  # nothing would ever answer
+            raise sqlite3.ProgrammingError("the SQLite store is closed")
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._jobs.put((future, fn, args))
         return future
 
     def stop(self) -> None:
         """End the thread once the functions sent before have run."""
-        self._jobs.put(None)
+        if not self.stopped:
+            self.stopped = True
+            self._jobs.put(None)
 
     def _serve(self) -> None:
         while (job := self._jobs.get()) is not None:
@@ -151,6 +156,8 @@ class SqliteEngine:
             await asyncio.shield(self._drainer)
 
     async def close(self) -> None:
+        if self._thread.stopped:
+            return  # closed already (as aiosqlite's close, a second one is a no-op)
         await self.settled()
         if self._reader is not None:
             self._reader.close()
