@@ -13,6 +13,7 @@ import jinja2
 from aiohttp import web
 from markupsafe import Markup
 
+from bot.store.rules import QUEUED_STATUSES, shown_status
 from bot.web.ui.session import Sessions, keep_login_csrf, login_csrf, session_request_key
 
 HERE = Path(__file__).parent
@@ -40,7 +41,9 @@ def age(seconds: float | None) -> str:
 def setup_templates(app: web.Application) -> None:
     aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(HERE / "templates"),
                          autoescape=True, undefined=jinja2.StrictUndefined,
-                         filters={"when": when, "age": age})
+                         filters={"when": when, "age": age, "shown_status": shown_status})
+    # The store's rule of which statuses are still waiting, not a copy of it.
+    aiohttp_jinja2.get_env(app).globals["queued_statuses"] = QUEUED_STATUSES
 
 
 def render(request: web.Request, template: str, context: Mapping[str, Any],
