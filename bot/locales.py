@@ -119,6 +119,9 @@ class LocaleData:
     stop_words: tuple[str, ...]
     help_words: tuple[str, ...]
     preferred_for: frozenset[str]
+    # Normalized greetings that are an ordinary word elsewhere ("Chao"): they
+    # count only for a user of this language (handlers/filters.py).
+    local: frozenset[str]
     language: str
     script: str | None
     territory: str | None
@@ -144,6 +147,7 @@ class LocaleBook:
     help_words: KeywordIndex
     template: frozenset[str] = field(default_factory=frozenset)
     _country_cache: dict[str, str | None] = field(default_factory=dict)
+    _country_locales_cache: dict[str, frozenset[str]] = field(default_factory=dict)
 
     def __getitem__(self, name: str) -> LocaleData:
         return self.locales[name]
@@ -156,17 +160,27 @@ class LocaleBook:
             c for c in candidates if c in self.locales]
         if candidates is None and region in self._country_cache:
             return self._country_cache[region]
-        info = get_territory_language_info(region)
-        ranked = sorted(info.items(), key=lambda kv: -(kv[1].get("population_percent") or 0))
-        official = [code for code, i in ranked if i.get("official_status") in _OFFICIAL]
         chosen = None
-        for code in official or [code for code, _ in ranked]:
+        for code in _country_languages(region):
             chosen = self._match(code, region, pool)
             if chosen:
                 break
         if candidates is None:
             self._country_cache[region] = chosen
         return chosen
+
+    def country_locales(self, region: str | None) -> frozenset[str]:
+        """The locales of the languages the number's country speaks: its official
+        (or de facto official) languages as CLDR lists them."""
+        if not region:
+            return frozenset()
+        found = self._country_locales_cache.get(region)
+        if found is None:
+            pool = list(self.locales)
+            found = frozenset(name for code in _country_languages(region)
+                              if (name := self._match(code, region, pool)) is not None)
+            self._country_locales_cache[region] = found
+        return found
 
     def _match(self, code: str, region: str, pool: list[str]) -> str | None:
         """Best locale of `pool` for a CLDR territory language code like 'pt' or 'zh_Hant'."""
@@ -207,6 +221,16 @@ class LocaleBook:
 
     def region_locale(self, region: str | None) -> str:
         return self.for_country(region) or self.default
+
+
+@functools.lru_cache(maxsize=1024)
+def _country_languages(region: str) -> tuple[str, ...]:
+    """CLDR language codes of a country, most spoken first: its official ones,
+    or, for a country with none, all it speaks."""
+    info = get_territory_language_info(region)
+    ranked = sorted(info.items(), key=lambda kv: -(kv[1].get("population_percent") or 0))
+    official = [code for code, i in ranked if i.get("official_status") in _OFFICIAL]
+    return tuple(official or [code for code, _ in ranked])
 
 
 @functools.lru_cache(maxsize=65536)  # phonenumbers parsing is slow; numbers recur
@@ -263,7 +287,7 @@ def _read_keywords(path: Path) -> dict[str, list[str]]:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise LocaleError(f"{path}: invalid TOML: {exc}") from exc
     out: dict[str, list[str]] = {}
-    for key in ("greetings", "stop", "help", "preferred_for"):
+    for key in ("greetings", "stop", "help", "preferred_for", "local"):
         value = data.get(key, [])
         if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
             raise LocaleError(f"{path}: {key} must be a list of non-empty strings")
@@ -307,11 +331,16 @@ def load_locales(directory: str | Path, default: str) -> LocaleBook:
         for key in ("greetings", "stop"):
             if not words[key]:
                 raise LocaleError(f"{folder}/keywords.toml: {key} must not be empty")
+        greetings_norm = {normalize(w) for w in words["greetings"]}
+        local = frozenset(normalize(w) for w in words["local"])
+        if not local <= greetings_norm:
+            raise LocaleError(f"{folder}/keywords.toml: local word "
+                              f"{sorted(local - greetings_norm)[0]!r} is not a greeting")
         index_words(words, name)
         locales[name] = LocaleData(
             name=name, messages=messages, greetings=tuple(words["greetings"]),
             stop_words=tuple(words["stop"]), help_words=tuple(words["help"]),
-            preferred_for=frozenset(normalize(w) for w in words["preferred_for"]),
+            preferred_for=frozenset(normalize(w) for w in words["preferred_for"]), local=local,
             language=parsed.language, script=parsed.script, territory=parsed.territory)
     if not locales:
         raise LocaleError(f"{root}: no locale folders")

@@ -5,6 +5,20 @@ Matching runs on the normalized text computed once per message
 match is typed: a greeting gives a `GreetingMatch`, a stop or help word a
 `WordMatch`; `answer_locale` turns the match into the locale the handler
 answers in, chosen by the dispatcher before the handler runs.
+
+A word can be a command in one language and an ordinary word in another
+("acha" is Swahili's "leave it" and Hindi's "OK"), so a keyword only counts
+for a user it can be meant by (README, "Languages"):
+- a stop word counts when it is a word for everyone (STOP), or of the user's
+  language (the one they registered in), or of a language of the number's
+  country: an opt-out by mistake loses a subscriber a customer, a user kept in
+  by mistake costs a complaint, so a stranger's word does not opt anyone out;
+- a greeting a registered user's own language has (or one of no language,
+  Ching) keeps their language (a French speaker on a Romanian number saying
+  Salut stays French); else one shared by several languages goes by the
+  number's country;
+- a greeting listed as `local` (an ordinary word elsewhere: Vietnamese "Chao",
+  the Spanish goodbye) counts only for a user of its language.
 """
 
 from __future__ import annotations
@@ -33,19 +47,42 @@ def match_greeting(ctx: Context) -> GreetingMatch | None:
     text = ctx.text_norm
     if not text:
         return None
-    owners = ctx.locales.greetings.lookup(text)
+    owners = _greeting_owners(ctx, text)
     subscriber = None
     if not owners and " " in text:
         head, _, last = text.rpartition(" ")
         sub = ctx.config.subscribers_by_keyword.get(last)
         if sub is not None:
-            owners = ctx.locales.greetings.lookup(head)
+            owners = _greeting_owners(ctx, head)
             subscriber = sub.id
             text = head
     if not owners:
         return None
+    reg = ctx.state.registration
+    if reg is not None and (reg.locale in owners or (COMMON in owners
+                            and reg.locale in ctx.locales.locales)):
+        # Their language has it too, or no language does (Ching): theirs is kept.
+        return GreetingMatch(locale=reg.locale, subscriber=subscriber)
     return GreetingMatch(locale=ctx.locales.resolve(owners, ctx.region, text),
                          subscriber=subscriber)
+
+
+def _greeting_owners(ctx: Context, text: str) -> list[str]:
+    """The locales `text` is a greeting of, for this user (a local one only if theirs)."""
+    owners = ctx.locales.greetings.lookup(text)
+    locales = ctx.locales.locales
+    if any(o != COMMON and text in locales[o].local for o in owners):
+        owners = [o for o in owners if o == COMMON or text not in locales[o].local
+                  or _speaks(ctx, o)]
+    return owners
+
+
+def _speaks(ctx: Context, locale: str) -> bool:
+    """Whether the user is one of `locale`'s: registered in it, or their number's
+    country speaks it."""
+    reg = ctx.state.registration
+    return (reg is not None and reg.locale == locale) or \
+        locale in ctx.locales.country_locales(ctx.region)
 
 
 def _word_locale(ctx: Context, owners: list[str]) -> str:
@@ -64,9 +101,16 @@ def _match_word(ctx: Context, index: KeywordIndex) -> WordMatch | None:
     return WordMatch(locale=_word_locale(ctx, owners)) if owners else None
 
 
+def match_stop(ctx: Context) -> WordMatch | None:
+    """A stop word this user can mean: for everyone, or of a language they speak."""
+    owners = ctx.locales.stop_words.lookup(ctx.text_norm) if ctx.text_norm else []
+    if COMMON not in owners:
+        owners = [o for o in owners if _speaks(ctx, o)]
+    return WordMatch(locale=_word_locale(ctx, owners)) if owners else None
+
+
 greeting: Filter[GreetingMatch] = Filter(lambda m, c: match_greeting(c), "greeting")
-stop_word: Filter[WordMatch] = Filter(lambda m, c: _match_word(c, c.locales.stop_words),
-                                      "stop_word")
+stop_word: Filter[WordMatch] = Filter(lambda m, c: match_stop(c), "stop_word")
 help_word: Filter[WordMatch] = Filter(lambda m, c: _match_word(c, c.locales.help_words),
                                       "help_word")
 in_group: Filter[bool] = Filter(lambda m, c: m.group is not None, "in_group")
