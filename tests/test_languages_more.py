@@ -247,7 +247,8 @@ COUNTRIES = [PK, BD, IN, LK, VN, TH, IR, AF, PL, RO, MD, KE, TZ, "+256712345678"
              "+972501234567", "+4523456789", "+46701234567", "+905321234567", "+74951234567"]
 # The only outcomes the new languages change, on purpose.
 INTENDED = {("salut", "RO"): "ro", ("salut", "MD"): "ro", ("السلام عليكم", "PK"): "ur",
-            ("سلام", "PK"): "ur", ("سلام", "IR"): "fa", ("سلام", "AF"): "fa"}
+            ("سلام", "PK"): "ur", ("سلام", "IR"): "fa", ("سلام", "AF"): "fa",
+            ("namaskar", "BD"): "bn"}
 
 
 def test_older_greetings_keep_their_outcome(book: LocaleBook, tmp_path: Path) -> None:
@@ -261,6 +262,8 @@ def test_older_greetings_keep_their_outcome(book: LocaleBook, tmp_path: Path) ->
     changed = {}
     for data in before.locales.values():
         for greeting in data.greetings:
+            if normalize(greeting) in data.local:
+                continue  # said only by users of its languages (tests/test_keyword_rules.py)
             for number in COUNTRIES:
                 old, new = resolved(before, greeting, number), resolved(book, greeting, number)
                 if old != new:

@@ -128,7 +128,7 @@ def keyword_problems(root: Path, locales: list[str]) -> list[str]:
         except tomllib.TOMLDecodeError as exc:
             problems.append(f"{locale}: keywords.toml does not parse: {exc}")
             continue
-        for key in (*KEYWORD_LISTS, "preferred_for"):
+        for key in (*KEYWORD_LISTS, "preferred_for", "local"):
             value = data.get(key, [])
             if not isinstance(value, list) or not all(isinstance(v, str) and v.strip()
                                                       for v in value):
@@ -149,12 +149,15 @@ def keyword_problems(root: Path, locales: list[str]) -> list[str]:
         for greeting in dict.fromkeys(fold(g) for g in data["greetings"]):
             owners.setdefault(greeting, []).append(locale)
         greetings = {fold(g) for g in data["greetings"]}
-        for word in data["preferred_for"]:
-            if fold(word) not in greetings:
-                problems.append(f"{locale}: preferred_for {word!r} is not one of its greetings")
+        for key in ("preferred_for", "local"):
+            for word in data.get(key, []):
+                if fold(word) not in greetings:
+                    problems.append(f"{locale}: {key} {word!r} is not one of its greetings")
     for greeting, sharing in sorted(owners.items()):
         if len(sharing) < 2:
             continue
+        if all(greeting in {fold(w) for w in words[loc].get("local", [])} for loc in sharing):
+            continue  # local everywhere: only users of its languages say it, none preferred
         preferring = [loc for loc in sharing
                       if greeting in {fold(w) for w in words[loc]["preferred_for"]}]
         if len(preferring) != 1:
@@ -214,7 +217,7 @@ def test_translations_format(locale: str) -> None:
 # Right-to-left catalogs whose values may be left-to-right (a Latin group name, STOP):
 # each placeholder sits between FIRST STRONG ISOLATE and POP DIRECTIONAL ISOLATE so it
 # keeps its own direction and does not reorder the punctuation around it.
-ISOLATED = ("ur", "fa")
+ISOLATED = ("ur", "fa", "ar", "he")
 
 
 @pytest.mark.parametrize("locale", ISOLATED)

@@ -185,8 +185,13 @@ async def test_stop_family_answers_in_users_language(client: TestClient, word: s
     assert sent[-1] == expected(locale, OPTED_OUT)
 
 
+# A localized stop word counts in its language's countries (and for users
+# registered in it: tests/test_keyword_rules.py).
+FR, RU = "+33612345678", "+79161234567"
+
+
 @pytest.mark.parametrize(("word", "locale", "number"), [
-    ("STOPP", "de", DE), ("ARRÊT", "fr", US), ("СТОП", "ru", US)])
+    ("STOPP", "de", DE), ("ARRÊT", "fr", FR), ("СТОП", "ru", RU)])
 async def test_localized_stop_words(client: TestClient, word: str, locale: str,
                                     number: str) -> None:
     await say(client, "Hi", sender=number)
