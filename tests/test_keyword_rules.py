@@ -25,7 +25,7 @@ from bot.config import Config
 from bot.events import InboundMessage
 from bot.locales import COMMON, LocaleBook, LocaleError, load_locales, normalize, region_of
 from bot.store.models import InboundContext, Registration
-from handlers import build_dispatcher
+from handlers.dispatcher import build_dispatcher
 from tests.conftest import ROOT, outbox, say
 from tests.test_registration import (
     HELP,
