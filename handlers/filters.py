@@ -8,7 +8,7 @@ answers in, chosen by the dispatcher before the handler runs.
 
 A word can be a command in one language and an ordinary word in another
 ("acha" is Swahili's "leave it" and Hindi's "OK"), so a keyword only counts
-for a user it can be meant by (README, "Languages"):
+for a user it can be meant by (docs/registration.md):
 - a stop word counts when it is a word for everyone (STOP), or of the user's
   language (the one they registered in), or of a language of the number's
   country: an opt-out by mistake loses a subscriber a customer, a user kept in

@@ -1,4 +1,4 @@
-"""Keywords that mean what the user meant (README, "Languages").
+"""Keywords that mean what the user meant (docs/registration.md).
 
 A stop word counts for everyone only when it is a word for everyone (STOP);
 else for a user of its language: registered in it, or writing from a number
