@@ -145,6 +145,8 @@ class LocaleBook:
     greetings: KeywordIndex
     stop_words: KeywordIndex
     help_words: KeywordIndex
+    # Owners of the local greetings (LocaleData.local), elongation included.
+    local_greetings: KeywordIndex = field(default_factory=KeywordIndex)
     template: frozenset[str] = field(default_factory=frozenset)
     _country_cache: dict[str, str | None] = field(default_factory=dict)
     _country_locales_cache: dict[str, frozenset[str]] = field(default_factory=dict)
@@ -305,7 +307,8 @@ def load_locales(directory: str | Path, default: str) -> LocaleBook:
     if template_path.exists():
         with template_path.open("rb") as fh:
             template = frozenset(m.id for m in read_po(fh) if m.id and isinstance(m.id, str))
-    greetings, stops, helps = KeywordIndex(), KeywordIndex(), KeywordIndex()
+    greetings, stops, helps, local_index = (KeywordIndex(), KeywordIndex(), KeywordIndex(),
+                                            KeywordIndex())
     indexes = {"greetings": greetings, "stop": stops, "help": helps}
 
     def index_words(words: dict[str, list[str]], owner: str) -> None:
@@ -337,6 +340,8 @@ def load_locales(directory: str | Path, default: str) -> LocaleBook:
             raise LocaleError(f"{folder}/keywords.toml: local word "
                               f"{sorted(local - greetings_norm)[0]!r} is not a greeting")
         index_words(words, name)
+        for word in words["local"]:
+            local_index.add(word, name)
         locales[name] = LocaleData(
             name=name, messages=messages, greetings=tuple(words["greetings"]),
             stop_words=tuple(words["stop"]), help_words=tuple(words["help"]),
@@ -347,7 +352,7 @@ def load_locales(directory: str | Path, default: str) -> LocaleBook:
     if default not in locales:
         raise LocaleError(f"{root}: default locale {default!r} has no folder")
     return LocaleBook(locales=locales, default=default, greetings=greetings, stop_words=stops,
-                      help_words=helps, template=template)
+                      help_words=helps, local_greetings=local_index, template=template)
 
 
 # ----------------------------------------------------------------- gettext

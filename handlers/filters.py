@@ -70,10 +70,9 @@ def match_greeting(ctx: Context) -> GreetingMatch | None:
 def _greeting_owners(ctx: Context, text: str) -> list[str]:
     """The locales `text` is a greeting of, for this user (a local one only if theirs)."""
     owners = ctx.locales.greetings.lookup(text)
-    locales = ctx.locales.locales
-    if any(o != COMMON and text in locales[o].local for o in owners):
-        owners = [o for o in owners if o == COMMON or text not in locales[o].local
-                  or _speaks(ctx, o)]
+    local = ctx.locales.local_greetings.lookup(text) if owners else []
+    if local:  # 'Chaooo' is Chao too
+        owners = [o for o in owners if o not in local or _speaks(ctx, o)]
     return owners
 
 

@@ -93,6 +93,7 @@ CASES = [
     ("duur is Dutch, 'expensive'", "duur", NL, "nl", KEPT, None),
     ("DUR stops a Turk", "DUR", TR, "tr", ("opted_out", "tr"), ("tr", OPTED_OUT)),
     ("Chao is a Chilean goodbye", "Chao", CL, None, None, ("es", HINT)),
+    ("Chaooo, elongated, all the same", "Chaooo!", CL, None, None, ("es", HINT)),
     ("Chao keeps a Spanish speaker", "Chao", ES, "es", KEPT, None),
     ("Chao greets in Vietnam", "Chao", VN, None, ("active", "vi"), ("vi", REGISTERED)),
     ("Chao from a Vietnamese speaker abroad", "Chao", US, "vi", KEPT, None),
