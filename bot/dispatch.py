@@ -55,7 +55,11 @@ class Context:
     def reply(self, text: str, *, state_change: bool = False, kind: str | None = None) -> bool:
         """Queue an auto-reply to the sender (or group). Returns False when rate-limited."""
         if not state_change and not self.can_auto_reply():
-            log.debug("auto-reply suppressed for %s (rate limit)", self.message.sender)
+            # At info: otherwise a user's unanswered "HELP" reads as a fault.
+            last = self.state.last_auto_reply_at or self.now
+            log.info("auto-reply to %s suppressed: last one %.0f s ago, interval %g s",
+                     self.message.group.id if self.message.group else self.message.sender,
+                     self.now - last, self.config.defaults.auto_reply_interval)
             return False
         msg = self.message
         self.effects.replies.append(OutboundDraft(

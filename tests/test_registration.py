@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import re
 from pathlib import Path
 
 import pytest
@@ -215,6 +217,18 @@ async def test_auto_reply_rate_limit_spares_state_changes(client: TestClient) ->
     await say(client, "HELP", sender=ES)  # rate-limited
     sent = [m["text"] for m in await outbox(client, to=ES)]
     assert sent == [expected("es", HELP), expected("es", REGISTERED)]
+
+
+async def test_a_suppressed_auto_reply_says_why_at_info(
+        client: TestClient, caplog: pytest.LogCaptureFixture) -> None:
+    await say(client, "HELP", sender=ES)
+    with caplog.at_level(logging.INFO, logger="wagate"):
+        await say(client, "AYUDA", sender=ES)
+    [line] = [r.getMessage() for r in caplog.records if "suppressed" in r.getMessage()]
+    assert re.fullmatch(rf"auto-reply to \{ES} suppressed: last one \d+ s ago, "
+                        r"interval 60 s", line), line
+    assert [r.levelno for r in caplog.records if "suppressed" in r.getMessage()] == [
+        logging.INFO]
 
 
 async def test_group_registration(client: TestClient) -> None:
