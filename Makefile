@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 CONFIG ?= config.example.toml
 STAMP := $(VENV)/.installed
 
-.PHONY: run test docs lint bench reliability clean messages-extract messages-update messages-compile
+.PHONY: run test screenshots docs lint bench reliability clean messages-extract messages-update messages-compile
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,12 @@ test: $(STAMP)
 docs: $(STAMP)
 	$(BIN)/python -m tools.gen_docs
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve
+
+# The committed docs/screenshots/*.png, taken again by the browser tests
+# (`make test` writes its screenshots to a temporary folder instead).
+screenshots: $(STAMP)
+	WAGATE_SCREENSHOTS=docs/screenshots WAGATE_TEST_BROWSER_REQUIRED=1 \
+		$(BIN)/python -m pytest -q tests/test_ui_browser.py
 
 bench: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[test,bench,postgres]'

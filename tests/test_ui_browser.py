@@ -1,7 +1,9 @@
 """The dashboard, the portal and /docs in a real browser: Playwright driving
 Debian's Chromium (`apt-get install chromium`). They log in, see a
 registration appear after a simulated "Hola", find a failed delivery, replay
-it and see it delivered, and save screenshots under docs/screenshots/.
+it and see it delivered, and take screenshots: into the test's temporary
+folder, or where WAGATE_SCREENSHOTS says (`make screenshots` refreshes the
+committed ones under docs/screenshots/ so; a plain run leaves them alone).
 
 Without Chromium (or Playwright) they are skipped, loudly (see the summary
 at the end of the run); with WAGATE_TEST_BROWSER_REQUIRED=1 (CI) they fail."""
@@ -11,7 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +24,7 @@ from tests.conftest import ADMIN_TOKEN, ROOT, say
 from tests.ui_helpers import ACME_LOGIN
 from tests.webhook_helpers import Receiver, settled, subscribers_toml
 
-SCREENSHOTS = ROOT / "docs" / "screenshots"
+COMMITTED_SCREENSHOTS = ROOT / "docs" / "screenshots"
 U = "+34600000001"
 BROWSER_SKIP = "BROWSER TESTS SKIPPED"
 WAIT_MS = 15_000  # the longest a page may take to show what it should
@@ -77,13 +79,32 @@ async def _page(browser: Any) -> Any:
     return page
 
 
-async def _shot(page: Any, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    await page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+Shot = Callable[[Any, str], Awaitable[None]]
+
+
+def _committed_shots() -> dict[str, int]:
+    return {p.name: p.stat().st_mtime_ns for p in COMMITTED_SCREENSHOTS.glob("*.png")}
+
+
+@pytest.fixture
+def shot(tmp_path: Path) -> Iterator[Shot]:
+    """Save a page's screenshot; a run that was not asked to refresh the
+    committed ones must leave them untouched (`make test` keeps the tree clean)."""
+    chosen = os.environ.get("WAGATE_SCREENSHOTS")
+    folder = Path(chosen) if chosen else tmp_path / "screenshots"
+    folder.mkdir(parents=True, exist_ok=True)
+
+    async def take(page: Any, name: str) -> None:
+        await page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
+
+    before = _committed_shots()
+    yield take
+    if not chosen:
+        assert _committed_shots() == before, "a browser test rewrote docs/screenshots/"
 
 
 async def test_admin_sees_a_registration_and_replays_a_failed_delivery(
-        browser: Any, client: TestClient, receiver: Receiver) -> None:
+        browser: Any, client: TestClient, receiver: Receiver, shot: Shot) -> None:
     from playwright.async_api import expect
 
     base = str(client.make_url("")).rstrip("/")
@@ -102,13 +123,13 @@ async def test_admin_sees_a_registration_and_replays_a_failed_delivery(
     await say(client, "Hola", sender=U, instance=3)
     # The overview updates itself (it polls every few seconds): no reload here.
     await expect(card.locator("dd").first).to_contain_text("1 in the hour", timeout=WAIT_MS)
-    await _shot(page, "overview")
+    await shot(page, "overview")
 
     await page.click("nav >> text=Registrations")
     row = page.locator("tr.registration", has_text=U)
     await expect(row).to_contain_text("active")
     await expect(row).to_contain_text("es")
-    await _shot(page, "registrations")
+    await shot(page, "registrations")
 
     rows = await settled(client, 2, subscriber="acme")
     assert {r["status"] for r in rows} == {"failed"}
@@ -122,7 +143,7 @@ async def test_admin_sees_a_registration_and_replays_a_failed_delivery(
     await expect(page.locator("#delivery-status")).to_have_text("failed")
     await expect(page.locator("tr.attempt")).to_have_count(3)
     await expect(page.locator("tr.attempt").first).to_contain_text("answer 500")
-    await _shot(page, "delivery-failed")
+    await shot(page, "delivery-failed")
 
     # Replay everything failed since ten minutes ago, from the deliveries page.
     await page.click("nav >> text=Deliveries")
@@ -137,11 +158,11 @@ async def test_admin_sees_a_registration_and_replays_a_failed_delivery(
     await page.click(f"a[href='{link}']")
     await expect(page.locator("#delivery-status")).to_have_text("delivered")
     await expect(page.locator("tr.attempt").last).to_contain_text("answer 200")
-    await _shot(page, "delivery-replayed")
+    await shot(page, "delivery-replayed")
 
     await page.click("nav >> text=Messages")
     await expect(page.locator("tr.inbound", has_text="Hola")).to_have_count(1)
-    await _shot(page, "messages")
+    await shot(page, "messages")
 
     # Logging out ends the session: the dashboard asks to log in again.
     await page.click("text=Log out")
@@ -149,12 +170,17 @@ async def test_admin_sees_a_registration_and_replays_a_failed_delivery(
     await expect(page.locator("input[name=token]")).to_be_visible()
 
 
-async def test_portal_and_docs(browser: Any, client: TestClient, receiver: Receiver) -> None:
+async def test_portal_and_docs(browser: Any, client: TestClient, receiver: Receiver,
+                               shot: Shot) -> None:
     from playwright.async_api import expect
 
     base = str(client.make_url("")).rstrip("/")
     page = await _page(browser)
-    await page.goto(f"{base}/portal/")
+    # The front door: the service's bare address shows where to go.
+    await page.goto(f"{base}/")
+    await expect(page.locator("h1")).to_have_text("wagate")
+    await page.click("a[href='/portal/']")
+    await expect(page).to_have_url(f"{base}/portal/login?next=/portal/")
     await page.fill("input[name=client_id]", ACME_LOGIN["client_id"])
     await page.fill("input[name=secret]", ACME_LOGIN["secret"])
     await page.click("button[type=submit]")
@@ -167,7 +193,7 @@ async def test_portal_and_docs(browser: Any, client: TestClient, receiver: Recei
     assert rows[0]["type"] == "test" and rows[0]["status"] == "delivered"
     await page.reload()
     await expect(page.locator("tr.endpoint")).to_contain_text("ok")
-    await _shot(page, "portal")
+    await shot(page, "portal")
     # the portal has no way into the dashboard
     await page.goto(f"{base}/ui/")
     await expect(page.locator("input[name=token]")).to_be_visible()
@@ -175,4 +201,4 @@ async def test_portal_and_docs(browser: Any, client: TestClient, receiver: Recei
     await page.goto(f"{base}/docs")
     await expect(page.locator(".swagger-ui .info .title")).to_contain_text("wagate API")
     await expect(page.locator("#operations-tag-account")).to_have_count(1)  # the tag's header
-    await _shot(page, "docs")
+    await shot(page, "docs")
