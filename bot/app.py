@@ -27,7 +27,7 @@ from bot.providers.registry import PROVIDERS
 from bot.roles import Roles
 from bot.runtime import Reloader
 from bot.store import OutboundRow, open_store
-from bot.web import account, admin, deliveries, docs, health, openapi, portal, send
+from bot.web import account, admin, deliveries, docs, health, home, openapi, portal, send
 from bot.web.errors import error_middleware
 from bot.web.inflight import InFlight
 from bot.web.keys import (
@@ -101,6 +101,7 @@ def create_app(config: Config, roles: Roles | None = None,
     if roles.group is not None:
         app.cleanup_ctx.append(group_ctx)
     app.cleanup_ctx.append(profiles_ctx)
+    app.add_routes(home.routes)
     app.add_routes(health.routes)
     for provider in providers:
         if provider.routes is not None:

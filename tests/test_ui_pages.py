@@ -310,3 +310,20 @@ async def test_login_goes_back_only_to_a_page_of_its_own(client: TestClient) -> 
                                                     "token": "test-admin-token"},
                                  allow_redirects=False)
         assert resp.headers["Location"] == expected, target
+
+
+async def test_the_root_url_shows_where_to_go(client: TestClient) -> None:
+    resp = await client.get("/", headers={"Accept": "text/html,application/xhtml+xml,*/*"})
+    assert resp.status == 200 and resp.content_type == "text/html"
+    page = await resp.text()
+    links = re.findall(r'<a href="([^"]+)">', page)
+    assert links == ["/ui/", "/portal/", "/docs", "/openapi.json", "/healthz", "/readyz",
+                     "/metrics"]
+    for path in links:  # each goes somewhere real (the pages ask to log in)
+        assert (await client.get(path, allow_redirects=False)).status in (200, 303), path
+    # curl's */* gets the page too; a client that asks for JSON gets the links as JSON
+    assert (await client.get("/", headers={"Accept": "*/*"})).content_type == "text/html"
+    resp = await client.get("/", headers={"Accept": "application/json"})
+    assert resp.status == 200
+    body = await resp.json()
+    assert [link["href"] for link in body["links"]] == links
