@@ -174,4 +174,7 @@ async def test_docs_page_loads_nothing_from_elsewhere(client: TestClient) -> Non
     script = await (await client.get("/docs/docs.js")).text()
     assert '"/openapi.json"' in script
     for path in ("/docs/../pyproject.toml", "/docs/index.html", "/docs/%2e%2e"):
-        assert (await client.get(path)).status == 404, path
+        resp = await client.get(path)
+        # The client resolves the dots first: "/docs/%2e%2e" asks for "/", the front door.
+        assert resp.status == 404 or (resp.url.path == "/" and "front-door" in
+                                      await resp.text()), path

@@ -32,6 +32,7 @@ MakeClient = Callable[..., Awaitable[TestClient]]
 
 # Every route of the app: a new one must be added here (and to the sweep).
 ROUTES = {
+    ("GET", "/"),  # the front door
     ("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics"), ("GET", "/openapi.json"),
     ("POST", "/sandbox/inbound"), ("GET", "/sandbox/outbox"), ("POST", "/sandbox/status"),
     ("GET", "/webhooks/meta"), ("POST", "/webhooks/meta"),
@@ -535,6 +536,7 @@ async def test_meta_lone_surrogates_are_kept_readable(app: TestClient) -> None:
     assert [(m["id"], m["text"]) for m in log] == [("meta:wamid.S\ufffd", "Hola \ufffd")]
 
 
+@pytest.mark.slow  # thousands of messages
 async def test_meta_huge_batch(app: TestClient) -> None:
     messages = [{"from": f"3460000{i:04d}", "id": f"wamid.B{i}", "timestamp": "1",
                  "type": "text", "text": {"body": "what?"}} for i in range(1000)]
