@@ -4,6 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 CONFIG ?= config.example.toml
 STAMP := $(VENV)/.installed
+# Four workers on two cores: most tests wait on sockets and processes, so two
+# per core keep both busy. The module that shares one service stays on one.
+TEST_WORKERS ?= -n 4 --dist loadgroup
 
 .PHONY: run test screenshots docs lint bench reliability clean messages-extract messages-update messages-compile
 
@@ -26,7 +29,7 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check bot handlers tests bench reliability tools
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q $(TEST_WORKERS) --durations=15
 
 # The documentation site on http://127.0.0.1:8000 (docs/, mkdocs.yml).
 # Its generated parts (CLI, configuration, emoji) are written anew from the code first.

@@ -226,6 +226,17 @@ def meta_text(text: str, sender: str = "34600000001", msg_id: str | None = None,
             "messages": [message]}}]}]}
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The long tests (marked slow: real processes, a browser, fuzzing) first,
+    the longest (`slow(seconds)`) before the others: under pytest-xdist
+    (`make test`) none then starts last and runs alone."""
+    def weight(item: pytest.Item) -> float:
+        mark = item.get_closest_marker("slow")
+        return 0.0 if mark is None else float(mark.args[0]) if mark.args else 1.0
+
+    items.sort(key=weight, reverse=True)  # stable: the rest keep their order
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     """Say loudly when the browser tests did not run (no Chromium here)."""
     from tests.test_ui_browser import BROWSER_SKIP

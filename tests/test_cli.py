@@ -20,6 +20,8 @@ import pytest
 from tests.conftest import ROOT
 from tests.test_registration import REGISTERED, expected
 
+pytestmark = pytest.mark.slow  # real `wagate` processes
+
 
 def free_port() -> int:
     with socket.socket() as s:

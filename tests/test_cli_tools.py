@@ -27,6 +27,9 @@ from tests.test_cli import free_port, start_service, stop_service, wagate, write
 ACME = {"X-WM-CLIENT-ID": "dev@acme.example", "X-WM-CLIENT-SECRET": "acme-secret-change-me"}
 # `python -m bot` from another folder finds the checkout (installed or not).
 PYTHONPATH = {"PYTHONPATH": str(ROOT)}
+# Real `wagate` processes (slow: started first); one worker runs the module,
+# so its one service (the `running` fixture) starts once.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("cli_tools")]
 
 
 class Running:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import pytest
 from aiohttp.test_utils import TestClient
 
 from bot.app import create_app
@@ -50,6 +51,8 @@ from tests.test_cli import free_port, start_service, stop_service, wagate, write
 from tests.test_processes import in_use
 from tests.test_send_api import queued
 from tests.webhook_helpers import ACME_SECRET, Receiver, deliveries, show
+
+pytestmark = pytest.mark.slow  # real `wagate` processes
 
 U = "+34600000001"  # registered; acme sends to U, U writes back to acme
 V = "+34600000002"  # registered, then opted out

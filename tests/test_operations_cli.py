@@ -21,6 +21,8 @@ import pytest
 from tests.test_cli import free_port, start_service, stop_service, wagate, write_config
 from tests.test_operations import NEW_SUBSCRIBER as NEWCO
 
+pytestmark = pytest.mark.slow  # real `wagate` processes
+
 TOKEN = "change-me-admin-token"  # config.example.toml's
 
 
@@ -156,6 +158,7 @@ def test_sigterm_finishes_the_request_in_flight_then_exits_0(svc: Proc) -> None:
     assert rows == [("+34600000042",)] and claimed == 0
 
 
+@pytest.mark.slow(12)  # many `wagate` commands
 def test_admin_cli(svc: Proc) -> None:
     cfg = ("--config", str(svc.config))
     wagate("simulate", *cfg, "--from", "+34600000001", "Hola")

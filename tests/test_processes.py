@@ -38,6 +38,8 @@ from tests.test_cli import free_port, start_service, stop_service, wagate
 from tests.test_operations import NEW_SUBSCRIBER
 from tests.test_webhooks_recovery import Recorder, inject, service_config, until
 
+pytestmark = pytest.mark.slow  # real `wagate` processes
+
 
 def in_use(db: Path, pid: int) -> str:
     return (f"error: {db} is in use by wagate pid {pid} (SQLite allows one process; use "

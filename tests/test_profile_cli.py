@@ -5,9 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import base_config
 from tests.send_helpers import JPEG
 from tests.test_cli import Service, service, wagate  # noqa: F401  (the fixture)
+
+pytestmark = pytest.mark.slow  # real `wagate` processes
 
 
 def test_profile_set_show_and_status(service: Service, tmp_path: Path) -> None:  # noqa: F811

@@ -10,6 +10,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from reliability import forgery, fuzz
 from reliability.common import ROOT, Row, table
 
@@ -18,12 +20,14 @@ def not_met(rows: list[Row]) -> list[Row]:
     return [r for r in rows if r.target and not r.met]
 
 
+@pytest.mark.slow(5)  # a real service and its peers
 async def test_forgery_small_form(tmp_path: Path) -> None:
     rows = await forgery.run(True, tmp_path)
     assert len([r for r in rows if r.target]) >= 6, table(rows)
     assert not_met(rows) == [], table(rows)
 
 
+@pytest.mark.slow(30)  # a real service and its peers
 async def test_fuzz_small_form(tmp_path: Path) -> None:
     rows = await fuzz.run(True, tmp_path)
     assert len([r for r in rows if r.target]) >= 5, table(rows)

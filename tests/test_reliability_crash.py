@@ -6,8 +6,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from reliability import crash
 from reliability.common import table
+
+pytestmark = pytest.mark.slow(25)  # real processes killed under load
 
 
 async def test_sigkills_under_load_lose_nothing_acknowledged(tmp_path: Path) -> None:

@@ -11,10 +11,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from reliability import crash_pg
 from reliability.common import table
 from tests.store_contract.conftest import PostgresServer
 from tests.store_contract.conftest import postgres_server as postgres_server  # the fixture
+
+pytestmark = pytest.mark.slow(25)  # real processes killed under load
 
 
 async def test_sigkilled_processes_of_a_group_lose_nothing_acknowledged(

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from reliability.common import table
 from reliability.ssrf import run
+
+pytestmark = pytest.mark.slow  # a real service and its peers
 
 
 async def test_ssrf_suite_small_form_meets_every_target(tmp_path: Path) -> None:

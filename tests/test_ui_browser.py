@@ -24,6 +24,8 @@ from tests.conftest import ADMIN_TOKEN, ROOT, say
 from tests.ui_helpers import ACME_LOGIN
 from tests.webhook_helpers import Receiver, settled, subscribers_toml
 
+pytestmark = pytest.mark.slow  # a real browser
+
 COMMITTED_SCREENSHOTS = ROOT / "docs" / "screenshots"
 U = "+34600000001"
 BROWSER_SKIP = "BROWSER TESTS SKIPPED"

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 from aiohttp import web
 
 from tests.conftest import ADMIN, ADMIN_TOKEN, ROOT
@@ -104,6 +105,7 @@ async def until(predicate: Any, timeout: float = 30.0) -> None:
     raise AssertionError("condition not met in time")
 
 
+@pytest.mark.slow(10)  # a real process, killed
 async def test_sigkill_with_deliveries_pending_loses_nothing(tmp_path: Path) -> None:
     port, receiver_port = free_port(), free_port()
     config = service_config(tmp_path, port, receiver_port)

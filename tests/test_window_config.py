@@ -102,6 +102,7 @@ def test_bad_templates_are_refused_precisely(patch: tuple[str, str], message: st
     assert message in str(err.value)
 
 
+@pytest.mark.slow  # real `wagate` processes
 def test_check_config_validates_templates(tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text(CONFIG.replace('category = "utility"', 'category = "promo"'))

@@ -3,6 +3,8 @@ what has waited long enough goes regardless."""
 
 from __future__ import annotations
 
+import pytest
+
 from bot.workers.yielding import ForegroundFirst
 
 
@@ -17,6 +19,7 @@ def test_limit_follows_foreground_load() -> None:
     assert gate.limit(512) == 512
 
 
+@pytest.mark.slow  # sustained load for seconds
 def test_what_has_waited_goes_at_full_pace_under_sustained_load() -> None:
     busy = [True]
     gate = ForegroundFirst(lambda: busy[0], while_busy=4, max_wait=0.25)

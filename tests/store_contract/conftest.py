@@ -81,7 +81,14 @@ def postgres_server(request: pytest.FixtureRequest) -> Iterator[PostgresServer]:
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter,
                             config: pytest.Config) -> None:
+    # From the skip reports, not only the stash: under pytest-xdist the
+    # fixture ran in a worker, and this summary is the controller's.
     reason = config.stash.get(unreachable_key, None)
+    for report in terminalreporter.stats.get("skipped", []):
+        if reason is None and "PostgreSQL unreachable at" in str(report.longrepr):
+            longrepr = report.longrepr
+            reason = str(longrepr[-1]) if isinstance(longrepr, tuple) else str(longrepr)
+            reason = reason.removeprefix("Skipped: ")
     if reason is not None:
         terminalreporter.write_line(
             f"WARNING: the PostgreSQL store tests were SKIPPED. {reason}. Start PostgreSQL "
