@@ -56,6 +56,7 @@ def _wants_json(request: web.Request) -> bool:
 
 @routes.get("/")
 async def front_door(request: web.Request) -> web.Response:
+    """The front door: links to the dashboard, the portal, the API docs and health."""
     if _wants_json(request):
         return web.json_response({"service": "wagate", "links": [
             {"href": path, "name": name, "about": about} for path, name, about in LINKS]})
