@@ -68,22 +68,34 @@ def decode_base64(field: str, raw: str, limit: int) -> bytes:
         raise ContentError(400, "bad_base64", f"{field} is not valid base64")
     # Refuse what is too large before decoding it: 4 characters carry 3 bytes.
     if len(text) // 4 * 3 - 3 > limit:
-        raise _too_large(field, limit)
+        raise _too_large(field, limit, len(text) // 4 * 3, decoded=True)
     try:
         data = base64.b64decode(text.rstrip("=") + "=" * (-len(text.rstrip("=")) % 4),
                                 validate=True)
     except (binascii.Error, ValueError):
         raise ContentError(400, "bad_base64", f"{field} is not valid base64") from None
+    return _sized(field, data, limit, decoded=True)
+
+
+def _sized(field: str, data: bytes, limit: int, *, decoded: bool = False) -> bytes:
+    """The media's bytes, refused when empty or over `limit`."""
     if not data:
         raise ContentError(470, "empty_media", f"{field} is empty")
     if len(data) > limit:
-        raise _too_large(field, limit)
+        raise _too_large(field, limit, len(data), decoded=decoded)
     return data
 
 
-def _too_large(field: str, limit: int) -> ContentError:
-    return ContentError(413, f"{field}_too_large",
-                        f"{field} is over {limit // (1024 * 1024)} MB once decoded")
+def _too_large(field: str, limit: int, size: int, *, decoded: bool = False) -> ContentError:
+    mib = 1024 * 1024
+    return ContentError(413, f"{field}_too_large", f"{field} is {size / mib:.1f} MB"
+                        f"{' once decoded' if decoded else ''}; the limit is {limit // mib} MB")
+
+
+def _media_bytes(field: str, raw: str | bytes, limit: int) -> bytes:
+    """The bytes as sent (a multipart file part), or decoded from base64."""
+    return _sized(field, raw, limit) if isinstance(raw, bytes) else decode_base64(
+        field, raw, limit)
 
 
 # Images are recognised by their first bytes, never by what the client claims.
@@ -100,8 +112,8 @@ def sniff_image(data: bytes) -> str | None:
     return None
 
 
-def decode_image(raw: str) -> Media:
-    data = decode_base64("image", raw, MAX_IMAGE)
+def decode_image(raw: str | bytes) -> Media:
+    data = _media_bytes("image", raw, MAX_IMAGE)
     mime = sniff_image(data)
     if mime is None:
         raise ContentError(400, "unsupported_image",
@@ -109,8 +121,8 @@ def decode_image(raw: str) -> Media:
     return Media(data=data, mime=mime)
 
 
-def decode_document(raw: str) -> Media:
-    data = decode_base64("document", raw, MAX_DOCUMENT)
+def decode_document(raw: str | bytes) -> Media:
+    data = _media_bytes("document", raw, MAX_DOCUMENT)
     # Documents are PDFs. Acrobat tolerates up to 1 KB before the header.
     if b"%PDF-" not in data[:1024]:
         raise ContentError(400, "unsupported_document", "document must be a PDF file")

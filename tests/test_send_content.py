@@ -62,6 +62,11 @@ def test_decode_base64_forms_and_limits() -> None:
     with pytest.raises(ContentError) as info:
         decode_base64("image", plain, len(data) - 1)
     assert (info.value.status, info.value.slug) == (413, "image_too_large")
+    # The refusal gives the size it refused, beside the limit.
+    big = base64.b64encode(bytes(int(2.6 * 1024 * 1024))).decode()
+    with pytest.raises(ContentError) as info:
+        decode_base64("image", big, 2 * 1024 * 1024)
+    assert info.value.message == "image is 2.6 MB once decoded; the limit is 2 MB"
     with pytest.raises(ContentError) as info:
         decode_base64("document", "", 10)
     assert (info.value.status, info.value.slug) == (470, "empty_media")

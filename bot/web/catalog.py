@@ -54,6 +54,8 @@ class Error(StrEnum):
                                               "arrived"
     MALFORMED_JSON = "malformed_json", 400, "The body is not a JSON object"
     MALFORMED_FORM = "malformed_form", 400, "The form-encoded body could not be read"
+    MALFORMED_MULTIPART = "malformed_multipart", 400, "The multipart/form-data body could " \
+                                                      "not be read"
     INVALID_TEXT = "invalid_text", 400, "A string holds NUL or a lone UTF-16 surrogate, or " \
                                         "is empty where text is needed"
     INVALID_QUERY = "invalid_query", 400, "A query parameter that must be an integer is not " \

@@ -212,6 +212,7 @@ READ_ERRORS = frozenset({Error.UNSUPPORTED_ENCODING, Error.PAYLOAD_TOO_LARGE, Er
                          Error.MALFORMED_BODY, Error.INCOMPLETE_BODY})
 JSON_ERRORS = frozenset({Error.MALFORMED_JSON, Error.INVALID_TEXT})
 FORM_ERRORS = frozenset({Error.MALFORMED_FORM, Error.INVALID_TEXT})
+MULTIPART_ERRORS = frozenset({Error.MALFORMED_MULTIPART, Error.INVALID_TEXT})
 
 
 async def read_json(request: web.Request, limit: int = DEFAULT_BODY_LIMIT) -> dict[str, Any]:

@@ -30,7 +30,14 @@ from bot.subscribers import Subscription, may_use, subscription_on
 from bot.templates import TemplateConfig, TemplateUse, header_for, parameter_text
 from bot.web.auth import SUBSCRIBER_ERRORS, require_subscriber
 from bot.web.catalog import Error
-from bot.web.errors import FORM_ERRORS, JSON_ERRORS, READ_ERRORS, ApiError, fail
+from bot.web.errors import (
+    FORM_ERRORS,
+    JSON_ERRORS,
+    MULTIPART_ERRORS,
+    READ_ERRORS,
+    ApiError,
+    fail,
+)
 from bot.web.keys import clock_key, metrics_key, providers_key, store_key
 from bot.web.operations import (
     INSTANCE,
@@ -304,7 +311,7 @@ def _counted(send: Handler) -> Handler:
 
 # What every send can answer before its body is read, and once it is.
 ACTIVE_ERRORS = SUBSCRIBER_ERRORS | {Error.SUBSCRIPTION_EXPIRED, Error.SUBSCRIPTION_NOT_STARTED}
-_SEND_ERRORS = ACTIVE_ERRORS | READ_ERRORS | JSON_ERRORS | FORM_ERRORS | {
+_SEND_ERRORS = ACTIVE_ERRORS | READ_ERRORS | JSON_ERRORS | FORM_ERRORS | MULTIPART_ERRORS | {
     Error.UNKNOWN_INSTANCE, Error.FEATURE_NOT_IN_PLAN, Error.NOT_SUPPORTED_BY_PROVIDER,
     Error.DUPLICATE_FIELD,
     Error.MISSING_FIELD, Error.INVALID_FIELD, Error.QUOTA_EXCEEDED, Error.NOT_REGISTERED,
@@ -321,8 +328,9 @@ _KIND_ERRORS = {
 _SEND_DESCRIPTION = (
     "The body is read as JSON whatever the Content-Type, except that "
     "application/x-www-form-urlencoded takes the same fields form-encoded (a '+' left "
-    "unencoded in base64 or before a number is kept); keys are matched ignoring stray white "
-    "space and case. Bodies are taken uncompressed only.")
+    "unencoded in base64 or before a number is kept), and multipart/form-data too, an "
+    "image or document as a file part (curl -F image=@photo.png); keys are matched ignoring "
+    "stray white space and case. Bodies are taken uncompressed only.")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -34,6 +34,7 @@ from bot.providers.base import Capabilities
 from bot.userids import is_user_id
 from bot.web.catalog import Error
 from bot.web.errors import fail, parse_form_pairs, parse_json_object, read_body
+from bot.web.multipart import MULTIPART, FilePart, parse_multipart
 
 MAX_URL = 2048
 MAX_GROUP_NAME = 200
@@ -51,9 +52,11 @@ _NUMBER_FIELDS = ("number", "group_admin")
 
 
 async def read_fields(request: web.Request) -> dict[str, Any]:
-    """The body's fields: form-encoded when the Content-Type says so (unless
-    the body is plainly JSON, as `curl -d '{...}'` sends), else JSON."""
+    """The body's fields: form-encoded or multipart when the Content-Type says
+    so (unless the body is plainly JSON, as `curl -d '{...}'` sends), else JSON."""
     raw = await read_body(request, request.client_max_size)
+    if request.content_type == MULTIPART:
+        return _multipart_fields(parse_multipart(raw, request.headers["Content-Type"]))
     if request.content_type != FORM or raw.lstrip()[:1] in (b"{", b"[", b""):
         return fields_of(parse_json_object(raw).items())
     fields = fields_of(parse_form_pairs(raw))
@@ -63,6 +66,22 @@ async def read_fields(request: web.Request) -> dict[str, Any]:
     for name in _NUMBER_FIELDS:
         if isinstance(value := fields.get(name), str) and value.startswith(" "):
             fields[name] = "+" + value.lstrip(" ")
+    return fields
+
+
+def _multipart_fields(pairs: list[tuple[str, str | FilePart]]) -> dict[str, Any]:
+    """A file part is the image or document itself (its bytes, not base64);
+    a document's file name is the part's unless a `filename` field says."""
+    fields = fields_of(pairs)
+    for name, value in fields.items():
+        if isinstance(value, FilePart) and name not in _BASE64_FIELDS:
+            fail(Error.INVALID_FIELD, f"{name} must be a plain field, not a file "
+                 f"(curl -F '{name}=…', not -F '{name}=@file')")
+    for name in _BASE64_FIELDS:
+        if isinstance(part := fields.get(name), FilePart):
+            fields[name] = part.data
+            if part.filename and "filename" not in fields:
+                fields["filename"] = part.filename
     return fields
 
 
@@ -123,7 +142,8 @@ def _url(fields: dict[str, Any]) -> str:
 
 def read_media(fields: dict[str, Any], kind: str, instance: InstanceConfig,
            caps: Capabilities) -> Media:
-    raw = read_string(fields, kind) or ""
+    value = fields.get(kind)  # bytes from a multipart file part, else base64 text
+    raw = value if isinstance(value, bytes) else read_string(fields, kind) or ""
     try:
         media = decode_image(raw) if kind == "image" else decode_document(raw)
     except ContentError as exc:
