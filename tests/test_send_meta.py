@@ -53,7 +53,9 @@ async def test_text_image_document_and_group_reach_graph(make_client: MakeClient
     assert by_type["text"].json["to"] == "34600000001"
     assert by_type["text"].json["text"] == {"body": "Hi 👍", "preview_url": False}
 
-    image_upload, document_upload = graph_state.uploads
+    # The two uploads run concurrently: told apart by what they carry, not by order.
+    image_upload, document_upload = sorted(
+        graph_state.uploads, key=lambda u: u.form["file"]["content_type"] != "image/jpeg")
     assert image_upload.path == f"/v21.0/{PNID}/media"
     assert image_upload.form["file"]["bytes"] == JPEG
     assert image_upload.form["file"]["content_type"] == "image/jpeg"

@@ -191,7 +191,10 @@ async def test_send_text_image_and_document(client: TestClient, twilio: TwilioSt
         ids[kind] = (await resp.json())["id"]
     await wait_for(lambda: len(twilio.messages) == 4 and all(
         len(m.media) == len(m.form.get("MediaUrl", [])) for m in twilio.messages))
-    text, image, document = twilio.messages[1:]
+    # Sent concurrently: told apart by what they carry, not by the order they arrived.
+    [text] = [m for m in twilio.messages[1:] if "MediaUrl" not in m.form]
+    [image] = [m for m in twilio.messages if m.media and m.media[0][1] == "image/jpeg"]
+    [document] = [m for m in twilio.messages if m.media and m.media[0][1] == "application/pdf"]
     assert text.form["Body"] == ["Your order shipped"] and "MediaUrl" not in text.form
     assert image.form["Body"] == ["Look"]
     # Twilio fetched the bytes from wagate's signed URL, after its answer.
@@ -238,7 +241,9 @@ async def test_statuses_update_the_message(client: TestClient, twilio: TwilioSta
                       instance=INSTANCE)
     bad_id = (await resp.json())["id"]
     await wait_for(lambda: len(twilio.messages) == 4)
-    ok_sid, bad_sid = twilio.messages[2].sid, twilio.messages[3].sid
+    # Sent concurrently: each known by its recipient, not by the order it arrived.
+    [ok_sid] = [m.sid for m in twilio.messages if m.one("Body") == "one"]
+    [bad_sid] = [m.sid for m in twilio.messages if m.one("Body") == "two"]
     for word in ("queued", "sent", "delivered", "read"):
         await twiml_ok(await post_twilio(client, status_callback(ok_sid, word)))
     assert (await message(client, ok_id))["status"] == "read"
