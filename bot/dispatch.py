@@ -153,7 +153,7 @@ class Dispatcher:
                       state: InboundContext, now: float) -> Context:
         return Context(config=config, locales=locales, instance=config.instances[msg.instance_id],
                        message=msg, state=state, now=now, effects=Effects(inbound=msg),
-                       locale=locales[locales.default],
+                       locale=locales.locales[locales.default],
                        text_norm=normalize(msg.text or "") if msg.kind == MessageKind.TEXT
                        else "", region=region_of(msg.sender))
 
@@ -165,7 +165,7 @@ class Dispatcher:
                 match = flt(msg, ctx)
                 if not match:
                     continue
-                ctx.locale = ctx.locales[self.choose_locale(match, ctx)]
+                ctx.locale = ctx.locales.locales[self.choose_locale(match, ctx)]
                 token = current_locale.set(ctx.locale)
                 try:
                     await handler(msg, ctx, match)

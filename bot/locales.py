@@ -158,10 +158,10 @@ class LocaleBook:
         """The locale the number's country speaks, among candidates (all when None)."""
         if not region:
             return None
+        if candidates is None and region in self._country_cache:
+            return self._country_cache[region]  # every message asks: checked first
         pool = list(self.locales) if candidates is None else [
             c for c in candidates if c in self.locales]
-        if candidates is None and region in self._country_cache:
-            return self._country_cache[region]
         chosen = None
         for code in _country_languages(region):
             chosen = self._match(code, region, pool)

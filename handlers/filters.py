@@ -26,7 +26,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot.dispatch import Context, Filter
-from bot.locales import COMMON, KeywordIndex
+from bot.events import InboundMessage
+from bot.locales import COMMON
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +43,7 @@ class WordMatch:
     locale: str
 
 
-def match_greeting(ctx: Context) -> GreetingMatch | None:
+def match_greeting(msg: InboundMessage, ctx: Context) -> GreetingMatch | None:
     """'Hola', 'Holaaa!!', 'Hola ACME' -> a match; 'Hola, qué tal' -> None."""
     text = ctx.text_norm
     if not text:
@@ -95,23 +96,24 @@ def _word_locale(ctx: Context, owners: list[str]) -> str:
     return ctx.locales.resolve(owners, ctx.region, ctx.text_norm)
 
 
-def _match_word(ctx: Context, index: KeywordIndex) -> WordMatch | None:
-    owners = index.lookup(ctx.text_norm) if ctx.text_norm else []
-    return WordMatch(locale=_word_locale(ctx, owners)) if owners else None
-
-
-def match_stop(ctx: Context) -> WordMatch | None:
+def match_stop(msg: InboundMessage, ctx: Context) -> WordMatch | None:
     """A stop word this user can mean: for everyone, or of a language they speak."""
     owners = ctx.locales.stop_words.lookup(ctx.text_norm) if ctx.text_norm else []
+    if not owners:
+        return None
     if COMMON not in owners:
         owners = [o for o in owners if _speaks(ctx, o)]
     return WordMatch(locale=_word_locale(ctx, owners)) if owners else None
 
 
-greeting: Filter[GreetingMatch] = Filter(lambda m, c: match_greeting(c), "greeting")
-stop_word: Filter[WordMatch] = Filter(lambda m, c: match_stop(c), "stop_word")
-help_word: Filter[WordMatch] = Filter(lambda m, c: _match_word(c, c.locales.help_words),
-                                      "help_word")
+def match_help(msg: InboundMessage, ctx: Context) -> WordMatch | None:
+    owners = ctx.locales.help_words.lookup(ctx.text_norm) if ctx.text_norm else []
+    return WordMatch(locale=_word_locale(ctx, owners)) if owners else None
+
+
+greeting: Filter[GreetingMatch] = Filter(match_greeting, "greeting")
+stop_word: Filter[WordMatch] = Filter(match_stop, "stop_word")
+help_word: Filter[WordMatch] = Filter(match_help, "help_word")
 in_group: Filter[bool] = Filter(lambda m, c: m.group is not None, "in_group")
 private = ~in_group
 registered: Filter[bool] = Filter(lambda m, c: c.state.registration is not None
@@ -126,8 +128,11 @@ def user_locale(ctx: Context) -> str:
     return ctx.locales.region_locale(ctx.region)
 
 
+_KEYWORD_MATCHES = (GreetingMatch, WordMatch)
+
+
 def answer_locale(match: object, ctx: Context) -> str:
     """The locale a handler answers in: the keyword's, else the user's."""
-    if isinstance(match, GreetingMatch | WordMatch):
+    if isinstance(match, _KEYWORD_MATCHES):
         return match.locale
     return user_locale(ctx)
