@@ -53,11 +53,16 @@ def cmd_messages(args: argparse.Namespace) -> int:
     data = call(config, "GET", "/admin/messages",
                 params={"direction": args.direction, "number": args.number,
                         "instance": args.instance, "limit": args.limit}, url=args.url)
-    lines = [f"{m['at']}  {'<-' if m['direction'] == 'in' else '->'} #{m['instance']} "
-             f"{m['number'] or m['group_id']}  {m['type']}"
-             f"{' [' + m['status'] + ']' if m['status'] else ''}" for m in data["messages"]]
-    show(data, args, lines)
+    show(data, args, message_lines(data["messages"]))
     return 0
+
+
+def message_lines(messages: list[dict[str, Any]]) -> list[str]:
+    """The message log for people: each message's line, then its text."""
+    return [f"{m['at']}  {'<-' if m['direction'] == 'in' else '->'} #{m['instance']} "
+            f"{m['number'] or m['group_id']}  {m['type']}"
+            f"{' [' + m['status'] + ']' if m['status'] else ''}"
+            + (f"\n    {m['text']}" if m["text"] else "") for m in messages]
 
 
 def _sighup(config: Config, args: argparse.Namespace) -> int:
@@ -149,7 +154,8 @@ def add_registrations(sub: Subparsers) -> None:
 
 
 def add_messages(sub: Subparsers) -> None:
-    p = command(sub, "messages", "the message log, both directions, newest first",
+    p = command(sub, "messages", "the latest messages, both directions, oldest first, "
+                "with their text",
                 "wagate messages --direction in --number +34600000001", cmd_messages)
     common(p)
     p.add_argument("--direction", choices=("in", "out"), help="only received or only sent")

@@ -15,7 +15,8 @@ class ServiceUnreachable(CommandError):
     """No answer from the service at `url` (not running, wrong address)."""
 
     def __init__(self, url: str, exc: OSError) -> None:
-        super().__init__(f"cannot reach wagate at {url}: {exc}")
+        super().__init__(f"cannot reach wagate at {url}: {exc}; is it running? Start it "
+                         "with `wagate serve` (or check --url / [server] in the config)")
         self.url = url
 
 

@@ -170,7 +170,7 @@ def add_send(sub: Subparsers) -> None:
 
 
 def add_outbox(sub: Subparsers) -> None:
-    p = command(sub, "outbox", "list messages sent on sandbox numbers, newest first",
+    p = command(sub, "outbox", "the latest messages sent on sandbox numbers, oldest first",
                 "wagate outbox --to +34600000001", cmd_outbox)
     common(p)
     p.add_argument("--to", help="only those to this number")

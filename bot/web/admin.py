@@ -131,7 +131,7 @@ async def costs(request: web.Request) -> web.Response:
 
 @routes.operation(
     "get", "/admin/registrations", id="list_registrations",
-    summary="List registrations, newest first", ok=Registrations,
+    summary="List registrations, in the order they registered", ok=Registrations,
     ok_description="Registrations", parameters=(_INSTANCE_FILTER, query(
         "status", "Only this status", {"enum": list(_STATUSES)}), LIMIT),
     **_ADMIN, errors=ADMIN_ERRORS | QUERY_ERRORS | {Error.INVALID_STATUS})
@@ -160,7 +160,7 @@ async def registration(request: web.Request) -> web.Response:
 
 @routes.operation(
     "get", "/admin/messages", id="list_messages",
-    summary="The message log (inbound and outbound), newest first", ok=LoggedMessages,
+    summary="The latest messages (inbound and outbound), oldest first", ok=LoggedMessages,
     ok_description="Messages",
     parameters=(query("direction", "Only this direction", {"enum": ["in", "out"]}),
                 _INSTANCE_FILTER, query("number", "Only this phone number", {"type": "string"}),

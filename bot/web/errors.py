@@ -76,8 +76,11 @@ async def error_middleware(request: web.Request,
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        return error_response(_HTTP_ERRORS.get(exc.status, Error.HTTP_ERROR),
-                              exc.reason or "request failed",
+        reason = exc.reason or "request failed"
+        if isinstance(exc, web.HTTPMethodNotAllowed):
+            allowed = " or ".join(sorted(m for m in exc.allowed_methods if m != "HEAD"))
+            reason = f"{request.method} is not allowed on {request.path}; use {allowed}"
+        return error_response(_HTTP_ERRORS.get(exc.status, Error.HTTP_ERROR), reason,
                               {k: v for k, v in exc.headers.items() if k == "Allow"},
                               status=exc.status)
     except Exception:

@@ -325,6 +325,8 @@ _KIND_ERRORS = {
     "document": {Error.CAPTION_TOO_LONG, Error.BAD_FILENAME, Error.BAD_BASE64,
                  Error.EMPTY_MEDIA, Error.IMAGE_TOO_LARGE, Error.DOCUMENT_TOO_LARGE,
                  Error.UNSUPPORTED_IMAGE, Error.UNSUPPORTED_DOCUMENT}}
+_ARTICLED = {"text": "a text", "url": "a URL", "image": "an image",
+             "document": "a document"}
 _SEND_DESCRIPTION = (
     "The body is read as JSON whatever the Content-Type, except that "
     "application/x-www-form-urlencoded takes the same fields form-encoded (a '+' left "
@@ -355,7 +357,8 @@ for _audience in ("single", "group"):
         _group_send = _audience == "group"
         routes.operation(
             "post", send_path(_audience, _kind), id=f"send_{_audience}_{_kind}",
-            summary=f"Send a {_kind} message to a {'group' if _group_send else 'number'}",
+            summary=f"Send {_ARTICLED[_kind]} message to a "
+                    f"{'group' if _group_send else 'number'}",
             tag="send", security="send", ok=Queued, ok_description="Queued; a worker sends it",
             description=_SEND_DESCRIPTION, parameters=(INSTANCE,), form=True,
             body=send_body(_group_send, _kind),

@@ -116,7 +116,7 @@ async def inbound(request: web.Request) -> web.Response:
 
 @routes.operation(
     "get", "/sandbox/outbox", id="sandbox_outbox",
-    summary="Messages sent through the sandbox, newest first", ok=Outbox,
+    summary="The latest messages sent through the sandbox, oldest first", ok=Outbox,
     ok_description="Messages",
     parameters=(query("instance", "Only this instance id", {"type": "integer"}),
                 query("to", "Only to this phone number", {"type": "string"}), LIMIT),
