@@ -15,6 +15,10 @@ from bot.cli.client import ApiRefused, ServiceUnreachable, call
 from bot.config.load import load_config
 from tests.test_cli import free_port, start_service, stop_service, wagate, write_config
 
+# Real `wagate` processes (slow: started first); one worker runs the module,
+# so its one service (the `running` fixture) starts once.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("cli_client")]
+
 
 class Running:
     def __init__(self, config: Path, port: int, proc: subprocess.Popen[str]) -> None:
