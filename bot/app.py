@@ -27,13 +27,26 @@ from bot.providers.registry import PROVIDERS
 from bot.roles import Roles
 from bot.runtime import Reloader
 from bot.store import OutboundRow, open_store
-from bot.web import account, admin, deliveries, docs, health, home, openapi, portal, send
+from bot.web import (
+    account,
+    admin,
+    deliveries,
+    docs,
+    health,
+    home,
+    media,
+    openapi,
+    portal,
+    send,
+)
 from bot.web.errors import error_middleware
 from bot.web.inflight import InFlight
 from bot.web.keys import (
     clock_key,
     http_session_key,
     inflight_key,
+    media_links_key,
+    media_worker_key,
     metrics_key,
     outbound_worker_key,
     pipeline_key,
@@ -50,6 +63,7 @@ from bot.web.observe import observe_middleware
 from bot.web.snapshot import holder_key
 from bot.web.ui import dashboard
 from bot.window import WindowFallback
+from bot.workers.media import MediaLinks, MediaWorker
 from bot.workers.outbound import OutboundWorker
 from bot.workers.webhooks import WebhookWorker
 from bot.workers.yielding import ForegroundFirst
@@ -97,12 +111,14 @@ def create_app(config: Config, roles: Roles | None = None,
     app.cleanup_ctx.append(http_session_ctx)
     app.cleanup_ctx.append(store_ctx)
     app.cleanup_ctx.append(workers_ctx)
+    app.cleanup_ctx.append(media_ctx)
     app.cleanup_ctx.append(webhooks_ctx)
     if roles.group is not None:
         app.cleanup_ctx.append(group_ctx)
     app.cleanup_ctx.append(profiles_ctx)
     app.add_routes(home.routes)
     app.add_routes(health.routes)
+    app.add_routes(media.routes)  # before Twilio's /media/{id}: ours are only m + 32 hex
     for provider in providers:
         if provider.routes is not None:
             app.add_routes(provider.routes())
@@ -220,6 +236,59 @@ async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
         await store.release_claims(worker.holder)
 
 
+async def media_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The media worker: fetches the files users send (bot/workers/media.py), on
+    the provider session for the provider's own base URL, a guarded one elsewhere."""
+    holder = app[holder_key]
+    store = app[store_key]
+    metrics = app[metrics_key]
+    app[media_links_key] = MediaLinks(store, lambda: holder.current)
+    fetchers = {name: provider.media() for name, provider in app[providers_key].items()
+                if provider.media is not None}
+
+    def released() -> None:
+        if webhook_worker_key in app:
+            app[webhook_worker_key].notify()
+
+    async with _guarded_session(holder) as guarded:
+        worker = MediaWorker(store, lambda: holder.current, fetchers,
+                             plain=app[http_session_key], guarded=guarded,
+                             holder=store.worker_id, on_released=released,
+                             on_fetched=lambda outcome: metrics.media_fetches.labels(
+                                 outcome).inc())
+        app[media_worker_key] = worker
+        app[workers_key]["media"] = worker
+        app[pipeline_key].on_media = worker.notify
+        if not app[roles_key].drainers:  # another process of the group fetches
+            yield
+            return
+        await store.on_work("media", worker.notify)
+        task = asyncio.create_task(worker.run(), name="media-worker")
+        try:
+            yield
+        finally:
+            worker.stop()
+            grace = holder.current.config.server.shutdown_timeout
+            try:
+                await asyncio.wait_for(task, grace)
+            except TimeoutError:
+                log.warning("media worker did not stop in time")
+            await worker.drain(grace)
+            try:
+                await store.release_media_claims(worker.holder)
+            except Exception as exc:  # the store is gone: the next start releases them
+                log.warning("media claims not released at shutdown: %s", exc)
+
+
+def _guarded_session(holder: SnapshotHolder) -> aiohttp.ClientSession:
+    """A session whose resolver refuses non-public addresses (but [webhooks]
+    allow_private_networks) and that keeps no cookies: for addresses others name."""
+    resolver = GuardedResolver(lambda: holder.current.config.webhooks.allow_private_networks)
+    connector = aiohttp.TCPConnector(limit=512, limit_per_host=0, use_dns_cache=False,
+                                     resolver=resolver)
+    return aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar())
+
+
 async def webhooks_ctx(app: web.Application) -> AsyncIterator[None]:
     """The webhook deliverer, on a session of its own: its resolver refuses
     non-public addresses (which must not apply to provider calls), and it keeps
@@ -227,13 +296,10 @@ async def webhooks_ctx(app: web.Application) -> AsyncIterator[None]:
     holder = app[holder_key]
     store = app[store_key]
     metrics = app[metrics_key]
-    resolver = GuardedResolver(lambda: holder.current.config.webhooks.allow_private_networks)
-    connector = aiohttp.TCPConnector(limit=512, limit_per_host=0, use_dns_cache=False,
-                                     resolver=resolver)
-    async with aiohttp.ClientSession(connector=connector,
-                                     cookie_jar=aiohttp.DummyCookieJar()) as session:
+    async with _guarded_session(holder) as session:
         inflight = app[inflight_key]
         worker = WebhookWorker(store, lambda: holder.current, session,
+                               media=app[media_links_key],
                                on_attempt=lambda outcome: metrics.deliveries.labels(outcome).inc(),
                                gate=ForegroundFirst(lambda: inflight.count > 0),
                                holder=store.worker_id,

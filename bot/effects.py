@@ -77,6 +77,25 @@ class DeliveryDraft:
     format: str  # standard | whatsmate
     event_type: str
     payload: str
+    # A message.received that carries a file: the file's id, and until when the
+    # delivery waits for it (the fetch releases it sooner: docs/receiving.md).
+    media_id: str | None = None
+    not_before: float | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MediaDraft:
+    """A file a user sent, to fetch from the provider (bot/workers/media.py)."""
+
+    id: str  # ours (bot/media_links.py)
+    provider: str
+    instance_id: int
+    kind: str  # the message's kind: its size limit
+    provider_media_id: str
+    source_url: str | None
+    mime_type: str | None
+    filename: str | None
+    expires_at: float  # kept until then ([media] retention_days)
 
 
 @dataclass(slots=True)
@@ -88,3 +107,4 @@ class Effects:
     auto_reply_marks: list[str] = field(default_factory=list)  # 'any', 'hint'
     events: list[WebhookEvent] = field(default_factory=list)
     deliveries: list[DeliveryDraft] = field(default_factory=list)  # routed from `events`
+    media: MediaDraft | None = None  # the file the message carries, to fetch

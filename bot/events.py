@@ -10,14 +10,26 @@ from dataclasses import dataclass
 
 from bot.kinds import STATUSES, MessageKind, Status
 
-__all__ = ["STATUSES", "GroupRef", "InboundEvent", "InboundMessage", "MessageKind", "Status",
-           "StatusUpdate"]
+__all__ = ["STATUSES", "GroupRef", "InboundEvent", "InboundMessage", "MediaRef", "MessageKind",
+           "Status", "StatusUpdate"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class GroupRef:
     id: str
     name: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MediaRef:
+    """A file the user sent, as the provider names it."""
+
+    id: str  # the provider's media id (Meta), else its message id and index
+    mime_type: str | None = None
+    filename: str | None = None
+    # Where the provider serves it (Twilio's MediaUrlN, WAHA's media.url);
+    # None where it is fetched by id (Meta, through Graph). Never forwarded.
+    source_url: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -34,6 +46,7 @@ class InboundMessage:
     text: str | None = None  # the text, or a media caption
     group: GroupRef | None = None
     timestamp: float
+    media: MediaRef | None = None
 
     @property
     def chat(self) -> str:

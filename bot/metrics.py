@@ -58,6 +58,9 @@ class Metrics:
         self.deliveries = Counter(
             "wagate_webhook_deliveries", "Webhook delivery attempts by outcome "
             "(delivered, retry, failed, disabled, refused)", ["outcome"], registry=registry)
+        self.media_fetches = Counter(
+            "wagate_media_fetches", "Fetches of files users sent, by outcome "
+            "(fetched, retry, failed)", ["outcome"], registry=registry)
         self.reloads = Counter(
             "wagate_reloads", "Config reloads by outcome (ok, refused)", ["outcome"],
             registry=registry)

@@ -12,11 +12,13 @@ import logging
 import time
 from collections.abc import Callable
 
+from bot.config import MediaConfig
 from bot.config.snapshot import Snapshot, SnapshotHolder
 from bot.dispatch import Dispatcher
-from bot.effects import DeliveryDraft, Effects
+from bot.effects import DeliveryDraft, Effects, MediaDraft
 from bot.events import InboundEvent, InboundMessage, StatusUpdate
 from bot.forwarding.routing import route_inbound, route_status
+from bot.media_links import media_id_for
 from bot.metrics import Metrics
 from bot.store import InboundContext, OutboundRow
 from bot.store.protocol import InboundStore
@@ -46,6 +48,8 @@ class Pipeline:
         # template (and the outbound worker woken) rather than failed.
         self.window = window
         self.on_requeued = on_requeued
+        # Called after a message carrying a file was committed (wakes the media worker).
+        self.on_media: Callable[[], None] | None = None
 
     async def handle(self, event: InboundEvent, snapshot: Snapshot | None = None) -> bool:
         """Process one event; False when it was a redelivery (nothing changed).
@@ -104,6 +108,7 @@ class Pipeline:
         ctx = self.dispatcher.build_context(config=snap.config, locales=snap.locales, msg=msg,
                                             state=state, now=now)
         effects = await self.dispatcher.dispatch(ctx)
+        effects.media = media_draft(msg, snap.config.media, now)
         effects.deliveries = route_inbound(snap.config, effects, state, now)
         try:
             fresh = await self.store.commit_inbound(effects, now)
@@ -126,6 +131,8 @@ class Pipeline:
             self.on_committed(effects)
         if effects.deliveries and self.on_deliveries is not None:
             self.on_deliveries()
+        if effects.media is not None and self.on_media is not None:
+            self.on_media()
         return True
 
     @staticmethod
@@ -139,6 +146,17 @@ class Pipeline:
         if before is None or before.status != reg.status:
             event = "registered" if reg.status == "active" else "opted_out"
             metrics.registrations.labels(reg.locale, event).inc()
+
+
+def media_draft(msg: InboundMessage, cfg: MediaConfig, now: float) -> MediaDraft | None:
+    """The file a message carries, to fetch once it is stored (bot/workers/media.py)."""
+    if msg.media is None:
+        return None
+    return MediaDraft(id=media_id_for(msg.provider, msg.provider_message_id),
+                      provider=msg.provider, instance_id=msg.instance_id, kind=msg.kind,
+                      provider_media_id=msg.media.id, source_url=msg.media.source_url,
+                      mime_type=msg.media.mime_type, filename=msg.media.filename,
+                      expires_at=now + cfg.retention_days * 86400)
 
 
 class _ChatHold:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bot.dispatch import ANY, Context, Router
 from bot.events import InboundMessage
+from bot.media_links import media_id_for
 
 router = Router(name="forward", observe=True)
 
@@ -20,6 +21,13 @@ async def forward(msg: InboundMessage, ctx: Context, _match: bool) -> None:
         "profile_name": msg.profile_name,
         "timestamp": msg.timestamp,
     }
+    if msg.media is not None:
+        # Ours, not the provider's: /media/{id}. Size, digest and link join it
+        # at delivery, once the file is fetched (bot/workers/webhooks.py).
+        data["media"] = {"id": media_id_for(msg.provider, msg.provider_message_id),
+                         "mime_type": msg.media.mime_type}
+        if msg.media.filename:
+            data["media"]["filename"] = msg.media.filename
     if msg.user_id:
         data["user_id"] = msg.user_id
     if msg.group is not None:

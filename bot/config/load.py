@@ -23,8 +23,9 @@ from typing import Any
 
 import phonenumbers
 
-from bot.config.reader import Reader, positive
+from bot.config.reader import Reader, check_http_url, positive
 from bot.config.types import (
+    DEFAULT_MEDIA_MAX_BYTES,
     DEFAULT_PLANS,
     DEFAULT_RETRY_SCHEDULE,
     FEATURES,
@@ -35,6 +36,7 @@ from bot.config.types import (
     ConfigError,
     DefaultsConfig,
     InstanceConfig,
+    MediaConfig,
     OutboundConfig,
     PlanConfig,
     Profile,
@@ -72,7 +74,7 @@ def parse_config(text: str, *, source: str = "<config>", env: Mapping[str, str] 
 
     top = Reader(source, text, data, "")
     top.unknown_keys({"server", "storage", "admin", "defaults", "webhooks", "outbound",
-                      "locales", "instances", "plans", "subscribers", "templates"}
+                      "media", "locales", "instances", "plans", "subscribers", "templates"}
                      | {p.config.section for p in PROVIDERS if p.config.section})
     base = Path(base_dir) if base_dir else (Path(source).parent if source != "<config>" else Path())
 
@@ -90,6 +92,7 @@ def parse_config(text: str, *, source: str = "<config>", env: Mapping[str, str] 
         for p in PROVIDERS if p.config.section and p.config.section in data}
     webhooks = _parse_webhooks(top.child("webhooks", top.get("webhooks", dict, {})))
     outbound = _parse_outbound(top.child("outbound", top.get("outbound", dict, {})))
+    media = _parse_media(top.child("media", top.get("media", dict, {})))
     locales_r = top.child("locales", top.get("locales", dict, {}))
     locales_r.unknown_keys({"dir"})
     locales_dir = locales_r.get("dir", str, "")
@@ -129,7 +132,7 @@ def parse_config(text: str, *, source: str = "<config>", env: Mapping[str, str] 
             "locale", f"no locale folder {defaults.locale!r} in {locales_dir}")
     return Config(path=None if source == "<config>" else source, server=server, storage=storage,
                   admin_token=admin_token, defaults=defaults, providers=sections,
-                  webhooks=webhooks,
+                  webhooks=webhooks, media=media,
                   outbound=outbound, locales_dir=locales_dir, instances=instances, plans=plans,
                   subscribers=subscribers, subscribers_by_client_id=by_client,
                   subscribers_by_keyword=by_keyword, templates=templates,
@@ -142,7 +145,8 @@ def _default_locales_dir() -> Path:
 
 
 def _parse_server(r: Reader) -> ServerConfig:
-    r.unknown_keys({"host", "port", "pid_file", "shutdown_timeout", "body_timeout"})
+    r.unknown_keys({"host", "port", "pid_file", "shutdown_timeout", "body_timeout",
+                    "public_url"})
     port = r.get("port", int, 8080)
     if not 0 <= port <= 65535:
         raise r.error("port", "must be between 0 and 65535")
@@ -151,7 +155,17 @@ def _parse_server(r: Reader) -> ServerConfig:
                         shutdown_timeout=positive(r, "shutdown_timeout",
                                                    r.get("shutdown_timeout", float, 10.0)),
                         body_timeout=positive(r, "body_timeout",
-                                               r.get("body_timeout", float, 30.0)))
+                                               r.get("body_timeout", float, 30.0)),
+                        public_url=_public_url(r))
+
+
+def _public_url(r: Reader) -> str | None:
+    url = r.get("public_url", str, None)
+    if url is None:
+        return None
+    url = url.rstrip("/")
+    check_http_url(r, "public_url", url)
+    return url
 
 
 def _parse_storage(r: Reader, env: Mapping[str, str]) -> StorageConfig:
@@ -214,6 +228,21 @@ def _parse_outbound(r: Reader) -> OutboundConfig:
         max_attempts=int(positive(r, "max_attempts", r.get("max_attempts", int, 8))),
         retry_base=positive(r, "retry_base", r.get("retry_base", float, 2.0)),
         retry_max=positive(r, "retry_max", r.get("retry_max", float, 600.0)))
+
+
+def _parse_media(r: Reader) -> MediaConfig:
+    r.unknown_keys({"retention_days", "delivery_wait", "fetch_timeout", "max_bytes"})
+    sizes = dict(DEFAULT_MEDIA_MAX_BYTES)
+    limits = r.child("max_bytes", r.get("max_bytes", dict, {}))
+    limits.unknown_keys(set(DEFAULT_MEDIA_MAX_BYTES))
+    for kind in DEFAULT_MEDIA_MAX_BYTES:
+        sizes[kind] = int(positive(limits, kind, limits.get(kind, int, sizes[kind])))
+    return MediaConfig(
+        retention_days=positive(r, "retention_days", r.get("retention_days", float, 30.0)),
+        delivery_wait=positive(r, "delivery_wait", r.get("delivery_wait", float, 60.0),
+                               allow_zero=True),
+        fetch_timeout=positive(r, "fetch_timeout", r.get("fetch_timeout", float, 60.0)),
+        max_bytes=sizes)
 
 
 def _parse_plans(top: Reader, raw: Mapping[str, Any]) -> dict[str, PlanConfig]:

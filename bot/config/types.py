@@ -112,6 +112,17 @@ class ServerConfig:
     # A client that stops sending halfway through a body is answered 408 after
     # this long, so no input can hold a request (and its in-flight slot) open.
     body_timeout: float = 30.0
+    # The address the service is reached at (behind a proxy, the proxy's),
+    # without a trailing "/": the base of URLs given to others (media links).
+    public_url: str | None = None
+
+    @property
+    def base_url(self) -> str:
+        """`public_url`, else the address it listens on."""
+        if self.public_url:
+            return self.public_url
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -139,6 +150,28 @@ class WebhooksConfig:
     disable_after_days: float = 5.0
     allow_private_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     max_concurrency_per_endpoint: int = 8
+
+
+# The largest file of each kind kept ([media] max_bytes): Meta's own limits
+# (stickers: an animated one's). A kind not named here takes `document`'s.
+DEFAULT_MEDIA_MAX_BYTES: Mapping[str, int] = {
+    "image": 5 * 1024 * 1024, "video": 16 * 1024 * 1024, "audio": 16 * 1024 * 1024,
+    "voice": 16 * 1024 * 1024, "sticker": 500 * 1024, "document": 100 * 1024 * 1024}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MediaConfig:
+    """Files users send: fetched from the provider, kept, served by signed links."""
+
+    retention_days: float = 30.0  # a file (and its links) lives this long
+    # How long a message.received waits for its file before it goes with media.error.
+    delivery_wait: float = 60.0
+    fetch_timeout: float = 60.0  # one download, from first byte asked to last
+    max_bytes: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_MEDIA_MAX_BYTES))
+
+    def limit(self, kind: str) -> int:
+        return self.max_bytes.get(kind, self.max_bytes.get("document",
+                                                           DEFAULT_MEDIA_MAX_BYTES["document"]))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -230,6 +263,7 @@ class Config:
     providers: Mapping[str, Any] = field(default_factory=dict)
     webhooks: WebhooksConfig = field(default_factory=WebhooksConfig)
     outbound: OutboundConfig = field(default_factory=OutboundConfig)
+    media: MediaConfig = field(default_factory=MediaConfig)
     locales_dir: str = "locales"
     instances: Mapping[int, InstanceConfig] = field(default_factory=dict)
     plans: Mapping[str, PlanConfig] = field(default_factory=dict)

@@ -15,6 +15,7 @@ Then, for that one subscriber: only while its plan in force has
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from typing import Any
 
@@ -97,6 +98,13 @@ def route_inbound(config: Config, effects: Effects, state: InboundContext,
     drafts: list[DeliveryDraft] = []
     for event in effects.events:
         drafts += deliveries_for(config, target, instance, event, now)
+    if effects.media is not None:
+        # A message.received carrying a file waits for it (the fetch releases it
+        # sooner), then goes with its link or media.error (bot/workers/webhooks.py).
+        hold = now + config.media.delivery_wait
+        drafts = [dataclasses.replace(d, media_id=effects.media.id, not_before=hold)
+                  if d.event_type == "message.received" and d.format == "standard" else d
+                  for d in drafts]
     return drafts
 
 

@@ -172,6 +172,9 @@ class Provider:
     # an instance's profile would lose.
     profile_fields: frozenset[str] = frozenset()
     make_profiler: Callable[[SenderContext], ProfileApplier] | None = None
+    # How the files users send are fetched: a bot.workers.media_fetch.MediaFetch
+    # (imported, like `inbound`, only when an app is built). None: no media.
+    media: Callable[[], Any] | None = None
 
 
 class NoSection:

@@ -97,13 +97,18 @@ TABLES: tuple[Table, ...] = (
     Table("webhook_deliveries", ("seq", "id", "subscriber_id", "endpoint_key", "url", "format",
                                  "event_type", "payload", "status", "attempts",
                                  "last_status_code", "last_error", "created_at", "updated_at",
-                                 "delivered_at"),
+                                 "delivered_at", "media_id"),
           computed=_released("pending"), identity="seq", claims_of="pending"),
     Table("webhook_attempts", ("seq", "delivery_id", "at", "outcome", "status_code",
                                "latency_ms", "response_body", "error"), identity="seq"),
     Table("webhook_endpoints", ("subscriber_id", "endpoint_key", "url", "failing_since",
                                 "last_success_at", "last_failure_at", "disabled_at",
                                 "disabled_reason")),
+    Table("inbound_media", ("id", "provider", "instance_id", "kind", "provider_media_id",
+                            "source_url", "mime_type", "filename", "status", "attempts",
+                            "error", "size", "sha256", "content", "created_at", "fetched_at",
+                            "expires_at"), computed=_released("pending"), claims_of="pending"),
+    Table("server_keys", ("name", "value")),
 )
 # Tables of each schema that are not data: each store keeps its own schema
 # version, and PostgreSQL's shared send pace (SQLite keeps it in memory) is

@@ -233,3 +233,44 @@ class InstanceActivity:
     outbound: tuple[int, ...]
     queued: int
     oldest_queued_at: float | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MediaJob:
+    """A user's file to fetch from the provider, as the media worker claims it."""
+
+    id: str
+    provider: str
+    instance_id: int
+    kind: str
+    provider_media_id: str
+    source_url: str | None
+    mime_type: str | None
+    filename: str | None
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MediaResult:
+    """One fetch's end: the file, or why not (`retry_at`: tried again then)."""
+
+    content: bytes | None = None
+    sha256: str | None = None
+    mime_type: str | None = None
+    error: str | None = None
+    retry_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MediaInfo:
+    """A kept file's description (its bytes apart: `media_content`)."""
+
+    id: str
+    status: str  # pending | ready | failed
+    kind: str
+    mime_type: str | None
+    filename: str | None
+    size: int | None
+    sha256: str | None
+    error: str | None
+    expires_at: float

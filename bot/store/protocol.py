@@ -21,6 +21,9 @@ from bot.store.models import (
     Group,
     InboundContext,
     InstanceActivity,
+    MediaInfo,
+    MediaJob,
+    MediaResult,
     MessageLogRow,
     OutboundRow,
     Registration,
@@ -56,7 +59,7 @@ class StoreBase(Protocol):
 
     async def ping(self) -> None: ...
 
-    async def on_work(self, queue: Literal["outbound", "deliveries"],
+    async def on_work(self, queue: Literal["outbound", "deliveries", "media"],
                       wake: Callable[[], None]) -> None:
         """Call `wake` when any process queues work on `queue` (PostgreSQL:
         LISTEN/NOTIFY). A no-op where the only process wakes its workers itself."""
@@ -261,5 +264,39 @@ class Queries(StoreBase, Protocol):
         ...
 
 
-class Store(InboundStore, OutboundQueue, DeliveryQueue, Usage, Queries, Protocol):
+class MediaStore(StoreBase, Protocol):
+    """Files users sent: the media worker's queue, the /media route's reads.
+    The fetch is queued by `commit_inbound`, with the message (Effects.media)."""
+
+    async def claim_media(self, now: float, limit: int, lease: float,
+                          holder: str | None = None) -> list[MediaJob]:
+        """Up to `limit` files due to fetch, leased to `holder` until `now + lease`."""
+        ...
+
+    async def finish_media(self, media_id: str, result: MediaResult, now: float) -> int:
+        """Record a fetch; when final, the deliveries waiting for the file are due
+        now (those not yet tried). Returns how many were."""
+        ...
+
+    async def media_info(self, media_id: str) -> MediaInfo | None: ...
+
+    async def media_content(self, media_id: str) -> tuple[MediaInfo, bytes] | None:
+        """A fetched file and its bytes; None when there is none (any more)."""
+        ...
+
+    async def purge_media(self, now: float) -> int:
+        """Delete the files past their expiry; how many went."""
+        ...
+
+    async def release_media_claims(self, holder: str | None = None) -> int: ...
+
+    async def next_media_due(self) -> float | None: ...
+
+    async def server_key(self, name: str) -> bytes:
+        """A secret of the service's own, the same in every process on the store:
+        made (32 random bytes) the first time it is asked for."""
+        ...
+
+
+class Store(InboundStore, OutboundQueue, DeliveryQueue, Usage, Queries, MediaStore, Protocol):
     """Every port: what a backend implements (SqliteStore, PostgresStore)."""

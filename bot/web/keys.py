@@ -16,6 +16,7 @@ from bot.providers.base import Provider, Sender
 from bot.roles import Roles
 from bot.store import Store
 from bot.web.inflight import InFlight
+from bot.workers.media import MediaLinks, MediaWorker
 from bot.workers.outbound import OutboundWorker
 from bot.workers.webhooks import WebhookWorker
 
@@ -65,6 +66,12 @@ clock_key = web.AppKey("clock", Clock)
 # ---- webhooks
 
 webhook_worker_key = web.AppKey("webhook_worker", WebhookWorker)
+
+
+# ---- inbound media
+
+media_links_key = web.AppKey("media_links", MediaLinks)
+media_worker_key = web.AppKey("media_worker", MediaWorker)
 
 
 # ---- providers

@@ -29,6 +29,7 @@ from bot.forwarding.payloads import standard_headers, whatsmate_body
 from bot.forwarding.safety import RefusedAddress, check_url
 from bot.store.models import AttemptOutcome, AttemptRow, DeliveryRow
 from bot.store.protocol import DeliveryQueue
+from bot.workers.media import MediaLinks
 from bot.workers.yielding import ForegroundFirst
 
 log = logging.getLogger("wagate.webhooks")
@@ -80,8 +81,10 @@ class WebhookWorker:
                  session: aiohttp.ClientSession, *,
                  on_attempt: Callable[[str], None] | None = None,
                  gate: ForegroundFirst | None = None, holder: str = "webhooks",
-                 on_delivered: Callable[[float], None] | None = None) -> None:
+                 on_delivered: Callable[[float], None] | None = None,
+                 media: MediaLinks | None = None) -> None:
         self.store = store
+        self.media = media  # completes the `media` of a message.received at each attempt
         self.on_delivered = on_delivered  # seconds from acceptance to delivery
         self.holder = holder  # the worker id its claims carry
         self.gate = gate or ForegroundFirst(lambda: False)
@@ -295,7 +298,11 @@ class WebhookWorker:
         if hook.format == "whatsmate":
             body = whatsmate_body(hook.token or "", row.payload)
         else:
-            body = row.payload.encode()
+            payload = row.payload
+            if self.media is not None and row.event_type == "message.received" \
+                    and '"media":{"id":"m' in payload:
+                payload = await self.media.fill(payload)
+            body = payload.encode()
             headers.update(standard_headers(hook.secret or "", row.id, int(time.time()), body))
         try:
             async with self.session.post(

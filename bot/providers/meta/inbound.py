@@ -21,7 +21,7 @@ import phonenumbers
 from aiohttp import web
 
 from bot.config.types import InstanceConfig
-from bot.events import GroupRef, InboundMessage, StatusUpdate
+from bot.events import GroupRef, InboundMessage, MediaRef, StatusUpdate
 from bot.kinds import MessageKind, Status
 from bot.providers.json_fields import as_dict, as_str, as_timestamp
 from bot.providers.meta.caps import CAPS, reason
@@ -88,8 +88,13 @@ def _message_event(m: Mapping[str, Any], instance: InstanceConfig,
         text = as_str(as_dict(m.get("text")).get("body"))
         if text is None:
             raise ValueError("text message without body")
-    elif kind is not MessageKind.OTHER:
-        text = as_str(as_dict(m.get(kind)).get("caption"))
+    media = None
+    if kind is not MessageKind.TEXT and kind is not MessageKind.OTHER:
+        body = as_dict(m.get(kind))
+        text = as_str(body.get("caption"))
+        media_id = as_str(body.get("id"))
+        media = MediaRef(id=media_id, mime_type=as_str(body.get("mime_type")),
+                         filename=as_str(body.get("filename"))) if media_id else None
     group_id = m.get("group_id") or as_dict(m.get("context")).get("group_id")
     if group_id and (not isinstance(group_id, str | int) or isinstance(group_id, bool)):
         raise ValueError("group_id is not a string")
@@ -97,7 +102,8 @@ def _message_event(m: Mapping[str, Any], instance: InstanceConfig,
     return InboundMessage(provider="meta", provider_message_id=msg_id, instance_id=instance.id,
                           sender=sender, user_id=user_id, profile_name=name, kind=kind,
                           text=text, group=GroupRef(id=as_str(str(group_id)) or "")
-                          if group_id else None, timestamp=as_timestamp(m.get("timestamp", 0)))
+                          if group_id else None, timestamp=as_timestamp(m.get("timestamp", 0)),
+                          media=media)
 
 
 def _status_event(s: Mapping[str, Any], instance: InstanceConfig) -> StatusUpdate:

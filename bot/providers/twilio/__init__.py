@@ -1,11 +1,18 @@
 """Twilio Programmable Messaging with a WhatsApp sender."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from aiohttp import web
 
 from bot.providers.base import Provider
 from bot.providers.twilio.caps import CAPS
 from bot.providers.twilio.config import TwilioConfigPart
 from bot.providers.twilio.outbound import TwilioSender
+
+if TYPE_CHECKING:
+    from bot.workers.media_fetch import MediaFetch
 
 
 def inbound_app() -> web.Application:
@@ -20,5 +27,11 @@ def media_routes() -> web.RouteTableDef:
     return media_routes
 
 
-PROVIDER = Provider(name="twilio", caps=CAPS, config=TwilioConfigPart(),
+def media() -> MediaFetch:
+    from bot.providers.twilio.fetch_media import MEDIA  # the HTTP side: with an app only
+
+    return MEDIA
+
+
+PROVIDER = Provider(name="twilio", media=media, caps=CAPS, config=TwilioConfigPart(),
                     make_sender=TwilioSender, inbound=inbound_app, routes=media_routes)

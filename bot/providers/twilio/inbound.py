@@ -20,7 +20,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 from aiohttp import web
 
-from bot.events import InboundMessage, StatusUpdate
+from bot.events import InboundMessage, MediaRef, StatusUpdate
 from bot.kinds import MessageKind, Status
 from bot.numbers import to_e164
 from bot.providers.twilio.caps import CAPS
@@ -138,10 +138,15 @@ def parse_message(fields: Mapping[str, str], twilio: TwilioConfig) -> InboundMes
                 else MessageKind.DOCUMENT if mime else MessageKind.OTHER)
     elif text is None:
         kind = MessageKind.OTHER  # e.g. a location or a reaction: kept, never answered as text
+    url = _field(fields, "MediaUrl0") if kind in _MEDIA_KINDS or kind is MessageKind.DOCUMENT \
+        else None
+    media = MediaRef(id=url.rstrip("/").rsplit("/", 1)[-1][:80] or "0",
+                     mime_type=_field(fields, "MediaContentType0"),
+                     source_url=url) if url else None
     wa_id = _field(fields, "WaId")
     return InboundMessage(provider=NAME, provider_message_id=sid, instance_id=ours.id,
                           sender=sender, user_id=wa_id, profile_name=_field(fields, "ProfileName"),
-                          kind=kind, text=text, timestamp=time.time())
+                          kind=kind, text=text, timestamp=time.time(), media=media)
 
 
 async def receive(request: web.Request) -> web.Response:

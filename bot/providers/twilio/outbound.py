@@ -58,7 +58,7 @@ class TwilioSender:
         url = f"{config.api_base_url}/2010-04-01/Accounts/{config.account_sid}/Messages.json"
         try:
             async with self.session.post(
-                    url, data=form, headers={"Authorization": _basic_auth(config)},
+                    url, data=form, headers={"Authorization": basic_auth(config)},
                     timeout=aiohttp.ClientTimeout(total=config.timeout)) as resp:
                 result = await _result(resp)
         except (TimeoutError, aiohttp.ClientError) as exc:
@@ -68,7 +68,7 @@ class TwilioSender:
         return result
 
 
-def _basic_auth(config: TwilioConfig) -> str:
+def basic_auth(config: TwilioConfig) -> str:
     # By hand: aiohttp.BasicAuth is deprecated, its replacement too new to require.
     pair = f"{config.account_sid}:{config.auth_token}".encode()
     return "Basic " + base64.b64encode(pair).decode()

@@ -18,7 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from bot.config.types import InstanceConfig
-from bot.events import GroupRef, InboundMessage, StatusUpdate
+from bot.events import GroupRef, InboundMessage, MediaRef, StatusUpdate
 from bot.kinds import MessageKind, Status
 from bot.numbers import to_e164
 from bot.providers.json_fields import as_dict, as_str, as_timestamp
@@ -63,9 +63,21 @@ def _person(jid: str) -> tuple[str, str | None] | None:
     return None
 
 
+def _media(payload: Mapping[str, Any], msg_id: str) -> MediaRef | None:
+    """`media` ({url, mimetype, filename}), or the older `mediaUrl` beside it."""
+    media = as_dict(payload.get("media"))
+    url = as_str(media.get("url")) or as_str(payload.get("mediaUrl"))
+    if not payload.get("hasMedia") or not url:
+        return None
+    return MediaRef(id=msg_id, mime_type=as_str(media.get("mimetype")),
+                    filename=as_str(media.get("filename")), source_url=url)
+
+
 def _kind(payload: Mapping[str, Any]) -> MessageKind:
     if not payload.get("hasMedia"):
         return MessageKind.TEXT
+    if as_dict(payload.get("_data")).get("type") == "sticker":
+        return MessageKind.STICKER
     mime = as_str(as_dict(payload.get("media")).get("mimetype")) or ""
     major = mime.split("/")[0]
     if major in ("image", "audio", "video"):
@@ -100,7 +112,8 @@ def parse_message(payload: Mapping[str, Any], instance: InstanceConfig
     return InboundMessage(provider=NAME, provider_message_id=msg_id, instance_id=instance.id,
                           sender=sender, user_id=user_id, profile_name=name, kind=kind,
                           text=text, group=GroupRef(id=group_id) if group_id else None,
-                          timestamp=as_timestamp(payload.get("timestamp", 0))), group_id
+                          timestamp=as_timestamp(payload.get("timestamp", 0)),
+                          media=_media(payload, msg_id)), group_id
 
 
 def parse_ack(payload: Mapping[str, Any], instance: InstanceConfig) -> StatusUpdate | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from bot.store.postgres.deliveries import PostgresDeliveries
 from bot.store.postgres.inbound import PostgresInbound
+from bot.store.postgres.media import PostgresMedia
 from bot.store.postgres.outbound import PostgresOutbound
 from bot.store.postgres.pool import MIGRATIONS, default_worker_id, migrate, redacted
 from bot.store.postgres.reports import PostgresReports
@@ -19,7 +20,7 @@ from bot.store.queries import SharedQueries
 
 
 class PostgresStore(PostgresInbound, PostgresOutbound, PostgresDeliveries, PostgresUsage,
-                    PostgresReports, SharedQueries):
+                    PostgresReports, PostgresMedia, SharedQueries):
     """The shared store. Every public method is one unit of work."""
 
 

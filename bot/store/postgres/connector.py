@@ -13,7 +13,7 @@ import asyncpg
 from bot.store.queries import Result, Step, numbered
 
 Conn = asyncpg.Connection
-Queue = Literal["outbound", "deliveries"]
+Queue = Literal["outbound", "deliveries", "media"]
 # How the pool runs a unit: `_read`, `_tx` (a transaction) or `_statement` (one
 # statement, committed alone).
 Runner = Callable[[Callable[[Conn], Awaitable[list[Result]]]], Awaitable[list[Result]]]

@@ -153,16 +153,24 @@ class PostgresEffects(PostgresPool):
         the endpoint is enabled again). The count of pending ones, as SQL."""
         at = st.once("now", now, "float8")
         columns = zip(*((d.id, d.subscriber_id, d.endpoint_key, d.url, d.format, d.event_type,
-                         d.payload) for d in drafts), strict=True)
+                         d.payload, d.media_id) for d in drafts), strict=True)
         arrays = ", ".join(st.arg(list(values), "text[]") for values in columns)
+        # A delivery waiting for its file is due when the fetch ends, or at not_before.
+        held = [d.not_before for d in drafts]
+        due = at
+        if any(held):
+            arrays += ", " + st.arg(held, "float8[]")
+            due = f"COALESCE(d.not_before, {at})"
         st.step("dlv", (
             "INSERT INTO webhook_deliveries (id, subscriber_id, endpoint_key, url, format,"
-            " event_type, payload, status, next_attempt_at, last_error, created_at, updated_at)"
+            " event_type, payload, status, next_attempt_at, last_error, created_at, updated_at,"
+            " media_id)"
             " SELECT d.id, d.sub, d.key, d.url, d.format, d.event_type, d.payload,"
-            f" CASE WHEN e.subscriber_id IS NULL THEN 'pending' ELSE 'failed' END, {at},"
+            f" CASE WHEN e.subscriber_id IS NULL THEN 'pending' ELSE 'failed' END, {due},"
             f" CASE WHEN e.subscriber_id IS NOT NULL THEN {_DISABLED_ERROR_E} END,"
-            f" {at}, {at} FROM unnest({arrays}) WITH ORDINALITY"
-            " AS d (id, sub, key, url, format, event_type, payload, ord)"
+            f" {at}, {at}, d.media_id FROM unnest({arrays}) WITH ORDINALITY"
+            " AS d (id, sub, key, url, format, event_type, payload, media_id"
+            + (", not_before" if any(held) else "") + ", ord)"
             " LEFT JOIN webhook_endpoints e ON e.subscriber_id = d.sub"
             f" AND e.endpoint_key = d.key AND e.disabled_at IS NOT NULL WHERE {gate}"
             " ORDER BY d.ord RETURNING status"))

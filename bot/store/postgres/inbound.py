@@ -16,6 +16,7 @@ from bot.store.models import (
     Registration,
 )
 from bot.store.postgres.effects import REG_OF_USER, PostgresEffects, Statement
+from bot.store.postgres.media import add_media
 from bot.store.postgres.pool import (
     Conn,
     HeldChat,
@@ -206,9 +207,13 @@ class PostgresInbound(PostgresEffects):
             self._add_outbound(st, effects.replies, now, gate)
         pending = (self._add_deliveries(st, effects.deliveries, now, gate)
                    if effects.deliveries else "0")
+        if effects.media is not None:
+            add_media(st, effects.media, now, gate)
         written, queued = await conn.fetchrow(st.sql(f"SELECT {fresh}, {pending}"), *st.args)
         if not written:
             return False
+        if effects.media is not None:
+            self._notify(conn, "media")
         if effects.replies:
             self._notify(conn, "outbound")
         if queued:

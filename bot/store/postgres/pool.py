@@ -45,8 +45,9 @@ LOCK_MIGRATE = 0x7761676D
 LOCK_CHAT = 0x77616763
 LOCK_STATUS = 0x77616773
 
-CHANNELS = {"outbound": "wagate_outbound", "deliveries": "wagate_deliveries"}
-Queue = Literal["outbound", "deliveries"]
+CHANNELS = {"outbound": "wagate_outbound", "deliveries": "wagate_deliveries",
+            "media": "wagate_media"}
+Queue = Literal["outbound", "deliveries", "media"]
 
 
 def load_migrations() -> list[str]:
@@ -265,7 +266,7 @@ class PostgresPool:
         finally:
             await self._pool.release(held.conn)
 
-    async def _release(self, table: Literal["outbound", "webhook_deliveries"],
+    async def _release(self, table: Literal["outbound", "webhook_deliveries", "inbound_media"],
                        waiting: str, holder: str | None) -> int:
         status = await self._statement(lambda conn: conn.execute(
             f"UPDATE {table} SET claimed_until = NULL, claimed_by = NULL,"

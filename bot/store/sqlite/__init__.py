@@ -9,13 +9,14 @@ from bot.store.queries import SharedQueries
 from bot.store.sqlite.deliveries import SqliteDeliveries
 from bot.store.sqlite.engine import MIGRATIONS
 from bot.store.sqlite.inbound import SqliteInbound
+from bot.store.sqlite.media import SqliteMedia
 from bot.store.sqlite.outbound import SqliteOutbound
 from bot.store.sqlite.reports import SqliteReports
 from bot.store.sqlite.usage import SqliteUsage
 
 
 class SqliteStore(SqliteInbound, SqliteOutbound, SqliteDeliveries, SqliteUsage, SqliteReports,
-                  SharedQueries):
+                  SqliteMedia, SharedQueries):
     """The embedded store. Every public method is one unit of work."""
 
 

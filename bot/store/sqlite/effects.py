@@ -119,9 +119,9 @@ class SqliteEffects(SqliteEngine):
         for d in drafts:
             reason = disabled.get((d.subscriber_id, d.endpoint_key))
             rows.append((d.id, d.subscriber_id, d.endpoint_key, d.url, d.format, d.event_type,
-                         d.payload, "pending" if reason is None else "failed", now,
-                         reason, now, now))
+                         d.payload, "pending" if reason is None else "failed",
+                         d.not_before or now, reason, now, now, d.media_id))
         conn.executemany(
             "INSERT INTO webhook_deliveries (id, subscriber_id, endpoint_key, url, format,"
-            " event_type, payload, status, next_attempt_at, last_error, created_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            " event_type, payload, status, next_attempt_at, last_error, created_at, updated_at,"
+            " media_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)

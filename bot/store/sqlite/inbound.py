@@ -23,6 +23,7 @@ from bot.store.rules import (
     status_time,
 )
 from bot.store.sqlite.effects import KEYWORD_AT, SqliteEffects, reg_of_user
+from bot.store.sqlite.media import insert_media
 
 _REGISTRATION_CONFLICT = QUERIES["registration_conflict"]
 
@@ -100,6 +101,8 @@ class SqliteInbound(SqliteEffects):
                     (msg.instance_id, msg.chat, kind, now))
             self._insert_outbound(conn, effects.replies, now)
             self._insert_deliveries(conn, effects.deliveries, now)
+            if effects.media is not None:
+                insert_media(conn, effects.media, now)
             return True
         return await self._tx(unit)
 
