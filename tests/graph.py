@@ -3,6 +3,8 @@ Cloud API, recording every request, with scripted failures."""
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import itertools
 import time
 from collections import deque
@@ -99,6 +101,17 @@ class GraphState:
     failures: deque[tuple[int, dict[str, Any], dict[str, str]]] = field(default_factory=deque)
     ids: itertools.count = field(default_factory=lambda: itertools.count(1))
     window: GraphWindow = field(default_factory=GraphWindow)
+    # Files users sent, by media id: (bytes, mime type), served as Graph does
+    # (GET /{version}/{media-id} -> its url; GET the url, both with the token).
+    files: dict[str, tuple[bytes, str]] = field(default_factory=dict)
+    # Set: a download waits for it (a fetch caught in flight).
+    hold_downloads: asyncio.Event | None = None
+    # Where the media urls point (another host, to test the address rules).
+    download_base: str | None = None
+
+    @property
+    def downloads(self) -> list[GraphRecord]:
+        return [r for r in self.requests if r.path.startswith("/download/")]
 
     @property
     def messages(self) -> list[GraphRecord]:
@@ -211,6 +224,34 @@ def graph_app(token: str) -> web.Application:
         _, refusal = await received(request)
         return refusal or web.json_response({"success": True})
 
+    async def media_lookup(request: web.Request) -> web.Response:
+        state.requests.append(GraphRecord(request.path, dict(request.headers)))
+        if (denied := check_auth(request)) is not None:
+            return denied
+        media_id = request.match_info["media_id"]
+        if media_id not in state.files:
+            return web.json_response({"error": {"message": "(#100) Invalid media id",
+                                                "code": 100}}, status=400)
+        content, mime = state.files[media_id]
+        base = state.download_base or str(request.url.origin())
+        return web.json_response({"messaging_product": "whatsapp", "id": media_id,
+                                  "url": f"{base}/download/{media_id}?ext=1", "mime_type": mime,
+                                  "sha256": hashlib.sha256(content).hexdigest(),
+                                  "file_size": len(content)})
+
+    async def media_download(request: web.Request) -> web.Response:
+        state.requests.append(GraphRecord(request.path, dict(request.headers)))
+        if (denied := check_auth(request)) is not None:
+            return denied
+        if state.hold_downloads is not None:
+            await state.hold_downloads.wait()
+        found = state.files.get(request.match_info["media_id"])
+        if found is None:
+            return web.Response(status=404)
+        return web.Response(body=found[0], content_type=found[1])
+
+    app.router.add_get("/download/{media_id}", media_download)
+    app.router.add_get("/{version}/{media_id}", media_lookup)
     app.router.add_post("/{version}/upload:{sid}", upload_bytes)
     app.router.add_post("/{version}/{app_id}/uploads", upload_session)
     app.router.add_post("/{version}/{pnid}/whatsapp_business_profile", business_profile)

@@ -37,6 +37,14 @@ class TwilioState:
     failures: list[tuple[int, int, str]] = field(default_factory=list)  # status, code, message
     fetches: list[asyncio.Task[None]] = field(default_factory=list)
     sids: itertools.count = field(default_factory=lambda: itertools.count(1))
+    # Files users sent, by media sid: (bytes, type). Their MediaUrl is on the
+    # API with basic auth, redirecting (307) to where the file is kept, as Twilio's does.
+    files: dict[str, tuple[bytes, str]] = field(default_factory=dict)
+    file_requests: list[tuple[str, str | None]] = field(default_factory=list)  # path, auth
+
+    def media_url(self, media_sid: str, message_sid: str = "MM" + "0" * 32) -> str:
+        return (f"{self.api_url}/2010-04-01/Accounts/{self.account_sid}/Messages/"
+                f"{message_sid}/Media/{media_sid}")
 
     def fail_next(self, status: int, code: int, message: str) -> None:
         self.failures.append((status, code, message))
@@ -77,7 +85,27 @@ def twilio_app(state: TwilioState) -> web.Application:
         return web.json_response({"sid": msg.sid, "status": "queued",
                                   "account_sid": state.account_sid}, status=201)
 
+    async def media(request: web.Request) -> web.Response:
+        state.file_requests.append((request.path, request.headers.get("Authorization")))
+        expected = "Basic " + base64.b64encode(
+            f"{state.account_sid}:{state.auth_token}".encode()).decode()
+        if request.headers.get("Authorization") != expected:
+            return web.json_response({"code": 20003, "message": "Authenticate",
+                                      "status": 401}, status=401)
+        if request.match_info["media"] not in state.files:
+            return web.json_response({"code": 20404, "status": 404}, status=404)
+        raise web.HTTPTemporaryRedirect(f"/kept/{request.match_info['media']}")
+
+    async def kept(request: web.Request) -> web.Response:
+        state.file_requests.append((request.path, request.headers.get("Authorization")))
+        found = state.files.get(request.match_info["media"])
+        if found is None:
+            return web.Response(status=404)
+        return web.Response(body=found[0], content_type=found[1])
+
     app = web.Application()
     app[twilio_state_key] = state
+    app.router.add_get("/2010-04-01/Accounts/{sid}/Messages/{msg}/Media/{media}", media)
+    app.router.add_get("/kept/{media}", kept)
     app.router.add_post("/2010-04-01/Accounts/{sid}/Messages.json", messages)
     return app

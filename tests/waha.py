@@ -35,6 +35,8 @@ class WahaState:
     sessions: dict[str, str] = field(default_factory=lambda: {"default": "WORKING"})
     groups: dict[str, str] = field(default_factory=dict)  # group id -> subject
     ids: itertools.count = field(default_factory=lambda: itertools.count(1))
+    # Files users sent, by name under /api/files/: (bytes, type), with the API key.
+    files: dict[str, tuple[bytes, str]] = field(default_factory=dict)
 
     @property
     def sends(self) -> list[WahaRecord]:
@@ -97,6 +99,17 @@ def waha_app(api_key: str = WAHA_API_KEY) -> web.Application:
     for endpoint in ("sendText", "sendImage", "sendFile"):
         app.router.add_post(f"/api/{endpoint}", send)
     app.router.add_get("/api/{session}/groups/{group}", group)
+    async def file(request: web.Request) -> web.Response:
+        state.requests.append(WahaRecord(request.method, request.path, dict(request.headers)))
+        if request.headers.get("X-Api-Key") != api_key:
+            return web.json_response({"message": "Unauthorized", "statusCode": 401},
+                                     status=401)
+        found = state.files.get(request.match_info["name"])
+        if found is None:
+            return web.Response(status=404)
+        return web.Response(body=found[0], content_type=found[1])
+
+    app.router.add_get("/api/files/{session}/{name}", file)
     app.router.add_get("/api/sessions/{session}", session)
     app.router.add_put("/api/{session}/profile/{field}", profile)
     return app

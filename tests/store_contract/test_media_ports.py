@@ -1,0 +1,100 @@
+"""The media port on every backend: the fetch queued with its message, claimed
+under a lease, finished once, the deliveries waiting for it released, the
+file read back, purged past its expiry; the service's own secret."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+
+from bot.effects import DeliveryDraft, Effects, MediaDraft
+from bot.events import InboundMessage, MediaRef
+from bot.kinds import MessageKind
+from bot.store import Store
+from bot.store.models import MediaResult
+
+T0 = time.time()
+
+
+def photo(msg_id: str, *, expires_at: float = T0 + 3600) -> Effects:
+    msg = InboundMessage(provider="meta", provider_message_id=msg_id, instance_id=1,
+                         sender="+34600000001", kind=MessageKind.IMAGE, text="receipt",
+                         timestamp=T0, media=MediaRef(id="MID" + msg_id, mime_type="image/jpeg"))
+    media = MediaDraft(id=f"m{msg_id:0>32}", provider="meta", instance_id=1, kind="image",
+                       provider_media_id="MID" + msg_id, source_url=None,
+                       mime_type="image/jpeg", filename=None, expires_at=expires_at)
+    held = DeliveryDraft(id=f"d{msg_id}", subscriber_id="acme", endpoint_key="main",
+                         url="https://hooks.example/acme", format="standard",
+                         event_type="message.received", payload="{}", media_id=media.id,
+                         not_before=T0 + 60)
+    return Effects(inbound=msg, deliveries=[held], media=media)
+
+
+async def test_a_file_is_queued_with_its_message_fetched_once_and_releases_its_delivery(
+        store: Store) -> None:
+    effects = photo("1")
+    assert effects.media is not None
+    assert await store.commit_inbound(effects, T0)
+    assert not await store.commit_inbound(photo("1"), T0)  # a redelivery queues nothing more
+    # The delivery waits for the file: not due before not_before.
+    assert await store.claim_deliveries(T0 + 1, 10, 30.0) == []
+    jobs = await store.claim_media(T0, 10, 30.0, "w1")
+    assert [(j.id, j.provider_media_id, j.kind, j.attempts) for j in jobs] == [
+        (effects.media.id, "MID1", "image", 0)]
+    assert await store.claim_media(T0, 10, 30.0, "w2") == []  # leased
+    content = b"\xff\xd8 a jpeg"
+    digest = hashlib.sha256(content).hexdigest()
+    released = await store.finish_media(effects.media.id, MediaResult(
+        content=content, sha256=digest, mime_type="image/jpeg"), T0 + 2)
+    assert released == 1
+    rows = await store.claim_deliveries(T0 + 2, 10, 30.0)
+    assert [r.id for r in rows] == ["d1"]
+    info = await store.media_info(effects.media.id)
+    assert info is not None and (info.status, info.size, info.sha256) == (
+        "ready", len(content), digest)
+    found = await store.media_content(effects.media.id)
+    assert found is not None and found[1] == content
+    assert await store.claim_media(T0 + 100, 10, 30.0, "w1") == []  # fetched once
+
+
+async def test_a_failed_fetch_is_retried_then_failed_and_still_releases(store: Store) -> None:
+    effects = photo("2")
+    assert effects.media is not None
+    await store.commit_inbound(effects, T0)
+    [job] = await store.claim_media(T0, 10, 30.0, "w1")
+    assert await store.finish_media(job.id, MediaResult(error="HTTP 503", retry_at=T0 + 5),
+                                    T0 + 1) == 0
+    assert await store.claim_media(T0 + 4, 10, 30.0, "w1") == []
+    [again] = await store.claim_media(T0 + 5, 10, 30.0, "w1")
+    assert again.attempts == 1
+    assert await store.finish_media(job.id, MediaResult(error="too big"), T0 + 6) == 1
+    info = await store.media_info(job.id)
+    assert info is not None and (info.status, info.error) == ("failed", "too big")
+    assert await store.media_content(job.id) is None
+
+
+async def test_claims_of_a_killed_run_come_back_at_start(store: Store) -> None:
+    effects = photo("3")
+    await store.commit_inbound(effects, T0)
+    assert len(await store.claim_media(time.time(), 10, 3600.0, store.worker_id)) == 1
+    assert await store.claim_media(time.time(), 10, 3600.0, "other") == []
+    assert await store.release_media_claims(
+        None if store.single_process else store.worker_id) == 1
+    assert len(await store.claim_media(time.time(), 10, 30.0, "other")) == 1
+
+
+async def test_files_past_their_expiry_are_deleted(store: Store) -> None:
+    old, new = photo("4", expires_at=T0 - 1), photo("5", expires_at=T0 + 3600)
+    assert old.media is not None and new.media is not None
+    await store.commit_inbound(old, T0 - 100)
+    await store.commit_inbound(new, T0)
+    assert await store.purge_media(T0) == 1
+    assert await store.media_info(old.media.id) is None
+    assert await store.media_info(new.media.id) is not None
+
+
+async def test_the_service_secret_is_made_once_and_kept(store: Store) -> None:
+    key = await store.server_key("media_links")
+    assert len(key) == 32
+    assert await store.server_key("media_links") == key
+    assert await store.server_key("other") != key
