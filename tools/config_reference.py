@@ -53,6 +53,9 @@ TABLES = (
           "workers, at SIGTERM"),
         k("body_timeout", "seconds a request body may take to arrive; a client that stalls "
           "halfway is answered 408 and its connection closed"),
+        k("public_url", "the address the service is reached at (behind a proxy, the "
+          "proxy's), without a trailing `/`: the base of the media links in webhooks (see "
+          "[Media](../receiving.md#media))", "`http://HOST:PORT` as it listens"),
     )),
     Table("storage", "[storage]", "", (
         k("url", "the SQLite file (`sqlite:///` + path, relative to the working directory), "
@@ -114,6 +117,24 @@ TABLES = (
         k("max_attempts", "attempts before a transiently failing message fails"),
         k("retry_base", "seconds: the first retry delay, doubled each attempt (jittered)"),
         k("retry_max", "seconds: the longest retry delay"),
+    )),
+    Table("media", "[media]", "files users send: fetched, kept and linked (see "
+          "[Media](../receiving.md#media))", (
+        k("retention_days", "a file is kept this long, and its link lives as long; then it "
+          "is deleted"),
+        k("delivery_wait", "seconds a `message.received` carrying a file waits for it; past "
+          "that it goes with `media.error`"),
+        k("fetch_timeout", "seconds one download from the provider may take"),
+        k("max_bytes", "the largest file kept, per kind: a table, below", "the table below"),
+    )),
+    Table("media.max_bytes", "[media.max_bytes]", "bytes; a larger file is not kept and its "
+          "`message.received` says so in `media.error`", (
+        k("image", "Meta's limit, 5 MB"),
+        k("video", "16 MB"),
+        k("audio", "16 MB"),
+        k("voice", "16 MB"),
+        k("sticker", "500 KB (an animated sticker's limit)"),
+        k("document", "100 MB; also any kind not named here"),
     )),
     Table("locales", "[locales]", "", (
         k("dir", "catalogs and keyword lists; relative to the config file",
