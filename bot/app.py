@@ -118,7 +118,7 @@ def create_app(config: Config, roles: Roles | None = None,
     app.cleanup_ctx.append(profiles_ctx)
     app.add_routes(home.routes)
     app.add_routes(health.routes)
-    app.add_routes(media.routes)  # before Twilio's /media/{id}: ours are only m + 32 hex
+    app.add_routes(media.routes)
     for provider in providers:
         if provider.routes is not None:
             app.add_routes(provider.routes())

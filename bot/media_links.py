@@ -15,7 +15,6 @@ import re
 
 # Ours only: 'm' and 32 hex digits (the outbound media Twilio fetches have UUIDs).
 MEDIA_ID = re.compile(r"m[0-9a-f]{32}")
-MEDIA_ID_PATTERN = "m[0-9a-f]{32}"  # as an aiohttp route's {id:...}
 KEY_NAME = "media_links"  # the store's name for the links' secret
 
 

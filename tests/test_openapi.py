@@ -17,12 +17,11 @@ LEFT_OUT: dict[tuple[str, str], str] = {
     ("get", "/webhooks/meta"): "Meta's verification handshake: Meta calls it, not developers",
     ("post", "/webhooks/meta"): "Meta's signed event POSTs: Meta calls it, not developers",
     ("post", "/webhooks/twilio"): "Twilio's signed callbacks: Twilio calls it, not developers",
-    ("get", "/media/{id}"): "Signed, expiring media URLs: Twilio fetches them, not developers",
     ("post", "/webhooks/waha"): "WAHA's signed event POSTs: WAHA calls it, not developers",
     ("get", "/"): "The front door: a page of links for people who open the service's address",
 }
 ADMIN_TAGS = {"admin", "deliveries", "sandbox"}
-TAGS = ADMIN_TAGS | {"send", "account", "operations"}
+TAGS = ADMIN_TAGS | {"send", "account", "operations", "media"}
 
 
 async def _document(client: TestClient) -> dict[str, Any]:

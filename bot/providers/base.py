@@ -9,7 +9,7 @@ of the service asks these; it never tests a provider's name.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -165,8 +165,12 @@ class Provider:
     # Both are built when an app is: the package imports its HTTP side (and the
     # web helpers under it) only then, so reading the config does not.
     inbound: Callable[[], web.Application] | None = None
-    # Routes of its own elsewhere (the sandbox's /sandbox/*, Twilio's /media/{id}).
+    # Routes of its own elsewhere (the sandbox's /sandbox/*).
     routes: Callable[[], web.RouteTableDef] | None = None
+    # What answers GET /media/{id} for an id not of a user's file (bot/web/media.py):
+    # a message's media the provider fetches from us (Twilio's).
+    serve_media: Callable[[], Callable[[web.Request], Awaitable[web.StreamResponse]]] | None \
+        = None
     # The business-profile fields it can set, and what sets them (None: the
     # provider cannot; see unsupported_profile). check-config names the fields
     # an instance's profile would lose.

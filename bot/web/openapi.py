@@ -3,8 +3,8 @@
 Assembled once at import from the operations each route module declares
 beside its handlers (`bot.web.operations`): response schemas generated from
 their dataclasses, error responses from the catalog errors each route
-declares (`bot.web.catalog`). The providers' routes (`/webhooks/<name>`,
-Twilio's `/media/{id}`) are left out: the providers call them, not developers.
+declares (`bot.web.catalog`). The providers' routes (`/webhooks/<name>`) are
+left out: the providers call them, not developers.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from bot.providers.sandbox import inbound as sandbox
-from bot.web import account, admin, deliveries, health, send
+from bot.web import account, admin, deliveries, health, media, send
 from bot.web.catalog import Error
 from bot.web.operations import ApiRoutes, Operation, Schemas, ref
 
@@ -31,7 +31,7 @@ async def openapi(request: web.Request) -> web.Response:
 
 # Every documented route, by module.
 TABLES: tuple[ApiRoutes, ...] = (send.routes, account.routes, admin.routes, deliveries.routes,
-                                 sandbox.routes, health.routes, routes)
+                                 media.routes, sandbox.routes, health.routes, routes)
 
 _SECURITY: dict[str, list[dict[str, list[str]]]] = {
     "admin": [{"AdminToken": []}], "account": [{"ClientId": [], "ClientSecret": []}],
@@ -42,6 +42,7 @@ TAGS = [{"name": "send", "description": "The subscriber send API"},
                                            "deliveries"},
         {"name": "admin", "description": "Registrations, message log, config"},
         {"name": "deliveries", "description": "Webhook deliveries and endpoints"},
+        {"name": "media", "description": "Files users sent, by their signed links"},
         {"name": "sandbox", "description": "The sandbox transport over HTTP"},
         {"name": "operations", "description": "Liveness, readiness, metrics"}]
 

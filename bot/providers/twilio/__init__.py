@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -21,10 +22,10 @@ def inbound_app() -> web.Application:
     return inbound_app()
 
 
-def media_routes() -> web.RouteTableDef:
-    from bot.providers.twilio.inbound import media_routes
+def serve_media() -> Callable[[web.Request], Awaitable[web.Response]]:
+    from bot.providers.twilio.inbound import serve_media
 
-    return media_routes
+    return serve_media
 
 
 def media() -> MediaFetch:
@@ -34,4 +35,4 @@ def media() -> MediaFetch:
 
 
 PROVIDER = Provider(name="twilio", media=media, caps=CAPS, config=TwilioConfigPart(),
-                    make_sender=TwilioSender, inbound=inbound_app, routes=media_routes)
+                    make_sender=TwilioSender, inbound=inbound_app, serve_media=serve_media)

@@ -184,12 +184,9 @@ def inbound_app() -> web.Application:
     return app
 
 
-# ---- /media/{id}: Twilio fetching a message's media by its signed URL (media.py)
+# ---- /media/{id}: Twilio fetching a message's media by its signed URL (media.py);
+# bot/web/media.py's route hands it the ids that are not a user's file.
 
-media_routes = web.RouteTableDef()
-
-
-@media_routes.get("/media/{id}")
 async def serve_media(request: web.Request) -> web.Response:
     section = snapshot_of(request).config.providers.get("twilio")
     if not isinstance(section, TwilioConfig):

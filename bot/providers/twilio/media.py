@@ -1,7 +1,7 @@
 """Signed, expiring media URLs: Twilio sends images and documents by fetching
 `{public_url}/media/{id}?exp=...&sig=...` from us, so the URL itself is the
 credential (HMAC-SHA256 over the id and expiry, keyed by TwilioConfig.media_key).
-The route that serves them is `media_routes` in inbound.py."""
+The route that serves them is `serve_media` in inbound.py (by way of bot/web/media.py)."""
 
 from __future__ import annotations
 
