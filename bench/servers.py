@@ -53,6 +53,10 @@ def _log_route(app: web.Application, log: list[Any]) -> None:
     app.router.add_get("/log", listing)
 
 
+# A photo as a phone sends one over WhatsApp (a JPEG's size, after its compression).
+PHOTO = b"\xff\xd8\xff\xe0\x00\x10JFIF" + bytes(range(256)) * 240
+
+
 def graph_app(delay: float = 0.0) -> web.Application:
     app = web.Application(client_max_size=16 * 1024 * 1024)
     ids = itertools.count(1)
@@ -78,6 +82,18 @@ def graph_app(delay: float = 0.0) -> web.Application:
     async def count(request: web.Request) -> web.Response:
         return web.json_response({"count": received[0]})
 
+    # A user's file, as Graph serves it: the media id gives a url, the url the bytes.
+    async def media_lookup(request: web.Request) -> web.Response:
+        media_id = request.match_info["media_id"]
+        return web.json_response({"messaging_product": "whatsapp", "id": media_id,
+                                  "url": f"{request.url.origin()}/download/{media_id}",
+                                  "mime_type": "image/jpeg", "file_size": len(PHOTO)})
+
+    async def download(request: web.Request) -> web.Response:
+        return web.Response(body=PHOTO, content_type="image/jpeg")
+
+    app.router.add_get("/download/{media_id}", download)
+    app.router.add_get("/{version}/{media_id}", media_lookup)
     app.router.add_post("/{version}/{pnid}/messages", messages)
     app.router.add_post("/{version}/{pnid}/media", media)
     app.router.add_get("/count", count)
