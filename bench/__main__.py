@@ -35,10 +35,10 @@ def main() -> None:
     parser.add_argument("--store", choices=("sqlite", "postgres", "both"), default="both",
                         help="the stores CPU per job is measured on (default both)")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results.json"))
-    parser.add_argument("--only", choices=("scaling", "cpu", "a", "b", "c", "m", "drains"),
+    parser.add_argument("--only", choices=("scaling", "cpu", "a", "b", "c", "m", "media", "drains"),
                         help="only these rows: scaling = PostgreSQL and several processes; "
                              "cpu = CPU per job of (a), (b), (c), (m); a, b, c or m = that "
-                             "job's; "
+                             "job's; media = (a) and (m), a text and a photo, side by side; "
                              "drains = (d) and (e)")
     args = parser.parse_args()
     ensure_wrk()
@@ -72,7 +72,8 @@ def main() -> None:
                   f"{d['per_second']:.0f} deliveries/s, {d['cpu_us']:.0f} µs CPU/delivery",
                   flush=True)
             return finish(bench.results, args.out)
-        run_cpu(bench, "abcm" if args.only in (None, "cpu") else args.only, args.store)
+        jobs = {None: "abcm", "cpu": "abcm", "media": "am"}.get(args.only, args.only or "")
+        run_cpu(bench, jobs, args.store)
         if args.only:
             return finish(bench.results, args.out)
         pid = bench.start_wagate()

@@ -31,6 +31,7 @@ from bench.harness import (
     CLIENT_ID,
     CLIENT_SECRET,
     PNID_QUIET,
+    TICKS,
     Bench,
     get_json,
     meta_body,
@@ -43,7 +44,6 @@ from bench.harness import (
     write_bodies,
 )
 from bench.scaling import (
-    TICKS,
     cpu_seconds,
     create_database,
     database_url,
