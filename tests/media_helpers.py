@@ -30,7 +30,7 @@ FILES: dict[str, tuple[bytes, str, str | None]] = {
 }
 
 
-def media_config(db: Path, *, graph: str, twilio: str, waha: str, receiver: str,
+def media_config(db: Path | str, *, graph: str, twilio: str, waha: str, receiver: str,
                  media: str = "", port: int = 0, public_url: str = PUBLIC,
                  wait: float = 10) -> str:
     return f"""
@@ -40,7 +40,7 @@ port = {port}
 public_url = "{public_url}"
 
 [storage]
-url = "sqlite:///{db}"
+url = "{db if isinstance(db, str) else f'sqlite:///{db}'}"
 
 [admin]
 token = "admin-token-0123456789"

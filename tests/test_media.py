@@ -66,12 +66,19 @@ def waha_state(waha: TestServer) -> WahaState:
 
 
 @pytest.fixture
+def media_storage(tmp_path: Path) -> str:
+    """`[storage] url` of the app tests here (tests/store_contract runs some on each backend)."""
+    return f"sqlite:///{tmp_path / 'wagate.db'}"
+
+
+@pytest.fixture
 def make(aiohttp_client: Callable[..., Awaitable[TestClient]], tmp_path: Path,
-         graph: TestServer, twilio: TwilioState, waha: TestServer, receiver: Receiver) -> Make:
+         graph: TestServer, twilio: TwilioState, waha: TestServer, receiver: Receiver,
+         media_storage: str) -> Make:
     async def build(media: str = "") -> TestClient:
         path = tmp_path / "wagate.toml"
         path.write_text(media_config(
-            tmp_path / "wagate.db", graph=str(graph.make_url("")).rstrip("/"),
+            media_storage, graph=str(graph.make_url("")).rstrip("/"),
             twilio=twilio.api_url, waha=str(waha.make_url("")).rstrip("/"),
             receiver=receiver.base, media=media))
         client = await aiohttp_client(create_app(load_config(path)))

@@ -134,6 +134,12 @@ async def store(backend: Backend) -> AsyncIterator[Store]:
 
 
 @pytest.fixture
+def media_storage(backend: Backend) -> str:
+    """tests/test_media.py's app, on this test's backend."""
+    return backend.url
+
+
+@pytest.fixture
 def make_config(tmp_path: Path, config_path: Path, graph: TestServer,
                 backend: Backend) -> Callable[..., Config]:
     """tests/conftest.py's config, on this test's backend: the app tests here run

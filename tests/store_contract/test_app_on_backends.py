@@ -19,6 +19,15 @@ from bot.app import create_app
 from bot.config import Config
 from tests.conftest import outbox, say
 from tests.send_helpers import plan, send, subscriber, usage
+from tests.test_media import (
+    make,
+    test_forged_changed_and_expired_links_are_refused,
+    test_meta_files_of_each_kind_reach_the_subscriber_by_their_link,
+    test_twilio_media_url_is_fetched_with_the_account_credentials,
+    twilio,
+    waha,
+    waha_state,
+)
 from tests.test_registration import (
     REGISTERED,
     expected,
@@ -45,6 +54,7 @@ from tests.test_window import (
 )
 
 __all__ = [
+    "make",
     "test_15_concurrent_new_recipients_at_a_limit_of_10",
     "test_60_concurrent_sends_at_a_limit_of_50",
     "test_410_disables_the_endpoint_until_enabled",
@@ -53,12 +63,18 @@ __all__ = [
     "test_a_user_known_only_by_user_id_registers_receives_and_opts_out",
     "test_an_asynchronous_131047_sends_it_again_as_the_template",
     "test_concurrent_greetings_from_one_user_confirm_once",
+    "test_forged_changed_and_expired_links_are_refused",
     "test_group_registration",
+    "test_meta_files_of_each_kind_reach_the_subscriber_by_their_link",
     "test_outside_the_window_the_template_goes_in_the_users_language",
     "test_outside_the_window_without_a_template_is_refused_475",
     "test_pricing_is_recorded_per_message_and_counted",
     "test_redelivered_message_changes_nothing",
     "test_stop_then_hi_again",
+    "test_twilio_media_url_is_fetched_with_the_account_credentials",
+    "twilio",
+    "waha",
+    "waha_state",
 ]
 
 ES = "+34600000001"
