@@ -13,7 +13,7 @@ TEST_WORKERS ?= -n 4 --dist loadgroup
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test,postgres,docs]'
+	$(BIN)/pip install --quiet -e '.[test,postgres,docs,brokers]'
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -44,12 +44,12 @@ screenshots: $(STAMP)
 		$(BIN)/python -m pytest -q tests/test_ui_browser.py
 
 bench: $(STAMP)
-	$(BIN)/pip install --quiet -e '.[test,bench,postgres]'
+	$(BIN)/pip install --quiet -e '.[test,bench,postgres,brokers]'
 	$(BIN)/python -m bench
 
 # Crash, forgery, fuzz and SSRF suites against the real service (docs/RELIABILITY.md).
 reliability: $(STAMP)
-	$(BIN)/pip install --quiet -e '.[test,reliability,postgres]'
+	$(BIN)/pip install --quiet -e '.[test,reliability,postgres,brokers]'
 	$(BIN)/python -m reliability
 
 # i18n: keep locales/messages.pot current and the catalogs in step with it.

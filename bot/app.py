@@ -331,6 +331,7 @@ async def webhooks_ctx(app: web.Application) -> AsyncIterator[None]:
             except TimeoutError:
                 log.warning("webhook worker did not stop in time")
             await worker.drain(grace)
+            await worker.close()
             try:
                 await store.release_delivery_claims(worker.holder)
             except Exception as exc:  # the store is gone: the next start releases them

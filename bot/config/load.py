@@ -47,7 +47,7 @@ from bot.config.types import (
     WebhooksConfig,
     postgres_driver_missing,
 )
-from bot.forwarding.safety import check_url
+from bot.forwarding.destinations import check_destination, without_password
 from bot.profile import ProfileError, load_profile
 from bot.providers.base import ProviderConfig
 from bot.providers.registry import PROVIDERS
@@ -336,12 +336,20 @@ def _parse_subscribers(top: Reader, raw: list[Any], plans: Mapping[str, PlanConf
 def _parse_webhook(r: Reader, env: Mapping[str, str], sub_id: str,
                    allowed: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...],
                    ) -> WebhookConfig:
-    r.unknown_keys({"url", "format", "secret", "secret_env", "token", "token_env", "events"})
-    url = r.get("url", str)
-    # Refused here is what no delivery could reach: a wrong scheme, an IP literal
-    # outside allow_private_networks, an odd IPv4 spelling. Names are judged at
-    # each delivery, once resolved.
-    why = check_url(url, allowed)
+    r.unknown_keys({"url", "format", "secret", "secret_env", "token", "token_env", "events",
+                    "password", "password_env"})
+    url, password = r.get("url", str), None
+    if not url.lower().startswith(("http:", "https:")):  # a broker: its password apart
+        try:
+            url, password = without_password(url)
+        except ValueError as exc:
+            raise r.error("url", f"is not a valid URL: {exc} (subscriber {sub_id!r})") from None
+        password = r.secret("password", env, required=False) or password
+    # Refused here is what no delivery could reach: a wrong scheme, a broker
+    # whose client is not installed, an IP literal outside
+    # allow_private_networks, an odd IPv4 spelling. Names are judged at each
+    # delivery, once resolved.
+    why = check_destination(url, allowed)
     if why is not None:
         raise r.error("url", f"{why} (subscriber {sub_id!r})")
     fmt = r.get("format", str, "standard")
@@ -365,7 +373,7 @@ def _parse_webhook(r: Reader, env: Mapping[str, str], sub_id: str,
     if bad:
         raise r.error("events", f"unknown event {bad[0]!r} (known: {', '.join(WEBHOOK_EVENTS)})")
     return WebhookConfig(url=url, format=fmt, secret=secret, token=token,
-                         events=frozenset(events))
+                         events=frozenset(events), password=password)
 
 
 def _parse_profile(top: Reader, r: Reader) -> Profile | None:

@@ -229,6 +229,9 @@ class WebhookConfig:
     secret: str | None = None
     token: str | None = None
     events: frozenset[str] = frozenset(WEBHOOK_EVENTS)
+    # A broker's password (or NATS token): taken out of `url`, which logs, the
+    # API and the pages show, and never printed.
+    password: str | None = field(default=None, repr=False)
     # A stable id for the endpoint, so deliveries survive reloads that keep the
     # URL; computed once here, it is read for every delivery.
     key: str = field(init=False, default="")

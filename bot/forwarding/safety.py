@@ -181,11 +181,11 @@ def _check_url(url: str, allowed: tuple[Network, ...]) -> str | None:
         return f"{url!r} is not a valid URL: {exc}"
     if parsed.scheme not in ("http", "https") or not host:
         return f"{url!r} is not an http(s) URL"
-    why = _host_refusal(host, allowed)
+    why = host_refusal(host, allowed)
     return None if why is None else f"{url!r} is refused: {why}"
 
 
-def _host_refusal(host: str, allowed: Sequence[Network]) -> str | None:
+def host_refusal(host: str, allowed: Sequence[Network]) -> str | None:
     try:
         ip = ipaddress.ip_address(host)
     except ValueError:

@@ -2,7 +2,8 @@
 
 Deliveries are claimed from the store with a lease (a crashed worker's claims
 come back when it ends; a restart releases them at once) and sent over one
-keep-alive session whose resolver refuses non-public addresses. Each endpoint
+keep-alive session whose resolver refuses non-public addresses, or to a message
+broker (`bot/forwarding/destinations/`: one module per kind). Each endpoint
 gets at most `max_concurrency_per_endpoint` requests at a time, and a slow or
 dead endpoint never holds up the others: its deliveries are not claimed while
 it is saturated. Every attempt is logged; failures retry on the configured
@@ -13,20 +14,18 @@ disables the endpoint, and so does failing for `disable_after_days`.
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import logging
 import math
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import aiohttp
 
 from bot.config import WebhookConfig, WebhooksConfig
 from bot.config.snapshot import Snapshot
-from bot.forwarding.payloads import standard_headers, whatsmate_body
-from bot.forwarding.safety import RefusedAddress, check_url
+from bot.forwarding.destinations import check_destination, module_for
+from bot.forwarding.destinations.base import Destination, Outcome, message_for
 from bot.store.models import AttemptOutcome, AttemptRow, DeliveryRow
 from bot.store.protocol import DeliveryQueue
 from bot.workers.media import MediaLinks
@@ -36,9 +35,6 @@ log = logging.getLogger("wagate.webhooks")
 
 BATCH = 64  # deliveries per claim
 MAX_INFLIGHT = 512  # deliveries held by this worker at once (sending or waiting a slot)
-MAX_RESPONSE_BYTES = 4096  # of each response body, kept in the attempt log
-MAX_RETRY_AFTER = 86400.0  # a Retry-After further out than this is capped
-USER_AGENT = "wagate-webhooks/1"
 
 Endpoint = tuple[str, str]  # (subscriber id, endpoint key)
 
@@ -47,33 +43,6 @@ def lease_for(cfg: WebhooksConfig) -> float:
     """Long enough for a whole batch to queue behind one endpoint's slots."""
     rounds = math.ceil(BATCH / max(1, cfg.max_concurrency_per_endpoint)) + 2
     return cfg.timeout * rounds + 30.0
-
-
-def parse_retry_after(value: str | None, now: float) -> float | None:
-    """Seconds to wait from a `Retry-After` header (delta-seconds or HTTP date)."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        seconds = when.timestamp() - now
-    if math.isnan(seconds):
-        return None
-    return min(max(0.0, seconds), MAX_RETRY_AFTER)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class _Response:
-    status: int | None = None
-    body: str | None = None
-    error: str | None = None
-    retry_after: float | None = None
-    refused: bool = False
 
 
 class WebhookWorker:
@@ -90,6 +59,7 @@ class WebhookWorker:
         self.gate = gate or ForegroundFirst(lambda: False)
         self.snapshot = snapshot
         self.session = session
+        self._destinations: dict[str, Destination] = {}  # by module: its connections
         self.on_attempt = on_attempt  # outcome: delivered|retry|failed|disabled|refused
         self.wake = asyncio.Event()
         self.running = False
@@ -243,17 +213,19 @@ class WebhookWorker:
             t0 = time.perf_counter()
             endpoint_failure = True
             if hook is None:
-                response = _Response(error=f"endpoint {row.endpoint_key} is no longer configured "
+                response = Outcome(error=f"endpoint {row.endpoint_key} is no longer configured "
                                      f"for subscriber {row.subscriber_id}")
                 endpoint_failure = False
             else:
-                why = check_url(hook.url, cfg.allow_private_networks)
+                why = check_destination(hook.url, cfg.allow_private_networks)
                 try:
-                    response = _Response(error=why, refused=True) if why else \
-                        await self._post(hook, row, cfg)
+                    response = Outcome(error=why, refused=True) if why else \
+                        await self._destination(hook.url).send(
+                            hook, message_for(hook, row.id, await self._payload(hook, row)),
+                            cfg.timeout)
                 except Exception as exc:  # a bug here must still end in a logged attempt
                     log.exception("webhook delivery %s: unexpected error", row.id)
-                    response = _Response(error=f"internal error: {type(exc).__name__}")
+                    response = Outcome(error=f"internal error: {type(exc).__name__}")
             latency = (time.perf_counter() - t0) * 1000.0
             now = time.time()
             outcome, next_at = self._decide(row, response, cfg, now, hook is None)
@@ -275,12 +247,11 @@ class WebhookWorker:
             self.wake.set()  # due before the loop planned to look again
 
     @staticmethod
-    def _decide(row: DeliveryRow, response: _Response, cfg: WebhooksConfig, now: float,
+    def _decide(row: DeliveryRow, response: Outcome, cfg: WebhooksConfig, now: float,
                 gone: bool) -> tuple[str, float | None]:
-        status = response.status
-        if status is not None and 200 <= status < 300:
+        if response.delivered:
             return "delivered", None
-        if status == 410:
+        if response.status == 410:
             return "disabled", None
         if response.refused:
             return "refused", None
@@ -292,51 +263,33 @@ class WebhookWorker:
             delay = max(delay, response.retry_after)
         return "retry", now + delay
 
-    async def _post(self, hook: WebhookConfig, row: DeliveryRow,
-                    cfg: WebhooksConfig) -> _Response:
-        headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT}
-        if hook.format == "whatsmate":
-            body = whatsmate_body(hook.token or "", row.payload)
-        else:
-            payload = row.payload
-            if self.media is not None and row.event_type == "message.received" \
-                    and '"media":{"id":"m' in payload:
-                payload = await self.media.fill(payload)
-            body = payload.encode()
-            headers.update(standard_headers(hook.secret or "", row.id, int(time.time()), body))
-        try:
-            async with self.session.post(
-                    hook.url, data=body, headers=headers, allow_redirects=False,
-                    timeout=aiohttp.ClientTimeout(total=cfg.timeout)) as resp:
-                raw = b""
-                while len(raw) < MAX_RESPONSE_BYTES:
-                    chunk = await resp.content.read(MAX_RESPONSE_BYTES - len(raw))
-                    if not chunk:
-                        break
-                    raw += chunk
-                text = raw.decode("utf-8", errors="replace")
-                error = None
-                if not 200 <= resp.status < 300:
-                    error = f"HTTP {resp.status}"
-                    if 300 <= resp.status < 400:
-                        error += " (redirects are not followed)"
-                return _Response(status=resp.status, body=text, error=error,
-                                 retry_after=parse_retry_after(resp.headers.get("Retry-After"),
-                                                               time.time()))
-        except TimeoutError:
-            return _Response(error=f"timed out after {cfg.timeout:g}s")
-        except aiohttp.ClientConnectorError as exc:
-            if isinstance(exc.os_error, RefusedAddress):
-                return _Response(error=f"refused: {exc.os_error}", refused=True)
-            return _Response(error=f"cannot connect: {exc.os_error or exc}")
-        except aiohttp.InvalidURL as exc:  # aiohttp will never send to it: no retry
-            return _Response(error=f"refused: {type(exc).__name__}: {exc}", refused=True)
-        except (aiohttp.ClientError, OSError, ValueError) as exc:
-            return _Response(error=f"{type(exc).__name__}: {exc}" if str(exc)
-                             else type(exc).__name__)
+    async def _payload(self, hook: WebhookConfig, row: DeliveryRow) -> str:
+        """The stored payload, with its media's link filled in once the file is kept."""
+        payload = row.payload
+        if hook.format != "whatsmate" and self.media is not None \
+                and row.event_type == "message.received" and '"media":{"id":"m' in payload:
+            payload = await self.media.fill(payload)
+        return payload
+
+    def _destination(self, url: str) -> Destination:
+        module = module_for(url)
+        dest = self._destinations.get(module.__name__)
+        if dest is None:
+            dest = self._destinations[module.__name__] = module.create(
+                self.session, lambda: self.snapshot().config.webhooks.allow_private_networks)
+        return dest
+
+    async def close(self) -> None:
+        """After drain(): the destinations' connections (brokers) are closed."""
+        for dest in self._destinations.values():
+            try:
+                await dest.close()
+            except Exception as exc:  # closing a dead connection: nothing to keep
+                log.debug("closing a webhook destination: %s", exc)
+        self._destinations.clear()
 
     def _report(self, row: DeliveryRow, outcome: str, disabled: str | None,
-                response: _Response, next_at: float | None) -> None:
+                response: Outcome, next_at: float | None) -> None:
         if self.on_attempt is not None:
             self.on_attempt(outcome)
         what = response.error or (f"HTTP {response.status}" if response.status else "")
