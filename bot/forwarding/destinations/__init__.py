@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import functools
 import importlib
-import importlib.util
 from collections.abc import Sequence
 from types import ModuleType
 
@@ -53,7 +52,7 @@ def _check(url: str, allowed: tuple[Network, ...]) -> str | None:
             return f"{url!r} is not an http(s), nats, amqp or redis URL"
         return why
     module = importlib.import_module(REGISTRY[scheme])
-    if module.CLIENT is not None and importlib.util.find_spec(module.CLIENT) is None:
+    if module.CLIENT is not None and not _installed(module.CLIENT):
         return (f"{url!r} needs the {module.CLIENT!r} client, which is not installed: "
                 f"{BROKERS_EXTRA}")
     try:
@@ -65,6 +64,14 @@ def _check(url: str, allowed: tuple[Network, ...]) -> str | None:
         return f"{url!r} has no host"
     why = host_refusal(host, allowed) or module.check(parsed)
     return None if why is None else f"{url!r} is refused: {why}"
+
+
+def _installed(client: str) -> bool:
+    try:
+        importlib.import_module(client)
+    except ImportError:
+        return False
+    return True
 
 
 def without_password(url: str) -> tuple[str, str | None]:

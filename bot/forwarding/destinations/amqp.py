@@ -12,6 +12,8 @@ exchange closes only its own channel.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 from typing import Any
 
 import aiohttp
@@ -28,6 +30,8 @@ from bot.forwarding.destinations.base import (
 
 CLIENT = "aio_pika"
 PORT = 5672
+# The client logs each failed connect at ERROR; the attempt log has it already.
+logging.getLogger("aiormq.connection").setLevel(logging.CRITICAL)
 
 
 def check(url: URL) -> str | None:
@@ -70,9 +74,16 @@ class AmqpDestination:
             if conn is None or conn.is_closed:
                 host, port, vhost, user, password = server
                 address = await public_address(host, port, self.allowed)
-                conn = await aio_pika.connect(host=address, port=port, virtualhost=vhost,
-                                              login=user or "guest",
-                                              password=password or "guest", timeout=within)
+                conn = aio_pika.Connection(aio_pika.connection.make_url(
+                    host=address, port=port, virtualhost=vhost, login=user or "guest",
+                    password=password or "guest"))
+                try:
+                    await conn.connect(timeout=within)
+                except BaseException:
+                    # Closed here, or its finalizer schedules a close nobody awaits.
+                    with contextlib.suppress(Exception):
+                        await conn.close()
+                    raise
                 self._connections[server] = conn
             channel = await conn.channel(publisher_confirms=True, on_return_raises=True)
             exchange = channel.default_exchange if not name else \

@@ -55,9 +55,19 @@ class NatsDestination:
                 address = await public_address(server[0], server[1], self.allowed)
                 auth: dict[str, Any] = {"user": url.user, "password": password} \
                     if url.user else {"token": password} if password else {}
-                nc = await nats.connect(f"nats://{address}:{server[1]}", name="wagate",
-                                        connect_timeout=within, allow_reconnect=False,
-                                        error_cb=_quiet, closed_cb=_quiet, **auth)
+                errors: list[Exception] = []
+
+                async def record(exc: Exception) -> None:  # instead of the client's log
+                    errors.append(exc)
+                try:
+                    # Two quick tries, no reconnecting: the deliverer's schedule retries.
+                    nc = await nats.connect(f"nats://{address}:{server[1]}", name="wagate",
+                                            connect_timeout=within, allow_reconnect=False,
+                                            max_reconnect_attempts=1, reconnect_time_wait=0,
+                                            error_cb=record, closed_cb=_quiet, **auth)
+                except nats.errors.NoServersError:
+                    why = errors[-1] if errors else "no answer"
+                    raise ConnectionError(f"cannot connect: {why}") from None
                 self._clients[server] = nc
         return nc.jetstream()
 
@@ -94,5 +104,5 @@ class NatsDestination:
                 await nc.close()
 
 
-async def _quiet(*args: Any) -> None:
-    """The client's own error reports: each failure is in the attempt log already."""
+async def _quiet() -> None:
+    """A closed connection is seen at the next attempt."""

@@ -90,6 +90,8 @@ class RedisDestination:
 
     async def _batcher(self, server: Server, within: float) -> _Batcher:
         import redis.asyncio  # the brokers extra, loaded when a webhook names Redis
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
 
         async with self._lock:
             batcher = self._batchers.get(server)
@@ -98,7 +100,9 @@ class RedisDestination:
                 address = await public_address(host, port, self.allowed)
                 client = redis.asyncio.Redis(host=address, port=port, db=db, username=user,
                                              password=password, socket_timeout=within,
-                                             socket_connect_timeout=within)
+                                             socket_connect_timeout=within,
+                                             # the deliverer's schedule retries, not the client
+                                             retry=Retry(NoBackoff(), 0))
                 batcher = self._batchers[server] = _Batcher(client)
             return batcher
 
