@@ -163,17 +163,23 @@ class AmqpBroker(Broker):
 
     async def consume(self, count: int, timeout: float = 30.0) -> list[Received]:
         channel = await self._channel()
+        await channel.set_qos(prefetch_count=500)
         queue = await channel.get_queue(self.queue)
         got: list[Received] = []
-        deadline = asyncio.get_running_loop().time() + timeout
-        while len(got) < count and asyncio.get_running_loop().time() < deadline:
-            msg = await queue.get(no_ack=True, fail=False)
-            if msg is None:
-                await asyncio.sleep(0.05)
-                continue
-            got.append(Received({k: _text(v) for k, v in (msg.headers or {}).items()},
-                                msg.body, msg.message_id))
-            assert msg.delivery_mode == 2  # persistent
+
+        async def take() -> None:
+            async with queue.iterator() as messages:
+                async for msg in messages:
+                    async with msg.process():
+                        assert msg.delivery_mode == 2  # persistent
+                        got.append(Received({k: _text(v) for k, v in (msg.headers or {}).items()},
+                                            msg.body, msg.message_id))
+                    if len(got) >= count:
+                        return
+        try:
+            await asyncio.wait_for(take(), timeout)
+        except TimeoutError:
+            pass
         return got
 
     async def close(self) -> None:

@@ -238,8 +238,19 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    """Say loudly when the browser tests did not run (no Chromium here)."""
+    """Say loudly when the browser or broker tests did not run."""
+    from tests.brokers import BROKERS_SKIP
     from tests.test_ui_browser import BROWSER_SKIP
+
+    brokers = [r for r in terminalreporter.stats.get("skipped", [])
+               if BROKERS_SKIP in str(getattr(r, "longrepr", ""))]
+    if brokers:
+        terminalreporter.write_sep("!", f"{len(brokers)} BROKER TESTS DID NOT RUN", red=True,
+                                   bold=True)
+        terminalreporter.write_line("Start NATS (with JetStream), RabbitMQ and Redis on their "
+                                    "default ports to run them; CI sets "
+                                    "WAGATE_TEST_BROKERS_REQUIRED=1 so they must run there.",
+                                    yellow=True)
 
     skipped = [r for r in terminalreporter.stats.get("skipped", [])
                if BROWSER_SKIP in str(getattr(r, "longrepr", ""))]

@@ -185,8 +185,11 @@ TABLES = (
         k("webhooks", "the subscriber's webhooks: the table below", "`[]`"),
     )),
     Table("subscribers.webhooks", "[[subscribers.webhooks]]", "", (
-        k("url", "http(s) URL"),
+        k("url", "http(s) URL, or a broker: `nats://host/subject`, "
+          "`amqp://host/vhost?exchange=x&routing_key=k`, `redis://host/0?stream=s` (see "
+          "[Publishing to a broker](../brokers.md))"),
         k("format", "`standard` (Standard Webhooks, signed) or `whatsmate`"),
+        k("password password_env", "a broker's password (else the URL's); never shown", "none"),
         k("secret secret_env", "`whsec_...` signing secret", "required for `standard`"),
         k("token token_env", "`whatsmate`: the `token` field of each POST", '`""`'),
         k("events", "of `message.received`, `user.registered`, `user.unregistered`, "
