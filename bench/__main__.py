@@ -71,6 +71,11 @@ def main() -> None:
             print(f"(d) webhook drain: {d['delivered']} in {d['seconds']:.1f} s = "
                   f"{d['per_second']:.0f} deliveries/s, {d['cpu_us']:.0f} µs CPU/delivery",
                   flush=True)
+            from bench.deliveries import run_broker_drains
+
+            run_broker_drains(bench, 20_000 if args.quick else 50_000)
+            print()
+            print(broker_rows(bench.results))
             return finish(bench.results, args.out)
         jobs = {None: "abcm", "cpu": "abcm", "media": "am"}.get(args.only, args.only or "")
         run_cpu(bench, jobs, args.store)
@@ -135,6 +140,7 @@ def summary(results: dict[str, Any]) -> str:
         rows.append(f"| {name}, pacing lifted | {rate:,.0f} {unit}/s, "
                     f"{results[key]['cpu_us']:,.0f} µs CPU each | ≥ 8,000/s | "
                     f"{'yes' if rate >= 8000 else 'no'} |")
+    rows += broker_rows(results).splitlines()[2:]
     during = [r["peak_rss_mb"] for job in results["cpu"].values()
               for name, r in job.items() if "peak_rss_mb" in r]
     peak = max(results["rss_paths_mb"], results["d"]["peak_rss_mb"], *during,
@@ -147,6 +153,24 @@ def summary(results: dict[str, Any]) -> str:
                 f"{big['peak_rss_mb']:.0f} MB ({results['d']['backlog']:,} queued: "
                 f"{results['d']['peak_rss_mb']:.0f} MB) | ≤ 120 MB, flat | "
                 f"{'yes' if flat else 'no'} |")
+    return "\n".join(rows)
+
+
+def broker_rows(results: dict[str, Any]) -> str:
+    """(d) per broker beside HTTP's: CPU per delivery at most half of HTTP's."""
+    rows = ["| path | wagate | target | met |", "|---|---|---|---|"]
+    http = results["d"]["cpu_us"]
+    for kind in ("nats", "amqp", "redis"):
+        d = results.get(f"d_{kind}")
+        if d is None:
+            continue
+        if "skipped" in d:
+            rows.append(f"| (d) webhook drain to {kind} | not run: {d['skipped']} | | no |")
+            continue
+        rows.append(f"| (d) webhook drain to {kind}, pacing lifted | {d['per_second']:,.0f} "
+                    f"deliveries/s, {d['cpu_us']:,.0f} µs CPU each ({d['cpu_us'] / http:.0%} "
+                    f"of HTTP's) | ≤ 50 % of HTTP's CPU | "
+                    f"{'yes' if d['cpu_us'] <= http / 2 else 'no'} |")
     return "\n".join(rows)
 
 

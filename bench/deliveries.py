@@ -75,9 +75,63 @@ def run_delivery_benchmarks(bench: Bench) -> None:
     print(f"(d) webhook drain: {d['delivered']} in {d['seconds']:.1f} s = "
           f"{d['per_second']:.0f} deliveries/s, {d['cpu_us']:.0f} µs CPU/delivery "
           f"(peak RSS {d['peak_rss_mb']:.0f} MB)", flush=True)
+    run_broker_drains(bench, small)
     big = 100_000 if bench.quick else 500_000
     f = drain(bench, big, until_all=False, max_seconds=20 if bench.quick else 40)
     bench.results["f_backlog"] = f
     print(f"(f) with a backlog of {big}: peak RSS {f['peak_rss_mb']:.0f} MB "
           f"(small backlog: {d['peak_rss_mb']:.0f} MB); drained {f['delivered']} in "
           f"{f['seconds']:.0f} s meanwhile", flush=True)
+
+
+def drain_broker(bench: Bench, kind: str, count: int, max_seconds: float = 300) -> dict[str, Any]:
+    """(d) to a broker: the same backlog drained by a service whose webhook
+    publishes to the local NATS, RabbitMQ or Redis (tests/brokers.py makes and
+    removes the stream, exchange and queue); arrivals counted at the broker."""
+    from bot.forwarding.destinations import without_password
+    from tests.brokers import BROKERS, unreachable
+
+    broker = BROKERS[kind]()
+    why = unreachable(broker.address)
+    if why is not None:
+        print(f"(d) webhook drain to {kind}: not run, {why}", flush=True)
+        return {"skipped": why}
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(broker.create())
+        bench.stop("wagate")
+        bench.webhook_url = broker.url()
+        prefill_deliveries(bench.tmp / "wagate.db", count, without_password(broker.url())[0])
+        t0 = time.perf_counter()
+        pid = bench.start_wagate()
+        meter = DrainMeter(pid)
+        done = 0
+        while done < count and time.perf_counter() - t0 < max_seconds:
+            done = loop.run_until_complete(broker.stored())
+            meter.saw(done)
+            time.sleep(0.25)
+        elapsed = time.perf_counter() - t0
+        return {"backlog": count, "delivered": done, "seconds": elapsed,
+                "per_second": done / elapsed, "cpu_us": meter.cpu_us(),
+                "peak_rss_mb": peak_rss_mb(pid)}
+    finally:
+        if "wagate" in bench.procs:
+            bench.stop("wagate")
+        bench.webhook_url = ""
+        loop.run_until_complete(broker.close())
+        loop.close()
+        bench.start_wagate()
+
+
+def run_broker_drains(bench: Bench, count: int) -> None:
+    """(d) per broker, beside HTTP's (bench.results["d"])."""
+    from tests.brokers import BROKERS
+
+    http = bench.results.get("d", {}).get("cpu_us")
+    for kind in BROKERS:
+        d = drain_broker(bench, kind, count)
+        bench.results[f"d_{kind}"] = d
+        if "skipped" not in d:
+            print(f"(d) webhook drain to {kind}: {d['delivered']} in {d['seconds']:.1f} s = "
+                  f"{d['per_second']:.0f} deliveries/s, {d['cpu_us']:.0f} µs CPU/delivery"
+                  + (f" ({d['cpu_us'] / http:.0%} of HTTP's)" if http else ""), flush=True)

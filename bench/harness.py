@@ -164,6 +164,7 @@ class Bench:
     storage_url: str = ""  # `[storage] url`; empty: a SQLite file in `tmp`
     workers: int = 0  # `serve --workers N` (a supervisor and its children); 0: a lone serve
     cpus: str = ""  # taskset's CPU list for the service (its children inherit it); "": any
+    webhook_url: str = ""  # the subscriber's webhook; empty: the receiver's /hook
 
     @property
     def duration(self) -> int:
@@ -230,7 +231,7 @@ class Bench:
             plan = "bench"
             instances = [1]
             [[subscribers.webhooks]]
-            url = "{self.url('receiver', '/hook')}"
+            url = "{self.webhook_url or self.url('receiver', '/hook')}"
             format = "standard"
             secret = "{WEBHOOK_SECRET}"
         """)

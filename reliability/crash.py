@@ -197,12 +197,16 @@ class Arrivals:
     hooks: dict[str, list[tuple[str, float]]]  # message id -> [(webhook-id, at)]
 
     @classmethod
-    def read(cls, bench: Bench) -> Arrivals:
+    def read(cls, bench: Bench, hook_log: list[list[Any]] | None = None) -> Arrivals:
+        """From the peers' logs; `hook_log` (webhook-id, event type, subject,
+        at) when the webhook is not the receiver peer (a broker)."""
         graph: dict[tuple[str, str], list[float]] = defaultdict(list)
         for to, text, at in peer_log(bench, "graph"):
             graph[("+" + to.lstrip("+"), text)].append(at)  # Graph's `to` has no "+"
         hooks: dict[str, list[tuple[str, float]]] = defaultdict(list)
-        for webhook_id, kind, subject, at in peer_log(bench, "receiver"):
+        if hook_log is None:
+            hook_log = peer_log(bench, "receiver")
+        for webhook_id, kind, subject, at in hook_log:
             if kind == "message.received":
                 hooks[subject].append((webhook_id, at))
         return cls(graph, hooks)
@@ -279,9 +283,20 @@ def rows(suite: str, form: Form, killed: Counter[str], acked: Acked, arrivals: A
     ]
 
 
-async def exercise(bench: Bench, suite: str, form: Form, kill: Kill) -> list[Row]:
+# Reads what a webhook that is not the receiver peer got so far (a broker):
+# (webhook-id, event type, subject, at) entries, all of them at each call.
+HookLog = Callable[[], Awaitable[list[list[Any]]]]
+
+
+async def exercise(bench: Bench, suite: str, form: Form, kill: Kill,
+                   hook_log: HookLog | None = None) -> list[Row]:
     """The suite on `bench`'s service (its store and process shape): the load,
     the kills, the final drain, the count. Shared by every form of the suite."""
+
+    async def arrived() -> Arrivals:
+        log = None if hook_log is None else await hook_log()
+        return await asyncio.to_thread(Arrivals.read, bench, log)
+
     rng = random.Random(20261201)
     for name in ("graph", "receiver", "wagate"):
         bench.ports[name] = free_port()
@@ -301,14 +316,14 @@ async def exercise(bench: Bench, suite: str, form: Form, kill: Kill) -> list[Row
                 await loading
         t0 = time.perf_counter()
         while True:  # the final drain: until everything acknowledged arrived, bounded
-            arrivals = await asyncio.to_thread(Arrivals.read, bench)
+            arrivals = await arrived()
             if not any(missing(load.acked, arrivals)) or \
                     time.perf_counter() - t0 > form.drain:
                 break
             await asyncio.sleep(0.5)
         drained = time.perf_counter() - t0
         stopped = await asyncio.to_thread(bench.stop, "wagate")
-        arrivals = await asyncio.to_thread(Arrivals.read, bench)
+        arrivals = await arrived()
     finally:
         for name in list(bench.procs):
             await asyncio.to_thread(bench.stop, name)

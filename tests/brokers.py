@@ -47,6 +47,7 @@ class Received:
     headers: dict[str, str]
     body: bytes
     dedup_id: str | None  # Nats-Msg-Id, AMQP message_id; Redis has none
+    at: float = 0.0  # when the broker stored it (NATS), else when it was read
 
 
 def _text(value: Any) -> str:
@@ -68,6 +69,10 @@ class Broker:
         raise NotImplementedError
 
     async def create(self) -> None: ...
+
+    async def stored(self) -> int:
+        """How many messages the stream, queue or Redis stream holds."""
+        raise NotImplementedError
 
     async def consume(self, count: int, timeout: float = 30.0) -> list[Received]:
         raise NotImplementedError
@@ -96,6 +101,9 @@ class NatsBroker(Broker):
         await js.add_stream(name=self.stream, subjects=[self.subject])
         self.created = True
 
+    async def stored(self) -> int:
+        return int((await (await self._js()).stream_info(self.stream)).state.messages)
+
     async def _js(self) -> Any:
         import nats
 
@@ -115,7 +123,8 @@ class NatsBroker(Broker):
                 continue
             for msg in msgs:
                 headers = dict(msg.headers or {})
-                got.append(Received(headers, msg.data, headers.get("Nats-Msg-Id")))
+                got.append(Received(headers, msg.data, headers.get("Nats-Msg-Id"),
+                                    msg.metadata.timestamp.timestamp()))
                 await msg.ack()
         return got
 
@@ -160,6 +169,10 @@ class AmqpBroker(Broker):
         exchange = await channel.declare_exchange(self.exchange, aio_pika.ExchangeType.DIRECT)
         queue = await channel.declare_queue(self.queue, durable=True)
         await queue.bind(exchange, routing_key="events")
+
+    async def stored(self) -> int:
+        queue = await (await self._channel()).declare_queue(self.queue, passive=True)
+        return int(queue.declaration_result.message_count or 0)
 
     async def consume(self, count: int, timeout: float = 30.0) -> list[Received]:
         channel = await self._channel()
@@ -215,6 +228,9 @@ class RedisBroker(Broker):
 
     async def create(self) -> None:
         await self._redis().xgroup_create(self.stream, "consumers", id="0", mkstream=True)
+
+    async def stored(self) -> int:
+        return int(await self._redis().xlen(self.stream))
 
     async def consume(self, count: int, timeout: float = 30.0) -> list[Received]:
         client = self._redis()
