@@ -43,7 +43,8 @@ BROKEN = {
                      "instances[2].id: duplicate instance id 1"),
     "bad_url": ('\n[[subscribers]]\nid = "x"\nclient_id = "x@x"\nsecret = "s"\n'
                 'plan = "enterprise"\n[[subscribers.webhooks]]\nurl = "ftp://nope"\n'
-                'secret = "whsec_abc"\n', "webhooks[0].url: 'ftp://nope' is not an http(s) URL"),
+                'secret = "whsec_abc"\n',
+                "webhooks[0].url: 'ftp://nope' is not an http(s), nats, amqp or redis URL"),
     "missing_secret": ('\n[[subscribers]]\nid = "x"\nclient_id = "x@x"\n'
                        'secret_env = "WAGATE_TEST_UNSET_VARIABLE"\nplan = "enterprise"\n',
                        "secret_env: environment variable WAGATE_TEST_UNSET_VARIABLE is not set"),
