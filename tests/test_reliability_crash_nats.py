@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from reliability import crash_nats
 from reliability.common import table
 from tests.brokers import NATS, require
 
 
+@pytest.mark.slow(seconds=40)  # real `wagate serve` processes, SIGKILLed
 async def test_sigkilled_service_publishing_to_nats_loses_nothing_acknowledged(
         tmp_path: Path) -> None:
     require(NATS, "the nats broker")

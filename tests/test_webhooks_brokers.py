@@ -65,6 +65,7 @@ async def broker_deliveries(client: TestClient, url: str) -> list[dict[str, Any]
             if d["endpoint"]["url"] == shown]
 
 
+@pytest.mark.slow(seconds=10)  # 2,000 deliveries through real brokers and a receiver
 async def test_a_thousand_events_each_signed_deduplicable_and_as_http_gets_them(
         make_client: MakeClient, receiver: Receiver, broker: Broker) -> None:
     await broker.create()
