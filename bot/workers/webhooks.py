@@ -26,6 +26,7 @@ from bot.config import WebhookConfig, WebhooksConfig
 from bot.config.snapshot import Snapshot
 from bot.forwarding.destinations import check_destination, module_for
 from bot.forwarding.destinations.base import Destination, Outcome, message_for
+from bot.logs import url_for_log
 from bot.store.models import AttemptOutcome, AttemptRow, DeliveryRow
 from bot.store.protocol import DeliveryQueue
 from bot.workers.media import MediaLinks
@@ -292,14 +293,17 @@ class WebhookWorker:
                 response: Outcome, next_at: float | None) -> None:
         if self.on_attempt is not None:
             self.on_attempt(outcome)
-        what = response.error or (f"HTTP {response.status}" if response.status else "")
+        # The URL's query may hold a token: logged without it, also where an error quotes it.
+        url = url_for_log(row.url)
+        what = (response.error or (f"HTTP {response.status}" if response.status else "")
+                ).replace(row.url, url)
         if outcome == "delivered":
-            log.debug("webhook %s delivered to %s", row.id, row.url)
+            log.debug("webhook %s delivered to %s", row.id, url)
         elif outcome == "retry":
-            log.info("webhook %s to %s: %s; retry in %.1fs", row.id, row.url, what,
+            log.info("webhook %s to %s: %s; retry in %.1fs", row.id, url, what,
                      (next_at or time.time()) - time.time())
         else:
-            log.warning("webhook %s to %s %s: %s", row.id, row.url, outcome, what)
+            log.warning("webhook %s to %s %s: %s", row.id, url, outcome, what)
         if disabled is not None:
             log.warning("webhook endpoint %s (%s) of subscriber %s disabled: %s",
-                        row.endpoint_key, row.url, row.subscriber_id, disabled)
+                        row.endpoint_key, url, row.subscriber_id, disabled.replace(row.url, url))
