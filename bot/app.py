@@ -59,7 +59,7 @@ from bot.web.keys import (
     webhook_worker_key,
     workers_key,
 )
-from bot.web.observe import observe_middleware
+from bot.web.observe import answer_headers, observe_middleware
 from bot.web.snapshot import holder_key
 from bot.web.ui import dashboard
 from bot.window import WindowFallback
@@ -96,6 +96,7 @@ def create_app(config: Config, roles: Roles | None = None,
     # observe_middleware is outermost: it sees the final status of every answer.
     app = web.Application(client_max_size=MAX_BODY,
                           middlewares=[observe_middleware, error_middleware])
+    app.on_response_prepare.append(answer_headers)
     app[holder_key] = holder = SnapshotHolder(snapshot)
     app[roles_key] = roles = roles or Roles()
     app[metrics_key] = metrics = Metrics(roles.group.metrics_dir if roles.group else None)

@@ -21,7 +21,8 @@ HEADERS = {
     # Swagger UI sets inline styles; scripts still come from here only.
     "Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'; "
                                "img-src 'self' data:; frame-ancestors 'none'",
-    "X-Content-Type-Options": "nosniff"}
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin"}
 
 PAGE = """<!doctype html>
 <html lang="en">

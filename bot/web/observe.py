@@ -6,6 +6,9 @@
 - The config snapshot is read once, when the request arrives, and pinned to it
   (`bot.web.keys.snapshot_of`): a reload during the request never mixes configs.
 - Requests in flight are counted, so a shutdown waits for them (`bot.web.server.run_app`).
+- Every answer names the server only as "wagate" (aiohttp's default names
+  Python's and aiohttp's versions), and an answer to a request that carried
+  credentials is never stored by a cache (`Cache-Control: no-store`).
 - Latency is observed by route *template* (`/admin/registrations/{number}`,
   never the raw path) and a closed set of methods, so the number of series
   stays bounded whatever clients send.
@@ -32,6 +35,15 @@ REQUEST_ID_HEADER = "X-Request-Id"
 _SANE_ID = re.compile(r"[A-Za-z0-9._:\-]{1,64}")
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 UNMATCHED = "<unmatched>"
+SERVER = "wagate"
+CREDENTIAL_HEADERS = ("Authorization", "X-WM-CLIENT-SECRET")
+
+
+async def answer_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """on_response_prepare: what every answer says about the server and caching."""
+    response.headers["Server"] = SERVER
+    if any(h in request.headers for h in CREDENTIAL_HEADERS):
+        response.headers.setdefault("Cache-Control", "no-store")
 
 
 def route_template(request: web.Request) -> str:

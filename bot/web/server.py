@@ -46,6 +46,7 @@ from bot.eventloop import new_event_loop
 from bot.web.catalog import Error
 from bot.web.errors import error_response, parser_reason
 from bot.web.keys import inflight_key, reloader_key
+from bot.web.observe import SERVER
 
 log = logging.getLogger("wagate.http")
 # The process's start, reloads and stop are said as `wagate`, as the CLI's are.
@@ -97,7 +98,7 @@ class _Connection(RequestHandler):
             log.info("malformed request from %s answered %d: %s", request.remote, status, text)
         if request.writer.output_size > 0:  # as aiohttp: an answer is on its way already
             raise ConnectionError("an answer was sent already; the connection is closed")
-        response = error_response(error, text, status=status)
+        response = error_response(error, text, {"Server": SERVER}, status=status)
         response.force_close()
         return response
 
@@ -136,7 +137,8 @@ def _expect_checked(handle: Handler) -> Handler:
             log.info("request from %s with an unknown Expect header answered 417",
                      request.remote)
             return error_response(Error.EXPECTATION_FAILED,
-                                  "the Expect header may only be 100-continue")
+                                  "the Expect header may only be 100-continue",
+                                  {"Server": SERVER})
         return await handle(request)
     return checked
 

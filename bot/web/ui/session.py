@@ -125,7 +125,10 @@ class Sessions:
                               csrf=str(data["c"]), credential=str(data["k"]))
         except (binascii.Error, ValueError, KeyError, TypeError):
             return None
-        if session.expires <= request.config_dict[clock_key].now():
+        now = request.config_dict[clock_key].now()
+        # NaN and Infinity (which json reads) never compare below now: only a finite
+        # end within one session's length from now is one.
+        if not now < session.expires <= now + SESSION_SECONDS:
             return None
         if credential_fingerprint(config, session.role, session.subject) != session.credential:
             return None
