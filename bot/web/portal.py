@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 import time
-from urllib.parse import urlencode
 
 from aiohttp import web
 
@@ -18,7 +17,7 @@ from bot.web.keys import clock_key, store_key
 from bot.web.request_services import deliveries_service
 from bot.web.snapshot import snapshot_of
 from bot.web.ui import history
-from bot.web.ui.pages import login_form, render, setup_templates
+from bot.web.ui.pages import login_form, notice_url, render, setup_templates
 from bot.web.ui.session import (
     Sessions,
     check_login_csrf,
@@ -74,10 +73,10 @@ async def webhook_test(request: web.Request) -> web.Response:
     try:
         drafts = await deliveries_service(request).send_test(snapshot_of(request).config,
                                                              sub_id, time.time())
-        notice = f"A test event is queued for {len(drafts)} endpoint(s)."
+        url = notice_url(SESSIONS.path, "test_queued", count=len(drafts))
     except NoEndpoints:
-        notice = "No webhook endpoint is configured for this subscription."
-    raise web.HTTPSeeOther(f"{SESSIONS.path}?{urlencode({'notice': notice})}")
+        url = notice_url(SESSIONS.path, "no_endpoints")
+    raise web.HTTPSeeOther(url)
 
 
 def portal_app() -> web.Application:

@@ -7,7 +7,6 @@ import hmac
 import logging
 import time
 from typing import Any
-from urllib.parse import urlencode
 
 from aiohttp import web
 
@@ -20,7 +19,7 @@ from bot.web.query import query_choice, query_int, query_limit
 from bot.web.request_services import deliveries_service, registrations_service
 from bot.web.snapshot import snapshot_of
 from bot.web.ui import history
-from bot.web.ui.pages import bars, login_form, render, setup_templates, static_file
+from bot.web.ui.pages import bars, login_form, notice_url, render, setup_templates, static_file
 from bot.web.ui.session import (
     Sessions,
     check_login_csrf,
@@ -133,8 +132,8 @@ async def opt_out(request: web.Request) -> web.Response:
     if instance not in config.instances:
         fail(Error.UNKNOWN_INSTANCE, f"instance {raw[:20]} is not configured")
     await registrations_service(request).opt_out(config, number, [instance], time.time())
-    notice = f"{number} is opted out on instance {instance}."
-    raise web.HTTPSeeOther(f"{SESSIONS.path}registrations?{urlencode({'notice': notice})}")
+    raise web.HTTPSeeOther(notice_url(f"{SESSIONS.path}registrations", "opted_out",
+                                      number=number, instance=instance))
 
 
 async def subscribers(request: web.Request) -> web.Response:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import time
-from urllib.parse import urlencode
 
 from aiohttp import web
 
@@ -20,7 +19,7 @@ from bot.web.keys import store_key
 from bot.web.query import query_choice, query_int, query_limit
 from bot.web.request_services import deliveries_service
 from bot.web.snapshot import snapshot_of
-from bot.web.ui.pages import render
+from bot.web.ui.pages import notice_url, render
 from bot.web.ui.session import form, session_request_key
 
 SNIPPET = 300  # characters of a webhook endpoint's answer shown per attempt
@@ -116,12 +115,12 @@ async def retry(request: web.Request) -> web.Response:
     try:
         await deliveries_service(request).retry(delivery_id, time.time(),
                                                 subscriber_id=scope(request))
-        notice = "Queued again: it is sent in a moment."
+        notice = "retry_queued"
     except DeliveryNotFound:
         fail(Error.UNKNOWN_DELIVERY, "no such delivery")
     except DeliveryPending:
-        notice = "This delivery is already queued."
-    raise web.HTTPSeeOther(_with_notice(f"{prefix(request)}deliveries/{delivery_id}", notice))
+        notice = "retry_pending"
+    raise web.HTTPSeeOther(notice_url(f"{prefix(request)}deliveries/{delivery_id}", notice))
 
 
 async def replay(request: web.Request) -> web.Response:
@@ -131,12 +130,7 @@ async def replay(request: web.Request) -> web.Response:
     subscriber = sub or (fields.get("subscriber", "").strip()[:200] or None)
     count = await deliveries_service(request).replay(since, time.time(),
                                                      subscriber_id=subscriber)
-    raise web.HTTPSeeOther(_with_notice(
-        f"{prefix(request)}deliveries", f"{count} failed deliveries queued again."))
-
-
-def _with_notice(path: str, notice: str) -> str:
-    return f"{path}?{urlencode({'notice': notice})}"
+    raise web.HTTPSeeOther(notice_url(f"{prefix(request)}deliveries", "replayed", count=count))
 
 
 def register(router: web.UrlDispatcher) -> None:

@@ -4,9 +4,11 @@ small inline SVG charts, and the page frame (session, CSRF token, notices)."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import aiohttp_jinja2
 import jinja2
@@ -38,6 +40,42 @@ def age(seconds: float | None) -> str:
     return f"{seconds // 3600:.0f} h {seconds % 3600 // 60:.0f} min"
 
 
+# The banners a page shows after an action. The URL names one by its code, with
+# its figures as `notice_<name>` parameters of a fixed shape: no text a link
+# could carry ("re-enter the admin token at https://evil.example") is shown.
+NOTICES = {
+    "retry_queued": "Queued again: it is sent in a moment.",
+    "retry_pending": "This delivery is already queued.",
+    "replayed": "{count} failed deliveries queued again.",
+    "opted_out": "{number} is opted out on instance {instance}.",
+    "test_queued": "A test event is queued for {count} endpoint(s).",
+    "no_endpoints": "No webhook endpoint is configured for this subscription.",
+}
+_FIGURES = {"count": re.compile(r"[0-9]{1,9}"), "instance": re.compile(r"[0-9]{1,9}"),
+            "number": re.compile(r"\+[0-9]{6,15}")}
+
+
+def notice_url(path: str, code: str, **figures: object) -> str:
+    """`path` showing the notice `code` with its figures."""
+    assert code in NOTICES
+    query = {"notice": code, **{f"notice_{k}": str(v) for k, v in figures.items()}}
+    return f"{path}?{urlencode(query)}"
+
+
+def notice_text(request: web.Request) -> str:
+    """The notice the URL names, or "" when it names none, or a figure is not of its shape."""
+    template = NOTICES.get(request.query.get("notice", ""))
+    if template is None:
+        return ""
+    figures = {}
+    for name in re.findall(r"{(\w+)}", template):
+        value = request.query.get(f"notice_{name}", "")
+        if not _FIGURES[name].fullmatch(value):
+            return ""
+        figures[name] = value
+    return template.format(**figures)
+
+
 def setup_templates(app: web.Application) -> None:
     aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(HERE / "templates"),
                          autoescape=True, undefined=jinja2.StrictUndefined,
@@ -51,7 +89,7 @@ def render(request: web.Request, template: str, context: Mapping[str, Any],
     session = request.get(session_request_key)
     return aiohttp_jinja2.render_template(template, request, {
         "session": session, "csrf": session.csrf if session else "",
-        "notice": request.query.get("notice", "")[:200], **context}, status=status)
+        "notice": notice_text(request), **context}, status=status)
 
 
 def login_form(request: web.Request, sessions: Sessions, *, admin: bool) -> web.Response:
