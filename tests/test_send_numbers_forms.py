@@ -71,9 +71,39 @@ async def test_numbers_with_their_country_code_still_go_through(api: TestClient)
                  471, "invalid_number")
 
 
-async def test_a_group_admin_without_its_country_code_is_400(api: TestClient) -> None:
+async def test_a_group_admin_is_only_checked_to_be_a_possible_number(api: TestClient) -> None:
+    # The gateway does not use it: libphonenumber's doubts about it refuse nothing
+    # (600000009 reads as a possible +60 number), only what is no number at all.
     await answer(await send(api, "group", "text", {"group_name": "x", "group_admin": "600000009",
-                                                   "message": "hi"}), 400, "invalid_field")
+                                                   "message": "hi"}), 404, "unknown_group")
+    for admin in ("12", "boss", "+999123"):
+        await answer(await send(api, "group", "text", {"group_name": "x", "group_admin": admin,
+                                                       "message": "hi"}), 400, "invalid_field")
+
+
+async def test_a_registered_number_typed_without_plus_is_that_recipient(
+        api: TestClient) -> None:
+    # +447700900202 is in a range reserved for fiction: libphonenumber calls it
+    # possible, not valid. Its owner registered (the provider gave the number).
+    fiction = "+447700900202"
+    await answer(await send(api, "single", "text", {"number": fiction[1:], "message": "hi"}),
+                 471, "invalid_number")
+    await say(api, "Hi", sender=fiction)
+    await wait_sent(api)
+    for typed in (fiction[1:], "44 7700 900202", int(fiction[1:])):
+        resp = await send(api, "single", "text", {"number": typed, "message": "hi"})
+        assert resp.status == 200, await resp.text()
+    assert [m["to"] for m in await sent_by(api)] == [fiction] * 3
+    # Registered on instance 1 only: on another instance it is still a number
+    # missing its country code, as is its unregistered neighbour everywhere.
+    await answer(await send(api, "single", "text", {"number": fiction[1:], "message": "hi"},
+                            instance=2), 471, "invalid_number")
+    await answer(await send(api, "single", "text", {"number": "447700900203", "message": "hi"}),
+                 471, "invalid_number")
+    # ...and someone who opted out is refused as such, not as a badly typed number.
+    await say(api, "STOP", sender=fiction)
+    await answer(await send(api, "single", "text", {"number": fiction[1:], "message": "hi"}),
+                 472, "not_registered")
 
 
 # ---- form-encoded bodies

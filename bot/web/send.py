@@ -53,11 +53,12 @@ from bot.web.send_body import (
     CONTENT_READERS,
     ContentReader,
     RecipientReader,
+    UnsureNumber,
     fields_of,
+    lacks_country_code,
     read_fields,
     read_filename,
     read_media,
-    read_number,
     read_string,
     send_body,
     template_body,
@@ -150,6 +151,21 @@ def _check_plan(plan: PlanConfig, features: Iterable[str]) -> None:
              f"the {plan.name} plan does not include {missing} messages")
 
 
+async def _recipient(request: web.Request, read: RecipientReader, fields: dict[str, Any],
+                     instance: InstanceConfig) -> tuple[str | None, str | None]:
+    """(number, group name) from the body. A number typed without '+' that
+    libphonenumber doubts is the number of someone registered on the instance
+    (opted out or not: a send to someone who opted out is refused as such,
+    472), or it lacks its country code (471)."""
+    try:
+        return read(fields)
+    except UnsureNumber as unsure:
+        registrations = await request.app[store_key].registrations_of(unsure.number)
+        if any(r.instance_id == instance.id for r in registrations):
+            return unsure.number, None
+        lacks_country_code(unsure.typed)
+
+
 async def _send(request: web.Request, *, group: bool, kind: str, recipient: RecipientReader,
                 content: ContentReader) -> web.Response:
     snap = snapshot_of(request)
@@ -165,7 +181,7 @@ async def _send(request: web.Request, *, group: bool, kind: str, recipient: Reci
         fail(Error.NOT_SUPPORTED_BY_PROVIDER, f"instance {instance.id} sends through "
              f"{instance.provider}, which cannot send {'group' if group else kind} messages")
     fields = await read_fields(request)
-    number, group_name = recipient(fields)
+    number, group_name = await _recipient(request, recipient, fields, instance)
     got = content(fields, instance, caps)
     media = got.media
     draft = OutboundDraft(instance_id=instance.id, to=number, type=kind, text=got.text,
@@ -259,7 +275,7 @@ async def _send_template(request: web.Request) -> web.Response:
         fail(Error.TEMPLATES_NOT_SUPPORTED,
              f"instance {instance.id}'s provider ({instance.provider}) sends no templates")
     fields = await read_fields(request)
-    number = read_number(fields)
+    number, _ = await _recipient(request, to_number, fields, instance)
     name = read_string(fields, "template") or ""
     template = config.templates.named(instance.id, sub.id, name.strip())
     if template is None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -161,8 +161,26 @@ def read_filename(fields: dict[str, Any]) -> str:
         fail(_FILENAME_ERRORS[exc.slug], exc.message)
 
 
+class UnsureNumber(Exception):
+    """A number typed without '+' or '00' that libphonenumber calls possible but
+    not valid (a range its data has not caught up with, fiction's ranges): it is
+    who the subscriber means only if someone registered with it on the instance,
+    which the route asks the store (bot/web/send.py); else it lacks a country code."""
+
+    def __init__(self, number: str, typed: object) -> None:
+        super().__init__(number)
+        self.number = number
+        self.typed = typed
+
+
+def lacks_country_code(raw: object) -> NoReturn:
+    fail(Error.INVALID_DESTINATION, f"{str(raw)[:40]!r} lacks a country code: write the number "
+         "in international form, country code first, like +34600000001")
+
+
 def read_number(fields: dict[str, Any]) -> str:
-    """E.164, or a provider's user id ("US.13491208655302741918") as given."""
+    """E.164, or a provider's user id ("US.13491208655302741918") as given;
+    UnsureNumber for a number typed without '+' that may only be a registered one."""
     raw = fields.get("number")
     if raw is None or raw == "":
         fail(Error.MISSING_FIELD, "number is required")
@@ -172,8 +190,9 @@ def read_number(fields: dict[str, Any]) -> str:
         return str(raw).strip()
     number = to_e164(raw, typed=True)
     if number is None and not written_international(raw):
-        fail(Error.INVALID_DESTINATION, f"{str(raw)[:40]!r} lacks a country code: write the number "
-             "in international form, country code first, like +34600000001")
+        if (possible := to_e164(raw)) is not None:
+            raise UnsureNumber(possible, raw)
+        lacks_country_code(raw)
     if number is None:
         fail(Error.INVALID_DESTINATION, f"{str(raw)[:40]!r} is not a possible phone number with "
              "country code, like +34600000001")
@@ -185,10 +204,11 @@ def read_group(fields: dict[str, Any]) -> str:
     if not name or len(name) > MAX_GROUP_NAME:
         fail(Error.INVALID_FIELD, f"group_name must be 1 to {MAX_GROUP_NAME} characters")
     # WhatsMate clients send the group admin's number; a group here is known by
-    # its name on the instance, so it is only checked to be a number, not used.
+    # its name on the instance, so it is only checked to be a possible number,
+    # not used (libphonenumber's doubts about it must not refuse the send).
     admin = fields.get("group_admin")
     if admin not in (None, "") and (not isinstance(admin, str | int) or isinstance(admin, bool)
-                                    or to_e164(admin, typed=True) is None):
+                                    or to_e164(admin) is None):
         fail(Error.INVALID_FIELD, "group_admin must be a phone number with country code")
     return name
 
