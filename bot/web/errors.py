@@ -151,8 +151,11 @@ def parse_json_object(body: bytes) -> dict[str, Any]:
     if not isinstance(data, dict):
         fail(Error.MALFORMED_JSON, "request body must be a JSON object")
     if (not body.isascii() or _SUSPECT_ESCAPE.search(body)) and not _clean_strings(data):
-        fail(Error.INVALID_TEXT, "strings must not hold NUL characters (\\u0000) or lone "
-             "UTF-16 surrogates (\\ud800-\\udfff)")
+        where, char = _first_bad_string(data)
+        if char == "\x00":
+            fail(Error.INVALID_TEXT, f"{where} holds a NUL character (\\u0000)")
+        fail(Error.INVALID_FIELD, f"{where} is not valid Unicode: it holds a lone UTF-16 "
+             f"surrogate ({ascii(char)[1:-1]}), which no text can carry")
     return data
 
 
@@ -191,6 +194,26 @@ def _clean_strings(data: Any) -> bool:
     return True
 
 
+def _first_bad_string(data: Any) -> tuple[str, str]:
+    """Where the first string holding NUL or a lone surrogate is (a field's
+    path, as `group.name` or `parameters[1]`), and that character."""
+    stack: list[tuple[str, Any]] = [("the body", data)]
+    while stack:
+        where, item = stack.pop()
+        if isinstance(item, str):
+            if found := _BAD_CHAR.search(item):
+                return where, found.group()
+        elif isinstance(item, dict):
+            inside = "" if where == "the body" else where
+            for key, value in reversed(item.items()):  # the first field is looked at first
+                name = f"{inside}.{key}" if inside else str(key)
+                stack.append((ascii(name)[1:-1][:100], value))
+                stack.append((f"a field name in {where}", key))
+        elif isinstance(item, list):
+            stack.extend((f"{where}[{i}]", v) for i, v in reversed(list(enumerate(item))))
+    raise AssertionError("called on data _clean_strings refused")
+
+
 MAX_FORM_FIELDS = 100
 
 
@@ -213,7 +236,8 @@ def parse_form_pairs(body: bytes) -> list[tuple[str, str]]:
 # What the readers above can answer, for the routes that use them to declare.
 READ_ERRORS = frozenset({Error.UNSUPPORTED_ENCODING, Error.PAYLOAD_TOO_LARGE, Error.BODY_TIMEOUT,
                          Error.MALFORMED_BODY, Error.INCOMPLETE_BODY})
-JSON_ERRORS = frozenset({Error.MALFORMED_JSON, Error.INVALID_TEXT})
+# (invalid_field: a string that is no text, a lone surrogate, named by its field)
+JSON_ERRORS = frozenset({Error.MALFORMED_JSON, Error.INVALID_TEXT, Error.INVALID_FIELD})
 FORM_ERRORS = frozenset({Error.MALFORMED_FORM, Error.INVALID_TEXT})
 MULTIPART_ERRORS = frozenset({Error.MALFORMED_MULTIPART, Error.INVALID_TEXT})
 
