@@ -61,6 +61,7 @@ from bot.web.keys import (
 )
 from bot.web.observe import answer_headers, observe_middleware
 from bot.web.snapshot import holder_key
+from bot.web.throttle import Throttle, throttle_key
 from bot.web.ui import dashboard
 from bot.window import WindowFallback
 from bot.workers.media import MediaLinks, MediaWorker
@@ -100,6 +101,7 @@ def create_app(config: Config, roles: Roles | None = None,
     app[holder_key] = holder = SnapshotHolder(snapshot)
     app[roles_key] = roles = roles or Roles()
     app[metrics_key] = metrics = Metrics(roles.group.metrics_dir if roles.group else None)
+    app[throttle_key] = Throttle(metrics)
     reloaded = functools.partial(_reloaded, app)
     app[reloader_key] = (Reloader(holder, on_outcome=reloaded) if roles.group is None else
                          GroupReloader(holder, roles.group.supervisor_pid, on_outcome=reloaded))

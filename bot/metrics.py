@@ -87,6 +87,12 @@ class Metrics:
             "wagate_webhook_queue_oldest_age_seconds", "How long the oldest due webhook "
             "delivery has waited since it came due (0 when none waits; deliveries waiting "
             "out a retry delay are not due)", registry=registry, multiprocess_mode="mostrecent")
+        self.auth_failures = Counter(
+            "wagate_auth_failures", "Failed authentications by surface (admin_api, dashboard, "
+            "portal, send_api)", ["surface"], registry=registry)
+        self.auth_throttled = Counter(
+            "wagate_auth_throttled", "Attempts answered 429 because their address failed too "
+            "often, by surface", ["surface"], registry=registry)
         # ---- operations
         self.outbound_errors = Counter(
             "wagate_outbound_errors", "Outbound provider errors by provider and error code "

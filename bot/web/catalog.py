@@ -83,6 +83,9 @@ class Error(StrEnum):
     MISSING_CREDENTIALS = "missing_credentials", 401, "The X-WM-CLIENT-ID or " \
                                                       "X-WM-CLIENT-SECRET header is missing"
     INVALID_CREDENTIALS = "invalid_credentials", 474, "Invalid CLIENT ID or secret"
+    TOO_MANY_FAILURES = "too_many_failures", 429, "This address failed to authenticate more " \
+                                                  "than 10 times in a minute: wait Retry-After " \
+                                                  "seconds"
     SUBSCRIPTION_EXPIRED = "subscription_expired", 474, "The subscription has ended"
     SUBSCRIPTION_NOT_STARTED = "subscription_not_started", 474, "The subscription has not " \
                                                                 "started yet"
@@ -166,6 +169,7 @@ class Error(StrEnum):
     WRONG_SESSION = "wrong_session", 403, "This page is not for this session"
     NOT_A_FORM = "not_a_form", 400, "A form (application/x-www-form-urlencoded) is expected"
     CSRF_FAILED = "csrf_failed", 403, "The form's CSRF token is missing or wrong"
+    CROSS_ORIGIN = "cross_origin", 403, "The form was sent from another site's page"
 
     # ---- the providers' own routes (webhooks, media URLs)
     NOT_CONFIGURED = "not_configured", 404, "The provider is not configured"

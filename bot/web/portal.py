@@ -13,11 +13,13 @@ from aiohttp import web
 from bot.services.deliveries import NoEndpoints
 from bot.subscribers import authenticate
 from bot.web.account import account_json
+from bot.web.auth import failed, throttled
+from bot.web.clients import client_address
 from bot.web.keys import clock_key, store_key
 from bot.web.request_services import deliveries_service
 from bot.web.snapshot import snapshot_of
 from bot.web.ui import history
-from bot.web.ui.pages import login_form, notice_url, render, setup_templates
+from bot.web.ui.pages import login_form, login_refused, notice_url, render, setup_templates
 from bot.web.ui.session import (
     Sessions,
     check_login_csrf,
@@ -37,13 +39,14 @@ async def login_page(request: web.Request) -> web.Response:
 async def login(request: web.Request) -> web.Response:
     fields = await check_login_csrf(request)
     client_id = fields.get("client_id", "").strip()[:200]
+    if (wait := throttled(request, "portal", client_id)) is not None:
+        return login_refused(request, SESSIONS, fields, admin=False, wait=wait)
     sub = authenticate(snapshot_of(request).config, client_id, fields.get("secret", "").strip())
     if not client_id or sub is None:
+        failed(request, "portal", client_id)
         log.info("portal: failed login for client id %r from %s", client_id[:100],
-                 request.remote)
-        return render(request, "login.html", {
-            "prefix": SESSIONS.path, "login_csrf": fields["csrf"], "admin": False,
-            "next": SESSIONS.safe_next(fields.get("next")), "failed": True}, status=401)
+                 client_address(request))
+        return login_refused(request, SESSIONS, fields, admin=False)
     response = web.HTTPSeeOther(SESSIONS.safe_next(fields.get("next")))
     SESSIONS.open(response, request, sub.id)
     raise response

@@ -12,14 +12,24 @@ from aiohttp import web
 
 from bot.numbers import to_e164
 from bot.web.account import account_json
+from bot.web.auth import ADMIN_CREDENTIAL, failed, throttled
 from bot.web.catalog import Error
+from bot.web.clients import client_address
 from bot.web.errors import fail
 from bot.web.keys import clock_key, providers_key, store_key, workers_key
 from bot.web.query import query_choice, query_int, query_limit
 from bot.web.request_services import deliveries_service, registrations_service
 from bot.web.snapshot import snapshot_of
 from bot.web.ui import history
-from bot.web.ui.pages import bars, login_form, notice_url, render, setup_templates, static_file
+from bot.web.ui.pages import (
+    bars,
+    login_form,
+    login_refused,
+    notice_url,
+    render,
+    setup_templates,
+    static_file,
+)
 from bot.web.ui.session import (
     Sessions,
     check_login_csrf,
@@ -41,17 +51,17 @@ async def login_page(request: web.Request) -> web.Response:
 
 async def login(request: web.Request) -> web.Response:
     fields = await check_login_csrf(request)
+    if (wait := throttled(request, "dashboard", ADMIN_CREDENTIAL)) is not None:
+        return login_refused(request, SESSIONS, fields, admin=True, wait=wait)
     expected = snapshot_of(request).config.admin_token.encode()
     given = fields.get("token", "").strip().encode("utf-8", "surrogateescape")
     if not given or not hmac.compare_digest(given, expected):
-        log.warning("dashboard: failed login from %s", request.remote)
-        response = render(request, "login.html", {
-            "prefix": SESSIONS.path, "login_csrf": fields["csrf"], "admin": True,
-            "next": SESSIONS.safe_next(fields.get("next")), "failed": True}, status=401)
-        return response
+        failed(request, "dashboard", ADMIN_CREDENTIAL)
+        log.warning("dashboard: failed login from %s", client_address(request))
+        return login_refused(request, SESSIONS, fields, admin=True)
     response = web.HTTPSeeOther(SESSIONS.safe_next(fields.get("next")))
     SESSIONS.open(response, request, "admin")
-    log.info("dashboard: admin logged in from %s", request.remote)
+    log.info("dashboard: admin logged in from %s", client_address(request))
     raise response
 
 

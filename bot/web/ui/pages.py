@@ -98,8 +98,21 @@ def login_form(request: web.Request, sessions: Sessions, *, admin: bool) -> web.
     token = login_csrf(request)
     response = render(request, "login.html", {
         "prefix": sessions.path, "login_csrf": token, "admin": admin,
-        "next": sessions.safe_next(request.query.get("next")), "failed": False})
+        "next": sessions.safe_next(request.query.get("next")), "failed": False, "wait": None})
     keep_login_csrf(response, request, token, sessions.path)
+    return response
+
+
+def login_refused(request: web.Request, sessions: Sessions, fields: Mapping[str, str], *,
+                  admin: bool, wait: int | None = None) -> web.Response:
+    """The login page again after a failed login (401), or one refused because
+    the address failed too often (429, with Retry-After)."""
+    response = render(request, "login.html", {
+        "prefix": sessions.path, "login_csrf": fields["csrf"], "admin": admin,
+        "next": sessions.safe_next(fields.get("next")), "failed": wait is None, "wait": wait},
+        status=401 if wait is None else 429)
+    if wait is not None:
+        response.headers["Retry-After"] = str(wait)
     return response
 
 
