@@ -60,3 +60,55 @@ async def test_actions_still_say_what_they_did(client: TestClient, receiver: Rec
     resp = await client.post("/portal/webhooks/test", data={"csrf": token})
     assert resp.status == 200
     assert "A test event is queued for 1 endpoint(s)." in await resp.text()
+
+
+@pytest.mark.parametrize(("prefix", "fields"), [("/ui/", {"token": "test-admin-token"}),
+                                                ("/portal/", ACME_LOGIN)])
+async def test_a_login_token_of_the_attackers_choosing_is_refused(
+        client: TestClient, prefix: str, fields: dict[str, str]) -> None:
+    """Login CSRF: a cookie and form value the attacker chose (planted in the
+    victim's browser) no longer log the victim in to the attacker's account."""
+    for chosen in ("a" * 32, "x" * 20, "1f.abc.def", "0." + "b" * 40):
+        client.session.cookie_jar.clear()
+        client.session.cookie_jar.update_cookies({"wagate_login": chosen})
+        resp = await client.post(f"{prefix}login", allow_redirects=False,
+                                 data={"csrf": chosen, "next": prefix, **fields})
+        assert resp.status == 403, (chosen, await resp.text())
+        assert (await resp.json())["error"] == "csrf_failed"
+    # The server's own token, fetched as a browser does, works.
+    client.session.cookie_jar.clear()
+    resp = await login(client, prefix, fields)
+    assert resp.status == 303
+
+
+async def test_state_changing_posts_from_another_origin_are_refused(
+        client: TestClient, receiver: Receiver) -> None:
+    page = await client.get("/ui/login")
+    token = csrf_of(await page.text())
+    own = f"http://{client.host}:{client.port}"
+    for origin in ("https://evil.example", "null", f"http://{client.host}:1",
+                   "file:///x", "http://evil.example/" + own):
+        resp = await client.post("/ui/login", allow_redirects=False,
+                                 headers={"Origin": origin},
+                                 data={"csrf": token, "next": "/ui/", "token": "test-admin-token"})
+        assert resp.status == 403, origin
+        assert (await resp.json())["error"] == "cross_origin"
+    resp = await client.post("/ui/login", allow_redirects=False,
+                             headers={"Referer": "https://evil.example/page"},
+                             data={"csrf": token, "next": "/ui/", "token": "test-admin-token"})
+    assert resp.status == 403
+    resp = await client.post("/ui/login", allow_redirects=False, headers={"Origin": own},
+                             data={"csrf": token, "next": "/ui/", "token": "test-admin-token"})
+    assert resp.status == 303
+    # A logged-in page's form, sent from elsewhere, does nothing.
+    receiver.script("/acme", *[(500, {}, 0.0)] * 3)
+    await say(client, "order 66", sender=U, instance=3)
+    failed = (await settled(client, 1, subscriber="acme"))[0]["id"]
+    token = csrf_of(await (await client.get("/ui/deliveries")).text())
+    resp = await client.post(f"/ui/deliveries/{failed}/retry", data={"csrf": token},
+                             headers={"Origin": "https://evil.example"}, allow_redirects=False)
+    assert resp.status == 403
+    assert (await settled(client, 1, subscriber="acme"))[0]["status"] == "failed"
+    resp = await client.post(f"/ui/deliveries/{failed}/retry", data={"csrf": token},
+                             headers={"Origin": own}, allow_redirects=False)
+    assert resp.status == 303

@@ -6,6 +6,10 @@ It names its role, its subject, when it ends, its CSRF token, and a
 fingerprint of the credential it was opened with: changing the admin token
 or a subscriber's secret ends the sessions opened with the old one. The cookie
 is HttpOnly and SameSite=Strict, Secure on an https connection.
+
+Every POST is checked twice: its CSRF token (the session's; on the login
+form, a token this server signed, kept in a cookie) and its Origin, which
+must be this service's own host.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from aiohttp import web
 
@@ -158,6 +162,8 @@ def session_middleware(sessions: Sessions, open_paths: tuple[str, ...]
         if request.match_info.http_exception is not None:  # no such page or method
             raise request.match_info.http_exception
         if request.path.startswith(open_paths):
+            if request.method == "POST":  # the login: no logging a victim in from elsewhere
+                check_origin(request)
             response = await handler(request)
         else:
             session = sessions.read(request)
@@ -167,6 +173,7 @@ def session_middleware(sessions: Sessions, open_paths: tuple[str, ...]
                 fail(Error.WRONG_SESSION, "this page is not for this session")
             request[session_request_key] = session
             if request.method == "POST":
+                check_origin(request)
                 await check_csrf(request, session.csrf)
             response = await handler(request)
         response.headers.update(PAGE_HEADERS)
@@ -194,11 +201,38 @@ async def check_csrf(request: web.Request, expected: str) -> None:
                                  "and submit it again")
 
 
+LOGIN_CSRF_SECONDS = 3600.0
+
+
+def _login_mac(config: Config, issued: str, nonce: str) -> str:
+    key = hmac.new(config.admin_token.encode(), b"wagate login csrf key", hashlib.sha256)
+    return _b64(hmac.new(key.digest(), f"{issued}.{nonce}".encode(), hashlib.sha256).digest())
+
+
+def _login_token_valid(request: web.Request, token: str) -> bool:
+    """Whether `token` is one this server issued within the hour: a cookie an
+    attacker planted with a value of its own choosing is not."""
+    issued, _, rest = token.partition(".")
+    nonce, _, mac = rest.partition(".")
+    try:
+        age = request.config_dict[clock_key].now() - int(issued, 16)
+    except ValueError:
+        return False
+    config = snapshot_of(request).config
+    return (0 <= age <= LOGIN_CSRF_SECONDS and len(token) <= 128
+            and hmac.compare_digest(mac.encode(), _login_mac(config, issued, nonce).encode()))
+
+
 def login_csrf(request: web.Request) -> str:
     """The login form's token (double submit: there is no session yet), the one
-    its cookie already holds or a new one; `keep_login_csrf` sets the cookie."""
+    its cookie already holds if this server issued it, else a new one;
+    `keep_login_csrf` sets the cookie."""
     token = request.cookies.get(LOGIN_CSRF_COOKIE, "")
-    return token if 20 <= len(token) <= 64 else secrets.token_urlsafe(24)
+    if _login_token_valid(request, token):
+        return token
+    issued = format(int(request.config_dict[clock_key].now()), "x")
+    nonce = secrets.token_urlsafe(18)
+    return f"{issued}.{nonce}.{_login_mac(snapshot_of(request).config, issued, nonce)}"
 
 
 def keep_login_csrf(response: web.StreamResponse, request: web.Request, token: str,
@@ -212,7 +246,32 @@ async def check_login_csrf(request: web.Request) -> dict[str, str]:
     cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
     given = fields.get("csrf", "")
     if not cookie or not given or not hmac.compare_digest(
-            given.encode("utf-8", "surrogateescape"), cookie.encode("utf-8", "surrogateescape")):
+            given.encode("utf-8", "surrogateescape"), cookie.encode("utf-8", "surrogateescape")
+    ) or not _login_token_valid(request, cookie):
         fail(Error.CSRF_FAILED, "the login form's CSRF token is missing or wrong: reload the "
                                  "login page and try again")
     return fields
+
+
+def check_origin(request: web.Request) -> None:
+    """A state-changing request from a page must come from this service's own
+    pages: its Origin (or, without one, its Referer) names this host. Browsers
+    send Origin with every POST; a request without either is no browser's
+    cross-site form, and the CSRF token still guards it."""
+    source = request.headers.get("Origin") or request.headers.get("Referer")
+    if source is None:
+        return
+    try:
+        parts = urlsplit(source)
+        netloc = parts.netloc.lower() if parts.scheme in ("http", "https") else ""
+    except ValueError:
+        netloc = ""
+    if not netloc or netloc not in own_hosts(request):
+        fail(Error.CROSS_ORIGIN, "this form was sent from another site's page: open "
+                                  f"{request.path[:100]} here and send it from there")
+
+
+def own_hosts(request: web.Request) -> frozenset[str]:
+    """The host[:port] forms this service is reached at, as a browser names them."""
+    return frozenset({request.host.lower()})
+
