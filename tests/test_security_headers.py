@@ -9,7 +9,8 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp.test_utils import TestClient
 
-from bot.web.keys import clock_key, holder_key
+from bot.web.keys import clock_key
+from bot.web.snapshot import holder_key
 from bot.web.ui.dashboard import SESSIONS
 from bot.web.ui.session import _b64, credential_fingerprint
 from tests.conftest import ADMIN
