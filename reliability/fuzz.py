@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import secrets
 import time
 import uuid
@@ -80,10 +81,24 @@ class Tally:
     timeouts: int = 0
     first_5xx: str = ""
     first_drop: str = ""
+    expecting: int = 0
+    as_expected: int = 0
+    first_unexpected: str = ""
 
     @property
     def server_errors(self) -> int:
         return sum(n for s, n in self.statuses.items() if s >= 500)
+
+    def expected(self, label: str, slug: str, body: bytes) -> None:
+        """An answer that had to name `slug` (a lone surrogate's invalid_field)."""
+        self.expecting += 1
+        try:
+            met = json.loads(body).get("error") == slug
+        except (ValueError, AttributeError):
+            met = False
+        self.as_expected += met
+        if not met and not self.first_unexpected:
+            self.first_unexpected = f"{label} -> {body[:160]!r}"
 
     def answer(self, label: str, status: int, body: bytes) -> None:
         self.cases += 1
@@ -194,6 +209,8 @@ class Post:
     path: str
     body: bytes
     headers: dict[str, str]
+    method: str = "POST"
+    expect: str = ""  # the error slug the answer must carry ("": any 2xx/4xx)
 
 
 def _meta(label: str, body: bytes, content_type: str | None = "application/json",
@@ -316,12 +333,93 @@ def post_all(base: str, posts: Iterable[Post], tally: Tally) -> None:
     session = new_session()
     for post in posts:
         try:
-            response = session.post(base + post.path, data=post.body, headers=post.headers,
-                                    timeout=REQUEST_TIMEOUT)
+            response = session.request(post.method, base + post.path, data=post.body,
+                                       headers=post.headers, timeout=REQUEST_TIMEOUT)
         except requests.RequestException as exc:
             tally.dropped(post.label, exc)
             continue
         tally.answer(post.label, response.status_code, response.content)
+        if post.expect:
+            tally.expected(post.label, post.expect, response.content)
+
+
+# ---- text that is not Unicode, on every operation of the document
+
+LONE = "\ud800"
+LONE_PERCENT = "%ED%A0%80"  # a lone surrogate's UTF-8 bytes, percent-encoded
+
+
+def _resolve(document: dict[str, Any], node: Any) -> Any:
+    while isinstance(node, dict) and "$ref" in node:
+        for part in node["$ref"].lstrip("#/").split("/"):
+            document = document[part]
+        node = document
+    return node
+
+
+def _properties(document: dict[str, Any], schema: Any, depth: int = 0) -> list[str]:
+    """The field names a body schema names (through $ref, oneOf, anyOf, allOf)."""
+    schema = _resolve(document, schema)
+    if not isinstance(schema, dict) or depth > 4:
+        return []
+    names = list(schema.get("properties", {}))
+    for key in ("oneOf", "anyOf", "allOf"):
+        for sub in schema.get(key, []):
+            names += [n for n in _properties(document, sub, depth + 1) if n not in names]
+    return names
+
+
+def _json_bodies(fields: list[str]) -> dict[str, bytes]:
+    """Bodies whose first string field holds a lone surrogate, in each way one
+    arrives, and a valid UTF-16 body."""
+    good = {name: "x" for name in fields} or {"x": "x"}
+    bad = {**good, next(iter(good)): "Hi " + LONE}
+    text = json.dumps(bad, ensure_ascii=False)
+    return {"\\ud800 escape": json.dumps(bad).encode(),
+            "surrogate as UTF-8 bytes": text.encode("utf-8", "surrogatepass"),
+            "UTF-16 with a surrogate": text.encode("utf-16", "surrogatepass"),
+            "UTF-16 valid": json.dumps(good, ensure_ascii=False).encode("utf-16")}
+
+
+def unicode_posts(document: dict[str, Any]) -> list[Post]:
+    """Every operation with a lone surrogate in its path parameters, in its query
+    parameters, and (where it takes one) in its JSON body (escaped, as UTF-8
+    bytes, in UTF-16) and form body, plus a valid UTF-16 body; valid
+    credentials, a real instance."""
+    posts = []
+    headers = {**ADMIN, **CLIENT}
+    for template, operations in document["paths"].items():
+        for method, operation in operations.items():
+            if method not in ("get", "post", "put", "patch", "delete"):
+                continue
+            params = [_resolve(document, p) for p in operation.get("parameters", [])]
+            # Templates go out on the meta number only; groups on the sandbox's only.
+            instance = META_INSTANCE if "/template/" in template else SANDBOX_INSTANCE
+            path = template.replace("{n}", str(instance))
+            label = f"{method.upper()} {template}"
+            if "{" in path:
+                bad = "x" + LONE_PERCENT
+                posts.append(Post(f"{label}: path", path.replace("{id}", bad).replace(
+                    "{number}", bad).replace("{key}", bad), b"", headers, method.upper()))
+                # Otherwise real values, so that the body is read at all.
+                path = re.sub(r"\{[^}]+\}", "x", path.replace(
+                    "{number}", REGISTERED).replace("/instances/{id}", f"/instances/{instance}"))
+            query = [p["name"] for p in params if p.get("in") == "query"]
+            if query:
+                posts.append(Post(f"{label}: query", path + "?" + "&".join(
+                    f"{name}={LONE_PERCENT}" for name in query), b"", headers, method.upper()))
+            content = _resolve(document, operation.get("requestBody", {})).get("content", {})
+            if "application/json" in content:
+                fields = _properties(document, content["application/json"].get("schema"))
+                for how, body in _json_bodies(fields).items():
+                    posts.append(Post(f"{label}: {how}", path, body, {
+                        **headers, "Content-Type": "application/json"}, method.upper(),
+                        expect="" if how == "UTF-16 valid" else "invalid_field"))
+            if "application/x-www-form-urlencoded" in content:
+                posts.append(Post(f"{label}: form", path, f"message={LONE_PERCENT}".encode(), {
+                    **headers, "Content-Type": "application/x-www-form-urlencoded"},
+                    method.upper()))
+    return posts
 
 
 def fuzz_meta(base: str, seed: int, mutations: int) -> Tally:
@@ -401,17 +499,19 @@ async def run(small: bool, workdir: Path) -> list[Row]:
             meta = await asyncio.to_thread(fuzz_meta, base, seed, mutations)
             encoded = Tally()
             await asyncio.to_thread(post_all, base, encoding_posts(), encoded)
+            unicode = Tally()
+            await asyncio.to_thread(post_all, base, unicode_posts(document), unicode)
             elapsed = time.perf_counter() - started
             async with session.get(base + "/readyz") as resp:
                 ready = resp.status
             sent = await send_works(session, service)
     finally:
         await asyncio.to_thread(service.stop_all)
-    return rows(seed, api, meta, encoded, ready, sent, elapsed)
+    return rows(seed, api, meta, encoded, unicode, ready, sent, elapsed)
 
 
-def rows(seed: int, api: ApiRun, meta: Tally, encoded: Tally, ready: int, sent: str,
-         elapsed: float) -> list[Row]:
+def rows(seed: int, api: ApiRun, meta: Tally, encoded: Tally, unicode: Tally, ready: int,
+         sent: str, elapsed: float) -> list[Row]:
     def errors(tally: Tally) -> str:
         figure = f"{tally.server_errors:,} of {tally.cases:,}"
         return figure + (f"; first: {tally.first_5xx}" if tally.first_5xx else "")
@@ -422,12 +522,13 @@ def rows(seed: int, api: ApiRun, meta: Tally, encoded: Tally, ready: int, sent: 
 
     resets, timeouts, first_drop = dropped(api.tally, meta)
     enc_resets, enc_timeouts, enc_first = dropped(encoded)
-    total = api.tally.cases + meta.cases + encoded.cases
+    uni_resets, uni_timeouts, uni_first = dropped(unicode)
+    total = api.tally.cases + meta.cases + encoded.cases + unicode.cases
     return [
         Row(suite=SUITE, measure="seed (WAGATE_FUZZ_SEED replays it)", figure=str(seed)),
-        Row(suite=SUITE, measure="cases: schemathesis, Meta payloads, encodings",
+        Row(suite=SUITE, measure="cases: schemathesis, Meta payloads, encodings, Unicode",
             figure=f"{api.tally.cases:,} over {api.operations} operations, {meta.cases:,}, "
-                   f"{encoded.cases:,} ({total / elapsed:,.0f}/s)"),
+                   f"{encoded.cases:,}, {unicode.cases:,} ({total / elapsed:,.0f}/s)"),
         Row(suite=SUITE, measure="5xx: documented operations (schemathesis)",
             figure=errors(api.tally), target="0", met=api.tally.server_errors == 0),
         Row(suite=SUITE, measure="5xx: Meta payloads with valid signatures",
@@ -440,6 +541,17 @@ def rows(seed: int, api: ApiRun, meta: Tally, encoded: Tally, ready: int, sent: 
                    + (f"; first: {encoded.first_5xx or enc_first}"
                       if encoded.first_5xx or enc_first else ""),
             target="0, 0, 0", met=encoded.server_errors == enc_resets == enc_timeouts == 0),
+        Row(suite=SUITE, measure="lone surrogates and UTF-16 bodies on every operation: "
+                                 "5xx, resets, timeouts",
+            figure=f"{unicode.server_errors}, {uni_resets}, {uni_timeouts} of {unicode.cases}"
+                   + (f"; first: {unicode.first_5xx or uni_first}"
+                      if unicode.first_5xx or uni_first else ""),
+            target="0, 0, 0", met=unicode.server_errors == uni_resets == uni_timeouts == 0),
+        Row(suite=SUITE, measure="...a JSON body with a lone surrogate answered invalid_field",
+            figure=f"{unicode.as_expected} of {unicode.expecting}"
+                   + (f"; first other: {unicode.first_unexpected}"
+                      if unicode.first_unexpected else ""), target="all",
+            met=unicode.as_expected == unicode.expecting > 0),
         Row(suite=SUITE, measure="answers the document does not describe",
             figure=f"{api.undocumented:,} of {api.tally.cases:,}"
                    + (f"; first: {api.first_undocumented}" if api.first_undocumented else "")),

@@ -1,6 +1,7 @@
-"""`make reliability`, small form: the forgery and fuzz suites against the real
-service (a `wagate serve` subprocess with local Graph and webhook peers), and
-the runner's own contract: one table, exit 1 when a target is not met."""
+"""`make reliability`, small form: the forgery, fuzz, guessing and log-forging
+suites against the real service (a `wagate serve` subprocess with local Graph
+and webhook peers), and the runner's own contract: one table, exit 1 when a
+target is not met."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from reliability import forgery, fuzz
+from reliability import forgery, fuzz, guessing, logforge
 from reliability.common import ROOT, Row, table
 
 
@@ -30,7 +31,21 @@ async def test_forgery_small_form(tmp_path: Path) -> None:
 @pytest.mark.slow(30)  # a real service and its peers
 async def test_fuzz_small_form(tmp_path: Path) -> None:
     rows = await fuzz.run(True, tmp_path)
-    assert len([r for r in rows if r.target]) >= 5, table(rows)
+    assert len([r for r in rows if r.target]) >= 7, table(rows)
+    assert not_met(rows) == [], table(rows)
+
+
+@pytest.mark.slow(15)  # a real service and its peers
+async def test_guessing_small_form(tmp_path: Path) -> None:
+    rows = await guessing.run(True, tmp_path)
+    assert len([r for r in rows if r.target]) >= 10, table(rows)
+    assert not_met(rows) == [], table(rows)
+
+
+@pytest.mark.slow(15)  # a real service and its peers
+async def test_logforge_small_form(tmp_path: Path) -> None:
+    rows = await logforge.run(True, tmp_path)
+    assert len([r for r in rows if r.target]) >= 7, table(rows)
     assert not_met(rows) == [], table(rows)
 
 
