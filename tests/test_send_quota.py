@@ -136,7 +136,8 @@ async def test_expiry_follows_the_clock(make_client: MakeClient) -> None:
 
 
 def _config(extra: str, env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
-    return parse_config(env=env or {}, text=f'[admin]\ntoken = "admin-token"\n[locales]\n'
+    return parse_config(env=env or {}, text='[admin]\ntoken = "admin-token-long-enough"\n'
+                        f'[locales]\n'
                         f'dir = "{ROOT / "locales"}"\n'
                         '[[instances]]\nid = 1\nnumber = "+15550001111"\n'
                         '[[instances]]\nid = 2\nnumber = "+15550002222"\nowner = "acme"\n'

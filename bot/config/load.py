@@ -18,17 +18,19 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import phonenumbers
 
-from bot.config.reader import Reader, check_http_url, positive
+from bot.config.reader import Reader, base_url, positive
 from bot.config.types import (
     DEFAULT_MEDIA_MAX_BYTES,
     DEFAULT_PLANS,
     DEFAULT_RETRY_SCHEDULE,
     FEATURES,
+    MIN_ADMIN_TOKEN,
     POSTGRES_SCHEMES,
     SQLITE_SCHEME,
     WEBHOOK_EVENTS,
@@ -84,8 +86,9 @@ def parse_config(text: str, *, source: str = "<config>", env: Mapping[str, str] 
     admin_r = top.child("admin", top.get("admin", dict, {}))
     admin_r.unknown_keys({"token", "token_env"})
     admin_token = admin_r.secret("token", env) or ""
-    if len(admin_token) < 8:
-        raise admin_r.error("token", "must be at least 8 characters")
+    if len(admin_token) < MIN_ADMIN_TOKEN:
+        raise admin_r.error("token", f"must be at least {MIN_ADMIN_TOKEN} characters (a random "
+                                     "one: openssl rand -base64 24)")
     defaults = _parse_defaults(top.child("defaults", top.get("defaults", dict, {})))
     sections = {p.name: p.config.parse_section(
         top.child(p.config.section, top.get(p.config.section, dict)), env)
@@ -107,6 +110,13 @@ def parse_config(text: str, *, source: str = "<config>", env: Mapping[str, str] 
     instances = _parse_instances(top, top.get("instances", list, []), subscribers,
                                  {p.name: p.config for p in PROVIDERS}, sections)
     indexes = {inst_id: i for i, inst_id in enumerate(instances)}
+    for name, section in sections.items():
+        # A provider section's own public_url (Twilio's) defaults to [server]'s.
+        if getattr(section, "public_url", None) == "":
+            if server.public_url is None:
+                raise top.child(name, {}).error("public_url", "is required (here or as "
+                                                "[server] public_url)")
+            sections[name] = replace(section, public_url=server.public_url)
     for p in PROVIDERS:
         if p.name in sections:
             sections[p.name] = p.config.finish(
@@ -146,26 +156,27 @@ def _default_locales_dir() -> Path:
 
 def _parse_server(r: Reader) -> ServerConfig:
     r.unknown_keys({"host", "port", "pid_file", "shutdown_timeout", "body_timeout",
-                    "public_url"})
+                    "public_url", "trusted_proxies"})
     port = r.get("port", int, 8080)
     if not 0 <= port <= 65535:
         raise r.error("port", "must be between 0 and 65535")
+    public_url = r.get("public_url", str, None)
+    if public_url is not None:
+        public_url = base_url(r, "public_url", public_url)
+    proxies = []
+    for item in r.get("trusted_proxies", list, []):
+        try:
+            proxies.append(ipaddress.ip_network(item, strict=False))
+        except (ValueError, TypeError):
+            raise r.error("trusted_proxies", f"{item!r} is not an address or network "
+                                             "(CIDR, e.g. 10.0.0.0/8)") from None
     return ServerConfig(host=r.get("host", str, "127.0.0.1"), port=port,
                         pid_file=r.get("pid_file", str, None),
                         shutdown_timeout=positive(r, "shutdown_timeout",
                                                    r.get("shutdown_timeout", float, 10.0)),
                         body_timeout=positive(r, "body_timeout",
                                                r.get("body_timeout", float, 30.0)),
-                        public_url=_public_url(r))
-
-
-def _public_url(r: Reader) -> str | None:
-    url = r.get("public_url", str, None)
-    if url is None:
-        return None
-    url = url.rstrip("/")
-    check_http_url(r, "public_url", url)
-    return url
+                        public_url=public_url, trusted_proxies=tuple(proxies))
 
 
 def _parse_storage(r: Reader, env: Mapping[str, str]) -> StorageConfig:

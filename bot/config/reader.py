@@ -140,3 +140,18 @@ def check_http_url(r: Reader, key: str, url: str) -> None:
         raise r.error(key, f"{url!r} is not an http(s) URL") from None
     if parts.scheme not in ("http", "https") or not hostname:
         raise r.error(key, f"{url!r} is not an http(s) URL")
+
+
+def base_url(r: Reader, key: str, url: str) -> str:
+    """An http(s) base URL others are given (ours, as they reach it): no query
+    or fragment, a valid port, no trailing "/"."""
+    url = url.rstrip("/")
+    check_http_url(r, key, url)
+    parts = urlsplit(url)
+    if parts.query or parts.fragment:
+        raise r.error(key, "must be a base URL without ?query or #fragment")
+    try:
+        parts.port  # noqa: B018 (parsed now, so a bad port never fails a request)
+    except ValueError:
+        raise r.error(key, f"{url!r} has an invalid port") from None
+    return url

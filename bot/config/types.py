@@ -103,6 +103,10 @@ class Templates:
                 or self.by_name.get((instance_id, None, name)))
 
 
+# Long enough that no one guesses it (failures are throttled too: bot/web/throttle.py).
+MIN_ADMIN_TOKEN = 16
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ServerConfig:
     host: str = "127.0.0.1"
@@ -113,8 +117,11 @@ class ServerConfig:
     # this long, so no input can hold a request (and its in-flight slot) open.
     body_timeout: float = 30.0
     # The address the service is reached at (behind a proxy, the proxy's),
-    # without a trailing "/": the base of URLs given to others (media links).
+    # without a trailing "/": the base of URLs given to others (media links,
+    # Twilio's signatures), and https here makes session cookies Secure.
     public_url: str | None = None
+    # The only peers whose X-Forwarded-For / X-Forwarded-Proto are believed.
+    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
 
     @property
     def base_url(self) -> str:

@@ -8,9 +8,8 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
-from urllib.parse import urlsplit
 
-from bot.config.reader import Reader, check_http_url, positive
+from bot.config.reader import Reader, base_url, check_http_url, positive
 from bot.config.types import InstanceConfig
 
 _ACCOUNT_SID = re.compile(r"AC[0-9a-fA-F]{32}")
@@ -20,7 +19,8 @@ _ACCOUNT_SID = re.compile(r"AC[0-9a-fA-F]{32}")
 class TwilioConfig:
     account_sid: str
     auth_token: str
-    public_url: str  # the base URL Twilio calls us at, as it signs it (no trailing /)
+    public_url: str  # the base URL Twilio calls us at, as it signs it (no trailing /);
+    # [server] public_url unless given here
     api_base_url: str = "https://api.twilio.com"
     timeout: float = 15.0
     # Compiled at load: which instance a callback's To (or a status's From) means.
@@ -46,15 +46,10 @@ class TwilioConfigPart:
             raise r.error("account_sid", "must be a Twilio Account SID: AC and 32 hex digits")
         base = r.get("api_base_url", str, "https://api.twilio.com").rstrip("/")
         check_http_url(r, "api_base_url", base)
-        public = r.get("public_url", str).rstrip("/")
-        check_http_url(r, "public_url", public)
-        parts = urlsplit(public)
-        if parts.query or parts.fragment:
-            raise r.error("public_url", "must be a base URL without ?query or #fragment")
-        try:
-            parts.port  # noqa: B018 (parsed now, so a bad port never fails a request)
-        except ValueError:
-            raise r.error("public_url", f"{public!r} has an invalid port") from None
+        # "" until the loader fills in [server] public_url (bot/config/load.py).
+        public = r.get("public_url", str, "")
+        if public:
+            public = base_url(r, "public_url", public)
         return TwilioConfig(account_sid=sid, auth_token=r.secret("auth_token", env) or "",
                             public_url=public, api_base_url=base,
                             timeout=positive(r, "timeout", r.get("timeout", float, 15.0)))

@@ -5,7 +5,8 @@ token), so every process of the service reads it alike and nothing is stored.
 It names its role, its subject, when it ends, its CSRF token, and a
 fingerprint of the credential it was opened with: changing the admin token
 or a subscriber's secret ends the sessions opened with the old one. The cookie
-is HttpOnly and SameSite=Strict, Secure on an https connection.
+is HttpOnly and SameSite=Strict, Secure when the browser came over https
+(`bot/web/clients.py`: TLS here, a trusted proxy's word, an https public_url).
 
 Every POST is checked twice: its CSRF token (the session's; on the login
 form, a token this server signed, kept in a cookie) and its Origin, which
@@ -29,6 +30,7 @@ from aiohttp import web
 
 from bot.config import Config
 from bot.web.catalog import Error
+from bot.web.clients import is_https, public_host
 from bot.web.errors import fail
 from bot.web.keys import clock_key
 from bot.web.snapshot import snapshot_of
@@ -107,7 +109,7 @@ class Sessions:
                           separators=(",", ":")).encode()
         response.set_cookie(self.cookie, f"{_b64(body)}.{self._sign(config, body)}",
                             path=self.path, httponly=True, samesite="Strict",
-                            secure=request.secure, max_age=int(SESSION_SECONDS))
+                            secure=is_https(request), max_age=int(SESSION_SECONDS))
 
     def close(self, response: web.StreamResponse) -> None:
         response.del_cookie(self.cookie, path=self.path)
@@ -238,7 +240,7 @@ def login_csrf(request: web.Request) -> str:
 def keep_login_csrf(response: web.StreamResponse, request: web.Request, token: str,
                     path: str) -> None:
     response.set_cookie(LOGIN_CSRF_COOKIE, token, path=path, httponly=True,
-                        samesite="Strict", secure=request.secure, max_age=3600)
+                        samesite="Strict", secure=is_https(request), max_age=3600)
 
 
 async def check_login_csrf(request: web.Request) -> dict[str, str]:
@@ -272,6 +274,8 @@ def check_origin(request: web.Request) -> None:
 
 
 def own_hosts(request: web.Request) -> frozenset[str]:
-    """The host[:port] forms this service is reached at, as a browser names them."""
-    return frozenset({request.host.lower()})
+    """The host[:port] forms this service is reached at, as a browser names them:
+    the Host the request was sent to, and `[server] public_url`'s."""
+    public = public_host(request)
+    return frozenset({request.host.lower(), *([public] if public else [])})
 
