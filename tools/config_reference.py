@@ -54,8 +54,15 @@ TABLES = (
         k("body_timeout", "seconds a request body may take to arrive; a client that stalls "
           "halfway is answered 408 and its connection closed"),
         k("public_url", "the address the service is reached at (behind a proxy, the "
-          "proxy's), without a trailing `/`: the base of the media links in webhooks (see "
-          "[Media](../receiving.md#media))", "`http://HOST:PORT` as it listens"),
+          "proxy's), without a trailing `/`, e.g. `https://gateway.example`: the base of the "
+          "media links in webhooks (see [Media](../receiving.md#media)) and of the URLs Twilio "
+          "signs and fetches media at (unless `[twilio] public_url` says otherwise), an origin "
+          "the pages' forms may come from, and when it is https the session cookies are "
+          "`Secure` (see [Behind a proxy](security.md#behind-a-proxy))",
+          "`http://HOST:PORT` as it listens"),
+        k("trusted_proxies", "addresses or networks (CIDR) of the proxies in front of the "
+          "service: only their `X-Forwarded-For` (the client's address in logs and the login "
+          "throttle) and `X-Forwarded-Proto` (`Secure` cookies) are believed", "`[]`"),
     )),
     Table("storage", "[storage]", "", (
         k("url", "the SQLite file (`sqlite:///` + path, relative to the working directory), "
@@ -66,8 +73,8 @@ TABLES = (
         k("pool_size", "PostgreSQL: connections each process opens at most (1–1000)"),
     )),
     Table("admin", "[admin]", "", (
-        k("token token_env", "bearer token of the admin API and the sandbox endpoints; at "
-          "least 8 characters"),
+        k("token token_env", "bearer token of the admin API, the dashboard and the sandbox "
+          "endpoints; at least 16 characters (e.g. `openssl rand -base64 24`)"),
     )),
     Table("defaults", "[defaults]", "", (
         k("locale", "the locale used when nothing else decides; a folder of that name must "
@@ -92,7 +99,8 @@ TABLES = (
         k("account_sid account_sid_env", "the Twilio Account SID (`AC` and 32 hex digits)"),
         k("auth_token auth_token_env", "basic auth of the Messages API; checks "
           "`X-Twilio-Signature`; keys the media URLs"),
-        k("public_url", "the base URL Twilio calls wagate at, as Twilio signs it"),
+        k("public_url", "the base URL Twilio calls wagate at, as Twilio signs it; "
+          "`[server] public_url` when not given here", "`[server] public_url`"),
         k("api_base_url", "Messages API base (tests point it at a local server)"),
         k("timeout", "seconds per Messages API call"),
     )),
