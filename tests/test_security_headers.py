@@ -1,18 +1,14 @@
 """What every answer says about itself: the server's name without versions,
-no caching of answers to credentials, Referrer-Policy on /docs; and a signed
-session whose end is not a finite time is no session."""
+no caching of answers to credentials, Referrer-Policy on /docs. (A session's
+end is the store's, whatever a cookie says: tests/store_contract/
+test_web_sessions.py.)"""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 
 from aiohttp.test_utils import TestClient
 
-from bot.web.keys import clock_key
-from bot.web.snapshot import holder_key
-from bot.web.ui.dashboard import SESSIONS
-from bot.web.ui.session import _b64, credential_fingerprint
 from tests.conftest import ADMIN
 from tests.send_helpers import ACME, DEFAULT
 from tests.test_malformed_http import assert_json_error, exchange
@@ -56,20 +52,3 @@ async def test_docs_send_a_referrer_policy(client: TestClient) -> None:
         resp = await client.get(path)
         assert resp.status == 200
         assert resp.headers.get("Referrer-Policy") == "same-origin", path
-
-
-async def test_a_session_ending_at_infinity_or_nan_is_none(client: TestClient) -> None:
-    config = client.app[holder_key].current.config
-    now = client.app[clock_key].now()
-    fingerprint = credential_fingerprint(config, "admin", "admin")
-    for ends in ("Infinity", "NaN", "-Infinity", "1e400", str(now + 10 * 24 * 3600),
-                 str(now + 60)):
-        body = ('{"r":"admin","s":"admin","c":"' + "c" * 32 + f'","k":"{fingerprint}","e":'
-                + ends + "}").encode()
-        json.loads(body)  # what the reader parses
-        cookie = f"{_b64(body)}.{SESSIONS._sign(config, body)}"
-        client.session.cookie_jar.clear()
-        resp = await client.get("/ui/", headers={"Cookie": f"wagate_ui={cookie}"},
-                                allow_redirects=False)
-        expected = 200 if ends == str(now + 60) else 303
-        assert resp.status == expected, (ends, resp.status)

@@ -109,6 +109,8 @@ TABLES: tuple[Table, ...] = (
                             "error", "size", "sha256", "content", "created_at", "fetched_at",
                             "expires_at"), computed=_released("pending"), claims_of="pending"),
     Table("server_keys", ("name", "value")),
+    Table("web_sessions", ("key_hash", "role", "subject", "credential", "csrf", "created_at",
+                           "expires_at")),
 )
 # Tables of each schema that are not data: each store keeps its own schema
 # version, and PostgreSQL's shared send pace (SQLite keeps it in memory) is

@@ -274,3 +274,16 @@ class MediaInfo:
     sha256: str | None
     error: str | None
     expires_at: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WebSession:
+    """A dashboard or portal session, as recorded (the cookie's key hashed)."""
+
+    key_hash: str
+    role: str  # admin | subscriber
+    subject: str  # "admin", or the subscriber id
+    credential: str  # fingerprint of the credential it was opened with
+    csrf: str
+    created_at: float
+    expires_at: float

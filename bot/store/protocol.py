@@ -1,6 +1,7 @@
 """The store as ports, one per kind of caller: the pipeline (InboundStore), the
 outbound worker (OutboundQueue), the webhook worker (DeliveryQueue), the send
-API (Usage), and the admin, CLI and web views (Queries). A caller asks for the
+API (Usage), the admin, CLI and web views (Queries), and the pages' sessions
+(WebSessions). A caller asks for the
 port it needs; a backend (SqliteStore, PostgresStore) implements `Store`, all
 of them. Decisions live in bot/store/rules.py; a backend applies them."""
 
@@ -31,6 +32,7 @@ from bot.store.models import (
     SendOutcome,
     SendUsage,
     StatusEvent,
+    WebSession,
 )
 
 
@@ -298,5 +300,25 @@ class MediaStore(StoreBase, Protocol):
         ...
 
 
-class Store(InboundStore, OutboundQueue, DeliveryQueue, Usage, Queries, MediaStore, Protocol):
+class WebSessions(StoreBase, Protocol):
+    """The dashboard's and the portal's sessions: recorded, so that ending one
+    ends it in every process sharing the store."""
+
+    async def open_session(self, session: WebSession, now: float) -> None:
+        """Record a new session (and forget those that have ended by `now`)."""
+        ...
+
+    async def find_session(self, key_hash: str, now: float) -> WebSession | None:
+        """The session with this key, unless it has ended or was ended."""
+        ...
+
+    async def end_session(self, key_hash: str) -> None: ...
+
+    async def end_sessions(self, role: str, subject: str) -> int:
+        """End every session of one subject ("log out everywhere"); how many."""
+        ...
+
+
+class Store(InboundStore, OutboundQueue, DeliveryQueue, Usage, Queries, MediaStore, WebSessions,
+            Protocol):
     """Every port: what a backend implements (SqliteStore, PostgresStore)."""

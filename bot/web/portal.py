@@ -23,6 +23,7 @@ from bot.web.ui.pages import login_form, login_refused, notice_url, render, setu
 from bot.web.ui.session import (
     Sessions,
     check_login_csrf,
+    log_out,
     session_middleware,
     session_request_key,
 )
@@ -48,14 +49,18 @@ async def login(request: web.Request) -> web.Response:
                  client_address(request))
         return login_refused(request, SESSIONS, fields, admin=False)
     response = web.HTTPSeeOther(SESSIONS.safe_next(fields.get("next")))
-    SESSIONS.open(response, request, sub.id)
+    await SESSIONS.open(response, request, sub.id)
     raise response
 
 
 async def logout(request: web.Request) -> web.Response:
-    response = web.HTTPSeeOther(f"{SESSIONS.path}login")
-    SESSIONS.close(response)
-    raise response
+    await log_out(request, SESSIONS, everywhere=False)
+
+
+async def logout_everywhere(request: web.Request) -> web.Response:
+    log.info("portal: %s logged out everywhere from %s", request[session_request_key].subject,
+             client_address(request))
+    await log_out(request, SESSIONS, everywhere=True)
 
 
 async def home(request: web.Request) -> web.Response:
@@ -88,6 +93,7 @@ def portal_app() -> web.Application:
     app.router.add_get("/login", login_page)
     app.router.add_post("/login", login)
     app.router.add_post("/logout", logout)
+    app.router.add_post("/logout/everywhere", logout_everywhere)
     app.router.add_get("/", home)
     app.router.add_post("/webhooks/test", webhook_test)
     history.register(app.router)

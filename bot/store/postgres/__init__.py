@@ -1,7 +1,7 @@
 """The PostgreSQL store, by port: the pool (connections, transactions, the
 schema), the pipeline's writes (inbound), the outbound and delivery queues,
-sends (usage) and PostgreSQL's own reports; the reads both backends share come
-from bot/store/queries.py.
+sends (usage), PostgreSQL's own reports and the pages' sessions; the reads
+both backends share come from bot/store/queries.py.
 
 Each unit of work is one transaction on a pooled connection; what SQLite gets
 from one connection, this store gets from locks held in the database, so it
@@ -15,12 +15,13 @@ from bot.store.postgres.media import PostgresMedia
 from bot.store.postgres.outbound import PostgresOutbound
 from bot.store.postgres.pool import MIGRATIONS, default_worker_id, migrate, redacted
 from bot.store.postgres.reports import PostgresReports
+from bot.store.postgres.sessions import PostgresSessions
 from bot.store.postgres.usage import PostgresUsage
 from bot.store.queries import SharedQueries
 
 
 class PostgresStore(PostgresInbound, PostgresOutbound, PostgresDeliveries, PostgresUsage,
-                    PostgresReports, PostgresMedia, SharedQueries):
+                    PostgresReports, PostgresMedia, PostgresSessions, SharedQueries):
     """The shared store. Every public method is one unit of work."""
 
 

@@ -1,7 +1,7 @@
 """The SQLite store, by port: the engine (one connection, group commit), the
-pipeline's writes (inbound), the outbound and delivery queues, sends (usage)
-and SQLite's own reports; the reads both backends share come from
-bot/store/queries.py."""
+pipeline's writes (inbound), the outbound and delivery queues, sends (usage),
+SQLite's own reports and the pages' sessions; the reads both backends share
+come from bot/store/queries.py."""
 
 from __future__ import annotations
 
@@ -12,11 +12,12 @@ from bot.store.sqlite.inbound import SqliteInbound
 from bot.store.sqlite.media import SqliteMedia
 from bot.store.sqlite.outbound import SqliteOutbound
 from bot.store.sqlite.reports import SqliteReports
+from bot.store.sqlite.sessions import SqliteSessions
 from bot.store.sqlite.usage import SqliteUsage
 
 
 class SqliteStore(SqliteInbound, SqliteOutbound, SqliteDeliveries, SqliteUsage, SqliteReports,
-                  SqliteMedia, SharedQueries):
+                  SqliteMedia, SqliteSessions, SharedQueries):
     """The embedded store. Every public method is one unit of work."""
 
 

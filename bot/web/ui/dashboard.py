@@ -34,6 +34,7 @@ from bot.web.ui.session import (
     Sessions,
     check_login_csrf,
     form,
+    log_out,
     session_middleware,
 )
 
@@ -60,15 +61,18 @@ async def login(request: web.Request) -> web.Response:
         log.warning("dashboard: failed login from %s", client_address(request))
         return login_refused(request, SESSIONS, fields, admin=True)
     response = web.HTTPSeeOther(SESSIONS.safe_next(fields.get("next")))
-    SESSIONS.open(response, request, "admin")
+    await SESSIONS.open(response, request, "admin")
     log.info("dashboard: admin logged in from %s", client_address(request))
     raise response
 
 
 async def logout(request: web.Request) -> web.Response:
-    response = web.HTTPSeeOther(f"{SESSIONS.path}login")
-    SESSIONS.close(response)
-    raise response
+    await log_out(request, SESSIONS, everywhere=False)
+
+
+async def logout_everywhere(request: web.Request) -> web.Response:
+    log.info("dashboard: admin logged out everywhere from %s", client_address(request))
+    await log_out(request, SESSIONS, everywhere=True)
 
 
 async def _overview(request: web.Request) -> dict[str, Any]:
@@ -175,6 +179,7 @@ def dashboard_app() -> web.Application:
     app.router.add_post("/login", login)
     app.router.add_get("/static/{name}", static_file)
     app.router.add_post("/logout", logout)
+    app.router.add_post("/logout/everywhere", logout_everywhere)
     app.router.add_get("/", overview)
     app.router.add_get("/live", live)
     app.router.add_get("/registrations", registrations)

@@ -1,11 +1,13 @@
 """Browser sessions for the dashboard and the portal.
 
-A session is a signed cookie (HMAC-SHA256 under a key derived from the admin
-token), so every process of the service reads it alike and nothing is stored.
-It names its role, its subject, when it ends, its CSRF token, and a
-fingerprint of the credential it was opened with: changing the admin token
-or a subscriber's secret ends the sessions opened with the old one. The cookie
-is HttpOnly and SameSite=Strict, Secure when the browser came over https
+A session is recorded in the store; the browser's cookie holds only its
+random key (the store keeps the key's SHA-256). So logging out, "log out
+everywhere" and expiry end it at once in every process sharing the store, and
+a cookie replayed afterwards opens nothing. A session names its role, its
+subject, when it ends (8 hours on), its forms' CSRF token, and a fingerprint
+of the credential it was opened with: changing the admin token or a
+subscriber's secret ends the sessions opened with the old one. The cookie is
+HttpOnly and SameSite=Strict, Secure when the browser came over https
 (`bot/web/clients.py`: TLS here, a trusted proxy's word, an https public_url).
 
 Every POST is checked twice: its CSRF token (the session's; on the login
@@ -16,29 +18,28 @@ must be this service's own host.
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import hmac
-import json
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NoReturn
 from urllib.parse import quote, urlsplit
 
 from aiohttp import web
 
 from bot.config import Config
+from bot.store.models import WebSession
 from bot.web.catalog import Error
 from bot.web.clients import is_https, public_host
 from bot.web.errors import fail
-from bot.web.keys import clock_key
+from bot.web.keys import clock_key, store_key
 from bot.web.snapshot import snapshot_of
 
 Role = Literal["admin", "subscriber"]
 SESSION_SECONDS = 8 * 3600.0
 LOGIN_CSRF_COOKIE = "wagate_login"
-MAX_COOKIE = 2048
+MAX_KEY = 100  # a session cookie's key is 43 characters; anything much longer is not one
 
 # Pages are for people: never cached, never framed, nothing loaded from elsewhere.
 PAGE_HEADERS = {
@@ -57,6 +58,7 @@ class Session:
     expires: float
     csrf: str
     credential: str
+    key_hash: str  # the store's name for it
 
 
 session_request_key = web.RequestKey("session", Session)
@@ -66,8 +68,8 @@ def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).decode().rstrip("=")
 
 
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+def _key_hash(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()
 
 
 def credential_fingerprint(config: Config, role: Role, subject: str) -> str | None:
@@ -90,55 +92,43 @@ class Sessions:
     cookie: str
     path: str  # the sub-app's prefix, "/ui/"
 
-    @staticmethod
-    def _key(config: Config) -> bytes:
-        return hmac.new(config.admin_token.encode(), b"wagate session key",
-                        hashlib.sha256).digest()
-
-    def _sign(self, config: Config, body: bytes) -> str:
-        mac = hmac.new(self._key(config), self.cookie.encode() + b"\0" + body, hashlib.sha256)
-        return _b64(mac.digest())
-
-    def open(self, response: web.StreamResponse, request: web.Request, subject: str) -> None:
+    async def open(self, response: web.StreamResponse, request: web.Request,
+                   subject: str) -> None:
         config = snapshot_of(request).config
         fingerprint = credential_fingerprint(config, self.role, subject)
         assert fingerprint is not None
-        body = json.dumps({"r": self.role, "s": subject, "c": secrets.token_urlsafe(24),
-                           "k": fingerprint,
-                           "e": request.config_dict[clock_key].now() + SESSION_SECONDS},
-                          separators=(",", ":")).encode()
-        response.set_cookie(self.cookie, f"{_b64(body)}.{self._sign(config, body)}",
-                            path=self.path, httponly=True, samesite="Strict",
+        key = secrets.token_urlsafe(32)
+        now = request.config_dict[clock_key].now()
+        await request.config_dict[store_key].open_session(WebSession(
+            key_hash=_key_hash(key), role=self.role, subject=subject, credential=fingerprint,
+            csrf=secrets.token_urlsafe(24), created_at=now, expires_at=now + SESSION_SECONDS),
+            now)
+        response.set_cookie(self.cookie, key, path=self.path, httponly=True, samesite="Strict",
                             secure=is_https(request), max_age=int(SESSION_SECONDS))
 
-    def close(self, response: web.StreamResponse) -> None:
+    async def close(self, response: web.StreamResponse, request: web.Request) -> None:
+        """End the request's session (in the store: its cookie opens nothing after)."""
+        session = request.get(session_request_key)
+        if session is not None:
+            await request.config_dict[store_key].end_session(session.key_hash)
         response.del_cookie(self.cookie, path=self.path)
 
-    def read(self, request: web.Request) -> Session | None:
-        """The request's session, or None when there is none, it is forged, it
-        has ended, or its credential changed."""
-        raw = request.cookies.get(self.cookie, "")
-        body_b64, _, mac = raw.partition(".")
-        if not raw or len(raw) > MAX_COOKIE or not mac:
+    async def read(self, request: web.Request) -> Session | None:
+        """The request's session, or None when there is none, it has ended or
+        was ended, it is another audience's, or its credential changed."""
+        key = request.cookies.get(self.cookie, "")
+        if not 20 <= len(key) <= MAX_KEY:
+            return None
+        store = request.config_dict[store_key]
+        row = await store.find_session(_key_hash(key), request.config_dict[clock_key].now())
+        if row is None or row.role != self.role:
             return None
         config = snapshot_of(request).config
-        try:
-            body = _unb64(body_b64)
-            if not hmac.compare_digest(mac.encode(), self._sign(config, body).encode()):
-                return None
-            data = json.loads(body)
-            session = Session(role=data["r"], subject=str(data["s"]), expires=float(data["e"]),
-                              csrf=str(data["c"]), credential=str(data["k"]))
-        except (binascii.Error, ValueError, KeyError, TypeError):
+        if credential_fingerprint(config, self.role, row.subject) != row.credential:
+            await store.end_session(row.key_hash)  # opened with a credential no longer valid
             return None
-        now = request.config_dict[clock_key].now()
-        # NaN and Infinity (which json reads) never compare below now: only a finite
-        # end within one session's length from now is one.
-        if not now < session.expires <= now + SESSION_SECONDS:
-            return None
-        if credential_fingerprint(config, session.role, session.subject) != session.credential:
-            return None
-        return session
+        return Session(role=self.role, subject=row.subject, expires=row.expires_at,
+                       csrf=row.csrf, credential=row.credential, key_hash=row.key_hash)
 
     def login_url(self, request: web.Request) -> str:
         back = request.path_qs if request.method == "GET" else self.path
@@ -152,6 +142,17 @@ class Sessions:
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+async def log_out(request: web.Request, sessions: Sessions, *, everywhere: bool) -> NoReturn:
+    """End this session, or every session of its subject (in every browser and
+    process), and go to the login page."""
+    response = web.HTTPSeeOther(f"{sessions.path}login")
+    if everywhere:
+        session = request[session_request_key]
+        await request.config_dict[store_key].end_sessions(session.role, session.subject)
+    await sessions.close(response, request)
+    raise response
 
 
 def session_middleware(sessions: Sessions, open_paths: tuple[str, ...]
@@ -168,11 +169,9 @@ def session_middleware(sessions: Sessions, open_paths: tuple[str, ...]
                 check_origin(request)
             response = await handler(request)
         else:
-            session = sessions.read(request)
+            session = await sessions.read(request)
             if session is None:
                 raise web.HTTPSeeOther(sessions.login_url(request))
-            if session.role != sessions.role:  # a signed session of another audience
-                fail(Error.WRONG_SESSION, "this page is not for this session")
             request[session_request_key] = session
             if request.method == "POST":
                 check_origin(request)
