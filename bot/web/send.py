@@ -52,7 +52,6 @@ from bot.web.row_json import Kind, Message, ProviderError, iso, iso_time
 from bot.web.send_body import (
     CONTENT_READERS,
     ContentReader,
-    RecipientReader,
     UnsureNumber,
     fields_of,
     lacks_country_code,
@@ -151,19 +150,29 @@ def _check_plan(plan: PlanConfig, features: Iterable[str]) -> None:
              f"the {plan.name} plan does not include {missing} messages")
 
 
-async def _recipient(request: web.Request, read: RecipientReader, fields: dict[str, Any],
-                     instance: InstanceConfig) -> tuple[str | None, str | None]:
-    """(number, group name) from the body. A number typed without '+' that
+async def to_registered_number(request: web.Request, fields: dict[str, Any],
+                               instance: InstanceConfig) -> tuple[str | None, str | None]:
+    """(number, None) from the body. A number typed without '+' that
     libphonenumber doubts is the number of someone registered on the instance
     (opted out or not: a send to someone who opted out is refused as such,
     472), or it lacks its country code (471)."""
     try:
-        return read(fields)
+        return to_number(fields)
     except UnsureNumber as unsure:
         registrations = await request.app[store_key].registrations_of(unsure.number)
         if any(r.instance_id == instance.id for r in registrations):
             return unsure.number, None
         lacks_country_code(unsure.typed)
+
+
+async def to_named_group(request: web.Request, fields: dict[str, Any],
+                         instance: InstanceConfig) -> tuple[str | None, str | None]:
+    return to_group(fields)
+
+
+# (number, group name) from the body; like the content reader, chosen per route.
+RecipientReader = Callable[[web.Request, dict[str, Any], InstanceConfig],
+                           Awaitable[tuple[str | None, str | None]]]
 
 
 async def _send(request: web.Request, *, group: bool, kind: str, recipient: RecipientReader,
@@ -181,7 +190,7 @@ async def _send(request: web.Request, *, group: bool, kind: str, recipient: Reci
         fail(Error.NOT_SUPPORTED_BY_PROVIDER, f"instance {instance.id} sends through "
              f"{instance.provider}, which cannot send {'group' if group else kind} messages")
     fields = await read_fields(request)
-    number, group_name = await _recipient(request, recipient, fields, instance)
+    number, group_name = await recipient(request, fields, instance)
     got = content(fields, instance, caps)
     media = got.media
     draft = OutboundDraft(instance_id=instance.id, to=number, type=kind, text=got.text,
@@ -275,7 +284,7 @@ async def _send_template(request: web.Request) -> web.Response:
         fail(Error.TEMPLATES_NOT_SUPPORTED,
              f"instance {instance.id}'s provider ({instance.provider}) sends no templates")
     fields = await read_fields(request)
-    number, _ = await _recipient(request, to_number, fields, instance)
+    number, _ = await to_registered_number(request, fields, instance)
     name = read_string(fields, "template") or ""
     template = config.templates.named(instance.id, sub.id, name.strip())
     if template is None:
@@ -359,7 +368,7 @@ class Queued:
 
 def _endpoint(group: bool, kind: str) -> Handler:
     content = CONTENT_READERS[kind]
-    recipient = to_group if group else to_number
+    recipient = to_named_group if group else to_registered_number
 
     async def send(request: web.Request) -> web.Response:
         return await _send(request, group=group, kind=kind, recipient=recipient,

@@ -269,9 +269,6 @@ def to_group(fields: dict[str, Any]) -> tuple[str | None, str | None]:
     return None, read_group(fields)
 
 
-# (number, group name) from the body; like the content reader, chosen per route.
-RecipientReader = Callable[[dict[str, Any]], tuple[str | None, str | None]]
-
 
 # ---- the body as /openapi.json shows it
 
