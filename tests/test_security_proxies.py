@@ -8,6 +8,8 @@ admin token is long enough that no one guesses it."""
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 import textwrap
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -20,7 +22,7 @@ from bot.app import create_app
 from bot.config.load import load_config, parse_config
 from bot.config.types import Config, ConfigError
 from bot.web.throttle import LIMIT
-from tests.conftest import ADMIN_TOKEN, base_config
+from tests.conftest import ADMIN_TOKEN, ROOT, base_config
 from tests.ui_helpers import csrf_of
 
 MakeClient = Callable[..., Awaitable[TestClient]]
@@ -173,3 +175,13 @@ def test_the_admin_token_must_be_long(tmp_path: Path) -> None:
         with pytest.raises(ConfigError, match=r"admin\.token: must be at least 16 characters"):
             parse_config(text.replace(ADMIN_TOKEN, short), env={})
     assert parse_config(text.replace(ADMIN_TOKEN, "x" * 16), env={}).admin_token == "x" * 16
+
+
+def test_check_config_says_how_long_the_admin_token_must_be(tmp_path: Path) -> None:
+    path = tmp_path / "wagate.toml"
+    path.write_text(base_config(tmp_path / "x.db").replace(ADMIN_TOKEN, "short-token"))
+    done = subprocess.run([sys.executable, "-m", "bot", "check-config", str(path)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "admin.token: must be at least 16 characters" in done.stderr
+    assert "openssl rand -base64 24" in done.stderr
