@@ -56,7 +56,8 @@ ROUTES = {
     # the pages (tests/test_ui_pages.py): a wrong method is a JSON 405 there too
     ("GET", "/docs"), ("GET", "/docs/{name}"), ("GET", "/ui"), ("GET", "/portal"),
     *((m, f"{prefix}{page}") for prefix in ("/ui/", "/portal/") for m, page in (
-        ("GET", "login"), ("POST", "login"), ("POST", "logout"), ("GET", ""),
+        ("GET", "login"), ("POST", "login"), ("POST", "logout"), ("POST", "logout/everywhere"),
+        ("GET", ""),
         ("GET", "messages"), ("GET", "messages/{id}"), ("GET", "deliveries"),
         ("GET", "deliveries/{id}"), ("POST", "deliveries/{id}/retry"),
         ("POST", "deliveries/replay"))),
