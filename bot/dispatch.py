@@ -22,7 +22,6 @@ from bot.config import Config, InstanceConfig
 from bot.effects import Effects, OutboundDraft, WebhookEvent
 from bot.events import InboundMessage
 from bot.forwarding.payloads import user_fields
-from bot.kinds import MessageKind
 from bot.locales import LocaleBook, LocaleData, current_locale, normalize, region_of
 from bot.store.models import InboundContext
 from bot.store.rules import inbound_time
@@ -154,7 +153,9 @@ class Dispatcher:
         return Context(config=config, locales=locales, instance=config.instances[msg.instance_id],
                        message=msg, state=state, now=now, effects=Effects(inbound=msg),
                        locale=locales.locales[locales.default],
-                       text_norm=normalize(msg.text or "") if msg.kind == MessageKind.TEXT
+                       # Keywords read what the user wrote or tapped (a text, a
+                       # button's or a list row's title), never an edit or a caption.
+                       text_norm=normalize(msg.text or "") if msg.kind.typed
                        else "", region=region_of(msg.sender))
 
     async def dispatch(self, ctx: Context) -> Effects:

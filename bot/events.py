@@ -6,12 +6,14 @@ built by each provider package's inbound parsing (bot/providers/<name>/).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 from bot.kinds import STATUSES, MessageKind, Status
 
 __all__ = ["STATUSES", "GroupRef", "InboundEvent", "InboundMessage", "MediaRef", "MessageKind",
-           "Status", "StatusUpdate"]
+           "ProviderNotice", "Status", "StatusUpdate"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -43,9 +45,15 @@ class InboundMessage:
     user_id: str | None = None
     profile_name: str | None = None
     kind: MessageKind = MessageKind.TEXT
-    text: str | None = None  # the text, or a media caption
+    text: str | None = None  # the text, a media caption, the title tapped, the new text
     group: GroupRef | None = None
     timestamp: float
+    # What the kind adds to a `message.received`'s data, JSON-ready and keyed as
+    # forwarded ({"location": {...}}, {"reaction": {...}}, ...). A message id in
+    # it is the provider's, prefixed ("meta:wamid...").
+    details: Mapping[str, Any] = field(default_factory=dict)
+    # {"message_id"?, "forwarded"?, "referral"?}: a reply, a forward, an ad's click.
+    context: Mapping[str, Any] | None = None
     media: MediaRef | None = None
 
     @property
@@ -61,7 +69,8 @@ class StatusUpdate:
     provider: str
     provider_message_id: str
     instance_id: int
-    status: Status  # one of STATUSES, never UNKNOWN
+    status: Status  # UNKNOWN: a word the provider added later, recorded and nothing else
+    word: str | None = None  # the provider's own word, kept for an UNKNOWN status
     error_code: int | None = None
     error_title: str | None = None
     timestamp: float
@@ -70,4 +79,18 @@ class StatusUpdate:
     billable: bool | None = None
 
 
-InboundEvent = InboundMessage | StatusUpdate
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProviderNotice:
+    """Something a provider tells about the account rather than a message: Meta's
+    account_update, template status and quality changes, calls, any field it adds;
+    WAHA's session states. Acknowledged, stored and counted; never forwarded."""
+
+    provider: str
+    kind: str  # Meta's field ("account_update"), "session.status" for WAHA
+    instance_id: int | None  # None when it is about the whole account
+    event: str | None = None  # what happened, in the provider's word ("ACCOUNT_RESTRICTION")
+    detail: Mapping[str, Any] = field(default_factory=dict)  # the provider's value, as sent
+    timestamp: float
+
+
+InboundEvent = InboundMessage | StatusUpdate | ProviderNotice

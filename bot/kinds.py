@@ -13,34 +13,71 @@ from enum import StrEnum
 
 
 class MessageKind(StrEnum):
-    """What a user sent. OTHER is what no provider parser knows (a location,
-    a reaction, a kind a provider adds later): stored and forwarded, never
-    answered as text."""
+    """What a user sent (the `type` of a `message.received`). UNSUPPORTED is
+    what the provider itself could not show, or a kind no parser knows yet:
+    stored and forwarded, never answered."""
 
     TEXT = "text"
     IMAGE = "image"
-    DOCUMENT = "document"
-    AUDIO = "audio"
     VIDEO = "video"
+    AUDIO = "audio"
+    VOICE = "voice"
     STICKER = "sticker"
-    OTHER = "other"
+    DOCUMENT = "document"
+    LOCATION = "location"
+    CONTACTS = "contacts"
+    REACTION = "reaction"
+    INTERACTIVE = "interactive"
+    BUTTON = "button"
+    ORDER = "order"
+    EDIT = "edit"
+    REVOKE = "revoke"
+    SYSTEM = "system"
+    REQUEST_WELCOME = "request_welcome"
+    UNSUPPORTED = "unsupported"
 
     @classmethod
     def parse(cls, word: object) -> MessageKind:
-        """A provider's kind word as ours; OTHER for one we do not know."""
+        """A provider's kind word as ours; UNSUPPORTED for one we do not know."""
         try:
             return cls(word)
         except (ValueError, TypeError):
-            return cls.OTHER
+            return cls.UNSUPPORTED
+
+    @property
+    def has_media(self) -> bool:
+        return self in MEDIA_KINDS
+
+    @property
+    def typed(self) -> bool:
+        """What the user wrote or tapped: the kinds registration reads (their
+        text, an interactive title, a button's text)."""
+        return self in _TYPED
+
+    @property
+    def answerable(self) -> bool:
+        """Whether an automatic reply (the "say Hi" hint) may answer it: never a
+        reaction, an edit, a revoke, a system notice, an order or an unsupported
+        message, which the user did not write to us."""
+        return self not in _SILENT
+
+
+MEDIA_KINDS = frozenset({MessageKind.IMAGE, MessageKind.VIDEO, MessageKind.AUDIO,
+                         MessageKind.VOICE, MessageKind.STICKER, MessageKind.DOCUMENT})
+_TYPED = frozenset({MessageKind.TEXT, MessageKind.INTERACTIVE, MessageKind.BUTTON})
+_SILENT = frozenset({MessageKind.REACTION, MessageKind.EDIT, MessageKind.REVOKE,
+                     MessageKind.SYSTEM, MessageKind.ORDER, MessageKind.UNSUPPORTED})
 
 
 class Status(StrEnum):
     """A provider's word on one of our sent messages, in the order a message moves.
-    UNKNOWN is a word the provider's table does not hold (one it adds later)."""
+    UNKNOWN is a word the provider's table does not hold (one it adds later): it
+    is recorded in the message's history and changes nothing else."""
 
     SENT = "sent"
     DELIVERED = "delivered"
     READ = "read"
+    PLAYED = "played"  # a voice message listened to: follows read
     FAILED = "failed"
     UNKNOWN = "unknown"
 
@@ -67,6 +104,7 @@ class MessageStatus(StrEnum):
     SENT = "sent"
     DELIVERED = "delivered"
     READ = "read"
+    PLAYED = "played"
     FAILED = "failed"
 
 

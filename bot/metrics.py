@@ -43,6 +43,9 @@ class Metrics:
         self.inbound_events = Counter(
             "wagate_inbound_events", "Inbound events by provider and kind (text, image, status)",
             ["provider", "kind"], registry=registry)
+        self.provider_notices = Counter(
+            "wagate_provider_notices", "Provider notices (account, template, quality, session "
+            "states, ...) by provider and kind", ["provider", "kind"], registry=self.registry)
         self.inbound_duplicates = Counter(
             "wagate_inbound_duplicates", "Redelivered inbound events ignored", ["provider"],
             registry=registry)

@@ -16,7 +16,7 @@ from bot.config import MediaConfig
 from bot.config.snapshot import Snapshot, SnapshotHolder
 from bot.dispatch import Dispatcher
 from bot.effects import DeliveryDraft, Effects, MediaDraft
-from bot.events import InboundEvent, InboundMessage, StatusUpdate
+from bot.events import InboundEvent, InboundMessage, ProviderNotice, StatusUpdate
 from bot.forwarding.routing import route_inbound, route_status
 from bot.media_links import media_id_for
 from bot.metrics import Metrics
@@ -57,6 +57,8 @@ class Pipeline:
         `snapshot` is the config the caller's request was pinned to; without it the
         one in force now is read, once."""
         now = time.time()
+        if isinstance(event, ProviderNotice):
+            return await self._notice(event, now)
         if isinstance(event, StatusUpdate):
             if self.metrics is not None:
                 self.metrics.inbound_events.labels(event.provider, "status").inc()
@@ -83,6 +85,14 @@ class Pipeline:
                 self.on_deliveries()
             return row is not None
         return await self._message(event, now, snapshot or self.holder.current)
+
+    async def _notice(self, notice: ProviderNotice, now: float) -> bool:
+        """A provider's word about the account: counted and logged (never forwarded)."""
+        if self.metrics is not None:
+            self.metrics.provider_notices.labels(notice.provider, notice.kind).inc()
+        log.info("%s notice %s%s on instance %s", notice.provider, notice.kind,
+                 f" ({notice.event})" if notice.event else "", notice.instance_id)
+        return True
 
     async def _message(self, msg: InboundMessage, now: float, snap: Snapshot) -> bool:
         if msg.instance_id not in snap.config.instances:

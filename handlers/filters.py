@@ -116,6 +116,9 @@ stop_word: Filter[WordMatch] = Filter(match_stop, "stop_word")
 help_word: Filter[WordMatch] = Filter(match_help, "help_word")
 in_group: Filter[bool] = Filter(lambda m, c: m.group is not None, "in_group")
 private = ~in_group
+# What a user wrote or tapped (and request_welcome): the only messages an
+# automatic hint may answer; never a reaction, an edit, a revoke, a notice.
+answerable: Filter[bool] = Filter(lambda m, c: m.kind.answerable, "answerable")
 registered: Filter[bool] = Filter(lambda m, c: c.state.registration is not None
                                   and c.state.registration.active, "registered")
 

@@ -21,6 +21,7 @@ async def forward(msg: InboundMessage, ctx: Context, _match: bool) -> None:
         "profile_name": msg.profile_name,
         "timestamp": msg.timestamp,
     }
+    data.update(msg.details)  # what the kind adds: location, reaction, ...
     if msg.media is not None:
         # Ours, not the provider's: /media/{id}. Size, digest and link join it
         # at delivery, once the file is fetched (bot/workers/webhooks.py).
@@ -28,6 +29,8 @@ async def forward(msg: InboundMessage, ctx: Context, _match: bool) -> None:
                          "mime_type": msg.media.mime_type}
         if msg.media.filename:
             data["media"]["filename"] = msg.media.filename
+    if msg.context:
+        data["context"] = dict(msg.context)
     if msg.user_id:
         data["user_id"] = msg.user_id
     if msg.group is not None:

@@ -10,7 +10,7 @@ from handlers import filters
 router = Router(name="unregistered")
 
 
-@router.message(filters.private & ~filters.registered)
+@router.message(filters.private & filters.answerable & ~filters.registered)
 async def hint(msg: InboundMessage, ctx: Context, _match: bool) -> None:
     last = ctx.state.last_hint_at
     if last is not None and ctx.now - last < ctx.config.defaults.hint_interval:

@@ -489,10 +489,19 @@ def _message(**fields: Any) -> dict[str, Any]:
 BAD_PAYLOADS = bad_payloads(PNID)
 
 
+# Not Meta's envelope (no `entry` list): refused. Meta's envelope with nothing
+# usable in it: acknowledged, or Meta retries it and stops a failing webhook.
+NOT_ENVELOPES = frozenset(name for name, body in BAD_PAYLOADS.items()
+                          if not isinstance(body, dict) or not isinstance(body.get("entry"), list))
+
+
 @pytest.mark.parametrize("name", sorted(BAD_PAYLOADS))
 async def test_meta_payloads_with_nothing_usable(app: TestClient, name: str) -> None:
     resp = await post_signed(app, BAD_PAYLOADS[name])
-    await refused(resp, 400)
+    if name in NOT_ENVELOPES:
+        await refused(resp, 400)
+    else:
+        assert resp.status == 200, await resp.text()
     assert (await stored(app))[2] == []
     await alive(app)
 

@@ -32,3 +32,26 @@ def as_timestamp(value: Any) -> float:
     except (TypeError, ValueError, OverflowError):
         return 0.0
     return ts if 0 <= ts <= _MAX_TIMESTAMP else 0.0  # NaN fails both comparisons
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def as_number(value: Any) -> float | int | None:
+    """A number, or a string that reads as one (Twilio's coordinates, some
+    engines' prices); None for anything else, NaN and infinities included."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return number if number == number and abs(number) != float("inf") else None
+
+
+def compact(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields that are present: an optional field is left out, not null."""
+    return {k: v for k, v in fields.items() if v is not None and v != [] and v != {}}

@@ -86,7 +86,8 @@ def disabled_error_sql(reason: str) -> str:
 
 # How far along a message is; a status never moves it back (a "delivered" that
 # arrives after "read" changes nothing). "failed" outranks all: it is final.
-STATUS_RANK = {"queued": 0, "sending": 0, "sent": 1, "delivered": 2, "read": 3, "failed": 4}
+STATUS_RANK = {"queued": 0, "sending": 0, "sent": 1, "delivered": 2, "read": 3, "played": 3.5,
+               "failed": 4}
 
 
 # "sending" is the outbound worker's own mark: to whoever asks, such a message
@@ -107,6 +108,14 @@ def sql_list(values: tuple[str, ...]) -> str:
 def status_advances(current: str, new: str) -> bool:
     """Whether `new` moves a message (or a parked early status) past `current`."""
     return STATUS_RANK.get(new, 0) > STATUS_RANK.get(current, 0)
+
+
+def unknown_word(update: StatusUpdate) -> str | None:
+    """The history entry of a status word the provider added later (None for a
+    known status): recorded as the provider wrote it, and changing nothing else."""
+    if update.status != "unknown":
+        return None
+    return (update.word or "unknown").strip().lower()[:40] or "unknown"
 
 
 def status_time(update: StatusUpdate, now: float) -> float:

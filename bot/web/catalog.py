@@ -178,10 +178,8 @@ class Error(StrEnum):
     BAD_HANDSHAKE = "bad_handshake", 400, "Not Meta's verification handshake"
     BAD_VERIFY_TOKEN = "bad_verify_token", 403, "hub.verify_token does not match"
     BAD_PAYLOAD = "bad_payload", 400, "Not an event of the provider's"
-    NOTHING_USABLE = "nothing_usable", 400, "Nothing in the event could be used"
     UNKNOWN_SESSION = "unknown_session", 400, "No instance uses this WAHA session"
     FIELD_TOO_LONG = "field_too_long", 400, "A field is over its limit"
-    UNKNOWN_STATUS = "unknown_status", 400, "Not a status of the provider's"
     UNKNOWN_PROVIDER_NUMBER = "unknown_number", 400, "Not a number of the provider's " \
                                                      "configured here"
     URL_EXPIRED = "url_expired", 403, "This media URL has expired"

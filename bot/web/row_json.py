@@ -16,7 +16,7 @@ from bot.web.operations import MaybeTime, Time, doc
 from bot.window import open_until
 
 Kind = Literal["text", "image", "document", "url"]
-MessageStatusName = Literal["queued", "sent", "delivered", "read", "failed"]
+MessageStatusName = Literal["queued", "sent", "delivered", "read", "played", "failed"]
 
 
 def iso(ts: float | None) -> str | None:

@@ -407,7 +407,7 @@ routes.operation(
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StatusChange:
     at: Time
-    status: Literal["queued", "sent", "delivered", "read", "failed", "retry"]
+    status: Literal["queued", "sent", "delivered", "read", "played", "failed", "retry"]
     error: ProviderError | None
 
 

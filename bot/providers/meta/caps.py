@@ -14,7 +14,7 @@ CAPS = Capabilities(
     image_refusal="the WhatsApp Cloud API, which takes JPEG or PNG images",
     templates=True, service_window=True, window_codes=frozenset({131047}),
     statuses={"sent": Status.SENT, "delivered": Status.DELIVERED, "read": Status.READ,
-              "failed": Status.FAILED})
+              "played": Status.PLAYED, "failed": Status.FAILED})
 
 # Codes whose own titles say little to a subscriber; a failure with one of
 # them reads as this reason, Meta's title after it.

@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import json
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,11 +22,12 @@ import phonenumbers
 from aiohttp import web
 
 from bot.config.types import InstanceConfig
-from bot.events import GroupRef, InboundMessage, MediaRef, StatusUpdate
-from bot.kinds import MessageKind, Status
+from bot.events import GroupRef, InboundMessage, ProviderNotice, StatusUpdate
+from bot.kinds import Status
 from bot.providers.json_fields import as_dict, as_str, as_timestamp
 from bot.providers.meta.caps import CAPS, reason
 from bot.providers.meta.config import MetaConfig
+from bot.providers.meta.content import content, context_of
 from bot.web.catalog import Error
 from bot.web.errors import fail, read_body
 from bot.web.keys import pipeline_key
@@ -61,8 +63,13 @@ def e164(digits: str | None) -> str | None:
 
 @dataclass(slots=True)
 class ParsedBatch:
-    events: list[InboundMessage | StatusUpdate] = field(default_factory=list)
+    events: list[InboundMessage | StatusUpdate | ProviderNotice] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # why an item was not used
+
+
+# The change that carries messages and their statuses; every other field
+# (account_update, message_template_status_update, calls, ...) is a notice.
+MESSAGES_FIELD = "messages"
 
 
 def _message_event(m: Mapping[str, Any], instance: InstanceConfig,
@@ -79,38 +86,24 @@ def _message_event(m: Mapping[str, Any], instance: InstanceConfig,
     sender = number or user_id or sender_raw
     if not sender:
         raise ValueError("message without sender")
-    word = m.get("type")
-    kind = MessageKind.TEXT if word == "button" else MessageKind.parse(word)
-    text = None
-    if word == "button":  # a quick-reply button's text reads as the user's text
-        text = as_str(as_dict(m.get("button")).get("text"))
-    elif kind is MessageKind.TEXT:
-        text = as_str(as_dict(m.get("text")).get("body"))
-        if text is None:
-            raise ValueError("text message without body")
-    media = None
-    if kind is not MessageKind.TEXT and kind is not MessageKind.OTHER:
-        body = as_dict(m.get(kind))
-        text = as_str(body.get("caption"))
-        media_id = as_str(body.get("id"))
-        media = MediaRef(id=media_id, mime_type=as_str(body.get("mime_type")),
-                         filename=as_str(body.get("filename"))) if media_id else None
+    found = content(m)
     group_id = m.get("group_id") or as_dict(m.get("context")).get("group_id")
     if group_id and (not isinstance(group_id, str | int) or isinstance(group_id, bool)):
         raise ValueError("group_id is not a string")
     name = as_str(as_dict(contact.get("profile")).get("name"))
     return InboundMessage(provider="meta", provider_message_id=msg_id, instance_id=instance.id,
-                          sender=sender, user_id=user_id, profile_name=name, kind=kind,
-                          text=text, group=GroupRef(id=as_str(str(group_id)) or "")
-                          if group_id else None, timestamp=as_timestamp(m.get("timestamp", 0)),
-                          media=media)
+                          sender=sender, user_id=user_id, profile_name=name, kind=found.kind,
+                          text=found.text, details=found.details, media=found.media,
+                          context=context_of(m),
+                          group=GroupRef(id=as_str(str(group_id)) or "")
+                          if group_id else None, timestamp=as_timestamp(m.get("timestamp", 0)))
 
 
 def _status_event(s: Mapping[str, Any], instance: InstanceConfig) -> StatusUpdate:
     word = s["status"]
     status = Status.parse(word, CAPS.statuses)
-    if status is None or status is Status.UNKNOWN:
-        raise ValueError(f"unknown status {str(word)[:40]!r}")
+    if status is None:
+        raise ValueError(f"status {str(word)[:40]!r} is not one we record")
     msg_id = as_str(s["id"])
     if not msg_id:
         raise ValueError("status without id")
@@ -125,11 +118,27 @@ def _status_event(s: Mapping[str, Any], instance: InstanceConfig) -> StatusUpdat
     billable = pricing.get("billable")
     return StatusUpdate(provider="meta", provider_message_id=msg_id,
                         instance_id=instance.id, status=status, error_code=code,
+                        word=as_str(word)[:40] if status is Status.UNKNOWN and as_str(word)
+                        else None,
                         error_title=reason(code, as_str(first.get("title"))
                                            or as_str(first.get("message"))),
                         timestamp=as_timestamp(s.get("timestamp", 0)),
                         pricing_category=category[:40].lower() if category else None,
                         billable=billable if isinstance(billable, bool) else None)
+
+
+def _notice(kind: str, value: Mapping[str, Any], instance: InstanceConfig | None,
+            entry: Mapping[str, Any]) -> ProviderNotice:
+    """A change that is not about a message: what it says, kept as sent."""
+    event = as_str(value.get("event"))
+    if event is None and kind == "calls":
+        first = as_dict((value.get("calls") or value.get("statuses") or [{}])[0]
+                        if isinstance(value.get("calls") or value.get("statuses"), list) else {})
+        event = as_str(first.get("event")) or as_str(first.get("status"))
+    return ProviderNotice(provider="meta", kind=kind[:80],
+                          instance_id=instance.id if instance else None,
+                          event=event[:80] if event else None, detail=value,
+                          timestamp=as_timestamp(entry.get("time", 0)) or time.time())
 
 
 def _items(value: Mapping[str, Any], key: str, batch: ParsedBatch) -> list[Any]:
@@ -160,6 +169,10 @@ def parse_payload(payload: Any, instances: Mapping[str, InstanceConfig]) -> Pars
                 continue
             pnid = str(as_dict(value.get("metadata")).get("phone_number_id", ""))
             instance = instances.get(pnid)
+            kind = as_str(change.get("field")) or MESSAGES_FIELD
+            if kind != MESSAGES_FIELD:
+                batch.events.append(_notice(kind, value, instance, entry))
+                continue
             if instance is None:
                 batch.skipped.append(f"unknown phone_number_id {pnid[:40]!r}")
                 continue
@@ -223,10 +236,10 @@ async def receive(request: web.Request) -> web.Response:
         batch = parse_payload(payload, meta.instances_by_phone_number_id)
     except ValueError as exc:
         fail(Error.BAD_PAYLOAD, str(exc))
+    # What could not be used is logged, and still acknowledged: Meta would
+    # retry it, and alert about (then stop) a webhook that keeps failing.
     for why in batch.skipped:
         log.warning("meta webhook: %s", why)
-    if batch.skipped and not batch.events:
-        fail(Error.NOTHING_USABLE, "; ".join(batch.skipped[:5]))
     pipeline = request.config_dict[pipeline_key]
     fresh = 0
     for event in batch.events:

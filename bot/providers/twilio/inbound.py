@@ -16,6 +16,7 @@ import hmac
 import logging
 import time
 from collections.abc import Mapping, Sequence
+from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from aiohttp import web
@@ -23,6 +24,7 @@ from aiohttp import web
 from bot.events import InboundMessage, MediaRef, StatusUpdate
 from bot.kinds import MessageKind, Status
 from bot.numbers import to_e164
+from bot.providers.json_fields import as_number, compact
 from bot.providers.twilio.caps import CAPS
 from bot.providers.twilio.config import TwilioConfig
 from bot.providers.twilio.media import url_signature
@@ -100,8 +102,6 @@ def parse_status(fields: Mapping[str, str], twilio: TwilioConfig) -> StatusUpdat
     """A status callback as a StatusUpdate; None for a word that moves nothing (queued)."""
     word = (_field(fields, "MessageStatus") or "").lower()
     status = Status.parse(word, CAPS.statuses)
-    if status is Status.UNKNOWN:
-        fail(Error.UNKNOWN_STATUS, f"MessageStatus {word[:40]!r} is not a Twilio status")
     if status is None:
         return None
     sid = _message_sid(fields)
@@ -117,7 +117,70 @@ def parse_status(fields: Mapping[str, str], twilio: TwilioConfig) -> StatusUpdat
     title = _field(fields, "ErrorMessage") or (f"Twilio error {code}" if code else None)
     return StatusUpdate(provider=NAME, provider_message_id=sid, instance_id=ours.id,
                         status=status, error_code=code, error_title=title,
+                        word=word[:40] if status is Status.UNKNOWN else None,
                         timestamp=time.time())
+
+
+def _media(fields: Mapping[str, str]) -> MediaRef | None:
+    """The first file (WhatsApp carries one per message): the id is the last
+    segment of its URL (ME...), which the account's credentials fetch."""
+    url = _field(fields, "MediaUrl0")
+    if url is None:
+        return None
+    return MediaRef(id=url.rstrip("/").rsplit("/", 1)[-1][:80] or "0",
+                    mime_type=_field(fields, "MediaContentType0"), source_url=url)
+
+
+def _media_kind(mime: str | None, word: str | None) -> MessageKind:
+    kind = MessageKind.parse(word)
+    if kind.has_media:
+        return kind
+    top = (mime or "").lower().split("/", 1)[0]
+    return MessageKind(top) if top in _MEDIA_KINDS else MessageKind.DOCUMENT
+
+
+def _context(fields: Mapping[str, str]) -> dict[str, Any] | None:
+    replied = _field(fields, "OriginalRepliedMessageSid")
+    forwarded = _field(fields, "Forwarded") == "true" or \
+        _field(fields, "FrequentlyForwarded") == "true"
+    found = compact({
+        "message_id": f"{NAME}:{replied}" if replied else None,
+        "forwarded": True if forwarded else None,
+        "referral": compact({
+            "source_url": _field(fields, "ReferralSourceUrl"),
+            "source_type": _field(fields, "ReferralSourceType"),
+            "source_id": _field(fields, "ReferralSourceId"),
+            "headline": _field(fields, "ReferralHeadline"),
+            "body": _field(fields, "ReferralBody")}) or None})
+    return found or None
+
+
+def _content(fields: Mapping[str, str]) -> tuple[MessageKind, str | None, dict[str, Any]]:
+    """The kind, text and details of a message, from Twilio's fields."""
+    text = _field(fields, "Body")
+    word = (_field(fields, "MessageType") or "").lower() or None
+    button = _field(fields, "ButtonText")
+    if button is not None or word == "button":  # a template's quick reply
+        return MessageKind.BUTTON, button or text, {"button": {
+            "text": button or text, "payload": _field(fields, "ButtonPayload")}}
+    list_id = _field(fields, "ListId")
+    if list_id is not None or word == "interactive":  # a list row picked
+        title = _field(fields, "ListTitle") or text
+        return MessageKind.INTERACTIVE, title, {"interactive": compact({
+            "kind": "list_reply", "id": list_id, "title": title})}
+    lat, lng = as_number(_field(fields, "Latitude")), as_number(_field(fields, "Longitude"))
+    if lat is not None and lng is not None:
+        return MessageKind.LOCATION, None, {"location": compact({
+            "latitude": lat, "longitude": lng, "name": _field(fields, "Label"),
+            "address": _field(fields, "Address")})}
+    if (_field(fields, "NumMedia") or "0") not in ("0", ""):
+        return _media_kind(_field(fields, "MediaContentType0"), word), text, {}
+    if text is not None and word in (None, "text"):
+        return MessageKind.TEXT, text, {}
+    kind = MessageKind.parse(word)  # a kind Twilio names that carries nothing above
+    if kind in (MessageKind.TEXT, MessageKind.UNSUPPORTED) or kind.has_media:
+        return MessageKind.UNSUPPORTED, None, {"unsupported": compact({"reason": word})}
+    return kind, text, {}
 
 
 def parse_message(fields: Mapping[str, str], twilio: TwilioConfig) -> InboundMessage:
@@ -126,27 +189,13 @@ def parse_message(fields: Mapping[str, str], twilio: TwilioConfig) -> InboundMes
     if ours is None:
         fail(Error.UNKNOWN_PROVIDER_NUMBER, "To is not a twilio number configured here")
     sender = _whatsapp_number(fields, "From")
-    text = _field(fields, "Body")
-    kind = MessageKind.TEXT
-    button = _field(fields, "ButtonText")
-    if button is not None:
-        text = button
-    elif (_field(fields, "NumMedia") or "0") not in ("0", ""):
-        mime = (_field(fields, "MediaContentType0") or "").lower()
-        top = mime.split("/", 1)[0]
-        kind = (MessageKind(top) if top in _MEDIA_KINDS
-                else MessageKind.DOCUMENT if mime else MessageKind.OTHER)
-    elif text is None:
-        kind = MessageKind.OTHER  # e.g. a location or a reaction: kept, never answered as text
-    url = _field(fields, "MediaUrl0") if kind in _MEDIA_KINDS or kind is MessageKind.DOCUMENT \
-        else None
-    media = MediaRef(id=url.rstrip("/").rsplit("/", 1)[-1][:80] or "0",
-                     mime_type=_field(fields, "MediaContentType0"),
-                     source_url=url) if url else None
+    kind, text, details = _content(fields)
     wa_id = _field(fields, "WaId")
     return InboundMessage(provider=NAME, provider_message_id=sid, instance_id=ours.id,
                           sender=sender, user_id=wa_id, profile_name=_field(fields, "ProfileName"),
-                          kind=kind, text=text, timestamp=time.time(), media=media)
+                          kind=kind, text=text, details=details,
+                          media=_media(fields) if kind.has_media else None,
+                          context=_context(fields), timestamp=time.time())
 
 
 async def receive(request: web.Request) -> web.Response:

@@ -12,12 +12,12 @@ CAPS = Capabilities(
     templates=False, service_window=False,  # a normal account: no 24-hour window
     # `message.ack` events name the step in `ackName`.
     statuses={"PENDING": None, "SERVER": Status.SENT, "DEVICE": Status.DELIVERED,
-              "READ": Status.READ, "PLAYED": Status.READ, "ERROR": Status.FAILED})
+              "READ": Status.READ, "PLAYED": Status.PLAYED, "ERROR": Status.FAILED})
 
 # A normal account has a picture and an "about" line; the business fields
 # (description, email, websites) exist only on WhatsApp Business accounts.
 PROFILE_FIELDS = frozenset({"picture", "about"})
 
-# Session states (GET /api/sessions/{session}); only WORKING can send.
+# Session states (GET /api/sessions/{session}: STOPPED, STARTING, SCAN_QR_CODE,
+# WORKING, FAILED, and those WAHA adds, PASSKEY_REQUIRED, ...): only WORKING sends.
 WORKING = "WORKING"
-SESSION_STATES = frozenset({"STOPPED", "STARTING", "SCAN_QR_CODE", "WORKING", "FAILED"})

@@ -1,5 +1,6 @@
 """WAHA's webhook at /webhooks/waha: HMAC-signed JSON events (`message`,
-`message.any`, `message.ack`, `session.status`) parsed into normalized events.
+`message.any`, `message.reaction`, `message.edited`, `message.revoked`, `message.ack`,
+`session.status`) parsed into normalized events; other events are acknowledged.
 
 The signature is checked on the raw body before anything is parsed. Our own
 messages echoed back (`fromMe`) are ignored; `message` and `message.any` both
@@ -12,18 +13,21 @@ import dataclasses
 import hashlib
 import hmac
 import logging
+import re
+import time
 from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import web
 
 from bot.config.types import InstanceConfig
-from bot.events import GroupRef, InboundMessage, MediaRef, StatusUpdate
+from bot.events import GroupRef, InboundMessage, ProviderNotice, StatusUpdate
 from bot.kinds import MessageKind, Status
 from bot.numbers import to_e164
 from bot.providers.json_fields import as_dict, as_str, as_timestamp
-from bot.providers.waha.caps import CAPS, SESSION_STATES
+from bot.providers.waha.caps import CAPS
 from bot.providers.waha.config import WahaConfig
+from bot.providers.waha.content import Content, content, context_of, message_ref
 from bot.providers.waha.outbound import WahaSender
 from bot.web.catalog import Error
 from bot.web.errors import fail, loads, read_body
@@ -36,7 +40,8 @@ NAME = "waha"
 # A webhook carries one event; media come as URLs, not inline, unless WAHA is
 # told otherwise. 5 MB leaves room for an inline image.
 WAHA_BODY_LIMIT = 5 * 1024 * 1024
-MESSAGE_EVENTS = frozenset({"message", "message.any"})
+MESSAGE_EVENTS = frozenset({"message", "message.any", "message.reaction", "message.edited",
+                            "message.revoked"})
 
 
 def verify_signature(hmac_key: str, raw_body: bytes, header: str | None,
@@ -63,34 +68,8 @@ def _person(jid: str) -> tuple[str, str | None] | None:
     return None
 
 
-def _media(payload: Mapping[str, Any], msg_id: str) -> MediaRef | None:
-    """`media` ({url, mimetype, filename}), or the older `mediaUrl` beside it."""
-    media = as_dict(payload.get("media"))
-    url = as_str(media.get("url")) or as_str(payload.get("mediaUrl"))
-    if not payload.get("hasMedia") or not url:
-        return None
-    return MediaRef(id=msg_id, mime_type=as_str(media.get("mimetype")),
-                    filename=as_str(media.get("filename")), source_url=url)
-
-
-def _kind(payload: Mapping[str, Any]) -> MessageKind:
-    if not payload.get("hasMedia"):
-        return MessageKind.TEXT
-    if as_dict(payload.get("_data")).get("type") == "sticker":
-        return MessageKind.STICKER
-    mime = as_str(as_dict(payload.get("media")).get("mimetype")) or ""
-    major = mime.split("/")[0]
-    if major in ("image", "audio", "video"):
-        return MessageKind(major)
-    return MessageKind.DOCUMENT if mime else MessageKind.OTHER
-
-
-def parse_message(payload: Mapping[str, Any], instance: InstanceConfig
-                  ) -> tuple[InboundMessage, str | None]:
-    """The message, and the group id whose name is still to be read."""
-    msg_id = as_str(payload.get("id"))
-    if not msg_id:
-        raise ValueError("payload.id is missing")
+def _sender(payload: Mapping[str, Any]) -> tuple[str, str | None, str | None]:
+    """(sender, user id, group id) of a message's payload."""
     chat = as_str(payload.get("from"))
     if not chat:
         raise ValueError("payload.from is missing")
@@ -102,31 +81,67 @@ def parse_message(payload: Mapping[str, Any], instance: InstanceConfig
     person = _person(who)
     if person is None:
         raise ValueError(f"not a person's or group's chat id: {who[:60]!r}")
-    sender, user_id = person
-    kind = _kind(payload)
-    text = as_str(payload.get("body"))
-    if kind is MessageKind.TEXT and not text:
-        raise ValueError("text message without body")
+    return person[0], person[1], group_id
+
+
+def parse_message(payload: Mapping[str, Any], instance: InstanceConfig, event: str = "message"
+                  ) -> tuple[InboundMessage, str | None]:
+    """The message (a `message`, `message.reaction`, `message.edited` or
+    `message.revoked` event's), and the group id whose name is still to be read."""
+    if event == "message.revoked":
+        # The message as it is after (WAHA's own id for the revoke), and the id
+        # of the message that was revoked.
+        revoked = as_str(payload.get("revokedMessageId")) or as_str(
+            as_dict(payload.get("before")).get("id"))
+        after = as_dict(payload.get("after"))
+        payload = {**after, "id": as_str(after.get("id")) or (f"revoke_{revoked}" if revoked
+                                                               else None)}
+        found = Content(kind=MessageKind.REVOKE,
+                        details={"revoke": {"message_id": message_ref(revoked)}})
+    msg_id = as_str(payload.get("id"))
+    if not msg_id:
+        raise ValueError("payload.id is missing")
+    sender, user_id, group_id = _sender(payload)
+    if event == "message.reaction":
+        reaction = as_dict(payload.get("reaction"))
+        found = Content(kind=MessageKind.REACTION, details={"reaction": {
+            "emoji": as_str(reaction.get("text")) or "",
+            "message_id": message_ref(reaction.get("messageId"))}})
+    elif event == "message.edited":
+        found = Content(kind=MessageKind.EDIT, text=as_str(payload.get("body")), details={
+            "edit": {"message_id": message_ref(payload.get("editedMessageId"))}})
+    elif event != "message.revoked":
+        found = content(payload, msg_id)
     data = as_dict(payload.get("_data"))
     name = as_str(data.get("notifyName")) or as_str(data.get("pushName"))
     return InboundMessage(provider=NAME, provider_message_id=msg_id, instance_id=instance.id,
-                          sender=sender, user_id=user_id, profile_name=name, kind=kind,
-                          text=text, group=GroupRef(id=group_id) if group_id else None,
-                          timestamp=as_timestamp(payload.get("timestamp", 0)),
-                          media=_media(payload, msg_id)), group_id
+                          sender=sender, user_id=user_id, profile_name=name, kind=found.kind,
+                          text=found.text, details=found.details, media=found.media,
+                          context=context_of(payload),
+                          group=GroupRef(id=group_id) if group_id else None,
+                          timestamp=as_timestamp(payload.get("timestamp", 0))), group_id
+
+
+# A group message's acknowledgement per participant names the message and who
+# read it: "<message id>_<participant>@lid"; the message is what moves.
+_PARTICIPANT_ACK = re.compile(r"(.+@g\.us_[^_@]+)_[^_@]+@(?:lid|c\.us|s\.whatsapp\.net)")
 
 
 def parse_ack(payload: Mapping[str, Any], instance: InstanceConfig) -> StatusUpdate | None:
-    """A `message.ack` on one of our messages; None for a step we do not track."""
+    """A `message.ack` on one of our messages; None for one that moves nothing
+    (a step we do not track, or an ack without an id)."""
     msg_id = as_str(payload.get("id"))
-    status = Status.parse(payload.get("ackName"), CAPS.statuses)
-    if not msg_id or status is Status.UNKNOWN:
-        raise ValueError("message.ack needs payload.id and a known payload.ackName")
-    if status is None:
+    word = payload.get("ackName")
+    status = Status.parse(word, CAPS.statuses)
+    if not msg_id or status is None:
         return None
+    per_participant = _PARTICIPANT_ACK.fullmatch(msg_id)
+    if per_participant:
+        msg_id = per_participant.group(1)
     return StatusUpdate(provider=NAME, provider_message_id=msg_id, instance_id=instance.id,
                         status=status, error_title="WhatsApp reported an error"
                         if status is Status.FAILED else None,
+                        word=str(word)[:40] if status is Status.UNKNOWN and word else None,
                         timestamp=as_timestamp(payload.get("timestamp", 0)))
 
 
@@ -154,36 +169,43 @@ async def receive(request: web.Request) -> web.Response:
         fail(Error.UNKNOWN_SESSION, f"no waha instance uses session {str(session)[:60]!r}")
     sender = request.config_dict[senders_key][NAME]
     assert isinstance(sender, WahaSender)
+    pipeline = request.config_dict[pipeline_key]
     if event == "session.status":
-        state = payload.get("status")
-        if not isinstance(state, str) or state not in SESSION_STATES:
-            fail(Error.BAD_PAYLOAD, "session.status needs payload.status, one of "
-                 + ", ".join(sorted(SESSION_STATES)))
+        # Any state is taken (WAHA adds them: PASSKEY_REQUIRED, ...); only
+        # WORKING sends, and every change is a notice.
+        state = as_str(payload.get("status"))
+        if not state:
+            fail(Error.BAD_PAYLOAD, "session.status needs payload.status")
+        state = state[:60]
         sender.session_state(session, state)
         log.info("waha session %s is %s", session, state)
+        await pipeline.handle(ProviderNotice(
+            provider=NAME, kind=event, instance_id=instance.id, event=state,
+            detail=payload, timestamp=as_timestamp(body.get("timestamp", 0)) or time.time()))
         return web.json_response({"received": 1, "session": session, "status": state})
     if event == "message.ack":
-        try:
-            update = parse_ack(payload, instance)
-        except ValueError as exc:
-            fail(Error.BAD_PAYLOAD, str(exc))
-        applied = await request.config_dict[pipeline_key].handle(update) if update else False
+        update = parse_ack(payload, instance)
+        applied = await pipeline.handle(update) if update else False
         return web.json_response({"received": 1, "applied": applied})
     if event not in MESSAGE_EVENTS:
         return web.json_response({"received": 0, "ignored": event[:60]})
-    if payload.get("fromMe") is True:
+    inner = as_dict(payload.get("after")) if event == "message.revoked" else payload
+    if inner.get("fromMe") is True or payload.get("fromMe") is True:
         return web.json_response({"received": 0, "ignored": "fromMe"})
-    chat = as_str(payload.get("from")) or ""
+    chat = as_str(inner.get("from")) or ""
     if chat.endswith("@broadcast") or chat.endswith("@newsletter"):
         return web.json_response({"received": 0, "ignored": "broadcast"})
     try:
-        message, group_id = parse_message(payload, instance)
+        message, group_id = parse_message(payload, instance, event)
     except ValueError as exc:
-        fail(Error.BAD_PAYLOAD, str(exc))
+        # WAHA's envelope, with a message we cannot place (no sender, no id):
+        # acknowledged, or WAHA would retry it.
+        log.warning("waha %s not used: %s", event, exc)
+        return web.json_response({"received": 0, "ignored": str(exc)[:200]})
     if group_id is not None:
         name = await sender.group_name(instance, group_id)
         message = dataclasses.replace(message, group=GroupRef(id=group_id, name=name))
-    fresh = await request.config_dict[pipeline_key].handle(message, snap)
+    fresh = await pipeline.handle(message, snap)
     return web.json_response({"received": 1, "new": int(fresh)})
 
 

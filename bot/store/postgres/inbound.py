@@ -32,6 +32,7 @@ from bot.store.rules import (
     inbound_time,
     status_advances,
     status_time,
+    unknown_word,
 )
 
 _INSERT_INBOUND = ("INSERT INTO inbound (provider, provider_message_id, instance_id, sender,"
@@ -228,6 +229,11 @@ class PostgresInbound(PostgresEffects):
             row = await conn.fetchrow("SELECT id, status FROM outbound"
                                       " WHERE provider_message_id = $1",
                                       update.provider_message_id)
+            unknown = unknown_word(update)
+            if unknown is not None:  # a word added later: the history tells it, no more
+                if row is not None:
+                    await self._record(conn, row[0], status_time(update, now), unknown)
+                return None
             if row is None:
                 # Maybe ours, before the send's answer recorded its id: park it
                 # (the best status wins); parked ones of others age out in a day.

@@ -21,6 +21,7 @@ from bot.store.rules import (
     inbound_time,
     status_advances,
     status_time,
+    unknown_word,
 )
 from bot.store.sqlite.effects import KEYWORD_AT, SqliteEffects, reg_of_user
 from bot.store.sqlite.media import insert_media
@@ -112,6 +113,11 @@ class SqliteInbound(SqliteEffects):
         def unit(conn: sqlite3.Connection) -> OutboundRow | None:
             row = conn.execute("SELECT id, status FROM outbound WHERE provider_message_id = ?",
                                (update.provider_message_id,)).fetchone()
+            unknown = unknown_word(update)
+            if unknown is not None:  # a word added later: the history tells it, no more
+                if row is not None:
+                    self._record(conn, row[0], status_time(update, now), unknown)
+                return None
             if row is None:
                 # Maybe ours, before the send's answer recorded its id: park it
                 # (the best status wins); parked ones of others age out in a day.
