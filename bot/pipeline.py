@@ -10,7 +10,8 @@ import asyncio
 import dataclasses
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from bot.config import MediaConfig
 from bot.config.snapshot import Snapshot, SnapshotHolder
@@ -108,7 +109,27 @@ class Pipeline:
         their state made through here: inbound messages, an admin's opt-out."""
         return _ChatHold(self._chat_locks, keys)
 
+    async def _our_ids(self, msg: InboundMessage) -> InboundMessage:
+        """The messages a reply, reaction, edit or revoke names: one this gateway
+        sent reads as the id the send API returned, any other keeps the
+        provider's id with its prefix."""
+        prefix = f"{msg.provider}:"
+        refs = [r[len(prefix):] for r in _message_refs(msg) if r.startswith(prefix)]
+        ours = await self.store.our_message_ids(msg.instance_id, refs) if refs else {}
+        if not ours:
+            return msg
+
+        def swap(part: Any) -> Any:
+            ref = part.get("message_id") if isinstance(part, dict) else None
+            if not isinstance(ref, str) or ref[len(prefix):] not in ours:
+                return part
+            return {**part, "message_id": ours[ref[len(prefix):]]}
+        return dataclasses.replace(
+            msg, context=swap(dict(msg.context)) if msg.context else msg.context,
+            details={key: swap(value) for key, value in msg.details.items()})
+
     async def _message_locked(self, msg: InboundMessage, now: float, snap: Snapshot) -> bool:
+        msg = await self._our_ids(msg)
         state = await self.store.load_inbound_context(
             msg.instance_id, msg.sender, msg.group.id if msg.group else None, msg.user_id)
         reg = state.registration
@@ -167,6 +188,13 @@ def media_draft(msg: InboundMessage, cfg: MediaConfig, now: float) -> MediaDraft
                       provider_media_id=msg.media.id, source_url=msg.media.source_url,
                       mime_type=msg.media.mime_type, filename=msg.media.filename,
                       expires_at=now + cfg.retention_days * 86400)
+
+
+def _message_refs(msg: InboundMessage) -> list[str]:
+    """The message ids a message names: its context's, its reaction's, edit's or revoke's."""
+    parts = [msg.context or {}, *msg.details.values()]
+    return [p["message_id"] for p in parts
+            if isinstance(p, Mapping) and isinstance(p.get("message_id"), str)]
 
 
 class _ChatHold:

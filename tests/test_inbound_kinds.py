@@ -17,11 +17,11 @@ from aiohttp.test_utils import TestClient, TestServer
 from bot.web.keys import store_key
 from tests.conftest import meta_text, post_signed, wait_for
 from tests.graph import GraphState
-from tests.send_helpers import ACME, DEFAULT, send
+from tests.send_helpers import ACME, DEFAULT, plan, send, subscriber
 from tests.test_registration import registration
 from tests.ui_helpers import ACME_API
 from tests.waha import waha_app, waha_config, waha_message, waha_sign, waha_state_key
-from tests.webhook_helpers import Receiver, quiet, subscribers_toml
+from tests.webhook_helpers import ACME_SECRET, Receiver, quiet, subscribers_toml
 
 MakeClient = Callable[..., Awaitable[TestClient]]
 USER = "34600000001"
@@ -181,3 +181,29 @@ async def test_played_follows_read_and_a_later_word_is_history_only(
     assert answer["status"] == "played"
     assert [e["status"] for e in answer["history"]][-3:] == ["read", "played",
                                                              "deleted_by_user"]
+
+
+async def test_a_reply_or_reaction_to_our_message_names_it_by_the_send_api_id(
+        make_client: MakeClient, graph_state: GraphState, receiver: Receiver) -> None:
+    webhook = ('\n[webhooks]\nallow_private_networks = ["127.0.0.0/8"]\n'
+               + plan("small", messages=3, recipients=2)
+               + subscriber("acme", "dev@acme.example", "acme-secret")
+               + f'\n[[subscribers.webhooks]]\nurl = "{receiver.base}/acme"\n'
+                 f'format = "standard"\nsecret = "{ACME_SECRET}"\n')
+    client = await make_client(webhook)
+    assert (await post_signed(client, meta_text("Hola", sender=USER))).status == 200
+    resp = await send(client, "single", "text", {"number": USER, "message": "hi"}, instance=2)
+    msg_id = (await resp.json())["id"]
+    wamid = await _provider_id(client, msg_id)
+    reply = meta_text("thanks", sender=USER, msg_id="wamid.R1", context={"from": "x",
+                                                                         "id": wamid})
+    react = meta_text("", sender=USER, msg_id="wamid.R2", type="reaction",
+                      reaction={"message_id": wamid, "emoji": "❤"})
+    other = meta_text("and that?", sender=USER, msg_id="wamid.R3",
+                      context={"id": "wamid.NOT_OURS"})
+    for body in (reply, react, other):
+        assert (await post_signed(client, body)).status == 200
+    got = {d["id"]: d for d in await _received(receiver, 3)}
+    assert got["meta:wamid.R1"]["context"] == {"message_id": msg_id}
+    assert got["meta:wamid.R2"]["reaction"] == {"emoji": "❤", "message_id": msg_id}
+    assert got["meta:wamid.R3"]["context"] == {"message_id": "meta:wamid.NOT_OURS"}

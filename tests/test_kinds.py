@@ -21,23 +21,34 @@ from handlers import filters
 def test_members_are_their_words() -> None:
     assert MessageKind.TEXT == "text" and f"{Status.READ}" == "read"
     assert json.dumps({"s": RegistrationStatus.OPTED_OUT}) == '{"s": "opted_out"}'
-    assert STATUSES == ("sent", "delivered", "read", "failed")
+    assert STATUSES == ("sent", "delivered", "read", "played", "failed")
     assert all(type(s) is str for s in STATUSES)  # argparse's refusal quotes them as typed
 
 
 def test_provider_words_parse_to_a_status_none_or_unknown() -> None:
     assert Status.parse("delivered", META.statuses) is Status.DELIVERED
     assert Status.parse("undelivered", TWILIO.statuses) is Status.FAILED
-    assert Status.parse("PLAYED", WAHA.statuses) is Status.READ
+    assert Status.parse("PLAYED", WAHA.statuses) is Status.PLAYED
+    assert Status.parse("played", META.statuses) is Status.PLAYED
     assert Status.parse("queued", TWILIO.statuses) is None  # known, moves nothing
     for word in ("deleted", "SENT", "", None, 3, ["sent"]):
         assert Status.parse(word, META.statuses) is Status.UNKNOWN
 
 
-def test_kind_words_parse_to_other_when_unknown() -> None:
+def test_kind_words_parse_to_unsupported_when_unknown() -> None:
     assert MessageKind.parse("sticker") is MessageKind.STICKER
-    for word in ("location", "reaction", None, {"type": "x"}):
-        assert MessageKind.parse(word) is MessageKind.OTHER
+    assert MessageKind.parse("location") is MessageKind.LOCATION
+    for word in ("hologram", None, {"type": "x"}):
+        assert MessageKind.parse(word) is MessageKind.UNSUPPORTED
+
+
+def test_what_registers_and_what_a_hint_may_answer() -> None:
+    typed = {k for k in MessageKind if k.typed}
+    assert typed == {MessageKind.TEXT, MessageKind.INTERACTIVE, MessageKind.BUTTON}
+    silent = {k for k in MessageKind if not k.answerable}
+    assert silent == {MessageKind.REACTION, MessageKind.EDIT, MessageKind.REVOKE,
+                      MessageKind.SYSTEM, MessageKind.ORDER, MessageKind.UNSUPPORTED}
+    assert MessageKind.REQUEST_WELCOME.answerable and MessageKind.VOICE.has_media
 
 
 def test_filters_hand_over_typed_matches() -> None:

@@ -82,6 +82,12 @@ class InboundStore(StoreBase, Protocol):
         """Store the message and its effects; False (and nothing written) for a duplicate."""
         ...
 
+    async def our_message_ids(self, instance_id: int, provider_message_ids: Sequence[str]
+                              ) -> dict[str, str]:
+        """Those of these provider ids that name a message sent here from the
+        instance, each with the id the send API returned for it."""
+        ...
+
     async def apply_status(self, update: StatusUpdate, now: float,
                            route: Callable[[OutboundRow], list[DeliveryDraft]] | None = None
                            ) -> OutboundRow | None:

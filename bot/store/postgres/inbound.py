@@ -122,6 +122,17 @@ class PostgresInbound(PostgresEffects):
             last_sender=(row[n + 7], row[n + 8]) if row[n + 7] is not None else None,
             keyword_at=row[n] if registered else None)
 
+    async def our_message_ids(self, instance_id: int, provider_message_ids: Sequence[str]
+                              ) -> dict[str, str]:
+        ids = list(dict.fromkeys(provider_message_ids))[:50]
+        if not ids:
+            return {}
+        rows = await self._pool.fetch(
+            "SELECT provider_message_id, id FROM outbound"
+            " WHERE provider_message_id = ANY($1::text[]) AND instance_id = $2",
+            ids, instance_id)
+        return {r[0]: r[1] for r in rows}
+
     async def commit_inbound(self, effects: Effects, now: float) -> bool:
         msg = effects.inbound
         key = (msg.instance_id, msg.chat)

@@ -58,6 +58,17 @@ class SqliteInbound(SqliteEffects):
                                   keyword_at=reg[KEYWORD_AT] if reg else None)
         return await self._lookup(unit)
 
+    async def our_message_ids(self, instance_id: int, provider_message_ids: Sequence[str]
+                              ) -> dict[str, str]:
+        ids = list(dict.fromkeys(provider_message_ids))[:50]
+
+        def unit(conn: sqlite3.Connection) -> dict[str, str]:
+            marks = ",".join("?" * len(ids))
+            return dict(conn.execute(f"SELECT provider_message_id, id FROM outbound"
+                                     f" WHERE provider_message_id IN ({marks})"
+                                     f" AND instance_id = ?", (*ids, instance_id)).fetchall())
+        return await self._lookup(unit) if ids else {}
+
     async def commit_inbound(self, effects: Effects, now: float) -> bool:
         msg = effects.inbound
 
