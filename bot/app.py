@@ -19,6 +19,7 @@ from bot.config.snapshot import Snapshot, SnapshotHolder
 from bot.forwarding.safety import GuardedResolver
 from bot.locales import load_locales
 from bot.metrics import Metrics
+from bot.notices import TEMPLATE_KIND, TemplateStates
 from bot.pipeline import Pipeline
 from bot.processes import GroupReloader
 from bot.profile import ProfileKeeper
@@ -35,6 +36,7 @@ from bot.web import (
     health,
     home,
     media,
+    notices,
     openapi,
     portal,
     send,
@@ -56,6 +58,7 @@ from bot.web.keys import (
     roles_key,
     senders_key,
     store_key,
+    template_states_key,
     webhook_worker_key,
     workers_key,
 )
@@ -128,6 +131,7 @@ def create_app(config: Config, roles: Roles | None = None,
         if provider.inbound is not None:
             app.add_subapp(f"/webhooks/{provider.name}", provider.inbound())
     app.add_routes(admin.routes)
+    app.add_routes(notices.routes)
     app.add_routes(deliveries.routes)
     app[clock_key] = Clock()
     app.add_routes(send.routes)
@@ -203,10 +207,14 @@ async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
                             holder=store.worker_id, on_result=on_result, window=window)
     app[outbound_worker_key] = worker
     app[workers_key]["outbound"] = worker
+    # Templates the provider paused, disabled or rejected: not sent (its notices).
+    app[template_states_key] = templates = TemplateStates()
+    templates.load(await store.list_notices(kind=TEMPLATE_KIND, limit=1000))
     app[pipeline_key] = Pipeline(store, holder, build_dispatcher(),
                                  on_committed=lambda effects: worker.notify()
                                  if effects.replies else None, metrics=metrics,
-                                 window=window, on_requeued=worker.notify)
+                                 window=window, on_requeued=worker.notify,
+                                 on_notice=templates.seen)
 
     async def refresh_outbound_gauges() -> None:
         depth, oldest = await store.queue_depth()

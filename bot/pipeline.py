@@ -35,7 +35,8 @@ class Pipeline:
                  metrics: Metrics | None = None,
                  on_deliveries: Callable[[], None] | None = None,
                  window: WindowFallback | None = None,
-                 on_requeued: Callable[[], None] | None = None) -> None:
+                 on_requeued: Callable[[], None] | None = None,
+                 on_notice: Callable[[ProviderNotice], None] | None = None) -> None:
         self.store = store
         self._chat_locks: dict[tuple[int, str], tuple[asyncio.Lock, int]] = {}
         self.holder = holder
@@ -51,6 +52,7 @@ class Pipeline:
         self.on_requeued = on_requeued
         # Called after a message carrying a file was committed (wakes the media worker).
         self.on_media: Callable[[], None] | None = None
+        self.on_notice = on_notice
 
     async def handle(self, event: InboundEvent, snapshot: Snapshot | None = None) -> bool:
         """Process one event; False when it was a redelivery (nothing changed).
@@ -88,7 +90,11 @@ class Pipeline:
         return await self._message(event, now, snapshot or self.holder.current)
 
     async def _notice(self, notice: ProviderNotice, now: float) -> bool:
-        """A provider's word about the account: counted and logged (never forwarded)."""
+        """A provider's word about the account: stored, counted and logged (never
+        forwarded); the listeners act on it (a paused template, a restriction)."""
+        await self.store.record_notice(notice, now)
+        if self.on_notice is not None:
+            self.on_notice(notice)
         if self.metrics is not None:
             self.metrics.provider_notices.labels(notice.provider, notice.kind).inc()
         log.info("%s notice %s%s on instance %s", notice.provider, notice.kind,

@@ -40,10 +40,12 @@ def is_open(last_inbound_at: float | None, now: float) -> bool:
     return until is not None and now < until
 
 
-def send_fit(config: Config, draft: OutboundDraft, now: float) -> Fit | None:
+def send_fit(config: Config, draft: OutboundDraft, now: float,
+             unusable: Mapping[str, str] | None = None) -> Fit | None:
     """For a send to a person on a window-bound instance: keep it (window open),
     turn it into the notification template, or refuse it with `outside_window`.
-    A template send only has its language chosen by the user's locale."""
+    A template send only has its language chosen by the user's locale. A
+    template in `unusable` (name -> why: the provider paused it) is as none."""
     if draft.instance_id not in config.window_instances or draft.group_id is not None:
         return None
 
@@ -60,9 +62,12 @@ def send_fit(config: Config, draft: OutboundDraft, now: float) -> Fit | None:
             return draft
         template = config.templates.notification(draft.instance_id, draft.subscriber_id,
                                                  header_for(draft.type))
-        if template is None:
+        why = (unusable or {}).get(template.name) if template is not None else None
+        if template is None or why is not None:
             return SendOutcome(status="outside_window",
-                               window_closed_at=open_until(reg.last_inbound_at))
+                               window_closed_at=open_until(reg.last_inbound_at),
+                               template_problem=f"the notification template {template.name} "
+                               f"is {why}" if template is not None and why else None)
         return dataclasses.replace(draft, template=notification_use(
             template, kind=draft.type, text=draft.text, caption=draft.caption,
             filename=draft.filename, locale=reg.locale).to_json())

@@ -8,8 +8,8 @@ leniencies included, and answers; this decides and writes.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 
 from bot.config import Config, PlanConfig
 from bot.effects import OutboundDraft
@@ -39,6 +39,8 @@ class Sends:
 
     store: Store
     wake_sender: Callable[[], None]
+    # Templates the provider will not send (name -> why), from its notices.
+    unusable_templates: Mapping[str, str] = field(default_factory=dict)
 
     async def accept(self, config: Config, draft: OutboundDraft, *, plan: PlanConfig,
                      group_name: str | None, now: float) -> SendOutcome:
@@ -47,7 +49,8 @@ class Sends:
         limits = SendLimits(messages_per_period=plan.messages_per_day,
                             max_recipients=plan.max_recipients, period_seconds=QUOTA_PERIOD)
         outcome = await self.store.accept_send(draft, group_name=group_name, limits=limits,
-                                               now=now, fit=send_fit(config, draft, now))
+                                               now=now, fit=send_fit(config, draft, now,
+                                                                      self.unusable_templates))
         if outcome.queued:
             self.wake_sender()
         return outcome

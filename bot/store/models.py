@@ -74,6 +74,20 @@ class OutboundRow:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class NoticeRow:
+    """A provider notice as stored: `detail` is the provider's JSON, as sent."""
+
+    seq: int
+    provider: str
+    kind: str
+    instance_id: int | None
+    event: str | None
+    detail: str
+    at: float  # when the provider says it happened (else when it arrived)
+    received_at: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class StatusEvent:
     """One row of an outbound message's status history. `status`: queued | sent |
     delivered | read | failed, or retry (an attempt that failed and will be
@@ -125,6 +139,9 @@ class SendOutcome:
     count: int = 0  # messages counted in the running period (after this one, if queued)
     limit: int = 0  # the limit that refused it (quota or recipients)
     window_closed_at: float | None = None
+    # outside_window with a template configured that the provider will not send
+    # (paused, disabled, rejected): why, for the refusal to say.
+    template_problem: str | None = None
 
     @property
     def queued(self) -> bool:

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import Literal, Protocol
 
 from bot.effects import DeliveryDraft, Effects, OutboundDraft
-from bot.events import StatusUpdate
+from bot.events import ProviderNotice, StatusUpdate
 from bot.store.models import (
     AttemptOutcome,
     AttemptRow,
@@ -26,6 +26,7 @@ from bot.store.models import (
     MediaJob,
     MediaResult,
     MessageLogRow,
+    NoticeRow,
     OutboundRow,
     Registration,
     SendLimits,
@@ -80,6 +81,10 @@ class InboundStore(StoreBase, Protocol):
 
     async def commit_inbound(self, effects: Effects, now: float) -> bool:
         """Store the message and its effects; False (and nothing written) for a duplicate."""
+        ...
+
+    async def record_notice(self, notice: ProviderNotice, now: float) -> None:
+        """Keep a provider's notice (its detail as JSON)."""
         ...
 
     async def our_message_ids(self, instance_id: int, provider_message_ids: Sequence[str]
@@ -245,6 +250,11 @@ class Queries(StoreBase, Protocol):
                                 endpoint_key: str | None = None) -> int: ...
 
     async def list_endpoint_health(self) -> list[EndpointRow]: ...
+
+    async def list_notices(self, *, provider: str | None = None, kind: str | None = None,
+                           limit: int = 100) -> list[NoticeRow]:
+        """Provider notices, newest first."""
+        ...
 
     async def costs(self) -> list[CostRow]:
         """Messages counted by subscriber and the provider's pricing category."""

@@ -64,3 +64,7 @@ def instance_activity(inbound: dict[int, list[int]], outbound: dict[int, list[in
                              queued=queues.get(i, (0, None))[0],
                              oldest_queued_at=queues.get(i, (0, None))[1])
             for i in sorted({*inbound, *outbound, *queues})]
+
+
+# provider_notices, in NoticeRow's order.
+NOTICE_COLUMNS = "seq, provider, kind, instance_id, event, detail, at, received_at"

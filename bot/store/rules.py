@@ -4,9 +4,11 @@ and writes what it returned, inside one transaction."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from typing import Any
 
-from bot.events import StatusUpdate
+from bot.events import ProviderNotice, StatusUpdate
 from bot.store.models import SendLimits, SendOutcome, SendUsage
 
 # A healthy endpoint's last_success_at is refreshed at most this often: its row
@@ -108,6 +110,21 @@ def sql_list(values: tuple[str, ...]) -> str:
 def status_advances(current: str, new: str) -> bool:
     """Whether `new` moves a message (or a parked early status) past `current`."""
     return STATUS_RANK.get(new, 0) > STATUS_RANK.get(current, 0)
+
+
+def notice_values(notice: ProviderNotice, now: float) -> tuple[Any, ...]:
+    """A notice's row (provider, kind, instance_id, event, detail, at,
+    received_at): its detail as the provider's JSON, capped like a webhook body."""
+    detail = json.dumps(notice.detail, ensure_ascii=False, separators=(",", ":"))
+    if len(detail) > NOTICE_DETAIL_MAX:
+        detail = json.dumps({"truncated": True, "start": detail[:NOTICE_DETAIL_MAX // 2]})
+    return (notice.provider, notice.kind, notice.instance_id, notice.event, detail,
+            notice.timestamp or now, now)
+
+
+# A notice's detail kept in full up to this size; the provider's own JSON is
+# small (a few hundred bytes), so this only bounds a hostile one.
+NOTICE_DETAIL_MAX = 16 * 1024
 
 
 def unknown_word(update: StatusUpdate) -> str | None:

@@ -10,6 +10,7 @@ subscriber ids must not be seen from outside.
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass
 from typing import Literal
 
@@ -26,9 +27,11 @@ from bot.web.keys import (
     store_key,
     workers_key,
 )
+from bot.web.notices import problems_of
 from bot.web.operations import ApiRoutes, json_response, object_schema
 from bot.web.snapshot import holder_key
 
+log = logging.getLogger("wagate.health")
 routes = ApiRoutes()
 
 
@@ -96,6 +99,11 @@ async def readyz(request: web.Request) -> web.Response:
     # and a refused reload leaves the old one in force.
     holder = app[holder_key]
     problems += await _provider_problems(app, holder.current.config)
+    if store is not None:  # an account the provider restricted or disabled (its notices)
+        try:
+            problems += await asyncio.wait_for(problems_of(store), PING_TIMEOUT)
+        except Exception as exc:  # the ping above already says what is wrong
+            log.debug("readyz: account notices not read: %s", exc)
     body: dict[str, object] = {"config_generation": holder.generation}
     keeper = app.get(profile_keeper_key)
     if keeper is not None and keeper.states:

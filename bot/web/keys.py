@@ -10,6 +10,7 @@ from aiohttp import web
 from bot.clock import Clock
 from bot.config.snapshot import Snapshot
 from bot.metrics import Metrics
+from bot.notices import TemplateStates
 from bot.pipeline import Pipeline
 from bot.profile import ProfileKeeper
 from bot.providers.base import Provider, Sender
@@ -23,6 +24,7 @@ from bot.workers.webhooks import WebhookWorker
 store_key = web.AppKey("store", Store)
 pipeline_key = web.AppKey("pipeline", Pipeline)
 outbound_worker_key = web.AppKey("outbound_worker", OutboundWorker)
+template_states_key = web.AppKey("template_states", TemplateStates)
 http_session_key = web.AppKey("http_session", aiohttp.ClientSession)
 metrics_key = web.AppKey("metrics", Metrics)
 

@@ -15,7 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from bot.providers.sandbox import inbound as sandbox
-from bot.web import account, admin, deliveries, health, media, send
+from bot.web import account, admin, deliveries, health, media, notices, send
 from bot.web.catalog import Error
 from bot.web.operations import ApiRoutes, Operation, Schemas, ref
 
@@ -30,8 +30,9 @@ async def openapi(request: web.Request) -> web.Response:
 
 
 # Every documented route, by module.
-TABLES: tuple[ApiRoutes, ...] = (send.routes, account.routes, admin.routes, deliveries.routes,
-                                 media.routes, sandbox.routes, health.routes, routes)
+TABLES: tuple[ApiRoutes, ...] = (send.routes, account.routes, admin.routes, notices.routes,
+                                 deliveries.routes, media.routes, sandbox.routes, health.routes,
+                                 routes)
 
 _SECURITY: dict[str, list[dict[str, list[str]]]] = {
     "admin": [{"AdminToken": []}], "account": [{"ClientId": [], "ClientSecret": []}],

@@ -13,6 +13,7 @@ from bot.web.keys import (
     outbound_worker_key,
     pipeline_key,
     store_key,
+    template_states_key,
     webhook_worker_key,
 )
 
@@ -30,4 +31,5 @@ def registrations_service(request: web.Request) -> Registrations:
 
 def sends_service(request: web.Request) -> Sends:
     app = request.config_dict
-    return Sends(app[store_key], app[outbound_worker_key].notify)
+    return Sends(app[store_key], app[outbound_worker_key].notify,
+                 app[template_states_key].unusable)

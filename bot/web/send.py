@@ -132,11 +132,14 @@ def _refusal(outcome: SendOutcome, draft: OutboundDraft, instance: InstanceConfi
         since = f"since {closed}" if closed else "(they have not written yet)"
         header = header_for(draft.type)
         with_header = "" if header == "none" else f' with header = "{header}"'
+        advice = (f"{outcome.template_problem}, so it is not used: send another approved "
+                  "template with the template endpoint" if outcome.template_problem else
+                  f'Configure a [[templates]] entry with use = "notification"{with_header} '
+                  "for this instance, or send one with the template endpoint")
         fail(Error.OUTSIDE_WINDOW, f"{draft.to} last wrote more than 24 hours ago: the "
              f"customer-service window of instance {instance.id} is closed {since}, and only "
-             f'an approved template reaches them. Configure a [[templates]] entry with use = '
-             f'"notification"{with_header} for this instance, or send one with the template '
-             "endpoint", extra={"window_closed_at": closed})
+             f"an approved template reaches them. {advice}",
+             extra={"window_closed_at": closed})
     raise RuntimeError(f"unknown send outcome {outcome.status!r}")
 
 

@@ -8,7 +8,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 
 from bot.effects import DeliveryDraft, Effects
-from bot.events import StatusUpdate
+from bot.events import ProviderNotice, StatusUpdate
 from bot.store.models import (
     Group,
     InboundContext,
@@ -30,6 +30,7 @@ from bot.store.rows import (
 from bot.store.rules import (
     group_name_key,
     inbound_time,
+    notice_values,
     status_advances,
     status_time,
     unknown_word,
@@ -121,6 +122,11 @@ class PostgresInbound(PostgresEffects):
             last_auto_reply_at=row[n + 1], last_hint_at=row[n + 2],
             last_sender=(row[n + 7], row[n + 8]) if row[n + 7] is not None else None,
             keyword_at=row[n] if registered else None)
+
+    async def record_notice(self, notice: ProviderNotice, now: float) -> None:
+        await self._pool.execute(
+            "INSERT INTO provider_notices (provider, kind, instance_id, event, detail, at,"
+            " received_at) VALUES ($1, $2, $3, $4, $5, $6, $7)", *notice_values(notice, now))
 
     async def our_message_ids(self, instance_id: int, provider_message_ids: Sequence[str]
                               ) -> dict[str, str]:

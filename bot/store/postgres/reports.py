@@ -5,14 +5,24 @@ from __future__ import annotations
 from bot.store.models import (
     CostRow,
     InstanceActivity,
+    NoticeRow,
 )
 from bot.store.postgres.effects import PostgresEffects
 from bot.store.queries import QUERIES
-from bot.store.rows import instance_activity
+from bot.store.rows import NOTICE_COLUMNS, instance_activity
 
 
 class PostgresReports(PostgresEffects):
     """`costs` and `activity` of the `Queries` port on PostgreSQL."""
+
+    async def list_notices(self, *, provider: str | None = None, kind: str | None = None,
+                           limit: int = 100) -> list[NoticeRow]:
+        rows = await self._pool.fetch(
+            f"SELECT {NOTICE_COLUMNS} FROM provider_notices"
+            " WHERE ($1::text IS NULL OR provider = $1) AND ($2::text IS NULL OR kind = $2)"
+            " ORDER BY seq DESC LIMIT $3", provider, kind, limit)
+        return [NoticeRow(seq=r[0], provider=r[1], kind=r[2], instance_id=r[3], event=r[4],
+                          detail=r[5], at=r[6], received_at=r[7]) for r in rows]
 
     async def costs(self) -> list[CostRow]:
         rows = await self._pool.fetch(

@@ -6,7 +6,7 @@ import sqlite3
 from collections.abc import Callable, Sequence
 
 from bot.effects import DeliveryDraft, Effects
-from bot.events import StatusUpdate
+from bot.events import ProviderNotice, StatusUpdate
 from bot.store.models import (
     Group,
     InboundContext,
@@ -19,6 +19,7 @@ from bot.store.rows import registration_row as _registration
 from bot.store.rules import (
     group_name_key,
     inbound_time,
+    notice_values,
     status_advances,
     status_time,
     unknown_word,
@@ -57,6 +58,12 @@ class SqliteInbound(SqliteEffects):
                                                                 group_id),
                                   keyword_at=reg[KEYWORD_AT] if reg else None)
         return await self._lookup(unit)
+
+    async def record_notice(self, notice: ProviderNotice, now: float) -> None:
+        row = notice_values(notice, now)
+        await self._tx(lambda conn: conn.execute(
+            "INSERT INTO provider_notices (provider, kind, instance_id, event, detail, at,"
+            " received_at) VALUES (?, ?, ?, ?, ?, ?, ?)", row))
 
     async def our_message_ids(self, instance_id: int, provider_message_ids: Sequence[str]
                               ) -> dict[str, str]:

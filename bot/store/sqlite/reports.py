@@ -7,14 +7,25 @@ import sqlite3
 from bot.store.models import (
     CostRow,
     InstanceActivity,
+    NoticeRow,
 )
 from bot.store.queries import QUERIES
-from bot.store.rows import instance_activity
+from bot.store.rows import NOTICE_COLUMNS, instance_activity
 from bot.store.sqlite.effects import SqliteEffects
 
 
 class SqliteReports(SqliteEffects):
     """`costs` and `activity` of the `Queries` port on SQLite."""
+
+    async def list_notices(self, *, provider: str | None = None, kind: str | None = None,
+                           limit: int = 100) -> list[NoticeRow]:
+        def unit(conn: sqlite3.Connection) -> list[NoticeRow]:
+            return [NoticeRow(seq=r[0], provider=r[1], kind=r[2], instance_id=r[3], event=r[4],
+                              detail=r[5], at=r[6], received_at=r[7]) for r in conn.execute(
+                f"SELECT {NOTICE_COLUMNS} FROM provider_notices"
+                " WHERE (? IS NULL OR provider = ?) AND (? IS NULL OR kind = ?)"
+                " ORDER BY seq DESC LIMIT ?", (provider, provider, kind, kind, limit))]
+        return await self._lookup(unit)
 
     async def costs(self) -> list[CostRow]:
         """Messages by subscriber and the category the provider charged them as."""

@@ -17,6 +17,7 @@ from bot.web.catalog import Error
 from bot.web.clients import client_address
 from bot.web.errors import fail
 from bot.web.keys import clock_key, providers_key, store_key, workers_key
+from bot.web.notices import problems_of
 from bot.web.query import query_choice, query_int, query_limit
 from bot.web.request_services import deliveries_service, registrations_service
 from bot.web.snapshot import snapshot_of
@@ -75,6 +76,10 @@ async def logout_everywhere(request: web.Request) -> web.Response:
     await log_out(request, SESSIONS, everywhere=True)
 
 
+# The newest provider notices the overview lists (all at GET /admin/notices).
+NOTICES_SHOWN = 10
+
+
 async def _overview(request: web.Request) -> dict[str, Any]:
     config = snapshot_of(request).config
     store = request.config_dict[store_key]
@@ -107,7 +112,9 @@ async def _overview(request: web.Request) -> dict[str, Any]:
     due = await store.next_delivery_due()
     endpoints = [e for e in await deliveries_service(request).endpoints(config)
                  if e.status != "ok"]
+    notices = await store.list_notices(limit=NOTICES_SHOWN)
     return {"prefix": SESSIONS.path, "instances": instances,
+            "account_problems": await problems_of(store), "notices": notices,
             "delivery_depth": await store.delivery_queue_depth(),
             "delivery_oldest_age": max(0.0, now - due) if due else None,
             "endpoints": endpoints, "updated": now}
