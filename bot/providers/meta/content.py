@@ -9,29 +9,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from bot.events import MediaRef
 from bot.kinds import MEDIA_KINDS, MessageKind
 from bot.numbers import to_e164
+from bot.providers.content import Content, message_ref
 from bot.providers.json_fields import as_dict, as_list, as_number, as_str, compact
 
-PREFIX = "meta:"
+PROVIDER = "meta"
 
 
-@dataclass(slots=True)
-class Content:
-    kind: MessageKind
-    text: str | None = None
-    details: dict[str, Any] = field(default_factory=dict)
-    media: MediaRef | None = None
-
-
-def message_ref(value: Any) -> str | None:
-    """A Meta message id as a subscriber reads it: with the provider's prefix."""
-    wamid = as_str(value)
-    return PREFIX + wamid if wamid else None
 
 
 def _media(kind: MessageKind, m: Mapping[str, Any]) -> Content:
@@ -126,7 +114,7 @@ def content(m: Mapping[str, Any]) -> Content:
             reaction = as_dict(m.get("reaction"))
             return Content(kind=kind, details={"reaction": {
                 "emoji": as_str(reaction.get("emoji")) or "",
-                "message_id": message_ref(reaction.get("message_id"))}})
+                "message_id": message_ref(PROVIDER, reaction.get("message_id"))}})
         case MessageKind.INTERACTIVE:
             return _interactive(m)
         case MessageKind.BUTTON:
@@ -147,11 +135,11 @@ def content(m: Mapping[str, Any]) -> Content:
             edit = as_dict(m.get("edit"))
             new = content(as_dict(edit.get("message")))  # the message as it now reads
             return Content(kind=kind, text=new.text, media=new.media, details={
-                "edit": {"message_id": message_ref(edit.get("original_message_id"))}})
+                "edit": {"message_id": message_ref(PROVIDER, edit.get("original_message_id"))}})
         case MessageKind.REVOKE:
             revoke = as_dict(m.get("revoke"))
             return Content(kind=kind, details={
-                "revoke": {"message_id": message_ref(revoke.get("original_message_id"))}})
+                "revoke": {"message_id": message_ref(PROVIDER, revoke.get("original_message_id"))}})
         case MessageKind.SYSTEM:
             system = as_dict(m.get("system"))
             return Content(kind=kind, text=as_str(system.get("body")), details={
@@ -170,7 +158,7 @@ def context_of(m: Mapping[str, Any]) -> dict[str, Any] | None:
     referral = as_dict(m.get("referral"))
     forwarded = ctx.get("forwarded") is True or ctx.get("frequently_forwarded") is True
     found = compact({
-        "message_id": message_ref(ctx.get("id")),
+        "message_id": message_ref(PROVIDER, ctx.get("id")),
         "forwarded": True if forwarded else None,
         "referral": compact({
             "source_url": as_str(referral.get("source_url")),

@@ -12,11 +12,11 @@ from __future__ import annotations
 import mimetypes
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from bot.events import MediaRef
 from bot.kinds import MessageKind
+from bot.providers.content import Content, message_ref
 from bot.providers.json_fields import as_dict, as_list, as_number, as_str, compact
 
 NAME = "waha"
@@ -30,18 +30,6 @@ _VCARD_LINE = re.compile(r"^(FN|TEL|EMAIL|ORG|item\d+\.TEL|item\d+\.EMAIL)([;:].
                          re.IGNORECASE)
 
 
-@dataclass(slots=True)
-class Content:
-    kind: MessageKind
-    text: str | None = None
-    details: dict[str, Any] = field(default_factory=dict)
-    media: MediaRef | None = None
-
-
-def message_ref(value: Any) -> str | None:
-    """A WAHA message id as a subscriber reads it: with the provider's prefix."""
-    msg_id = as_str(value)
-    return f"{NAME}:{msg_id}" if msg_id else None
 
 
 def _media(payload: Mapping[str, Any], msg_id: str) -> MediaRef | None:
@@ -134,6 +122,6 @@ def context_of(payload: Mapping[str, Any]) -> dict[str, Any] | None:
     """A reply's or a forward's context, as forwarded."""
     reply = as_dict(payload.get("replyTo"))
     forwarded = as_dict(payload.get("_data")).get("isForwarded") is True
-    found = compact({"message_id": message_ref(reply.get("id")),
+    found = compact({"message_id": message_ref(NAME, reply.get("id")),
                      "forwarded": True if forwarded else None})
     return found or None

@@ -24,10 +24,11 @@ from bot.config.types import InstanceConfig
 from bot.events import GroupRef, InboundMessage, ProviderNotice, StatusUpdate
 from bot.kinds import MessageKind, Status
 from bot.numbers import to_e164
+from bot.providers.content import Content, message_ref
 from bot.providers.json_fields import as_dict, as_str, as_timestamp
 from bot.providers.waha.caps import CAPS
 from bot.providers.waha.config import WahaConfig
-from bot.providers.waha.content import Content, content, context_of, message_ref
+from bot.providers.waha.content import content, context_of
 from bot.providers.waha.outbound import WahaSender
 from bot.web.catalog import Error
 from bot.web.errors import fail, loads, read_body
@@ -97,7 +98,7 @@ def parse_message(payload: Mapping[str, Any], instance: InstanceConfig, event: s
         payload = {**after, "id": as_str(after.get("id")) or (f"revoke_{revoked}" if revoked
                                                                else None)}
         found = Content(kind=MessageKind.REVOKE,
-                        details={"revoke": {"message_id": message_ref(revoked)}})
+                        details={"revoke": {"message_id": message_ref(NAME, revoked)}})
     msg_id = as_str(payload.get("id"))
     if not msg_id:
         raise ValueError("payload.id is missing")
@@ -106,10 +107,10 @@ def parse_message(payload: Mapping[str, Any], instance: InstanceConfig, event: s
         reaction = as_dict(payload.get("reaction"))
         found = Content(kind=MessageKind.REACTION, details={"reaction": {
             "emoji": as_str(reaction.get("text")) or "",
-            "message_id": message_ref(reaction.get("messageId"))}})
+            "message_id": message_ref(NAME, reaction.get("messageId"))}})
     elif event == "message.edited":
         found = Content(kind=MessageKind.EDIT, text=as_str(payload.get("body")), details={
-            "edit": {"message_id": message_ref(payload.get("editedMessageId"))}})
+            "edit": {"message_id": message_ref(NAME, payload.get("editedMessageId"))}})
     elif event != "message.revoked":
         found = content(payload, msg_id)
     data = as_dict(payload.get("_data"))
