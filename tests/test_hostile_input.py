@@ -41,6 +41,7 @@ ROUTES = {
     ("GET", "/admin/instances/{id}/profile"), ("PUT", "/admin/instances/{id}/profile"),
     ("GET", "/admin/registrations"), ("GET", "/admin/registrations/{number}"),
     ("POST", "/admin/registrations/{number}/opt-out"), ("GET", "/admin/messages"),
+    ("GET", "/admin/notices"),
     ("POST", "/admin/reload"), ("GET", "/admin/config"),
     ("GET", "/admin/deliveries"), ("GET", "/admin/deliveries/{id}"),
     ("POST", "/admin/deliveries/replay"), ("POST", "/admin/deliveries/{id}/retry"),
@@ -354,7 +355,7 @@ QUERIES = [{"limit": "-1"}, {"limit": "0"}, {"limit": "abc"}, {"limit": "1e999"}
            {"instance": "١"}, {"status": "garbage"}, {"status": "\x00"}, {"direction": "sideways"},
            {"number": "garbage"}, {"number": "+" + "9" * 5000}, {"to": "%00"},
            {"subscriber": "s" * 5000}, {"endpoint": "\ud800"}, {"since": "garbage"}]
-ADMIN_GETS = ["/admin/registrations", "/admin/messages", "/admin/deliveries",
+ADMIN_GETS = ["/admin/registrations", "/admin/messages", "/admin/notices", "/admin/deliveries",
               "/admin/endpoints", "/admin/config", "/sandbox/outbox", "/readyz", "/metrics",
               "/openapi.json", "/healthz"]
 

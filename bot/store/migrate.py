@@ -89,6 +89,8 @@ TABLES: tuple[Table, ...] = (
           computed=_released("queued"), identity="seq", claims_of="queued"),
     Table("outbound_history", ("seq", "message_id", "at", "status", "error_code",
                                "error_title"), identity="seq"),
+    Table("provider_notices", ("seq", "provider", "kind", "instance_id", "event", "detail",
+                               "at", "received_at"), identity="seq"),
     Table("early_statuses", ("provider_message_id", "status", "error_code", "error_title",
                              "received_at")),
     Table("auto_replies", ("instance_id", "number", "kind", "last_at")),
