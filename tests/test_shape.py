@@ -34,7 +34,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     # to subscribers, the reply window and templates, the services, the provider
     # interface (a provider package itself sits above the web toolkit it uses).
     ("core", ("bot.pipeline", "bot.dispatch", "handlers", "bot.forwarding", "bot.window",
-              "bot.templates", "bot.subscribers", "bot.profile", "bot.services",
+              "bot.templates", "bot.subscribers", "bot.profile", "bot.services", "bot.notices",
               "bot.providers.base", "bot.providers.json_fields")),
     ("workers", ("bot.workers",)),
     ("web", ("bot.web",)),
