@@ -52,18 +52,25 @@ def start_service(config: Path, port: int, *args: str) -> subprocess.Popen[str]:
         proc = subprocess.Popen([sys.executable, "-m", "bot", "serve", "--config", str(config),
                                  *args], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
                                 text=True)
-    deadline = time.monotonic() + 20
+    wait_ready(proc, port, log_path)
+    return proc
+
+
+def wait_ready(proc: subprocess.Popen[str], port: int, log_path: Path,
+               timeout: float = 20) -> None:
+    """Until /readyz answers 200; a process that exits or never gets there fails the test."""
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise AssertionError(f"wagate exited: {log_path.read_text()}")
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as r:
                 if r.status == 200:
-                    return proc
+                    return
         except OSError:
             time.sleep(0.1)
     proc.kill()
-    raise AssertionError("wagate did not become ready")
+    raise AssertionError(f"wagate did not become ready: {log_path.read_text()}")
 
 
 def write_config(tmp_path: Path, port: int) -> Path:

@@ -202,8 +202,9 @@ def test_missing_default_config_says_where_it_looked(tmp_path: Path) -> None:
                              text=True, timeout=60, cwd=tmp_path, env={**env, **PYTHONPATH})
     assert outside.returncode != 0 and "Traceback" not in outside.stderr
     assert outside.stderr.strip() == (
-        f"error: no config file: looked for {tmp_path / 'config.example.toml'} (the default);"
-        " pass --config PATH or set WAGATE_CONFIG")
+        f"error: no config file: looked for {tmp_path / 'wagate.toml'} and config.example.toml"
+        " (the defaults); run `wagate init` to write a starter one, or pass --config PATH or"
+        " set WAGATE_CONFIG")
     named = subprocess.run([sys.executable, "-m", "bot", "outbox"], capture_output=True,
                            text=True, timeout=60, cwd=tmp_path,
                            env={**env, **PYTHONPATH, "WAGATE_CONFIG": "elsewhere.toml"})
@@ -215,9 +216,9 @@ def test_version_and_help(capsys: pytest.CaptureFixture[str]) -> None:
     version = wagate("--version").stdout.strip()
     assert version == f"wagate {metadata.version('wagate')}"
     top = wagate("--help").stdout
-    commands = ["serve", "worker", "simulate", "send", "outbox", "registrations", "messages",
-                "reload", "status", "deliveries", "migrate-store", "profile", "check-config",
-                "hash-secret"]
+    commands = ["init", "serve", "worker", "simulate", "send", "outbox", "registrations",
+                "messages", "reload", "status", "deliveries", "migrate-store", "profile",
+                "check-config", "hash-secret"]
     assert re.findall(r"^    ([a-z-]+)\b", top, re.MULTILINE) == commands
     actions = ["list", "show", "retry", "replay", "endpoints", "enable-endpoint"]
     for args in ([[c] for c in commands] + [["deliveries", a] for a in actions]

@@ -145,8 +145,9 @@ TABLES = (
         k("document", "100 MB; also any kind not named here"),
     )),
     Table("locales", "[locales]", "", (
-        k("dir", "catalogs and keyword lists; relative to the config file",
-          "the `locales/` folder shipped with wagate"),
+        k("dir", "catalogs and keyword lists; relative to the config file. Left out, a "
+          "checkout's top-level `locales/`, else (an installed wheel) the copy inside the "
+          "package", "the `locales/` folder shipped with wagate"),
     )),
     Table("instances", "[[instances]]", "one per gateway number", (
         k("id", "positive integer, the `{n}` of the send API URLs; unique"),

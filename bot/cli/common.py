@@ -12,7 +12,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from bot.config import Config
 
-# Read from the working directory when neither --config nor WAGATE_CONFIG says.
+# Read from the working directory when neither --config nor WAGATE_CONFIG says:
+# the file `wagate init` writes, else a checkout's example.
+STARTER_CONFIG = "wagate.toml"
 DEFAULT_CONFIG = "config.example.toml"
 
 
@@ -27,19 +29,21 @@ def config_given(args: argparse.Namespace) -> bool:
 
 def config_path(args: argparse.Namespace) -> str:
     """--config (before or after the command), else $WAGATE_CONFIG, else
-    ./config.example.toml; a file that is not there is a clear error."""
+    ./wagate.toml, else ./config.example.toml; a file that is not there is a
+    clear error."""
     given = getattr(args, "config", None)
     from_env = os.environ.get("WAGATE_CONFIG")
-    path = given or from_env or DEFAULT_CONFIG
+    path = given or from_env
+    if path is None:
+        for default in (STARTER_CONFIG, DEFAULT_CONFIG):
+            if Path(default).is_file():
+                return default
+        raise CommandError(f"no config file: looked for {Path.cwd() / STARTER_CONFIG} and "
+                           f"{DEFAULT_CONFIG} (the defaults); run `wagate init` to write a "
+                           "starter one, or pass --config PATH or set WAGATE_CONFIG")
     if Path(path).is_file():
         return path
-    if given:
-        where = "(from --config)"
-    elif from_env:
-        where = "(from WAGATE_CONFIG)"
-    else:
-        raise CommandError(f"no config file: looked for {Path.cwd() / DEFAULT_CONFIG} "
-                         "(the default); pass --config PATH or set WAGATE_CONFIG")
+    where = "(from --config)" if given else "(from WAGATE_CONFIG)"
     raise CommandError(f"config file not found: {path} {where}")
 
 

@@ -1,4 +1,4 @@
-"""Tools that need no running service: check-config, hash-secret, migrate-store."""
+"""Tools that need no running service: init, check-config, hash-secret, migrate-store."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import json
 import sys
 from typing import TYPE_CHECKING
 
-from bot.cli.common import config_path, show
+from bot.cli.common import CommandError, config_path, show
 from bot.cli.options import Subparsers, command, json_flag
 
 if TYPE_CHECKING:
@@ -124,7 +124,7 @@ def add_check_config(sub: Subparsers) -> None:
     p = command(sub, "check-config", "validate a config file and its locales offline",
                 "wagate check-config /etc/wagate/wagate.toml", cmd_check_config)
     p.add_argument("path", nargs="?", help="the file (default: --config, $WAGATE_CONFIG, "
-                   "else ./config.example.toml)")
+                   "else ./wagate.toml, else ./config.example.toml)")
     p.add_argument("--config", default=argparse.SUPPRESS, metavar="PATH",
                    help="the same as PATH")
     json_flag(p)
@@ -135,3 +135,48 @@ def add_hash_secret(sub: Subparsers) -> None:
                 "wagate hash-secret < secret.txt", cmd_hash_secret)
     p.add_argument("secret", nargs="?", help="the secret (read from stdin when absent)")
     json_flag(p)
+
+
+def add_init(sub: Subparsers) -> None:
+    p = command(sub, "init", "write a starter wagate.toml in the current folder: the sandbox "
+                "provider, SQLite in ./wagate.db, a new admin token (printed once)",
+                "wagate init && wagate serve", cmd_init)
+    p.add_argument("--force", action="store_true", help="overwrite an existing wagate.toml")
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    """The example config with secrets of its own: the README's tour works on it."""
+    import base64
+    import secrets
+    from pathlib import Path
+
+    from bot.cli.common import STARTER_CONFIG
+    from bot.shipped_files import example_config
+
+    target = Path(STARTER_CONFIG)
+    if target.exists() and not args.force:
+        raise CommandError(f"{target.resolve()} exists; pass --force to overwrite it")
+    admin_token = secrets.token_urlsafe(24)
+    example = example_config().read_text(encoding="utf-8")
+    body = example[example.index("\n\n") + 2:]  # the example's header speaks of `make run`
+    text = ("# wagate — written by `wagate init`: the built-in sandbox provider, SQLite in\n"
+            "# ./wagate.db, one shared number. Every key is described in the configuration\n"
+            "# page of the documentation (docs/operations/configuration.md).\n\n" + body)
+    replacements = {
+        'token = "change-me-admin-token"': f'token = "{admin_token}"',
+        'secret = "acme-secret-change-me"': f'secret = "{secrets.token_urlsafe(24)}"',
+        'secret = "whsec_d2FnYXRlLWV4YW1wbGUtc2lnbmluZy1rZXktMzJieXQ="':
+            f'secret = "whsec_{base64.b64encode(secrets.token_bytes(32)).decode()}"',
+    }
+    for old, new in replacements.items():
+        if old not in text:  # the example changed: say so rather than ship its secret
+            raise CommandError(f"the example config no longer holds {old!r}")
+        text = text.replace(old, new)
+    target.write_text(text, encoding="utf-8")
+    target.chmod(0o600)  # it holds the admin token
+    print(f"wrote {target.resolve()}\n"
+          f"admin token: {admin_token}   (shown once; it is in the file's [admin] table)\n"
+          "next: wagate serve   then, from another terminal:\n"
+          '  wagate simulate --from +34600000001 "Hola"\n'
+          "  wagate outbox")
+    return 0

@@ -6,13 +6,13 @@ import argparse
 
 from bot.cli.admin import add_messages, add_registrations, add_reload, add_status
 from bot.cli.deliveries import add_deliveries
-from bot.cli.offline import add_check_config, add_hash_secret, add_migrate_store
+from bot.cli.offline import add_check_config, add_hash_secret, add_init, add_migrate_store
 from bot.cli.profile import add_profile
 from bot.cli.run import add_serve, add_worker
 from bot.cli.sandbox import add_outbox, add_send, add_simulate
 
 # In the order `wagate --help` lists them.
-COMMANDS = (add_serve, add_worker, add_simulate, add_send, add_outbox, add_registrations,
+COMMANDS = (add_init, add_serve, add_worker, add_simulate, add_send, add_outbox, add_registrations,
             add_messages, add_reload, add_status, add_deliveries, add_migrate_store, add_profile,
             add_check_config, add_hash_secret)
 
@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="print the version and exit")
     parser.add_argument("--config", metavar="PATH", help="config file (TOML); also "
                         "accepted after the command (default: $WAGATE_CONFIG, else "
-                        "./config.example.toml)")
+                        "./wagate.toml, else ./config.example.toml)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in COMMANDS:
         add(sub)

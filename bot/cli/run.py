@@ -26,7 +26,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     configure(level=args.log_level, fmt=args.log_format)
     config = load(args)
-    if not config_given(args):
+    if not config_given(args) and Path(config.path or "").name == DEFAULT_CONFIG:
         print(example_notice(config), file=sys.stderr, flush=True)
     if args.workers is not None:
         return _supervise(args, config)

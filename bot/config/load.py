@@ -24,6 +24,7 @@ from typing import Any
 
 import phonenumbers
 
+from bot import shipped_files
 from bot.config.reader import Reader, base_url, positive
 from bot.config.types import (
     DEFAULT_MEDIA_MAX_BYTES,
@@ -100,7 +101,7 @@ def parse_config(text: str, *, source: str = "<config>", env: Mapping[str, str] 
     locales_r.unknown_keys({"dir"})
     locales_dir = locales_r.get("dir", str, "")
     if not locales_dir:
-        locales_dir = str(_default_locales_dir())
+        locales_dir = str(shipped_files.locales_dir())
     elif not Path(locales_dir).is_absolute():
         locales_dir = str((base / locales_dir).resolve())
 
@@ -147,11 +148,6 @@ def parse_config(text: str, *, source: str = "<config>", env: Mapping[str, str] 
                   subscribers=subscribers, subscribers_by_client_id=by_client,
                   subscribers_by_keyword=by_keyword, templates=templates,
                   window_instances=window_instances)
-
-
-def _default_locales_dir() -> Path:
-    return Path(__file__).resolve().parents[2] / "locales"
-
 
 
 def _parse_server(r: Reader) -> ServerConfig:
