@@ -63,4 +63,4 @@ messages-compile: $(STAMP)
 	$(BIN)/pybabel compile -d locales -D messages --statistics
 
 clean:
-	rm -rf $(VENV) wagate.db wagate.db-wal wagate.db-shm
+	rm -rf $(VENV) wagate.db wagate.db-wal wagate.db-shm wagate.db.lock
