@@ -11,6 +11,7 @@ import asyncio
 import os
 import socket
 import uuid
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +38,8 @@ def require(address: tuple[str, int], what: str) -> None:
         return
     if os.environ.get("WAGATE_TEST_BROKERS_REQUIRED") == "1":
         pytest.fail(f"WAGATE_TEST_BROKERS_REQUIRED=1 but {what}: {why}")
+    # Off CI a developer may run without the brokers: the skip says so loudly
+    # (BROKERS_SKIP is also summed up at the end of the run); CI sets REQUIRED above.
     pytest.skip(f"{BROKERS_SKIP}: {what}: {why}")
 
 
@@ -54,30 +57,38 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-class Broker:
+class Broker(ABC):
+    """One local broker as a test's consumer sees it; each kind implements all four."""
+
     name = ""
     address: tuple[str, int] = ("", 0)
 
     def __init__(self) -> None:
         self.run = uuid.uuid4().hex[:10]
 
+    @abstractmethod
     def url(self, port: int | None = None) -> str:
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def missing_url(self) -> str:
         """Where the stream, exchange or subject has no taker yet (`create` makes it)."""
-        raise NotImplementedError
+        ...
 
-    async def create(self) -> None: ...
+    async def create(self) -> None:  # most brokers need nothing made first
+        return None
 
+    @abstractmethod
     async def stored(self) -> int:
         """How many messages the stream, queue or Redis stream holds."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     async def consume(self, count: int, timeout: float = 30.0) -> list[Received]:
-        raise NotImplementedError
+        ...
 
-    async def close(self) -> None: ...
+    async def close(self) -> None:  # most hold nothing to close
+        return None
 
 
 class NatsBroker(Broker):
