@@ -47,6 +47,7 @@ from bot.web.keys import (
     clock_key,
     http_session_key,
     inflight_key,
+    mail_worker_key,
     media_links_key,
     media_worker_key,
     metrics_key,
@@ -67,6 +68,7 @@ from bot.web.snapshot import holder_key
 from bot.web.throttle import Throttle, throttle_key
 from bot.web.ui import dashboard
 from bot.window import WindowFallback
+from bot.workers.mail import MailWorker
 from bot.workers.media import MediaLinks, MediaWorker
 from bot.workers.outbound import OutboundWorker
 from bot.workers.webhooks import WebhookWorker
@@ -122,6 +124,7 @@ def create_app(config: Config, roles: Roles | None = None,
     if roles.group is not None:
         app.cleanup_ctx.append(group_ctx)
     app.cleanup_ctx.append(profiles_ctx)
+    app.cleanup_ctx.append(mail_ctx)
     app.add_routes(home.routes)
     app.add_routes(health.routes)
     app.add_routes(media.routes)
@@ -378,3 +381,23 @@ async def profiles_ctx(app: web.Application) -> AsyncIterator[None]:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def mail_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The mails to subscribers ([email]): welcomes from any process, the
+    periodic reminders from those that drain (the store's mail log keeps each
+    to one send whichever process gets there first)."""
+    holder = app[holder_key]
+    worker = MailWorker(app[store_key], lambda: holder.current.config, app[clock_key])
+    app[mail_worker_key] = worker
+    task = (asyncio.create_task(worker.run(), name="mail-worker")
+            if app[roles_key].drainers else None)
+    try:
+        yield
+    finally:
+        worker.stop()
+        grace = holder.current.config.server.shutdown_timeout
+        if task is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(task, grace)
+        await worker.drain(grace)

@@ -9,7 +9,7 @@ import json
 import logging
 import textwrap
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -154,6 +154,14 @@ async def receiver(aiohttp_server: Callable[..., Awaitable[TestServer]]) -> Rece
 
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+@pytest.fixture
+async def mail_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Any]:
+    """A real SMTP server on loopback, STARTTLS and a login (tests/mail_helpers.py)."""
+    from tests.mail_helpers import serving  # aiosmtpd: only where mail is tested
+    async with serving(tmp_path, monkeypatch) as server:
+        yield server
 
 
 async def say(client: TestClient, text: str, sender: str = "+34600000001", instance: int = 1,

@@ -144,6 +144,16 @@ TABLES = (
         k("sticker", "500 KB (an animated sticker's limit)"),
         k("document", "100 MB; also any kind not named here"),
     )),
+    Table("email", "[email]", "optional: the SMTP server the service's mails to subscribers "
+          "leave through (see [Email](../operations/email.md)); without it no mail is sent", (
+              k("host", "the SMTP server's name or address"),
+              k("port", "its port (587: submission with STARTTLS)"),
+              k("starttls", "upgrade the connection with STARTTLS (the server's certificate "
+                "is verified) before logging in"),
+              k("username", "the login, if the server wants one", "none"),
+              k("password password_env", "its password; never shown", "none"),
+              k("from", "the From: address"),
+          )),
     Table("locales", "[locales]", "", (
         k("dir", "catalogs and keyword lists; relative to the config file. Left out, a "
           "checkout's top-level `locales/`, else (an installed wheel) the copy inside the "
@@ -192,6 +202,8 @@ TABLES = (
         k("instances", "instance ids this subscriber may send from"),
         k("keyword", "registration keyword (`Hola ACME`); one word, unique"),
         k("webhooks", "the subscriber's webhooks: the table below", "`[]`"),
+        k("email", "where its mails go (welcome, reminders before `expires`, a trial's "
+          "change of plan) when there is an `[email]`", "none"),
     )),
     Table("subscribers.webhooks", "[[subscribers.webhooks]]", "", (
         k("url", "http(s) URL, or a broker: `nats://host/subject`, "
@@ -203,7 +215,17 @@ TABLES = (
         k("token token_env", "`whatsmate`: the `token` field of each POST", '`""`'),
         k("events", "of `message.received`, `user.registered`, `user.unregistered`, "
           "`message.status`", "all"),
+        k("earlier_secrets", "`standard`: signing secrets being replaced, each still "
+          "signing beside `secret` until its time: the table below", "`[]`"),
     )),
+    Table("subscribers.webhooks.earlier_secrets", "[[subscribers.webhooks.earlier_secrets]]",
+          "while one is valid every delivery carries a signature per secret, "
+          "space-separated (`v1,<new> v1,<old>`): see [Rotating a signing secret]"
+          "(../receiving.md#rotating-a-signing-secret)", (
+              k("secret secret_env", "the earlier `whsec_...` secret"),
+              k("until", "when it stops signing: a date-time with its offset, e.g. "
+                "`2026-12-08T12:00:00Z`"),
+          )),
     Table("templates", "[[templates]]", "message templates, for numbers with a 24-hour "
           "window (see [Meta](../providers/meta.md#the-24-hour-window-and-templates))", (
               k("name", "the template's name as approved at Meta; a Twilio Content "
@@ -243,6 +265,11 @@ api_key = "k"
 hmac_key = "h"
 [webhooks]
 [outbound]
+[email]
+host = "smtp.example"
+username = "probe"
+password = "probe"
+from = "gateway@example.com"
 [locales]
 [plans.custom]
 messages_per_day = 1
@@ -272,6 +299,9 @@ secret = "probe"
 [[subscribers.webhooks]]
 url = "https://hooks.example/standard"
 secret = "whsec_cHJvYmU="
+[[subscribers.webhooks.earlier_secrets]]
+secret = "whsec_cHJvYmUy"
+until = 2026-01-01T00:00:00Z
 [[subscribers.webhooks]]
 url = "https://hooks.example/whatsmate"
 format = "whatsmate"

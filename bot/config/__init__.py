@@ -15,6 +15,8 @@ from bot.config.types import (
     Config,
     ConfigError,
     DefaultsConfig,
+    EarlierSecret,
+    EmailConfig,
     InstanceConfig,
     MediaConfig,
     OutboundConfig,
@@ -28,6 +30,7 @@ from bot.config.types import (
     WebhookConfig,
     WebhooksConfig,
     hash_secret,
+    is_email_address,
     postgres_driver_missing,
 )
 
@@ -42,6 +45,8 @@ __all__ = [
     "Config",
     "ConfigError",
     "DefaultsConfig",
+    "EarlierSecret",
+    "EmailConfig",
     "InstanceConfig", "MediaConfig",
     "OutboundConfig",
     "PlanConfig",
@@ -54,5 +59,6 @@ __all__ = [
     "WebhookConfig",
     "WebhooksConfig",
     "hash_secret",
+    "is_email_address",
     "postgres_driver_missing",
 ]

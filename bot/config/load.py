@@ -9,8 +9,6 @@ reads the types (bot/config/types.py).
 
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime as dt
 import hashlib
 import ipaddress
@@ -38,6 +36,8 @@ from bot.config.types import (
     Config,
     ConfigError,
     DefaultsConfig,
+    EarlierSecret,
+    EmailConfig,
     InstanceConfig,
     MediaConfig,
     OutboundConfig,
@@ -48,9 +48,11 @@ from bot.config.types import (
     SubscriberConfig,
     WebhookConfig,
     WebhooksConfig,
+    is_email_address,
     postgres_driver_missing,
 )
 from bot.forwarding.destinations import check_destination, without_password
+from bot.forwarding.payloads import signing_secret_error
 from bot.profile import ProfileError, load_profile
 from bot.providers.base import ProviderConfig
 from bot.providers.registry import PROVIDERS
@@ -77,7 +79,7 @@ def parse_config(text: str, *, source: str = "<config>", env: Mapping[str, str] 
 
     top = Reader(source, text, data, "")
     top.unknown_keys({"server", "storage", "admin", "defaults", "webhooks", "outbound",
-                      "media", "locales", "instances", "plans", "subscribers", "templates"}
+                      "media", "email", "locales", "instances", "plans", "subscribers", "templates"}
                      | {p.config.section for p in PROVIDERS if p.config.section})
     base = Path(base_dir) if base_dir else (Path(source).parent if source != "<config>" else Path())
 
@@ -97,6 +99,7 @@ def parse_config(text: str, *, source: str = "<config>", env: Mapping[str, str] 
     webhooks = _parse_webhooks(top.child("webhooks", top.get("webhooks", dict, {})))
     outbound = _parse_outbound(top.child("outbound", top.get("outbound", dict, {})))
     media = _parse_media(top.child("media", top.get("media", dict, {})))
+    email = _parse_email(top.child("email", top.get("email", dict, {})), env)
     locales_r = top.child("locales", top.get("locales", dict, {}))
     locales_r.unknown_keys({"dir"})
     locales_dir = locales_r.get("dir", str, "")
@@ -143,7 +146,7 @@ def parse_config(text: str, *, source: str = "<config>", env: Mapping[str, str] 
             "locale", f"no locale folder {defaults.locale!r} in {locales_dir}")
     return Config(path=None if source == "<config>" else source, server=server, storage=storage,
                   admin_token=admin_token, defaults=defaults, providers=sections,
-                  webhooks=webhooks, media=media,
+                  webhooks=webhooks, media=media, email=email,
                   outbound=outbound, locales_dir=locales_dir, instances=instances, plans=plans,
                   subscribers=subscribers, subscribers_by_client_id=by_client,
                   subscribers_by_keyword=by_keyword, templates=templates,
@@ -228,6 +231,26 @@ def _parse_webhooks(r: Reader) -> WebhooksConfig:
             "max_concurrency_per_endpoint", int, 8))))
 
 
+def _parse_email(r: Reader, env: Mapping[str, str]) -> EmailConfig | None:
+    """`[email]`, or None when the file has none: then no mail is sent."""
+    if not r.table:
+        return None
+    r.unknown_keys({"host", "port", "starttls", "username", "password", "password_env", "from"})
+    port = r.get("port", int, 587)
+    if not 0 < port <= 65535:
+        raise r.error("port", "must be between 1 and 65535")
+    sender = r.get("from", str)
+    if not is_email_address(sender):
+        raise r.error("from", f"{sender!r} is not an email address")
+    username = r.get("username", str, None)
+    password = r.secret("password", env, required=False)
+    if password is not None and username is None:
+        raise r.error("password", "needs a `username` to log in with")
+    return EmailConfig(host=r.get("host", str), port=port,
+                       starttls=r.get("starttls", bool, True), username=username,
+                       password=password, sender=sender)
+
+
 def _parse_outbound(r: Reader) -> OutboundConfig:
     r.unknown_keys({"rate_per_second", "max_attempts", "retry_base", "retry_max"})
     return OutboundConfig(
@@ -293,7 +316,7 @@ def _parse_subscribers(top: Reader, raw: list[Any], plans: Mapping[str, PlanConf
         if not isinstance(table, dict):
             raise r.error(None, "must be a table")
         r.unknown_keys({"id", "client_id", "secret", "secret_env", "secret_sha256", "plan",
-                        "since", "expires", "instances", "keyword", "webhooks"})
+                        "since", "expires", "instances", "keyword", "webhooks", "email"})
         sub_id = r.get("id", str)
         if sub_id in subs or sub_id == "shared":
             raise r.error("id", f"duplicate or reserved subscriber id {sub_id!r}")
@@ -332,10 +355,13 @@ def _parse_subscribers(top: Reader, raw: list[Any], plans: Mapping[str, PlanConf
         hooks = tuple(_parse_webhook(r.child(f"webhooks[{i}]", h if isinstance(h, dict) else {}),
                                      env, sub_id, allowed)
                       for i, h in enumerate(r.get("webhooks", list, [])))
+        email = r.get("email", str, None)
+        if email is not None and not is_email_address(email):
+            raise r.error("email", f"{email!r} is not an email address")
         subs[sub_id] = SubscriberConfig(id=sub_id, client_id=client_id, secret_sha256=digest,
                                         plan=plan, since=since, expires=expires,
                                         instances=tuple(instances), keyword=keyword,
-                                        webhooks=hooks)
+                                        webhooks=hooks, email=email)
     return subs
 
 
@@ -344,7 +370,7 @@ def _parse_webhook(r: Reader, env: Mapping[str, str], sub_id: str,
                    allowed: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...],
                    ) -> WebhookConfig:
     r.unknown_keys({"url", "format", "secret", "secret_env", "token", "token_env", "events",
-                    "password", "password_env"})
+                    "password", "password_env", "earlier_secrets"})
     url, password = r.get("url", str), None
     if not url.lower().startswith(("http:", "https:")):  # a broker: its password apart
         try:
@@ -363,16 +389,11 @@ def _parse_webhook(r: Reader, env: Mapping[str, str], sub_id: str,
     if fmt not in ("standard", "whatsmate"):
         raise r.error("format", "must be \"standard\" or \"whatsmate\"")
     secret = token = None
+    earlier: tuple[EarlierSecret, ...] = ()
     if fmt == "standard":
-        secret = r.secret("secret", env)
-        if not secret or not secret.startswith("whsec_"):
-            raise r.error("secret", "a standard webhook needs a `whsec_...` signing secret")
-        try:
-            key = base64.b64decode(secret.removeprefix("whsec_"), validate=True)
-        except (binascii.Error, ValueError):
-            key = b""
-        if not key:
-            raise r.error("secret", "the part after `whsec_` must be non-empty base64")
+        secret = _signing_secret(r, env)
+        earlier = tuple(_earlier_secret(r.child(f"earlier_secrets[{i}]", t), env)
+                        for i, t in enumerate(r.get("earlier_secrets", list, [])))
     else:
         token = r.secret("token", env, required=False) or ""
     events = r.get("events", list, list(WEBHOOK_EVENTS))
@@ -380,7 +401,27 @@ def _parse_webhook(r: Reader, env: Mapping[str, str], sub_id: str,
     if bad:
         raise r.error("events", f"unknown event {bad[0]!r} (known: {', '.join(WEBHOOK_EVENTS)})")
     return WebhookConfig(url=url, format=fmt, secret=secret, token=token,
-                         events=frozenset(events), password=password)
+                         events=frozenset(events), password=password, earlier_secrets=earlier)
+
+
+def _signing_secret(r: Reader, env: Mapping[str, str]) -> str:
+    secret = r.secret("secret", env) or ""
+    why = signing_secret_error(secret)
+    if why is not None:
+        raise r.error("secret", why)
+    return secret
+
+
+def _earlier_secret(r: Reader, env: Mapping[str, str]) -> EarlierSecret:
+    """`{secret | secret_env, until}`: a replaced signing secret that still signs
+    until `until`, a date-time with its offset."""
+    if not isinstance(r.table, dict):
+        raise r.error(None, "must be a table with `secret` (or `secret_env`) and `until`")
+    r.unknown_keys({"secret", "secret_env", "until"})
+    until = r.get("until", dt.datetime)
+    if until.tzinfo is None:
+        raise r.error("until", "needs its offset, e.g. 2026-12-08T12:00:00Z")
+    return EarlierSecret(_signing_secret(r, env), until.timestamp())
 
 
 def _parse_profile(top: Reader, r: Reader) -> Profile | None:

@@ -76,7 +76,8 @@ class Reader:
 def _kind_name(kind: type | tuple[type, ...]) -> str:
     kinds = kind if isinstance(kind, tuple) else (kind,)
     names = {str: "a string", int: "an integer", float: "a number", bool: "true or false",
-             list: "a list", dict: "a table", dt.date: "a date (YYYY-MM-DD)"}
+             list: "a list", dict: "a table", dt.date: "a date (YYYY-MM-DD)",
+             dt.datetime: "a date-time (2026-12-08T12:00:00Z)"}
     return " or ".join(names.get(k, k.__name__) for k in kinds)
 
 

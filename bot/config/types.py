@@ -10,6 +10,7 @@ import datetime as dt
 import hashlib
 import importlib.util
 import ipaddress
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -229,13 +230,25 @@ DEFAULT_PLANS: dict[str, dict[str, Any]] = {
 }
 
 
+@dataclass(frozen=True, slots=True)
+class EarlierSecret:
+    """A signing secret replaced by a newer one that still signs until `until`
+    (a Unix time), so receivers can switch over without losing a delivery."""
+
+    secret: str = field(repr=False)
+    until: float
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class WebhookConfig:
     url: str
     format: str = "standard"
-    secret: str | None = None
-    token: str | None = None
+    secret: str | None = field(default=None, repr=False)
+    token: str | None = field(default=None, repr=False)
     events: frozenset[str] = frozenset(WEBHOOK_EVENTS)
+    # Earlier signing secrets (standard format), each signing beside `secret`
+    # until its time: Standard Webhooks' overlap on rotation.
+    earlier_secrets: tuple[EarlierSecret, ...] = ()
     # A broker's password (or NATS token): taken out of `url`, which logs, the
     # API and the pages show, and never printed.
     password: str | None = field(default=None, repr=False)
@@ -246,6 +259,12 @@ class WebhookConfig:
     def __post_init__(self) -> None:
         digest = hashlib.sha256(f"{self.format} {self.url}".encode()).hexdigest()[:16]
         object.__setattr__(self, "key", digest)
+
+    def signing_secrets(self, now: float) -> tuple[str, ...]:
+        """Every secret that signs a delivery made at `now`: the current one
+        first, then the earlier ones still within their overlap."""
+        current = (self.secret,) if self.secret else ()
+        return current + tuple(e.secret for e in self.earlier_secrets if e.until > now)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -259,6 +278,21 @@ class SubscriberConfig:
     instances: tuple[int, ...] = ()
     keyword: str | None = None
     webhooks: tuple[WebhookConfig, ...] = ()
+    # Where the service's mails to this subscriber go ([email]): the welcome
+    # message, reminders before it expires, a trial's change of plan.
+    email: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EmailConfig:
+    """`[email]`: the SMTP server the service's mails leave through."""
+
+    host: str
+    port: int = 587
+    starttls: bool = True
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    sender: str  # the From: address (`from` in the file)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -274,6 +308,7 @@ class Config:
     webhooks: WebhooksConfig = field(default_factory=WebhooksConfig)
     outbound: OutboundConfig = field(default_factory=OutboundConfig)
     media: MediaConfig = field(default_factory=MediaConfig)
+    email: EmailConfig | None = None  # None: no mail is ever sent
     locales_dir: str = "locales"
     instances: Mapping[int, InstanceConfig] = field(default_factory=dict)
     plans: Mapping[str, PlanConfig] = field(default_factory=dict)
@@ -285,6 +320,15 @@ class Config:
     # customer-service window (bot/window.py).
     templates: Templates = field(default_factory=Templates)
     window_instances: frozenset[int] = frozenset()
+
+
+_EMAIL_ADDRESS = re.compile(r"[^@\s<>,;\"]+@[^@\s<>,;\"]+\.[^@\s<>,;\".]+")
+
+
+def is_email_address(text: str) -> bool:
+    """A plain `name@domain.tld`: what a mail's To: or From: may carry (no display
+    name, nothing that would add a header or a second recipient)."""
+    return len(text) <= 254 and _EMAIL_ADDRESS.fullmatch(text) is not None
 
 
 def hash_secret(secret: str) -> str:

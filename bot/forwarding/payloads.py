@@ -8,11 +8,14 @@ at each attempt from the config in force then.
 from __future__ import annotations
 
 import base64
+import binascii
 import datetime as dt
 import hashlib
 import hmac
 import json
+import secrets
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from bot.config import InstanceConfig
@@ -56,9 +59,29 @@ def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
     return "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
 
 
-def standard_headers(secret: str, msg_id: str, timestamp: int, body: bytes) -> dict[str, str]:
+def standard_headers(keys: Sequence[str], msg_id: str, timestamp: int,
+                     body: bytes) -> dict[str, str]:
+    """The three `webhook-*` headers. During a signing secret's overlap every
+    valid secret signs, space-separated (`v1,<a> v1,<b>`): a receiver holding
+    either verifies, as Standard Webhooks specifies."""
     return {"webhook-id": msg_id, "webhook-timestamp": str(timestamp),
-            "webhook-signature": sign(secret, msg_id, timestamp, body)}
+            "webhook-signature": " ".join(sign(s, msg_id, timestamp, body) for s in keys)}
+
+
+def new_signing_secret() -> str:
+    """A fresh `whsec_` signing secret: 32 random bytes, base64."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def signing_secret_error(secret: str) -> str | None:
+    """Why `secret` cannot sign Standard Webhooks, or None."""
+    if not secret.startswith("whsec_"):
+        return "a standard webhook needs a `whsec_...` signing secret"
+    try:
+        key = base64.b64decode(secret.removeprefix("whsec_"), validate=True)
+    except (binascii.Error, ValueError):
+        key = b""
+    return None if key else "the part after `whsec_` must be non-empty base64"
 
 
 def _digits(number: str | None) -> str:

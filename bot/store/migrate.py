@@ -113,6 +113,7 @@ TABLES: tuple[Table, ...] = (
     Table("server_keys", ("name", "value")),
     Table("web_sessions", ("key_hash", "role", "subject", "credential", "csrf", "created_at",
                            "expires_at")),
+    Table("sent_mail", ("subscriber_id", "kind", "claimed_at", "sent_at")),
 )
 # Tables of each schema that are not data: each store keeps its own schema
 # version, and PostgreSQL's shared send pace (SQLite keeps it in memory) is

@@ -335,6 +335,26 @@ class WebSessions(StoreBase, Protocol):
         ...
 
 
+class MailLog(StoreBase, Protocol):
+    """The service's mails to subscribers that must go once (a welcome, each
+    reminder, a change of plan), whichever process sends them."""
+
+    async def claim_mail(self, subscriber_id: str, kind: str, now: float, lease: float) -> bool:
+        """True when this caller is to send the mail `kind` now: it was never
+        sent, and no other sender holds it (a claim older than `lease` is
+        taken over: its sender died)."""
+        ...
+
+    async def finish_mail(self, subscriber_id: str, kind: str, now: float, *,
+                          sent: bool) -> None:
+        """Record a claimed mail as sent, or (not sent) release it for a later try."""
+        ...
+
+    async def sent_mail(self, subscriber_id: str) -> list[tuple[str, float]]:
+        """The mails sent to a subscriber: (kind, when), oldest first."""
+        ...
+
+
 class Store(InboundStore, OutboundQueue, DeliveryQueue, Usage, Queries, MediaStore, WebSessions,
-            Protocol):
+            MailLog, Protocol):
     """Every port: what a backend implements (SqliteStore, PostgresStore)."""

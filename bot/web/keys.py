@@ -17,6 +17,7 @@ from bot.providers.base import Provider, Sender
 from bot.roles import Roles
 from bot.store import Store
 from bot.web.inflight import InFlight
+from bot.workers.mail import MailWorker
 from bot.workers.media import MediaLinks, MediaWorker
 from bot.workers.outbound import OutboundWorker
 from bot.workers.webhooks import WebhookWorker
@@ -74,6 +75,11 @@ webhook_worker_key = web.AppKey("webhook_worker", WebhookWorker)
 
 media_links_key = web.AppKey("media_links", MediaLinks)
 media_worker_key = web.AppKey("media_worker", MediaWorker)
+
+
+# ---- mail to subscribers ([email])
+
+mail_worker_key = web.AppKey("mail_worker", MailWorker)
 
 
 # ---- providers

@@ -45,9 +45,9 @@ def message_for(hook: WebhookConfig, delivery_id: str, payload: str) -> Message:
     """The stored payload as this endpoint gets it, signed (or tokened) now."""
     if hook.format == "whatsmate":
         return Message(delivery_id, whatsmate_body(hook.token or "", payload))
-    body = payload.encode()
+    body, now = payload.encode(), time.time()
     return Message(delivery_id, body,
-                   standard_headers(hook.secret or "", delivery_id, int(time.time()), body))
+                   standard_headers(hook.signing_secrets(now), delivery_id, int(now), body))
 
 
 class Destination(Protocol):

@@ -1,6 +1,6 @@
 """The PostgreSQL store, by port: the pool (connections, transactions, the
 schema), the pipeline's writes (inbound), the outbound and delivery queues,
-sends (usage), PostgreSQL's own reports and the pages' sessions; the reads
+sends (usage), PostgreSQL's own reports, the pages' sessions and the mail log; the reads
 both backends share come from bot/store/queries.py.
 
 Each unit of work is one transaction on a pooled connection; what SQLite gets
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from bot.store.postgres.deliveries import PostgresDeliveries
 from bot.store.postgres.inbound import PostgresInbound
+from bot.store.postgres.mail import PostgresMail
 from bot.store.postgres.media import PostgresMedia
 from bot.store.postgres.outbound import PostgresOutbound
 from bot.store.postgres.pool import MIGRATIONS, default_worker_id, migrate, redacted
@@ -21,7 +22,8 @@ from bot.store.queries import SharedQueries
 
 
 class PostgresStore(PostgresInbound, PostgresOutbound, PostgresDeliveries, PostgresUsage,
-                    PostgresReports, PostgresMedia, PostgresSessions, SharedQueries):
+                    PostgresReports, PostgresMedia, PostgresSessions, PostgresMail,
+                    SharedQueries):
     """The shared store. Every public method is one unit of work."""
 
 
