@@ -112,6 +112,7 @@ def create_app(config: Config, roles: Roles | None = None,
                          GroupReloader(holder, roles.group.supervisor_pid, on_outcome=reloaded))
     app[workers_key] = {}
     app[inflight_key] = InFlight()
+    app[health.readiness_key] = health.Readiness()
     app[providers_key] = by_name
     metrics.config_generation.set(holder.generation)
     metrics.config_loaded.set(holder.loaded_at)

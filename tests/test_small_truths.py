@@ -5,13 +5,17 @@ articles of /docs, how to start an unreachable service, the overview's queue."""
 from __future__ import annotations
 
 import argparse
+import logging
+import sqlite3
 
+import pytest
 from aiohttp.test_utils import TestClient
 
 from bot.cli.admin import message_lines
 from bot.cli.client import ServiceUnreachable
 from bot.cli.parser import build_parser
-from tests.conftest import ADMIN, say, wait_sent
+from bot.web.keys import store_key
+from tests.conftest import ADMIN, ROOT, say, wait_sent
 from tests.ui_helpers import login
 
 
@@ -76,3 +80,50 @@ async def test_the_overview_says_none_due_rather_than_a_dash_ago(client: TestCli
     assert (await login(client)).status == 303
     page = await (await client.get("/ui/live")).text()
     assert "— ago" not in page and "none due" in page
+
+
+async def test_json_answers_are_utf8_as_the_readme_shows(client: TestClient) -> None:
+    await say(client, "Hola 👍 ñ")
+    await wait_sent(client)
+    resp = await client.get("/admin/messages", headers=ADMIN)
+    assert resp.content_type == "application/json" and resp.charset == "utf-8"
+    raw = await resp.text()
+    assert "Hola 👍 ñ" in raw and "\\ud83d" not in raw and "\\u00f1" not in raw
+    # an error's message, built from what the client sent, reads the same way
+    resp = await client.get("/admin/deliveries/dlv_año/retry", headers=ADMIN)
+    assert resp.status == 405 and "/dlv_año/" in await resp.text()
+
+
+def test_every_json_answer_has_the_one_encoder() -> None:
+    """Only bot/web/operations.py calls aiohttp's json_response; the rest call its
+    json_response, so no route answers in escaped ASCII."""
+    callers = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "bot").rglob("*.py")
+                     if "web.json_response(" in p.read_text(encoding="utf-8"))
+    assert callers == ["bot/web/operations.py"]
+
+
+async def test_readyz_logs_a_change_once_and_a_start_without_warnings(
+        client: TestClient, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A group starting answers 503 to a probe until its last process is up: an
+    expected answer, said once at info, not a warning per probe."""
+    store = client.app[store_key]
+
+    async def broken_ping() -> None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    caplog.set_level(logging.INFO, logger="wagate")
+    monkeypatch.setattr(store, "ping", broken_ping)
+    for _ in range(3):
+        assert (await client.get("/readyz")).status == 503
+    said = [(r.levelname, r.getMessage()) for r in caplog.records]
+    assert [s for s in said if s[0] == "WARNING"] == []
+    assert said.count(("INFO", "not ready yet: store: OperationalError")) == 1
+    monkeypatch.undo()
+    assert (await client.get("/readyz")).status == 200
+    monkeypatch.setattr(store, "ping", broken_ping)
+    caplog.clear()
+    for _ in range(2):
+        assert (await client.get("/readyz")).status == 503
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+        ("WARNING", "not ready: store: OperationalError")]

@@ -141,7 +141,7 @@ _ACCOUNT = {"tag": "account", "security": "account"}
 async def account(request: web.Request) -> web.Response:
     sub = _subscriber(request)
     clock = request.config_dict[clock_key]
-    return web.json_response(await account_json(snapshot_of(request).config,
+    return json_response(await account_json(snapshot_of(request).config,
                                                 request.config_dict[store_key], sub,
                                                 clock.now(), clock.today()))
 

@@ -327,7 +327,7 @@ async def get_profile(request: web.Request) -> web.Response:
     """The profile in force for a number (the admin's, else the config's) and
     what happened when it was last applied."""
     require_admin(request)
-    return web.json_response(_profile_view(request, _instance(request)))
+    return json_response(_profile_view(request, _instance(request)))
 
 
 @routes.operation(
@@ -357,4 +357,4 @@ async def put_profile(request: web.Request) -> web.Response:
     keeper.overrides[inst.id] = profile
     await keeper.apply(inst)
     log.info("admin set the profile of instance %s", inst.id)
-    return web.json_response(_profile_view(request, inst))
+    return json_response(_profile_view(request, inst))

@@ -18,7 +18,7 @@ from urllib.parse import parse_qsl
 from aiohttp import web
 
 from bot.web.catalog import Error
-from bot.web.operations import UNDECLARED_ERROR, declared_errors
+from bot.web.operations import UNDECLARED_ERROR, declared_errors, json_response
 from bot.web.snapshot import snapshot_of
 
 log = logging.getLogger("wagate.http")
@@ -51,7 +51,7 @@ def error_response(error: Error, message: str, headers: dict[str, str] | None = 
                    status: int | None = None,
                    extra: dict[str, Any] | None = None) -> web.Response:
     """`status` only where the HTTP layer chose it (an aiohttp exception)."""
-    return web.json_response({"error_message": message, "error": error, **(extra or {})},
+    return json_response({"error_message": message, "error": error, **(extra or {})},
                              status=status or error.status, headers=headers)
 
 

@@ -28,6 +28,7 @@ from bot.web.keys import (
     workers_key,
 )
 from bot.web.notices import problems_of
+from bot.web.observe import verdict_key
 from bot.web.operations import ApiRoutes, json_response, object_schema
 from bot.web.snapshot import holder_key
 
@@ -47,6 +48,31 @@ _NOT_READY = {"description": "Not ready, with the reasons", "content": {"applica
 _OPEN = {"tag": "operations", "security": "open", "errors": ()}
 
 PING_TIMEOUT = 2.0
+
+
+class Readiness:
+    """What /readyz last answered, so the log says each change once rather than
+    every probe: not ready before the first ready (a group starting, its
+    processes up one by one) is info, not ready after it a warning."""
+
+    def __init__(self) -> None:
+        self.ever_ready = False
+        self.reasons: list[str] | None = None
+
+    def answered(self, reasons: list[str]) -> None:
+        if reasons == self.reasons:
+            return
+        if not reasons:
+            log.info("ready")
+            self.ever_ready = True
+        elif self.ever_ready:
+            log.warning("not ready: %s", "; ".join(reasons))
+        else:
+            log.info("not ready yet: %s", "; ".join(reasons))
+        self.reasons = reasons
+
+
+readiness_key = web.AppKey("readiness", Readiness)
 
 
 @routes.operation("get", "/healthz", summary="Liveness: the process answers", ok=Alive,
@@ -111,10 +137,13 @@ async def readyz(request: web.Request) -> web.Response:
         body["details"] = {"profiles": {str(i): s.json() for i, s in
                                         sorted(keeper.states.items())},
                            "profile_problems": keeper.problems()}
+    app[readiness_key].answered(problems)
     if problems:
-        return web.json_response({"status": "unavailable", "reasons": problems, **body},
+        response = json_response({"status": "unavailable", "reasons": problems, **body},
                                  status=503)
-    return web.json_response({"status": "ready", **body})
+        response[verdict_key] = True
+        return response
+    return json_response({"status": "ready", **body})
 
 
 def group_problems(running: dict[str, int], http_processes: int) -> list[str]:

@@ -8,6 +8,8 @@ from html import escape
 
 from aiohttp import web
 
+from bot.web.operations import json_response
+
 routes = web.RouteTableDef()
 
 # (path, name, what it is for)
@@ -58,7 +60,7 @@ def _wants_json(request: web.Request) -> bool:
 async def front_door(request: web.Request) -> web.Response:
     """The front door: links to the dashboard, the portal, the API docs and health."""
     if _wants_json(request):
-        return web.json_response({"service": "wagate", "links": [
+        return json_response({"service": "wagate", "links": [
             {"href": path, "name": name, "about": about} for path, name, about in LINKS]})
     items = "\n".join(f'<li><a href="{path}">{escape(name)}</a>: {escape(about)}</li>'
                       for path, name, about in LINKS)

@@ -37,6 +37,9 @@ _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"
 UNMATCHED = "<unmatched>"
 SERVER = "wagate"
 CREDENTIAL_HEADERS = ("Authorization", "X-WM-CLIENT-SECRET")
+# Set on a 5xx that is a verdict, not a fault (/readyz's 503 while a group
+# starts): its route logs what changed, so the warning below would only repeat it.
+verdict_key = web.ResponseKey("verdict", bool)
 
 
 async def answer_headers(request: web.Request, response: web.StreamResponse) -> None:
@@ -63,9 +66,11 @@ async def observe_middleware(request: web.Request,
     inflight.enter()
     start = time.perf_counter()
     status = 500
+    verdict = False
     try:
         response = await handler(request)
         status = response.status
+        verdict = response.get(verdict_key, False)
         if not response.prepared:
             response.headers[REQUEST_ID_HEADER] = rid
             if inflight.draining:
@@ -84,7 +89,7 @@ async def observe_middleware(request: web.Request,
         method = request.method if request.method in _METHODS else "OTHER"
         request.app[metrics_key].request_latency.labels(method, route, str(status)).observe(
             elapsed)
-        if status >= 500:
+        if status >= 500 and not verdict:
             log.warning("%s %s answered %d in %.1f ms", method, route, status, elapsed * 1000)
         else:
             log.debug("%s %s answered %d in %.1f ms", method, route, status, elapsed * 1000)

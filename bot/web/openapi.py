@@ -17,7 +17,7 @@ from aiohttp import web
 from bot.providers.sandbox import inbound as sandbox
 from bot.web import account, admin, deliveries, health, media, notices, send
 from bot.web.catalog import Error
-from bot.web.operations import ApiRoutes, Operation, Schemas, ref
+from bot.web.operations import ApiRoutes, Operation, Schemas, json_response, ref
 
 routes = ApiRoutes()
 
@@ -26,7 +26,7 @@ routes = ApiRoutes()
                   security="open", ok={"type": "object"}, ok_description="OpenAPI 3.1",
                   errors=())
 async def openapi(request: web.Request) -> web.Response:
-    return web.json_response(DOCUMENT)
+    return json_response(DOCUMENT)
 
 
 # Every documented route, by module.

@@ -10,6 +10,7 @@ assembles these into /openapi.json.
 from __future__ import annotations
 
 import dataclasses
+import json
 import types
 import typing
 import weakref
@@ -130,8 +131,15 @@ def to_json(value: Any) -> Any:
     return value
 
 
-def json_response(value: Any, status: int = 200) -> web.Response:
-    return web.json_response(to_json(value), status=status)
+def utf8_json(value: Any) -> str:
+    """JSON text as a client reads it: "👍" stays itself, not "\\ud83d\\udc4d"."""
+    return json.dumps(value, ensure_ascii=False)
+
+
+def json_response(value: Any, status: int = 200,
+                  headers: dict[str, str] | None = None) -> web.Response:
+    """Every JSON answer goes through here, so all of them are encoded alike."""
+    return web.json_response(to_json(value), status=status, headers=headers, dumps=utf8_json)
 
 
 _SCALARS: dict[Any, str] = {str: "string", int: "integer", float: "number", bool: "boolean",

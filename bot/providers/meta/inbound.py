@@ -31,6 +31,7 @@ from bot.providers.meta.content import content, context_of
 from bot.web.catalog import Error
 from bot.web.errors import fail, read_body
 from bot.web.keys import pipeline_key
+from bot.web.operations import json_response
 from bot.web.snapshot import snapshot_of
 
 log = logging.getLogger("wagate.meta")
@@ -245,7 +246,7 @@ async def receive(request: web.Request) -> web.Response:
     for event in batch.events:
         if await pipeline.handle(event, snap):
             fresh += 1
-    return web.json_response({"received": len(batch.events), "new": fresh,
+    return json_response({"received": len(batch.events), "new": fresh,
                               "skipped": len(batch.skipped)})
 
 

@@ -33,6 +33,7 @@ from bot.providers.waha.outbound import WahaSender
 from bot.web.catalog import Error
 from bot.web.errors import fail, loads, read_body
 from bot.web.keys import pipeline_key, senders_key
+from bot.web.operations import json_response
 from bot.web.snapshot import snapshot_of
 
 log = logging.getLogger("wagate.waha")
@@ -183,31 +184,31 @@ async def receive(request: web.Request) -> web.Response:
         await pipeline.handle(ProviderNotice(
             provider=NAME, kind=event, instance_id=instance.id, event=state,
             detail=payload, timestamp=as_timestamp(body.get("timestamp", 0)) or time.time()))
-        return web.json_response({"received": 1, "session": session, "status": state})
+        return json_response({"received": 1, "session": session, "status": state})
     if event == "message.ack":
         update = parse_ack(payload, instance)
         applied = await pipeline.handle(update) if update else False
-        return web.json_response({"received": 1, "applied": applied})
+        return json_response({"received": 1, "applied": applied})
     if event not in MESSAGE_EVENTS:
-        return web.json_response({"received": 0, "ignored": event[:60]})
+        return json_response({"received": 0, "ignored": event[:60]})
     inner = as_dict(payload.get("after")) if event == "message.revoked" else payload
     if inner.get("fromMe") is True or payload.get("fromMe") is True:
-        return web.json_response({"received": 0, "ignored": "fromMe"})
+        return json_response({"received": 0, "ignored": "fromMe"})
     chat = as_str(inner.get("from")) or ""
     if chat.endswith("@broadcast") or chat.endswith("@newsletter"):
-        return web.json_response({"received": 0, "ignored": "broadcast"})
+        return json_response({"received": 0, "ignored": "broadcast"})
     try:
         message, group_id = parse_message(payload, instance, event)
     except ValueError as exc:
         # WAHA's envelope, with a message we cannot place (no sender, no id):
         # acknowledged, or WAHA would retry it.
         log.warning("waha %s not used: %s", event, exc)
-        return web.json_response({"received": 0, "ignored": str(exc)[:200]})
+        return json_response({"received": 0, "ignored": str(exc)[:200]})
     if group_id is not None:
         name = await sender.group_name(instance, group_id)
         message = dataclasses.replace(message, group=GroupRef(id=group_id, name=name))
     fresh = await pipeline.handle(message, snap)
-    return web.json_response({"received": 1, "new": int(fresh)})
+    return json_response({"received": 1, "new": int(fresh)})
 
 
 def inbound_app() -> web.Application:
