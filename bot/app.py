@@ -322,6 +322,7 @@ async def webhooks_ctx(app: web.Application) -> AsyncIterator[None]:
         app[webhook_worker_key] = worker
         app[workers_key]["webhooks"] = worker
         app[pipeline_key].on_deliveries = worker.notify
+        app[outbound_worker_key].on_deliveries = worker.notify
 
         async def refresh_delivery_gauges() -> None:
             metrics.delivery_queue_depth.set(await store.delivery_queue_depth())

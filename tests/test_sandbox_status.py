@@ -53,17 +53,22 @@ async def sent_message(client: TestClient) -> str:
     return message_id
 
 
-async def test_delivered_shows_on_the_api_and_reaches_the_senders_webhook(
+async def test_sent_on_its_own_then_delivered_reach_the_senders_webhook(
         client: TestClient, receiver: Receiver) -> None:
     message_id = await sent_message(client)
-    answer = await mark(client, {"id": message_id, "status": "delivered"})
-    assert answer["applied"] is True and answer["message"]["status"] == "delivered"
-    assert (await seen_by_sender(client, message_id))["status"] == "delivered"
+    # The sandbox sent it: `sent` is told as a provider's acceptance is, unasked.
     hits = await wait_for(lambda: receiver.on("/beta"))
     body = verify(hits[0], BETA_SECRET)
     assert body["type"] == "message.status"
-    assert body["data"]["id"] == message_id and body["data"]["status"] == "delivered"
+    assert body["data"]["id"] == message_id and body["data"]["status"] == "sent"
     assert body["data"]["to"] == U
+    answer = await mark(client, {"id": message_id, "status": "delivered"})
+    assert answer["applied"] is True and answer["message"]["status"] == "delivered"
+    assert (await seen_by_sender(client, message_id))["status"] == "delivered"
+    hits = await wait_for(lambda: len(receiver.on("/beta")) == 2 and receiver.on("/beta"))
+    body = verify(hits[1], BETA_SECRET)
+    assert body["type"] == "message.status"
+    assert body["data"]["id"] == message_id and body["data"]["status"] == "delivered"
 
     # Backwards, as with Meta's statuses: ignored, the current status answered.
     back = await mark(client, {"id": message_id, "status": "sent"})
@@ -71,7 +76,7 @@ async def test_delivered_shows_on_the_api_and_reaches_the_senders_webhook(
     again = await mark(client, {"id": message_id, "status": "delivered"})
     assert again["applied"] is False
     await quiet()
-    assert len(receiver.on("/beta")) == 1
+    assert len(receiver.on("/beta")) == 2
 
     read = await mark(client, {"id": message_id, "status": "read"})
     assert read["applied"] is True
@@ -80,7 +85,7 @@ async def test_delivered_shows_on_the_api_and_reaches_the_senders_webhook(
     assert failed["message"]["error"] == {"code": 131026, "title": "Message undeliverable"}
     shown = await seen_by_sender(client, message_id)
     assert shown["status"] == "failed" and shown["reason"] == "Message undeliverable"
-    hits = await wait_for(lambda: len(receiver.on("/beta")) == 3 and receiver.on("/beta"))
+    hits = await wait_for(lambda: len(receiver.on("/beta")) == 4 and receiver.on("/beta"))
     last = verify(hits[-1], BETA_SECRET)["data"]
     assert last["status"] == "failed"
     assert last["error"] == {"code": 131026, "title": "Message undeliverable"}

@@ -123,11 +123,13 @@ class OutboundQueue(StoreBase, Protocol):
     async def outbound_media(self, message_id: str) -> bytes | None: ...
 
     async def mark_sent(self, message_id: str, provider_message_id: str, now: float, *,
-                        keep_media: bool = False) -> None:
+                        keep_media: bool = False,
+                        deliveries: Sequence[DeliveryDraft] = ()) -> None:
         """Record the provider's acceptance, ahead of queued work: until it is
         recorded, a crash sends the message again. The media are dropped unless
         `keep_media` (a provider that fetches them by URL later, e.g. Twilio);
-        kept ones go with the message's first provider status."""
+        kept ones go with the message's first provider status. `deliveries` (its
+        `message.status` sent) are queued with it, if it was still queued."""
         ...
 
     async def mark_retry(self, message_id: str, next_attempt_at: float, code: int | None,

@@ -19,6 +19,10 @@ import time
 from collections.abc import Callable, Mapping
 
 from bot.config.snapshot import Snapshot
+from bot.effects import DeliveryDraft
+from bot.events import StatusUpdate
+from bot.forwarding.routing import route_status
+from bot.kinds import Status
 from bot.providers.base import Sender, SendResult, TransportMessage
 from bot.store import OutboundRow
 from bot.store.protocol import OutboundQueue
@@ -45,6 +49,8 @@ class OutboundWorker:
         self.wake = asyncio.Event()
         self.on_result = on_result
         self.window = window  # "outside the window" answers: once more as the template
+        # Wakes the webhook deliverer when a send queued its `message.status` sent.
+        self.on_deliveries: Callable[[], None] | None = None
         self._stopping = False
         self._stopped = asyncio.Event()
         self._slots = asyncio.Semaphore(CONCURRENCY)
@@ -203,8 +209,12 @@ class OutboundWorker:
                 # From the provider's answer to this commit a crash sends the
                 # message twice (no provider takes an idempotency key): the
                 # mark goes ahead of queued work (see OutboundQueue.mark_sent).
+                sent = _sent_deliveries(snap, instance.provider, row,
+                                        result.provider_message_id, now)
                 await self.store.mark_sent(row.id, result.provider_message_id, now,
-                                           keep_media=result.keep_media)
+                                           keep_media=result.keep_media, deliveries=sent)
+                if sent and self.on_deliveries is not None:
+                    self.on_deliveries()
                 outcome = "sent"
             elif result.transient and row.attempts + 1 < outbound.max_attempts:
                 delay = result.retry_after if result.retry_after is not None else min(
@@ -223,6 +233,17 @@ class OutboundWorker:
                             result.error_title)
             if self.on_result is not None:
                 self.on_result(row, outcome, result)
+
+
+def _sent_deliveries(snap: Snapshot, provider: str, row: OutboundRow,
+                     provider_message_id: str, now: float) -> list[DeliveryDraft]:
+    """`message.status` sent for the subscriber that sent the message, raised by
+    the provider's acceptance, whichever the provider: that is when the message
+    becomes `sent`, so a provider's own later "sent" changes nothing and tells
+    nobody twice."""
+    update = StatusUpdate(provider=provider, provider_message_id=provider_message_id,
+                          instance_id=row.instance_id, status=Status.SENT, timestamp=now)
+    return route_status(snap.config, update, row, now)
 
 
 def _transport(row: OutboundRow, media: bytes | None) -> TransportMessage:

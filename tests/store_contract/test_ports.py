@@ -182,6 +182,20 @@ async def test_statuses_only_move_forward(store: Store) -> None:
         "message.failed", "message.read"]
 
 
+async def test_the_sent_mark_queues_its_deliveries_once(store: Store) -> None:
+    """`message.status` sent commits with the mark, and only with the one that
+    moved the message from queued: a second mark (a lease that ran out) adds none."""
+    draft = OutboundDraft(instance_id=1, to=ES, text="hello", subscriber_id="acme")
+    await store.enqueue([draft], T0)
+    [row] = await store.claim_outbound(T0, 10, 60)
+    told = delivery(event="message.status")
+    await store.mark_sent(row.id, "wamid.m1", T0 + 1, deliveries=[told])
+    await store.mark_sent(row.id, "wamid.m1", T0 + 2, deliveries=[delivery(event="twice")])
+    assert [d.id for d in await store.list_deliveries(
+        status="pending", subscriber_id=None, endpoint_key=None, limit=10)] == [told.id]
+    assert (await store.get_outbound(row.id)).status == "sent"
+
+
 async def test_a_status_before_the_send_is_recorded_waits_for_it(store: Store) -> None:
     assert await store.apply_status(status("wamid.e1", "read"), T0) is None
     assert await store.apply_status(status("wamid.e1", "delivered"), T0) is None  # not worse

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from bot.effects import OutboundDraft
+from bot.effects import DeliveryDraft, OutboundDraft
 from bot.store.models import (
     OutboundRow,
 )
@@ -15,6 +15,7 @@ from bot.store.rows import (
     OUTBOUND_FROM,
     outbound_row,
 )
+from bot.store.rules import QUEUED_STATUSES
 
 # What claims hand out, selected from the claimed rows (`o`, a CTE) joined to
 # their group as OUTBOUND_FROM joins it; and the columns that join needs.
@@ -48,11 +49,21 @@ class PostgresOutbound(PostgresEffects):
         return [outbound_row(r) for r in rows]
 
     async def mark_sent(self, message_id: str, provider_message_id: str, now: float, *,
-                        keep_media: bool = False) -> None:
-        # One round trip: see pg_migrations/0005_mark_sent.sql.
-        await self._statement(lambda conn: conn.execute(
-            "SELECT wagate_mark_sent($1, $2, $3, $4, $5)", LOCK_STATUS, message_id,
-            provider_message_id, now, keep_media))
+                        keep_media: bool = False,
+                        deliveries: Sequence[DeliveryDraft] = ()) -> None:
+        mark = ("SELECT wagate_mark_sent($1, $2, $3, $4, $5)", LOCK_STATUS, message_id,
+                provider_message_id, now, keep_media)
+        if not deliveries:  # one round trip: see pg_migrations/0005_mark_sent.sql
+            await self._statement(lambda conn: conn.execute(*mark))
+            return
+
+        async def unit(conn: Conn) -> None:
+            before = await conn.fetchval("SELECT status FROM outbound WHERE id = $1",
+                                         message_id)
+            await conn.execute(*mark)
+            if before in QUEUED_STATUSES:
+                await self._insert_deliveries(conn, deliveries, now)
+        await self._tx(unit)
 
     async def mark_retry(self, message_id: str, next_attempt_at: float, code: int | None,
                          title: str | None, now: float) -> None:

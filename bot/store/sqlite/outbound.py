@@ -6,7 +6,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Sequence
 
-from bot.effects import OutboundDraft
+from bot.effects import DeliveryDraft, OutboundDraft
 from bot.store.models import (
     OutboundRow,
 )
@@ -64,12 +64,14 @@ class SqliteOutbound(SqliteEffects):
         return await self._tx(unit)
 
     async def mark_sent(self, message_id: str, provider_message_id: str, now: float, *,
-                        keep_media: bool = False) -> None:
+                        keep_media: bool = False,
+                        deliveries: Sequence[DeliveryDraft] = ()) -> None:
         def unit(conn: sqlite3.Connection) -> None:
             before = conn.execute("SELECT status FROM outbound WHERE id = ?",
                                   (message_id,)).fetchone()
             if before is not None and before[0] in QUEUED_STATUSES:
                 self._record(conn, message_id, now, "sent")
+                self._insert_deliveries(conn, deliveries, now)
             conn.execute(_MARK_SENT, (provider_message_id, keep_media, now, message_id))
             early = conn.execute("DELETE FROM early_statuses WHERE provider_message_id = ?"
                                  " RETURNING status, error_code, error_title, received_at",
