@@ -94,7 +94,7 @@ async def test_messages_and_deliveries_are_ones_own(client: TestClient,
     assert resp.status == 404
     detail = (await _get(client, f"/v3/account/deliveries/{own[0]['id']}"))["delivery"]
     assert [a["status_code"] for a in detail["attempt_log"]] == [500, 500, 500]
-    # retry one's own: delivered; again while pending or after: 409 or fine
+    # retry one's own: queued again, then delivered
     resp = await client.post(f"/v3/account/deliveries/{own[0]['id']}/retry", headers=ACME_API)
     assert resp.status == 200, await resp.text()
     rows = await settled(client, 1, subscriber="acme")

@@ -37,8 +37,10 @@ async def test_a_notice_is_a_code_not_text_from_the_link(client: TestClient) -> 
             page = await (await client.get(f"{path}?{query}")).text()
             assert 'class="notice"' not in page, (path, query)
             assert "evil.example" not in page, (path, query)
-    page = await (await client.get("/ui/deliveries?notice=replayed&notice_count=3")).text()
-    assert '<p class="notice" role="status">3 failed deliveries queued again.</p>' in page
+    page = await (await client.get(
+        "/ui/deliveries?notice=replayed&notice_count=3&notice_pulled=2")).text()
+    assert ('<p class="notice" role="status">3 failed deliveries queued again, 2 pending '
+            'pulled forward.</p>') in page
     page = await (await client.get(
         "/ui/registrations?notice=opted_out&notice_number=%2B34600000001&notice_instance=3"
     )).text()

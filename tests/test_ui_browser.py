@@ -10,6 +10,7 @@ at the end of the run); with WAGATE_TEST_BROWSER_REQUIRED=1 (CI) they fail."""
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import shutil
 import time
@@ -20,9 +21,9 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from tests.conftest import ADMIN_TOKEN, ROOT, say
+from tests.conftest import ADMIN_TOKEN, ROOT, say, wait_for
 from tests.ui_helpers import ACME_LOGIN
-from tests.webhook_helpers import Receiver, settled, subscribers_toml
+from tests.webhook_helpers import Receiver, deliveries, settled, subscribers_toml
 
 pytestmark = pytest.mark.slow  # a real browser
 
@@ -153,7 +154,8 @@ async def test_admin_sees_a_registration_and_replays_a_failed_delivery(
     await page.fill("input[name=since]", since)
     await page.click("form.replay button")
     await expect(page.locator(".notice")).to_have_text(f"{len(rows)} failed deliveries "
-                                                       "queued again.")
+                                                       "queued again, 0 pending pulled "
+                                                       "forward.")
     await settled(client, 2, subscriber="acme")
     await page.reload()
     await expect(page.locator("tr.delivery.failed")).to_have_count(0)
@@ -204,3 +206,47 @@ async def test_portal_and_docs(browser: Any, client: TestClient, receiver: Recei
     await expect(page.locator(".swagger-ui .info .title")).to_contain_text("wagate API")
     await expect(page.locator("#operations-tag-account")).to_have_count(1)  # the tag's header
     await shot(page, "docs")
+
+
+async def test_a_pending_delivery_shows_its_next_attempt_and_goes_now(
+        browser: Any, make_client: Callable[..., Awaitable[TestClient]],
+        receiver: Receiver) -> None:
+    """The tour's case: the receiver was down, the next attempt is minutes away.
+    The dashboard's and the portal's lists say when; "Send now" sends it now."""
+    from playwright.async_api import expect
+
+    client = await make_client(subscribers_toml(receiver.base).replace(
+        "retry_schedule = [0, 0.2, 0.4]", "retry_schedule = [0, 300]"))
+    receiver.script("/acme", (503, {}, 0.0))
+    await say(client, "where is my order?", sender=U, instance=3)
+
+    async def failed_once() -> list[dict[str, Any]]:
+        return [d for d in await deliveries(client) if d["attempts"] == 1]
+    [waiting] = await wait_for(failed_once)
+    assert waiting["status"] == "pending"
+    when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(
+        dt.datetime.fromisoformat(waiting["next_attempt_at"].replace("Z", "+00:00")).timestamp()))
+    base = str(client.make_url("")).rstrip("/")
+    page = await _page(browser)
+    await page.goto(f"{base}/ui/login?next=/ui/deliveries")
+    await page.fill("input[name=token]", ADMIN_TOKEN)
+    await page.click("button[type=submit]")
+    await expect(page.locator("th", has_text="Next attempt")).to_have_count(1)
+    await expect(page.locator("tr.delivery.pending td.next-attempt")).to_have_text(when)
+
+    page = await _page(browser)
+    await page.goto(f"{base}/portal/login?next=/portal/deliveries")
+    await page.fill("input[name=client_id]", ACME_LOGIN["client_id"])
+    await page.fill("input[name=secret]", ACME_LOGIN["secret"])
+    await page.click("button[type=submit]")
+    row = page.locator("tr.delivery.pending")
+    await expect(row.locator("td.next-attempt")).to_have_text(when)
+    await row.locator("a").click()
+    await expect(page.locator("#delivery-status")).to_have_text("pending")
+    await page.click("button:has-text('Send now')")
+    await expect(page.locator(".notice")).to_have_text(
+        "Pulled forward: it is sent in a moment, not at its next attempt.")
+    [done] = await settled(client, 1)
+    assert done["status"] == "delivered" and done["attempts"] == 2
+    await page.goto(f"{base}/portal/deliveries")
+    await expect(page.locator("tr.delivery.delivered td.next-attempt")).to_have_text("")

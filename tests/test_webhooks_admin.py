@@ -72,15 +72,6 @@ async def test_bad_input_and_auth(client: TestClient) -> None:
         assert (await resp.json())["error"] == slug
 
 
-async def test_retry_of_a_pending_delivery_is_a_conflict(client: TestClient,
-                                                         receiver: Receiver) -> None:
-    receiver.script("/acme", (200, {}, 1.0))
-    await say(client, "slow", sender=U, instance=3)
-    rows = await deliveries(client)
-    resp = await client.post(f"/admin/deliveries/{rows[0]['id']}/retry", headers=ADMIN)
-    assert resp.status == 409 and (await resp.json())["error"] == "already_pending"
-
-
 async def test_replay_since_epoch_and_iso(client: TestClient, receiver: Receiver) -> None:
     receiver.script("/acme", *[(500, {}, 0.0)] * 6)
     await say(client, "a", sender=U, instance=3)

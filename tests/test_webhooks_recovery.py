@@ -156,12 +156,13 @@ async def test_sigkill_with_deliveries_pending_loses_nothing(tmp_path: Path) -> 
         assert one in out.stdout and "delivered" in out.stdout
         out = await asyncio.to_thread(wagate, "deliveries", "retry", "--config", str(config),
                                       one)
-        assert f"queued again: {one}" in out.stdout
+        assert f"{one}: queued again" in out.stdout
         await until(lambda: sum(1 for h in recorder.acked if h.headers["webhook-id"] == one)
                     >= 2)
         out = await asyncio.to_thread(wagate, "deliveries", "replay", "--config", str(config),
                                       "--since", "2020-01-01T00:00:00Z")
-        assert "replaying 0 failed deliveries since 2020-01-01T00:00:00.000Z" in out.stdout
+        assert ("since 2020-01-01T00:00:00.000Z: 0 failed queued again, 0 pending pulled "
+                "forward") in out.stdout
         out = await asyncio.to_thread(wagate, "deliveries", "endpoints", "--config",
                                       str(config))
         assert "acme" in out.stdout and " ok " in out.stdout

@@ -13,9 +13,12 @@ from bot.cli.options import Subparsers, actions, command, common, limit
 
 def _delivery_line(d: dict[str, Any]) -> str:
     last = d["last_error"] or (f"HTTP {d['last_status_code']}" if d["last_status_code"] else "")
+    notes = [last] if last and d["status"] != "delivered" else []
+    if d["next_attempt_at"]:  # pending: when it goes (`deliveries retry` sends it now)
+        notes.append(f"next attempt {d['next_attempt_at']}")
     return (f"{d['created_at']}  {d['id']}  {d['subscriber']:<10} {d['type']:<18} "
             f"{d['status']:<9} x{d['attempts']}  {d['endpoint']['url']}"
-            + (f"\n    {last}" if last and d["status"] != "delivered" else ""))
+            + "".join(f"\n    {note}" for note in notes))
 
 
 def cmd_deliveries(args: argparse.Namespace) -> int:
@@ -38,13 +41,15 @@ def cmd_deliveries(args: argparse.Namespace) -> int:
         show(data, args, lines)
     elif action == "retry":
         data = call(config, "POST", f"/admin/deliveries/{args.id}/retry", url=args.url)
-        show(data, args, [f"queued again: {data['delivery']['id']}"])
+        what = ("pulled forward, due now" if data["retry"] == "pulled_forward"
+                else "queued again")
+        show(data, args, [f"{data['delivery']['id']}: {what}"])
     elif action == "replay":
         data = call(config, "POST", "/admin/deliveries/replay",
                     params={"since": args.since, "subscriber": args.subscriber,
                             "endpoint": args.endpoint}, url=args.url)
-        show(data, args, [f"replaying {data['replayed']} failed deliveries since "
-                          f"{data['since']}"])
+        show(data, args, [f"since {data['since']}: {data['replayed']} failed queued again, "
+                          f"{data['pulled_forward']} pending pulled forward"])
     elif action == "endpoints":
         data = call(config, "GET", "/admin/endpoints", url=args.url)
         show(data, args, [
@@ -78,11 +83,13 @@ def add_deliveries(sub: Subparsers) -> None:
                 "wagate deliveries show msg_5f0c9d1e...")
     common(q)
     q.add_argument("id", help="the delivery's id (its webhook-id)")
-    q = command(acts, "retry", "queue one delivery again (same webhook-id)",
+    q = command(acts, "retry", "send one delivery now (same webhook-id): a failed one "
+                "again, a pending one without waiting for its next attempt",
                 "wagate deliveries retry msg_5f0c9d1e...")
     common(q)
     q.add_argument("id", help="the delivery's id (its webhook-id)")
-    q = command(acts, "replay", "queue again every failed delivery since a time",
+    q = command(acts, "replay", "send now every delivery since a time that has not gone: "
+                "failed ones again, pending ones pulled forward",
                 "wagate deliveries replay --since 2026-11-24T08:00:00Z")
     common(q)
     q.add_argument("--since", required=True, help="ISO 8601 (2026-11-01T10:00:00Z) or epoch")

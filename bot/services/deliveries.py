@@ -28,8 +28,8 @@ class DeliveryNotFound(LookupError):
     """No such delivery (or, for a subscriber, not one of theirs)."""
 
 
-class DeliveryPending(Exception):
-    """The delivery is queued already: there is nothing to retry."""
+class DeliveryInFlight(Exception):
+    """The delivery is being sent right now: there is nothing to pull forward."""
 
 
 class NoEndpoints(Exception):
@@ -70,28 +70,32 @@ class Deliveries:
         return found
 
     async def retry(self, delivery_id: str, now: float, *,
-                    subscriber_id: str | None = None) -> DeliveryRow:
-        """Queue one delivery again now, with the same webhook-id."""
+                    subscriber_id: str | None = None) -> tuple[bool, DeliveryRow]:
+        """Send one delivery now, with the same webhook-id: one that failed (or
+        was delivered) is queued again with a fresh schedule; a pending one is
+        due now instead of at its next attempt (pulled forward, true first)."""
         if subscriber_id is not None:
             await self.show(delivery_id, subscriber_id=subscriber_id)
         state, row = await self.store.retry_delivery(delivery_id[:200], now)
         if row is None:
             raise DeliveryNotFound(delivery_id)
-        if state == "pending":
-            raise DeliveryPending(delivery_id)
+        if state == "in_flight":
+            raise DeliveryInFlight(delivery_id)
         self.wake()
-        return row
+        return state == "pulled", row
 
     async def replay(self, since: float, now: float, *, subscriber_id: str | None = None,
-                     endpoint_key: str | None = None) -> int:
-        """Queue again every failed delivery created at or after `since`; how many."""
-        count = await self.store.replay_deliveries(since, now, subscriber_id=subscriber_id,
-                                                   endpoint_key=endpoint_key)
-        log.info("replaying %d failed deliveries since %s (subscriber %s)", count,
-                 dt.datetime.fromtimestamp(since, dt.UTC).isoformat(), subscriber_id or "any")
-        if count:
+                     endpoint_key: str | None = None) -> tuple[int, int]:
+        """Send now every delivery created at or after `since` that has not gone:
+        (failed ones queued again, pending ones pulled forward)."""
+        replayed, pulled = await self.store.replay_deliveries(
+            since, now, subscriber_id=subscriber_id, endpoint_key=endpoint_key)
+        log.info("replay since %s (subscriber %s): %d failed deliveries queued again, "
+                 "%d pending pulled forward", dt.datetime.fromtimestamp(since, dt.UTC).isoformat(),
+                 subscriber_id or "any", replayed, pulled)
+        if replayed or pulled:
             self.wake()
-        return count
+        return replayed, pulled
 
     async def send_test(self, config: Config, subscriber_id: str,
                         now: float) -> list[DeliveryDraft]:

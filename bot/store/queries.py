@@ -259,25 +259,32 @@ class SharedQueries:
 
     async def retry_delivery(self, delivery_id: str, now: float
                              ) -> tuple[str, DeliveryRow | None]:
-        """Queue one delivery again now, with the same webhook-id and a fresh retry
-        schedule: ("retried", row), ("pending", row) when it already is, or
-        ("not_found", None)."""
-        retried, found = await self.connector.write(
-            [step("retry_delivery", id=delivery_id, now=now),
+        """Send one delivery now, with the same webhook-id: ("retried", row) for
+        one that had failed or was delivered (a fresh retry schedule), ("pulled",
+        row) for a pending one (due now, its schedule kept), ("in_flight", row)
+        for one being sent right now, or ("not_found", None)."""
+        # Pulled first: a retried one is pending afterwards and would match too.
+        pulled, retried, found = await self.connector.write(
+            [step("pull_delivery_forward", id=delivery_id, now=now),
+             step("retry_delivery", id=delivery_id, now=now),
              step("get_delivery", id=delivery_id)], wakes="deliveries")
         if not found.rows:
             return "not_found", None
-        return ("retried" if retried.count else "pending"), delivery_row(found.rows[0])
+        state = "retried" if retried.count else "pulled" if pulled.count else "in_flight"
+        return state, delivery_row(found.rows[0])
 
     async def replay_deliveries(self, since: float, now: float, *,
                                 subscriber_id: str | None = None,
-                                endpoint_key: str | None = None) -> int:
-        """Queue again every failed delivery created at or after `since`."""
+                                endpoint_key: str | None = None) -> tuple[int, int]:
+        """Send now what was created at or after `since`: every failed delivery
+        queued again, and every pending one waiting out a retry delay pulled
+        forward. (How many failed, how many pending.)"""
         where, params = filters(subscriber_id=subscriber_id, endpoint_key=endpoint_key)
-        (replayed,) = await self.connector.write(
-            [step("replay_deliveries", where, **params, since=since, now=now)],
+        pulled, replayed = await self.connector.write(
+            [step("pull_deliveries_forward", where, **params, since=since, now=now),
+             step("replay_deliveries", where, **params, since=since, now=now)],
             wakes="deliveries")
-        return replayed.count
+        return replayed.count, pulled.count
 
     async def delivery_queue_depth(self) -> int:
         row = await self._row(step("delivery_queue_depth"))

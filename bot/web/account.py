@@ -38,8 +38,8 @@ from bot.web.deliveries import (
     DeliveryStatus,
     Endpoint,
     Endpoints,
-    OneDelivery,
     Replayed,
+    Retried,
     replayed,
     retried,
     shown_delivery,
@@ -188,8 +188,10 @@ async def delivery(request: web.Request) -> web.Response:
 
 @routes.operation(
     "post", "/v3/account/deliveries/{id}/retry", id="account_retry_delivery",
-    summary="Queue an own delivery again now (same webhook-id)", ok=OneDelivery,
-    ok_description="The delivery", parameters=(DELIVERY_ID,), **_ACCOUNT,
+    summary="Send an own delivery now (same webhook-id): a failed one again, a pending "
+            "one pulled forward", ok=Retried,
+    ok_description="The delivery, and what the retry did", parameters=(DELIVERY_ID,),
+    **_ACCOUNT,
     errors=ACTIVE_ERRORS | {Error.UNKNOWN_DELIVERY, Error.ALREADY_PENDING})
 async def retry(request: web.Request) -> web.Response:
     sub = _active_subscriber(request)
@@ -198,8 +200,9 @@ async def retry(request: web.Request) -> web.Response:
 
 @routes.operation(
     "post", "/v3/account/deliveries/replay", id="account_replay_deliveries",
-    summary="Queue again every own failed delivery since a time", ok=Replayed,
-    ok_description="How many were queued again",
+    summary="Send now every own delivery since a time that has not gone: failed ones "
+            "again, pending ones pulled forward", ok=Replayed,
+    ok_description="How many of each",
     parameters=(SINCE, query("endpoint", "Only this endpoint key",
                              {"type": "string", "maxLength": 200})),
     **_ACCOUNT, errors=ACTIVE_ERRORS | SINCE_ERRORS)

@@ -153,7 +153,7 @@ class Error(StrEnum):
                                           "out of range"
     UNKNOWN_DELIVERY = "unknown_delivery", 404, "No such delivery (or not one of this " \
                                                 "subscriber's)"
-    ALREADY_PENDING = "already_pending", 409, "The delivery is already queued"
+    ALREADY_PENDING = "already_pending", 409, "The delivery is being sent right now"
     UNKNOWN_ENDPOINT = "unknown_endpoint", 404, "No such webhook endpoint"
     NO_WEBHOOKS = "no_webhooks", 409, "No webhook endpoint is configured"
     NOT_SANDBOX = "not_sandbox", 400, "The instance (or the message's) is not a sandbox one"

@@ -2,7 +2,7 @@
 
 GET  /admin/deliveries                   ?status=&subscriber=&endpoint=&limit=
 GET  /admin/deliveries/{id}              one delivery with every attempt
-POST /admin/deliveries/{id}/retry        queue it again now (same webhook-id)
+POST /admin/deliveries/{id}/retry        send it now (same webhook-id): again, or pulled forward
 POST /admin/deliveries/replay            ?since=ISO-or-epoch [&subscriber=&endpoint=]
 GET  /admin/endpoints                    every endpoint: configured, failing, disabled
 POST /admin/endpoints/{key}/enable       [?subscriber=] enable a disabled endpoint
@@ -19,7 +19,7 @@ from typing import Annotated, Any, Literal, get_args
 
 from aiohttp import web
 
-from bot.services.deliveries import DeliveryNotFound, DeliveryPending, EndpointStatus
+from bot.services.deliveries import DeliveryInFlight, DeliveryNotFound, EndpointStatus
 from bot.store.models import AttemptRow, DeliveryRow
 from bot.web.auth import ADMIN_ERRORS, require_admin
 from bot.web.catalog import Error
@@ -64,7 +64,8 @@ class Delivery:
     type: Annotated[str, doc("Event type")]
     status: DeliveryStatus
     attempts: int
-    next_attempt_at: Annotated[MaybeTime, doc("Only while pending")]
+    next_attempt_at: Annotated[MaybeTime, doc(
+        "Only while pending: when it is sent next (a retry pulls it forward to now)")]
     last_status_code: int | None
     last_error: str | None
     created_at: Time
@@ -150,18 +151,24 @@ class Deliveries:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class OneDelivery:
-    delivery: Delivery
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
 class DeliveryShown:
     delivery: DeliveryDetail
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Retried:
+    delivery: Delivery
+    retry: Annotated[Literal["queued_again", "pulled_forward"], doc(
+        "queued_again: it had failed (or was delivered), it goes again with a fresh retry "
+        "schedule; pulled_forward: it was pending, waiting for its next attempt, and is due "
+        "now, its schedule kept")]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Replayed:
-    replayed: int
+    replayed: Annotated[int, doc("Failed deliveries queued again")]
+    pulled_forward: Annotated[int, doc(
+        "Pending deliveries that were waiting for their next attempt, due now")]
     since: Time
 
 
@@ -261,8 +268,9 @@ async def shown_delivery(request: web.Request, subscriber_id: str | None) -> Del
 
 @routes.operation(
     "post", "/admin/deliveries/replay", id="replay_deliveries",
-    summary="Queue again every failed delivery since a time", ok=Replayed,
-    ok_description="How many were queued again", parameters=(SINCE, SUBSCRIBER, ENDPOINT),
+    summary="Send now every delivery since a time that has not gone: failed ones again, "
+            "pending ones pulled forward", ok=Replayed,
+    ok_description="How many of each", parameters=(SINCE, SUBSCRIBER, ENDPOINT),
     **_ADMIN, errors=ADMIN_ERRORS | SINCE_ERRORS | {Error.INVALID_SUBSCRIBER})
 async def replay(request: web.Request) -> web.Response:
     require_admin(request)
@@ -271,31 +279,34 @@ async def replay(request: web.Request) -> web.Response:
 
 async def replayed(request: web.Request, subscriber_id: str | None) -> Replayed:
     since = parse_since(request.query.get("since"))
-    count = await deliveries_service(request).replay(
+    replayed, pulled = await deliveries_service(request).replay(
         since, time.time(), subscriber_id=subscriber_id,
         endpoint_key=_text(request, Error.INVALID_ENDPOINT))
-    return Replayed(replayed=count, since=iso_time(since))
+    return Replayed(replayed=replayed, pulled_forward=pulled, since=iso_time(since))
 
 
 @routes.operation(
     "post", "/admin/deliveries/{id}/retry", id="retry_delivery",
-    summary="Queue a delivery again now (same webhook-id)", ok=OneDelivery,
-    ok_description="The delivery", parameters=(DELIVERY_ID,), **_ADMIN,
+    summary="Send a delivery now (same webhook-id): a failed one again, a pending one "
+            "pulled forward", ok=Retried,
+    ok_description="The delivery, and what the retry did", parameters=(DELIVERY_ID,), **_ADMIN,
     errors=ADMIN_ERRORS | {Error.UNKNOWN_DELIVERY, Error.ALREADY_PENDING})
 async def retry(request: web.Request) -> web.Response:
     require_admin(request)
     return json_response(await retried(request, None))
 
 
-async def retried(request: web.Request, subscriber_id: str | None) -> OneDelivery:
+async def retried(request: web.Request, subscriber_id: str | None) -> Retried:
     try:
-        row = await deliveries_service(request).retry(request.match_info["id"], time.time(),
-                                                      subscriber_id=subscriber_id)
+        pulled, row = await deliveries_service(request).retry(
+            request.match_info["id"], time.time(), subscriber_id=subscriber_id)
     except DeliveryNotFound:
         fail(Error.UNKNOWN_DELIVERY, "no such delivery")
-    except DeliveryPending:
-        fail(Error.ALREADY_PENDING, "this delivery is already queued")
-    return OneDelivery(delivery=Delivery.of(row))
+    except DeliveryInFlight:
+        fail(Error.ALREADY_PENDING, "this delivery is being sent right now; its outcome "
+             "shows in a moment")
+    return Retried(delivery=Delivery.of(row),
+                   retry="pulled_forward" if pulled else "queued_again")
 
 
 @routes.operation(

@@ -403,16 +403,26 @@ async def test_deliveries_claim_attempt_retry_and_replay(store: Store) -> None:
     done, _ = await store.get_delivery(first.id)
     assert (done.status, done.delivered_at) == ("delivered", T0 + 1)
     assert await store.get_delivery("missing") is None
-    # Retry by hand: a delivered one is queued again with a fresh schedule.
+    # Retry by hand: a delivered one is queued again with a fresh schedule; a
+    # pending one is due now, its schedule kept; one being sent is left be.
     assert (await store.retry_delivery(first.id, T0 + 2))[0] == "retried"
-    assert (await store.retry_delivery(first.id, T0 + 2))[0] == "pending"
+    state, row = await store.retry_delivery(second.id, T0 + 2)
+    assert (state, row.status, row.attempts, row.next_attempt_at) == (
+        "pulled", "pending", 1, T0 + 2)
     assert await store.retry_delivery("missing", T0 + 2) == ("not_found", None)
     [failing] = await store.claim_deliveries(T0 + 5, 1, 30, exclude=[("acme", "other")],)
+    assert (await store.retry_delivery(failing.id, T0 + 6))[0] == "in_flight"
     await store.record_attempt(attempt(failing.id, "failed", T0 + 6, code=400), T0 + 6)
-    assert await store.replay_deliveries(T0, T0 + 7, endpoint_key="main") == 1
+    assert await store.replay_deliveries(T0, T0 + 7, endpoint_key="main") == (1, 0)
     assert [d.status for d in await store.list_deliveries(
         status=None, subscriber_id="acme", endpoint_key="main", limit=10)] == [
         "pending", "pending"]
+    # A replay pulls forward what waits out a retry delay (and only that).
+    [waiting] = await store.claim_deliveries(T0 + 8, 1, 30, exclude=[("acme", "main")])
+    await store.record_attempt(attempt(waiting.id, "retry", T0 + 8, code=503,
+                                       next_attempt_at=T0 + 100), T0 + 8)
+    assert await store.replay_deliveries(T0, T0 + 9) == (0, 1)
+    assert (await store.get_delivery(waiting.id))[0].next_attempt_at == T0 + 9
 
 
 async def test_410_disables_the_endpoint_and_fails_its_queue(store: Store) -> None:
@@ -432,7 +442,7 @@ async def test_410_disables_the_endpoint_and_fails_its_queue(store: Store) -> No
     assert await store.delivery_queue_depth() == 0
     assert await store.enable_endpoint("main", "acme") == 1
     assert await store.enable_endpoint("main", "acme") == 0
-    assert await store.replay_deliveries(T0, T0 + 3, subscriber_id="acme") == 3
+    assert await store.replay_deliveries(T0, T0 + 3, subscriber_id="acme") == (3, 0)
     assert len(await store.claim_deliveries(T0 + 3, 10, 30)) == 3
 
 

@@ -75,10 +75,23 @@ UPDATE webhook_deliveries SET status = 'pending', attempts = 0, next_attempt_at 
        claimed_until = NULL, claimed_by = NULL, updated_at = :now
 WHERE id = :id AND status <> 'pending'
 
+-- pull_delivery_forward --
+-- A pending delivery due now instead of at its next attempt, its schedule kept
+-- (a failure goes on from there); one being sent (its claim alive) is left be.
+UPDATE webhook_deliveries SET updated_at = :now,
+       next_attempt_at = CASE WHEN next_attempt_at > :now THEN :now ELSE next_attempt_at END
+WHERE id = :id AND status = 'pending' AND (claimed_until IS NULL OR claimed_until <= :now)
+
 -- replay_deliveries --
 UPDATE webhook_deliveries SET status = 'pending', attempts = 0, next_attempt_at = :now,
        claimed_until = NULL, claimed_by = NULL, updated_at = :now
 WHERE status = 'failed' AND created_at >= :since AND {filters}
+
+-- pull_deliveries_forward --
+-- Those waiting out a retry delay, as pull_delivery_forward; counted by the replay.
+UPDATE webhook_deliveries SET next_attempt_at = :now, updated_at = :now
+WHERE status = 'pending' AND next_attempt_at > :now
+  AND (claimed_until IS NULL OR claimed_until <= :now) AND created_at >= :since AND {filters}
 
 -- delivery_queue_depth --
 SELECT COUNT(*) FROM webhook_deliveries WHERE status = 'pending'

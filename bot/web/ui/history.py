@@ -10,7 +10,7 @@ import time
 
 from aiohttp import web
 
-from bot.services.deliveries import DeliveryNotFound, DeliveryPending
+from bot.services.deliveries import DeliveryInFlight, DeliveryNotFound
 from bot.web.account import DELIVERY_STATUSES, MESSAGE_STATUSES
 from bot.web.catalog import Error
 from bot.web.deliveries import parse_since
@@ -113,13 +113,13 @@ async def delivery(request: web.Request) -> web.Response:
 async def retry(request: web.Request) -> web.Response:
     delivery_id = request.match_info["id"][:200]
     try:
-        await deliveries_service(request).retry(delivery_id, time.time(),
-                                                subscriber_id=scope(request))
-        notice = "retry_queued"
+        pulled, _ = await deliveries_service(request).retry(delivery_id, time.time(),
+                                                            subscriber_id=scope(request))
+        notice = "retry_pulled" if pulled else "retry_queued"
     except DeliveryNotFound:
         fail(Error.UNKNOWN_DELIVERY, "no such delivery")
-    except DeliveryPending:
-        notice = "retry_pending"
+    except DeliveryInFlight:
+        notice = "retry_in_flight"
     raise web.HTTPSeeOther(notice_url(f"{prefix(request)}deliveries/{delivery_id}", notice))
 
 
@@ -128,9 +128,10 @@ async def replay(request: web.Request) -> web.Response:
     since = parse_since(fields.get("since", "").strip())
     sub = scope(request)
     subscriber = sub or (fields.get("subscriber", "").strip()[:200] or None)
-    count = await deliveries_service(request).replay(since, time.time(),
-                                                     subscriber_id=subscriber)
-    raise web.HTTPSeeOther(notice_url(f"{prefix(request)}deliveries", "replayed", count=count))
+    count, pulled = await deliveries_service(request).replay(since, time.time(),
+                                                             subscriber_id=subscriber)
+    raise web.HTTPSeeOther(notice_url(f"{prefix(request)}deliveries", "replayed", count=count,
+                                      pulled=pulled))
 
 
 def register(router: web.UrlDispatcher) -> None:

@@ -45,13 +45,15 @@ def age(seconds: float | None) -> str:
 # could carry ("re-enter the admin token at https://evil.example") is shown.
 NOTICES = {
     "retry_queued": "Queued again: it is sent in a moment.",
-    "retry_pending": "This delivery is already queued.",
-    "replayed": "{count} failed deliveries queued again.",
+    "retry_pulled": "Pulled forward: it is sent in a moment, not at its next attempt.",
+    "retry_in_flight": "This delivery is being sent right now.",
+    "replayed": "{count} failed deliveries queued again, {pulled} pending pulled forward.",
     "opted_out": "{number} is opted out on instance {instance}.",
     "test_queued": "A test event is queued for {count} endpoint(s).",
     "no_endpoints": "No webhook endpoint is configured for this subscription.",
 }
-_FIGURES = {"count": re.compile(r"[0-9]{1,9}"), "instance": re.compile(r"[0-9]{1,9}"),
+_FIGURES = {"count": re.compile(r"[0-9]{1,9}"), "pulled": re.compile(r"[0-9]{1,9}"),
+            "instance": re.compile(r"[0-9]{1,9}"),
             "number": re.compile(r"\+[0-9]{6,15}")}
 
 
