@@ -179,9 +179,11 @@ class DeliveryQueue(StoreBase, Protocol):
         (subscriber, endpoint) pairs."""
         ...
 
-    async def record_attempt(self, result: AttemptOutcome, now: float) -> tuple[str, str | None]:
-        """Log an attempt, update the delivery and its endpoint's health; returns the
-        final outcome and the reason when the endpoint was disabled by it."""
+    async def record_attempts(self, results: Sequence[AttemptOutcome],
+                              now: float) -> list[tuple[str, str | None]]:
+        """Log attempts in order, update each delivery and its endpoint's health;
+        returns, for each, the final outcome and the reason when the endpoint
+        was disabled by it."""
         ...
 
     async def release_delivery_claims(self, holder: str | None = None) -> int:

@@ -6,7 +6,10 @@ keep-alive session whose resolver refuses non-public addresses, or to a message
 broker (`bot/forwarding/destinations/`: one module per kind). Each endpoint
 gets at most `max_concurrency_per_endpoint` requests at a time, and a slow or
 dead endpoint never holds up the others: its deliveries are not claimed while
-it is saturated. Every attempt is logged; failures retry on the configured
+it is saturated. A broker takes the due deliveries of one endpoint as one
+batch (published together, their acks awaited together, their attempts
+recorded in one store write); an HTTP endpoint takes them one request at a
+time. Every attempt is logged; failures retry on the configured
 schedule (with jitter, or later when the endpoint says `Retry-After`); 410
 disables the endpoint, and so does failing for `disable_after_days`.
 """
@@ -14,11 +17,12 @@ disables the endpoint, and so does failing for `disable_after_days`.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import math
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import aiohttp
 
@@ -46,6 +50,12 @@ def lease_for(cfg: WebhooksConfig) -> float:
     return cfg.timeout * rounds + 30.0
 
 
+def _hook(snap: Snapshot, ep: Endpoint) -> WebhookConfig | None:
+    """The endpoint as configured now (None: removed since its deliveries were queued)."""
+    sub = snap.config.subscribers.get(ep[0])
+    return next((h for h in sub.webhooks if h.key == ep[1]), None) if sub is not None else None
+
+
 class WebhookWorker:
     def __init__(self, store: DeliveryQueue, snapshot: Callable[[], Snapshot],
                  session: aiohttp.ClientSession, *,
@@ -69,6 +79,7 @@ class WebhookWorker:
         # Deliveries held per endpoint, until their request is answered (the
         # attempt's record is store work and does not load the endpoint).
         self._held: dict[Endpoint, int] = {}
+        self._batch: dict[Endpoint, int] = {}  # deliveries its destination takes at once
         self._answered: set[str] = set()  # delivery ids no longer counted in _held
         self._slots: dict[Endpoint, tuple[int, asyncio.Semaphore]] = {}
         self._constrained = False  # the last claim left work behind for lack of room
@@ -86,7 +97,7 @@ class WebhookWorker:
     async def drain(self, grace: float) -> None:
         """After stop(): let attempts under way finish (bounded), cancel the rest;
         their claims stay for the store to release."""
-        tasks = list(self._tasks.values())
+        tasks = set(self._tasks.values())  # a batch's deliveries share one task
         if tasks:
             _, pending = await asyncio.wait(tasks, timeout=grace)
             for task in pending:
@@ -118,9 +129,13 @@ class WebhookWorker:
         finally:
             self.running = False
 
+    def _cap(self, ep: Endpoint, cfg: WebhooksConfig) -> int:
+        """Deliveries held for an endpoint before it is saturated: two rounds of
+        its slots, each slot a request (HTTP) or a batch (a broker)."""
+        return 2 * cfg.max_concurrency_per_endpoint * self._batch.get(ep, 1)
+
     def _saturated(self, cfg: WebhooksConfig) -> list[Endpoint]:
-        cap = 2 * cfg.max_concurrency_per_endpoint
-        return [ep for ep, held in self._held.items() if held >= cap]
+        return [ep for ep, held in self._held.items() if held >= self._cap(ep, cfg)]
 
     async def _fill(self) -> int:
         cfg = self.snapshot().config.webhooks
@@ -134,40 +149,57 @@ class WebhookWorker:
             return 0
         rows = await self.store.claim_deliveries(now, min(room, BATCH), lease_for(cfg),
                                                  saturated, self.holder, due_by)
+        by_endpoint: dict[Endpoint, list[DeliveryRow]] = {}
         for row in rows:
-            self._take(row)
+            if row.id not in self._tasks:  # else still ours (a lease outlived): leave it be
+                by_endpoint.setdefault((row.subscriber_id, row.endpoint_key), []).append(row)
+        snap = self.snapshot()
+        for ep, held in by_endpoint.items():
+            size = self._batch[ep] = self._batch_size(snap, ep)
+            for start in range(0, len(held), size):
+                self._take(ep, held[start:start + size])
         return len(rows)
 
-    def _take(self, row: DeliveryRow) -> None:
-        if row.id in self._tasks:  # still ours (a lease outlived): leave it be
-            return
-        ep = (row.subscriber_id, row.endpoint_key)
-        self._held[ep] = self._held.get(ep, 0) + 1
-        task = asyncio.create_task(self._deliver(row), name=f"webhook-{row.id}")
-        self._tasks[row.id] = task
-        task.add_done_callback(lambda t, i=row.id, e=ep: self._done(i, e, t))
+    def _batch_size(self, snap: Snapshot, ep: Endpoint) -> int:
+        hook = _hook(snap, ep)
+        allowed = snap.config.webhooks.allow_private_networks
+        if hook is None or check_destination(hook.url, allowed) is not None:
+            return 1  # each ends in its own failed attempt
+        return self._destination(hook.url).batch
 
-    def _let_go(self, delivery_id: str, ep: Endpoint) -> None:
-        """The delivery no longer loads its endpoint: room for the next one."""
-        self._answered.add(delivery_id)
-        held = self._held.get(ep, 1) - 1
+    def _take(self, ep: Endpoint, rows: list[DeliveryRow]) -> None:
+        self._held[ep] = self._held.get(ep, 0) + len(rows)
+        task = asyncio.create_task(self._deliver(ep, rows), name=f"webhook-{rows[0].id}")
+        ids = [row.id for row in rows]
+        for delivery_id in ids:
+            self._tasks[delivery_id] = task
+        task.add_done_callback(functools.partial(self._done, ids, ep))
+
+    def _let_go(self, ids: Sequence[str], ep: Endpoint) -> None:
+        """The deliveries no longer load their endpoint: room for the next ones."""
+        self._answered.update(ids)
+        before = self._held.get(ep, len(ids))
+        held = before - len(ids)
         if held > 0:
             self._held[ep] = held
         else:
             self._held.pop(ep, None)
         # Only when this endpoint just dropped below its cap: waking on every
         # answer would re-run a claim that can only find the same nothing.
-        if self._constrained and held == 2 * self.snapshot().config.webhooks \
-                .max_concurrency_per_endpoint - 1:
+        cap = self._cap(ep, self.snapshot().config.webhooks)
+        if self._constrained and held < cap <= before:
             self.wake.set()
 
-    def _done(self, delivery_id: str, ep: Endpoint, task: asyncio.Task[None]) -> None:
-        self._tasks.pop(delivery_id, None)
-        if delivery_id not in self._answered:  # ended before its answer (stopped, crashed)
-            self._let_go(delivery_id, ep)
-        self._answered.discard(delivery_id)
+    def _done(self, ids: list[str], ep: Endpoint, task: asyncio.Task[None]) -> None:
+        for delivery_id in ids:
+            self._tasks.pop(delivery_id, None)
+        unanswered = [i for i in ids if i not in self._answered]
+        if unanswered:  # ended before their answer (stopped, crashed)
+            self._let_go(unanswered, ep)
+        self._answered.difference_update(ids)
         if not task.cancelled() and task.exception() is not None:
-            log.error("webhook delivery %s crashed", delivery_id, exc_info=task.exception())
+            log.error("webhook deliveries %s crashed", ", ".join(ids),
+                      exc_info=task.exception())
         # Room again: claim what was left behind while the worker is below its limit.
         if self._constrained and len(self._tasks) < self.gate.limit(MAX_INFLIGHT):
             self.wake.set()
@@ -198,54 +230,72 @@ class WebhookWorker:
             held = self._slots[ep] = (limit, asyncio.Semaphore(limit))
         return held[1]
 
-    # ------------------------------------------------------------- one delivery
+    # ------------------------------------------------------------- one batch
 
-    async def _deliver(self, row: DeliveryRow) -> None:
-        ep = (row.subscriber_id, row.endpoint_key)
+    async def _deliver(self, ep: Endpoint, rows: list[DeliveryRow]) -> None:
+        """Deliveries of one endpoint: one request (HTTP) or one batch (a broker)."""
         async with self._slot(ep, self.snapshot().config.webhooks.max_concurrency_per_endpoint):
             if self._stopping:
-                return  # shutting down: the claim is released, the next start sends it
+                return  # shutting down: the claims are released, the next start sends them
             snap = self.snapshot()
             cfg = snap.config.webhooks
-            sub = snap.config.subscribers.get(row.subscriber_id)
-            hook = next((h for h in sub.webhooks if h.key == row.endpoint_key), None) \
-                if sub is not None else None
+            hook = _hook(snap, ep)
             started = time.time()
             t0 = time.perf_counter()
             endpoint_failure = True
             if hook is None:
-                response = Outcome(error=f"endpoint {row.endpoint_key} is no longer configured "
-                                     f"for subscriber {row.subscriber_id}")
+                responses = [Outcome(error=f"endpoint {ep[1]} is no longer configured "
+                                     f"for subscriber {ep[0]}")] * len(rows)
                 endpoint_failure = False
             else:
-                why = check_destination(hook.url, cfg.allow_private_networks)
-                try:
-                    response = Outcome(error=why, refused=True) if why else \
-                        await self._destination(hook.url).send(
-                            hook, message_for(hook, row.id, await self._payload(hook, row)),
-                            cfg.timeout)
-                except Exception as exc:  # a bug here must still end in a logged attempt
-                    log.exception("webhook delivery %s: unexpected error", row.id)
-                    response = Outcome(error=f"internal error: {type(exc).__name__}")
-            latency = (time.perf_counter() - t0) * 1000.0
+                responses = await self._send(hook, rows, cfg)
+            # A batch's attempts share its latency: they were answered together.
+            latency = None if hook is None else round((time.perf_counter() - t0) * 1000.0, 2)
             now = time.time()
-            outcome, next_at = self._decide(row, response, cfg, now, hook is None)
-            result = AttemptOutcome(
-                attempt=AttemptRow(delivery_id=row.id, at=started, outcome=outcome,
-                                   status_code=response.status,
-                                   latency_ms=None if hook is None else round(latency, 2),
-                                   response_body=response.body, error=response.error),
-                subscriber_id=row.subscriber_id, endpoint_key=row.endpoint_key, url=row.url,
-                next_attempt_at=next_at, disable_after=cfg.disable_after_days * 86400.0,
-                endpoint_failure=endpoint_failure)
+            results = []
+            for row, response in zip(rows, responses, strict=True):
+                outcome, next_at = self._decide(row, response, cfg, now, hook is None)
+                results.append(AttemptOutcome(
+                    attempt=AttemptRow(delivery_id=row.id, at=started, outcome=outcome,
+                                       status_code=response.status, latency_ms=latency,
+                                       response_body=response.body, error=response.error),
+                    subscriber_id=row.subscriber_id, endpoint_key=row.endpoint_key,
+                    url=row.url, next_attempt_at=next_at,
+                    disable_after=cfg.disable_after_days * 86400.0,
+                    endpoint_failure=endpoint_failure))
         # The slot covers the request only: the next one goes out while this is logged.
-        self._let_go(row.id, ep)
-        final, disabled = await self.store.record_attempt(result, now)
-        self._report(row, final, disabled, response, next_at)
-        if final == "delivered" and self.on_delivered is not None:
-            self.on_delivered(now - row.created_at)
-        if final == "retry" and next_at is not None and next_at < self._idle_until:
+        self._let_go([row.id for row in rows], ep)
+        recorded = await self.store.record_attempts(results, now)
+        wake = False
+        for row, result, response, (final, disabled) in zip(rows, results, responses, recorded,
+                                                            strict=True):
+            self._report(row, final, disabled, response, result.next_attempt_at)
+            if final == "delivered" and self.on_delivered is not None:
+                self.on_delivered(now - row.created_at)
+            next_at = result.next_attempt_at
+            wake = wake or (final == "retry" and next_at is not None
+                            and next_at < self._idle_until)
+        if wake:
             self.wake.set()  # due before the loop planned to look again
+
+    async def _send(self, hook: WebhookConfig, rows: list[DeliveryRow],
+                    cfg: WebhooksConfig) -> list[Outcome]:
+        """One outcome per delivery; never raises."""
+        why = check_destination(hook.url, cfg.allow_private_networks)
+        if why:
+            return [Outcome(error=why, refused=True)] * len(rows)
+        try:
+            messages = [message_for(hook, row.id, await self._payload(hook, row))
+                        for row in rows]
+            responses = await self._destination(hook.url).send_batch(hook, messages,
+                                                                     cfg.timeout)
+            if len(responses) != len(rows):
+                raise RuntimeError(f"{len(responses)} outcomes for {len(rows)} deliveries")
+        except Exception as exc:  # a bug here must still end in a logged attempt
+            log.exception("webhook deliveries %s: unexpected error",
+                          ", ".join(row.id for row in rows))
+            return [Outcome(error=f"internal error: {type(exc).__name__}")] * len(rows)
+        return responses
 
     @staticmethod
     def _decide(row: DeliveryRow, response: Outcome, cfg: WebhooksConfig, now: float,
@@ -293,6 +343,8 @@ class WebhookWorker:
                 response: Outcome, next_at: float | None) -> None:
         if self.on_attempt is not None:
             self.on_attempt(outcome)
+        if outcome == "delivered" and disabled is None and not log.isEnabledFor(logging.DEBUG):
+            return  # the common case: nothing to log
         # The URL's query may hold a token: logged without it, also where an error quotes it.
         url = url_for_log(row.url)
         what = (response.error or (f"HTTP {response.status}" if response.status else "")

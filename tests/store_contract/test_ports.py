@@ -391,11 +391,10 @@ async def test_deliveries_claim_attempt_retry_and_replay(store: Store) -> None:
     claimed = await store.claim_deliveries(T0, 10, 30, exclude=[("acme", "other")])
     assert [d.id for d in claimed] == [first.id, second.id]
     assert await store.next_delivery_due(exclude=[("acme", "other")]) == T0 + 30
-    assert await store.record_attempt(attempt(first.id, "delivered", T0 + 1, code=200),
-                                      T0 + 1) == ("delivered", None)
-    assert await store.record_attempt(
-        attempt(second.id, "retry", T0 + 1, code=500, next_attempt_at=T0 + 5), T0 + 1) == (
-        "retry", None)
+    assert await store.record_attempts([  # a batch: one write, each its own outcome
+        attempt(first.id, "delivered", T0 + 1, code=200),
+        attempt(second.id, "retry", T0 + 1, code=500, next_attempt_at=T0 + 5)], T0 + 1) == [
+        ("delivered", None), ("retry", None)]
     row, attempts = await store.get_delivery(second.id)
     assert (row.status, row.attempts, row.next_attempt_at, row.last_status_code) == (
         "pending", 1, T0 + 5, 500)
@@ -412,15 +411,15 @@ async def test_deliveries_claim_attempt_retry_and_replay(store: Store) -> None:
     assert await store.retry_delivery("missing", T0 + 2) == ("not_found", None)
     [failing] = await store.claim_deliveries(T0 + 5, 1, 30, exclude=[("acme", "other")],)
     assert (await store.retry_delivery(failing.id, T0 + 6))[0] == "in_flight"
-    await store.record_attempt(attempt(failing.id, "failed", T0 + 6, code=400), T0 + 6)
+    await store.record_attempts([attempt(failing.id, "failed", T0 + 6, code=400)], T0 + 6)
     assert await store.replay_deliveries(T0, T0 + 7, endpoint_key="main") == (1, 0)
     assert [d.status for d in await store.list_deliveries(
         status=None, subscriber_id="acme", endpoint_key="main", limit=10)] == [
         "pending", "pending"]
     # A replay pulls forward what waits out a retry delay (and only that).
     [waiting] = await store.claim_deliveries(T0 + 8, 1, 30, exclude=[("acme", "main")])
-    await store.record_attempt(attempt(waiting.id, "retry", T0 + 8, code=503,
-                                       next_attempt_at=T0 + 100), T0 + 8)
+    await store.record_attempts([attempt(waiting.id, "retry", T0 + 8, code=503,
+                                         next_attempt_at=T0 + 100)], T0 + 8)
     assert await store.replay_deliveries(T0, T0 + 9) == (0, 1)
     assert (await store.get_delivery(waiting.id))[0].next_attempt_at == T0 + 9
 
@@ -429,8 +428,8 @@ async def test_410_disables_the_endpoint_and_fails_its_queue(store: Store) -> No
     gone, waiting = delivery(), delivery()
     await store.add_deliveries([gone, waiting], T0)
     [claimed] = await store.claim_deliveries(T0, 1, 30)
-    assert await store.record_attempt(attempt(claimed.id, "disabled", T0 + 1, code=410),
-                                      T0 + 1) == ("disabled", "HTTP 410 Gone")
+    assert await store.record_attempts([attempt(claimed.id, "disabled", T0 + 1, code=410)],
+                                       T0 + 1) == [("disabled", "HTTP 410 Gone")]
     [health] = await store.list_endpoint_health()
     assert (health.disabled_reason, health.failing_since, health.failed, health.pending) == (
         "HTTP 410 Gone", T0 + 1, 2, 0)
@@ -446,15 +445,30 @@ async def test_410_disables_the_endpoint_and_fails_its_queue(store: Store) -> No
     assert len(await store.claim_deliveries(T0 + 3, 10, 30)) == 3
 
 
+async def test_a_batch_of_attempts_applies_in_order(store: Store) -> None:
+    """One write, each attempt after the one before it: a 410 disables the
+    endpoint, so a retry after it in the same batch ends failed."""
+    gone, after = delivery(), delivery()
+    await store.add_deliveries([gone, after], T0)
+    first, second = await store.claim_deliveries(T0, 2, 30)
+    assert await store.record_attempts([
+        attempt(first.id, "disabled", T0 + 1, code=410),
+        attempt(second.id, "retry", T0 + 1, code=503, next_attempt_at=T0 + 10)], T0 + 1) == [
+        ("disabled", "HTTP 410 Gone"), ("failed", None)]
+    for row in (first, second):
+        got = await store.get_delivery(row.id)
+        assert got is not None and got[0].status == "failed" and len(got[1]) == 1
+
+
 async def test_an_endpoint_failing_too_long_is_disabled(store: Store) -> None:
     first, second = delivery(), delivery()
     await store.add_deliveries([first, second], T0)
     [one] = await store.claim_deliveries(T0, 1, 30)
-    await store.record_attempt(attempt(one.id, "retry", T0, code=503,
-                                       next_attempt_at=T0 + 10), T0)
+    await store.record_attempts([attempt(one.id, "retry", T0, code=503,
+                                         next_attempt_at=T0 + 10)], T0)
     [two] = await store.claim_deliveries(T0 + 5 * DAY, 1, 30)
-    outcome, reason = await store.record_attempt(
-        attempt(two.id, "retry", T0 + 5 * DAY, code=503, next_attempt_at=T0 + 6 * DAY),
+    [(outcome, reason)] = await store.record_attempts([
+        attempt(two.id, "retry", T0 + 5 * DAY, code=503, next_attempt_at=T0 + 6 * DAY)],
         T0 + 5 * DAY)
     assert outcome == "failed" and reason is not None and reason.startswith("failing for")
 

@@ -128,11 +128,11 @@ async def test_attempts_on_one_endpoint_apply_one_after_another(
     rows = await a.claim_deliveries(T0, 10, 600) + await b.claim_deliveries(T0, 10, 600)
     assert len(rows) == 20
     results = await asyncio.gather(*(
-        (a, b)[n % 2].record_attempt(
-            attempt(row.id, "retry", T0 + n * DAY / 2, code=503, next_attempt_at=T0 + 7 * DAY),
+        (a, b)[n % 2].record_attempts([
+            attempt(row.id, "retry", T0 + n * DAY / 2, code=503, next_attempt_at=T0 + 7 * DAY)],
             T0 + n * DAY / 2)
         for n, row in enumerate(rows)))
-    assert sum(reason is not None for _, reason in results) == 1
+    assert sum(reason is not None for [(_, reason)] in results) == 1
     for row in rows:
         got = await b.get_delivery(row.id)
         assert got is not None and len(got[1]) == 1 and got[0].attempts == 1

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import aiohttp
@@ -22,6 +23,7 @@ from yarl import URL
 from bot.config import WebhookConfig
 from bot.forwarding.destinations.base import (
     AllowedNetworks,
+    Destination,
     Message,
     Outcome,
     failure,
@@ -30,6 +32,7 @@ from bot.forwarding.destinations.base import (
 
 CLIENT = "aio_pika"
 PORT = 5672
+PERSISTENT = 2  # delivery_mode
 # The client logs each failed connect at ERROR; the attempt log has it already.
 logging.getLogger("aiormq.connection").setLevel(logging.CRITICAL)
 
@@ -56,20 +59,24 @@ def _server(url: URL, password: str | None) -> Server:
     return (url.raw_host or "", url.port or PORT, vhost, url.user, password)
 
 
-class AmqpDestination:
+class AmqpDestination(Destination):
+    batch = 64  # publishes written together, their confirms awaited together
+
     def __init__(self, allowed: AllowedNetworks) -> None:
         self.allowed = allowed
         self._connections: dict[Server, Any] = {}
-        self._exchanges: dict[tuple[Server, str], Any] = {}
+        self._channels: dict[tuple[Server, str], Any] = {}  # by exchange
         self._lock = asyncio.Lock()
 
-    async def _exchange(self, server: Server, name: str, within: float) -> Any:
+    async def _channel(self, server: Server, name: str, within: float) -> Any:
+        """The client's (aiormq's) channel for publishing to exchange `name`: aio-pika
+        publishes one message per call, its channel takes a batch at once."""
         import aio_pika  # the brokers extra, loaded when a webhook names AMQP
 
         async with self._lock:
-            exchange = self._exchanges.get((server, name))
-            if exchange is not None and not exchange.channel.is_closed:
-                return exchange
+            channel = self._channels.get((server, name))
+            if channel is not None and not channel.is_closed:
+                return channel
             conn = self._connections.get(server)
             if conn is None or conn.is_closed:
                 host, port, vhost, user, password = server
@@ -85,46 +92,44 @@ class AmqpDestination:
                         await conn.close()
                     raise
                 self._connections[server] = conn
-            channel = await conn.channel(publisher_confirms=True, on_return_raises=True)
-            exchange = channel.default_exchange if not name else \
-                await channel.get_exchange(name, ensure=False)
-            self._exchanges[(server, name)] = exchange
-            return exchange
+            opened = await conn.channel(publisher_confirms=True, on_return_raises=True)
+            channel = self._channels[(server, name)] = await opened.get_underlay_channel()
+            return channel
 
     async def send(self, hook: WebhookConfig, message: Message, within: float) -> Outcome:
-        import aio_pika
-        from aio_pika.exceptions import (
-            ChannelClosed,
-            ChannelNotFoundEntity,
-            DeliveryError,
-        )
+        return (await self.send_batch(hook, [message], within))[0]
+
+    async def send_batch(self, hook: WebhookConfig, messages: Sequence[Message],
+                         within: float) -> list[Outcome]:
+        from aiormq.exceptions import ChannelClosed, DeliveryError
+        from pamqp.commands import Basic
 
         url = URL(hook.url)
         server = _server(url, hook.password)
         name, key = url.query.get("exchange", ""), url.query.get("routing_key", "")
         try:
-            exchange = await self._exchange(server, name, within)
-            await exchange.publish(
-                aio_pika.Message(message.body, headers=dict(message.headers),
-                                 message_id=message.id, content_type="application/json",
-                                 delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
-                routing_key=key, mandatory=True, timeout=within)
-        except DeliveryError as exc:
-            reason = getattr(exc.message, "reply_text", None) if exc.message else None
-            return Outcome(error=f"returned by the broker: {reason or 'unroutable'} "
-                           f"(exchange {name!r}, routing key {key!r})")
-        except (ChannelNotFoundEntity, ChannelClosed) as exc:
-            self._exchanges.pop((server, name), None)
-            return Outcome(error=f"exchange {name!r}: {exc}")
+            channel = await self._channel(server, name, within)
+            # All written at once, the confirms awaited together.
+            results = await asyncio.gather(*(channel.basic_publish(
+                message.body, exchange=name, routing_key=key, mandatory=True, timeout=within,
+                wait=False, properties=Basic.Properties(
+                    headers=dict(message.headers), message_id=message.id,
+                    content_type="application/json", delivery_mode=PERSISTENT))
+                for message in messages), return_exceptions=True)
         except Exception as exc:  # the client's errors have no common base
+            results = [exc] * len(messages)
+        outcomes = [_outcome(result, name, key) for result in results]
+        if any(isinstance(r, ChannelClosed) for r in results):
+            self._channels.pop((server, name), None)  # a new channel for the next attempt
+        elif any(o.error and not isinstance(r, DeliveryError)
+                 for o, r in zip(outcomes, results, strict=True)):
             await self._forget(server)
-            return failure(exc)
-        return Outcome(delivered=True, body="confirmed")
+        return outcomes
 
     async def _forget(self, server: Server) -> None:
         """A failed connection is closed, so the next attempt connects anew."""
-        for key in [k for k in self._exchanges if k[0] == server]:
-            del self._exchanges[key]
+        for key in [k for k in self._channels if k[0] == server]:
+            del self._channels[key]
         conn = self._connections.pop(server, None)
         if conn is not None and not conn.is_closed:
             try:
@@ -135,3 +140,19 @@ class AmqpDestination:
     async def close(self) -> None:
         for server in list(self._connections):
             await self._forget(server)
+
+
+def _outcome(result: Any, name: str, key: str) -> Outcome:
+    from aiormq.exceptions import ChannelClosed, DeliveryError
+
+    if isinstance(result, DeliveryError):  # returned (unroutable) or nacked
+        returned = getattr(result.message, "delivery", None)
+        reason = getattr(returned, "reply_text", None)
+        return Outcome(error=f"returned by the broker: {reason or 'unroutable'} "
+                       f"(exchange {name!r}, routing key {key!r})" if returned
+                       else f"refused by the broker (exchange {name!r})")
+    if isinstance(result, ChannelClosed):
+        return Outcome(error=f"exchange {name!r}: {result}")
+    if isinstance(result, BaseException):
+        return failure(result)
+    return Outcome(delivered=True, body="confirmed")

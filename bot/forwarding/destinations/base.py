@@ -11,9 +11,9 @@ from __future__ import annotations
 import ipaddress
 import socket
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from bot.config import WebhookConfig
 from bot.forwarding.payloads import standard_headers, whatsmate_body
@@ -50,12 +50,25 @@ def message_for(hook: WebhookConfig, delivery_id: str, payload: str) -> Message:
                    standard_headers(hook.signing_secrets(now), delivery_id, int(now), body))
 
 
-class Destination(Protocol):
+class Destination(ABC):
     """One kind of destination (HTTP, a broker): one long-lived object per
-    deliverer, holding its connections."""
+    deliverer, holding its connections.
 
+    The deliverer hands it up to `batch` messages of one endpoint at once
+    (`send_batch`): an HTTP endpoint takes one request at a time, a broker
+    takes a batch in one round trip and its acks together."""
+
+    batch = 1
+
+    @abstractmethod
     async def send(self, hook: WebhookConfig, message: Message, within: float) -> Outcome: ...
 
+    async def send_batch(self, hook: WebhookConfig, messages: Sequence[Message],
+                         within: float) -> list[Outcome]:
+        """One outcome per message, in order (`within` bounds the whole batch)."""
+        return [await self.send(hook, message, within) for message in messages]
+
+    @abstractmethod
     async def close(self) -> None: ...
 
 

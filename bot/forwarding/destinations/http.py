@@ -12,7 +12,7 @@ import aiohttp
 from yarl import URL
 
 from bot.config import WebhookConfig
-from bot.forwarding.destinations.base import AllowedNetworks, Message, Outcome
+from bot.forwarding.destinations.base import AllowedNetworks, Destination, Message, Outcome
 from bot.forwarding.safety import RefusedAddress
 
 CLIENT = None  # aiohttp, always installed
@@ -47,7 +47,7 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
     return min(max(0.0, seconds), MAX_RETRY_AFTER)
 
 
-class HttpDestination:
+class HttpDestination(Destination):
     def __init__(self, session: aiohttp.ClientSession) -> None:
         self.session = session  # the deliverer's: closed by its owner
 

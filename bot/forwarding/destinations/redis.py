@@ -3,13 +3,14 @@
 Each delivery is one XADD whose fields are the three `webhook-*` headers and
 `body` (the exact bytes that were signed), `maxlen` trimming approximately.
 The stream must exist (XADD NOMKSTREAM: wagate never creates streams; a
-missing one is a failed attempt). XADDs that arrive together go in one
-pipeline: one round trip for a batch.
+missing one is a failed attempt). A batch of deliveries is one pipeline: one
+round trip.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Any
 
 import aiohttp
@@ -18,6 +19,7 @@ from yarl import URL
 from bot.config import WebhookConfig
 from bot.forwarding.destinations.base import (
     AllowedNetworks,
+    Destination,
     Message,
     Outcome,
     failure,
@@ -47,84 +49,62 @@ def create(session: aiohttp.ClientSession, allowed: AllowedNetworks) -> RedisDes
 
 
 Server = tuple[str, int, int, str | None, str | None]  # host, port, db, user, password
-Entry = tuple[str, dict[str, bytes | str], int | None, "asyncio.Future[Any]"]
 
 
-class _Batcher:
-    """One server's client, and the XADDs waiting for the next pipeline."""
+class RedisDestination(Destination):
+    batch = 64  # XADDs in one pipeline
 
-    def __init__(self, client: Any) -> None:
-        self.client = client
-        self.waiting: list[Entry] = []
-        self.flushing: asyncio.Task[None] | None = None
-
-    def add(self, stream: str, fields: dict[str, bytes | str],
-            maxlen: int | None) -> asyncio.Future[Any]:
-        done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self.waiting.append((stream, fields, maxlen, done))
-        if self.flushing is None or self.flushing.done():
-            self.flushing = asyncio.create_task(self._flush())
-        return done
-
-    async def _flush(self) -> None:
-        while self.waiting:
-            batch, self.waiting = self.waiting, []
-            try:
-                async with self.client.pipeline(transaction=False) as pipe:
-                    for stream, fields, maxlen, _ in batch:
-                        pipe.xadd(stream, fields, maxlen=maxlen, approximate=True,
-                                  nomkstream=True)
-                    results = await pipe.execute(raise_on_error=False)
-            except Exception as exc:  # the connection: every entry of the batch failed
-                results = [exc] * len(batch)
-            for (*_, done), result in zip(batch, results, strict=True):
-                if not done.done():
-                    done.set_result(result)
-
-
-class RedisDestination:
     def __init__(self, allowed: AllowedNetworks) -> None:
         self.allowed = allowed
-        self._batchers: dict[Server, _Batcher] = {}
+        self._clients: dict[Server, Any] = {}
         self._lock = asyncio.Lock()
 
-    async def _batcher(self, server: Server, within: float) -> _Batcher:
+    async def _client(self, server: Server, within: float) -> Any:
         import redis.asyncio  # the brokers extra, loaded when a webhook names Redis
         from redis.asyncio.retry import Retry
         from redis.backoff import NoBackoff
 
         async with self._lock:
-            batcher = self._batchers.get(server)
-            if batcher is None:
+            client = self._clients.get(server)
+            if client is None:
                 host, port, db, user, password = server
                 address = await public_address(host, port, self.allowed)
-                client = redis.asyncio.Redis(host=address, port=port, db=db, username=user,
-                                             password=password, socket_timeout=within,
-                                             socket_connect_timeout=within,
-                                             # the deliverer's schedule retries, not the client
-                                             retry=Retry(NoBackoff(), 0))
-                batcher = self._batchers[server] = _Batcher(client)
-            return batcher
+                client = self._clients[server] = redis.asyncio.Redis(
+                    host=address, port=port, db=db, username=user, password=password,
+                    socket_timeout=within, socket_connect_timeout=within,
+                    retry=Retry(NoBackoff(), 0))  # the deliverer's schedule retries
+            return client
 
     async def send(self, hook: WebhookConfig, message: Message, within: float) -> Outcome:
+        return (await self.send_batch(hook, [message], within))[0]
+
+    async def send_batch(self, hook: WebhookConfig, messages: Sequence[Message],
+                         within: float) -> list[Outcome]:
         url = URL(hook.url)
         server = (url.raw_host or "", url.port or PORT, int(url.path.strip("/") or 0),
                   url.user, hook.password)
         stream = url.query["stream"]
         maxlen = int(url.query["maxlen"]) if "maxlen" in url.query else None
         try:
-            batcher = await self._batcher(server, within)
-            result = await asyncio.wait_for(
-                batcher.add(stream, {**message.headers, "body": message.body}, maxlen), within)
-        except Exception as exc:
-            return failure(exc)
-        if isinstance(result, Exception):
-            return failure(result)
-        if result is None:
-            return Outcome(error=f"stream {stream!r} does not exist (wagate never creates it)")
-        return Outcome(delivered=True, body=f"entry {result.decode()}")
+            client = await self._client(server, within)
+            async with client.pipeline(transaction=False) as pipe:
+                for message in messages:
+                    pipe.xadd(stream, {**message.headers, "body": message.body},
+                              maxlen=maxlen, approximate=True, nomkstream=True)
+                results = await asyncio.wait_for(pipe.execute(raise_on_error=False), within)
+        except Exception as exc:  # the connection: every entry of the batch failed
+            return [failure(exc)] * len(messages)
+        return [_outcome(stream, result) for result in results]
 
     async def close(self) -> None:
-        batchers, self._batchers = list(self._batchers.values()), {}
-        for batcher in batchers:
-            await batcher.client.aclose()
+        clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            await client.aclose()
+
+
+def _outcome(stream: str, result: Any) -> Outcome:
+    if isinstance(result, Exception):
+        return failure(result)
+    if result is None:  # NOMKSTREAM and no stream
+        return Outcome(error=f"stream {stream!r} does not exist (wagate never creates it)")
+    return Outcome(delivered=True, body=f"entry {result.decode()}")

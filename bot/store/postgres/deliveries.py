@@ -63,92 +63,99 @@ class PostgresDeliveries(PostgresEffects):
             [e for _, e in exclude], limit, now, now + lease, holder or self.worker_id))
         return [delivery_row(r) for r in rows]
 
-    async def record_attempt(self, result: AttemptOutcome, now: float) -> tuple[str, str | None]:
-        """Log one attempt and apply what follows from it (see
-        SqliteStore.record_attempt), in two statements and no transaction: the
-        endpoint's health is read, then every write goes in one statement that
-        first locks the endpoint's row if its health is still what was read
-        (else nothing is written, and it starts over). So attempts recorded at
-        once by several processes update its health one after another, as if
-        the row were locked from the read, without a BEGIN and a COMMIT."""
+    async def record_attempts(self, results: Sequence[AttemptOutcome],
+                              now: float) -> list[tuple[str, str | None]]:
+        """Log attempts, in order, and apply what follows from each (see
+        SqliteStore.record_attempts), on one connection. Each takes two
+        statements and no transaction: the endpoint's health is read, then
+        every write goes in one statement that first locks the endpoint's row
+        if its health is still what was read (else nothing is written, and it
+        starts over). So attempts recorded at once by several processes update
+        its health one after another, as if the row were locked from the read,
+        without a BEGIN and a COMMIT."""
+        async def unit() -> list[tuple[str, str | None]]:
+            recorded = []
+            async with self._pool.acquire() as conn:
+                for result in results:
+                    while (done := await self._record_attempt(conn, result, now)) is None:
+                        pass  # another attempt changed the endpoint's health meanwhile
+                    recorded.append(done)
+            return recorded
+        return await self._spawn(unit())
+
+    @staticmethod
+    async def _record_attempt(conn: Conn, result: AttemptOutcome,
+                              now: float) -> tuple[str, str | None] | None:
+        """One attempt, or None when the endpoint's health moved under it."""
         a = result.attempt
         ep = (result.subscriber_id, result.endpoint_key)
-
-        async def record(conn: Conn) -> tuple[str, str | None] | None:
-            read = ("SELECT failing_since, disabled_at, last_success_at, url FROM webhook_endpoints"
-                    " WHERE subscriber_id = $1 AND endpoint_key = $2")
+        read = ("SELECT failing_since, disabled_at, last_success_at, url FROM webhook_endpoints"
+                " WHERE subscriber_id = $1 AND endpoint_key = $2")
+        found = await conn.fetchrow(read, *ep)
+        if found is None:  # the endpoint's first attempt
+            await conn.execute("INSERT INTO webhook_endpoints (subscriber_id, endpoint_key,"
+                               " url) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                               *ep, result.url)
             found = await conn.fetchrow(read, *ep)
-            if found is None:  # the endpoint's first attempt
-                await conn.execute("INSERT INTO webhook_endpoints (subscriber_id, endpoint_key,"
-                                   " url) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-                                   *ep, result.url)
-                found = await conn.fetchrow(read, *ep)
-            change = endpoint_health(
-                EndpointHealth(failing_since=found[0], disabled_at=found[1],
-                               last_success_at=found[2]),
-                outcome=a.outcome, endpoint_failure=result.endpoint_failure, at=a.at,
-                disable_after=result.disable_after)
-            outcome, disabled_now = change.outcome, change.disable
-            st = Statement()
-            endpoint = (f"subscriber_id = {st.arg(ep[0], 'text')}"
-                        f" AND endpoint_key = {st.arg(ep[1], 'text')}")
-            st.step("current", (
-                f"SELECT 1 FROM webhook_endpoints WHERE {endpoint}"
-                f" AND failing_since IS NOT DISTINCT FROM {st.arg(found[0], 'float8')}"
-                f" AND disabled_at IS NOT DISTINCT FROM {st.arg(found[1], 'float8')}"
-                f" AND last_success_at IS NOT DISTINCT FROM {st.arg(found[2], 'float8')}"
-                f" AND url = {st.arg(found[3], 'text')} FOR UPDATE"))
-            gate = "EXISTS (SELECT 1 FROM current)"
-            at = st.arg(now, "float8")
-            health = []
-            if found[3] != result.url:
-                health.append(f"url = {st.arg(result.url, 'text')}")
-            if change.success_at is not None:
-                health.append("failing_since = NULL,"
-                              f" last_success_at = {st.arg(change.success_at, 'float8')}")
-            if change.failing_since is not None:
-                health.append(f"failing_since = {st.arg(change.failing_since, 'float8')},"
-                              f" last_failure_at = {st.arg(a.at, 'float8')}")
-            if disabled_now is not None:
-                health.append(f"disabled_at = {at},"
-                              f" disabled_reason = {st.arg(disabled_now, 'text')}")
-            if health:
-                st.step("health", f"UPDATE webhook_endpoints SET {', '.join(health)}"
-                                  f" WHERE {endpoint} AND {gate}")
-            delivery = st.arg(a.delivery_id, "text")
-            if disabled_now is not None:
-                st.step("others", (
-                    "UPDATE webhook_deliveries SET status = 'failed', last_error ="
-                    f" {st.arg(disabled_error(disabled_now), 'text')},"
-                    f" claimed_until = NULL, claimed_by = NULL, updated_at = {at}"
-                    f" WHERE {endpoint} AND status = 'pending' AND id <> {delivery}"
-                    f" AND (claimed_until IS NULL OR claimed_until < {at}) AND {gate}"))
-            st.step("attempt", (
-                "INSERT INTO webhook_attempts (delivery_id, at, outcome, status_code,"
-                f" latency_ms, response_body, error) SELECT {delivery},"
-                f" {st.arg(a.at, 'float8')}, {st.arg(outcome, 'text')},"
-                f" {st.arg(a.status_code, 'integer')}, {st.arg(a.latency_ms, 'float8')},"
-                f" {st.arg(a.response_body, 'text')}, {st.arg(a.error, 'text')} WHERE {gate}"))
-            final = delivery_status(outcome)
-            changes = [f"status = {st.arg(final, 'text')}", "attempts = attempts + 1",
-                       "claimed_until = NULL", "claimed_by = NULL",
-                       f"last_status_code = {st.arg(a.status_code, 'integer')}",
-                       f"last_error = {st.arg(a.error, 'text')}", f"updated_at = {at}"]
-            if final == "pending" and result.next_attempt_at is not None:
-                changes.append(f"next_attempt_at = {st.arg(result.next_attempt_at, 'float8')}")
-            if final == "delivered":
-                changes.append(f"delivered_at = {st.arg(a.at, 'float8')}")
-            st.step("delivery", f"UPDATE webhook_deliveries SET {', '.join(changes)}"
-                                f" WHERE id = {delivery} AND {gate}")
-            return (outcome, disabled_now) if await conn.fetchval(
-                st.sql(f"SELECT {gate}"), *st.args) else None
-
-        async def unit() -> tuple[str, str | None]:
-            async with self._pool.acquire() as conn:
-                while (recorded := await record(conn)) is None:
-                    pass  # another attempt changed the endpoint's health meanwhile
-                return recorded
-        return await self._spawn(unit())
+        change = endpoint_health(
+            EndpointHealth(failing_since=found[0], disabled_at=found[1],
+                           last_success_at=found[2]),
+            outcome=a.outcome, endpoint_failure=result.endpoint_failure, at=a.at,
+            disable_after=result.disable_after)
+        outcome, disabled_now = change.outcome, change.disable
+        st = Statement()
+        endpoint = (f"subscriber_id = {st.arg(ep[0], 'text')}"
+                    f" AND endpoint_key = {st.arg(ep[1], 'text')}")
+        st.step("current", (
+            f"SELECT 1 FROM webhook_endpoints WHERE {endpoint}"
+            f" AND failing_since IS NOT DISTINCT FROM {st.arg(found[0], 'float8')}"
+            f" AND disabled_at IS NOT DISTINCT FROM {st.arg(found[1], 'float8')}"
+            f" AND last_success_at IS NOT DISTINCT FROM {st.arg(found[2], 'float8')}"
+            f" AND url = {st.arg(found[3], 'text')} FOR UPDATE"))
+        gate = "EXISTS (SELECT 1 FROM current)"
+        at = st.arg(now, "float8")
+        health = []
+        if found[3] != result.url:
+            health.append(f"url = {st.arg(result.url, 'text')}")
+        if change.success_at is not None:
+            health.append("failing_since = NULL,"
+                          f" last_success_at = {st.arg(change.success_at, 'float8')}")
+        if change.failing_since is not None:
+            health.append(f"failing_since = {st.arg(change.failing_since, 'float8')},"
+                          f" last_failure_at = {st.arg(a.at, 'float8')}")
+        if disabled_now is not None:
+            health.append(f"disabled_at = {at},"
+                          f" disabled_reason = {st.arg(disabled_now, 'text')}")
+        if health:
+            st.step("health", f"UPDATE webhook_endpoints SET {', '.join(health)}"
+                              f" WHERE {endpoint} AND {gate}")
+        delivery = st.arg(a.delivery_id, "text")
+        if disabled_now is not None:
+            st.step("others", (
+                "UPDATE webhook_deliveries SET status = 'failed', last_error ="
+                f" {st.arg(disabled_error(disabled_now), 'text')},"
+                f" claimed_until = NULL, claimed_by = NULL, updated_at = {at}"
+                f" WHERE {endpoint} AND status = 'pending' AND id <> {delivery}"
+                f" AND (claimed_until IS NULL OR claimed_until < {at}) AND {gate}"))
+        st.step("attempt", (
+            "INSERT INTO webhook_attempts (delivery_id, at, outcome, status_code,"
+            f" latency_ms, response_body, error) SELECT {delivery},"
+            f" {st.arg(a.at, 'float8')}, {st.arg(outcome, 'text')},"
+            f" {st.arg(a.status_code, 'integer')}, {st.arg(a.latency_ms, 'float8')},"
+            f" {st.arg(a.response_body, 'text')}, {st.arg(a.error, 'text')} WHERE {gate}"))
+        final = delivery_status(outcome)
+        changes = [f"status = {st.arg(final, 'text')}", "attempts = attempts + 1",
+                   "claimed_until = NULL", "claimed_by = NULL",
+                   f"last_status_code = {st.arg(a.status_code, 'integer')}",
+                   f"last_error = {st.arg(a.error, 'text')}", f"updated_at = {at}"]
+        if final == "pending" and result.next_attempt_at is not None:
+            changes.append(f"next_attempt_at = {st.arg(result.next_attempt_at, 'float8')}")
+        if final == "delivered":
+            changes.append(f"delivered_at = {st.arg(a.at, 'float8')}")
+        st.step("delivery", f"UPDATE webhook_deliveries SET {', '.join(changes)}"
+                            f" WHERE id = {delivery} AND {gate}")
+        return (outcome, disabled_now) if await conn.fetchval(
+            st.sql(f"SELECT {gate}"), *st.args) else None
 
     async def release_delivery_claims(self, holder: str | None = None) -> int:
         """`holder`'s delivery claims (this store's worker id's by default): due

@@ -81,68 +81,73 @@ class SqliteDeliveries(SqliteEffects):
             return out
         return await self._tx(unit)
 
-    async def record_attempt(self, result: AttemptOutcome, now: float) -> tuple[str, str | None]:
-        """Log one attempt and apply what follows from it: the delivery's new state
-        and the endpoint's health (failing since when; disabled on 410 or after
-        failing for `disable_after` seconds, failing its pending deliveries).
+    async def record_attempts(self, results: Sequence[AttemptOutcome],
+                              now: float) -> list[tuple[str, str | None]]:
+        """Log attempts, in order and in one write, and apply what follows from
+        each: the delivery's new state and the endpoint's health (failing since
+        when; disabled on 410 or after failing for `disable_after` seconds,
+        failing its pending deliveries).
 
-        Returns the final outcome (a retry for an endpoint that is disabled
-        becomes `failed`) and the reason when this attempt disabled the endpoint."""
-        def unit(conn: sqlite3.Connection) -> tuple[str, str | None]:
-            a = result.attempt
-            ep = (result.subscriber_id, result.endpoint_key)
-            found = conn.execute(
-                "SELECT failing_since, disabled_at, last_success_at, url FROM webhook_endpoints"
-                " WHERE subscriber_id = ? AND endpoint_key = ?", ep).fetchone()
-            if found is None:
-                conn.execute("INSERT INTO webhook_endpoints (subscriber_id, endpoint_key, url)"
-                             " VALUES (?, ?, ?)", (*ep, result.url))
-                found = (None, None, None, result.url)
-            elif found[3] != result.url:
-                conn.execute("UPDATE webhook_endpoints SET url = ? WHERE subscriber_id = ?"
-                             " AND endpoint_key = ?", (result.url, *ep))
-            failing_since, disabled_at, last_success_at, _ = found
-            change = endpoint_health(
-                EndpointHealth(failing_since=failing_since, disabled_at=disabled_at,
-                               last_success_at=last_success_at),
-                outcome=a.outcome, endpoint_failure=result.endpoint_failure, at=a.at,
-                disable_after=result.disable_after)
-            outcome, disabled_now = change.outcome, change.disable
-            if change.success_at is not None:
-                conn.execute("UPDATE webhook_endpoints SET failing_since = NULL,"
-                             " last_success_at = ? WHERE subscriber_id = ? AND endpoint_key = ?",
-                             (change.success_at, *ep))
-            if change.failing_since is not None:
-                conn.execute("UPDATE webhook_endpoints SET failing_since = ?,"
-                             " last_failure_at = ? WHERE subscriber_id = ? AND endpoint_key = ?",
-                             (change.failing_since, a.at, *ep))
-            if disabled_now is not None:
-                conn.execute("UPDATE webhook_endpoints SET disabled_at = ?,"
-                             " disabled_reason = ? WHERE subscriber_id = ?"
-                             " AND endpoint_key = ?", (now, disabled_now, *ep))
-                conn.execute("UPDATE webhook_deliveries SET status = 'failed',"
-                             " last_error = ?, claimed_until = NULL, updated_at = ?"
-                             " WHERE subscriber_id = ? AND endpoint_key = ?"
-                             " AND status = 'pending' AND id != ?"
-                             " AND (claimed_until IS NULL OR claimed_until < ?)",
-                             (disabled_error(disabled_now), now, *ep, a.delivery_id,
-                              now))
-            status = delivery_status(outcome)
-            conn.execute(
-                "INSERT INTO webhook_attempts (delivery_id, at, outcome, status_code, latency_ms,"
-                " response_body, error) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (a.delivery_id, a.at, outcome, a.status_code, a.latency_ms, a.response_body,
-                 a.error))
-            conn.execute(
-                "UPDATE webhook_deliveries SET status = ?, attempts = attempts + 1,"
-                " claimed_until = NULL, next_attempt_at = COALESCE(?, next_attempt_at),"
-                " last_status_code = ?, last_error = ?, updated_at = ?,"
-                " delivered_at = CASE WHEN ? = 'delivered' THEN ? ELSE delivered_at END"
-                " WHERE id = ?",
-                (status, result.next_attempt_at if status == "pending" else None, a.status_code,
-                 a.error, now, status, a.at, a.delivery_id))
-            return outcome, disabled_now
-        return await self._tx(unit)
+        Returns, for each, the final outcome (a retry for an endpoint that is
+        disabled becomes `failed`) and the reason when it disabled the endpoint."""
+        return await self._tx(lambda conn: [self._record_attempt(conn, r, now) for r in results])
+
+    @staticmethod
+    def _record_attempt(conn: sqlite3.Connection, result: AttemptOutcome,
+                        now: float) -> tuple[str, str | None]:
+        a = result.attempt
+        ep = (result.subscriber_id, result.endpoint_key)
+        found = conn.execute(
+            "SELECT failing_since, disabled_at, last_success_at, url FROM webhook_endpoints"
+            " WHERE subscriber_id = ? AND endpoint_key = ?", ep).fetchone()
+        if found is None:
+            conn.execute("INSERT INTO webhook_endpoints (subscriber_id, endpoint_key, url)"
+                         " VALUES (?, ?, ?)", (*ep, result.url))
+            found = (None, None, None, result.url)
+        elif found[3] != result.url:
+            conn.execute("UPDATE webhook_endpoints SET url = ? WHERE subscriber_id = ?"
+                         " AND endpoint_key = ?", (result.url, *ep))
+        failing_since, disabled_at, last_success_at, _ = found
+        change = endpoint_health(
+            EndpointHealth(failing_since=failing_since, disabled_at=disabled_at,
+                           last_success_at=last_success_at),
+            outcome=a.outcome, endpoint_failure=result.endpoint_failure, at=a.at,
+            disable_after=result.disable_after)
+        outcome, disabled_now = change.outcome, change.disable
+        if change.success_at is not None:
+            conn.execute("UPDATE webhook_endpoints SET failing_since = NULL,"
+                         " last_success_at = ? WHERE subscriber_id = ? AND endpoint_key = ?",
+                         (change.success_at, *ep))
+        if change.failing_since is not None:
+            conn.execute("UPDATE webhook_endpoints SET failing_since = ?,"
+                         " last_failure_at = ? WHERE subscriber_id = ? AND endpoint_key = ?",
+                         (change.failing_since, a.at, *ep))
+        if disabled_now is not None:
+            conn.execute("UPDATE webhook_endpoints SET disabled_at = ?,"
+                         " disabled_reason = ? WHERE subscriber_id = ?"
+                         " AND endpoint_key = ?", (now, disabled_now, *ep))
+            conn.execute("UPDATE webhook_deliveries SET status = 'failed',"
+                         " last_error = ?, claimed_until = NULL, updated_at = ?"
+                         " WHERE subscriber_id = ? AND endpoint_key = ?"
+                         " AND status = 'pending' AND id != ?"
+                         " AND (claimed_until IS NULL OR claimed_until < ?)",
+                         (disabled_error(disabled_now), now, *ep, a.delivery_id,
+                          now))
+        status = delivery_status(outcome)
+        conn.execute(
+            "INSERT INTO webhook_attempts (delivery_id, at, outcome, status_code, latency_ms,"
+            " response_body, error) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (a.delivery_id, a.at, outcome, a.status_code, a.latency_ms, a.response_body,
+             a.error))
+        conn.execute(
+            "UPDATE webhook_deliveries SET status = ?, attempts = attempts + 1,"
+            " claimed_until = NULL, next_attempt_at = COALESCE(?, next_attempt_at),"
+            " last_status_code = ?, last_error = ?, updated_at = ?,"
+            " delivered_at = CASE WHEN ? = 'delivered' THEN ? ELSE delivered_at END"
+            " WHERE id = ?",
+            (status, result.next_attempt_at if status == "pending" else None, a.status_code,
+             a.error, now, status, a.at, a.delivery_id))
+        return outcome, disabled_now
 
     async def release_delivery_claims(self, holder: str | None = None) -> int:
         """Claims left by a stopped or killed worker, `holder`'s (every claim
