@@ -35,11 +35,12 @@ def main() -> None:
     parser.add_argument("--store", choices=("sqlite", "postgres", "both"), default="both",
                         help="the stores CPU per job is measured on (default both)")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results.json"))
-    parser.add_argument("--only", choices=("scaling", "cpu", "a", "b", "c", "m", "media", "drains"),
+    parser.add_argument("--only", choices=("scaling", "cpu", "a", "b", "c", "m", "media", "drains",
+                                           "brokers"),
                         help="only these rows: scaling = PostgreSQL and several processes; "
                              "cpu = CPU per job of (a), (b), (c), (m); a, b, c or m = that "
                              "job's; media = (a) and (m), a text and a photo, side by side; "
-                             "drains = (d) and (e)")
+                             "drains = (d) and (e); brokers = (d) to HTTP and to each broker")
     args = parser.parse_args()
     ensure_wrk()
     tmp = Path(tempfile.mkdtemp(prefix="wagate-bench-"))
@@ -61,19 +62,13 @@ def main() -> None:
         if args.only == "scaling":
             run_scaling(bench)
             return finish(bench.results, args.out)
-        if args.only == "drains":
+        if args.only in ("drains", "brokers"):
             bench.start_wagate()
-            bench.results["e"] = drain_outbound(bench, 20_000 if args.quick else 50_000)
-            from bench.deliveries import drain
+            if args.only == "drains":
+                bench.results["e"] = drain_outbound(bench, 20_000 if args.quick else 50_000)
+            from bench.deliveries import run_webhook_drains
 
-            bench.results["d"] = d = drain(bench, 20_000 if args.quick else 50_000,
-                                           until_all=True, max_seconds=300)
-            print(f"(d) webhook drain: {d['delivered']} in {d['seconds']:.1f} s = "
-                  f"{d['per_second']:.0f} deliveries/s, {d['cpu_us']:.0f} µs CPU/delivery",
-                  flush=True)
-            from bench.deliveries import run_broker_drains
-
-            run_broker_drains(bench, 20_000 if args.quick else 50_000)
+            run_webhook_drains(bench, 20_000 if args.quick else 50_000)
             print()
             print(broker_rows(bench.results))
             return finish(bench.results, args.out)

@@ -68,14 +68,19 @@ def drain(bench: Bench, count: int, *, until_all: bool, max_seconds: float) -> d
             "rss_first_mb": rss_samples[0], "rss_last_mb": rss_samples[-1]}
 
 
-def run_delivery_benchmarks(bench: Bench) -> None:
-    small = 20_000 if bench.quick else 50_000
-    d = drain(bench, small, until_all=True, max_seconds=300)
-    bench.results["d"] = d
+def run_webhook_drains(bench: Bench, count: int) -> dict[str, Any]:
+    """(d) to the HTTP receiver, then to each broker beside it."""
+    d = bench.results["d"] = drain(bench, count, until_all=True, max_seconds=300)
     print(f"(d) webhook drain: {d['delivered']} in {d['seconds']:.1f} s = "
           f"{d['per_second']:.0f} deliveries/s, {d['cpu_us']:.0f} µs CPU/delivery "
           f"(peak RSS {d['peak_rss_mb']:.0f} MB)", flush=True)
-    run_broker_drains(bench, small)
+    run_broker_drains(bench, count)
+    return d
+
+
+def run_delivery_benchmarks(bench: Bench) -> None:
+    small = 20_000 if bench.quick else 50_000
+    d = run_webhook_drains(bench, small)
     big = 100_000 if bench.quick else 500_000
     f = drain(bench, big, until_all=False, max_seconds=20 if bench.quick else 40)
     bench.results["f_backlog"] = f
