@@ -46,6 +46,7 @@ from bench.harness import (
 from bench.scaling import (
     cpu_seconds,
     create_database,
+    database_counts,
     database_url,
     drop_database,
     group_processes,
@@ -128,14 +129,16 @@ def measure(bench: Bench, job: Job) -> dict[str, Any]:
     """wrk on the job's path, then the drain: CPU per job, throughput, latency."""
     service = bench.procs["wagate"].pid
     before = get_json(bench.url(job.peer, "/count"))["count"]
-    xacts0 = transactions(bench.storage_url) if bench.storage_url else 0
-    cpu0, pg0, t0 = sum(service_cpu(service).values()), postgres_cpu(), time.perf_counter()
+    db0 = database_counts(bench.storage_url) if bench.storage_url else None
+    postmaster = db0.postmaster if db0 else None
+    cpu0, pg0 = sum(service_cpu(service).values()), postgres_cpu(postmaster)
+    t0 = time.perf_counter()
     sys0 = system_seconds(service)
     load = run_wrk(bench.url("wagate", job.path), {"BENCH_BODIES": str(bench.tmp / job.bodies),
                                                     **job.env}, bench.duration, 32)
     done = wait_until(lambda: drained(bench), 300)
     elapsed = time.perf_counter() - t0
-    cpu1, pg1 = sum(service_cpu(service).values()), postgres_cpu()
+    cpu1, pg1 = sum(service_cpu(service).values()), postgres_cpu(postmaster)
     kernel = system_seconds(service) - sys0
     jobs = get_json(bench.url(job.peer, "/count"))["count"] - before
     result: dict[str, Any] = {
@@ -145,10 +148,13 @@ def measure(bench: Bench, job: Job) -> dict[str, Any]:
         "cpu_us": (cpu1 - cpu0) * 1e6 / max(jobs, 1),
         "kernel_share": kernel / (cpu1 - cpu0) if cpu1 > cpu0 else 0.0,
         "peak_rss_mb": peak_rss_mb(service)}
-    if bench.storage_url:
+    if db0 is not None:
         time.sleep(1.5)  # the server's statistics catch up
+        counts = database_counts(bench.storage_url).per_job(db0, jobs)
         result["postgres_cpu_us"] = (pg1 - pg0) * 1e6 / max(jobs, 1)
-        result["transactions"] = (transactions(bench.storage_url) - xacts0) / max(jobs, 1)
+        result["transactions"] = counts["transactions"]
+        result["statements"] = counts["statements"]
+        result["wal_bytes"] = counts["wal_bytes"]
     return result
 
 
@@ -201,8 +207,13 @@ def run_cpu(bench: Bench, only: str = "abcm", store: str = "both") -> None:
               f"µs/request  ({row['forward']['rps']:,.0f}/s)", flush=True)
         for backend in names:
             r = row[backend] = run_job(bench, backend, job)
-            extra = (f"; PostgreSQL server {r['postgres_cpu_us']:,.0f} µs/job, "
-                     f"{r['transactions']:.1f} transactions/job" if "transactions" in r else "")
+            extra = ""
+            if "transactions" in r:
+                extra = (f"; PostgreSQL server {r['postgres_cpu_us']:,.0f} µs/job, "
+                         f"{r['transactions']:.1f} transactions/job, "
+                         f"{r['wal_bytes']:,.0f} WAL bytes/job")
+                if r["statements"] is not None:
+                    extra += f", {r['statements']:.1f} statements/job"
             print(f"    wagate {backend:8} {r['cpu_us']:7.0f} µs/job, kernel "
                   f"{100 * r['kernel_share']:.0f} %  ({r['jobs']:,} jobs, "
                   f"{r['jobs_per_second']:,.0f}/s drain included; answered {r['rps']:,.0f}/s, "

@@ -114,16 +114,21 @@ def service_cpu(supervisor: int) -> dict[str, float]:
     return roles
 
 
-def postgres_cpu() -> float:
-    """CPU seconds so far of every process of the PostgreSQL server on this machine
-    (others' sessions included: the machine is shared). A backend that exits
-    has its CPU moved into the postmaster's reaped children's time."""
+def postgres_cpu(postmaster: int | None = None) -> float:
+    """CPU seconds so far of the PostgreSQL server whose postmaster is `postmaster`
+    (its backends and helpers; a backend that exits has its CPU moved into the
+    postmaster's reaped children's time). Without it, or when that server is
+    not on this machine, of every `postgres` process here (others' sessions
+    included: the machine is shared)."""
     total = 0.0
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                if (entry / "comm").read_text().strip() == "postgres":
-                    total += cpu_seconds(int(entry.name), reaped=True)
+                if (entry / "comm").read_text().strip() != "postgres":
+                    continue
+                pid = int(entry.name)
+                if postmaster is None or pid == postmaster or proc_stat(pid)[0] == postmaster:
+                    total += cpu_seconds(pid, reaped=True)
             except OSError:
                 continue
     return total
@@ -138,20 +143,62 @@ def write_job_bodies(tmp: Path, count: int) -> None:
                                                   f"wamid.SA{i}") for i in range(count))])
 
 
-def transactions(url: str) -> int:
-    """Transactions the database has committed or rolled back (pg_stat_database;
-    the server publishes its counts within a second or so)."""
+@dataclass(frozen=True, slots=True)
+class DatabaseCounts:
+    """What the server counted so far: the database's transactions (committed
+    or rolled back, from pg_stat_database, published within a second or so),
+    its statements (pg_stat_statements, when the server loads it; else None),
+    the WAL written by the whole server (bytes) and the postmaster's pid when
+    it runs on this machine (to read the server's own CPU)."""
+
+    transactions: int
+    statements: int | None
+    wal_bytes: int
+    postmaster: int | None
+
+    def per_job(self, before: DatabaseCounts, jobs: int) -> dict[str, float | None]:
+        jobs = max(jobs, 1)
+        return {"transactions": (self.transactions - before.transactions) / jobs,
+                "statements": None if self.statements is None or before.statements is None
+                else (self.statements - before.statements) / jobs,
+                "wal_bytes": (self.wal_bytes - before.wal_bytes) / jobs}
+
+
+def postmaster_of(backend: int) -> int | None:
+    """The postmaster of a live backend's pid, when it runs on this machine."""
+    try:
+        parent, _ = proc_stat(backend)
+        return parent if Path(f"/proc/{parent}/comm").read_text().strip() == "postgres" else None
+    except OSError:  # the server is on another machine
+        return None
+
+
+def database_counts(url: str) -> DatabaseCounts:
     import asyncpg
 
-    async def read() -> int:
+    async def read() -> DatabaseCounts:
         conn = await asyncpg.connect(url, timeout=5)
         try:
-            return int(await conn.fetchval(
-                "SELECT xact_commit + xact_rollback FROM pg_stat_database"
-                " WHERE datname = current_database()"))
+            xacts, wal, backend = await conn.fetchrow(
+                "SELECT xact_commit + xact_rollback, pg_current_wal_lsn() - '0/0'::pg_lsn,"
+                " pg_backend_pid() FROM pg_stat_database WHERE datname = current_database()")
+            postmaster = postmaster_of(backend)  # while the backend lives
+            statements = None
+            if await conn.fetchval("SELECT 'pg_stat_statements' = ANY(string_to_array("
+                                   "current_setting('shared_preload_libraries'), ', '))"):
+                await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+                statements = int(await conn.fetchval(
+                    "SELECT COALESCE(sum(calls), 0) FROM pg_stat_statements s"
+                    " JOIN pg_database d ON d.oid = s.dbid"
+                    " WHERE d.datname = current_database()"))
         finally:
             await conn.close()
+        return DatabaseCounts(int(xacts), statements, int(wal), postmaster)
     return asyncio.run(read())
+
+
+def transactions(url: str) -> int:
+    return database_counts(url).transactions
 
 
 def drained(bench: Bench) -> bool:
@@ -164,21 +211,22 @@ def one_job(bench: Bench, key: str, bodies: Path) -> dict[str, Any]:
     _, peer = JOBS[key]
     supervisor = bench.procs["wagate"].pid
     before_count = get_json(bench.url(peer, "/count"))["count"]
-    xacts0 = transactions(bench.storage_url) if bench.storage_url else 0
-    cpu0, pg0, t0 = service_cpu(supervisor), postgres_cpu(), time.perf_counter()
+    db0 = database_counts(bench.storage_url) if bench.storage_url else None
+    postmaster = db0.postmaster if db0 else None
+    cpu0, pg0, t0 = service_cpu(supervisor), postgres_cpu(postmaster), time.perf_counter()
     load = run_wrk(bench.url("wagate", "/webhooks/meta"),
                    {"BENCH_BODIES": str(bodies / f"scaling_{key}.txt")},
                    bench.duration, 32)
     done = wait_until(lambda: drained(bench), 300)
     elapsed = time.perf_counter() - t0
-    cpu1, pg1 = service_cpu(supervisor), postgres_cpu()
+    cpu1, pg1 = service_cpu(supervisor), postgres_cpu(postmaster)
     jobs = get_json(bench.url(peer, "/count"))["count"] - before_count
     by_role = {role: (cpu1[role] - cpu0[role]) * 1e6 / max(jobs, 1) for role in cpu0}
-    xacts = None
-    if bench.storage_url:
+    counts: dict[str, float | None] = {"transactions": None}
+    if db0 is not None:
         time.sleep(1.5)  # the server's statistics catch up
-        xacts = (transactions(bench.storage_url) - xacts0) / max(jobs, 1)
-    return {"transactions_per_job": xacts, "jobs": jobs,
+        counts = database_counts(bench.storage_url).per_job(db0, jobs)
+    return {"transactions_per_job": counts["transactions"], "database": counts, "jobs": jobs,
             "answered_per_second": load.rps, "errors": load.errors,
             "seconds": elapsed, "per_second": jobs / elapsed, "drained": done,
             "cpu_us_per_job": sum(by_role.values()), "cpu_us_by_role": by_role,
