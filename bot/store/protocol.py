@@ -148,10 +148,11 @@ class OutboundQueue(StoreBase, Protocol):
         `exclude_instances` comes due."""
         ...
 
-    async def reserve_pace(self, instance_id: int, interval: float) -> float:
-        """Book a gateway number's next send slot, `interval` seconds after the one
-        before, shared by every process of the store; the seconds to wait for
-        it. (A single-process store's worker paces in memory instead.)"""
+    async def reserve_pace(self, instance_id: int, interval: float, count: int = 1) -> float:
+        """Book a gateway number's next `count` send slots, each `interval` seconds
+        after the one before, shared by every process of the store; the seconds
+        to wait for the first (the k-th comes k × `interval` later). (A
+        single-process store's worker paces in memory instead.)"""
         ...
 
     async def queue_depth(self) -> tuple[int, float | None]: ...

@@ -138,15 +138,35 @@ class OutboundWorker:
             return False
         rows = await self.store.claim_outbound(time.time(), min(room, BATCH), LEASE_SECONDS,
                                                self._busy(), self.holder)
-        for row in rows:
-            self._take(row)
+        # One still ours (a lease outlived) is left be.
+        taken = [row for row in rows if row.id not in self._tasks]
+        delays = await self._book(taken)
+        for row in taken:
+            self._take(row, delays.get(row.id, 0.0))
         return bool(rows)
 
-    def _take(self, row: OutboundRow) -> None:
-        if row.id in self._tasks:  # still ours (a lease outlived): leave it be
-            return
+    async def _book(self, rows: list[OutboundRow]) -> dict[str, float]:
+        """Each row's wait for its number's pace (the store keeps it, shared by
+        every process that sends for the number), booked for the whole claim
+        at once: one booking per number, not one per message."""
+        config = self.snapshot().config
+        by_instance: dict[int, list[OutboundRow]] = {}
+        for row in rows:
+            if row.instance_id in config.instances:
+                by_instance.setdefault(row.instance_id, []).append(row)
+        intervals = {instance_id: 1.0 / (config.instances[instance_id].rate_per_second
+                                         or config.outbound.rate_per_second)
+                     for instance_id in by_instance}
+        firsts = await asyncio.gather(*(
+            self.store.reserve_pace(instance_id, intervals[instance_id], len(group))
+            for instance_id, group in by_instance.items()))
+        return {row.id: first + k * intervals[instance_id]
+                for (instance_id, group), first in zip(by_instance.items(), firsts, strict=True)
+                for k, row in enumerate(group)}
+
+    def _take(self, row: OutboundRow, delay: float) -> None:
         self._held[row.instance_id] = self._held.get(row.instance_id, 0) + 1
-        task = asyncio.create_task(self._send(row), name=f"outbound-{row.id}")
+        task = asyncio.create_task(self._send(row, delay), name=f"outbound-{row.id}")
         self._tasks[row.id] = task
         task.add_done_callback(lambda t, r=row: self._done(r, t))
 
@@ -164,21 +184,15 @@ class OutboundWorker:
         if held == self._cap(row.instance_id) - 1 or len(self._tasks) == MAX_INFLIGHT - 1:
             self.wake.set()
 
-    async def _send(self, row: OutboundRow) -> None:
-        snap = self.snapshot()
-        instance = snap.config.instances.get(row.instance_id)
-        if instance is not None:
-            # Wait for this number's pace before taking a provider slot, so a
-            # slow number never holds slots the others need. The store keeps
-            # the pace: shared by every process that sends for the number.
-            rate = instance.rate_per_second or snap.config.outbound.rate_per_second
-            delay = await self.store.reserve_pace(instance.id, 1.0 / rate)
-            if delay > 0:
-                try:  # a stop ends the wait: the row stays queued for the next start
-                    await asyncio.wait_for(self._stopped.wait(), delay)
-                    return
-                except TimeoutError:
-                    pass
+    async def _send(self, row: OutboundRow, delay: float) -> None:
+        # Wait for this number's pace (booked by `_book`) before taking a
+        # provider slot, so a slow number never holds slots the others need.
+        if delay > 0:
+            try:  # a stop ends the wait: the row stays queued for the next start
+                await asyncio.wait_for(self._stopped.wait(), delay)
+                return
+            except TimeoutError:
+                pass
         async with self._slots:
             if self._stopping:
                 return  # shutting down: the claim is released, the next start sends it

@@ -177,16 +177,18 @@ class PostgresPool:
     async def ping(self) -> None:
         await self._pool.fetchval("SELECT 1")
 
-    async def reserve_pace(self, instance_id: int, interval: float) -> float:
-        """Book this number's next send slot, `interval` s after the last one booked
-        by any process; how many seconds until it comes. A process that dies
-        after booking only leaves a gap."""
+    async def reserve_pace(self, instance_id: int, interval: float, count: int = 1) -> float:
+        """Book this number's next `count` send slots, `interval` s apart, after the
+        last one booked by any process; how many seconds until the first comes.
+        A process that dies after booking only leaves a gap. (Every booking of
+        a number writes its one row: a batch books at once, not a row lock and
+        a commit per message.)"""
         return float(await self._pool.fetchval(
             "WITH now AS (SELECT extract(epoch FROM clock_timestamp())::float8 AS t)"
             " INSERT INTO pace AS p (instance_id, next_at) SELECT $1, now.t + $2 FROM now"
             " ON CONFLICT (instance_id) DO UPDATE"
             " SET next_at = GREATEST(p.next_at, (SELECT t FROM now)) + $2"
-            " RETURNING next_at - $2 - (SELECT t FROM now)", instance_id, interval))
+            " RETURNING next_at - $2 - (SELECT t FROM now)", instance_id, interval * count))
 
     async def on_work(self, queue: Queue, wake: Callable[[], None]) -> None:
         """Call `wake` whenever any process (this one too) commits work to `queue`.

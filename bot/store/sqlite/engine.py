@@ -114,12 +114,12 @@ class SqliteEngine:
     async def on_work(self, queue: str, wake: Callable[[], None]) -> None:
         """One process serves the file: its pipeline wakes its workers itself."""
 
-    async def reserve_pace(self, instance_id: int, interval: float) -> float:
+    async def reserve_pace(self, instance_id: int, interval: float, count: int = 1) -> float:
         """One process sends for the file, so the pace lives in memory: exact,
         and no write per send."""
         now = time.monotonic()
         slot = max(now, self._pace.get(instance_id, 0.0))
-        self._pace[instance_id] = slot + interval
+        self._pace[instance_id] = slot + interval * count
         return slot - now
 
     @classmethod
