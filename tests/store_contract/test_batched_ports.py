@@ -3,6 +3,10 @@ caller sees must be what it would see alone."""
 
 from __future__ import annotations
 
+import asyncio
+
+from bot.effects import OutboundDraft
+from bot.events import StatusUpdate
 from bot.store import Store
 
 ES = "+34600000001"
@@ -17,3 +21,30 @@ async def test_a_batch_books_its_slots_at_once(store: Store) -> None:
     assert 3.5 < await store.reserve_pace(3, 1.0) < 4.5
     assert 4.5 < await store.reserve_pace(3, 1.0, 2) < 5.5
 
+
+async def test_sent_marks_made_at_once_each_land_as_alone(store: Store) -> None:
+    # 30 sends answered at once (the worker's tasks do that under load): each
+    # is sent once in its history, its media dropped unless kept, and a status
+    # that came before its mark (parked) still wins over 'sent'.
+    await store.enqueue([OutboundDraft(instance_id=1, to=ES, text=f"m{i}", media=b"\x89PNG")
+                         for i in range(30)], T0)
+    rows = await store.claim_outbound(T0, 30, 60)
+    assert len(rows) == 30
+    early = {rows[i].id for i in range(0, 30, 7)}
+    for i in range(0, 30, 7):
+        assert await store.apply_status(StatusUpdate(
+            provider="meta", provider_message_id=f"wamid.b{i}", instance_id=1,
+            status="read", timestamp=T0), T0) is None
+    await asyncio.gather(*(store.mark_sent(row.id, f"wamid.b{i}", T0 + 1 + i,
+                                           keep_media=i % 2 == 1)
+                           for i, row in enumerate(rows)))
+    for i, row in enumerate(rows):
+        got = await store.get_outbound(row.id)
+        assert got is not None
+        assert (got.status, got.provider_message_id) == (
+            "read" if row.id in early else "sent", f"wamid.b{i}")
+        assert [e.status for e in await store.status_history(row.id)][:2] == [
+            "queued", "sent"]
+        kept = i % 2 == 1 and row.id not in early
+        assert (await store.outbound_media(row.id) is not None) == kept
+    assert await store.claim_outbound(T0 + 100, 30, 60) == []

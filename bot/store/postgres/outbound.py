@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 
 from bot.effects import DeliveryDraft, OutboundDraft
 from bot.store.models import (
     OutboundRow,
 )
+from bot.store.postgres.batches import Batches
 from bot.store.postgres.effects import PostgresEffects
 from bot.store.postgres.pool import LOCK_STATUS, Conn
 from bot.store.rows import (
@@ -23,6 +25,8 @@ _JOIN_GROUP = OUTBOUND_FROM.removeprefix("outbound o ")
 _OUTBOUND_OWN = ", ".join(f"outbound.{column.strip().removeprefix('o.')}"
                           for column in OUTBOUND_COLUMNS.split(",")
                           if column.strip().startswith("o."))
+# A sent mark: message id, provider message id, when, keep its media.
+_Mark = tuple[str, str, float, bool]
 
 
 class PostgresOutbound(PostgresEffects):
@@ -51,19 +55,35 @@ class PostgresOutbound(PostgresEffects):
     async def mark_sent(self, message_id: str, provider_message_id: str, now: float, *,
                         keep_media: bool = False,
                         deliveries: Sequence[DeliveryDraft] = ()) -> None:
-        mark = ("SELECT wagate_mark_sent($1, $2, $3, $4, $5)", LOCK_STATUS, message_id,
-                provider_message_id, now, keep_media)
-        if not deliveries:  # one round trip: see pg_migrations/0005_mark_sent.sql
-            await self._statement(lambda conn: conn.execute(*mark))
+        if not deliveries:  # group commit with the marks made meanwhile
+            await self._marks.add((message_id, provider_message_id, now, keep_media))
             return
 
         async def unit(conn: Conn) -> None:
             before = await conn.fetchval("SELECT status FROM outbound WHERE id = $1",
                                          message_id)
-            await conn.execute(*mark)
+            await conn.execute("SELECT wagate_mark_sent($1, $2, $3, $4, $5)", LOCK_STATUS,
+                               message_id, provider_message_id, now, keep_media)
             if before in QUEUED_STATUSES:
                 await self._insert_deliveries(conn, deliveries, now)
         await self._tx(unit)
+
+    @functools.cached_property
+    def _marks(self) -> Batches[_Mark]:
+        """Sent marks (with no deliveries to queue) that arrive while one is being
+        written go together in the next: one statement, one transaction (see
+        batches.py)."""
+        return Batches(self._write_marks, self._start)
+
+    async def _write_marks(self, marks: list[_Mark]) -> None:
+        # One round trip: see pg_migrations/0005_mark_sent.sql. Each message's
+        # status lock is held to the batch's commit; another batch never holds
+        # the same message (claims are exclusive), apply_status takes one lock.
+        ids, provider_ids, times, keep = (list(column) for column in zip(*marks, strict=True))
+        await self._pool.execute(
+            "SELECT wagate_mark_sent($1, m.id, m.provider_id, m.at, m.keep)"
+            " FROM unnest($2::text[], $3::text[], $4::float8[], $5::boolean[])"
+            " AS m (id, provider_id, at, keep)", LOCK_STATUS, ids, provider_ids, times, keep)
 
     async def mark_retry(self, message_id: str, next_attempt_at: float, code: int | None,
                          title: str | None, now: float) -> None:
