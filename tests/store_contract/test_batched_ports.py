@@ -4,9 +4,10 @@ caller sees must be what it would see alone."""
 from __future__ import annotations
 
 import asyncio
+import json
 
-from bot.effects import OutboundDraft
-from bot.events import StatusUpdate
+from bot.effects import DeliveryDraft, Effects, OutboundDraft, RegistrationWrite
+from bot.events import InboundMessage, StatusUpdate
 from bot.store import Store
 
 ES = "+34600000001"
@@ -48,3 +49,35 @@ async def test_sent_marks_made_at_once_each_land_as_alone(store: Store) -> None:
         kept = i % 2 == 1 and row.id not in early
         assert (await store.outbound_media(row.id) is not None) == kept
     assert await store.claim_outbound(T0 + 100, 30, 60) == []
+
+
+# Values that SQL text must carry exactly: quotes, backslashes, what reads as a
+# placeholder, array-literal syntax, a comment's start, far-off Unicode.
+AWKWARD = "It's \\ back $1 $12 {x,y} \"q\" -- not; a comment ☃ 𝄞 \\x41 E'' NULL"
+
+
+async def test_a_message_and_what_it_caused_keep_their_values_exactly(store: Store) -> None:
+    msg = InboundMessage(provider="sandbox", provider_message_id="wamid.awk", instance_id=1,
+                         sender=ES, text=AWKWARD, timestamp=T0 - 0.25)
+    effects = Effects(inbound=msg, registration=RegistrationWrite(
+        instance_id=1, number=ES, locale="es", status="active", keyword_subscriber=AWKWARD))
+    effects.replies.append(OutboundDraft(instance_id=1, to=ES, text=AWKWARD,
+                                         caption=None, media=b"\x00\\'\"{}"))
+    effects.auto_reply_marks.append("any")
+    effects.deliveries.append(DeliveryDraft(
+        id="d-awk", subscriber_id="acme", endpoint_key="main", url="https://hooks.example/a",
+        format="standard", event_type="message.received",
+        payload=json.dumps({"text": AWKWARD, "n": -1.5})))
+    assert await store.commit_inbound(effects, T0) is True
+    [got] = await store.list_messages(direction="in", instance_id=1, number=ES, limit=10)
+    assert got.text == AWKWARD
+    [reg] = await store.registrations_of(ES)
+    assert reg.keyword_subscriber == AWKWARD
+    [out] = await store.claim_outbound(T0 + 1, 10, 60)
+    assert out.text == AWKWARD
+    assert await store.outbound_media(out.id) == b"\x00\\'\"{}"
+    [dlv] = await store.list_deliveries(status="pending", subscriber_id="acme",
+                                        endpoint_key="main", limit=10)
+    assert json.loads(dlv.payload) == {"text": AWKWARD, "n": -1.5}
+    assert await store.commit_inbound(effects, T0 + 2) is False  # stored once
+
