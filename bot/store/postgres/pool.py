@@ -35,6 +35,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 
 from bot.store.postgres.connector import PostgresConnector
+from bot.store.postgres.wakes import Wakes
 from bot.store.protocol import StoreUnavailable
 
 T = TypeVar("T")
@@ -139,6 +140,8 @@ class PostgresPool:
         # goes with its COMMIT.
         self._wakes: dict[Conn, set[Queue]] = {}
         self._listener: asyncpg.Connection | None = None
+        self._coalesced = Wakes(lambda channel: self._pool.execute(
+            "SELECT pg_notify($1, '')", channel), self._start)
 
     @classmethod
     async def open(cls: type[P], url: str, *, worker_id: str | None = None,
@@ -166,6 +169,7 @@ class PostgresPool:
             await asyncio.wait(set(self._writes))
 
     async def close(self) -> None:
+        await self._coalesced.flush()
         await self.settled()
         for key in list(self._held):
             await self._let_go(key)
@@ -225,9 +229,11 @@ class PostgresPool:
             if isinstance(exc, Rollback):
                 return exc.value
             raise
-        wakes = self._wakes.pop(conn, set())
-        await conn.execute("".join(f"SELECT pg_notify('{CHANNELS[queue]}', ''); "
-                                   for queue in sorted(wakes)) + "COMMIT")
+        channels = {CHANNELS[queue] for queue in self._wakes.pop(conn, ())}
+        now = self._coalesced.now(channels)  # the others go after the window (wakes.py)
+        await conn.execute("".join(f"SELECT pg_notify('{channel}', ''); "
+                                   for channel in now) + "COMMIT")
+        self._coalesced.after(channels.difference(now))
         return value
 
     def _start(self, work: Awaitable[T]) -> asyncio.Future[T]:
