@@ -298,10 +298,24 @@ def _read_keywords(path: Path) -> dict[str, list[str]]:
 
 
 def load_locales(directory: str | Path, default: str) -> LocaleBook:
-    """Compile every locale folder under `directory`. Raises LocaleError."""
+    """Compile every locale folder under `directory`. Raises LocaleError.
+
+    The book is immutable, so one compiled from the same files is handed out
+    again (each start and reload of a process, each app of a test run);
+    a file added, removed or changed since is read afresh."""
     root = Path(directory)
     if not root.is_dir():
         raise LocaleError(f"{root}: locales folder not found")
+    files = tuple(sorted((str(p.relative_to(root)), st.st_size, st.st_mtime_ns)
+                         for p in root.rglob("*") if p.is_file() for st in (p.stat(),)))
+    return _compile(root, root.resolve(), default, files)
+
+
+@functools.lru_cache(maxsize=4)  # a few: a reload's new book beside the one in force
+def _compile(root: Path, resolved: Path, default: str,
+             files: tuple[tuple[str, int, int], ...]) -> LocaleBook:
+    """The book of the folder (`root` as named, `resolved` where it is) as
+    `files` (name, size, mtime) found it."""
     template_path = root / "messages.pot"
     template: frozenset[str] = frozenset()
     if template_path.exists():

@@ -288,3 +288,20 @@ def test_a_local_word_must_be_a_greeting(tmp_path: Path) -> None:
                                                            'local = ["Chao", "DỪNG"]'), "utf-8")
     with pytest.raises(LocaleError, match="local word 'dừng' is not a greeting"):
         load_locales(tmp_path / "locales", "en")
+
+
+def test_a_book_is_compiled_once_per_state_of_its_files(tmp_path: Path) -> None:
+    """Every app of a process (and of a test run) shares the compiled book of
+    unchanged files (compiling the catalogs is most of an app's start); a
+    changed, added or removed file is read again, as a reload needs."""
+    shutil.copytree(ROOT / "locales", tmp_path / "locales")
+    first = load_locales(tmp_path / "locales", "en")
+    assert load_locales(tmp_path / "locales", "en") is first
+    keywords = tmp_path / "locales" / "es" / "keywords.toml"
+    keywords.write_text(keywords.read_text("utf-8").replace('greetings = [',
+                                                           'greetings = ["Holita", '), "utf-8")
+    edited = load_locales(tmp_path / "locales", "en")
+    assert edited is not first and edited.greetings.lookup("holita") == ["es"]
+    assert first.greetings.lookup("holita") == []
+    shutil.rmtree(tmp_path / "locales" / "vi")
+    assert "vi" not in load_locales(tmp_path / "locales", "en").locales
