@@ -286,25 +286,29 @@ class SqliteEngine:
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute("PRAGMA busy_timeout=5000")
-        conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-        row = conn.execute("SELECT version FROM schema_version").fetchone()
-        version = row[0] if row else 0
-        if row is None:
-            conn.execute("INSERT INTO schema_version (version) VALUES (0)")
-        if version > len(MIGRATIONS):
-            raise RuntimeError(f"database schema {version} is newer than this wagate "
-                               f"({len(MIGRATIONS)}); upgrade wagate")
-        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+        # Every migration a database lacks in one transaction: an upgrade is all
+        # or nothing, and a new database costs one commit (one fsync), not one
+        # per migration.
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            row = conn.execute("SELECT version FROM schema_version").fetchone()
+            version = row[0] if row else 0
+            if row is None:
+                conn.execute("INSERT INTO schema_version (version) VALUES (0)")
+            if version > len(MIGRATIONS):
+                raise RuntimeError(f"database schema {version} is newer than this wagate "
+                                   f"({len(MIGRATIONS)}); upgrade wagate")
+            for script in MIGRATIONS[version:]:
                 for statement in script.split(";"):
                     if statement.strip():
                         conn.execute(statement)
-                conn.execute("UPDATE schema_version SET version = ?", (number,))
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+            if version < len(MIGRATIONS):
+                conn.execute("UPDATE schema_version SET version = ?", (len(MIGRATIONS),))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
 
     async def ping(self) -> None:
         await self._run(lambda conn: conn.execute("SELECT 1").fetchone())
