@@ -27,9 +27,12 @@ run: $(STAMP)
 	@echo ""
 	$(BIN)/wagate serve --config $(CONFIG)
 
+# Bytecode caches are written (into __pycache__/, ignored by git) even where
+# PYTHONDONTWRITEBYTECODE is set, as in many container images: without them each
+# worker and each `wagate` process a test starts compiles the code again.
 test: $(STAMP)
 	$(BIN)/ruff check bot handlers tests bench reliability tools
-	$(BIN)/python -m pytest -q $(TEST_WORKERS) --durations=15
+	env -u PYTHONDONTWRITEBYTECODE $(BIN)/python -m pytest -q $(TEST_WORKERS) --durations=15
 
 # The documentation site on http://127.0.0.1:8000 (docs/, mkdocs.yml).
 # Its generated parts (CLI, configuration, emoji) are written anew from the code first.

@@ -10,6 +10,7 @@ on reload.
 from __future__ import annotations
 
 import functools
+import hashlib
 import itertools
 import re
 import tomllib
@@ -306,16 +307,19 @@ def load_locales(directory: str | Path, default: str) -> LocaleBook:
     root = Path(directory)
     if not root.is_dir():
         raise LocaleError(f"{root}: locales folder not found")
-    files = tuple(sorted((str(p.relative_to(root)), st.st_size, st.st_mtime_ns)
-                         for p in root.rglob("*") if p.is_file() for st in (p.stat(),)))
-    return _compile(root, root.resolve(), default, files)
+    # The files' contents, not their times: two edits within one clock tick
+    # leave the same mtime. Reading them is a tenth of compiling them.
+    digest = hashlib.blake2b()
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(root)).encode() + b"\0")
+        digest.update(path.read_bytes())
+    return _compile(root, root.resolve(), default, digest.hexdigest())
 
 
 @functools.lru_cache(maxsize=4)  # a few: a reload's new book beside the one in force
-def _compile(root: Path, resolved: Path, default: str,
-             files: tuple[tuple[str, int, int], ...]) -> LocaleBook:
-    """The book of the folder (`root` as named, `resolved` where it is) as
-    `files` (name, size, mtime) found it."""
+def _compile(root: Path, resolved: Path, default: str, contents: str) -> LocaleBook:
+    """The book of the folder (`root` as named, `resolved` where it is) whose
+    files' names and bytes hash to `contents`."""
     template_path = root / "messages.pot"
     template: frozenset[str] = frozenset()
     if template_path.exists():

@@ -286,6 +286,12 @@ class SqliteEngine:
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute("PRAGMA busy_timeout=5000")
+        version = _schema_version(conn)
+        if version > len(MIGRATIONS):
+            raise RuntimeError(f"database schema {version} is newer than this wagate "
+                               f"({len(MIGRATIONS)}); upgrade wagate")
+        if version == len(MIGRATIONS):
+            return  # up to date: no write, so no wait on another process's
         # Every migration a database lacks in one transaction: an upgrade is all
         # or nothing, and a new database costs one commit (one fsync), not one
         # per migration.
@@ -296,9 +302,6 @@ class SqliteEngine:
             version = row[0] if row else 0
             if row is None:
                 conn.execute("INSERT INTO schema_version (version) VALUES (0)")
-            if version > len(MIGRATIONS):
-                raise RuntimeError(f"database schema {version} is newer than this wagate "
-                                   f"({len(MIGRATIONS)}); upgrade wagate")
             for script in MIGRATIONS[version:]:
                 for statement in script.split(";"):
                     if statement.strip():
@@ -315,6 +318,15 @@ class SqliteEngine:
 
 
 E = TypeVar("E", bound=SqliteEngine)
+
+
+def _schema_version(conn: sqlite3.Connection) -> int:
+    """The database's schema version, 0 for a new one (read without a lock)."""
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table'"
+                    " AND name = 'schema_version'").fetchone() is None:
+        return 0
+    row = conn.execute("SELECT version FROM schema_version").fetchone()
+    return row[0] if row else 0
 
 
 def _connect(path: str) -> sqlite3.Connection:
