@@ -27,7 +27,9 @@ from bot.providers.base import Provider, Sender, SenderContext, SendResult
 from bot.providers.registry import PROVIDERS
 from bot.roles import Roles
 from bot.runtime import Reloader
+from bot.services.managed import ManagedState
 from bot.store import OutboundRow, open_store
+from bot.store.models import AuditEntry
 from bot.web import (
     account,
     admin,
@@ -40,6 +42,7 @@ from bot.web import (
     openapi,
     portal,
     send,
+    subscribers,
 )
 from bot.web.errors import error_middleware
 from bot.web.inflight import InFlight
@@ -48,6 +51,7 @@ from bot.web.keys import (
     http_session_key,
     inflight_key,
     mail_worker_key,
+    managed_key,
     media_links_key,
     media_worker_key,
     metrics_key,
@@ -119,6 +123,7 @@ def create_app(config: Config, roles: Roles | None = None,
     app.on_shutdown.append(_close_reloader)
     app.cleanup_ctx.append(http_session_ctx)
     app.cleanup_ctx.append(store_ctx)
+    app.cleanup_ctx.append(managed_ctx)
     app.cleanup_ctx.append(workers_ctx)
     app.cleanup_ctx.append(media_ctx)
     app.cleanup_ctx.append(webhooks_ctx)
@@ -135,6 +140,7 @@ def create_app(config: Config, roles: Roles | None = None,
         if provider.inbound is not None:
             app.add_subapp(f"/webhooks/{provider.name}", provider.inbound())
     app.add_routes(admin.routes)
+    app.add_routes(subscribers.routes)
     app.add_routes(notices.routes)
     app.add_routes(deliveries.routes)
     app[clock_key] = Clock()
@@ -158,6 +164,26 @@ def _reloaded(app: web.Application, outcome: str) -> None:
     metrics.reloads.labels(outcome).inc()
     metrics.config_generation.set(holder.generation)
     metrics.config_loaded.set(holder.loaded_at)
+    if store_key in app and app[roles_key].drainers:  # one process per group audits it
+        store = app[store_key]
+        entry = AuditEntry(actor="config", address=store.worker_id,
+                           action="config.reloaded" if outcome == "ok" else
+                           "config.reload_refused",
+                           details={"path": holder.file.config.path,
+                                    "generation": holder.generation})
+        task = asyncio.get_running_loop().create_task(store.record_audit(entry, time.time()))
+        _BACKGROUND.add(task)
+        task.add_done_callback(_audited)
+
+
+# Tasks nothing waits for, kept until they end (the loop holds only weak references).
+_BACKGROUND: set[asyncio.Task[None]] = set()
+
+
+def _audited(task: asyncio.Task[None]) -> None:
+    _BACKGROUND.discard(task)
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("config reload not audited: %s", task.exception())
 
 
 async def _close_reloader(app: web.Application) -> None:
@@ -182,6 +208,26 @@ async def store_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await store.close()
+
+
+async def managed_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The managed subscribers, loaded before the first request and kept
+    current (bot/services/managed.py): a change in any process is in force
+    here within a second."""
+    store = app[store_key]
+    state = ManagedState(store, app[holder_key], clock=app[clock_key].now,
+                         on_loaded=lambda _: heap.refreeze())
+    await state.refresh(force=True)
+    app[managed_key] = state
+    await store.on_work("managed", state.request)
+    watch = asyncio.create_task(state.watch(), name="managed-watch")
+    try:
+        yield
+    finally:
+        watch.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watch
+        await state.close()
 
 
 async def workers_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -21,12 +21,17 @@ from bot.config import Config, InstanceConfig, PlanConfig, SubscriberConfig
 _DUMMY_DIGEST = hashlib.sha256(b"wagate: no such client id").digest()
 
 
-def authenticate(config: Config, client_id: str, secret: str) -> SubscriberConfig | None:
-    """The subscriber these credentials belong to, or None (constant-time compare)."""
+def authenticate(config: Config, client_id: str, secret: str,
+                 now: float) -> SubscriberConfig | None:
+    """The subscriber these credentials belong to, or None (constant-time
+    compare): its newest secret, or an earlier one still in its overlap."""
     sub = config.subscribers_by_client_id.get(client_id)
     given = hashlib.sha256(secret.encode("utf-8", "surrogateescape")).digest()
     expected = sub.secret_sha256 if sub is not None else _DUMMY_DIGEST
     matches = hmac.compare_digest(given, expected)
+    if sub is not None and sub.older_secrets:
+        for older in sub.older_secrets:  # each compared, whichever matches
+            matches |= hmac.compare_digest(given, older.sha256) and older.expires_at > now
     return sub if matches and sub is not None else None
 
 
@@ -38,7 +43,7 @@ class Subscription:
     plan: PlanConfig
     plan_since: dt.date  # the day the plan in force began (trial end for forever_green)
     ends: dt.date | None  # the first day it no longer works; None: open-ended
-    state: str  # active | expired | not_started
+    state: str  # active | expired | not_started | suspended
 
     @property
     def active(self) -> bool:
@@ -79,7 +84,9 @@ def subscription_on(sub: SubscriberConfig, plans: Mapping[str, PlanConfig],
     if sub.expires is not None:
         capped = min(sub.expires, add_months(start, plan.max_months))
         ends = capped if ends is None else min(ends, capped)
-    if today < sub.since:
+    if sub.suspended:
+        state = "suspended"
+    elif today < sub.since:
         state = "not_started"
     elif ends is not None and today >= ends:
         state = "expired"

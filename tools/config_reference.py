@@ -163,7 +163,8 @@ TABLES = (
         k("id", "positive integer, the `{n}` of the send API URLs; unique"),
         k("number", "the number, with country code"),
         k("provider", "`sandbox`, `meta`, `twilio` or `waha`"),
-        k("owner", "`shared`, or a subscriber id: a dedicated number"),
+        k("owner", "`shared`, or a subscriber id: a dedicated number (a managed subscriber "
+          "not created yet: shared until it is)"),
         k("phone_number_id", "Meta's id of the number; unique", "required for `meta`"),
         k("session", "the WAHA session of the number; unique", '`"default"` for `waha`'),
         k("rate_per_second", "this number's pace", "`[outbound] rate_per_second`"),
@@ -204,6 +205,8 @@ TABLES = (
         k("webhooks", "the subscriber's webhooks: the table below", "`[]`"),
         k("email", "where its mails go (welcome, reminders before `expires`, a trial's "
           "change of plan) when there is an `[email]`", "none"),
+        k("self_service", "may rotate its own secret (`POST /v3/account/secrets`); the new "
+          "one is kept in the store and overrides this entry's", "`false`"),
     )),
     Table("subscribers.webhooks", "[[subscribers.webhooks]]", "", (
         k("url", "http(s) URL, or a broker: `nats://host/subject`, "

@@ -316,7 +316,8 @@ def _parse_subscribers(top: Reader, raw: list[Any], plans: Mapping[str, PlanConf
         if not isinstance(table, dict):
             raise r.error(None, "must be a table")
         r.unknown_keys({"id", "client_id", "secret", "secret_env", "secret_sha256", "plan",
-                        "since", "expires", "instances", "keyword", "webhooks", "email"})
+                        "since", "expires", "instances", "keyword", "webhooks", "email",
+                        "self_service"})
         sub_id = r.get("id", str)
         if sub_id in subs or sub_id == "shared":
             raise r.error("id", f"duplicate or reserved subscriber id {sub_id!r}")
@@ -361,7 +362,8 @@ def _parse_subscribers(top: Reader, raw: list[Any], plans: Mapping[str, PlanConf
         subs[sub_id] = SubscriberConfig(id=sub_id, client_id=client_id, secret_sha256=digest,
                                         plan=plan, since=since, expires=expires,
                                         instances=tuple(instances), keyword=keyword,
-                                        webhooks=hooks, email=email)
+                                        webhooks=hooks, email=email,
+                                        self_service=r.get("self_service", bool, False))
     return subs
 
 
@@ -470,12 +472,15 @@ def _parse_instances(top: Reader, raw: list[Any], subscribers: Mapping[str, Subs
         if foreign:
             raise r.error(foreign[0], f'is not a key of provider "{provider}"')
         options = part.parse_instance(r, sections.get(provider))
+        # An owner the file does not list may be a managed subscriber (in the
+        # store): until it exists the number behaves as shared (check-config
+        # says so).
         owner = r.get("owner", str, "shared")
-        if owner != "shared" and owner not in subscribers:
-            raise r.error("owner", f"unknown subscriber {owner!r}")
         rate = r.get("rate_per_second", float, None)
         instances[inst_id] = InstanceConfig(id=inst_id, number=number, provider=provider,
                                             owner=owner, rate_per_second=rate,
+                                            owner_missing=owner != "shared"
+                                            and owner not in subscribers,
                                             options=options, profile=_parse_profile(top, r))
     for sub in subscribers.values():
         for inst in sub.instances:

@@ -13,7 +13,7 @@ import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 SQLITE_SCHEME = "sqlite:///"
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
@@ -202,10 +202,13 @@ class InstanceConfig:
     options: Mapping[str, Any] = field(default_factory=dict)
     # The number's business profile ([instances.profile]), applied through the provider.
     profile: Profile | None = None
+    # `owner` names a subscriber that does not exist (yet): a managed one not
+    # created so far. Until it is, the number behaves as shared.
+    owner_missing: bool = False
 
     @property
     def shared(self) -> bool:
-        return self.owner == "shared"
+        return self.owner == "shared" or self.owner_missing
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -267,11 +270,19 @@ class WebhookConfig:
         return current + tuple(e.secret for e in self.earlier_secrets if e.until > now)
 
 
+@dataclass(frozen=True, slots=True)
+class SecretHash:
+    """An earlier client secret still accepted during a rotation's overlap."""
+
+    sha256: bytes
+    expires_at: float  # Unix time: refused from then on
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SubscriberConfig:
     id: str
     client_id: str
-    secret_sha256: bytes
+    secret_sha256: bytes  # the newest secret's digest
     plan: str
     since: dt.date
     expires: dt.date | None = None
@@ -281,6 +292,16 @@ class SubscriberConfig:
     # Where the service's mails to this subscriber go ([email]): the welcome
     # message, reminders before it expires, a trial's change of plan.
     email: str | None = None
+    # Earlier secrets still in their overlap (a rotation through the API).
+    older_secrets: tuple[SecretHash, ...] = ()
+    # "config": provisioned by the file (read-only through the API); "store":
+    # managed at runtime (/admin/subscribers).
+    managed_by: Literal["config", "store"] = "config"
+    name: str | None = None
+    suspended: bool = False  # sends refused until resumed
+    # A provisioned subscriber that may rotate its own secret (then kept in
+    # the store, overriding the file's) and manage its own endpoints.
+    self_service: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

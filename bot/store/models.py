@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 from bot.effects import OutboundDraft
 
@@ -304,3 +305,56 @@ class WebSession:
     csrf: str
     created_at: float
     expires_at: float
+
+
+# ---- managed subscribers (bot/store/managed.py)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NewSubscriber:
+    """A managed subscriber as created: dates ISO, the keyword as given."""
+
+    id: str
+    client_id: str
+    plan: str
+    since: str
+    expires: str | None
+    instances: tuple[int, ...]
+    keyword: str | None
+    email: str | None
+    name: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ManagedRows:
+    """The managed state as one load reads it: the version first, then rows as
+    the database gives them (no object per row: the caller builds its own).
+    `subscribers`: MANAGED_COLUMNS; `secrets`: (subscriber_id, sha256 digest,
+    expires_at), oldest first, those not yet expired."""
+
+    version: int
+    subscribers: list[Any]
+    secrets: list[Any]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AuditEntry:
+    """A change as the audit log records it. `actor`: "admin", "config" or
+    "subscriber:<id>"; `details` never holds a secret."""
+
+    actor: str
+    action: str
+    target: str | None = None
+    address: str | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AuditRow:
+    seq: int
+    at: float
+    actor: str
+    address: str | None
+    action: str
+    target: str | None
+    details: Mapping[str, Any]

@@ -1,20 +1,22 @@
 """The store as ports, one per kind of caller: the pipeline (InboundStore), the
 outbound worker (OutboundQueue), the webhook worker (DeliveryQueue), the send
-API (Usage), the admin, CLI and web views (Queries), and the pages' sessions
-(WebSessions). A caller asks for the
+API (Usage), the admin, CLI and web views (Queries), the pages' sessions
+(WebSessions) and the subscribers managed at runtime (Managed). A caller asks for the
 port it needs; a backend (SqliteStore, PostgresStore) implements `Store`, all
 of them. Decisions live in bot/store/rules.py; a backend applies them."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Literal, Protocol
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Literal, Protocol
 
 from bot.effects import DeliveryDraft, Effects, OutboundDraft
 from bot.events import ProviderNotice, StatusUpdate
 from bot.store.models import (
     AttemptOutcome,
     AttemptRow,
+    AuditEntry,
+    AuditRow,
     CostRow,
     DeliveryRow,
     EndpointRow,
@@ -22,10 +24,12 @@ from bot.store.models import (
     Group,
     InboundContext,
     InstanceActivity,
+    ManagedRows,
     MediaInfo,
     MediaJob,
     MediaResult,
     MessageLogRow,
+    NewSubscriber,
     NoticeRow,
     OutboundRow,
     Registration,
@@ -40,6 +44,16 @@ from bot.store.models import (
 class StoreUnavailable(Exception):
     """The store cannot be opened (its database unreachable, or refusing us);
     the message says which, never with a password."""
+
+
+class Unchanged(Exception):
+    """A unit's guarded statement changed no row (what it was to change is
+    gone): the unit was undone."""
+
+
+class Conflict(Exception):
+    """A unit would have broken a unique constraint (another process's change
+    came first): the unit was undone."""
 
 
 class StoreBase(Protocol):
@@ -62,10 +76,11 @@ class StoreBase(Protocol):
 
     async def ping(self) -> None: ...
 
-    async def on_work(self, queue: Literal["outbound", "deliveries", "media"],
+    async def on_work(self, queue: Literal["outbound", "deliveries", "media", "managed"],
                       wake: Callable[[], None]) -> None:
-        """Call `wake` when any process queues work on `queue` (PostgreSQL:
-        LISTEN/NOTIFY). A no-op where the only process wakes its workers itself."""
+        """Call `wake` when any process queues work on `queue`, or ("managed")
+        changes the managed state (PostgreSQL: LISTEN/NOTIFY). A no-op where
+        the only process wakes its workers itself."""
         ...
 
 
@@ -364,6 +379,43 @@ class MailLog(StoreBase, Protocol):
         ...
 
 
+class Managed(StoreBase, Protocol):
+    """Subscribers managed at runtime, their client secrets and the audit log
+    (bot/store/managed.py). Each change is one transaction with its audit row;
+    on PostgreSQL it NOTIFYs every process (`on_work("managed", ...)`)."""
+
+    async def load_managed(self, now: float) -> ManagedRows:
+        """The managed state in force: version, live subscribers, live secrets."""
+        ...
+
+    async def managed_version(self) -> int: ...
+
+    async def create_subscriber(self, sub: NewSubscriber, secret_sha256: bytes,
+                                audit: AuditEntry, now: float) -> bool:
+        """False when the id is or was in use; raises `Conflict` when another
+        change took its keyword or client id meanwhile."""
+        ...
+
+    async def update_subscriber(self, subscriber_id: str, changes: Mapping[str, Any],
+                                audit: AuditEntry, now: float) -> bool: ...
+
+    async def suspend_subscriber(self, subscriber_id: str, suspended: bool,
+                                 audit: AuditEntry, now: float) -> bool: ...
+
+    async def delete_subscriber(self, subscriber_id: str, audit: AuditEntry,
+                                now: float) -> bool: ...
+
+    async def add_secret(self, subscriber_id: str, secret_sha256: bytes, overlap_until: float,
+                         audit: AuditEntry, now: float, *,
+                         previous: bytes | None = None) -> bool: ...
+
+    async def record_audit(self, audit: AuditEntry, now: float) -> None: ...
+
+    async def list_audit(self, *, since: float | None = None, actor: str | None = None,
+                         target: str | None = None, before: int | None = None,
+                         limit: int = 100) -> list[AuditRow]: ...
+
+
 class Store(InboundStore, OutboundQueue, DeliveryQueue, Usage, Queries, MediaStore, WebSessions,
-            MailLog, Protocol):
+            MailLog, Managed, Protocol):
     """Every port: what a backend implements (SqliteStore, PostgresStore)."""

@@ -43,6 +43,10 @@ from bot.store.rules import (
     sql_list,
 )
 
+# What a write wakes once it commits: a queue's workers, or every process's
+# managed state (bot/store/managed.py).
+Wakes = Literal["outbound", "deliveries", "managed"]
+
 # `-- name --` opens a block; comment lines right after it are its doc.
 _BLOCK = re.compile(r"^-- ([a-z0-9_]+) --\n(?:--.*\n)*", re.MULTILINE)
 
@@ -98,6 +102,9 @@ class Step:
 
     sql: str
     params: Mapping[str, Any]
+    # True: the unit is undone (and raises `Unchanged`) when this statement
+    # changes no row, e.g. an update of a subscriber deleted meanwhile.
+    must_change: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,10 +122,11 @@ class Connector(Protocol):
         """Run `steps` in order on one snapshot."""
         ...
 
-    async def write(self, steps: Sequence[Step],
-                    wakes: Literal["outbound", "deliveries"] | None = None) -> list[Result]:
+    async def write(self, steps: Sequence[Step], wakes: Wakes | None = None) -> list[Result]:
         """Run `steps` in one transaction; when any changed a row, wake `wakes`'s
-        workers (in every process) once it commits."""
+        workers (in every process) once it commits. A step with `must_change`
+        that changes nothing undoes the unit and raises `Unchanged`; a unique
+        constraint broken raises `Conflict` (nothing written either way)."""
         ...
 
 
@@ -130,10 +138,10 @@ def filters(**values: Any) -> tuple[str, dict[str, Any]]:
     return clause, used
 
 
-def step(name: str, where: str = "", **params: Any) -> Step:
-    """The named query with its `{filters}` put in."""
+def step(name: str, where: str = "", /, *, must_change: bool = False, **params: Any) -> Step:
+    """The named query with its `{filters}` put in (positional: `name` may be a parameter)."""
     sql = QUERIES[name]
-    return Step(sql.replace("{filters}", where) if where else sql, params)
+    return Step(sql.replace("{filters}", where) if where else sql, params, must_change)
 
 
 class SharedQueries:

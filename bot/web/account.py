@@ -77,7 +77,7 @@ class Recipients:
 class Account:
     subscriber: str
     plan: str
-    state: Literal["active", "expired", "not_started"]
+    state: Literal["active", "expired", "not_started", "suspended"]
     expires: Annotated[str | None, {"format": "date"}, doc(
         "The first day it no longer works; null: open-ended")]
     quota: Quota

@@ -14,6 +14,7 @@ from bot.subscribers import authenticate
 from bot.web.catalog import Error
 from bot.web.clients import client_address
 from bot.web.errors import fail
+from bot.web.keys import clock_key
 from bot.web.snapshot import snapshot_of
 from bot.web.throttle import Surface, refused_for, throttle_key
 
@@ -76,7 +77,7 @@ def require_subscriber(request: web.Request, config: Config) -> SubscriberConfig
         fail(Error.MISSING_CREDENTIALS,
              "the X-WM-CLIENT-ID and X-WM-CLIENT-SECRET headers are required")
     refuse_if_throttled(request, "send_api", client_id[:200])
-    sub = authenticate(config, client_id, secret)
+    sub = authenticate(config, client_id, secret, request.config_dict[clock_key].now())
     if sub is None:
         failed(request, "send_api", client_id[:200])
         # The client id is no secret; the presented secret is never logged.

@@ -89,6 +89,8 @@ class Error(StrEnum):
     SUBSCRIPTION_EXPIRED = "subscription_expired", 474, "The subscription has ended"
     SUBSCRIPTION_NOT_STARTED = "subscription_not_started", 474, "The subscription has not " \
                                                                 "started yet"
+    SUBSCRIPTION_SUSPENDED = "subscription_suspended", 474, "The subscription is suspended " \
+                                                            "by the operator"
 
     # ---- the send API's body (WhatsMate v3)
     MISSING_FIELD = "missing_field", 400, "A required field is missing"
@@ -164,6 +166,19 @@ class Error(StrEnum):
     INVALID_ERROR = "invalid_error", 400, "error is not {code, title}, or goes with a status " \
                                           "other than failed"
     NOT_SENT_YET = "not_sent_yet", 409, "The sandbox has not sent the message yet"
+
+    # ---- managed subscribers and their secrets
+    UNKNOWN_SUBSCRIBER = "unknown_subscriber", 404, "No such subscriber (or it was deleted)"
+    UNKNOWN_PLAN = "unknown_plan", 400, "No plan of this name is configured"
+    SUBSCRIBER_EXISTS = "subscriber_exists", 409, "The id is in use, or was (a deleted " \
+                                                  "subscriber's id is not reused)"
+    KEYWORD_TAKEN = "keyword_taken", 409, "Another subscriber has this keyword"
+    PROVISIONED = "provisioned", 409, "The subscriber is provisioned by the config file: " \
+                                      "change it there"
+    NOT_SELF_SERVICE = "not_self_service", 403, "A provisioned subscriber rotates its own " \
+                                                "secret only when its config file entry says " \
+                                                "self_service = true"
+    CONCURRENT_CHANGE = "concurrent_change", 409, "Another change came first; try again"
 
     # ---- the pages (dashboard, portal)
     WRONG_SESSION = "wrong_session", 403, "This page is not for this session"

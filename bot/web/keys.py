@@ -15,6 +15,7 @@ from bot.pipeline import Pipeline
 from bot.profile import ProfileKeeper
 from bot.providers.base import Provider, Sender
 from bot.roles import Roles
+from bot.services.managed import ManagedState
 from bot.store import Store
 from bot.web.inflight import InFlight
 from bot.workers.mail import MailWorker
@@ -58,6 +59,11 @@ workers_key = web.AppKey("workers", dict[str, Worker])
 # What this process runs (HTTP, the queue drainers, both) and in which group.
 roles_key = web.AppKey("roles", Roles)
 # The config snapshot (holder_key, snapshot_of): bot/web/snapshot.py.
+
+
+# ---- subscribers managed at runtime: their state, kept current in this process
+
+managed_key = web.AppKey("managed", ManagedState)
 
 
 # ---- send API

@@ -15,7 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from bot.providers.sandbox import inbound as sandbox
-from bot.web import account, admin, deliveries, health, media, notices, send
+from bot.web import account, admin, deliveries, health, media, notices, send, subscribers
 from bot.web.catalog import Error
 from bot.web.operations import ApiRoutes, Operation, Schemas, json_response, ref
 
@@ -30,9 +30,9 @@ async def openapi(request: web.Request) -> web.Response:
 
 
 # Every documented route, by module.
-TABLES: tuple[ApiRoutes, ...] = (send.routes, account.routes, admin.routes, notices.routes,
-                                 deliveries.routes, media.routes, sandbox.routes, health.routes,
-                                 routes)
+TABLES: tuple[ApiRoutes, ...] = (send.routes, account.routes, admin.routes, subscribers.routes,
+                                 notices.routes, deliveries.routes, media.routes,
+                                 sandbox.routes, health.routes, routes)
 
 _SECURITY: dict[str, list[dict[str, list[str]]]] = {
     "admin": [{"AdminToken": []}], "account": [{"ClientId": [], "ClientSecret": []}],
@@ -42,6 +42,8 @@ TAGS = [{"name": "send", "description": "The subscriber send API"},
         {"name": "account", "description": "A subscriber's own account, messages and webhook "
                                            "deliveries"},
         {"name": "admin", "description": "Registrations, message log, config"},
+        {"name": "subscribers", "description": "Subscribers managed at runtime, their client "
+                                               "secrets, the audit log"},
         {"name": "deliveries", "description": "Webhook deliveries and endpoints"},
         {"name": "media", "description": "Files users sent, by their signed links"},
         {"name": "sandbox", "description": "The sandbox transport over HTTP"},

@@ -42,7 +42,8 @@ async def login(request: web.Request) -> web.Response:
     client_id = fields.get("client_id", "").strip()[:200]
     if (wait := throttled(request, "portal", client_id)) is not None:
         return login_refused(request, SESSIONS, fields, admin=False, wait=wait)
-    sub = authenticate(snapshot_of(request).config, client_id, fields.get("secret", "").strip())
+    sub = authenticate(snapshot_of(request).config, client_id, fields.get("secret", "").strip(),
+                       request.config_dict[clock_key].now())
     if not client_id or sub is None:
         failed(request, "portal", client_id)
         log.info("portal: failed login for client id %r from %s", client_id[:100],

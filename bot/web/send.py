@@ -91,6 +91,9 @@ def require_active(sub: SubscriberConfig, config: Config, today: dt.date) -> Sub
     if subscription.state == "not_started":
         fail(Error.SUBSCRIPTION_NOT_STARTED,
              f"the subscription starts on {sub.since.isoformat()}")
+    if subscription.state == "suspended":
+        fail(Error.SUBSCRIPTION_SUSPENDED, "the subscription is suspended; ask the gateway's "
+                                           "operator")
     return subscription
 
 
@@ -338,7 +341,8 @@ def _counted(send: Handler) -> Handler:
 
 
 # What every send can answer before its body is read, and once it is.
-ACTIVE_ERRORS = SUBSCRIBER_ERRORS | {Error.SUBSCRIPTION_EXPIRED, Error.SUBSCRIPTION_NOT_STARTED}
+ACTIVE_ERRORS = SUBSCRIBER_ERRORS | {Error.SUBSCRIPTION_EXPIRED, Error.SUBSCRIPTION_NOT_STARTED,
+                                     Error.SUBSCRIPTION_SUSPENDED}
 _SEND_ERRORS = ACTIVE_ERRORS | READ_ERRORS | JSON_ERRORS | FORM_ERRORS | MULTIPART_ERRORS | {
     Error.UNKNOWN_INSTANCE, Error.FEATURE_NOT_IN_PLAN, Error.NOT_SUPPORTED_BY_PROVIDER,
     Error.DUPLICATE_FIELD,

@@ -10,10 +10,11 @@ from typing import Literal
 
 import asyncpg
 
-from bot.store.queries import Result, Step, numbered
+from bot.store.protocol import Conflict, Unchanged
+from bot.store.queries import Result, Step, Wakes, numbered
 
 Conn = asyncpg.Connection
-Queue = Literal["outbound", "deliveries", "media"]
+Queue = Literal["outbound", "deliveries", "media", "managed"]
 # How the pool runs a unit: `_read`, `_tx` (a transaction) or `_statement` (one
 # statement, committed alone).
 Runner = Callable[[Callable[[Conn], Awaitable[list[Result]]]], Awaitable[list[Result]]]
@@ -29,8 +30,14 @@ async def _run(conn: Conn, steps: Sequence[Step]) -> list[Result]:
         sql, arguments = _numbered(step.sql)
         args = arguments(**step.params)
         if sql.lstrip().startswith(("UPDATE", "INSERT", "DELETE")):
-            status = await conn.execute(sql, *args)
-            results.append(Result([], int(status.rsplit(" ", 1)[-1])))
+            try:
+                status = await conn.execute(sql, *args)
+            except asyncpg.UniqueViolationError as exc:  # the unit is rolled back
+                raise Conflict(str(exc)) from exc
+            count = int(status.rsplit(" ", 1)[-1])
+            if step.must_change and not count:
+                raise Unchanged(sql.split(None, 3)[:3])
+            results.append(Result([], count))
         else:
             results.append(Result(list(await conn.fetch(sql, *args)), 0))
     return results
@@ -47,8 +54,7 @@ class PostgresConnector:
     async def read(self, steps: Sequence[Step]) -> list[Result]:
         return await self._read(lambda conn: _run(conn, steps))
 
-    async def write(self, steps: Sequence[Step],
-                    wakes: Literal["outbound", "deliveries"] | None = None) -> list[Result]:
+    async def write(self, steps: Sequence[Step], wakes: Wakes | None = None) -> list[Result]:
         async def unit(conn: Conn) -> list[Result]:
             results = await _run(conn, steps)
             if wakes is not None and any(result.count for result in results):

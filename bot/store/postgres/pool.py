@@ -47,8 +47,8 @@ LOCK_CHAT = 0x77616763
 LOCK_STATUS = 0x77616773
 
 CHANNELS = {"outbound": "wagate_outbound", "deliveries": "wagate_deliveries",
-            "media": "wagate_media"}
-Queue = Literal["outbound", "deliveries", "media"]
+            "media": "wagate_media", "managed": "wagate_subscribers"}
+Queue = Literal["outbound", "deliveries", "media", "managed"]
 
 
 def load_migrations() -> list[str]:

@@ -152,3 +152,82 @@ INSERT INTO registrations (instance_id, number, locale, status, registered_at, u
 VALUES (:instance_id, :number, :locale, 'opted_out', :now, :now, :now)
 ON CONFLICT (instance_id, number) DO UPDATE SET
     status = 'opted_out', updated_at = excluded.updated_at, opted_out_at = excluded.opted_out_at
+
+-- managed_version --
+-- Bumped by every change to the managed state (bump_managed_version).
+SELECT version FROM managed_version
+
+-- managed_subscribers --
+-- Every live managed subscriber, in MANAGED_COLUMNS order (bot/store/managed.py).
+SELECT id, client_id, plan, since, expires, instances, keyword, email, name, suspended_at
+FROM managed_subscribers WHERE deleted_at IS NULL
+
+-- live_secrets --
+-- Client secrets still accepted at :now, oldest first.
+SELECT subscriber_id, secret_sha256, expires_at FROM subscriber_secrets
+WHERE expires_at IS NULL OR expires_at > :now ORDER BY seq
+
+-- bump_managed_version --
+-- In every change's transaction: the other processes reload what changed.
+UPDATE managed_version SET version = version + 1
+
+-- create_subscriber --
+-- Refused (no row) when the id is or was in use: a deleted id is never reused.
+INSERT INTO managed_subscribers (id, client_id, plan, since, expires, instances, keyword,
+    keyword_key, email, name, created_at, updated_at)
+VALUES (:id, :client_id, :plan, :since, :expires, :instances, :keyword, :keyword_key, :email,
+    :name, :now, :now)
+ON CONFLICT (id) DO NOTHING
+
+-- update_subscriber --
+-- `{filters}` is the SET list of what changes.
+UPDATE managed_subscribers SET {filters}, updated_at = :now
+WHERE id = :id AND deleted_at IS NULL
+
+-- touch_subscriber --
+-- The guard of a change to a live managed subscriber's other rows.
+UPDATE managed_subscribers SET updated_at = :now WHERE id = :id AND deleted_at IS NULL
+
+-- suspend_subscriber --
+UPDATE managed_subscribers SET suspended_at = COALESCE(suspended_at, :now), updated_at = :now
+WHERE id = :id AND deleted_at IS NULL
+
+-- resume_subscriber --
+UPDATE managed_subscribers SET suspended_at = NULL, updated_at = :now
+WHERE id = :id AND deleted_at IS NULL
+
+-- delete_subscriber --
+UPDATE managed_subscribers SET deleted_at = :now, updated_at = :now
+WHERE id = :id AND deleted_at IS NULL
+
+-- delete_secrets --
+DELETE FROM subscriber_secrets WHERE subscriber_id = :subscriber_id
+
+-- end_secrets --
+-- A rotation: every secret in force ends at :until at the latest (the
+-- overlap), and those already ended go.
+UPDATE subscriber_secrets SET expires_at = :until
+WHERE subscriber_id = :subscriber_id AND (expires_at IS NULL OR expires_at > :until)
+
+-- carry_secret --
+-- A provisioned subscriber's first rotation: the file's secret, which the
+-- store does not hold, is kept for the overlap like any earlier one.
+INSERT INTO subscriber_secrets (subscriber_id, secret_sha256, created_at, expires_at)
+SELECT :subscriber_id, :previous, :now, :until
+WHERE NOT EXISTS (SELECT 1 FROM subscriber_secrets WHERE subscriber_id = :subscriber_id)
+
+-- forget_secrets --
+DELETE FROM subscriber_secrets WHERE subscriber_id = :subscriber_id AND expires_at <= :now
+
+-- add_secret --
+INSERT INTO subscriber_secrets (subscriber_id, secret_sha256, created_at, expires_at)
+VALUES (:subscriber_id, :secret_sha256, :now, NULL)
+
+-- audit --
+INSERT INTO audit_log (at, actor, address, action, target, details)
+VALUES (:now, :actor, :address, :action, :target, :details)
+
+-- list_audit --
+-- Newest first; `{filters}` as above (seq < :before pages back).
+SELECT seq, at, actor, address, action, target, details FROM audit_log WHERE {filters}
+ORDER BY seq DESC LIMIT :limit

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Literal
 
-from bot.store.queries import Result, Step
+from bot.store.protocol import Conflict, Unchanged
+from bot.store.queries import Result, Step, Wakes
 
 # How the engine runs a unit (`_run` for a read, `_tx` for a write).
 Runner = Callable[[Callable[[sqlite3.Connection], list[Result]]], Awaitable[list[Result]]]
@@ -16,8 +16,14 @@ Runner = Callable[[Callable[[sqlite3.Connection], list[Result]]], Awaitable[list
 def _run(conn: sqlite3.Connection, steps: Sequence[Step]) -> list[Result]:
     results = []
     for step in steps:
-        cursor = conn.execute(step.sql, step.params)
-        results.append(Result(cursor.fetchall(), max(cursor.rowcount, 0)))
+        try:
+            cursor = conn.execute(step.sql, step.params)
+        except sqlite3.IntegrityError as exc:  # the unit's savepoint is rolled back
+            raise Conflict(str(exc)) from exc
+        rows = cursor.fetchall()
+        if step.must_change and cursor.rowcount <= 0:
+            raise Unchanged(step.sql.split(None, 3)[:3])
+        results.append(Result(rows, max(cursor.rowcount, 0)))
     return results
 
 
@@ -29,7 +35,6 @@ class SqliteConnector:
     async def read(self, steps: Sequence[Step]) -> list[Result]:
         return await self._read(lambda conn: _run(conn, steps))
 
-    async def write(self, steps: Sequence[Step],
-                    wakes: Literal["outbound", "deliveries"] | None = None) -> list[Result]:
+    async def write(self, steps: Sequence[Step], wakes: Wakes | None = None) -> list[Result]:
         # `wakes`: the only process serving the file wakes its workers itself.
         return await self._write(lambda conn: _run(conn, steps))

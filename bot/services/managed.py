@@ -1,0 +1,145 @@
+"""The managed state in every process: loaded from the store at start, merged
+into the config snapshot (bot/config/managed.py), reloaded when it changes.
+
+Authentication never reads the database: it reads the snapshot. A change made
+here is reloaded at once, before its answer; a change made by another process
+arrives by NOTIFY on PostgreSQL (`on_work("managed")`), and a cheap version
+check every few seconds catches one whose notification was lost (a dropped
+listening connection). On SQLite one process serves the file
+(`serve --workers` needs PostgreSQL), so its own reload is all there is.
+
+To manage more state at runtime (a subscriber's own endpoints, say): read its
+rows in `Managed.load_managed` (one read, with the version), and build them
+into the subscribers in `build_managed` below.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from bot.config import SubscriberConfig
+from bot.config.managed import ManagedSet, ProvisionedOverride
+from bot.config.snapshot import SnapshotHolder
+from bot.config.types import SecretHash
+from bot.store.models import ManagedRows
+from bot.store.protocol import Managed
+
+log = logging.getLogger("wagate.managed")
+
+# The safety net under NOTIFY: how often each process compares the version.
+CHECK_EVERY = 5.0
+# A digest no secret hashes to (the wrong length): a managed subscriber whose
+# every secret ended authenticates with none.
+NO_SECRET = b""
+
+# Called once a subscriber is created, with its secret (shown this once): the
+# welcome email, say. Errors are logged, never undo the creation.
+CreatedHook = Callable[[SubscriberConfig, str], Awaitable[None]]
+
+
+def _secrets(rows: list[tuple[bytes, float | None]]) -> tuple[bytes, tuple[SecretHash, ...]]:
+    """The newest secret and the earlier ones still in their overlap."""
+    if not rows:
+        return NO_SECRET, ()
+    newest, _ = rows[-1]
+    return newest, tuple(SecretHash(digest, expires)
+                         for digest, expires in rows[:-1] if expires is not None)
+
+
+def build_managed(rows: ManagedRows) -> ManagedSet:
+    """The rows of one load as config objects: one pass, one object per
+    subscriber (10,000 in well under a second)."""
+    secrets: dict[str, list[tuple[bytes, float | None]]] = {}
+    for subscriber_id, digest, expires_at in rows.secrets:
+        secrets.setdefault(subscriber_id, []).append((bytes(digest), expires_at))
+    date = dt.date.fromisoformat
+    subs: dict[str, SubscriberConfig] = {}
+    for (sub_id, client_id, plan, since, expires, instances, keyword, email, name,
+         suspended_at) in rows.subscribers:
+        newest, older = _secrets(secrets.pop(sub_id, []))
+        subs[sub_id] = SubscriberConfig(
+            id=sub_id, client_id=client_id, secret_sha256=newest, older_secrets=older,
+            plan=plan, since=date(since), expires=date(expires) if expires else None,
+            instances=tuple(json.loads(instances)) if instances != "[]" else (),
+            keyword=keyword, email=email, name=name, suspended=suspended_at is not None,
+            managed_by="store", self_service=True)
+    provisioned = {}
+    for sub_id, mine in secrets.items():  # the rest: provisioned subscribers' own
+        newest, older = _secrets(mine)
+        provisioned[sub_id] = ProvisionedOverride(secret_sha256=newest, older_secrets=older)
+    return ManagedSet(version=rows.version, subscribers=subs, provisioned=provisioned)
+
+
+class ManagedState:
+    """Keeps the holder's managed state current."""
+
+    def __init__(self, store: Managed, holder: SnapshotHolder, *,
+                 clock: Callable[[], float] = time.time,
+                 on_loaded: Callable[[ManagedSet], None] | None = None) -> None:
+        self.store = store
+        self.holder = holder
+        self.clock = clock
+        self.on_loaded = on_loaded
+        self.on_created: list[CreatedHook] = []
+        self._lock = asyncio.Lock()
+        self._pending = False
+        self._task: asyncio.Task[None] | None = None
+
+    async def refresh(self, *, force: bool = False) -> bool:
+        """Load the managed state, and put it in force when its version moved
+        (or `force`); whether it did. Loads run one at a time."""
+        async with self._lock:
+            rows = await self.store.load_managed(self.clock())
+            if rows.version == self.holder.managed.version and not force:
+                return False
+            managed = build_managed(rows)
+            self.holder.set_managed(managed)
+        log.info("managed state %d in force: %d subscribers", managed.version,
+                 len(managed.subscribers))
+        if self.on_loaded is not None:
+            self.on_loaded(managed)
+        return True
+
+    def request(self) -> None:
+        """Reload soon, without waiting (a NOTIFY's callback): a burst of
+        notifications coalesces into at most one more load."""
+        self._pending = True
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._drain(),
+                                                                name="managed-reload")
+
+    async def _drain(self) -> None:
+        while self._pending:
+            self._pending = False
+            try:
+                await self.refresh()
+            except Exception as exc:  # the store is unreachable: the next check retries
+                log.warning("managed state not reloaded: %s", exc)
+
+    async def watch(self, every: float = CHECK_EVERY) -> None:
+        """Compare the version every `every` seconds; reload when it moved."""
+        while True:
+            await asyncio.sleep(every)
+            try:
+                if await self.store.managed_version() != self.holder.managed.version:
+                    self.request()
+            except Exception as exc:
+                log.warning("managed state version not checked: %s", exc)
+
+    async def created(self, sub: SubscriberConfig, secret: str) -> None:
+        """Run the hooks for a new subscriber (each one's failure logged)."""
+        for hook in self.on_created:
+            try:
+                await hook(sub, secret)
+            except Exception:
+                log.exception("after creating subscriber %s", sub.id)
+
+    async def close(self) -> None:
+        self._pending = False
+        if self._task is not None and not self._task.done():
+            await asyncio.wait([self._task], timeout=10)
