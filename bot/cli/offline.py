@@ -31,7 +31,10 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     c = snap.config
-    notes = _profile_notes(c)
+    notes = _profile_notes(c) + [
+        f"instance {inst.id}: owner {inst.owner!r} is not in this file; the number is shared "
+        "until a managed subscriber of that id is created (/admin/subscribers)"
+        for inst in c.instances.values() if inst.owner_missing]
     data = {"ok": True, "path": path, "instances": len(c.instances),
             "subscribers": len(c.subscribers), "plans": len(c.plans),
             "locales": sorted(snap.locales.locales), "notes": notes}

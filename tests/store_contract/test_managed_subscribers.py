@@ -222,3 +222,29 @@ async def test_the_audit_log_pages_and_filters(make_client: AppClient) -> None:
                        ).json())["entries"]
     resp = await client.get("/admin/audit?since=soon", headers=ADMIN)
     assert (await resp.json())["error"] == "invalid_since"
+
+
+OWNED_BY_ZETA = DEFAULT + """
+[[instances]]
+id = 3
+number = "+15550003333"
+provider = "sandbox"
+owner = "zeta"
+"""
+
+
+async def test_a_number_owned_by_a_managed_subscriber_is_shared_until_it_exists(
+        make_client: AppClient) -> None:
+    client = await make_client(OWNED_BY_ZETA)
+    await say(client, "Hi", instance=3)
+    other = creds(await create(client, id="other", instances=[3]))
+    resp = await send(client, "single", "text", TEXT, instance=3, headers=other)
+    assert resp.status == 200  # shared: any subscriber listing it
+    zeta = creds(await create(client, instances=[]))
+    resp = await send(client, "single", "text", TEXT, instance=3, headers=other)
+    assert (resp.status, (await resp.json())["error"]) == (404, "unknown_instance")
+    resp = await send(client, "single", "text", TEXT, instance=3, headers=zeta)
+    assert resp.status == 200  # its own number, listed or not
+    await client.delete("/admin/subscribers/zeta", headers=ADMIN)
+    resp = await send(client, "single", "text", TEXT, instance=3, headers=other)
+    assert resp.status == 200  # shared again
