@@ -142,6 +142,8 @@ async def views(client: TestClient, message_ids: list[str]) -> dict[str, Any]:
                                              "X-WM-CLIENT-SECRET": "acme-secret"})
                      for mid in message_ids],
         "usage": await usage(client),
+        "subscribers": await get_json(client, "/admin/subscribers", headers=ADMIN),
+        "audit": await get_json(client, "/admin/audit", headers=ADMIN),
     }
 
 
@@ -181,6 +183,13 @@ async def test_a_sqlite_store_moves_to_postgresql_with_everything_a_user_sees(
     rows = await wait_for(failed_reply, 10)
     [reply] = [d for d in rows if d["type"] == "message.received"]
     assert reply["status"] == "failed" and reply["attempts"] == 2
+    # A managed subscriber whose secret was rotated: both secrets in force for an hour.
+    zeta = await app.post("/admin/subscribers", headers=ADMIN,
+                          json={"id": "zeta", "plan": "small", "instances": [1]})
+    first = zeta_credentials(await zeta.json())
+    rotated = await app.post("/admin/subscribers/zeta/secrets", headers=ADMIN,
+                             json={"overlap_hours": 1})
+    second = zeta_credentials(await rotated.json())
     await app.close()
 
     # On SQLite again, without drainers: an image stays queued, claimed by a
@@ -207,6 +216,8 @@ async def test_a_sqlite_store_moves_to_postgresql_with_everything_a_user_sees(
     assert counts["webhook_attempts"] >= 2 and counts["send_recipients"] == 2
     assert "copied" in out and "in one transaction" in out
     assert "claims cleared: 1 in outbound" in out
+    assert (counts["managed_subscribers"], counts["subscriber_secrets"],
+            counts["audit_log"]) == (1, 2, 2)
     assert "not copied:" in out
 
     # On PostgreSQL, drainers off: the same answers everywhere.
@@ -214,6 +225,10 @@ async def test_a_sqlite_store_moves_to_postgresql_with_everything_a_user_sees(
     look = await aiohttp_client(create_app(pg_config, Roles(drainers=False)))
     after = await views(look, [shipped, image])
     assert after == before
+    assert [e["action"] for e in after["audit"]["entries"]] == ["secret.rotated",
+                                                                 "subscriber.created"]
+    for zeta_secret in (first, second):  # the rotation's overlap carried over
+        await get_json(look, "/v3/account", headers=zeta_secret)
     [reply_now] = [d for d in after["deliveries"] if d["id"] == reply["id"]]
     assert [a["outcome"] for a in reply_now["attempt_log"]] == ["retry", "failed"]
     assert reply_now["attempt_log"][0]["response_body"] == "answer 503"
@@ -252,6 +267,10 @@ async def test_a_sqlite_store_moves_to_postgresql_with_everything_a_user_sees(
     [to_family] = [m for m in await outbox(pg) if m["id"] == family]
     assert to_family["group"] == {"id": FAMILY["id"], "name": "Family"}
     assert to_family["status"] == "sent"
+
+
+def zeta_credentials(issued: dict[str, Any]) -> dict[str, str]:
+    return {"X-WM-CLIENT-ID": issued["client_id"], "X-WM-CLIENT-SECRET": issued["secret"]}
 
 
 async def _equals(coro: Awaitable[str], value: str) -> bool:

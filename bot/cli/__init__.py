@@ -2,7 +2,8 @@
 
 One module per group of commands: `run` (serve, worker), `sandbox` (simulate,
 send, outbox), `admin` (registrations, messages, reload, status), `profile`,
-`deliveries`, `offline` (init, migrate-store, check-config, hash-secret); `parser`
+`deliveries`, `subscribers` (subscribers, audit), `offline` (init, migrate-store,
+check-config, hash-secret); `parser`
 assembles them into one `build_parser()`. Importing this package starts
 nothing: each command imports what it needs when it runs.
 """

@@ -10,11 +10,12 @@ from bot.cli.offline import add_check_config, add_hash_secret, add_init, add_mig
 from bot.cli.profile import add_profile
 from bot.cli.run import add_serve, add_worker
 from bot.cli.sandbox import add_outbox, add_send, add_simulate
+from bot.cli.subscribers import add_audit, add_subscribers
 
 # In the order `wagate --help` lists them.
 COMMANDS = (add_init, add_serve, add_worker, add_simulate, add_send, add_outbox, add_registrations,
-            add_messages, add_reload, add_status, add_deliveries, add_migrate_store, add_profile,
-            add_check_config, add_hash_secret)
+            add_messages, add_reload, add_status, add_subscribers, add_audit, add_deliveries,
+            add_migrate_store, add_profile, add_check_config, add_hash_secret)
 
 
 def _version() -> str:

@@ -114,11 +114,19 @@ TABLES: tuple[Table, ...] = (
     Table("web_sessions", ("key_hash", "role", "subject", "credential", "csrf", "created_at",
                            "expires_at")),
     Table("sent_mail", ("subscriber_id", "kind", "claimed_at", "sent_at")),
+    Table("managed_subscribers", ("id", "client_id", "plan", "since", "expires", "instances",
+                                  "keyword", "keyword_key", "email", "name", "suspended_at",
+                                  "deleted_at", "created_at", "updated_at")),
+    Table("subscriber_secrets", ("seq", "subscriber_id", "secret_sha256", "created_at",
+                                 "expires_at"), identity="seq"),
+    Table("audit_log", ("seq", "at", "actor", "address", "action", "target", "details"),
+          identity="seq"),
 )
 # Tables of each schema that are not data: each store keeps its own schema
-# version, and PostgreSQL's shared send pace (SQLite keeps it in memory) is
-# only the next free slot per number.
-NOT_DATA = frozenset({"schema_version", "pace"})
+# version, PostgreSQL's shared send pace (SQLite keeps it in memory) is only
+# the next free slot per number, and the managed state's version only tells
+# running processes to reload (each loads it whole at start).
+NOT_DATA = frozenset({"schema_version", "pace", "managed_version"})
 NOT_COPIED = ("claims (the worker and lease holding a queued message or pending delivery: "
               "cleared, so that work is due at once on PostgreSQL)",
               "the schema version (PostgreSQL keeps its own)")
