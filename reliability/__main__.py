@@ -23,7 +23,8 @@ from pathlib import Path
 
 from reliability.common import Row, table
 
-SUITES = ("crash", "crash_pg", "crash_nats", "forgery", "fuzz", "ssrf", "guessing", "logforge")
+SUITES = ("crash", "crash_pg", "crash_nats", "crash_managed", "forgery", "fuzz", "ssrf",
+          "guessing", "logforge")
 # Bounds on one suite's run, whatever it does: the full form of all eight fits
 # in ten minutes when each takes what it should; these only stop a hang.
 TIME_LIMIT = {False: 420.0, True: 120.0}
