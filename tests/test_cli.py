@@ -45,14 +45,16 @@ class Service:
         return f"http://127.0.0.1:{self.port}"
 
 
-def start_service(config: Path, port: int, *args: str) -> subprocess.Popen[str]:
-    """`wagate serve` in a subprocess, ready; its output goes to `config`.log."""
+def start_service(config: Path, port: int, *args: str,
+                  timeout: float = 20) -> subprocess.Popen[str]:
+    """`wagate serve` in a subprocess, ready (within `timeout` s); its output goes
+    to `config`.log."""
     log_path = config.with_suffix(".log")
     with log_path.open("w") as log:  # the child keeps its own copy of the descriptor
         proc = subprocess.Popen([sys.executable, "-m", "bot", "serve", "--config", str(config),
                                  *args], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
                                 text=True)
-    wait_ready(proc, port, log_path)
+    wait_ready(proc, port, log_path, timeout)
     return proc
 
 

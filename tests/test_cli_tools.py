@@ -217,12 +217,14 @@ def test_version_and_help(capsys: pytest.CaptureFixture[str]) -> None:
     assert version == f"wagate {metadata.version('wagate')}"
     top = wagate("--help").stdout
     commands = ["init", "serve", "worker", "simulate", "send", "outbox", "registrations",
-                "messages", "reload", "status", "deliveries", "migrate-store", "profile",
-                "check-config", "hash-secret"]
+                "messages", "reload", "status", "subscribers", "audit", "deliveries",
+                "migrate-store", "profile", "check-config", "hash-secret"]
     assert re.findall(r"^    ([a-z-]+)\b", top, re.MULTILINE) == commands
     actions = ["list", "show", "retry", "replay", "endpoints", "enable-endpoint"]
     for args in ([[c] for c in commands] + [["deliveries", a] for a in actions]
-                 + [["profile", a] for a in ("show", "set")]):
+                 + [["profile", a] for a in ("show", "set")]
+                 + [["subscribers", a] for a in ("list", "show", "add", "set", "suspend",
+                                                 "resume", "delete", "rotate")]):
         with pytest.raises(SystemExit) as done:
             main([*args, "--help"])
         assert done.value.code == 0

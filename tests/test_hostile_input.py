@@ -47,6 +47,11 @@ ROUTES = {
     ("POST", "/admin/deliveries/replay"), ("POST", "/admin/deliveries/{id}/retry"),
     ("GET", "/admin/endpoints"), ("POST", "/admin/endpoints/{key}/enable"),
     ("GET", "/admin/costs"),
+    ("GET", "/admin/subscribers"), ("POST", "/admin/subscribers"),
+    ("GET", "/admin/subscribers/{id}"), ("PATCH", "/admin/subscribers/{id}"),
+    ("DELETE", "/admin/subscribers/{id}"), ("POST", "/admin/subscribers/{id}/suspend"),
+    ("POST", "/admin/subscribers/{id}/resume"), ("POST", "/admin/subscribers/{id}/secrets"),
+    ("GET", "/admin/audit"), ("POST", "/v3/account/secrets"),
     ("GET", "/v3/whatsapp/messages/{id}"), ("POST", "/v3/whatsapp/single/template/message/{n}"),
     *(("POST", f"/v3/whatsapp/{a}/{k}/message/{{n}}") for a in ("single", "group")
       for k in ("text", "image", "document", "url")),
@@ -162,7 +167,7 @@ def _json_routes() -> list[tuple[str, dict[str, str]]]:
     sends = [(path(a, k), ACME) for a in ("single", "group")
              for k in ("text", "image", "document", "url")]
     return [("/sandbox/inbound", ADMIN), (f"/admin/registrations/{NUMBER}/opt-out", ADMIN),
-            ("/sandbox/status", ADMIN), *sends]
+            ("/sandbox/status", ADMIN), ("/admin/subscribers", ADMIN), *sends]
 
 
 @pytest.mark.parametrize("body", NOT_AN_OBJECT, ids=lambda b: repr(b[:12]) + str(len(b)))

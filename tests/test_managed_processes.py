@@ -27,6 +27,7 @@ pytestmark = pytest.mark.slow  # real `wagate` processes
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 # The contract; each change is seen well before it (a NOTIFY is milliseconds).
 IN_FORCE_WITHIN = 1.0
+STARTED_WITHIN = 60.0  # two services starting on a busy machine
 
 
 def call(method: str, url: str, headers: dict[str, str],
@@ -62,9 +63,9 @@ def two_hosts(tmp_path: Path, postgres_schema_url: str) -> Iterator[tuple[str, s
     config.write_text(config.read_text().replace(
         f'url = "sqlite:///{tmp_path / "wagate.db"}"', f'url = "{postgres_schema_url}"'))
     other = on_port(config, port_b, "other.toml")
-    a = start_service(config, port_a)
+    a = start_service(config, port_a, timeout=STARTED_WITHIN)
     try:
-        b = start_service(other, port_b)
+        b = start_service(other, port_b, timeout=STARTED_WITHIN)
         try:
             yield f"http://127.0.0.1:{port_a}", f"http://127.0.0.1:{port_b}"
         finally:

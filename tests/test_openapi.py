@@ -20,7 +20,7 @@ LEFT_OUT: dict[tuple[str, str], str] = {
     ("post", "/webhooks/waha"): "WAHA's signed event POSTs: WAHA calls it, not developers",
     ("get", "/"): "The front door: a page of links for people who open the service's address",
 }
-ADMIN_TAGS = {"admin", "deliveries", "sandbox"}
+ADMIN_TAGS = {"admin", "deliveries", "sandbox", "subscribers"}
 TAGS = ADMIN_TAGS | {"send", "account", "operations", "media"}
 
 

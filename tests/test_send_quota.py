@@ -184,9 +184,9 @@ def test_authenticate_and_instances() -> None:
                      'instances = [1]\n'
                      '[[subscribers]]\nid = "b"\nclient_id = "b"\nsecret = "x"\n'
                      'instances = [1, 2]\n')
-    assert authenticate(config, "a", "s3cret") is config.subscribers["acme"]
-    assert authenticate(config, "a", "s3cret ") is None
-    assert authenticate(config, "zz", "s3cret") is None
+    assert authenticate(config, "a", "s3cret", 0.0) is config.subscribers["acme"]
+    assert authenticate(config, "a", "s3cret ", 0.0) is None
+    assert authenticate(config, "zz", "s3cret", 0.0) is None
     acme, b = config.subscribers["acme"], config.subscribers["b"]
     one, two = config.instances[1], config.instances[2]
     assert may_use(acme, one) and may_use(acme, two)  # its own dedicated number
@@ -196,5 +196,5 @@ def test_authenticate_and_instances() -> None:
 def test_secret_from_the_environment() -> None:
     config = _config('[[subscribers]]\nid = "acme"\nclient_id = "a"\nsecret_env = "ACME_SECRET"\n',
                      env={"ACME_SECRET": "from-env"})
-    assert authenticate(config, "a", "from-env") is config.subscribers["acme"]
-    assert authenticate(config, "a", "ACME_SECRET") is None
+    assert authenticate(config, "a", "from-env", 0.0) is config.subscribers["acme"]
+    assert authenticate(config, "a", "ACME_SECRET", 0.0) is None

@@ -122,7 +122,7 @@ def add_subscribers(sub: Subparsers) -> None:
     common(q)
     q = command(acts, "show", "one subscriber", "wagate subscribers show acme2")
     common(q)
-    q.add_argument("id")
+    q.add_argument("id", help="the subscriber's id")
     q = command(acts, "add", "create one: prints its CLIENT_ID and secret, once",
                 "wagate subscribers add acme2 --plan enterprise --instances 1 "
                 "--email ops@acme.example")
@@ -132,7 +132,7 @@ def add_subscribers(sub: Subparsers) -> None:
     q = command(acts, "set", "change a managed one (a new plan keeps today's count)",
                 "wagate subscribers set acme2 --plan forever_green --expires 2027-06-01")
     common(q)
-    q.add_argument("id")
+    q.add_argument("id", help="the subscriber's id")
     _field_options(q)
     for name, what in (("suspend", "refuse its sends until resumed"),
                        ("resume", "let a suspended one send again"),
@@ -140,11 +140,11 @@ def add_subscribers(sub: Subparsers) -> None:
                                   "stays")):
         q = command(acts, name, what, f"wagate subscribers {name} acme2")
         common(q)
-        q.add_argument("id")
+        q.add_argument("id", help="the subscriber's id")
     q = command(acts, "rotate", "issue a new secret; the old one works --overlap-hours more",
                 "wagate subscribers rotate acme2 --overlap-hours 0")
     common(q)
-    q.add_argument("id")
+    q.add_argument("id", help="the subscriber's id")
     q.add_argument("--overlap-hours", type=float, default=24.0,
                    help="how long the old secret keeps working (default 24; 0: ends now, "
                    "for a leaked one)")

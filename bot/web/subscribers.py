@@ -39,7 +39,6 @@ routes = ApiRoutes()
 
 _ADMIN = {"tag": "subscribers", "security": "admin"}
 _ID = path_param("id", "The subscriber's id")
-BODY_LIMIT = 64 * 1024
 
 # What each route answers for the service's refusals (its declared errors).
 Refusals = dict[Reason, Error]
@@ -163,7 +162,7 @@ def _credentials(request: web.Request, issued: Issued) -> web.Response:
 
 
 async def _body(request: web.Request, *, required: bool = True) -> dict[str, Any]:
-    raw = await read_body(request, BODY_LIMIT)
+    raw = await read_body(request)
     if not required and not raw.strip():
         return {}
     return parse_json_object(raw)
