@@ -8,7 +8,10 @@ from aiohttp import web
 from bot.services.deliveries import Deliveries
 from bot.services.registrations import Registrations
 from bot.services.sends import Sends
+from bot.services.subscribers import Subscribers
 from bot.web.keys import (
+    clock_key,
+    managed_key,
     metrics_key,
     outbound_worker_key,
     pipeline_key,
@@ -33,3 +36,9 @@ def sends_service(request: web.Request) -> Sends:
     app = request.config_dict
     return Sends(app[store_key], app[outbound_worker_key].notify,
                  app[template_states_key].unusable)
+
+
+def subscribers_service(request: web.Request) -> Subscribers:
+    app = request.config_dict
+    clock = app[clock_key]
+    return Subscribers(app[store_key], app[managed_key], clock.now, clock.today)

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal, NoReturn
 from aiohttp import web
 
 from bot.config import Config, SubscriberConfig
-from bot.services.subscribers import Actor, Issued, Reason, Refused, Subscribers
+from bot.services.subscribers import Actor, Issued, Reason, Refused
 from bot.store.models import AuditRow
 from bot.subscribers import subscription_on
 from bot.web.auth import ADMIN_ERRORS, SUBSCRIBER_ERRORS, require_admin, require_subscriber
@@ -20,7 +20,7 @@ from bot.web.catalog import Error
 from bot.web.clients import client_address
 from bot.web.deliveries import parse_since
 from bot.web.errors import JSON_ERRORS, READ_ERRORS, fail, parse_json_object, read_body
-from bot.web.keys import clock_key, managed_key, store_key
+from bot.web.keys import clock_key, store_key
 from bot.web.operations import (
     LIMIT,
     ApiRoutes,
@@ -32,6 +32,7 @@ from bot.web.operations import (
     query,
 )
 from bot.web.query import QUERY_ERRORS, query_int, query_limit
+from bot.web.request_services import subscribers_service
 from bot.web.row_json import iso_time
 from bot.web.snapshot import snapshot_of
 
@@ -53,6 +54,10 @@ UPDATE_REFUSALS: Refusals = FIELD_REFUSALS | CHANGE_REFUSALS
 ROTATE_REFUSALS: Refusals = {"not_found": Error.UNKNOWN_SUBSCRIBER,
                              "not_self_service": Error.NOT_SELF_SERVICE,
                              "invalid": Error.INVALID_FIELD}
+
+
+# The pages' forms show a refusal with the status the API answers it with.
+PAGE_REFUSALS: Refusals = CREATE_REFUSALS | UPDATE_REFUSALS | ROTATE_REFUSALS
 
 
 def refused(exc: Refused, refusals: Refusals) -> NoReturn:
@@ -138,12 +143,6 @@ class AuditLog:
     next_before: Annotated[int | None, doc("Pass as `before` for the next (older) page")]
 
 
-def _service(request: web.Request) -> Subscribers:
-    app = request.config_dict
-    clock = app[clock_key]
-    return Subscribers(app[store_key], app[managed_key], clock.now, clock.today)
-
-
 def _admin(request: web.Request) -> Actor:
     require_admin(request)
     return Actor("admin", client_address(request))
@@ -194,7 +193,7 @@ async def create(request: web.Request) -> web.Response:
     actor = _admin(request)
     body = await _body(request)
     try:
-        issued = await _service(request).create(snapshot_of(request).config, body, actor)
+        issued = await subscribers_service(request).create(snapshot_of(request).config, body, actor)
     except Refused as exc:
         refused(exc, CREATE_REFUSALS)
     return _credentials(request, issued)
@@ -240,7 +239,7 @@ async def update(request: web.Request) -> web.Response:
     actor = _admin(request)
     body = await _body(request)
     try:
-        sub = await _service(request).update(snapshot_of(request).config,
+        sub = await subscribers_service(request).update(snapshot_of(request).config,
                                              request.match_info["id"], body, actor)
     except Refused as exc:
         refused(exc, UPDATE_REFUSALS)
@@ -250,7 +249,7 @@ async def update(request: web.Request) -> web.Response:
 async def _suspend(request: web.Request, suspended: bool) -> web.Response:
     actor = _admin(request)
     try:
-        sub = await _service(request).suspend(snapshot_of(request).config,
+        sub = await subscribers_service(request).suspend(snapshot_of(request).config,
                                               request.match_info["id"], suspended, actor)
     except Refused as exc:
         refused(exc, CHANGE_REFUSALS)
@@ -285,7 +284,7 @@ async def delete(request: web.Request) -> web.Response:
     actor = _admin(request)
     sub_id = request.match_info["id"]
     try:
-        await _service(request).delete(snapshot_of(request).config, sub_id, actor)
+        await subscribers_service(request).delete(snapshot_of(request).config, sub_id, actor)
     except Refused as exc:
         refused(exc, CHANGE_REFUSALS)
     return json_response(Deleted(id=sub_id))
@@ -303,7 +302,7 @@ async def _rotate(request: web.Request, sub_id: str, actor: Actor) -> web.Respon
     if unknown := sorted(set(body) - {"overlap_hours"}):
         fail(Error.INVALID_FIELD, f"unknown field {unknown[0][:40]!r} (known: overlap_hours)")
     try:
-        issued = await _service(request).rotate(snapshot_of(request).config, sub_id,
+        issued = await subscribers_service(request).rotate(snapshot_of(request).config, sub_id,
                                                 body.get("overlap_hours"), actor)
     except Refused as exc:
         refused(exc, ROTATE_REFUSALS)
@@ -346,11 +345,18 @@ async def own_rotate(request: web.Request) -> web.Response:
     **_ADMIN, errors=ADMIN_ERRORS | QUERY_ERRORS | {Error.INVALID_SINCE, Error.MISSING_SINCE})
 async def audit(request: web.Request) -> web.Response:
     require_admin(request)
+    rows, next_before = await audit_entries(request, query_limit(request))
+    return json_response(AuditLog(entries=[AuditRecord.of(r) for r in rows],
+                                  next_before=next_before))
+
+
+async def audit_entries(request: web.Request, limit: int) -> tuple[list[AuditRow], int | None]:
+    """The audit log as the query filters it (since, actor, target, before), a
+    page of `limit` entries, and the `before` of the next page (the dashboard's
+    Audit log page reads it so too)."""
     since = parse_since(request.query["since"]) if request.query.get("since") else None
-    limit = query_limit(request)
     rows = await request.config_dict[store_key].list_audit(
         since=since, actor=request.query.get("actor") or None,
         target=request.query.get("target") or None, before=query_int(request, "before"),
         limit=limit)
-    return json_response(AuditLog(entries=[AuditRecord.of(r) for r in rows],
-                                  next_before=rows[-1].seq if len(rows) == limit else None))
+    return rows, rows[-1].seq if len(rows) == limit else None
