@@ -69,7 +69,13 @@ ROUTES = {
         ("POST", "deliveries/replay"))),
     ("GET", "/ui/static/{name}"), ("GET", "/ui/live"), ("GET", "/ui/registrations"),
     ("POST", "/ui/registrations/{number}/opt-out"), ("GET", "/ui/subscribers"),
-    ("POST", "/portal/webhooks/test"),
+    ("GET", "/ui/subscribers/new"), ("POST", "/ui/subscribers"), ("GET", "/ui/audit"),
+    ("GET", "/ui/subscribers/{id}"), ("POST", "/ui/subscribers/{id}"),
+    ("POST", "/ui/subscribers/{id}/suspend"), ("POST", "/ui/subscribers/{id}/resume"),
+    ("GET", "/ui/subscribers/{id}/delete"), ("POST", "/ui/subscribers/{id}/delete"),
+    ("POST", "/ui/subscribers/{id}/secrets"),
+    ("POST", "/portal/webhooks/test"), ("GET", "/portal/credentials"),
+    ("POST", "/portal/secrets"),
 }
 
 NUMBER = "+34600000001"

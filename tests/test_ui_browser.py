@@ -250,3 +250,79 @@ async def test_a_pending_delivery_shows_its_next_attempt_and_goes_now(
     assert done["status"] == "delivered" and done["attempts"] == 2
     await page.goto(f"{base}/portal/deliveries")
     await expect(page.locator("tr.delivery.delivered td.next-attempt")).to_have_text("")
+
+
+async def test_operator_creates_a_subscriber_who_rotates_its_secret(
+        browser: Any, client: TestClient, shot: Shot) -> None:
+    """The business from the pages: the operator creates a subscriber and sees
+    its secret once, rotates it; the subscriber logs in to the portal with it
+    and rotates its own."""
+    from playwright.async_api import expect
+
+    base = str(client.make_url("")).rstrip("/")
+    page = await _page(browser)
+    await page.goto(f"{base}/ui/subscribers")
+    await page.fill("input[name=token]", ADMIN_TOKEN)
+    await page.click("button[type=submit]")
+    await expect(page.locator("tr.subscriber.provisioned", has_text="acme")).to_contain_text(
+        "the config file")
+    await page.click("text=New subscriber")
+    await page.fill("input[name=id]", "shop-7")
+    # A refused form says why, keeps what was typed, and is not a 500.
+    await page.fill("input[name=keyword]", "ACME")
+    await page.fill("input[name=name]", "Shop <7>")
+    await page.click("button:text('Create')")
+    await expect(page.locator("p.error")).to_contain_text("keyword 'ACME' is subscriber 'acme'")
+    await expect(page.locator("input[name=name]")).to_have_value("Shop <7>")
+    await page.fill("input[name=keyword]", "")
+    await page.select_option("select[name=plan]", "enterprise")
+    await page.check("input[name=instances][value='1']")
+    await page.click("button:text('Create')")
+    await expect(page.locator("h1")).to_contain_text("shop-7")
+    await expect(page.locator("h1")).to_contain_text("Shop <7>")  # as text, escaped
+    client_id = await page.locator("#client-id").inner_text()
+    first = await page.locator("#secret").inner_text()
+    assert len(first) >= 43
+    await shot(page, "subscriber-created")
+    await page.reload()
+    await expect(page.locator("#managed-by")).to_have_text("the dashboard and API")
+    await expect(page.locator("#secret")).to_have_count(0)  # shown once: gone on reload
+    assert first not in await page.content()
+
+    # A new secret, the current one working two more hours.
+    await page.fill("form.rotate input[name=overlap_hours]", "2")
+    await page.click("form.rotate button")
+    await expect(page.locator(".notice")).to_have_text("A new secret is issued.")
+    second = await page.locator("#secret").inner_text()
+    assert second != first
+    await expect(page.locator("#older-secrets")).to_contain_text("one accepted until")
+    for secret in (first, second):
+        resp = await client.get("/v3/account", headers={"X-WM-CLIENT-ID": client_id,
+                                                        "X-WM-CLIENT-SECRET": secret})
+        assert resp.status == 200
+
+    # The subscriber, in its own browser: the portal with the new secret.
+    portal = await _page(browser)
+    await portal.goto(f"{base}/portal/credentials")
+    await portal.fill("input[name=client_id]", client_id)
+    await portal.fill("input[name=secret]", second)
+    await portal.click("button[type=submit]")
+    await expect(portal.locator("h1")).to_have_text("Credentials")
+    await portal.fill("input[name=overlap_hours]", "0")
+    await portal.click("form.rotate button")
+    third = await portal.locator("#secret").inner_text()
+    await shot(portal, "portal-credentials")
+    await portal.reload()
+    await expect(portal.locator("#secret")).to_have_count(0)
+    await expect(portal.locator("h1")).to_have_text("Credentials")  # still logged in
+    for secret, status in ((first, 474), (second, 474), (third, 200)):
+        resp = await client.get("/v3/account", headers={"X-WM-CLIENT-ID": client_id,
+                                                        "X-WM-CLIENT-SECRET": secret})
+        assert resp.status == status
+
+    # The operator's audit log has every change, never a secret.
+    await page.click("nav >> text=Audit log")
+    await expect(page.locator("tr.audit-entry")).to_have_count(3)
+    await expect(page.locator("tr.audit-entry").first).to_contain_text("subscriber:shop-7")
+    assert third not in await page.content()
+    await shot(page, "audit")

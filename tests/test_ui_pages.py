@@ -291,7 +291,7 @@ async def test_subscribers_and_message_pages(client: TestClient) -> None:
     await login(client)
     page = await (await client.get("/ui/subscribers")).text()
     for sub in ("acme", "beta", "gamma"):
-        assert f"<td>{sub}</td>" in page
+        assert f'<a href="/ui/subscribers/{sub}">{sub}</a>' in page
     assert "1 / 1000" in page  # beta's quota used / limit (enterprise)
     page = await (await client.get("/ui/messages?subscriber=beta")).text()
     assert msg in page and "hello" in page

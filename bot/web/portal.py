@@ -10,19 +10,31 @@ import time
 
 from aiohttp import web
 
+from bot.config import SubscriberConfig
 from bot.services.deliveries import NoEndpoints
+from bot.services.subscribers import Actor, Refused
 from bot.subscribers import authenticate
 from bot.web.account import account_json
 from bot.web.auth import failed, throttled
 from bot.web.clients import client_address
 from bot.web.keys import clock_key, store_key
-from bot.web.request_services import deliveries_service
-from bot.web.snapshot import snapshot_of
+from bot.web.request_services import deliveries_service, subscribers_service
+from bot.web.snapshot import holder_key, snapshot_of
+from bot.web.subscribers import PAGE_REFUSALS
 from bot.web.ui import history
-from bot.web.ui.pages import login_form, login_refused, notice_url, render, setup_templates
+from bot.web.ui.once import forget_once, keep_once, take_once
+from bot.web.ui.pages import (
+    login_form,
+    login_refused,
+    notice_url,
+    overlap_of,
+    render,
+    setup_templates,
+)
 from bot.web.ui.session import (
     Sessions,
     check_login_csrf,
+    form,
     log_out,
     session_middleware,
     session_request_key,
@@ -88,6 +100,53 @@ async def webhook_test(request: web.Request) -> web.Response:
     raise web.HTTPSeeOther(url)
 
 
+CREDENTIALS = f"{SESSIONS.path}credentials"
+
+
+def _self_service(sub: SubscriberConfig) -> bool:
+    return sub.managed_by == "store" or sub.self_service
+
+
+async def credentials(request: web.Request) -> web.Response:
+    """The [portal](dashboard.md#portal)'s credentials: the CLIENT ID, a new secret's form."""
+    sub = snapshot_of(request).config.subscribers[request[session_request_key].subject]
+    secret = take_once(request)
+    response = render(request, "credentials.html", {
+        "prefix": SESSIONS.path, "client_id": sub.client_id, "secret": secret,
+        "self_service": _self_service(sub), "error": "",
+        "older_secrets": [s.expires_at for s in sub.older_secrets]})
+    forget_once(response, request)
+    return response
+
+
+async def rotate(request: web.Request) -> web.Response:
+    """Issue oneself a new secret (shown once); the current one keeps working
+    the hours given.
+
+    The session goes on under it (a changed secret ends every other session
+    of this subscriber)."""
+    config = snapshot_of(request).config
+    session = request[session_request_key]
+    overlap = overlap_of(await form(request))
+    try:
+        issued = await subscribers_service(request).rotate(
+            config, session.subject, overlap,
+            Actor(f"subscriber:{session.subject}", client_address(request)))
+    except Refused as exc:
+        sub = config.subscribers[session.subject]
+        return render(request, "credentials.html", {
+            "prefix": SESSIONS.path, "client_id": sub.client_id, "secret": None,
+            "self_service": _self_service(sub), "error": exc.message,
+            "older_secrets": [s.expires_at for s in sub.older_secrets]},
+            status=PAGE_REFUSALS[exc.reason].status)
+    response = web.HTTPSeeOther(notice_url(CREDENTIALS, "secret_issued"))
+    await SESSIONS.close(response, request)
+    await SESSIONS.open(response, request, session.subject,
+                        request.config_dict[holder_key].current.config)
+    keep_once(response, request, CREDENTIALS, issued.secret)
+    raise response
+
+
 def portal_app() -> web.Application:
     app = web.Application(middlewares=[session_middleware(SESSIONS, ("/portal/login",))])
     setup_templates(app)
@@ -97,5 +156,7 @@ def portal_app() -> web.Application:
     app.router.add_post("/logout/everywhere", logout_everywhere)
     app.router.add_get("/", home)
     app.router.add_post("/webhooks/test", webhook_test)
+    app.router.add_get("/credentials", credentials)
+    app.router.add_post("/secrets", rotate)
     history.register(app.router)
     return app

@@ -11,17 +11,16 @@ from typing import Any
 from aiohttp import web
 
 from bot.numbers import to_e164
-from bot.web.account import account_json
 from bot.web.auth import ADMIN_CREDENTIAL, failed, throttled
 from bot.web.catalog import Error
 from bot.web.clients import client_address
 from bot.web.errors import fail
-from bot.web.keys import clock_key, providers_key, store_key, workers_key
+from bot.web.keys import providers_key, store_key, workers_key
 from bot.web.notices import problems_of
 from bot.web.query import query_choice, query_int, query_limit
 from bot.web.request_services import deliveries_service, registrations_service
 from bot.web.snapshot import snapshot_of
-from bot.web.ui import history
+from bot.web.ui import history, subscribers
 from bot.web.ui.pages import (
     bars,
     login_form,
@@ -157,17 +156,6 @@ async def opt_out(request: web.Request) -> web.Response:
                                       number=number, instance=instance))
 
 
-async def subscribers(request: web.Request) -> web.Response:
-    config = snapshot_of(request).config
-    store = request.config_dict[store_key]
-    clock = request.config_dict[clock_key]
-    now, today = clock.now(), clock.today()
-    rows = [{**await account_json(config, store, sub, now, today),
-             "instances": sub.instances, "webhooks": len(sub.webhooks)}
-            for sub in config.subscribers.values()]
-    return render(request, "subscribers.html", {"prefix": SESSIONS.path, "subscribers": rows})
-
-
 # "/ui" and "/portal" as typed lead to the pages ("/ui/"), as a browser expects.
 bare_prefixes = web.RouteTableDef()
 
@@ -191,6 +179,6 @@ def dashboard_app() -> web.Application:
     app.router.add_get("/live", live)
     app.router.add_get("/registrations", registrations)
     app.router.add_post("/registrations/{number}/opt-out", opt_out)
-    app.router.add_get("/subscribers", subscribers)
+    subscribers.register(app.router)
     history.register(app.router)
     return app

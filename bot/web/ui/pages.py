@@ -51,6 +51,13 @@ NOTICES = {
     "opted_out": "{number} is opted out on instance {instance}.",
     "test_queued": "A test event is queued for {count} endpoint(s).",
     "no_endpoints": "No webhook endpoint is configured for this subscription.",
+    "subscriber_created": "Created. Give it its CLIENT ID and secret below.",
+    "subscriber_saved": "Saved.",
+    "unchanged": "Nothing to change.",
+    "suspended": "Suspended: its sends are refused until it is resumed.",
+    "resumed": "Resumed.",
+    "subscriber_deleted": "Deleted: its credentials no longer work.",
+    "secret_issued": "A new secret is issued.",
 }
 _FIGURES = {"count": re.compile(r"[0-9]{1,9}"), "pulled": re.compile(r"[0-9]{1,9}"),
             "instance": re.compile(r"[0-9]{1,9}"),
@@ -76,6 +83,18 @@ def notice_text(request: web.Request) -> str:
             return ""
         figures[name] = value
     return template.format(**figures)
+
+
+def overlap_of(fields: Mapping[str, str]) -> Any:
+    """The form's overlap in hours as the API takes it (a number; anything
+    else as typed, for the service to refuse)."""
+    raw = fields.get("overlap_hours", "").strip()
+    if not raw:
+        return None
+    try:
+        return float(raw)
+    except ValueError:
+        return raw[:20]
 
 
 def setup_templates(app: web.Application) -> None:

@@ -27,6 +27,7 @@ from typing import Literal, NoReturn
 from urllib.parse import quote, urlsplit
 
 from aiohttp import web
+from multidict import MultiDict, MultiDictProxy
 
 from bot.config import Config
 from bot.store.models import WebSession
@@ -93,8 +94,10 @@ class Sessions:
     path: str  # the sub-app's prefix, "/ui/"
 
     async def open(self, response: web.StreamResponse, request: web.Request,
-                   subject: str) -> None:
-        config = snapshot_of(request).config
+                   subject: str, config: Config | None = None) -> None:
+        """A new session for `subject`, bound to its credential in `config`
+        (default: the request's)."""
+        config = config or snapshot_of(request).config
         fingerprint = credential_fingerprint(config, self.role, subject)
         assert fingerprint is not None
         key = secrets.token_urlsafe(32)
@@ -183,15 +186,22 @@ def session_middleware(sessions: Sessions, open_paths: tuple[str, ...]
     return middleware
 
 
-async def form(request: web.Request) -> dict[str, str]:
-    """A page's form fields (text only); 400 when the body is not a form."""
+async def form_values(request: web.Request) -> MultiDictProxy[str]:
+    """A page's form fields (text only), each with every value it was given
+    (checkboxes of one name); 400 when the body is not a form."""
     if request.content_type not in ("application/x-www-form-urlencoded", "multipart/form-data"):
         fail(Error.NOT_A_FORM, "a form (application/x-www-form-urlencoded) is expected")
     try:
         data = await request.post()
     except ValueError as exc:
         fail(Error.MALFORMED_FORM, f"the form could not be read: {str(exc)[:100]}")
-    return {k: v for k, v in data.items() if isinstance(v, str)}
+    return MultiDictProxy(MultiDict((k, v) for k, v in data.items() if isinstance(v, str)))
+
+
+async def form(request: web.Request) -> dict[str, str]:
+    """A page's form fields (text only), the first value of each."""
+    fields = await form_values(request)
+    return {k: fields[k] for k in fields}
 
 
 async def check_csrf(request: web.Request, expected: str) -> None:
