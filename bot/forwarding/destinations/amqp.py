@@ -6,7 +6,8 @@ message no queue takes comes back as a failed attempt. `webhook-id` is the
 message's `message_id`; the Standard Webhooks headers are its headers. A
 missing exchange is a failed attempt (wagate never declares exchanges or
 queues). One connection per server, one channel per exchange: a missing
-exchange closes only its own channel.
+exchange closes only its own channel. A batch of deliveries is one write,
+its confirms awaited together.
 """
 
 from __future__ import annotations
