@@ -72,6 +72,7 @@ from bot.web.snapshot import holder_key
 from bot.web.throttle import Throttle, throttle_key
 from bot.web.ui import dashboard
 from bot.window import WindowFallback
+from bot.workers.later import LaterStatuses
 from bot.workers.mail import MailWorker
 from bot.workers.media import MediaLinks, MediaWorker
 from bot.workers.outbound import OutboundWorker
@@ -236,10 +237,11 @@ async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
     metrics = app[metrics_key]
     # Every provider's sender exists from the start, reading its section per
     # call, so a reload that adds [meta] and a meta number works at once.
+    later = LaterStatuses(lambda status: app[pipeline_key].handle(status))
     senders: dict[str, Sender] = {
         name: provider.make_sender(SenderContext(
             section=lambda name=name: holder.current.config.providers.get(name),
-            session=app[http_session_key]))
+            session=app[http_session_key], report_later=later.report))
         for name, provider in app[providers_key].items()}
     app[senders_key] = senders
 
@@ -295,6 +297,7 @@ async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
         except TimeoutError:
             log.warning("outbound worker did not stop in time; its claims are released")
         await store.release_claims(worker.holder)
+        await later.close()
 
 
 async def media_ctx(app: web.Application) -> AsyncIterator[None]:

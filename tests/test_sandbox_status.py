@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
+from bot.config import ConfigError
 from bot.effects import OutboundDraft
 from bot.web.keys import store_key
 from tests.conftest import ADMIN, say, wait_for, wait_sent
@@ -158,3 +159,42 @@ async def test_hostile_values_in_every_field(client: TestClient, field: str) -> 
                                    "invalid_text", "invalid_field", "malformed_json"), (
             name, answer)
     assert (await client.get("/healthz")).status == 200
+
+
+async def test_configured_delays_bring_delivered_then_read_on_their_own(
+        make_client: Callable[..., Awaitable[TestClient]], receiver: Receiver) -> None:
+    # [sandbox] delivered_after / read_after: the sandbox reports them itself, as
+    # a provider's webhooks would, without POST /sandbox/status.
+    client = await make_client(subscribers_toml(receiver.base)
+                               + "\n[sandbox]\ndelivered_after = 0.3\nread_after = 0.6\n")
+    message_id = await sent_message(client)
+    hits = await wait_for(lambda: len(receiver.on("/beta")) >= 3 and receiver.on("/beta"))
+    statuses = [verify(hit, BETA_SECRET)["data"] for hit in hits]
+    assert [s["status"] for s in statuses] == ["sent", "delivered", "read"]
+    assert all(s["id"] == message_id for s in statuses)
+    assert (await seen_by_sender(client, message_id))["status"] == "read"
+    await quiet()
+    assert len(receiver.on("/beta")) == 3
+
+
+async def test_without_delays_the_sandbox_stops_at_sent(
+        client: TestClient, receiver: Receiver) -> None:
+    message_id = await sent_message(client)
+    await wait_for(lambda: receiver.on("/beta"))
+    await quiet()
+    assert [verify(hit, BETA_SECRET)["data"]["status"] for hit in receiver.on("/beta")] \
+        == ["sent"]
+    assert (await seen_by_sender(client, message_id))["status"] == "sent"
+
+
+@pytest.mark.parametrize(("section", "says"), [
+    ("delivered_after = -1", "delivered_after: must be positive"),
+    ("delivered_after = 2\nread_after = 1", "must not be less than delivered_after"),
+    ("read_after = 'soon'", "read_after"),
+    ("deliverd_after = 1", "deliverd_after"),
+])
+def test_a_wrong_sandbox_section_is_refused_by_name(
+        make_config: Callable[..., Any], section: str, says: str) -> None:
+    with pytest.raises(ConfigError) as refused_config:
+        make_config(f"\n[sandbox]\n{section}\n")
+    assert says in str(refused_config.value)

@@ -110,6 +110,11 @@ TABLES = (
         k("hmac_key hmac_key_env", "checks `X-Webhook-Hmac` on every webhook POST"),
         k("timeout", "seconds per WAHA call"),
     )),
+    Table("sandbox", "[sandbox]", "optional", (
+        k("delivered_after", "seconds after a sandbox send at which it reports `delivered` "
+          "itself (a `message.status` webhook, as a provider's); absent: never", "none"),
+        k("read_after", "the same for `read`; not less than `delivered_after`", "none"),
+    )),
     Table("webhooks", "[webhooks]", "", (
         k("timeout", "seconds per delivery attempt"),
         k("retry_schedule", "seconds before each attempt (jittered; `Retry-After` honoured)"),
@@ -266,6 +271,7 @@ public_url = "https://gateway.example"
 base_url = "http://127.0.0.1:3000"
 api_key = "k"
 hmac_key = "h"
+[sandbox]
 [webhooks]
 [outbound]
 [email]

@@ -22,6 +22,7 @@ from bot.kinds import Status
 if TYPE_CHECKING:
     from bot.config.reader import Reader
     from bot.config.types import InstanceConfig
+    from bot.events import StatusUpdate
     from bot.templates import TemplateUse
 
 
@@ -91,6 +92,9 @@ class SenderContext:
 
     section: Callable[[], Any]  # the provider's config section now (None when absent)
     session: aiohttp.ClientSession  # the app's shared client session
+    # A status the provider learns without a webhook (the sandbox's own), handed
+    # to the pipeline after a delay in seconds as if the provider had posted it.
+    report_later: Callable[[StatusUpdate, float], None] = lambda status, delay: None
 
 
 class ProviderConfig(Protocol):
@@ -180,20 +184,3 @@ class Provider:
     # (imported, like `inbound`, only when an app is built). None: no media.
     media: Callable[[], Any] | None = None
 
-
-class NoSection:
-    """The config part of a provider without a section or instance keys (the sandbox)."""
-
-    section: str | None = None
-    section_required = False
-    instance_keys: frozenset[str] = frozenset()
-
-    def parse_section(self, r: Reader, env: Mapping[str, str]) -> Any:
-        return None
-
-    def parse_instance(self, r: Reader, section: Any) -> dict[str, Any]:
-        return {}
-
-    def finish(self, section: Any, instances: Mapping[int, InstanceConfig],
-               error: Callable[[int, str, str], Exception]) -> Any:
-        return section

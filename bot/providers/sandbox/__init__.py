@@ -4,8 +4,9 @@ with `POST /sandbox/inbound`, outbound ones listed by `GET /sandbox/outbox`."""
 from aiohttp import web
 
 from bot.config.types import PROFILE_FIELDS
-from bot.providers.base import NoSection, Provider
+from bot.providers.base import Provider
 from bot.providers.sandbox.caps import CAPS
+from bot.providers.sandbox.config import SandboxConfigPart
 from bot.providers.sandbox.outbound import SandboxProfiler, SandboxSender
 
 
@@ -15,6 +16,6 @@ def routes() -> web.RouteTableDef:
     return routes
 
 
-PROVIDER = Provider(name="sandbox", caps=CAPS, config=NoSection(),
+PROVIDER = Provider(name="sandbox", caps=CAPS, config=SandboxConfigPart(),
                     make_sender=SandboxSender, routes=routes,
                     profile_fields=PROFILE_FIELDS, make_profiler=SandboxProfiler.from_context)

@@ -1,20 +1,35 @@
 """The sandbox's sender: no network. Outbound messages stay in the store and
-are listed by `GET /sandbox/outbox`."""
+are listed by `GET /sandbox/outbox`; with `[sandbox] delivered_after` /
+`read_after` it reports those statuses itself, as a provider's webhook would."""
 
 from __future__ import annotations
 
+import time
 import uuid
 
 from bot.config.types import InstanceConfig
+from bot.events import StatusUpdate
+from bot.kinds import Status
 from bot.providers.base import Profile, ProfileResult, SenderContext, SendResult, TransportMessage
+from bot.providers.sandbox.config import SandboxConfig
 
 
 class SandboxSender:
-    async def send(self, instance: InstanceConfig, message: TransportMessage) -> SendResult:
-        return SendResult(provider_message_id=f"sandbox.{uuid.uuid4().hex}")
-
     def __init__(self, ctx: SenderContext) -> None:
-        pass  # no network, no config
+        self._ctx = ctx
+
+    async def send(self, instance: InstanceConfig, message: TransportMessage) -> SendResult:
+        provider_id = f"sandbox.{uuid.uuid4().hex}"
+        section: SandboxConfig | None = self._ctx.section()
+        if section is not None:
+            for status, delay in ((Status.DELIVERED, section.delivered_after),
+                                  (Status.READ, section.read_after)):
+                if delay is not None:
+                    self._ctx.report_later(StatusUpdate(
+                        provider="sandbox", provider_message_id=provider_id,
+                        instance_id=instance.id, status=status,
+                        timestamp=time.time() + delay), delay)
+        return SendResult(provider_message_id=provider_id)
 
 
 class SandboxProfiler:
