@@ -120,7 +120,9 @@ def test_sighup_ten_times_in_a_second_under_traffic(svc: Proc) -> None:
     assert [s["id"] for s in again["subscribers"]] == ["acme", "newco"]
     assert 2 <= again["generation"] <= 11
     log = svc.log.read_text()
-    assert log.count("SIGHUP: reloading") == 10
+    # Ordinary signals don't queue: two that land while the loop is busy (a
+    # loaded machine, a reload under way) are one. What counts is the state above.
+    assert 2 <= log.count("SIGHUP: reloading") <= 10
     assert "Traceback" not in log and "refused" not in log
     assert svc.get("/readyz", admin=False)[0] == 200
 
