@@ -14,7 +14,7 @@ from aiohttp import web
 
 from bot import heap
 from bot.clock import Clock
-from bot.config import Config
+from bot.config import Config, SubscriberConfig
 from bot.config.snapshot import Snapshot, SnapshotHolder
 from bot.forwarding.safety import GuardedResolver
 from bot.locales import load_locales
@@ -35,6 +35,7 @@ from bot.web import (
     admin,
     deliveries,
     docs,
+    endpoints,
     health,
     home,
     media,
@@ -147,6 +148,7 @@ def create_app(config: Config, roles: Roles | None = None,
     app[clock_key] = Clock()
     app.add_routes(send.routes)
     app.add_routes(account.routes)
+    app.add_routes(endpoints.routes)
     # The pages, by audience: each sub-app has its own session middleware.
     app.add_routes(dashboard.bare_prefixes)
     app.add_subapp("/ui", dashboard.dashboard_app())
@@ -441,6 +443,11 @@ async def mail_ctx(app: web.Application) -> AsyncIterator[None]:
     holder = app[holder_key]
     worker = MailWorker(app[store_key], lambda: holder.current.config, app[clock_key])
     app[mail_worker_key] = worker
+
+    async def welcome(sub: SubscriberConfig, secret: str) -> None:
+        worker.welcome(sub, secret)  # in the background: the 201 does not wait for SMTP
+
+    app[managed_key].on_created.append(welcome)
     task = (asyncio.create_task(worker.run(), name="mail-worker")
             if app[roles_key].drainers else None)
     try:

@@ -30,6 +30,7 @@ from bot.config import Config
 from bot.config.load import load_config
 from bot.roles import Roles
 from bot.web.keys import store_key
+from bot.web.snapshot import holder_key
 from tests.conftest import (
     ADMIN,
     PNID,
@@ -190,6 +191,12 @@ async def test_a_sqlite_store_moves_to_postgresql_with_everything_a_user_sees(
     rotated = await app.post("/admin/subscribers/zeta/secrets", headers=ADMIN,
                              json={"overlap_hours": 1})
     second = zeta_credentials(await rotated.json())
+    # zeta's own webhook endpoint, its signing secret rotated: two sign for an hour.
+    hook = await app.post("/v3/account/webhooks", headers=second,
+                          json={"url": f"{receiver.base}/zeta", "description": "zeta's"})
+    endpoint = (await hook.json())["endpoint"]["id"]
+    assert (await app.post(f"/v3/account/webhooks/{endpoint}/secret", headers=second,
+                           json={"overlap_hours": 1})).status == 200
     await app.close()
 
     # On SQLite again, without drainers: an image stays queued, claimed by a
@@ -217,7 +224,8 @@ async def test_a_sqlite_store_moves_to_postgresql_with_everything_a_user_sees(
     assert "copied" in out and "in one transaction" in out
     assert "claims cleared: 1 in outbound" in out
     assert (counts["managed_subscribers"], counts["subscriber_secrets"],
-            counts["audit_log"]) == (1, 2, 2)
+            counts["audit_log"]) == (1, 2, 4)
+    assert (counts["stored_endpoints"], counts["stored_endpoint_secrets"]) == (1, 2)
     assert "not copied:" in out
 
     # On PostgreSQL, drainers off: the same answers everywhere.
@@ -225,14 +233,17 @@ async def test_a_sqlite_store_moves_to_postgresql_with_everything_a_user_sees(
     look = await aiohttp_client(create_app(pg_config, Roles(drainers=False)))
     after = await views(look, [shipped, image])
     assert after == before
-    assert [e["action"] for e in after["audit"]["entries"]] == ["secret.rotated",
-                                                                 "subscriber.created"]
+    assert [e["action"] for e in after["audit"]["entries"]] == [
+        "endpoint.secret_rotated", "endpoint.created", "secret.rotated", "subscriber.created"]
+    [zeta_hook] = look.app[holder_key].current.config.subscribers["zeta"].webhooks
+    assert zeta_hook.key == endpoint and len(zeta_hook.signing_secrets(time.time())) == 2
     for zeta_secret in (first, second):  # the rotation's overlap carried over
         await get_json(look, "/v3/account", headers=zeta_secret)
     [reply_now] = [d for d in after["deliveries"] if d["id"] == reply["id"]]
     assert [a["outcome"] for a in reply_now["attempt_log"]] == ["retry", "failed"]
     assert reply_now["attempt_log"][0]["response_body"] == "answer 503"
-    assert [e["status"] for e in after["endpoints"]["endpoints"]] == ["failing"]
+    assert [(e["subscriber"], e["status"]) for e in after["endpoints"]["endpoints"]] == [
+        ("acme", "failing"), ("zeta", "ok")]
     [gone_now] = [r for r in after["registrations"]["registrations"] if r["number"] == V]
     assert gone_now["status"] == "opted_out" and gone_now["opted_out_at"]
     assert [s["status"] for s in after["statuses"]] == ["sent", "queued"]

@@ -13,7 +13,34 @@ import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from bot.config.types import Config, SecretHash, SubscriberConfig
+from bot.config.types import Config, SecretHash, SubscriberConfig, WebhookConfig
+
+
+@dataclass(frozen=True, slots=True)
+class SigningSecretInfo:
+    """When a signing secret was issued and stops signing (None: the current
+    one), as the API shows it: never the secret."""
+
+    created_at: float
+    expires_at: float | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ManagedEndpoint:
+    """A webhook endpoint kept in the store, as the API shows it. `hook` is what
+    deliveries use; it is among its subscriber's `webhooks` while enabled."""
+
+    hook: WebhookConfig
+    subscriber_id: str
+    enabled: bool
+    description: str | None
+    created_at: float
+    updated_at: float
+    secrets: tuple[SigningSecretInfo, ...] = ()  # oldest first
+
+    @property
+    def id(self) -> str:
+        return self.hook.key
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -24,6 +51,7 @@ class ProvisionedOverride:
 
     secret_sha256: bytes | None = None
     older_secrets: tuple[SecretHash, ...] = ()
+    webhooks: tuple[WebhookConfig, ...] = ()  # its own endpoints, beside the file's
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -34,10 +62,16 @@ class ManagedSet:
     version: int = -1  # none loaded yet
     subscribers: Mapping[str, SubscriberConfig] = field(default_factory=dict)
     provisioned: Mapping[str, ProvisionedOverride] = field(default_factory=dict)
+    # Every endpoint in the store (enabled or not) by subscriber id.
+    endpoints: Mapping[str, tuple[ManagedEndpoint, ...]] = field(default_factory=dict)
 
 
 def _provisioned(sub: SubscriberConfig, override: ProvisionedOverride | None) -> SubscriberConfig:
-    if override is None or not sub.self_service or override.secret_sha256 is None:
+    if override is None or not sub.self_service:
+        return sub
+    if override.webhooks:
+        sub = dataclasses.replace(sub, webhooks=sub.webhooks + override.webhooks)
+    if override.secret_sha256 is None:
         return sub
     return dataclasses.replace(sub, secret_sha256=override.secret_sha256,
                                older_secrets=override.older_secrets)

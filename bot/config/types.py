@@ -252,6 +252,9 @@ class WebhookConfig:
     # Earlier signing secrets (standard format), each signing beside `secret`
     # until its time: Standard Webhooks' overlap on rotation.
     earlier_secrets: tuple[EarlierSecret, ...] = ()
+    # An endpoint kept in the store (/v3/account/webhooks) has an id of its
+    # own, which is its key: its deliveries follow it through a change of URL.
+    id: str | None = None
     # A broker's password (or NATS token): taken out of `url`, which logs, the
     # API and the pages show, and never printed.
     password: str | None = field(default=None, repr=False)
@@ -260,8 +263,8 @@ class WebhookConfig:
     key: str = field(init=False, default="")
 
     def __post_init__(self) -> None:
-        digest = hashlib.sha256(f"{self.format} {self.url}".encode()).hexdigest()[:16]
-        object.__setattr__(self, "key", digest)
+        key = self.id or hashlib.sha256(f"{self.format} {self.url}".encode()).hexdigest()[:16]
+        object.__setattr__(self, "key", key)
 
     def signing_secrets(self, now: float) -> tuple[str, ...]:
         """Every secret that signs a delivery made at `now`: the current one

@@ -10,10 +10,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from bot.config import Config
+from bot.config import Config, WebhookConfig
+from bot.config.managed import ManagedEndpoint
 from bot.effects import DeliveryDraft
 from bot.forwarding.payloads import new_delivery_id, standard_body
 from bot.store import Store
@@ -46,6 +47,8 @@ class EndpointStatus:
     format: str | None
     configured: bool
     health: EndpointRow | None
+    hook: WebhookConfig | None = None  # as configured, in the file or the store
+    stored: ManagedEndpoint | None = None  # kept in the store (/v3/account/webhooks)
 
     @property
     def status(self) -> str:
@@ -61,6 +64,8 @@ class Deliveries:
 
     store: Store
     wake: Callable[[], None]
+    # The endpoints kept in the store, by subscriber (enabled or not).
+    stored: Callable[[], Mapping[str, tuple[ManagedEndpoint, ...]]] = dict
 
     async def show(self, delivery_id: str, *, subscriber_id: str | None = None
                    ) -> tuple[DeliveryRow, list[AttemptRow]]:
@@ -97,12 +102,14 @@ class Deliveries:
             self.wake()
         return replayed, pulled
 
-    async def send_test(self, config: Config, subscriber_id: str,
-                        now: float) -> list[DeliveryDraft]:
-        """A `test` event to each of the subscriber's endpoints, queued and retried
-        like any other delivery (whatever events the endpoint subscribes to)."""
+    async def send_test(self, config: Config, subscriber_id: str, now: float,
+                        endpoint_key: str | None = None) -> list[DeliveryDraft]:
+        """A `test` event to each of the subscriber's endpoints (or the one of
+        `endpoint_key`), queued and retried like any other delivery (whatever
+        events the endpoint subscribes to)."""
         sub = config.subscribers.get(subscriber_id)
-        if sub is None or not sub.webhooks:
+        hooks = [h for h in sub.webhooks if endpoint_key in (None, h.key)] if sub else []
+        if not hooks:
             raise NoEndpoints(subscriber_id)
         at = dt.datetime.fromtimestamp(now, dt.UTC).isoformat(timespec="milliseconds")
         data = {"subscriber": sub.id, "message": "A test event from wagate: your endpoint "
@@ -113,7 +120,7 @@ class Deliveries:
             payload=standard_body(TEST_EVENT, at.replace("+00:00", "Z"), data)
             if hook.format == "standard"
             else json.dumps({"type": TEST_EVENT, "message": data["message"]}))
-            for hook in sub.webhooks]
+            for hook in hooks]
         await self.store.add_deliveries(drafts, now)
         self.wake()
         return drafts
@@ -125,11 +132,19 @@ class Deliveries:
         health = {(h.subscriber_id, h.endpoint_key): h
                   for h in await self.store.list_endpoint_health()
                   if subscriber_id is None or h.subscriber_id == subscriber_id}
-        out = [EndpointStatus(subscriber_id=sub.id, key=hook.key, url=hook.url,
-                              format=hook.format, configured=True,
-                              health=health.pop((sub.id, hook.key), None))
-               for sub in config.subscribers.values()
-               if subscriber_id is None or sub.id == subscriber_id for hook in sub.webhooks]
+        stored = self.stored()
+        out = []
+        for sub in config.subscribers.values():
+            if subscriber_id is not None and sub.id != subscriber_id:
+                continue
+            out += [EndpointStatus(subscriber_id=sub.id, key=hook.key, url=hook.url,
+                                   format=hook.format, configured=True, hook=hook,
+                                   health=health.pop((sub.id, hook.key), None))
+                    for hook in sub.webhooks if hook.id is None]  # the file's
+            out += [EndpointStatus(subscriber_id=sub.id, key=e.id, url=e.hook.url,
+                                   format=e.hook.format, configured=e.enabled, hook=e.hook,
+                                   stored=e, health=health.pop((sub.id, e.id), None))
+                    for e in stored.get(sub.id, ())]
         out += [EndpointStatus(subscriber_id=sub_id, key=key, url=h.url, format=None,
                                configured=False, health=h)
                 for (sub_id, key), h in sorted(health.items())]

@@ -8,23 +8,32 @@ check every few seconds catches one whose notification was lost (a dropped
 listening connection). On SQLite one process serves the file
 (`serve --workers` needs PostgreSQL), so its own reload is all there is.
 
-To manage more state at runtime (a subscriber's own endpoints, say): read its
-rows in `Managed.load_managed` (one read, with the version), and build them
-into the subscribers in `build_managed` below.
+The managed state is the managed subscribers, the provisioned ones' own
+secrets, and the webhook endpoints kept in the store (a subscriber's own:
+bot/services/endpoints.py), merged into each subscriber's `webhooks`. To
+manage more state at runtime: read its rows in `Managed.load_managed` (one
+read, with the version), and build them in `build_managed` below.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
 
 from bot.config import SubscriberConfig
-from bot.config.managed import ManagedSet, ProvisionedOverride
+from bot.config.managed import (
+    ManagedEndpoint,
+    ManagedSet,
+    ProvisionedOverride,
+    SigningSecretInfo,
+)
 from bot.config.snapshot import SnapshotHolder
-from bot.config.types import SecretHash
+from bot.config.types import EarlierSecret, SecretHash, WebhookConfig
 from bot.store.models import ManagedRows
 from bot.store.protocol import Managed
 
@@ -83,11 +92,49 @@ def build_managed(rows: ManagedRows) -> ManagedSet:
             plan=plan, since=date(since), expires=date(expires) if expires else None,
             instances=_instances(instances), keyword=keyword, email=email, name=name,
             suspended=suspended_at is not None, managed_by="store", self_service=True)
+    endpoints = build_endpoints(rows)
+    for sub_id, sub in subs.items():
+        if sub_id in endpoints:
+            subs[sub_id] = dataclasses.replace(sub, webhooks=_enabled(endpoints[sub_id]))
     provisioned = {}
     for sub_id, mine in secrets.items():  # the rest: provisioned subscribers' own
         newest, older = _secrets(mine)
         provisioned[sub_id] = ProvisionedOverride(secret_sha256=newest, older_secrets=older)
-    return ManagedSet(version=rows.version, subscribers=subs, provisioned=provisioned)
+    for sub_id, theirs in endpoints.items():
+        if sub_id not in subs:  # a provisioned subscriber's own endpoints
+            provisioned[sub_id] = dataclasses.replace(
+                provisioned.get(sub_id, ProvisionedOverride()), webhooks=_enabled(theirs))
+    return ManagedSet(version=rows.version, subscribers=subs, provisioned=provisioned,
+                      endpoints=endpoints)
+
+
+def _enabled(endpoints: tuple[ManagedEndpoint, ...]) -> tuple[WebhookConfig, ...]:
+    return tuple(e.hook for e in endpoints if e.enabled)
+
+
+def build_endpoints(rows: ManagedRows) -> dict[str, tuple[ManagedEndpoint, ...]]:
+    """The endpoints in the store by subscriber, each with the secrets that
+    sign now: the current one, and earlier ones until their overlap ends."""
+    signing: dict[str, list[tuple[str, float, float | None]]] = {}
+    for endpoint_id, secret, created_at, expires_at in rows.endpoint_secrets:
+        signing.setdefault(endpoint_id, []).append((secret, created_at, expires_at))
+    out: dict[str, list[ManagedEndpoint]] = {}
+    for (endpoint_id, sub_id, url, password, fmt, events, enabled, description, token,
+         created_at, updated_at) in rows.endpoints:
+        mine = signing.get(endpoint_id, [])
+        current = next((secret for secret, _, until in reversed(mine) if until is None), None)
+        hook = WebhookConfig(
+            id=endpoint_id, url=url, password=password, format=fmt,
+            events=frozenset(json.loads(events)), token=token if fmt == "whatsmate" else None,
+            secret=current if fmt == "standard" else None,
+            earlier_secrets=tuple(EarlierSecret(secret, until) for secret, _, until in mine
+                                  if until is not None) if fmt == "standard" else ())
+        out.setdefault(sub_id, []).append(ManagedEndpoint(
+            hook=hook, subscriber_id=sub_id, enabled=bool(enabled), description=description,
+            created_at=created_at, updated_at=updated_at,
+            secrets=tuple(SigningSecretInfo(created, until) for _, created, until in mine)
+            if fmt == "standard" else ()))
+    return {sub_id: tuple(found) for sub_id, found in out.items()}
 
 
 class ManagedState:

@@ -25,7 +25,9 @@ log = logging.getLogger("wagate.subscribers")
 
 # What a refusal is, for the caller to answer with (bot/web/subscribers.py).
 Reason = Literal["invalid", "missing", "unknown_plan", "exists", "keyword_taken", "not_found",
-                 "provisioned", "not_self_service", "conflict"]
+                 "provisioned", "not_self_service", "conflict",
+                 # the endpoints' (bot/services/endpoints.py)
+                 "invalid_url", "unknown_endpoint", "too_many"]
 
 SECRET_BYTES = 32  # each client secret: 32 random bytes, URL-safe base64
 DEFAULT_OVERLAP_HOURS = 24.0
@@ -42,6 +44,31 @@ class Refused(Exception):
         super().__init__(message)
         self.reason = reason
         self.message = message
+
+
+def overlap_hours_of(overlap_hours: Any) -> float:
+    """A rotation's `overlap_hours` as given (None: the default), checked."""
+    if overlap_hours is None:
+        return DEFAULT_OVERLAP_HOURS
+    if (not isinstance(overlap_hours, int | float) or isinstance(overlap_hours, bool)
+            or not 0 <= overlap_hours <= MAX_OVERLAP_HOURS):
+        raise Refused("invalid", f"overlap_hours must be a number from 0 to "
+                                 f"{MAX_OVERLAP_HOURS:g}")
+    return overlap_hours
+
+
+def self_served(config: Config, subscriber_id: str, instead: str) -> SubscriberConfig:
+    """A live subscriber that may serve itself (its secret, its endpoints): a
+    managed one, or a provisioned one whose file entry says `self_service =
+    true`. `instead`: where a provisioned one's is changed."""
+    sub = config.subscribers.get(subscriber_id)
+    if sub is None:
+        raise Refused("not_found", f"no subscriber {subscriber_id[:80]!r}")
+    if sub.managed_by == "config" and not sub.self_service:
+        raise Refused("not_self_service", f"subscriber {sub.id!r} is provisioned by the "
+                                          f"config file {config.path or '(none)'} without "
+                                          f"self_service = true: {instead}")
+    return sub
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,19 +272,8 @@ class Subscribers:
         """A new secret; the earlier ones keep working `overlap_hours` (0: they
         stop now). A provisioned subscriber only when its file entry says
         `self_service = true`."""
-        sub = config.subscribers.get(subscriber_id)
-        if sub is None:
-            raise Refused("not_found", f"no subscriber {subscriber_id[:80]!r}")
-        if sub.managed_by == "config" and not sub.self_service:
-            raise Refused("not_self_service", f"subscriber {sub.id!r} is provisioned by the "
-                                              f"config file {config.path or '(none)'} without "
-                                              "self_service = true: its secret is changed there")
-        if overlap_hours is None:
-            overlap_hours = DEFAULT_OVERLAP_HOURS
-        if (not isinstance(overlap_hours, int | float) or isinstance(overlap_hours, bool)
-                or not 0 <= overlap_hours <= MAX_OVERLAP_HOURS):
-            raise Refused("invalid", f"overlap_hours must be a number from 0 to "
-                                     f"{MAX_OVERLAP_HOURS:g}")
+        sub = self_served(config, subscriber_id, "its secret is changed there")
+        overlap_hours = overlap_hours_of(overlap_hours)
         now = self.now()
         until = now + overlap_hours * 3600
         secret, digest = new_secret()

@@ -50,9 +50,11 @@ class ManagedQueries:
     async def load_managed(self, now: float) -> ManagedRows:
         # The version first: rows read after it are at least as new, so a change
         # in between is loaded again at the next check, never missed.
-        version, subscribers, secrets = await self.connector.read([
-            step("managed_version"), step("managed_subscribers"), step("live_secrets", now=now)])
-        return ManagedRows(int(version.rows[0][0]), subscribers.rows, secrets.rows)
+        version, subscribers, secrets, endpoints, signing = await self.connector.read([
+            step("managed_version"), step("managed_subscribers"), step("live_secrets", now=now),
+            step("managed_endpoints"), step("live_endpoint_secrets", now=now)])
+        return ManagedRows(int(version.rows[0][0]), subscribers.rows, secrets.rows,
+                           endpoints.rows, signing.rows)
 
     async def managed_version(self) -> int:
         (version,) = await self.connector.read([step("managed_version")])

@@ -121,6 +121,11 @@ TABLES: tuple[Table, ...] = (
                                  "expires_at"), identity="seq"),
     Table("audit_log", ("seq", "at", "actor", "address", "action", "target", "details"),
           identity="seq"),
+    Table("stored_endpoints", ("id", "subscriber_id", "url", "password", "format", "events",
+                               "enabled", "description", "token", "created_at",
+                               "updated_at")),
+    Table("stored_endpoint_secrets", ("seq", "endpoint_id", "secret", "created_at",
+                                      "expires_at"), identity="seq"),
 )
 # Tables of each schema that are not data: each store keeps its own schema
 # version, PostgreSQL's shared send pace (SQLite keeps it in memory) is only

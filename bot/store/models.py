@@ -335,6 +335,26 @@ class ManagedRows:
     version: int
     subscribers: list[Any]
     secrets: list[Any]
+    # ENDPOINT_COLUMNS (bot/store/endpoints.py), and the signing secrets still
+    # signing: (endpoint_id, secret, created_at, expires_at), oldest first.
+    endpoints: list[Any] = field(default_factory=list)
+    endpoint_secrets: list[Any] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NewEndpoint:
+    """A webhook endpoint as created in the store: `url` without a broker's
+    password, which is `password`."""
+
+    id: str
+    subscriber_id: str
+    url: str
+    password: str | None
+    format: str
+    events: tuple[str, ...]
+    enabled: bool
+    description: str | None
+    token: str | None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -29,6 +29,7 @@ from bot.store.models import (
     MediaJob,
     MediaResult,
     MessageLogRow,
+    NewEndpoint,
     NewSubscriber,
     NoticeRow,
     OutboundRow,
@@ -416,6 +417,31 @@ class Managed(StoreBase, Protocol):
                          limit: int = 100) -> list[AuditRow]: ...
 
 
+class ManagedEndpoints(Managed, Protocol):
+    """Webhook endpoints kept in the store (bot/store/endpoints.py), loaded with
+    the managed state; each change like the subscribers' (its audit row, the
+    version's bump). `managed`: the subscriber is a managed one, whose
+    endpoints change only while it lives (a provisioned one has no row)."""
+
+    async def create_endpoint(self, endpoint: NewEndpoint, secret: str, audit: AuditEntry,
+                              now: float, *, managed: bool) -> bool: ...
+
+    async def update_endpoint(self, subscriber_id: str, endpoint_id: str,
+                              changes: Mapping[str, Any], audit: AuditEntry, now: float, *,
+                              managed: bool) -> bool:
+        """False when there is no such endpoint of this subscriber."""
+        ...
+
+    async def delete_endpoint(self, subscriber_id: str, endpoint_id: str, audit: AuditEntry,
+                              now: float) -> bool: ...
+
+    async def rotate_endpoint_secret(self, subscriber_id: str, endpoint_id: str, secret: str,
+                                     until: float, audit: AuditEntry, now: float, *,
+                                     managed: bool) -> bool:
+        """A new signing secret; the earlier ones sign until `until` at the latest."""
+        ...
+
+
 class Store(InboundStore, OutboundQueue, DeliveryQueue, Usage, Queries, MediaStore, WebSessions,
-            MailLog, Managed, Protocol):
+            MailLog, ManagedEndpoints, Protocol):
     """Every port: what a backend implements (SqliteStore, PostgresStore)."""

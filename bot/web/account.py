@@ -122,7 +122,7 @@ def _subscriber(request: web.Request) -> SubscriberConfig:
     return require_subscriber(request, snapshot_of(request).config)
 
 
-def _active_subscriber(request: web.Request) -> SubscriberConfig:
+def active_subscriber(request: web.Request) -> SubscriberConfig:
     """Actions need a running subscription, as sending does."""
     config = snapshot_of(request).config
     sub = require_subscriber(request, config)
@@ -194,7 +194,7 @@ async def delivery(request: web.Request) -> web.Response:
     **_ACCOUNT,
     errors=ACTIVE_ERRORS | {Error.UNKNOWN_DELIVERY, Error.ALREADY_PENDING})
 async def retry(request: web.Request) -> web.Response:
-    sub = _active_subscriber(request)
+    sub = active_subscriber(request)
     return json_response(await retried(request, sub.id))
 
 
@@ -207,7 +207,7 @@ async def retry(request: web.Request) -> web.Response:
                              {"type": "string", "maxLength": 200})),
     **_ACCOUNT, errors=ACTIVE_ERRORS | SINCE_ERRORS)
 async def replay(request: web.Request) -> web.Response:
-    sub = _active_subscriber(request)
+    sub = active_subscriber(request)
     return json_response(await replayed(request, sub.id))
 
 
@@ -230,7 +230,7 @@ async def webhooks(request: web.Request) -> web.Response:
     description="Queued and retried like any other delivery, signed as the endpoint's format "
                 "says; it reaches the endpoint whatever events it subscribes to.")
 async def webhook_test(request: web.Request) -> web.Response:
-    sub = _active_subscriber(request)
+    sub = active_subscriber(request)
     try:
         drafts = await deliveries_service(request).send_test(
             snapshot_of(request).config, sub.id, time.time())

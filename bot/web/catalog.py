@@ -176,9 +176,14 @@ class Error(StrEnum):
     PROVISIONED = "provisioned", 409, "The subscriber is provisioned by the config file: " \
                                       "change it there"
     NOT_SELF_SERVICE = "not_self_service", 403, "A provisioned subscriber rotates its own " \
-                                                "secret only when its config file entry says " \
+                                                "secret and manages its own endpoints only " \
+                                                "when its config file entry says " \
                                                 "self_service = true"
     CONCURRENT_CHANGE = "concurrent_change", 409, "Another change came first; try again"
+    REFUSED_URL = "refused_url", 400, "The URL may not receive webhooks (the message says " \
+                                      "why: its scheme, or its host's address)"
+    TOO_MANY_ENDPOINTS = "too_many_endpoints", 409, "The subscriber has as many webhook " \
+                                                    "endpoints as it may: delete one first"
 
     # ---- the pages (dashboard, portal)
     WRONG_SESSION = "wrong_session", 403, "This page is not for this session"

@@ -116,11 +116,32 @@ class DeliveryDetail(Delivery):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class SigningSecret:
+    """A signing secret's times, never the secret."""
+
+    created_at: Annotated[MaybeTime, doc("null: set in the config file")]
+    expires_at: Annotated[MaybeTime, doc(
+        "When it stops signing (a rotation's overlap); null: the current one")]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Endpoint:
+    id: Annotated[str, doc("The endpoint's id in /v3/account/webhooks/{id} (its key)")]
     subscriber: str
     key: str
-    url: str | None
+    url: Annotated[str | None, doc("Without a broker's password")]
     format: str | None
+    managed_by: Annotated[Literal["config", "store"] | None, doc(
+        "config: set in the config file (change it there); store: kept in the store "
+        "(/v3/account/webhooks); null: no longer configured")]
+    events: list[str]
+    enabled: Annotated[bool, doc("Receives events (false: switched off by its owner)")]
+    description: str | None
+    created_at: Annotated[MaybeTime, doc("null: set in the config file")]
+    updated_at: MaybeTime
+    signing_secrets: Annotated[list[SigningSecret], doc(
+        "format standard: the secrets signing now, oldest first (two or more during a "
+        "rotation's overlap)")]
     configured: Annotated[bool, doc("In the config in force")]
     status: Literal["ok", "failing", "disabled"]
     failing_since: MaybeTime
@@ -133,8 +154,24 @@ class Endpoint:
 
     @classmethod
     def of(cls, e: EndpointStatus) -> Endpoint:
-        health = e.health
-        return cls(subscriber=e.subscriber_id, key=e.key, url=e.url, format=e.format,
+        health, hook, stored = e.health, e.hook, e.stored
+        if stored is not None:
+            secrets = [SigningSecret(created_at=iso_time(s.created_at),
+                                     expires_at=iso(s.expires_at)) for s in stored.secrets]
+        elif hook is not None and hook.secret:
+            secrets = [SigningSecret(created_at=None, expires_at=iso(s.until))
+                       for s in hook.earlier_secrets] + [
+                SigningSecret(created_at=None, expires_at=None)]
+        else:
+            secrets = []
+        return cls(id=e.key, subscriber=e.subscriber_id, key=e.key, url=e.url, format=e.format,
+                   managed_by=None if hook is None else "store" if stored else "config",
+                   events=sorted(hook.events) if hook else [],
+                   enabled=stored.enabled if stored else hook is not None,
+                   description=stored.description if stored else None,
+                   created_at=iso(stored.created_at) if stored else None,
+                   updated_at=iso(stored.updated_at) if stored else None,
+                   signing_secrets=secrets,
                    configured=e.configured, status=e.status,  # type: ignore[arg-type]
                    failing_since=iso(health.failing_since) if health else None,
                    last_success_at=iso(health.last_success_at) if health else None,

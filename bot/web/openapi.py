@@ -15,7 +15,17 @@ from typing import Any
 from aiohttp import web
 
 from bot.providers.sandbox import inbound as sandbox
-from bot.web import account, admin, deliveries, health, media, notices, send, subscribers
+from bot.web import (
+    account,
+    admin,
+    deliveries,
+    endpoints,
+    health,
+    media,
+    notices,
+    send,
+    subscribers,
+)
 from bot.web.catalog import Error
 from bot.web.operations import ApiRoutes, Operation, Schemas, json_response, ref
 
@@ -30,7 +40,8 @@ async def openapi(request: web.Request) -> web.Response:
 
 
 # Every documented route, by module.
-TABLES: tuple[ApiRoutes, ...] = (send.routes, account.routes, admin.routes, subscribers.routes,
+TABLES: tuple[ApiRoutes, ...] = (send.routes, account.routes, endpoints.routes, admin.routes,
+                                 subscribers.routes,
                                  notices.routes, deliveries.routes, media.routes,
                                  sandbox.routes, health.routes, routes)
 

@@ -23,7 +23,8 @@ from bot.web.keys import (
 
 def deliveries_service(request: web.Request) -> Deliveries:
     app = request.config_dict
-    return Deliveries(app[store_key], app[webhook_worker_key].notify)
+    return Deliveries(app[store_key], app[webhook_worker_key].notify,
+                      lambda: app[managed_key].holder.managed.endpoints)
 
 
 def registrations_service(request: web.Request) -> Registrations:

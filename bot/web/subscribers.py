@@ -160,7 +160,8 @@ def _credentials(request: web.Request, issued: Issued) -> web.Response:
         if issued.older_until is not None else None), status=201)
 
 
-async def _body(request: web.Request, *, required: bool = True) -> dict[str, Any]:
+async def json_body(request: web.Request, *, required: bool = True) -> dict[str, Any]:
+    """The JSON object a change sends (`required=False`: an empty body is `{}`)."""
     raw = await read_body(request)
     if not required and not raw.strip():
         return {}
@@ -191,7 +192,7 @@ _FIELDS_DOC = {
     errors=ADMIN_ERRORS | READ_ERRORS | JSON_ERRORS | set(CREATE_REFUSALS.values()))
 async def create(request: web.Request) -> web.Response:
     actor = _admin(request)
-    body = await _body(request)
+    body = await json_body(request)
     try:
         issued = await subscribers_service(request).create(snapshot_of(request).config, body, actor)
     except Refused as exc:
@@ -237,7 +238,7 @@ async def get_one(request: web.Request) -> web.Response:
     errors=ADMIN_ERRORS | READ_ERRORS | JSON_ERRORS | set(UPDATE_REFUSALS.values()))
 async def update(request: web.Request) -> web.Response:
     actor = _admin(request)
-    body = await _body(request)
+    body = await json_body(request)
     try:
         sub = await subscribers_service(request).update(snapshot_of(request).config,
                                              request.match_info["id"], body, actor)
@@ -298,7 +299,7 @@ _ROTATE_ERRORS = READ_ERRORS | JSON_ERRORS | set(ROTATE_REFUSALS.values())
 
 
 async def _rotate(request: web.Request, sub_id: str, actor: Actor) -> web.Response:
-    body = await _body(request, required=False)
+    body = await json_body(request, required=False)
     if unknown := sorted(set(body) - {"overlap_hours"}):
         fail(Error.INVALID_FIELD, f"unknown field {unknown[0][:40]!r} (known: overlap_hours)")
     try:

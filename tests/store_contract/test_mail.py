@@ -20,7 +20,7 @@ from bot.app import create_app
 from bot.config import Config, ConfigError
 from bot.config.load import parse_config
 from bot.web.keys import clock_key, mail_worker_key
-from tests.conftest import ADMIN_TOKEN, base_config, say
+from tests.conftest import ADMIN, ADMIN_TOKEN, base_config, say, wait_for
 from tests.mail_helpers import SMTP_USER, MailServer, self_signed
 from tests.store_contract.conftest import Backend
 
@@ -212,3 +212,23 @@ secret = "s"
     assert ADMIN_TOKEN in text
     with pytest.raises(ConfigError, match=re.escape(message)):
         parse_config(text, env={})
+
+
+async def test_a_subscriber_created_through_the_api_gets_its_welcome(
+        aiohttp_client: AppClient, mail_config: Callable[..., Config],
+        mail_server: MailServer) -> None:
+    client = await aiohttp_client(create_app(mail_config()))
+    await mail_server.wait(2)
+    resp = await client.post("/admin/subscribers", headers=ADMIN, json={
+        "id": "zeta", "plan": "enterprise", "instances": [1], "email": "dev@zeta.example"})
+    assert resp.status == 201, await resp.text()
+    created = await resp.json()
+    [welcome] = await wait_for(lambda: mail_server.to("dev@zeta.example"))
+    assert f"CLIENT_ID: {created['client_id']}" in welcome.text
+    assert f"SECRET:    {created['secret']}" in welcome.text
+    # One without an email gets none; nor does anyone else.
+    resp = await client.post("/admin/subscribers", headers=ADMIN,
+                             json={"id": "eta", "plan": "trial", "instances": [1]})
+    assert resp.status == 201
+    await asyncio.sleep(0.3)
+    assert len(mail_server.received) == 3

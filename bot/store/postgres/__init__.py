@@ -9,7 +9,7 @@ holds across processes (see pool.py)."""
 
 from __future__ import annotations
 
-from bot.store.managed import ManagedQueries
+from bot.store.endpoints import EndpointQueries
 from bot.store.postgres.deliveries import PostgresDeliveries
 from bot.store.postgres.inbound import PostgresInbound
 from bot.store.postgres.mail import PostgresMail
@@ -24,7 +24,7 @@ from bot.store.queries import SharedQueries
 
 class PostgresStore(PostgresInbound, PostgresOutbound, PostgresDeliveries, PostgresUsage,
                     PostgresReports, PostgresMedia, PostgresSessions, PostgresMail,
-                    ManagedQueries,
+                    EndpointQueries,
                     SharedQueries):
     """The shared store. Every public method is one unit of work."""
 

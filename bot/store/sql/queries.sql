@@ -231,3 +231,47 @@ VALUES (:now, :actor, :address, :action, :target, :details)
 -- Newest first; `{filters}` as above (seq < :before pages back).
 SELECT seq, at, actor, address, action, target, details FROM audit_log WHERE {filters}
 ORDER BY seq DESC LIMIT :limit
+
+-- managed_endpoints --
+-- Every endpoint kept in the store, in ENDPOINT_COLUMNS order (bot/store/endpoints.py).
+SELECT id, subscriber_id, url, password, format, events, enabled, description, token,
+    created_at, updated_at
+FROM stored_endpoints ORDER BY created_at, id
+
+-- live_endpoint_secrets --
+-- Signing secrets that still sign at :now, oldest first.
+SELECT endpoint_id, secret, created_at, expires_at FROM stored_endpoint_secrets
+WHERE expires_at IS NULL OR expires_at > :now ORDER BY seq
+
+-- create_endpoint --
+INSERT INTO stored_endpoints (id, subscriber_id, url, password, format, events, enabled,
+    description, token, created_at, updated_at)
+VALUES (:id, :subscriber_id, :url, :password, :format, :events, :enabled, :description,
+    :token, :now, :now)
+
+-- update_endpoint --
+-- `{filters}` is the SET list of what changes.
+UPDATE stored_endpoints SET {filters}, updated_at = :now
+WHERE id = :id AND subscriber_id = :subscriber_id
+
+-- delete_endpoint --
+DELETE FROM stored_endpoints WHERE id = :id AND subscriber_id = :subscriber_id
+
+-- delete_endpoint_secrets --
+DELETE FROM stored_endpoint_secrets WHERE endpoint_id = :endpoint_id
+
+-- end_endpoint_secrets --
+-- A rotation: every signing secret in force stops signing at :until at the latest.
+UPDATE stored_endpoint_secrets SET expires_at = :until
+WHERE endpoint_id = :endpoint_id AND (expires_at IS NULL OR expires_at > :until)
+
+-- forget_endpoint_secrets --
+DELETE FROM stored_endpoint_secrets WHERE endpoint_id = :endpoint_id AND expires_at <= :now
+
+-- add_endpoint_secret --
+INSERT INTO stored_endpoint_secrets (endpoint_id, secret, created_at, expires_at)
+VALUES (:endpoint_id, :secret, :now, NULL)
+
+-- touch_endpoint --
+-- The guard of a change to an endpoint's secrets.
+UPDATE stored_endpoints SET updated_at = :now WHERE id = :id AND subscriber_id = :subscriber_id

@@ -5,7 +5,7 @@ come from bot/store/queries.py."""
 
 from __future__ import annotations
 
-from bot.store.managed import ManagedQueries
+from bot.store.endpoints import EndpointQueries
 from bot.store.queries import SharedQueries
 from bot.store.sqlite.deliveries import SqliteDeliveries
 from bot.store.sqlite.engine import MIGRATIONS
@@ -19,7 +19,7 @@ from bot.store.sqlite.usage import SqliteUsage
 
 
 class SqliteStore(SqliteInbound, SqliteOutbound, SqliteDeliveries, SqliteUsage, SqliteReports,
-                  SqliteMedia, SqliteSessions, SqliteMail, ManagedQueries, SharedQueries):
+                  SqliteMedia, SqliteSessions, SqliteMail, EndpointQueries, SharedQueries):
     """The embedded store. Every public method is one unit of work."""
 
 
