@@ -1,6 +1,6 @@
 """Webhook endpoints managed at runtime, by the subscriber itself
 (`/v3/account/webhooks/...`, its send-API headers) or by the admin for any
-subscriber that may have them (`/admin/subscribers/{id}/webhooks/...`). The
+subscriber that may have them (`/admin/subscribers/{id}/webhooks/{key}...`). The
 work is bot/services/endpoints.py's; `GET /v3/account/webhooks` and the test
 event to every endpoint stay in bot/web/account.py.
 
@@ -298,8 +298,8 @@ routes.operation(
             "their health", ok=EndpointList, ok_description="Endpoints, never a secret",
     tag="subscribers", security="admin", parameters=(path_param("id", "The subscriber's id"),),
     errors=ADMIN_ERRORS | {Error.UNKNOWN_SUBSCRIBER})(_list(_admin))
-_register("/admin/subscribers/{id}/webhooks", "endpoint", _admin, _admin,
+_register("/admin/subscribers/{id}/webhooks", "key", _admin, _admin,
           {"tag": "subscribers", "security": "admin",
            "parameters": (path_param("id", "The subscriber's id"),)},
           "admin_", ADMIN_ERRORS | {Error.UNKNOWN_SUBSCRIBER},
-          path_param("endpoint", "The endpoint's id"), "a subscriber's")
+          path_param("key", "The endpoint's id (its key)"), "a subscriber's")
