@@ -98,10 +98,13 @@ class ManagedQueries:
 
     async def delete_subscriber(self, subscriber_id: str, audit: AuditEntry,
                                 now: float) -> bool:
-        """Its row stays (the id is never reused), its secrets go."""
+        """Its row stays (the id is never reused), its secrets and its webhook
+        endpoints (with their signing secrets) go."""
         return await self._change([
             step("delete_subscriber", must_change=True, id=subscriber_id, now=now),
-            step("delete_secrets", subscriber_id=subscriber_id)], audit, now)
+            step("delete_secrets", subscriber_id=subscriber_id),
+            step("delete_subscriber_endpoint_secrets", subscriber_id=subscriber_id),
+            step("delete_subscriber_endpoints", subscriber_id=subscriber_id)], audit, now)
 
     async def add_secret(self, subscriber_id: str, secret_sha256: bytes, overlap_until: float,
                          audit: AuditEntry, now: float, *,

@@ -22,6 +22,7 @@ from standardwebhooks.webhooks import WebhookVerificationError
 
 from bot.app import create_app
 from bot.config import Config
+from bot.web.keys import store_key
 from bot.web.snapshot import holder_key
 from tests.conftest import ADMIN, say, wait_for
 from tests.webhook_helpers import Hit, Receiver, subscribers_toml, verify
@@ -240,6 +241,11 @@ async def test_the_admin_manages_any_subscribers_endpoints(
     other = await new_subscriber(client, "other", "OTHER")
     await call(client, "GET", f"/v3/account/webhooks/{ep}", other, 404)
     await call(client, "DELETE", f"/v3/account/webhooks/{ep}", other, 404)
+    # A deleted subscriber's endpoints go with it, their secrets too.
+    await call(client, "DELETE", "/admin/subscribers/newco", ADMIN)
+    assert "newco" not in client.app[holder_key].current.config.subscribers
+    rows = await client.app[store_key].load_managed(time.time())
+    assert rows.endpoints == [] and rows.endpoint_secrets == []
 
 
 @shared_database

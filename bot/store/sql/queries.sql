@@ -275,3 +275,11 @@ VALUES (:endpoint_id, :secret, :now, NULL)
 -- touch_endpoint --
 -- The guard of a change to an endpoint's secrets.
 UPDATE stored_endpoints SET updated_at = :now WHERE id = :id AND subscriber_id = :subscriber_id
+
+-- delete_subscriber_endpoint_secrets --
+-- A deleted subscriber's endpoints go with it, their signing secrets first.
+DELETE FROM stored_endpoint_secrets
+WHERE endpoint_id IN (SELECT id FROM stored_endpoints WHERE subscriber_id = :subscriber_id)
+
+-- delete_subscriber_endpoints --
+DELETE FROM stored_endpoints WHERE subscriber_id = :subscriber_id
