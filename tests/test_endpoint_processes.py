@@ -79,7 +79,7 @@ def test_an_endpoint_changed_through_one_process_is_used_by_the_other_within_a_s
     status, rotated = call("POST", f"{a}/v3/account/webhooks/{endpoint}/secret", zeta,
                            {"overlap_hours": 1})
     assert status == 200, rotated
-    seen_within(lambda: len(on_b()[1].get("signing_secrets", [])) == 2)
+    seen_within(lambda: len(on_b()[1].get("signing_keys", [])) == 2)
     # A test event queued through the other process, signed with both secrets.
     assert call("POST", f"{b}/v3/account/webhooks/{endpoint}/test", zeta)[0] == 200
     seen_within(lambda: bool(received))

@@ -59,6 +59,13 @@ ROUTES = {
     ("GET", "/v3/account/deliveries/{id}"), ("POST", "/v3/account/deliveries/{id}/retry"),
     ("POST", "/v3/account/deliveries/replay"), ("GET", "/v3/account/webhooks"),
     ("POST", "/v3/account/webhooks/test"),
+    # webhook endpoints kept in the store, the subscriber's own and the admin's for it
+    *((m, f"{prefix}{item}".replace("{one}", one))
+      for prefix, one in (("/v3/account/webhooks", "{id}"),
+                          ("/admin/subscribers/{id}/webhooks", "{key}"))
+      for m, item in (("POST", ""), ("GET", "/{one}"), ("PATCH", "/{one}"), ("DELETE", "/{one}"),
+                      ("POST", "/{one}/secret"), ("POST", "/{one}/test"))),
+    ("GET", "/admin/subscribers/{id}/webhooks"),
     # the pages (tests/test_ui_pages.py): a wrong method is a JSON 405 there too
     ("GET", "/docs"), ("GET", "/docs/{name}"), ("GET", "/ui"), ("GET", "/portal"),
     *((m, f"{prefix}{page}") for prefix in ("/ui/", "/portal/") for m, page in (

@@ -102,6 +102,8 @@ class Endpoints:
         return self.state.holder.managed.endpoints.get(subscriber_id, ())
 
     def get(self, config: Config, subscriber_id: str, endpoint_id: str) -> ManagedEndpoint:
+        """An endpoint of the subscriber's in the store (looked up before the
+        owner is judged: an unknown id is a 404 for anyone)."""
         found = next((e for e in self.list(subscriber_id) if e.id == endpoint_id), None)
         if found is not None:
             return found
@@ -193,8 +195,8 @@ class Endpoints:
     async def update(self, config: Config, subscriber_id: str, endpoint_id: str,
                      raw: Mapping[str, Any], actor: Actor) -> Saved:
         """A change of format issues the new format's credential, shown in the answer."""
+        current = self.get(config, subscriber_id, endpoint_id)
         sub = self.owner(config, subscriber_id)
-        current = self.get(config, sub.id, endpoint_id)
         fields = await self._fields(config, raw, current)
         issued: dict[str, str] = {}
         if fields.get("format", current.hook.format) != current.hook.format:
@@ -218,8 +220,8 @@ class Endpoints:
 
     async def delete(self, config: Config, subscriber_id: str, endpoint_id: str,
                      actor: Actor) -> None:
+        self.get(config, subscriber_id, endpoint_id)
         sub = self.owner(config, subscriber_id)
-        self.get(config, sub.id, endpoint_id)
         changed = await self.store.delete_endpoint(
             sub.id, endpoint_id, actor.entry("endpoint.deleted", sub.id, endpoint=endpoint_id),
             self.now())
@@ -232,8 +234,8 @@ class Endpoints:
         """A new signing secret; the earlier ones go on signing `overlap_hours`
         (0: they stop now). A whatsmate endpoint gets a new token, in force at
         once (its body carries one token: there is no overlap to give)."""
+        current = self.get(config, subscriber_id, endpoint_id)
         sub = self.owner(config, subscriber_id)
-        current = self.get(config, sub.id, endpoint_id)
         hours = overlap_hours_of(overlap_hours)
         now = self.now()
         until = now + hours * 3600

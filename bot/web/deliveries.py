@@ -116,7 +116,7 @@ class DeliveryDetail(Delivery):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class SigningSecret:
+class SigningKey:
     """A signing secret's times, never the secret."""
 
     created_at: Annotated[MaybeTime, doc("null: set in the config file")]
@@ -139,9 +139,9 @@ class Endpoint:
     description: str | None
     created_at: Annotated[MaybeTime, doc("null: set in the config file")]
     updated_at: MaybeTime
-    signing_secrets: Annotated[list[SigningSecret], doc(
-        "format standard: the secrets signing now, oldest first (two or more during a "
-        "rotation's overlap)")]
+    signing_keys: Annotated[list[SigningKey], doc(
+        "format standard: when each signing secret in force was issued and stops signing "
+        "(never the secret), oldest first: two or more during a rotation's overlap")]
     configured: Annotated[bool, doc("In the config in force")]
     status: Literal["ok", "failing", "disabled"]
     failing_since: MaybeTime
@@ -156,14 +156,13 @@ class Endpoint:
     def of(cls, e: EndpointStatus) -> Endpoint:
         health, hook, stored = e.health, e.hook, e.stored
         if stored is not None:
-            secrets = [SigningSecret(created_at=iso_time(s.created_at),
-                                     expires_at=iso(s.expires_at)) for s in stored.secrets]
+            keys = [SigningKey(created_at=iso_time(k.created_at), expires_at=iso(k.expires_at))
+                    for k in stored.secrets]
         elif hook is not None and hook.secret:
-            secrets = [SigningSecret(created_at=None, expires_at=iso(s.until))
-                       for s in hook.earlier_secrets] + [
-                SigningSecret(created_at=None, expires_at=None)]
+            keys = [SigningKey(created_at=None, expires_at=iso(k.until))
+                    for k in hook.earlier_secrets] + [SigningKey(created_at=None, expires_at=None)]
         else:
-            secrets = []
+            keys = []
         return cls(id=e.key, subscriber=e.subscriber_id, key=e.key, url=e.url, format=e.format,
                    managed_by=None if hook is None else "store" if stored else "config",
                    events=sorted(hook.events) if hook else [],
@@ -171,7 +170,7 @@ class Endpoint:
                    description=stored.description if stored else None,
                    created_at=iso(stored.created_at) if stored else None,
                    updated_at=iso(stored.updated_at) if stored else None,
-                   signing_secrets=secrets,
+                   signing_keys=keys,
                    configured=e.configured, status=e.status,  # type: ignore[arg-type]
                    failing_since=iso(health.failing_since) if health else None,
                    last_success_at=iso(health.last_success_at) if health else None,

@@ -86,14 +86,14 @@ async def test_add_rotate_and_receive_both_signatures_during_the_overlap(
     assert first.startswith("whsec_") and added["token"] is None
     assert endpoint["managed_by"] == "store" and endpoint["enabled"] is True
     assert endpoint["description"] == "orders service" and endpoint["created_at"]
-    assert [s["expires_at"] for s in endpoint["signing_secrets"]] == [None]
+    assert [s["expires_at"] for s in endpoint["signing_keys"]] == [None]
     ep = endpoint["id"]
 
     rotated = await call(client, "POST", f"/v3/account/webhooks/{ep}/secret", newco,
                          json={"overlap_hours": 24})
     second = rotated["secret"]
     assert second != first and rotated["older_secrets_until"]
-    shown = rotated["endpoint"]["signing_secrets"]
+    shown = rotated["endpoint"]["signing_keys"]
     assert [s["expires_at"] is None for s in shown] == [False, True]
     assert first not in json.dumps(rotated["endpoint"]) and second not in json.dumps(
         rotated["endpoint"])
@@ -209,8 +209,9 @@ async def test_provisioned_subscribers_only_with_self_service(
     listed = await call(client, "GET", "/v3/account/webhooks", ACME)
     file_ep = listed["endpoints"][0]
     assert file_ep["managed_by"] == "config" and file_ep["id"] == file_ep["key"]
-    await call(client, "PATCH", f"/v3/account/webhooks/{file_ep['id']}", ACME, 403,
-               json={"enabled": False})
+    refused = await call(client, "PATCH", f"/v3/account/webhooks/{file_ep['id']}", ACME, 409,
+                         json={"enabled": False})
+    assert refused["error"] == "provisioned" and "change it there" in refused["error_message"]
     # selfco (self_service = true) adds its own beside the file's (it has none).
     added = await call(client, "POST", "/v3/account/webhooks", SELFCO, 201,
                        json={"url": f"{receiver.base}/selfco"})
