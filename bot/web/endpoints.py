@@ -89,11 +89,15 @@ def _itself_active(request: web.Request) -> tuple[str, Actor]:
 
 
 def _admin(request: web.Request) -> tuple[str, Actor]:
+    """The subscriber is judged later (after a body is read, so a malformed
+    one is a 400 whoever it is for): by the service, or by `_known`."""
     require_admin(request)
-    sub_id = request.match_info["id"][:200]
-    if sub_id not in snapshot_of(request).config.subscribers:
-        fail(Error.UNKNOWN_SUBSCRIBER, f"no subscriber {sub_id[:80]!r}")
-    return sub_id, Actor("admin", client_address(request))
+    return request.match_info["id"][:200], Actor("admin", client_address(request))
+
+
+def _known(request: web.Request, subscriber_id: str) -> None:
+    if subscriber_id not in snapshot_of(request).config.subscribers:
+        fail(Error.UNKNOWN_SUBSCRIBER, f"no subscriber {subscriber_id[:80]!r}")
 
 
 def _service(request: web.Request) -> Endpoints:
@@ -141,6 +145,7 @@ def _create(who: Who) -> Handler:
 def _list(who: Who) -> Handler:
     async def list_all(request: web.Request) -> web.Response:
         sub_id, _ = who(request)
+        _known(request, sub_id)
         found = await deliveries_service(request).endpoints(snapshot_of(request).config,
                                                             subscriber_id=sub_id)
         return json_response(EndpointList(endpoints=[Endpoint.of(e) for e in found]))
@@ -150,6 +155,7 @@ def _list(who: Who) -> Handler:
 def _get(who: Who, param: str) -> Handler:
     async def get_one(request: web.Request) -> web.Response:
         sub_id, _ = who(request)
+        _known(request, sub_id)
         return json_response(await _shown(request, sub_id, request.match_info[param][:200]))
     return get_one
 
@@ -200,6 +206,7 @@ def _rotate(who: Who, param: str) -> Handler:
 def _test(who: Who, param: str) -> Handler:
     async def test(request: web.Request) -> web.Response:
         sub_id, _ = who(request)
+        _known(request, sub_id)
         key = request.match_info[param][:200]
         try:
             [draft] = await deliveries_service(request).send_test(
@@ -285,12 +292,13 @@ def _register(prefix: str, param: str, who: Who, active: Who, audience: dict[str
         ok_description="The delivery queued",
         description="Queued, signed and retried like any delivery, whatever events the "
                     "endpoint subscribes to.",
-        errors=(ACTIVE_ERRORS if active is not who else errors) | {Error.UNKNOWN_ENDPOINT},
+        errors=(ACTIVE_ERRORS if active is not who else errors) | found,
         **audience)(_test(active, param))
 
 
 _register("/v3/account/webhooks", "id", _itself, _itself_active,
-          {"tag": "account", "security": "account"}, "account_", SUBSCRIBER_ERRORS,
+          {"tag": "account", "security": "account"}, "account_",
+          SUBSCRIBER_ERRORS | {Error.UNKNOWN_SUBSCRIBER},  # deleted meanwhile
           path_param("id", "The endpoint's id"), "your")
 routes.operation(
     "get", "/admin/subscribers/{id}/webhooks", id="list_subscriber_webhooks",
