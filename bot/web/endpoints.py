@@ -23,7 +23,7 @@ from aiohttp import web
 
 from bot.config import WEBHOOK_EVENTS
 from bot.services.deliveries import NoEndpoints
-from bot.services.endpoints import FORMATS, MAX_DESCRIPTION, MAX_URL, Endpoints, Saved
+from bot.services.endpoints import FORMATS, MAX_DESCRIPTION, MAX_URL, Saved
 from bot.services.subscribers import Actor, Reason, Refused
 from bot.web.account import QueuedEndpoint, QueuedTest, active_subscriber
 from bot.web.auth import ADMIN_ERRORS, SUBSCRIBER_ERRORS, require_admin, require_subscriber
@@ -32,9 +32,8 @@ from bot.web.clients import client_address
 from bot.web.deliveries import Endpoint
 from bot.web.deliveries import Endpoints as EndpointList
 from bot.web.errors import JSON_ERRORS, READ_ERRORS, fail
-from bot.web.keys import clock_key, managed_key, store_key
 from bot.web.operations import ApiRoutes, Handler, MaybeTime, doc, json_response, path_param
-from bot.web.request_services import deliveries_service
+from bot.web.request_services import deliveries_service, endpoints_service
 from bot.web.row_json import iso
 from bot.web.send import ACTIVE_ERRORS
 from bot.web.snapshot import snapshot_of
@@ -100,11 +99,6 @@ def _known(request: web.Request, subscriber_id: str) -> None:
         fail(Error.UNKNOWN_SUBSCRIBER, f"no subscriber {subscriber_id[:80]!r}")
 
 
-def _service(request: web.Request) -> Endpoints:
-    app = request.config_dict
-    return Endpoints(app[store_key], app[managed_key], app[clock_key].now)
-
-
 def _refused(exc: Refused, refusals: Refusals) -> NoReturn:
     fail(refusals[exc.reason], exc.message)
 
@@ -134,8 +128,8 @@ def _create(who: Who) -> Handler:
         sub_id, actor = who(request)
         body = await json_body(request)
         try:
-            saved = await _service(request).create(snapshot_of(request).config, sub_id, body,
-                                                   actor)
+            saved = await endpoints_service(request).create(snapshot_of(request).config,
+                                                            sub_id, body, actor)
         except Refused as exc:
             _refused(exc, CREATE_REFUSALS)
         return await _saved(request, saved, status=201)
@@ -165,8 +159,9 @@ def _update(who: Who, param: str) -> Handler:
         sub_id, actor = who(request)
         body = await json_body(request)
         try:
-            saved = await _service(request).update(snapshot_of(request).config, sub_id,
-                                                   request.match_info[param][:200], body, actor)
+            saved = await endpoints_service(request).update(
+                snapshot_of(request).config, sub_id, request.match_info[param][:200], body,
+                actor)
         except Refused as exc:
             _refused(exc, UPDATE_REFUSALS)
         return await _saved(request, saved)
@@ -178,8 +173,8 @@ def _delete(who: Who, param: str) -> Handler:
         sub_id, actor = who(request)
         endpoint_id = request.match_info[param][:200]
         try:
-            await _service(request).delete(snapshot_of(request).config, sub_id, endpoint_id,
-                                           actor)
+            await endpoints_service(request).delete(snapshot_of(request).config, sub_id,
+                                                    endpoint_id, actor)
         except Refused as exc:
             _refused(exc, FOUND_REFUSALS)
         return json_response(EndpointDeleted(id=endpoint_id))
@@ -194,7 +189,7 @@ def _rotate(who: Who, param: str) -> Handler:
             fail(Error.INVALID_FIELD, f"unknown field {unknown[0][:40]!r} (known: "
                                       "overlap_hours)")
         try:
-            saved = await _service(request).rotate(
+            saved = await endpoints_service(request).rotate(
                 snapshot_of(request).config, sub_id, request.match_info[param][:200],
                 body.get("overlap_hours"), actor)
         except Refused as exc:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from bot.services.deliveries import Deliveries
+from bot.services.endpoints import Endpoints
 from bot.services.registrations import Registrations
 from bot.services.sends import Sends
 from bot.services.subscribers import Subscribers
@@ -43,3 +44,8 @@ def subscribers_service(request: web.Request) -> Subscribers:
     app = request.config_dict
     clock = app[clock_key]
     return Subscribers(app[store_key], app[managed_key], clock.now, clock.today)
+
+
+def endpoints_service(request: web.Request) -> Endpoints:
+    app = request.config_dict
+    return Endpoints(app[store_key], app[managed_key], app[clock_key].now)
