@@ -83,6 +83,10 @@ ROUTES = {
     ("POST", "/ui/subscribers/{id}/secrets"),
     ("POST", "/portal/webhooks/test"), ("GET", "/portal/credentials"),
     ("POST", "/portal/secrets"),
+    *((m, f"{base}{page}") for base in ("/ui/subscribers/{id}/webhooks", "/portal/webhooks")
+      for m, page in (("GET", ""), ("POST", ""), ("GET", "/{key}"), ("POST", "/{key}"),
+                      ("POST", "/{key}/secret"), ("POST", "/{key}/test"),
+                      ("GET", "/{key}/delete"), ("POST", "/{key}/delete"))),
 }
 
 NUMBER = "+34600000001"

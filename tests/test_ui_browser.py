@@ -23,7 +23,7 @@ from aiohttp.test_utils import TestClient
 
 from tests.conftest import ADMIN_TOKEN, ROOT, say, wait_for
 from tests.ui_helpers import ACME_LOGIN
-from tests.webhook_helpers import Receiver, deliveries, settled, subscribers_toml
+from tests.webhook_helpers import Receiver, deliveries, settled, subscribers_toml, verify
 
 pytestmark = pytest.mark.slow  # a real browser
 
@@ -252,11 +252,12 @@ async def test_a_pending_delivery_shows_its_next_attempt_and_goes_now(
     await expect(page.locator("tr.delivery.delivered td.next-attempt")).to_have_text("")
 
 
-async def test_operator_creates_a_subscriber_who_rotates_its_secret(
-        browser: Any, client: TestClient, shot: Shot) -> None:
+async def test_operator_creates_a_subscriber_who_runs_its_own_endpoint(
+        browser: Any, client: TestClient, receiver: Receiver, shot: Shot) -> None:
     """The business from the pages: the operator creates a subscriber and sees
-    its secret once, rotates it; the subscriber logs in to the portal with it
-    and rotates its own."""
+    its secret once, rotates it; the subscriber logs in to the portal with it,
+    rotates its own, adds a webhook endpoint, rotates its signing secret, and
+    receives a delivery signed by both secrets during the overlap."""
     from playwright.async_api import expect
 
     base = str(client.make_url("")).rstrip("/")
@@ -274,7 +275,7 @@ async def test_operator_creates_a_subscriber_who_rotates_its_secret(
     await page.click("button:text('Create')")
     await expect(page.locator("p.error")).to_contain_text("keyword 'ACME' is subscriber 'acme'")
     await expect(page.locator("input[name=name]")).to_have_value("Shop <7>")
-    await page.fill("input[name=keyword]", "")
+    await page.fill("input[name=keyword]", "SHOP7")
     await page.select_option("select[name=plan]", "enterprise")
     await page.check("input[name=instances][value='1']")
     await page.click("button:text('Create')")
@@ -320,9 +321,43 @@ async def test_operator_creates_a_subscriber_who_rotates_its_secret(
                                                         "X-WM-CLIENT-SECRET": secret})
         assert resp.status == status
 
+    # Its own endpoint, at a real receiver: a refused address first, said why.
+    await portal.click("nav >> text=Endpoints")
+    await portal.fill("input[name=url]", "http://169.254.169.254/latest")
+    await portal.click("form.add-endpoint button")
+    await expect(portal.locator("p.error")).to_contain_text("169.254.169.254")
+    await portal.fill("input[name=url]", f"{receiver.base}/shop")
+    await portal.fill("input[name=description]", "orders desk")
+    await portal.click("form.add-endpoint button")
+    await expect(portal.locator(".notice")).to_have_text("Added. It receives events from now on.")
+    signing = await portal.locator("#secret").inner_text()
+    assert signing.startswith("whsec_")
+    await portal.reload()
+    await expect(portal.locator("#secret")).to_have_count(0)
+    # A new signing secret; the first goes on signing for two hours.
+    await portal.fill("form.rotate input[name=overlap_hours]", "2")
+    await portal.click("form.rotate button")
+    newer = await portal.locator("#secret").inner_text()
+    assert newer.startswith("whsec_") and newer != signing
+    await expect(portal.locator("#signing-secrets")).to_contain_text("one signing until")
+    await shot(portal, "portal-endpoint")
+
+    # A user greets with shop-7's keyword: user.registered goes to its endpoint,
+    # signed by both secrets (Standard Webhooks' "v1,<a> v1,<b>").
+    await say(client, "Hi SHOP7", sender="+34600000002")
+    [hit] = await wait_for(lambda: [h for h in receiver.on("/shop")
+                                    if h.json.get("type") == "user.registered"] or None, 10.0)
+    assert len(hit.headers["webhook-signature"].split(" ")) == 2
+    for key in (signing, newer):
+        assert verify(hit, key)["data"]["keyword_subscriber"] == "shop-7"
+    await portal.click("nav >> text=Deliveries")
+    await expect(portal.locator("tr.delivery", has_text="user.registered")).to_contain_text(
+        "delivered")
+
     # The operator's audit log has every change, never a secret.
     await page.click("nav >> text=Audit log")
-    await expect(page.locator("tr.audit-entry")).to_have_count(3)
-    await expect(page.locator("tr.audit-entry").first).to_contain_text("subscriber:shop-7")
-    assert third not in await page.content()
+    await expect(page.locator("tr.audit-entry")).to_have_count(5)
+    await expect(page.locator("tr.audit-entry").first).to_contain_text("endpoint.secret_rotated")
+    content = await page.content()
+    assert all(s not in content for s in (first, second, third, signing, newer))
     await shot(page, "audit")

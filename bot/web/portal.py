@@ -21,7 +21,7 @@ from bot.web.keys import clock_key, store_key
 from bot.web.request_services import deliveries_service, subscribers_service
 from bot.web.snapshot import holder_key, snapshot_of
 from bot.web.subscribers import PAGE_REFUSALS
-from bot.web.ui import history
+from bot.web.ui import endpoints, history
 from bot.web.ui.once import forget_once, keep_once, take_once
 from bot.web.ui.pages import (
     login_form,
@@ -158,5 +158,6 @@ def portal_app() -> web.Application:
     app.router.add_post("/webhooks/test", webhook_test)
     app.router.add_get("/credentials", credentials)
     app.router.add_post("/secrets", rotate)
+    endpoints.register(app.router, "/webhooks")
     history.register(app.router)
     return app

@@ -20,7 +20,7 @@ from bot.web.notices import problems_of
 from bot.web.query import query_choice, query_int, query_limit
 from bot.web.request_services import deliveries_service, registrations_service
 from bot.web.snapshot import snapshot_of
-from bot.web.ui import history, subscribers
+from bot.web.ui import endpoints, history, subscribers
 from bot.web.ui.pages import (
     bars,
     login_form,
@@ -180,5 +180,6 @@ def dashboard_app() -> web.Application:
     app.router.add_get("/registrations", registrations)
     app.router.add_post("/registrations/{number}/opt-out", opt_out)
     subscribers.register(app.router)
+    endpoints.register(app.router, "/subscribers/{id}/webhooks")
     history.register(app.router)
     return app

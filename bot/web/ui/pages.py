@@ -58,6 +58,11 @@ NOTICES = {
     "resumed": "Resumed.",
     "subscriber_deleted": "Deleted: its credentials no longer work.",
     "secret_issued": "A new secret is issued.",
+    "endpoint_created": "Added. It receives events from now on.",
+    "endpoint_saved": "Saved.",
+    "signing_secret_issued": "Issued.",
+    "endpoint_off": "This endpoint is switched off: switch it on to send it a test event.",
+    "endpoint_deleted": "Deleted: it receives no event from now on.",
 }
 _FIGURES = {"count": re.compile(r"[0-9]{1,9}"), "pulled": re.compile(r"[0-9]{1,9}"),
             "instance": re.compile(r"[0-9]{1,9}"),
