@@ -7,6 +7,7 @@ import asyncio
 import io
 import json
 import time
+from collections.abc import Awaitable, Callable
 
 from aiohttp.test_utils import TestClient
 
@@ -20,7 +21,9 @@ from tests.conftest import (
     wait_for,
 )
 from tests.graph import GraphState
+from tests.send_helpers import send
 from tests.test_registration import REGISTERED, expected, registration
+from tests.webhook_helpers import BETA_SECRET, Receiver, quiet, subscribers_toml, verify
 
 
 async def test_verification_handshake(client: TestClient) -> None:
@@ -172,3 +175,39 @@ async def test_transient_errors_retried_permanent_kept(client: TestClient,
 
     row = await wait_for(failed)
     assert row["error"] == {"code": 131026, "title": "Message undeliverable"}
+
+
+async def test_a_send_refused_for_good_raises_message_status_failed(
+        make_client: Callable[..., Awaitable[TestClient]], graph_state: GraphState,
+        receiver: Receiver) -> None:
+    # The subscriber hears of a refusal as of an acceptance: `message.status`
+    # failed with Meta's code and title, queued with the mark itself.
+    client = await make_client(subscribers_toml(receiver.base) + f"""
+[[subscribers]]
+id = "delta"
+client_id = "dev@delta.example"
+secret = "delta-api-secret"
+plan = "enterprise"
+since = 2025-01-01
+instances = [2]
+
+[[subscribers.webhooks]]
+url = "{receiver.base}/delta"
+format = "standard"
+secret = "{BETA_SECRET}"
+""")
+    await post_signed(client, meta_text("Hola", sender="34600000001"))
+    await wait_for(lambda: graph_state.messages)  # the greeting's confirmation
+    graph_state.fail_next(131026, "Message undeliverable")
+    resp = await send(client, "single", "text", {"number": "+34600000001", "message": "Hi"},
+                      instance=2, headers={"X-WM-CLIENT-ID": "dev@delta.example",
+                                           "X-WM-CLIENT-SECRET": "delta-api-secret"})
+    assert resp.status == 200, await resp.text()
+    message_id = (await resp.json())["id"]
+    hits = await wait_for(lambda: [h for h in receiver.on("/delta")
+                                   if h.json["type"] == "message.status"])
+    data = verify(hits[0], BETA_SECRET)["data"]
+    assert data["id"] == message_id and data["status"] == "failed"
+    assert data["error"] == {"code": 131026, "title": "Message undeliverable"}
+    await quiet()
+    assert len([h for h in receiver.on("/delta") if h.json["type"] == "message.status"]) == 1

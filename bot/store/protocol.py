@@ -152,7 +152,10 @@ class OutboundQueue(StoreBase, Protocol):
                          title: str | None, now: float) -> None: ...
 
     async def mark_failed(self, message_id: str, code: int | None, title: str | None,
-                          now: float) -> None: ...
+                          now: float, *, deliveries: Sequence[DeliveryDraft] = ()) -> None:
+        """The message failed for good; `deliveries` (its `message.status` failed)
+        are queued in the same transaction."""
+        ...
 
     async def release_claims(self, holder: str | None = None) -> int:
         """Make `holder`'s claims due at once; how many. None: every claim on a

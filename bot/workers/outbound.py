@@ -223,8 +223,8 @@ class OutboundWorker:
                 # From the provider's answer to this commit a crash sends the
                 # message twice (no provider takes an idempotency key): the
                 # mark goes ahead of queued work (see OutboundQueue.mark_sent).
-                sent = _sent_deliveries(snap, instance.provider, row,
-                                        result.provider_message_id, now)
+                sent = _status_deliveries(snap, instance.provider, row, Status.SENT, now,
+                                          provider_message_id=result.provider_message_id)
                 await self.store.mark_sent(row.id, result.provider_message_id, now,
                                            keep_media=result.keep_media, deliveries=sent)
                 if sent and self.on_deliveries is not None:
@@ -241,7 +241,12 @@ class OutboundWorker:
                 log.info("message %s: transient error %s (%s), retry in %.1fs", row.id,
                          result.error_code, result.error_title, delay)
             else:
-                await self.store.mark_failed(row.id, result.error_code, result.error_title, now)
+                failed = _status_deliveries(snap, instance.provider, row, Status.FAILED, now,
+                                            code=result.error_code, title=result.error_title)
+                await self.store.mark_failed(row.id, result.error_code, result.error_title, now,
+                                             deliveries=failed)
+                if failed and self.on_deliveries is not None:
+                    self.on_deliveries()
                 outcome = "failed"
                 log.warning("message %s failed: %s %s", row.id, result.error_code,
                             result.error_title)
@@ -249,14 +254,17 @@ class OutboundWorker:
                 self.on_result(row, outcome, result)
 
 
-def _sent_deliveries(snap: Snapshot, provider: str, row: OutboundRow,
-                     provider_message_id: str, now: float) -> list[DeliveryDraft]:
-    """`message.status` sent for the subscriber that sent the message, raised by
-    the provider's acceptance, whichever the provider: that is when the message
-    becomes `sent`, so a provider's own later "sent" changes nothing and tells
-    nobody twice."""
+def _status_deliveries(snap: Snapshot, provider: str, row: OutboundRow, status: Status,
+                       now: float, *, provider_message_id: str = "", code: int | None = None,
+                       title: str | None = None) -> list[DeliveryDraft]:
+    """`message.status` for the subscriber that sent the message, raised by the
+    provider's answer to the send, whichever the provider: `sent` when it takes
+    the message (so a provider's own later "sent" changes nothing and tells
+    nobody twice), `failed` with its code and title when it refuses it for good
+    (a refused send has no provider message id)."""
     update = StatusUpdate(provider=provider, provider_message_id=provider_message_id,
-                          instance_id=row.instance_id, status=Status.SENT, timestamp=now)
+                          instance_id=row.instance_id, status=status, error_code=code,
+                          error_title=title, timestamp=now)
     return route_status(snap.config, update, row, now)
 
 

@@ -196,6 +196,20 @@ async def test_the_sent_mark_queues_its_deliveries_once(store: Store) -> None:
     assert (await store.get_outbound(row.id)).status == "sent"
 
 
+async def test_the_failed_mark_queues_its_deliveries_with_it(store: Store) -> None:
+    """`message.status` failed commits with the mark: the message failed and the
+    subscriber told, together."""
+    draft = OutboundDraft(instance_id=1, to=ES, text="hello", subscriber_id="acme")
+    await store.enqueue([draft], T0)
+    [row] = await store.claim_outbound(T0, 10, 60)
+    told = delivery(event="message.status")
+    await store.mark_failed(row.id, 131026, "Message undeliverable", T0 + 1, deliveries=[told])
+    assert [d.id for d in await store.list_deliveries(
+        status="pending", subscriber_id=None, endpoint_key=None, limit=10)] == [told.id]
+    failed = await store.get_outbound(row.id)
+    assert (failed.status, failed.error_code) == ("failed", 131026)
+
+
 async def test_a_status_before_the_send_is_recorded_waits_for_it(store: Store) -> None:
     assert await store.apply_status(status("wamid.e1", "read"), T0) is None
     assert await store.apply_status(status("wamid.e1", "delivered"), T0) is None  # not worse

@@ -95,13 +95,20 @@ class PostgresOutbound(PostgresEffects):
             next_attempt_at, code, title, now, message_id))
 
     async def mark_failed(self, message_id: str, code: int | None, title: str | None,
-                          now: float) -> None:
-        await self._statement(lambda conn: conn.execute(
-            "WITH failed AS (UPDATE outbound SET status = 'failed', attempts = attempts + 1,"
-            " claimed_until = NULL, claimed_by = NULL, error_code = $1, error_title = $2,"
-            " media = NULL, updated_at = $3 WHERE id = $4) INSERT INTO outbound_history"
-            " (message_id, at, status, error_code, error_title)"
-            " VALUES ($4, $3, 'failed', $1, $2)", code, title, now, message_id))
+                          now: float, *, deliveries: Sequence[DeliveryDraft] = ()) -> None:
+        mark = ("WITH failed AS (UPDATE outbound SET status = 'failed', attempts = attempts + 1,"
+                " claimed_until = NULL, claimed_by = NULL, error_code = $1, error_title = $2,"
+                " media = NULL, updated_at = $3 WHERE id = $4) INSERT INTO outbound_history"
+                " (message_id, at, status, error_code, error_title)"
+                " VALUES ($4, $3, 'failed', $1, $2)", code, title, now, message_id)
+        if not deliveries:  # one round trip
+            await self._statement(lambda conn: conn.execute(*mark))
+            return
+
+        async def unit(conn: Conn) -> None:
+            await conn.execute(*mark)
+            await self._insert_deliveries(conn, deliveries, now)
+        await self._tx(unit)
 
     async def release_claims(self, holder: str | None = None) -> int:
         """`holder`'s claims (this store's worker id's by default): due again at

@@ -96,13 +96,14 @@ class SqliteOutbound(SqliteEffects):
         await self._tx(unit)
 
     async def mark_failed(self, message_id: str, code: int | None, title: str | None,
-                          now: float) -> None:
+                          now: float, *, deliveries: Sequence[DeliveryDraft] = ()) -> None:
         def unit(conn: sqlite3.Connection) -> None:
             conn.execute("UPDATE outbound SET status = 'failed', attempts = attempts + 1,"
                          " claimed_until = NULL, error_code = ?, error_title = ?,"
                          " media = NULL, updated_at = ? WHERE id = ?",
                          (code, title, now, message_id))
             self._record(conn, message_id, now, "failed", code, title)
+            self._insert_deliveries(conn, deliveries, now)
         await self._tx(unit)
 
     async def release_claims(self, holder: str | None = None) -> int:
