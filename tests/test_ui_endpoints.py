@@ -12,7 +12,9 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
+from standardwebhooks import Webhook
 
+from tests.brokers import REDIS, RedisBroker, require
 from tests.conftest import ADMIN, wait_for
 from tests.ui_helpers import ACME_LOGIN, csrf_of, login, page_csrf
 from tests.webhook_helpers import Receiver, subscribers_toml, verify
@@ -180,3 +182,28 @@ async def test_the_admin_manages_a_subscribers_endpoints(client: TestClient,
     assert "endpoint.created" in text and token not in text
     assert (await client.get("/ui/subscribers/nobody/webhooks")).status == 404
     assert (await client.get(f"{base}/ep_nothing")).status == 404
+
+
+async def test_portal_adds_a_broker_destination_and_its_test_event_arrives_signed(
+        client: TestClient) -> None:
+    # A subscriber with its own Redis: the destination is added on the portal as
+    # any endpoint is, its password never shown back, and what arrives in the
+    # stream is signed with the secret shown once.
+    require(REDIS, "the redis broker")
+    broker = RedisBroker()
+    await broker.create()
+    try:
+        await _portal_as_new_subscriber(client, "shop-redis")
+        url = broker.url().replace("redis://", "redis://:pw-never-shown@")
+        status, page, text = await _post(client, "/portal/webhooks", _endpoint_form(
+            url, "message.received"), page="/portal/webhooks")
+        assert status == 200 and "notice=endpoint_created" in page, text
+        assert "pw-never-shown" not in text
+        secret = html.unescape(SECRET.search(text).group(1))  # type: ignore[union-attr]
+        await _post(client, f"{page.split('?')[0]}/test", [], page=page.split("?")[0])
+        [got] = await broker.consume(1, timeout=10.0)
+        assert Webhook(secret).verify(got.body, got.headers)["type"] == "test"
+        listing = await (await client.get("/portal/webhooks")).text()
+        assert "pw-never-shown" not in listing and broker.stream in listing
+    finally:
+        await broker.close()
