@@ -186,7 +186,6 @@ class Error(StrEnum):
                                                     "endpoints as it may: delete one first"
 
     # ---- the pages (dashboard, portal)
-    WRONG_SESSION = "wrong_session", 403, "This page is not for this session"
     NOT_A_FORM = "not_a_form", 400, "A form (application/x-www-form-urlencoded) is expected"
     CSRF_FAILED = "csrf_failed", 403, "The form's CSRF token is missing or wrong"
     CROSS_ORIGIN = "cross_origin", 403, "The form was sent from another site's page"
