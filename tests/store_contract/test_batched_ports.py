@@ -6,9 +6,10 @@ from __future__ import annotations
 import asyncio
 import json
 
-from bot.effects import DeliveryDraft, Effects, OutboundDraft, RegistrationWrite
-from bot.events import InboundMessage, StatusUpdate
+from bot.effects import DeliveryDraft, Effects, GroupWrite, OutboundDraft, RegistrationWrite
+from bot.events import GroupRef, InboundMessage, StatusUpdate
 from bot.store import Store
+from bot.store.models import Registration, SendLimits, SendOutcome
 
 ES = "+34600000001"
 T0 = 1_000_000.0
@@ -81,3 +82,93 @@ async def test_a_message_and_what_it_caused_keep_their_values_exactly(store: Sto
     assert json.loads(dlv.payload) == {"text": AWKWARD, "n": -1.5}
     assert await store.commit_inbound(effects, T0 + 2) is False  # stored once
 
+
+
+# ---- subscriber sends made at once (PostgreSQL writes them as one batch)
+
+
+def _limits(messages: int, recipients: int) -> SendLimits:
+    return SendLimits(messages_per_period=messages, max_recipients=recipients,
+                      period_seconds=86400.0)
+
+
+def _send(to: str | None, text: str, subscriber: str = "acme") -> OutboundDraft:
+    return OutboundDraft(instance_id=1, to=to, text=text, subscriber_id=subscriber)
+
+
+async def _register(store: Store, *numbers: str) -> None:
+    for n, number in enumerate(numbers):
+        await store.commit_inbound(Effects(
+            inbound=InboundMessage(provider="sandbox", provider_message_id=f"reg{n}",
+                                   instance_id=1, sender=number, text="Hola", timestamp=T0),
+            registration=RegistrationWrite(instance_id=1, number=number, locale="es",
+                                           status="active")), T0)
+
+
+async def test_a_recipient_limit_hit_by_sends_made_at_once_is_exact(store: Store) -> None:
+    # 24 sends at once to 8 numbers in turn, a total of 5 recipients: as one
+    # after another, the first 5 numbers take every send of theirs, the other
+    # 3 none; counts follow the order the sends were made in.
+    numbers = [f"+3460000{n:04d}" for n in range(8)]
+    await _register(store, *numbers)
+    outcomes = await asyncio.gather(*(
+        store.accept_send(_send(numbers[i % 8], f"n{i}"), group_name=None,
+                          limits=_limits(100, 5), now=T0 + 1) for i in range(24)))
+    assert [o.status for o in outcomes] == [
+        "queued" if i % 8 < 5 else "recipient_limit" for i in range(24)]
+    assert [o.count for o in outcomes if o.queued] == list(range(1, 16))
+    assert {(o.count, o.limit) for o in outcomes if not o.queued} == {(5, 5)}
+    usage = await store.send_usage("acme", 86400.0, T0 + 2)
+    assert (usage.count, usage.recipients) == (15, 5)
+    queued = [f"n{i}" for i in range(24) if i % 8 < 5]
+    assert [r.text for r in await store.list_outbox(instance_id=1, to=None, limit=100)] == queued
+
+
+async def test_a_refused_send_among_others_made_at_once_refuses_only_itself(
+        store: Store) -> None:
+    await _register(store, ES, "+49150000002")
+    group = Effects(inbound=InboundMessage(provider="sandbox", provider_message_id="g",
+                                           instance_id=1, sender=ES, text="Hola",
+                                           group=GroupRef(id="g-1", name="Family"),
+                                           timestamp=T0),
+                    group=GroupWrite(instance_id=1, group_id="g-1", name="Family"))
+    await store.commit_inbound(group, T0)
+    sends = [(_send(ES, "a"), None), (_send("+34699999999", "b"), None),
+             (_send(None, "c"), "family"), (_send("+34699999999", "d", "gamma"), None),
+             (_send(None, "e"), "nope"), (_send("+49150000002", "f"), None)]
+    outcomes = await asyncio.gather(*(
+        store.accept_send(draft, group_name=name, limits=_limits(10, 10), now=T0 + 1)
+        for draft, name in sends))
+    assert [o.status for o in outcomes] == [
+        "queued", "not_registered", "queued", "not_registered", "unknown_group", "queued"]
+    assert [o.count for o in outcomes if o.queued] == [1, 2, 3]
+    rows = await store.list_outbox(instance_id=1, to=None, limit=10)
+    assert [(r.text, r.to, r.group_id) for r in rows] == [
+        ("a", ES, None), ("c", None, "g-1"), ("f", "+49150000002", None)]
+    assert [r.id for r in rows] == [o.message_id for o in outcomes if o.queued]
+    usage = await store.send_usage("acme", 86400.0, T0 + 2)
+    assert (usage.count, usage.recipients, usage.period_start) == (3, 3, T0 + 1)
+    # gamma's one send was refused: it left no trace, no period started.
+    gamma = await store.send_usage("gamma", 86400.0, T0 + 2)
+    assert (gamma.count, gamma.recipients, gamma.period_start) == (0, 0, None)
+
+
+async def test_a_send_that_fails_among_others_made_at_once_fails_alone(store: Store) -> None:
+    await _register(store, ES)
+
+    def fit(draft: OutboundDraft, reg: Registration) -> OutboundDraft | SendOutcome:
+        if draft.text == "boom":
+            raise RuntimeError("the window could not be told")
+        return draft
+
+    outcomes = await asyncio.gather(*(
+        store.accept_send(_send(ES, text), group_name=None, limits=_limits(10, 10),
+                          now=T0 + 1, fit=fit) for text in ("a", "b", "boom", "c")),
+        return_exceptions=True)
+    assert isinstance(outcomes[2], RuntimeError)
+    sent = [o for o in outcomes if isinstance(o, SendOutcome)]
+    assert [o.status for o in sent] == ["queued"] * 3
+    assert sorted(o.count for o in sent) == [1, 2, 3]
+    rows = await store.list_outbox(instance_id=1, to=None, limit=10)
+    assert sorted(r.text for r in rows) == ["a", "b", "c"]
+    assert (await store.send_usage("acme", 86400.0, T0 + 2)).count == 3

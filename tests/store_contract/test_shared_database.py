@@ -262,3 +262,40 @@ async def test_one_pace_per_number_across_processes(
     second = await booked_slots(b, 1, 1.0, 3)
     slots = first + second
     assert all(0.75 < later - earlier < 1.25 for earlier, later in itertools.pairwise(slots))
+
+
+async def test_sends_made_at_once_by_two_processes_keep_the_quota_exact(
+        two: tuple[PostgresStore, PostgresStore], postgres: Backend) -> None:
+    """200 sends of one subscriber at once, half through each process, against
+    a quota of 150: each process writes what arrives meanwhile as one batch,
+    and the batches of both take the subscriber's quota in turn."""
+    a, b = two
+    await a.commit_inbound(registered(message(sender=ES), reply=None), T0)
+    sends = [(a, b)[n % 2].accept_send(api_send(text=f"n{n}"), group_name=None,
+                                       limits=limits(messages=150), now=T0 + 1)
+             for n in range(200)]
+    # And a subscriber whose only send is refused, in the same batches.
+    sends.append(a.accept_send(api_send(to="+34699999999", subscriber="gamma"),
+                               group_name=None, limits=limits(), now=T0 + 1))
+    *outcomes, gamma = await asyncio.gather(*sends)
+    assert gamma.status == "not_registered"
+    assert sorted(o.status for o in outcomes) == ["queued"] * 150 + ["quota_exceeded"] * 50
+    assert {(o.count, o.limit) for o in outcomes if not o.queued} == {(150, 150)}
+    counted = {o.message_id: o.count for o in outcomes if o.queued}
+    assert sorted(counted.values()) == list(range(1, 151))
+    conn = await asyncpg.connect(postgres.url)
+    try:
+        rows = await conn.fetch("SELECT id, text, xmin::text FROM outbound ORDER BY seq")
+        quota_rows = await conn.fetch("SELECT subscriber_id, count FROM send_quota")
+    finally:
+        await conn.close()
+    # The outbound table holds the accepted ones, queued in the order they
+    # were counted; each process's in the order it was given them.
+    assert [counted[r["id"]] for r in rows] == list(range(1, 151))
+    for first in (0, 1):
+        sent = [int(r["text"][1:]) for r in rows if int(r["text"][1:]) % 2 == first]
+        assert sent == sorted(sent)
+    # Written together: far fewer transactions than sends.
+    assert len({r["xmin"] for r in rows}) <= 20
+    # The refused subscriber's send left no row behind.
+    assert [tuple(r) for r in quota_rows] == [("acme", 150)]

@@ -8,40 +8,43 @@ own unit is committed."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
-from typing import Generic, TypeVar
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Generic, TypeVar
 
 A = TypeVar("A")
+R = TypeVar("R")
 
 
-class Batches(Generic[A]):
-    def __init__(self, write: Callable[[list[A]], Awaitable[None]],
-                 start: Callable[[Awaitable[None]], asyncio.Future[None]]) -> None:
-        """`write` commits a batch (all of it or nothing); `start` runs the
-        writing as a task that the store's `settled` and `close` wait for."""
+class Batches(Generic[A, R]):
+    def __init__(self, write: Callable[[list[A]], Awaitable[Sequence[R]]],
+                 start: Callable[[Awaitable[None]], asyncio.Future[Any]]) -> None:
+        """`write` commits a batch (all of it or nothing) and answers each unit's
+        result, in the batch's order; `start` runs the writing as a task that
+        the store's `settled` and `close` wait for."""
         self._write = write
         self._start = start
-        self._waiting: list[tuple[A, asyncio.Future[None]]] = []
+        self._waiting: list[tuple[A, asyncio.Future[R]]] = []
         self._writing = False
 
-    async def add(self, unit: A) -> None:
-        """Write `unit` with whatever else is waiting; return once committed.
-        A caller that goes away does not take its unit out of the batch."""
-        done = asyncio.get_running_loop().create_future()
+    async def add(self, unit: A) -> R:
+        """Write `unit` with whatever else is waiting; once committed, answer
+        its result. A caller that goes away does not take its unit out of the
+        batch."""
+        done: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         done.add_done_callback(_retrieved)
         self._waiting.append((unit, done))
         if not self._writing:
             self._writing = True
             self._start(self._drain())
-        await asyncio.shield(done)
+        return await asyncio.shield(done)
 
     async def _drain(self) -> None:
-        batch: list[tuple[A, asyncio.Future[None]]] = []
+        batch: list[tuple[A, asyncio.Future[R]]] = []
         try:
             while self._waiting:
                 batch, self._waiting = self._waiting, []
                 try:
-                    await self._write([unit for unit, _ in batch])
+                    results = await self._write([unit for unit, _ in batch])
                 except Exception as exc:
                     if len(batch) == 1:
                         batch[0][1].set_exception(exc)
@@ -50,14 +53,14 @@ class Batches(Generic[A]):
                     # each goes again on its own.
                     for unit, done in batch:
                         try:
-                            await self._write([unit])
+                            [result] = await self._write([unit])
                         except Exception as alone:
                             done.set_exception(alone)
                         else:
-                            done.set_result(None)
+                            done.set_result(result)
                     continue
-                for _, done in batch:
-                    done.set_result(None)
+                for (_, done), result in zip(batch, results, strict=True):
+                    done.set_result(result)
         finally:
             self._writing = False
             for _, done in batch + self._waiting:  # cancelled: none of it is known written
@@ -66,7 +69,7 @@ class Batches(Generic[A]):
             self._waiting = []
 
 
-def _retrieved(done: asyncio.Future[None]) -> None:
+def _retrieved(done: asyncio.Future[Any]) -> None:
     """A caller that went away never reads its unit's failure: read it here so
     that asyncio does not report it as never retrieved (the store logs)."""
     if not done.cancelled():

@@ -82,11 +82,11 @@ class PostgresEffects(PostgresPool):
             " send_recipients.subscriber_id AND s.recipient = $1)", number, user_id)
 
     @staticmethod
-    def _add_outbound(st: Statement, drafts: Sequence[OutboundDraft], now: float,
-                      gate: str = "TRUE") -> None:
+    def _add_outbound(st: Statement, drafts: Sequence[OutboundDraft],
+                      now: float | Sequence[float], gate: str = "TRUE") -> None:
         """Queue messages in `st` (if `gate`, an SQL condition, holds), in order,
-        each with its history's first row."""
-        at = st.once("now", now, "float8")
+        each with its history's first row; `now` is when, for all of them or
+        one time per draft (sends written together, each at its own time)."""
         types = ("text", "integer", "text", "text", "text", "text", "text", "text", "text",
                  "bytea", "text", "text")
         columns = zip(*((d.id, d.instance_id, d.to, d.group_id, d.type, d.text, d.caption,
@@ -96,12 +96,18 @@ class PostgresEffects(PostgresPool):
                            for values, kind in zip(columns, types, strict=True))
         names = ("id, instance_id, to_number, group_id, type, text, caption, filename, mime,"
                  " media, subscriber_id, template")
+        if isinstance(now, (int, float)):
+            at, each = st.once("now", now, "float8"), ""
+        else:
+            arrays += ", " + st.arg(list(now), "float8[]")
+            at, each = "at", ", at"
         st.step("out", (
             f"INSERT INTO outbound ({names}, status, next_attempt_at, created_at, updated_at)"
             f" SELECT {names}, 'queued', {at}, {at}, {at} FROM unnest({arrays})"
-            f" WITH ORDINALITY AS d ({names}, ord) WHERE {gate} ORDER BY ord RETURNING id"))
+            f" WITH ORDINALITY AS d ({names}{each}, ord) WHERE {gate} ORDER BY ord"
+            " RETURNING id, created_at"))
         st.step("hist", "INSERT INTO outbound_history (message_id, at, status)"
-                        f" SELECT id, {at}, 'queued' FROM out")
+                        " SELECT id, created_at, 'queued' FROM out")
 
     async def _insert_outbound(self, conn: Conn, drafts: Sequence[OutboundDraft],
                                now: float) -> None:

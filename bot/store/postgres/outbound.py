@@ -69,13 +69,13 @@ class PostgresOutbound(PostgresEffects):
         await self._tx(unit)
 
     @functools.cached_property
-    def _marks(self) -> Batches[_Mark]:
+    def _marks(self) -> Batches[_Mark, None]:
         """Sent marks (with no deliveries to queue) that arrive while one is being
         written go together in the next: one statement, one transaction (see
         batches.py)."""
         return Batches(self._write_marks, self._start)
 
-    async def _write_marks(self, marks: list[_Mark]) -> None:
+    async def _write_marks(self, marks: list[_Mark]) -> list[None]:
         # One round trip: see pg_migrations/0005_mark_sent.sql. Each message's
         # status lock is held to the batch's commit; another batch never holds
         # the same message (claims are exclusive), apply_status takes one lock.
@@ -84,6 +84,7 @@ class PostgresOutbound(PostgresEffects):
             "SELECT wagate_mark_sent($1, m.id, m.provider_id, m.at, m.keep)"
             " FROM unnest($2::text[], $3::text[], $4::float8[], $5::boolean[])"
             " AS m (id, provider_id, at, keep)", LOCK_STATUS, ids, provider_ids, times, keep)
+        return [None] * len(marks)
 
     async def mark_retry(self, message_id: str, next_attempt_at: float, code: int | None,
                          title: str | None, now: float) -> None:
