@@ -16,6 +16,7 @@ import secrets
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
@@ -117,6 +118,21 @@ async def postgres(postgres_server: PostgresServer) -> Backend:
     postgres_server.schemas.append(schema)
     joiner = "&" if "?" in postgres_server.url else "?"
     return Backend("postgres", f"{postgres_server.url}{joiner}search_path={schema}")
+
+
+@pytest.fixture
+async def own_database(postgres_server: PostgresServer) -> AsyncIterator[str]:
+    """A database of the test's own (its url), for what is per database: NOTIFY's
+    channels, the advisory locks in pg_locks (other tests' schemas share the
+    test database and their chats' keys)."""
+    name = f"wagate_own_{secrets.token_hex(4)}"
+    admin = await asyncpg.connect(postgres_server.url)
+    await admin.execute(f"CREATE DATABASE {name}")
+    try:
+        yield urlunsplit(urlsplit(postgres_server.url)._replace(path=f"/{name}"))
+    finally:
+        await admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
+        await admin.close()
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import secrets
 import time
 from collections.abc import AsyncIterator
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
@@ -17,7 +15,7 @@ from bot.effects import OutboundDraft
 from bot.store import StoreUnavailable, open_store
 from bot.store.postgres import MIGRATIONS, PostgresStore
 from bot.store.postgres import inbound as postgres_inbound
-from tests.store_contract.conftest import Backend, PostgresServer
+from tests.store_contract.conftest import Backend
 from tests.store_contract.test_ports import (
     DAY,
     DE,
@@ -212,16 +210,11 @@ async def test_queued_work_wakes_the_other_processes(
 
 
 async def test_a_burst_of_commits_wakes_the_others_less_often_but_after_the_last(
-        postgres_server: PostgresServer) -> None:
+        own_database: str) -> None:
     # NOTIFY is coalesced (one per queue per window from a process), and the
     # work of the burst's last commit is still announced: a wake-up comes when
-    # all 40 messages can be seen. (A database of its own: channels are per
-    # database, and other tests' stores share the test database.)
-    name = f"wagate_wakes_{secrets.token_hex(4)}"
-    admin = await asyncpg.connect(postgres_server.url)
-    await admin.execute(f"CREATE DATABASE {name}")
-    url = urlunsplit(urlsplit(postgres_server.url)._replace(path=f"/{name}"))
-    a, b = await PostgresStore.open(url), await PostgresStore.open(url)
+    # all 40 messages can be seen.
+    a, b = await PostgresStore.open(own_database), await PostgresStore.open(own_database)
     try:
         seen: list[int] = []
         reads: list[asyncio.Task[None]] = []
@@ -241,8 +234,6 @@ async def test_a_burst_of_commits_wakes_the_others_less_often_but_after_the_last
     finally:
         await a.close()
         await b.close()
-        await admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
-        await admin.close()
 
 
 async def test_an_unreachable_database_is_named_without_its_password() -> None:

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from bot.effects import DeliveryDraft, Effects
 from bot.events import ProviderNotice, StatusUpdate
@@ -18,8 +17,11 @@ from bot.store.models import (
 from bot.store.postgres.effects import REG_OF_USER, PostgresEffects, Statement
 from bot.store.postgres.media import add_media
 from bot.store.postgres.pool import (
+    CHANNELS,
+    LOCK_CHAT,
     Conn,
     HeldChat,
+    chat_key,
     chat_lock,
 )
 from bot.store.queries import QUERIES, numbered
@@ -40,8 +42,6 @@ _INSERT_INBOUND = ("INSERT INTO inbound (provider, provider_message_id, instance
                    " user_id, group_id, kind, text, received_at) VALUES ({})"
                    " ON CONFLICT (provider, provider_message_id) DO NOTHING RETURNING seq")
 
-_REG_OF_R = ", ".join(f"r.{column.strip()}" for column in REG_COLUMNS.split(","))
-
 # A chat held from its state's read to its commit is let go after this long:
 # the message's handling failed between the two (the handlers are quick).
 CHAT_HOLD_TIMEOUT = 30.0
@@ -52,6 +52,13 @@ log = logging.getLogger("wagate.store")
 
 def _chat(group_id: str | None, sender: str) -> str:
     return f"group:{group_id}" if group_id is not None else sender
+
+
+def _links_user(effects: Effects) -> bool:
+    """A private message carrying both a number and another user id: its write
+    links them (`_link_user`), in several statements."""
+    msg = effects.inbound
+    return msg.group is None and bool(msg.user_id) and msg.user_id != msg.sender
 
 
 _REGISTRATION_CONFLICT = QUERIES["registration_conflict"]
@@ -69,51 +76,25 @@ class PostgresInbound(PostgresEffects):
     async def load_inbound_context(self, instance_id: int, sender: str,
                                    group_id: str | None,
                                    user_id: str | None = None) -> InboundContext:
-        """The chat's state, read inside the chat's transaction, which stays open
-        (holding the chat against every other process) until `commit_inbound`
-        for the chat commits in it: two processes handling one chat's messages
-        at once decide one after the other, each on the state the other left."""
+        """The chat's state, read once the chat's lock is taken. The lock (at
+        session level, on a connection kept for the chat) holds the chat against
+        every other process until `commit_inbound` for the chat commits: two
+        processes handling one chat's messages at once decide one after the
+        other, each on the state the other left. One round trip: a function
+        (migration 0010) takes the lock, then reads."""
         key = (instance_id, _chat(group_id, sender))
         await self._let_go(key)  # a message of this chat that never committed
         conn = await self._pool.acquire()
         try:
-            await conn.execute(f"BEGIN; {chat_lock(*key)}")
-            state = await self._context(conn, instance_id, sender, group_id, user_id)
+            row = await conn.fetchrow(
+                "SELECT * FROM wagate_chat_context($1, $2, $3, $4, $5, $6, $7)", LOCK_CHAT,
+                chat_key(*key), instance_id, sender, key[1], group_id, user_id or sender)
         except BaseException:
-            with contextlib.suppress(Exception):
-                await conn.execute("ROLLBACK")
-            await self._pool.release(conn)
+            await self._unhold(conn)  # the lock may have been granted
             raise
         timer = asyncio.get_running_loop().call_later(CHAT_HOLD_TIMEOUT, self._expire, key)
         self._held[key] = HeldChat(conn, timer)
-        return state
-
-    @staticmethod
-    async def _context(conn: Conn, instance_id: int, sender: str, group_id: str | None,
-                       user_id: str | None = None) -> InboundContext:
-        """The registration (by number or user id), the group, the auto-reply
-        marks and the last sender (see `_last_sender`), in one query: one round trip."""
-        by, value = (("group_id", "$5") if group_id is not None
-                     else ("to_number", "COALESCE(r.number, $5)"))
         n = len(REG_COLUMNS.split(","))  # where the columns after the registration's begin
-        row = await conn.fetchrow(
-            f"SELECT {_REG_OF_R}, r.keyword_at,"
-            " (SELECT last_at FROM auto_replies WHERE instance_id = $1 AND number = $3"
-            " AND kind = 'any'),"
-            " (SELECT last_at FROM auto_replies WHERE instance_id = $1 AND number = $3"
-            " AND kind = 'hint'),"
-            " g.instance_id, g.group_id, g.name, g.registered_at,"
-            " last.subscriber_id, last.created_at"
-            " FROM (SELECT 1) AS one"
-            " LEFT JOIN LATERAL (SELECT * FROM registrations WHERE instance_id = $1"
-            " AND (number = $2 OR user_id = $6) ORDER BY number = $2 DESC LIMIT 1) AS r"
-            " ON TRUE"
-            " LEFT JOIN groups g ON g.instance_id = $1 AND g.group_id = $4"
-            " LEFT JOIN LATERAL (SELECT subscriber_id, created_at FROM outbound"
-            f" WHERE instance_id = $1 AND {by} = {value} AND subscriber_id IS NOT NULL"
-            " ORDER BY created_at DESC LIMIT 1) AS last ON TRUE",
-            instance_id, sender, _chat(group_id, sender), group_id,
-            group_id if group_id is not None else sender, user_id or sender)
         registered = row[0] is not None
         return InboundContext(
             registration=registration_row(row) if registered else None,
@@ -143,32 +124,45 @@ class PostgresInbound(PostgresEffects):
         msg = effects.inbound
         key = (msg.instance_id, msg.chat)
         held = self._held.pop(key, None)
-        if held is not None:
-            held.timer.cancel()
-
-        def write(conn: Conn) -> Awaitable[bool]:
-            return self._write_inbound(conn, effects, now)
-
         if held is None:  # no state was read first: hold the chat now
-            return await self._tx(write, begin=f"BEGIN; {chat_lock(*key)}")
+            return await self._tx(lambda conn: self._write_inbound(conn, effects, now),
+                                  begin=f"BEGIN; {chat_lock(*key)}")
+        held.timer.cancel()
+        return await self._spawn(self._commit_held(held.conn, key, effects, now))
 
-        async def unit() -> bool:
-            try:
-                return await self._finish(held.conn, write)
-            finally:
-                await self._pool.release(held.conn)
-        return await self._spawn(unit())
+    async def _commit_held(self, conn: Conn, key: tuple[int, str], effects: Effects,
+                           now: float) -> bool:
+        """Write on the chat's held connection, the chat passed from its session
+        lock to the write's transaction (wagate_chat_pass): one statement,
+        autocommitted, or a transaction when a user id is linked. Whatever
+        fails, the session lock goes before the connection does."""
+        try:
+            if _links_user(effects):
+                await conn.execute(f"BEGIN; SELECT wagate_chat_pass({LOCK_CHAT},"
+                                   f" {chat_key(*key)}, NULL)")
+                written = await self._finish(
+                    conn, lambda tx: self._write_inbound(tx, effects, now))
+            else:
+                written = await self._write_inbound(conn, effects, now, chat_key(*key))
+        except BaseException:
+            await self._unhold(conn)
+            raise
+        await self._pool.release(conn)
+        return written
 
-    async def _write_inbound(self, conn: Conn, effects: Effects, now: float) -> bool:
+    async def _write_inbound(self, conn: Conn, effects: Effects, now: float,
+                             passing: int | None = None) -> bool:
         """Write what a message caused in one statement (a few more when a user id
-        is linked to its number), in the transaction open on `conn`; False for a
-        redelivery, whose first delivery's effects stand."""
+        is linked to its number), in the transaction open on `conn`, or, given
+        the chat's lock key `passing`, autocommitted with the chat passed to it
+        and its NOTIFYs in it; False for a redelivery, whose first delivery's
+        effects stand."""
         msg = effects.inbound
         private = msg.group is None
         st = Statement()
         inbound = (msg.provider, msg.provider_message_id, msg.instance_id, msg.sender,
                    msg.user_id, msg.group.id if msg.group else None, msg.kind, msg.text, now)
-        if private and msg.user_id and msg.user_id != msg.sender:
+        if _links_user(effects):
             # Linking reads what it changes: it goes on its own, after the message.
             if await conn.fetchval(_INSERT_INBOUND.format(
                     ", ".join(f"${i}" for i in range(1, 10))), *inbound) is None:
@@ -227,9 +221,24 @@ class PostgresInbound(PostgresEffects):
                    if effects.deliveries else "0")
         if effects.media is not None:
             add_media(st, effects.media, now, gate)
-        written, queued = await conn.fetchrow(st.sql(f"SELECT {fresh}, {pending}"), *st.args)
+        main = f"SELECT {fresh}, {pending}"
+        if passing is not None:
+            # The NOTIFYs that go now (see `_finish`) travel as a parameter: the
+            # statement's text, prepared once, does not vary with them. One for
+            # deliveries that all went to disabled endpoints costs a poll.
+            channels = {CHANNELS[queue] for queue, work in (
+                ("media", effects.media), ("outbound", effects.replies),
+                ("deliveries", effects.deliveries)) if work}
+            due = self._coalesced.now(channels)
+            main += (f", wagate_chat_pass({LOCK_CHAT}, {st.arg(passing, 'integer')},"
+                     f" CASE WHEN {fresh} THEN {st.arg(due, 'text[]')} END)")
+        written, queued, *_ = await conn.fetchrow(st.sql(main), *st.args)
         if not written:
             return False
+        if passing is not None:
+            self._coalesced.after(channel for channel in channels.difference(due)
+                                  if queued or channel != CHANNELS["deliveries"])
+            return True
         if effects.media is not None:
             self._notify(conn, "media")
         if effects.replies:

@@ -9,7 +9,8 @@ locks held in the database, so it holds across processes:
   (`claimed_until`, also the row's `next_attempt_at`, so a dead process's
   claims come due when the lease ends); a start releases its own claims only;
 - a chat's messages are serialized by an advisory lock on (instance, chat),
-  held from reading the chat's state to committing what it caused;
+  held from reading the chat's state to committing what it caused (a
+  session-level lock from the read, handed to the write's transaction);
 - a send locks its subscriber's quota row, so a quota or recipient limit is
   checked and spent in one transaction, exact under any concurrency;
 - statuses for one provider message id are serialized by an advisory lock.
@@ -91,11 +92,12 @@ def literal(text: str) -> str:
 async def _keep_session(conn: Conn) -> None:
     """The pool's reset on release: nothing to send. asyncpg's default costs a
     round trip per unit (advisory unlock all, CLOSE ALL, UNLISTEN *, RESET ALL)
-    for session state this store never leaves: its advisory locks are all
-    transaction-level, it opens no cursors, it LISTENs on a connection of its
-    own (not pooled) and SETs nothing. A transaction left open is still rolled
-    back on release (asyncpg does that before calling this), as `_finish` and
-    `_let_go` already do themselves."""
+    for session state this store never leaves: its one session-level lock, a
+    held chat's, is handed to the write's transaction or released by `_unhold`
+    before its connection goes back; it opens no cursors, it LISTENs on a
+    connection of its own (not pooled) and SETs nothing. A transaction left
+    open is still rolled back on release (asyncpg does that before calling
+    this), as `_finish` already does itself."""
 
 
 class Rollback(Exception):
@@ -107,17 +109,22 @@ class Rollback(Exception):
 
 @dataclass(slots=True)
 class HeldChat:
-    """A chat's transaction, open from its state's read to its commit."""
+    """A chat held from its state's read to its commit: a session-level lock on
+    `conn` (no transaction open), which holds no other."""
 
     conn: Conn
     timer: asyncio.TimerHandle
 
 
+def chat_key(instance_id: int, chat: str) -> int:
+    """A chat's advisory lock key (the second, after LOCK_CHAT): an int4."""
+    return zlib.crc32(f"{instance_id}:{chat}".encode()) - 2**31
+
+
 def chat_lock(instance_id: int, chat: str) -> str:
     """`SELECT pg_advisory_xact_lock(...)` for a chat, as literal SQL (two
     integers), so that it travels with the BEGIN in one round trip."""
-    key = zlib.crc32(f"{instance_id}:{chat}".encode()) - 2**31  # an int4
-    return f"SELECT pg_advisory_xact_lock({LOCK_CHAT}, {key})"
+    return f"SELECT pg_advisory_xact_lock({LOCK_CHAT}, {chat_key(instance_id, chat)})"
 
 
 class PostgresPool:
@@ -263,16 +270,30 @@ class PostgresPool:
         self._wakes.setdefault(conn, set()).add(queue)
 
     async def _let_go(self, key: tuple[int, str]) -> None:
-        """Roll back a chat's open transaction (its message never committed)."""
+        """Let a held chat go (its message never committed)."""
         held = self._held.pop(key, None)
         if held is None:
             return
         held.timer.cancel()
+        await self._unhold(held.conn)
+
+    async def _unhold(self, conn: Conn) -> None:
+        """Give a held chat's connection back to the pool without its session
+        lock, which no rollback and no reset releases: left on a pooled
+        connection, it would hold the chat in every process for good. The
+        connection holds that one lock, so all of its own go; when that cannot
+        be said, the connection is closed (its session's end frees them)."""
+        unlocked = False
         try:
-            with contextlib.suppress(Exception):  # a broken connection: the pool drops it
-                await held.conn.execute("ROLLBACK")
+            with contextlib.suppress(Exception):
+                if conn.is_in_transaction():
+                    await conn.execute("ROLLBACK")
+                await conn.execute("SELECT pg_advisory_unlock_all()")
+                unlocked = True
         finally:
-            await self._pool.release(held.conn)
+            if not unlocked:
+                conn.terminate()
+            await self._pool.release(conn)
 
     async def _release(self, table: Literal["outbound", "webhook_deliveries", "inbound_media"],
                        waiting: str, holder: str | None) -> int:
