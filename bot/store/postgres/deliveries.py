@@ -16,6 +16,7 @@ from bot.store.rows import (
     delivery_row,
 )
 from bot.store.rules import (
+    CLAIM_WINDOW,
     EndpointHealth,
     delivery_status,
     disabled_error,
@@ -25,6 +26,20 @@ from bot.store.rules import (
 
 # A delivery's last_error when its endpoint (a row of `checked`) is disabled.
 _DISABLED_ERROR_C = disabled_error_sql("c.disabled_reason")
+
+
+# The first pending rows in order, by the partial index webhook_deliveries_due
+# (`{}`: a further condition): what a claim looks at when endpoints are busy.
+_WINDOW = ("SELECT id, subscriber_id, endpoint_key, next_attempt_at FROM webhook_deliveries"
+           " WHERE status = 'pending'{} ORDER BY next_attempt_at LIMIT " + str(CLAIM_WINDOW))
+
+
+def _not_busy(rows: str, subscribers: str, keys: str) -> str:
+    """SQL: the row `rows` is of no busy endpoint (the parameters `subscribers`
+    and `keys`, text arrays, pair up)."""
+    return (f"NOT EXISTS (SELECT 1 FROM unnest({subscribers}::text[], {keys}::text[]) AS busy"
+            f" (subscriber_id, endpoint_key) WHERE busy.subscriber_id = {rows}.subscriber_id"
+            f" AND busy.endpoint_key = {rows}.endpoint_key)")
 
 
 class PostgresDeliveries(PostgresEffects):
@@ -43,12 +58,14 @@ class PostgresDeliveries(PostgresEffects):
         process is claiming. Due deliveries of a disabled endpoint are failed
         instead of handed out."""
         # The rows as they were before the claim (its lease is not theirs to show).
+        # With endpoints busy, only the window's rows are looked at (rules.py
+        # CLAIM_WINDOW); the rows it picks are locked and checked again.
+        window = _WINDOW.format(" AND next_attempt_at <= $1")
+        among = (f"id IN (SELECT w.id FROM ({window}) AS w WHERE {_not_busy('w', '$2', '$3')})"
+                 if exclude else _not_busy("webhook_deliveries", "$2", "$3"))
         rows = await self._statement(lambda conn: conn.fetch(
             f"WITH due AS (SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries"
-            " WHERE status = 'pending' AND next_attempt_at <= $1 AND NOT EXISTS (SELECT 1 FROM"
-            " unnest($2::text[], $3::text[]) AS busy (subscriber_id, endpoint_key)"
-            " WHERE busy.subscriber_id = webhook_deliveries.subscriber_id"
-            " AND busy.endpoint_key = webhook_deliveries.endpoint_key)"
+            f" WHERE status = 'pending' AND next_attempt_at <= $1 AND {among}"
             " ORDER BY next_attempt_at LIMIT $4 FOR UPDATE SKIP LOCKED),"
             " checked AS (SELECT due.*, e.disabled_reason, e.subscriber_id IS NOT NULL AS dead"
             " FROM due LEFT JOIN webhook_endpoints e ON e.subscriber_id = due.subscriber_id"
@@ -165,10 +182,10 @@ class PostgresDeliveries(PostgresEffects):
     async def next_delivery_due(self, exclude: Sequence[tuple[str, str]] = ()) -> float | None:
         """When the next pending delivery (not leased, not excluded) comes due:
         leased rows carry their lease's end."""
-        return await self._pool.fetchval(
-            "SELECT MIN(next_attempt_at) FROM webhook_deliveries WHERE status = 'pending'"
-            " AND NOT EXISTS (SELECT 1 FROM unnest($1::text[], $2::text[])"
-            " AS busy (subscriber_id, endpoint_key)"
-            " WHERE busy.subscriber_id = webhook_deliveries.subscriber_id"
-            " AND busy.endpoint_key = webhook_deliveries.endpoint_key)",
+        if not exclude:  # the partial index's first entry
+            return await self._pool.fetchval(
+                "SELECT MIN(next_attempt_at) FROM webhook_deliveries WHERE status = 'pending'")
+        return await self._pool.fetchval(  # as a claim looks: the window only
+            f"SELECT MIN(w.next_attempt_at) FROM ({_WINDOW.format('')}) AS w"
+            f" WHERE {_not_busy('w', '$1', '$2')}",
             [s for s, _ in exclude], [e for _, e in exclude])

@@ -17,7 +17,7 @@ from bot.store.rows import (
     OUTBOUND_FROM,
     outbound_row,
 )
-from bot.store.rules import QUEUED_STATUSES
+from bot.store.rules import CLAIM_WINDOW, QUEUED_STATUSES
 
 # What claims hand out, selected from the claimed rows (`o`, a CTE) joined to
 # their group as OUTBOUND_FROM joins it; and the columns that join needs.
@@ -25,6 +25,10 @@ _JOIN_GROUP = OUTBOUND_FROM.removeprefix("outbound o ")
 _OUTBOUND_OWN = ", ".join(f"outbound.{column.strip().removeprefix('o.')}"
                           for column in OUTBOUND_COLUMNS.split(",")
                           if column.strip().startswith("o."))
+# The first queued rows in order, by the partial index outbound_due (`{}`: a
+# further condition): what a claim looks at when numbers are busy.
+_WINDOW = ("SELECT seq, instance_id, next_attempt_at FROM outbound WHERE status = 'queued'{}"
+           " ORDER BY next_attempt_at LIMIT " + str(CLAIM_WINDOW))
 # A sent mark: message id, provider message id, when, keep its media.
 _Mark = tuple[str, str, float, bool]
 
@@ -42,9 +46,14 @@ class PostgresOutbound(PostgresEffects):
         by default) until `now + lease`: next_attempt_at moves to the lease's
         end, so a claim nobody finishes comes due again then. Rows another
         process is claiming are skipped, never waited for or handed out twice."""
+        # With numbers busy, only the window's rows are looked at (rules.py
+        # CLAIM_WINDOW); the rows it picks are locked and checked again.
+        among = (f"seq IN (SELECT w.seq FROM ({_WINDOW.format(' AND next_attempt_at <= $1')})"
+                 " AS w WHERE w.instance_id <> ALL($2::integer[]))" if exclude_instances
+                 else "instance_id <> ALL($2::integer[])")
         rows = await self._statement(lambda conn: conn.fetch(
             "WITH due AS (SELECT seq FROM outbound WHERE status = 'queued'"
-            " AND next_attempt_at <= $1 AND instance_id <> ALL($2::integer[])"
+            f" AND next_attempt_at <= $1 AND {among}"
             " ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED),"
             " o AS (UPDATE outbound SET claimed_until = $4, claimed_by = $5, next_attempt_at = $4"
             f" FROM due WHERE outbound.seq = due.seq RETURNING outbound.seq, {_OUTBOUND_OWN})"
@@ -118,9 +127,12 @@ class PostgresOutbound(PostgresEffects):
         return await self._release("outbound", "queued", holder)
 
     async def next_outbound_due(self, exclude_instances: Sequence[int] = ()) -> float | None:
-        return await self._pool.fetchval(
-            "SELECT MIN(next_attempt_at) FROM outbound WHERE status = 'queued'"
-            " AND instance_id <> ALL($1::integer[])", list(exclude_instances))
+        if not exclude_instances:  # the partial index's first entry
+            return await self._pool.fetchval(
+                "SELECT MIN(next_attempt_at) FROM outbound WHERE status = 'queued'")
+        return await self._pool.fetchval(  # as a claim looks: the window only
+            f"SELECT MIN(w.next_attempt_at) FROM ({_WINDOW.format('')}) AS w"
+            " WHERE w.instance_id <> ALL($1::integer[])", list(exclude_instances))
 
     async def resend_as_template(self, build: Callable[[OutboundRow, str | None, bool],
                                                        str | None], now: float, *,

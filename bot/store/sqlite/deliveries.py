@@ -15,13 +15,13 @@ from bot.store.models import (
 from bot.store.rows import DELIVERY_COLUMNS as _DELIVERY_COLUMNS
 from bot.store.rows import delivery_row as _delivery
 from bot.store.rules import (
+    CLAIM_WINDOW,
     EndpointHealth,
     delivery_status,
     disabled_error,
     endpoint_health,
 )
 from bot.store.sqlite.effects import SqliteEffects
-from bot.store.sqlite.engine import CLAIM_WINDOW
 
 
 def _exclude_endpoints(pairs: Sequence[tuple[str, str]]) -> tuple[str, list[Any]]:

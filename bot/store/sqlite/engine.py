@@ -33,8 +33,6 @@ def load_migrations() -> list[str]:
 MIGRATIONS = load_migrations()
 
 MAX_BATCH = 512
-# How far down the due rows a claim looks when some numbers or endpoints are busy.
-CLAIM_WINDOW = 512
 
 
 @dataclass(slots=True)

@@ -14,12 +14,12 @@ from bot.store.rows import OUTBOUND_COLUMNS as _OUTBOUND_COLUMNS
 from bot.store.rows import OUTBOUND_FROM as _OUTBOUND_FROM
 from bot.store.rows import outbound_row as _outbound
 from bot.store.rules import (
+    CLAIM_WINDOW,
     QUEUED_STATUSES,
     sql_list,
     status_advances,
 )
 from bot.store.sqlite.effects import SqliteEffects
-from bot.store.sqlite.engine import CLAIM_WINDOW
 
 # A message still queued (or being sent) is sent now; one further along (a
 # status came first) stays as it is.
