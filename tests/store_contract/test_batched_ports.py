@@ -172,3 +172,39 @@ async def test_a_send_that_fails_among_others_made_at_once_fails_alone(store: St
     rows = await store.list_outbox(instance_id=1, to=None, limit=10)
     assert sorted(r.text for r in rows) == ["a", "b", "c"]
     assert (await store.send_usage("acme", 86400.0, T0 + 2)).count == 3
+
+
+def sent_event(message_id: str, mark: int) -> DeliveryDraft:
+    """The `message.status` sent event a mark carries (one id per mark)."""
+    return DeliveryDraft(id=f"sent-{message_id}-{mark}", subscriber_id="acme",
+                         endpoint_key="main", url="https://hooks.example/acme",
+                         format="standard", event_type="message.status",
+                         payload=json.dumps({"id": message_id, "status": "sent"}))
+
+
+async def test_sent_marks_with_their_events_made_at_once_each_tell_once(store: Store) -> None:
+    # 20 sends answered at once, each mark carrying its sent event, and each
+    # marked a second time meanwhile (a lease that ran out): each message is
+    # sent and told once, by its first mark; one that failed before its mark
+    # came tells nobody.
+    await store.enqueue([OutboundDraft(instance_id=1, to=ES, text=f"m{i}", subscriber_id="acme")
+                         for i in range(20)], T0)
+    rows = await store.claim_outbound(T0, 20, 60)
+    assert len(rows) == 20
+    failed = {rows[i].id for i in range(0, 20, 6)}
+    for row_id in failed:
+        await store.mark_failed(row_id, 131026, "Message undeliverable", T0)
+    await asyncio.gather(*(store.mark_sent(row.id, f"wamid.t{i}", T0 + 1,
+                                           deliveries=[sent_event(row.id, mark)])
+                           for mark in (1, 2) for i, row in enumerate(rows)))
+    told = await store.list_deliveries(status="pending", subscriber_id="acme",
+                                       endpoint_key="main", limit=100)
+    assert sorted(d.id for d in told) == sorted(
+        f"sent-{row.id}-1" for row in rows if row.id not in failed)
+    for row in rows:
+        got = await store.get_outbound(row.id)
+        assert got is not None
+        assert got.status == ("failed" if row.id in failed else "sent")
+        history = [e.status for e in await store.status_history(row.id)]
+        assert history.count("sent") == (row.id not in failed)
+

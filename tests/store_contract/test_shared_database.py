@@ -4,6 +4,7 @@ here is what one process opens (its own pool and worker id)."""
 from __future__ import annotations
 
 import asyncio
+import collections
 import itertools
 import time
 from collections.abc import AsyncIterator
@@ -16,6 +17,7 @@ from bot.store import StoreUnavailable, open_store
 from bot.store.postgres import MIGRATIONS, PostgresStore
 from bot.store.postgres import inbound as postgres_inbound
 from tests.store_contract.conftest import Backend
+from tests.store_contract.test_batched_ports import sent_event
 from tests.store_contract.test_ports import (
     DAY,
     DE,
@@ -146,6 +148,36 @@ async def test_attempts_on_one_endpoint_apply_one_after_another(
         assert got is not None and len(got[1]) == 1 and got[0].attempts == 1
     [health] = await a.list_endpoint_health()
     assert health.disabled_at is not None and health.failing_since is not None
+
+
+async def test_sent_marks_from_two_processes_tell_each_message_once(
+        two: tuple[PostgresStore, PostgresStore]) -> None:
+    """Both processes mark the same 30 messages at once (a lease ran out: both
+    sent), each mark with its sent event, in batches: one event per message,
+    none for a message that failed before its marks came; and the other
+    process is woken for them."""
+    a, b = two
+    woken = asyncio.Event()
+    await b.on_work("deliveries", woken.set)
+    await a.enqueue([OutboundDraft(instance_id=1, to=ES, text=f"m{n}", subscriber_id="acme")
+                     for n in range(30)], T0)
+    rows = await a.claim_outbound(T0, 30, 600)
+    failed = {rows[n].id for n in range(0, 30, 7)}
+    for row_id in failed:
+        await b.mark_failed(row_id, 131026, "Message undeliverable", T0)
+    await asyncio.gather(*(store.mark_sent(row.id, f"wamid.x{n}", T0 + 1,
+                                           deliveries=[sent_event(row.id, mark)])
+                           for n, row in enumerate(rows)
+                           for mark, store in enumerate((a, b))))
+    told = await b.list_deliveries(status="pending", subscriber_id="acme",
+                                   endpoint_key="main", limit=100)
+    by_message = collections.Counter(d.id.rsplit("-", 1)[0].removeprefix("sent-")
+                                     for d in told)
+    assert by_message == {row.id: 1 for row in rows if row.id not in failed}
+    for row in rows:
+        history = [e.status for e in await a.status_history(row.id)]
+        assert history.count("sent") == (row.id not in failed)
+    await asyncio.wait_for(woken.wait(), 10)
 
 
 async def test_a_chat_is_decided_by_one_process_at_a_time(

@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 from bot.effects import DeliveryDraft, OutboundDraft
 from bot.store.models import (
     OutboundRow,
 )
 from bot.store.postgres.batches import Batches
-from bot.store.postgres.effects import PostgresEffects
-from bot.store.postgres.pool import LOCK_STATUS, Conn
+from bot.store.postgres.effects import PostgresEffects, Statement
+from bot.store.postgres.pool import CHANNELS, LOCK_STATUS, Conn
 from bot.store.rows import (
     OUTBOUND_COLUMNS,
     OUTBOUND_FROM,
     outbound_row,
 )
-from bot.store.rules import CLAIM_WINDOW, QUEUED_STATUSES
+from bot.store.rules import CLAIM_WINDOW, QUEUED_STATUSES, sql_list
 
 # What claims hand out, selected from the claimed rows (`o`, a CTE) joined to
 # their group as OUTBOUND_FROM joins it; and the columns that join needs.
@@ -29,8 +30,16 @@ _OUTBOUND_OWN = ", ".join(f"outbound.{column.strip().removeprefix('o.')}"
 # further condition): what a claim looks at when numbers are busy.
 _WINDOW = ("SELECT seq, instance_id, next_attempt_at FROM outbound WHERE status = 'queued'{}"
            " ORDER BY next_attempt_at LIMIT " + str(CLAIM_WINDOW))
-# A sent mark: message id, provider message id, when, keep its media.
-_Mark = tuple[str, str, float, bool]
+
+
+class _Mark(NamedTuple):
+    """A sent mark, and the sent events it queues if it moved its message."""
+
+    message_id: str
+    provider_id: str
+    at: float
+    keep_media: bool
+    deliveries: tuple[DeliveryDraft, ...]
 
 
 class PostgresOutbound(PostgresEffects):
@@ -64,35 +73,58 @@ class PostgresOutbound(PostgresEffects):
     async def mark_sent(self, message_id: str, provider_message_id: str, now: float, *,
                         keep_media: bool = False,
                         deliveries: Sequence[DeliveryDraft] = ()) -> None:
-        if not deliveries:  # group commit with the marks made meanwhile
-            await self._marks.add((message_id, provider_message_id, now, keep_media))
-            return
-
-        async def unit(conn: Conn) -> None:
-            before = await conn.fetchval("SELECT status FROM outbound WHERE id = $1",
-                                         message_id)
-            await conn.execute("SELECT wagate_mark_sent($1, $2, $3, $4, $5)", LOCK_STATUS,
-                               message_id, provider_message_id, now, keep_media)
-            if before in QUEUED_STATUSES:
-                await self._insert_deliveries(conn, deliveries, now)
-        await self._tx(unit)
+        # Group commit with the marks made meanwhile, deliveries and all.
+        await self._marks.add(_Mark(message_id, provider_message_id, now, keep_media,
+                                    tuple(deliveries)))
 
     @functools.cached_property
     def _marks(self) -> Batches[_Mark, None]:
-        """Sent marks (with no deliveries to queue) that arrive while one is being
-        written go together in the next: one statement, one transaction (see
-        batches.py)."""
+        """Sent marks that arrive while one is being written go together in the
+        next: one statement, one transaction (see batches.py)."""
         return Batches(self._write_marks, self._start)
 
     async def _write_marks(self, marks: list[_Mark]) -> list[None]:
-        # One round trip: see pg_migrations/0005_mark_sent.sql. Each message's
-        # status lock is held to the batch's commit; another batch never holds
-        # the same message (claims are exclusive), apply_status takes one lock.
-        ids, provider_ids, times, keep = (list(column) for column in zip(*marks, strict=True))
-        await self._pool.execute(
-            "SELECT wagate_mark_sent($1, m.id, m.provider_id, m.at, m.keep)"
-            " FROM unnest($2::text[], $3::text[], $4::float8[], $5::boolean[])"
-            " AS m (id, provider_id, at, keep)", LOCK_STATUS, ids, provider_ids, times, keep)
+        # One round trip, autocommitted: see pg_migrations/0005_mark_sent.sql
+        # and 0011. Each message's status lock is held to the batch's commit;
+        # another batch never holds the same message (claims are exclusive),
+        # apply_status takes one lock.
+        st = Statement()
+        arrays = ", ".join(st.arg(list(column), kind) for column, kind in zip(
+            zip(*((m.message_id, m.provider_id, m.at, m.keep_media) for m in marks),
+                strict=True), ("text[]", "text[]", "float8[]", "boolean[]"), strict=True))
+        st.step("marked", (
+            f"SELECT m.ord, wagate_mark_sent_from({LOCK_STATUS}, m.id, m.provider_id, m.at,"
+            f" m.keep) AS before FROM unnest({arrays}) WITH ORDINALITY"
+            " AS m (id, provider_id, at, keep, ord)"))
+        told = [(d.id, n) for n, m in enumerate(marks, start=1) for d in m.deliveries]
+        if not told:
+            await self._pool.execute(st.sql("SELECT COUNT(*) FROM marked"), *st.args)
+            return [None] * len(marks)
+        # A mark queues its sent events only if it moved its message out of a
+        # queued status, as read under the message's locks: a mark that comes
+        # after a status advanced (a second mark, a lease that ran out) adds none.
+        st.step("told", (
+            "SELECT t.delivery FROM unnest("
+            f"{st.arg([i for i, _ in told], 'text[]')}, {st.arg([n for _, n in told], 'int8[]')})"
+            " AS t (delivery, mark) JOIN marked ON marked.ord = t.mark"
+            f" WHERE marked.before IN {sql_list(QUEUED_STATUSES)}"))
+        # The batch's marks are made within moments: its deliveries are queued
+        # as of the last.
+        pending = self._add_deliveries(st, [d for m in marks for d in m.deliveries],
+                                       max(m.at for m in marks),
+                                       gate="d.id IN (SELECT delivery FROM told)")
+        # This process's worker is woken in-process; NOTIFY tells the others,
+        # coalesced as `_finish` does it (wakes.py), and inside the statement
+        # so that it goes with its commit.
+        channel = CHANNELS["deliveries"]
+        notify = bool(self._coalesced.now([channel]))
+        st.step("wake", f"SELECT pg_notify('{channel}', '') WHERE {pending} > 0"
+                        f" AND {st.arg(notify, 'boolean')}")
+        queued = await self._pool.fetchval(st.sql(
+            f"SELECT {pending} FROM (SELECT COUNT(*) FROM marked) AS m,"
+            " (SELECT COUNT(*) FROM wake) AS w"), *st.args)
+        if queued and not notify:
+            self._coalesced.after([channel])
         return [None] * len(marks)
 
     async def mark_retry(self, message_id: str, next_attempt_at: float, code: int | None,
