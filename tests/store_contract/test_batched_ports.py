@@ -4,12 +4,15 @@ caller sees must be what it would see alone."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
+from typing import Any
 
 from bot.effects import DeliveryDraft, Effects, GroupWrite, OutboundDraft, RegistrationWrite
 from bot.events import GroupRef, InboundMessage, StatusUpdate
 from bot.store import Store
-from bot.store.models import Registration, SendLimits, SendOutcome
+from bot.store.models import AttemptOutcome, Registration, SendLimits, SendOutcome
+from tests.store_contract.test_ports import DAY, attempt, delivery
 
 ES = "+34600000001"
 T0 = 1_000_000.0
@@ -208,3 +211,87 @@ async def test_sent_marks_with_their_events_made_at_once_each_tell_once(store: S
         history = [e.status for e in await store.status_history(row.id)]
         assert history.count("sent") == (row.id not in failed)
 
+
+async def recorded_twice(store: Store, one_call: bool) -> tuple[list[Any], list[Any],
+                                                                list[Any]]:
+    """Attempts of mixed outcomes on two endpoints of one subscriber (its own:
+    'calls' or 'singly'), recorded in one call or one call each: what each
+    returned, the deliveries (with their attempts) and the endpoints after."""
+    sub = "calls" if one_call else "singly"
+    main = [delivery(sub, "main") for _ in range(4)]
+    spare = [delivery(sub, "spare") for _ in range(3)]
+    await store.add_deliveries(main + spare, T0)
+    assert len(await store.claim_deliveries(T0, 10, 30, exclude=[
+        (s, e) for s in ("calls", "singly") for e in ("main", "spare") if s != sub])) == 7
+    waiting = [delivery(sub, "main"), delivery(sub, "spare")]  # not being sent
+    await store.add_deliveries(waiting, T0)
+    late = T0 + 6 * DAY  # past the 5 days an endpoint may keep failing
+    def at(row: DeliveryDraft, outcome: str, when: float, code: int,
+           retry_at: float | None = None) -> AttemptOutcome:
+        return attempt(row.id, outcome, when, code=code, subscriber=sub,
+                       endpoint=row.endpoint_key, next_attempt_at=retry_at)
+
+    results = [at(main[0], "retry", T0, 503, T0 + 60), at(spare[0], "delivered", T0, 200),
+               at(main[1], "retry", late, 503, late + 60), at(main[2], "delivered", late, 200),
+               at(spare[1], "retry", late, 500, late + 60),
+               at(main[3], "retry", late, 503, late + 60), at(spare[2], "disabled", late, 410)]
+    if one_call:
+        returned = await store.record_attempts(results, late)
+    else:
+        returned = [(await store.record_attempts([r], late))[0] for r in results]
+    deliveries = []
+    for d in main + spare + waiting:
+        got = await store.get_delivery(d.id)
+        assert got is not None
+        row, attempts = got
+        deliveries.append((dataclasses.replace(row, id="", subscriber_id="", url=""),
+                           [(a.outcome, a.status_code, a.at) for a in attempts]))
+    endpoints = [dataclasses.replace(e, subscriber_id="")
+                 for e in await store.list_endpoint_health() if e.subscriber_id == sub]
+    return returned, deliveries, endpoints
+
+
+async def test_attempts_in_one_call_end_as_one_call_each(store: Store) -> None:
+    # Mixed outcomes on two endpoints: one is disabled for failing too long
+    # (failing the other pending deliveries, the one this call retried before
+    # included), succeeds after, and its last retry fails; the other succeeds,
+    # fails, and is disabled by a 410.
+    batched = await recorded_twice(store, one_call=True)
+    assert batched == await recorded_twice(store, one_call=False)
+    returned, deliveries, endpoints = batched
+    assert [outcome for outcome, _ in returned] == [
+        "retry", "delivered", "failed", "delivered", "retry", "failed", "disabled"]
+    assert returned[2][1] is not None and returned[2][1].startswith("failing for")
+    assert returned[6][1] == "HTTP 410 Gone"
+    assert [row.status for row, _ in deliveries] == [
+        "failed", "failed", "delivered", "failed", "delivered", "failed", "failed",
+        "failed", "failed"]
+    main, spare = sorted(endpoints, key=lambda e: e.endpoint_key)
+    # main: failing again since its last retry, after the success before it.
+    assert (main.disabled_at, main.failing_since, main.last_success_at) == (
+        T0 + 6 * DAY, T0 + 6 * DAY, T0 + 6 * DAY)
+    assert (spare.disabled_reason, spare.failing_since, spare.last_success_at) == (
+        "HTTP 410 Gone", T0 + 6 * DAY, T0)
+
+
+async def test_attempts_recorded_at_once_each_answer_their_own(store: Store) -> None:
+    # Twelve deliveries answered at once, each recorded by its own call (as the
+    # worker records HTTP deliveries), on two endpoints; the last, a 410,
+    # disables one: each caller gets its own outcome, and that endpoint's
+    # retried deliveries (pending again before it) fail as they would one by one.
+    drafts = [delivery(endpoint=("main", "spare")[i % 2]) for i in range(12)]
+    await store.add_deliveries(drafts, T0)
+    assert len(await store.claim_deliveries(T0, 12, 30)) == 12
+    kinds = [("delivered", 200), ("retry", 503), ("failed", 400)]
+    results = [attempt(d.id, *kinds[i % 3][:1], T0 + 1, code=kinds[i % 3][1],
+                       endpoint=d.endpoint_key, next_attempt_at=T0 + 60)
+               for i, d in enumerate(drafts[:11])]
+    results.append(attempt(drafts[11].id, "disabled", T0 + 1, code=410, endpoint="spare"))
+    returned = await asyncio.gather(*(store.record_attempts([r], T0 + 1) for r in results))
+    assert returned == [[(kinds[i % 3][0], None)] for i in range(11)] + [
+        [("disabled", "HTTP 410 Gone")]]
+    statuses = [(await store.get_delivery(d.id))[0].status for d in drafts]
+    assert statuses == [
+        {"delivered": "delivered", "failed": "failed",
+         "retry": "pending" if d.endpoint_key == "main" else "failed"}[kinds[i % 3][0]]
+        for i, d in enumerate(drafts[:11])] + ["failed"]

@@ -180,6 +180,42 @@ async def test_sent_marks_from_two_processes_tell_each_message_once(
     await asyncio.wait_for(woken.wait(), 10)
 
 
+async def test_calls_of_many_attempts_on_two_endpoints_from_two_processes(
+        two: tuple[PostgresStore, PostgresStore]) -> None:
+    """Calls of several attempts each, on two endpoints in either order, from
+    both processes at once, all past the endpoints' limit: each attempt is
+    logged once, each endpoint is disabled once (its waiting deliveries failed),
+    and no call waits on another forever."""
+    a, b = two
+    drafts = [delivery(endpoint=("main", "spare")[n % 2]) for n in range(40)]
+    await a.add_deliveries(drafts, T0)
+    rows = await a.claim_deliveries(T0, 20, 600) + await b.claim_deliveries(T0, 20, 600)
+    assert len(rows) == 40
+    waiting = [delivery(endpoint="main"), delivery(endpoint="spare")]
+    await a.add_deliveries(waiting, T0)
+    first = [rows[0], next(r for r in rows if r.endpoint_key != rows[0].endpoint_key)]
+    await a.record_attempts([attempt(r.id, "retry", T0, code=503, endpoint=r.endpoint_key,
+                                     next_attempt_at=T0 + DAY) for r in first], T0)
+    rest = [r for r in rows if r not in first]
+    late = T0 + 6 * DAY
+    calls = [rest[n:n + 4] if n % 8 else rest[n:n + 4][::-1] for n in range(0, len(rest), 4)]
+    results = await asyncio.gather(*(
+        (a, b)[n % 2].record_attempts([
+            attempt(r.id, "retry", late, code=503, endpoint=r.endpoint_key,
+                    next_attempt_at=late + DAY) for r in call], late + 700)
+        for n, call in enumerate(calls)))
+    reasons = [reason for call in results for _, reason in call if reason is not None]
+    assert len(reasons) == 2 and all(r.startswith("failing for") for r in reasons)
+    for row in rows:
+        got = await b.get_delivery(row.id)
+        assert got is not None and len(got[1]) == 1 and got[0].attempts == 1
+        assert got[0].status == "failed"  # by its attempt, or as the endpoint's waiting one
+    for row in waiting:
+        got = await b.get_delivery(row.id)
+        assert got is not None and got[0].status == "failed" and got[1] == []
+    assert all(e.disabled_at == late + 700 for e in await a.list_endpoint_health())
+
+
 async def test_a_chat_is_decided_by_one_process_at_a_time(
         two: tuple[PostgresStore, PostgresStore]) -> None:
     """Process a reads the chat's state and decides; process b, reading the same

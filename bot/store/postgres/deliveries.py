@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
+from dataclasses import astuple, dataclass
+from typing import Any, NamedTuple
 
 from bot.effects import DeliveryDraft
 from bot.store.models import (
     AttemptOutcome,
     DeliveryRow,
 )
-from bot.store.postgres.effects import PostgresEffects, Statement
+from bot.store.postgres.batches import Batches
+from bot.store.postgres.effects import PostgresEffects
 from bot.store.postgres.pool import Conn
 from bot.store.rows import (
     DELIVERY_COLUMNS,
@@ -40,6 +44,86 @@ def _not_busy(rows: str, subscribers: str, keys: str) -> str:
     return (f"NOT EXISTS (SELECT 1 FROM unnest({subscribers}::text[], {keys}::text[]) AS busy"
             f" (subscriber_id, endpoint_key) WHERE busy.subscriber_id = {rows}.subscriber_id"
             f" AND busy.endpoint_key = {rows}.endpoint_key)")
+
+
+class _Call(NamedTuple):
+    """One call of record_attempts: its attempts and when it was made."""
+
+    results: tuple[AttemptOutcome, ...]
+    now: float
+
+
+@dataclass(slots=True)
+class _Health:
+    """An endpoint's row (its health, its url) as the attempts so far left it."""
+
+    failing_since: float | None
+    disabled_at: float | None
+    last_success_at: float | None
+    last_failure_at: float | None
+    disabled_reason: str | None
+    url: str
+
+
+@dataclass(slots=True)
+class _Delivery:
+    """A delivery's writes as the attempts so far left them (None: kept)."""
+
+    endpoint: tuple[str, str]
+    status: str = "pending"
+    attempts: int = 0
+    status_code: int | None = None
+    error: str | None = None
+    updated_at: float = 0.0
+    next_attempt_at: float | None = None
+    delivered_at: float | None = None
+
+
+_LOCK_ENDPOINTS = (
+    "SELECT e.subscriber_id, e.endpoint_key, e.failing_since, e.disabled_at,"
+    " e.last_success_at, e.last_failure_at, e.disabled_reason, e.url"
+    " FROM webhook_endpoints e JOIN unnest($1::text[], $2::text[]) AS w (sub, key)"
+    " ON e.subscriber_id = w.sub AND e.endpoint_key = w.key"
+    " ORDER BY e.subscriber_id, e.endpoint_key FOR UPDATE OF e")
+_INSERT_ENDPOINTS = (
+    "INSERT INTO webhook_endpoints (subscriber_id, endpoint_key, url)"
+    " SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) AS w (sub, key, url)"
+    " ORDER BY sub, key ON CONFLICT DO NOTHING")
+# A batch's writes, whatever its number of attempts: the endpoints whose row
+# changed, the pending deliveries of those it disabled (none of the batch's,
+# whose writes it makes itself), the attempts in order, the deliveries attempted.
+_WRITE_ATTEMPTS = (
+    "WITH health AS (UPDATE webhook_endpoints e SET failing_since = h.failing_since,"
+    " disabled_at = h.disabled_at, last_success_at = h.last_success_at,"
+    " last_failure_at = h.last_failure_at, disabled_reason = h.disabled_reason, url = h.url"
+    " FROM unnest($1::text[], $2::text[], $3::float8[], $4::float8[], $5::float8[],"
+    " $6::float8[], $7::text[], $8::text[]) AS h (sub, key, failing_since, disabled_at,"
+    " last_success_at, last_failure_at, disabled_reason, url)"
+    " WHERE e.subscriber_id = h.sub AND e.endpoint_key = h.key),"
+    " others AS (UPDATE webhook_deliveries d SET status = 'failed', last_error = o.error,"
+    " claimed_until = NULL, claimed_by = NULL, updated_at = o.at"
+    " FROM unnest($9::text[], $10::text[], $11::text[], $12::float8[])"
+    " AS o (sub, key, error, at) WHERE d.subscriber_id = o.sub AND d.endpoint_key = o.key"
+    " AND d.status = 'pending' AND d.id <> ALL($20::text[])"
+    " AND (d.claimed_until IS NULL OR d.claimed_until < o.at)),"
+    " logged AS (INSERT INTO webhook_attempts (delivery_id, at, outcome, status_code,"
+    " latency_ms, response_body, error) SELECT a.id, a.at, a.outcome, a.code, a.latency,"
+    " a.body, a.error FROM unnest($13::text[], $14::float8[], $15::text[], $16::integer[],"
+    " $17::float8[], $18::text[], $19::text[]) WITH ORDINALITY"
+    " AS a (id, at, outcome, code, latency, body, error, ord) ORDER BY a.ord)"
+    " UPDATE webhook_deliveries d SET status = x.status, attempts = d.attempts + x.n,"
+    " claimed_until = NULL, claimed_by = NULL, last_status_code = x.code,"
+    " last_error = x.error, updated_at = x.at,"
+    " next_attempt_at = COALESCE(x.next_at, d.next_attempt_at),"
+    " delivered_at = COALESCE(x.delivered_at, d.delivered_at)"
+    " FROM unnest($20::text[], $21::text[], $22::integer[], $23::integer[], $24::text[],"
+    " $25::float8[], $26::float8[], $27::float8[])"
+    " AS x (id, status, n, code, error, at, next_at, delivered_at) WHERE d.id = x.id")
+
+
+def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
+    """Rows as `width` columns (arrays for unnest)."""
+    return [list(column) for column in zip(*rows, strict=True)] or [[] for _ in range(width)]
 
 
 class PostgresDeliveries(PostgresEffects):
@@ -83,96 +167,106 @@ class PostgresDeliveries(PostgresEffects):
     async def record_attempts(self, results: Sequence[AttemptOutcome],
                               now: float) -> list[tuple[str, str | None]]:
         """Log attempts, in order, and apply what follows from each (see
-        SqliteStore.record_attempts), on one connection. Each takes two
-        statements and no transaction: the endpoint's health is read, then
-        every write goes in one statement that first locks the endpoint's row
-        if its health is still what was read (else nothing is written, and it
-        starts over). So attempts recorded at once by several processes update
-        its health one after another, as if the row were locked from the read,
-        without a BEGIN and a COMMIT."""
-        async def unit() -> list[tuple[str, str | None]]:
-            recorded = []
-            async with self._pool.acquire() as conn:
-                for result in results:
-                    while (done := await self._record_attempt(conn, result, now)) is None:
-                        pass  # another attempt changed the endpoint's health meanwhile
-                    recorded.append(done)
-            return recorded
-        return await self._spawn(unit())
+        SqliteStore.record_attempts). Calls made while one is being written go
+        together in the next (group commit: the webhook worker records each
+        HTTP delivery's attempt on its own, many at once), in one transaction
+        of four round trips whatever their number: the endpoints' rows locked
+        and their health read once, each attempt applied in Python after the
+        one before it, every write in one statement. Attempts recorded at once
+        by several processes thus update an endpoint's health one after
+        another."""
+        if not results:
+            return []
+        return await self._attempts.add(_Call(tuple(results), now))
+
+    @functools.cached_property
+    def _attempts(self) -> Batches[_Call, list[tuple[str, str | None]]]:
+        return Batches(self._write_attempts, self._start)
+
+    async def _write_attempts(self, calls: list[_Call]) -> list[list[tuple[str, str | None]]]:
+        recorded = await self._tx(lambda conn: self._record_attempts(
+            conn, [(result, call.now) for call in calls for result in call.results]))
+        answers, start = [], 0
+        for call in calls:  # each call's own, in its order
+            answers.append(recorded[start:start + len(call.results)])
+            start += len(call.results)
+        return answers
+
+    async def _record_attempts(self, conn: Conn, results: list[tuple[AttemptOutcome, float]]
+                               ) -> list[tuple[str, str | None]]:
+        """Attempts (each with the `now` it was recorded at) in the transaction
+        open on `conn`."""
+        endpoints = sorted({(r.subscriber_id, r.endpoint_key): r.url
+                            for r, _ in results}.items())
+        health = await self._lock_endpoints(conn, endpoints)
+        read = {ep: astuple(h) for ep, h in health.items()}
+        deliveries: dict[str, _Delivery] = {}
+        others: list[tuple[str, str, str, float]] = []
+        recorded = []
+        for result, now in results:
+            a, ep = result.attempt, (result.subscriber_id, result.endpoint_key)
+            h = health[ep]
+            change = endpoint_health(
+                EndpointHealth(failing_since=h.failing_since, disabled_at=h.disabled_at,
+                               last_success_at=h.last_success_at),
+                outcome=a.outcome, endpoint_failure=result.endpoint_failure, at=a.at,
+                disable_after=result.disable_after)
+            h.url = result.url
+            if change.success_at is not None:
+                h.failing_since, h.last_success_at = None, change.success_at
+            if change.failing_since is not None:
+                h.failing_since, h.last_failure_at = change.failing_since, a.at
+            final = delivery_status(change.outcome)
+            d = deliveries.setdefault(a.delivery_id, _Delivery(ep))
+            d.status, d.attempts, d.updated_at = final, d.attempts + 1, now
+            d.status_code, d.error = a.status_code, a.error
+            if final == "pending" and result.next_attempt_at is not None:
+                d.next_attempt_at = result.next_attempt_at
+            if final == "delivered":
+                d.delivered_at = a.at
+            if change.disable is not None:
+                h.disabled_at, h.disabled_reason = now, change.disable
+                error = disabled_error(change.disable)
+                others.append((*ep, error, now))
+                # The endpoint's other pending deliveries fail: in the database
+                # (`others` below), and those recorded before it in this batch
+                # here, so that each row is written once.
+                for other_id, other in deliveries.items():
+                    if other.endpoint == ep and other.status == "pending" \
+                            and other_id != a.delivery_id:
+                        other.status, other.error, other.updated_at = "failed", error, now
+            recorded.append((change.outcome, change.disable))
+        changed = [(*ep, *astuple(h)) for ep, h in health.items() if astuple(h) != read[ep]]
+        await conn.execute(_WRITE_ATTEMPTS, *_columns(changed, 8), *_columns(others, 4),
+                           *_columns([(r.attempt.delivery_id, r.attempt.at, outcome,
+                                       r.attempt.status_code, r.attempt.latency_ms,
+                                       r.attempt.response_body, r.attempt.error)
+                                      for (r, _), (outcome, _) in zip(results, recorded,
+                                                                      strict=True)], 7),
+                           *_columns([(i, d.status, d.attempts, d.status_code, d.error,
+                                       d.updated_at, d.next_attempt_at, d.delivered_at)
+                                      for i, d in deliveries.items()], 8))
+        return recorded
 
     @staticmethod
-    async def _record_attempt(conn: Conn, result: AttemptOutcome,
-                              now: float) -> tuple[str, str | None] | None:
-        """One attempt, or None when the endpoint's health moved under it."""
-        a = result.attempt
-        ep = (result.subscriber_id, result.endpoint_key)
-        read = ("SELECT failing_since, disabled_at, last_success_at, url FROM webhook_endpoints"
-                " WHERE subscriber_id = $1 AND endpoint_key = $2")
-        found = await conn.fetchrow(read, *ep)
-        if found is None:  # the endpoint's first attempt
-            await conn.execute("INSERT INTO webhook_endpoints (subscriber_id, endpoint_key,"
-                               " url) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-                               *ep, result.url)
-            found = await conn.fetchrow(read, *ep)
-        change = endpoint_health(
-            EndpointHealth(failing_since=found[0], disabled_at=found[1],
-                           last_success_at=found[2]),
-            outcome=a.outcome, endpoint_failure=result.endpoint_failure, at=a.at,
-            disable_after=result.disable_after)
-        outcome, disabled_now = change.outcome, change.disable
-        st = Statement()
-        endpoint = (f"subscriber_id = {st.arg(ep[0], 'text')}"
-                    f" AND endpoint_key = {st.arg(ep[1], 'text')}")
-        st.step("current", (
-            f"SELECT 1 FROM webhook_endpoints WHERE {endpoint}"
-            f" AND failing_since IS NOT DISTINCT FROM {st.arg(found[0], 'float8')}"
-            f" AND disabled_at IS NOT DISTINCT FROM {st.arg(found[1], 'float8')}"
-            f" AND last_success_at IS NOT DISTINCT FROM {st.arg(found[2], 'float8')}"
-            f" AND url = {st.arg(found[3], 'text')} FOR UPDATE"))
-        gate = "EXISTS (SELECT 1 FROM current)"
-        at = st.arg(now, "float8")
-        health = []
-        if found[3] != result.url:
-            health.append(f"url = {st.arg(result.url, 'text')}")
-        if change.success_at is not None:
-            health.append("failing_since = NULL,"
-                          f" last_success_at = {st.arg(change.success_at, 'float8')}")
-        if change.failing_since is not None:
-            health.append(f"failing_since = {st.arg(change.failing_since, 'float8')},"
-                          f" last_failure_at = {st.arg(a.at, 'float8')}")
-        if disabled_now is not None:
-            health.append(f"disabled_at = {at},"
-                          f" disabled_reason = {st.arg(disabled_now, 'text')}")
-        if health:
-            st.step("health", f"UPDATE webhook_endpoints SET {', '.join(health)}"
-                              f" WHERE {endpoint} AND {gate}")
-        delivery = st.arg(a.delivery_id, "text")
-        if disabled_now is not None:
-            st.step("others", (
-                "UPDATE webhook_deliveries SET status = 'failed', last_error ="
-                f" {st.arg(disabled_error(disabled_now), 'text')},"
-                f" claimed_until = NULL, claimed_by = NULL, updated_at = {at}"
-                f" WHERE {endpoint} AND status = 'pending' AND id <> {delivery}"
-                f" AND (claimed_until IS NULL OR claimed_until < {at}) AND {gate}"))
-        st.step("attempt", (
-            "INSERT INTO webhook_attempts (delivery_id, at, outcome, status_code,"
-            f" latency_ms, response_body, error) SELECT {delivery},"
-            f" {st.arg(a.at, 'float8')}, {st.arg(outcome, 'text')},"
-            f" {st.arg(a.status_code, 'integer')}, {st.arg(a.latency_ms, 'float8')},"
-            f" {st.arg(a.response_body, 'text')}, {st.arg(a.error, 'text')} WHERE {gate}"))
-        final = delivery_status(outcome)
-        changes = [f"status = {st.arg(final, 'text')}", "attempts = attempts + 1",
-                   "claimed_until = NULL", "claimed_by = NULL",
-                   f"last_status_code = {st.arg(a.status_code, 'integer')}",
-                   f"last_error = {st.arg(a.error, 'text')}", f"updated_at = {at}"]
-        if final == "pending" and result.next_attempt_at is not None:
-            changes.append(f"next_attempt_at = {st.arg(result.next_attempt_at, 'float8')}")
-        if final == "delivered":
-            changes.append(f"delivered_at = {st.arg(a.at, 'float8')}")
-        st.step("delivery", f"UPDATE webhook_deliveries SET {', '.join(changes)}"
-                            f" WHERE id = {delivery} AND {gate}")
-        return (outcome, disabled_now) if await conn.fetchval(
-            st.sql(f"SELECT {gate}"), *st.args) else None
+    async def _lock_endpoints(conn: Conn, endpoints: list[tuple[tuple[str, str], str]]
+                              ) -> dict[tuple[str, str], _Health]:
+        """The endpoints' rows locked (in one order, so that two processes never
+        wait on each other) and their health; an endpoint's first attempt makes
+        its row."""
+        subs, keys = [s for (s, _), _ in endpoints], [k for (_, k), _ in endpoints]
+        while True:
+            rows = await conn.fetch(_LOCK_ENDPOINTS, subs, keys)
+            health = {(r[0], r[1]): _Health(*r[2:]) for r in rows}
+            missing = [(ep, url) for ep, url in endpoints if ep not in health]
+            if not missing:
+                return health
+            # Made outside this transaction, holding no lock: making a row may
+            # wait for another process making it, never while holding one.
+            await conn.execute("ROLLBACK")
+            await conn.execute(_INSERT_ENDPOINTS, *_columns(
+                [(s, k, url) for (s, k), url in missing], 3))
+            await conn.execute("BEGIN")
 
     async def release_delivery_claims(self, holder: str | None = None) -> int:
         """`holder`'s delivery claims (this store's worker id's by default): due
