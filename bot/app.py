@@ -264,11 +264,8 @@ async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
     # Templates the provider paused, disabled or rejected: not sent (its notices).
     app[template_states_key] = templates = TemplateStates()
     templates.load(await store.list_notices(kind=TEMPLATE_KIND, limit=1000))
-    app[pipeline_key] = Pipeline(store, holder, build_dispatcher(),
-                                 on_committed=lambda effects: worker.notify()
-                                 if effects.replies else None, metrics=metrics,
-                                 window=window, on_requeued=worker.notify,
-                                 on_notice=templates.seen)
+    app[pipeline_key] = Pipeline(store, holder, build_dispatcher(), metrics=metrics,
+                                 window=window, on_notice=templates.seen)
 
     async def refresh_outbound_gauges() -> None:
         depth, oldest = await store.queue_depth()
@@ -286,7 +283,7 @@ async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
     if not app[roles_key].drainers:  # another process of the group sends
         yield
         return
-    await store.on_work("outbound", worker.notify)  # queued by another process
+    await store.on_work("outbound", worker.notify)  # the one way it is woken
     task = asyncio.create_task(worker.run(), name="outbound-worker")
     try:
         yield
@@ -312,19 +309,14 @@ async def media_ctx(app: web.Application) -> AsyncIterator[None]:
     fetchers = {name: provider.media() for name, provider in app[providers_key].items()
                 if provider.media is not None}
 
-    def released() -> None:
-        if webhook_worker_key in app:
-            app[webhook_worker_key].notify()
-
     async with _guarded_session(holder) as guarded:
         worker = MediaWorker(store, lambda: holder.current, fetchers,
                              plain=app[http_session_key], guarded=guarded,
-                             holder=store.worker_id, on_released=released,
+                             holder=store.worker_id,
                              on_fetched=lambda outcome: metrics.media_fetches.labels(
                                  outcome).inc())
         app[media_worker_key] = worker
         app[workers_key]["media"] = worker
-        app[pipeline_key].on_media = worker.notify
         if not app[roles_key].drainers:  # another process of the group fetches
             yield
             return
@@ -372,8 +364,6 @@ async def webhooks_ctx(app: web.Application) -> AsyncIterator[None]:
                                on_delivered=metrics.delivery_lag.observe)
         app[webhook_worker_key] = worker
         app[workers_key]["webhooks"] = worker
-        app[pipeline_key].on_deliveries = worker.notify
-        app[outbound_worker_key].on_deliveries = worker.notify
 
         async def refresh_delivery_gauges() -> None:
             metrics.delivery_queue_depth.set(await store.delivery_queue_depth())

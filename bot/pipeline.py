@@ -1,7 +1,8 @@
 """The inbound pipeline: normalized event -> handlers -> effects -> store.
 
 Everything a message causes is committed in one transaction before the
-transport's request is answered; workers are then woken to act on it.
+transport's request is answered; the store then wakes the workers that act
+on it (`Store.on_work`).
 """
 
 from __future__ import annotations
@@ -30,28 +31,19 @@ log = logging.getLogger("wagate.pipeline")
 
 class Pipeline:
     def __init__(self, store: InboundStore, holder: SnapshotHolder, dispatcher: Dispatcher,
-                 on_committed: Callable[[Effects], None] | None = None,
                  on_status: Callable[[StatusUpdate, OutboundRow], None] | None = None,
                  metrics: Metrics | None = None,
-                 on_deliveries: Callable[[], None] | None = None,
                  window: WindowFallback | None = None,
-                 on_requeued: Callable[[], None] | None = None,
                  on_notice: Callable[[ProviderNotice], None] | None = None) -> None:
         self.store = store
         self._chat_locks: dict[tuple[int, str], tuple[asyncio.Lock, int]] = {}
         self.holder = holder
         self.dispatcher = dispatcher
-        self.on_committed = on_committed
         self.on_status = on_status
         self.metrics = metrics
-        # Called after webhook deliveries were committed (wakes the deliverer).
-        self.on_deliveries = on_deliveries
         # A failed status saying "outside the window": sent again as the
-        # template (and the outbound worker woken) rather than failed.
+        # template (queued again) rather than failed.
         self.window = window
-        self.on_requeued = on_requeued
-        # Called after a message carrying a file was committed (wakes the media worker).
-        self.on_media: Callable[[], None] | None = None
         self.on_notice = on_notice
 
     async def handle(self, event: InboundEvent, snapshot: Snapshot | None = None) -> bool:
@@ -69,23 +61,15 @@ class Pipeline:
                     self.metrics.outbound_errors.labels(event.provider, str(
                         event.error_code) if event.error_code is not None else "none").inc()
             if self.window is not None and await self.window.after_status(event):
-                if self.on_requeued is not None:
-                    self.on_requeued()
                 return True
             config = self.holder.current.config
-            routed = False
 
             def route(row: OutboundRow) -> list[DeliveryDraft]:
-                nonlocal routed
-                drafts = route_status(config, event, row, now)
-                routed = bool(drafts)
-                return drafts
+                return route_status(config, event, row, now)
 
             row = await self.store.apply_status(event, now, route)
             if row is not None and self.on_status is not None:
                 self.on_status(event, row)
-            if routed and self.on_deliveries is not None:
-                self.on_deliveries()
             return row is not None
         return await self._message(event, now, snapshot or self.holder.current)
 
@@ -164,12 +148,6 @@ class Pipeline:
         log.info("inbound %s %s on instance %d from %s: %d repl%s queued", msg.kind,
                  msg.provider_message_id, msg.instance_id, msg.sender, len(effects.replies),
                  "y" if len(effects.replies) == 1 else "ies")
-        if self.on_committed is not None:
-            self.on_committed(effects)
-        if effects.deliveries and self.on_deliveries is not None:
-            self.on_deliveries()
-        if effects.media is not None and self.on_media is not None:
-            self.on_media()
         return True
 
     @staticmethod

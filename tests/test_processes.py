@@ -31,8 +31,9 @@ import asyncpg
 import pytest
 from aiohttp import web
 
-from tests.conftest import ADMIN_TOKEN, ROOT
+from tests.conftest import ADMIN, ADMIN_TOKEN, ROOT
 from tests.store_contract.conftest import PostgresServer
+from tests.store_contract.conftest import own_database as own_database  # the fixture
 from tests.store_contract.conftest import postgres_server as postgres_server  # the fixture
 from tests.test_cli import free_port, start_service, stop_service, wagate
 from tests.test_operations import NEW_SUBSCRIBER
@@ -106,6 +107,17 @@ def wait_for(check: Callable[[], Any], timeout: float = 30.0) -> Any:
             assert result, "condition not met in time"
             return result
         time.sleep(0.1)
+
+
+async def answering(recorder: Recorder, port: int) -> web.AppRunner:
+    """acme's receiver on `port`, acknowledging every delivery (`recorder.acked`)."""
+    recorder.hang = False
+    app = web.Application()
+    app.router.add_post("/acme", recorder.handle)
+    runner = web.AppRunner(app, shutdown_timeout=0.5)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    return runner
 
 
 # ------------------------------------------------------------------ SQLite: one process
@@ -197,12 +209,7 @@ async def test_wagate_worker_alone_delivers_what_a_stopped_serve_left_queued(
     finally:
         await asyncio.to_thread(stop_service, proc)
     recorder = Recorder()
-    recorder.hang = False
-    app = web.Application()
-    app.router.add_post("/acme", recorder.handle)
-    runner = web.AppRunner(app, shutdown_timeout=0.5)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", receiver_port).start()
+    runner = await answering(recorder, receiver_port)
     with log.open("w") as out:
         worker = await asyncio.to_thread(
             subprocess.Popen, [sys.executable, "-m", "bot", "worker", "--config", str(config)],
@@ -389,7 +396,7 @@ def test_a_group_of_two_on_postgres_shares_one_port(tmp_path: Path,
         # Two HTTP processes on the one port, the drainers in a third.
         assert g.processes() == {"http": 2.0, "drainers": 1.0}
         assert len(g.pids()) == 3
-        sender = "+34600000123"
+        sender = "+34600000001"  # inject's
         out = wagate("simulate", "--config", str(g.config), "--from", sender, "Hola")
         assert "delivered inbound message" in out.stdout
         wait_for(lambda: "[sent]" in wagate("outbox", "--config", str(g.config), "--to",
@@ -414,3 +421,41 @@ def test_a_group_of_two_on_postgres_shares_one_port(tmp_path: Path,
     finally:
         stop_service(g.proc)
 
+
+
+async def test_work_queued_through_one_serve_is_picked_up_by_the_other_at_once(
+        tmp_path: Path, own_database: str) -> None:
+    """Two `wagate serve` on one database: the one with no drainers queues a
+    greeting's confirmation and a webhook; the other sends both within a second,
+    woken by the first's NOTIFY (its workers poll every 5 s)."""
+    port, other_port, receiver_port = free_port(), free_port(), free_port()
+    config = service_config(tmp_path, port, receiver_port)
+    config.write_text(config.read_text().replace(
+        f'url = "sqlite:///{tmp_path / "wagate.db"}"', f'url = "{own_database}"'))
+    other = on_port(config, other_port, "other.toml")
+    recorder = Recorder()
+    runner = await answering(recorder, receiver_port)
+    procs: list[subprocess.Popen[str]] = []
+    try:
+        procs.append(await asyncio.to_thread(start_service, config, port, "--no-drainers"))
+        procs.append(await asyncio.to_thread(start_service, other, other_port))
+        await asyncio.sleep(1.0)  # the drainers find nothing and wait
+        sender = "+34600000001"  # inject's
+        async with aiohttp.ClientSession() as session:
+            started = time.monotonic()
+            await inject(session, f"http://127.0.0.1:{port}", ["Hola"])
+
+            async def sent() -> bool:
+                async with session.get(f"http://127.0.0.1:{port}/sandbox/outbox",
+                                       params={"to": sender}, headers=ADMIN) as resp:
+                    return [m["status"] for m in (await resp.json())["messages"]] == ["sent"]
+            await until(sent, timeout=10)
+            confirmed = time.monotonic() - started
+        await until(lambda: recorder.acked, timeout=10)
+        delivered = time.monotonic() - started
+        assert confirmed < 1.5, f"confirmation sent {confirmed:.2f}s after the greeting"
+        assert delivered < 1.5, f"webhook delivered {delivered:.2f}s after the greeting"
+    finally:
+        for proc in procs:
+            stop_service(proc)
+        await runner.cleanup()

@@ -59,11 +59,10 @@ class EndpointStatus:
 
 @dataclass(frozen=True, slots=True)
 class Deliveries:
-    """The delivery actions over one store; `wake` tells the deliverer that work
-    was queued, so it need not wait for its next poll."""
+    """The delivery actions over one store (which wakes the deliverer once what
+    they queue is committed)."""
 
     store: Store
-    wake: Callable[[], None]
     # The endpoints kept in the store, by subscriber (enabled or not).
     stored: Callable[[], Mapping[str, tuple[ManagedEndpoint, ...]]] = dict
 
@@ -86,7 +85,6 @@ class Deliveries:
             raise DeliveryNotFound(delivery_id)
         if state == "in_flight":
             raise DeliveryInFlight(delivery_id)
-        self.wake()
         return state == "pulled", row
 
     async def replay(self, since: float, now: float, *, subscriber_id: str | None = None,
@@ -98,8 +96,6 @@ class Deliveries:
         log.info("replay since %s (subscriber %s): %d failed deliveries queued again, "
                  "%d pending pulled forward", dt.datetime.fromtimestamp(since, dt.UTC).isoformat(),
                  subscriber_id or "any", replayed, pulled)
-        if replayed or pulled:
-            self.wake()
         return replayed, pulled
 
     async def send_test(self, config: Config, subscriber_id: str, now: float,
@@ -122,7 +118,6 @@ class Deliveries:
             else json.dumps({"type": TEST_EVENT, "message": data["message"]}))
             for hook in hooks]
         await self.store.add_deliveries(drafts, now)
-        self.wake()
         return drafts
 
     async def endpoints(self, config: Config, *,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bot.config import Config
@@ -22,7 +22,6 @@ class Registrations:
     store: Store
     pipeline: Pipeline
     metrics: Metrics
-    wake_deliveries: Callable[[], None]
 
     async def opt_out(self, config: Config, number: str, instance_ids: Sequence[int],
                       now: float) -> list[tuple[Registration, str | None]]:
@@ -30,21 +29,14 @@ class Registrations:
         no message goes to the user, and each active registration ended raises
         `user.unregistered` (`source: admin`), routed as the user's STOP would be.
         Each registration after, with its status before (None: there was none)."""
-        routed = False
-
         def route(state: InboundContext) -> list[DeliveryDraft]:
-            nonlocal routed
-            drafts = route_admin_opt_out(config, state, now)
-            routed = routed or bool(drafts)
-            return drafts
+            return route_admin_opt_out(config, state, now)
 
         # Held like a message from this number: a STOP being handled meanwhile
         # commits first or sees the opt-out, so the user is not unregistered twice.
         async with self.pipeline.chats([(i, number) for i in instance_ids]):
             results = await self.store.opt_out(number, instance_ids, config.defaults.locale,
                                                now, route)
-        if routed:  # committed: the deliverer need not wait for its next poll
-            self.wake_deliveries()
         changed = 0
         for reg, before in results:
             changed += before != "opted_out"

@@ -8,7 +8,7 @@ leniencies included, and answers; this decides and writes.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from bot.config import Config, PlanConfig
@@ -34,11 +34,10 @@ def provider_can_send(caps: Capabilities, *, group: bool, kind: str) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class Sends:
-    """Sends over one store; `wake_sender` tells the outbound worker that work
-    was queued, so it need not wait for its next poll."""
+    """Sends over one store (which wakes the outbound worker once a send it
+    queued is committed)."""
 
     store: Store
-    wake_sender: Callable[[], None]
     # Templates the provider will not send (name -> why), from its notices.
     unusable_templates: Mapping[str, str] = field(default_factory=dict)
 
@@ -51,6 +50,4 @@ class Sends:
         outcome = await self.store.accept_send(draft, group_name=group_name, limits=limits,
                                                now=now, fit=send_fit(config, draft, now,
                                                                       self.unusable_templates))
-        if outcome.queued:
-            self.wake_sender()
         return outcome

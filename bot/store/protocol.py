@@ -79,9 +79,11 @@ class StoreBase(Protocol):
 
     async def on_work(self, queue: Literal["outbound", "deliveries", "media", "managed"],
                       wake: Callable[[], None]) -> None:
-        """Call `wake` when any process queues work on `queue`, or ("managed")
-        changes the managed state (PostgreSQL: LISTEN/NOTIFY). A no-op where
-        the only process wakes its workers itself."""
+        """Call `wake` once a unit of work that queued work on `queue`, or
+        ("managed") changed the managed state, has committed: this process's
+        units call it themselves; another process's (PostgreSQL) by NOTIFY.
+        The one way a worker is woken; a wake-up may be lost (workers still
+        poll), none is needed for correctness (bot/store/wakeups.py)."""
         ...
 
 

@@ -24,7 +24,7 @@ from bot.store.models import AttemptRow, DeliveryRow
 from bot.web.auth import ADMIN_ERRORS, require_admin
 from bot.web.catalog import Error
 from bot.web.errors import fail
-from bot.web.keys import store_key, webhook_worker_key
+from bot.web.keys import store_key
 from bot.web.operations import (
     LIMIT,
     ApiRoutes,
@@ -378,5 +378,4 @@ async def enable(request: web.Request) -> web.Response:
     count = await store.enable_endpoint(key, subscriber)
     if count:
         log.warning("admin: webhook endpoint %s enabled again", key)
-        request.app[webhook_worker_key].notify()
     return json_response(Enabled(key=key, enabled=count))

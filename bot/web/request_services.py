@@ -14,30 +14,25 @@ from bot.web.keys import (
     clock_key,
     managed_key,
     metrics_key,
-    outbound_worker_key,
     pipeline_key,
     store_key,
     template_states_key,
-    webhook_worker_key,
 )
 
 
 def deliveries_service(request: web.Request) -> Deliveries:
     app = request.config_dict
-    return Deliveries(app[store_key], app[webhook_worker_key].notify,
-                      lambda: app[managed_key].holder.managed.endpoints)
+    return Deliveries(app[store_key], lambda: app[managed_key].holder.managed.endpoints)
 
 
 def registrations_service(request: web.Request) -> Registrations:
     app = request.config_dict
-    return Registrations(app[store_key], app[pipeline_key], app[metrics_key],
-                         app[webhook_worker_key].notify)
+    return Registrations(app[store_key], app[pipeline_key], app[metrics_key])
 
 
 def sends_service(request: web.Request) -> Sends:
     app = request.config_dict
-    return Sends(app[store_key], app[outbound_worker_key].notify,
-                 app[template_states_key].unusable)
+    return Sends(app[store_key], app[template_states_key].unusable)
 
 
 def subscribers_service(request: web.Request) -> Subscribers:

@@ -82,7 +82,6 @@ class MediaWorker:
     def __init__(self, store: MediaStore, snapshot: Callable[[], Snapshot],
                  fetchers: Mapping[str, MediaFetch], *, plain: aiohttp.ClientSession,
                  guarded: aiohttp.ClientSession, holder: str = "media",
-                 on_released: Callable[[], None] | None = None,
                  on_fetched: Callable[[str], None] | None = None) -> None:
         self.store = store
         self.snapshot = snapshot
@@ -90,7 +89,6 @@ class MediaWorker:
         self.plain = plain
         self.guarded = guarded
         self.holder = holder
-        self.on_released = on_released  # deliveries are due: wake the deliverer
         self.on_fetched = on_fetched  # outcome: fetched | retry | failed
         self.wake = asyncio.Event()
         self.running = False
@@ -99,6 +97,7 @@ class MediaWorker:
         self._purged_at = 0.0
 
     def notify(self) -> None:
+        """Files to fetch were queued (the store's wake-up, `on_work`)."""
         self.wake.set()
 
     def stop(self) -> None:
@@ -192,9 +191,8 @@ class MediaWorker:
             outcome = "retry" if later else "failed"
             log.warning("media %s of %s message (%s): %s%s", job.id, job.provider, job.kind,
                         exc, "; tried again later" if later else "")
-        released = await self.store.finish_media(job.id, result, time.time())
+        # Deliveries waiting for the file are released: the store wakes their worker.
+        await self.store.finish_media(job.id, result, time.time())
         log.debug("media %s %s in %.2fs", job.id, outcome, time.time() - now)
         if self.on_fetched is not None:
             self.on_fetched(outcome)
-        if released and self.on_released is not None:
-            self.on_released()

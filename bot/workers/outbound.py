@@ -49,8 +49,6 @@ class OutboundWorker:
         self.wake = asyncio.Event()
         self.on_result = on_result
         self.window = window  # "outside the window" answers: once more as the template
-        # Wakes the webhook deliverer when a send queued its `message.status` sent.
-        self.on_deliveries: Callable[[], None] | None = None
         self._stopping = False
         self._stopped = asyncio.Event()
         self._slots = asyncio.Semaphore(CONCURRENCY)
@@ -60,7 +58,7 @@ class OutboundWorker:
         self._released = False  # a killed run's claims are released once, at start
 
     def notify(self) -> None:
-        """New work was queued: skip the idle wait."""
+        """New work was queued (the store's wake-up, `on_work`): skip the idle wait."""
         self.wake.set()
 
     def stop(self) -> None:
@@ -227,8 +225,6 @@ class OutboundWorker:
                                           provider_message_id=result.provider_message_id)
                 await self.store.mark_sent(row.id, result.provider_message_id, now,
                                            keep_media=result.keep_media, deliveries=sent)
-                if sent and self.on_deliveries is not None:
-                    self.on_deliveries()
                 outcome = "sent"
             elif result.transient and row.attempts + 1 < outbound.max_attempts:
                 delay = result.retry_after if result.retry_after is not None else min(
@@ -245,8 +241,6 @@ class OutboundWorker:
                                             code=result.error_code, title=result.error_title)
                 await self.store.mark_failed(row.id, result.error_code, result.error_title, now,
                                              deliveries=failed)
-                if failed and self.on_deliveries is not None:
-                    self.on_deliveries()
                 outcome = "failed"
                 log.warning("message %s failed: %s %s", row.id, result.error_code,
                             result.error_title)

@@ -87,7 +87,7 @@ class WebhookWorker:
         self._released = False  # a killed run's claims are released once, at start
 
     def notify(self) -> None:
-        """Deliveries were queued: skip the idle wait."""
+        """Deliveries were queued (the store's wake-up, `on_work`): skip the idle wait."""
         self.wake.set()
 
     def stop(self) -> None:

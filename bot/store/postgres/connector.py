@@ -1,20 +1,19 @@
 """The shared queries' connector on PostgreSQL: `:name` parameters numbered
 `$n` (once per query text), reads on one pooled connection, writes in one
-transaction whose NOTIFY goes with its COMMIT."""
+transaction that wakes the workers of what it queued once committed."""
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Literal
 
 import asyncpg
 
 from bot.store.protocol import Conflict, Unchanged
 from bot.store.queries import Result, Step, Wakes, numbered
+from bot.store.wakeups import Queue
 
 Conn = asyncpg.Connection
-Queue = Literal["outbound", "deliveries", "media", "managed"]
 # How the pool runs a unit: `_read`, `_tx` (a transaction) or `_statement` (one
 # statement, committed alone).
 Runner = Callable[[Callable[[Conn], Awaitable[list[Result]]]], Awaitable[list[Result]]]

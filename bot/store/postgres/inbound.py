@@ -37,6 +37,7 @@ from bot.store.rules import (
     status_time,
     unknown_word,
 )
+from bot.store.wakeups import Queue
 
 _INSERT_INBOUND = ("INSERT INTO inbound (provider, provider_message_id, instance_id, sender,"
                    " user_id, group_id, kind, text, received_at) VALUES ({})"
@@ -222,29 +223,29 @@ class PostgresInbound(PostgresEffects):
         if effects.media is not None:
             add_media(st, effects.media, now, gate)
         main = f"SELECT {fresh}, {pending}"
+        filled: list[Queue] = [queue for queue, work in (
+            ("media", effects.media), ("outbound", effects.replies),
+            ("deliveries", effects.deliveries)) if work]
         if passing is not None:
-            # The NOTIFYs that go now (see `_finish`) travel as a parameter: the
+            # The NOTIFYs that go now (see `_finish`) travel as parameters: the
             # statement's text, prepared once, does not vary with them. One for
-            # deliveries that all went to disabled endpoints costs a poll.
-            channels = {CHANNELS[queue] for queue, work in (
-                ("media", effects.media), ("outbound", effects.replies),
-                ("deliveries", effects.deliveries)) if work}
+            # deliveries that all went to disabled endpoints costs the others a
+            # poll. (wagate_chat_pass's own NOTIFYs carry no sender: none go.)
+            channels = {CHANNELS[queue] for queue in filled}
             due = self._coalesced.now(channels)
-            main += (f", wagate_chat_pass({LOCK_CHAT}, {st.arg(passing, 'integer')},"
-                     f" CASE WHEN {fresh} THEN {st.arg(due, 'text[]')} END)")
+            main += (f", wagate_chat_pass({LOCK_CHAT}, {st.arg(passing, 'integer')}, NULL),"
+                     f" (SELECT COUNT(pg_notify(c, {st.arg(self.worker_id, 'text')}))"
+                     f" FROM unnest(CASE WHEN {fresh} THEN {st.arg(due, 'text[]')} END) AS c)")
         written, queued, *_ = await conn.fetchrow(st.sql(main), *st.args)
         if not written:
             return False
-        if passing is not None:
-            self._coalesced.after(channel for channel in channels.difference(due)
-                                  if queued or channel != CHANNELS["deliveries"])
+        if not queued:  # every delivery went to a disabled endpoint, failed
+            filled = [queue for queue in filled if queue != "deliveries"]
+        if passing is not None:  # committed, autocommitted
+            self._committed(filled, {CHANNELS[queue] for queue in filled}.difference(due))
             return True
-        if effects.media is not None:
-            self._notify(conn, "media")
-        if effects.replies:
-            self._notify(conn, "outbound")
-        if queued:
-            self._notify(conn, "deliveries")
+        for queue in filled:
+            self._notify(conn, queue)
         return True
 
     async def apply_status(self, update: StatusUpdate, now: float,

@@ -113,18 +113,18 @@ class PostgresOutbound(PostgresEffects):
         pending = self._add_deliveries(st, [d for m in marks for d in m.deliveries],
                                        max(m.at for m in marks),
                                        gate="d.id IN (SELECT delivery FROM told)")
-        # This process's worker is woken in-process; NOTIFY tells the others,
-        # coalesced as `_finish` does it (wakes.py), and inside the statement
-        # so that it goes with its commit.
+        # NOTIFY tells the other processes, coalesced as `_finish` does it
+        # (wakes.py), and inside the statement so that it goes with its commit;
+        # this process's workers are woken once it committed.
         channel = CHANNELS["deliveries"]
         notify = bool(self._coalesced.now([channel]))
-        st.step("wake", f"SELECT pg_notify('{channel}', '') WHERE {pending} > 0"
-                        f" AND {st.arg(notify, 'boolean')}")
+        st.step("wake", f"SELECT pg_notify('{channel}', {st.arg(self.worker_id, 'text')})"
+                        f" WHERE {pending} > 0 AND {st.arg(notify, 'boolean')}")
         queued = await self._pool.fetchval(st.sql(
             f"SELECT {pending} FROM (SELECT COUNT(*) FROM marked) AS m,"
             " (SELECT COUNT(*) FROM wake) AS w"), *st.args)
-        if queued and not notify:
-            self._coalesced.after([channel])
+        if queued:
+            self._committed(["deliveries"], [] if notify else [channel])
         return [None] * len(marks)
 
     async def mark_retry(self, message_id: str, next_attempt_at: float, code: int | None,

@@ -14,8 +14,9 @@ locks held in the database, so it holds across processes:
 - a send locks its subscriber's quota row, so a quota or recipient limit is
   checked and spent in one transaction, exact under any concurrency;
 - statuses for one provider message id are serialized by an advisory lock.
-Queuing work sends NOTIFY (`wagate_outbound`, `wagate_deliveries`) on commit;
-`on_work` lets a worker be woken by any process's queuing.
+Queuing work wakes this process's workers once it commits (bot/store/wakeups.py)
+and NOTIFYs the others (`wagate_outbound`, `wagate_deliveries`, ...: the
+payload is this store's worker id, so each process ignores its own echoes).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import secrets
 import socket
 import time
 import zlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -38,6 +39,7 @@ import asyncpg
 from bot.store.postgres.connector import PostgresConnector
 from bot.store.postgres.wakes import Wakes
 from bot.store.protocol import StoreUnavailable
+from bot.store.wakeups import Queue, Wakeups
 
 T = TypeVar("T")
 Conn = asyncpg.Connection  # a pooled connection (a proxy of one, to be exact)
@@ -47,9 +49,8 @@ LOCK_MIGRATE = 0x7761676D
 LOCK_CHAT = 0x77616763
 LOCK_STATUS = 0x77616773
 
-CHANNELS = {"outbound": "wagate_outbound", "deliveries": "wagate_deliveries",
-            "media": "wagate_media", "managed": "wagate_subscribers"}
-Queue = Literal["outbound", "deliveries", "media", "managed"]
+CHANNELS: dict[Queue, str] = {"outbound": "wagate_outbound", "deliveries": "wagate_deliveries",
+                              "media": "wagate_media", "managed": "wagate_subscribers"}
 
 
 def load_migrations() -> list[str]:
@@ -147,8 +148,11 @@ class PostgresPool:
         # goes with its COMMIT.
         self._wakes: dict[Conn, set[Queue]] = {}
         self._listener: asyncpg.Connection | None = None
+        self._wakeups = Wakeups()
+        # A NOTIFY's payload: who sent it (as an SQL literal, to go with a COMMIT).
+        self._sender = literal(worker_id)
         self._coalesced = Wakes(lambda channel: self._pool.execute(
-            "SELECT pg_notify($1, '')", channel), self._start)
+            "SELECT pg_notify($1, $2)", channel, worker_id), self._start)
 
     @classmethod
     async def open(cls: type[P], url: str, *, worker_id: str | None = None,
@@ -202,12 +206,20 @@ class PostgresPool:
             " RETURNING next_at - $2 - (SELECT t FROM now)", instance_id, interval * count))
 
     async def on_work(self, queue: Queue, wake: Callable[[], None]) -> None:
-        """Call `wake` whenever any process (this one too) commits work to `queue`.
-        A wake-up may be lost (the listening connection dropped): workers still
+        """Call `wake` whenever any process (this one too) commits work to `queue`:
+        this one's units call it once committed, the others' by NOTIFY (this
+        one's own NOTIFYs, heard back, are ignored: its units called it). A
+        wake-up may be lost (the listening connection dropped): workers still
         poll, this only cuts their latency."""
+        self._wakeups.add(queue, wake)
         if self._listener is None:
             self._listener = await asyncpg.connect(self._url)
-        await self._listener.add_listener(CHANNELS[queue], lambda *_: wake())
+        me = self.worker_id
+
+        def heard(_conn: object, _pid: int, _channel: str, sender: str) -> None:
+            if sender != me:
+                wake()
+        await self._listener.add_listener(CHANNELS[queue], heard)
 
     # A write unit runs as a task of its own: a caller that goes away (a
     # cancelled request) does not cancel it, as with SQLite's queued units.
@@ -236,12 +248,20 @@ class PostgresPool:
             if isinstance(exc, Rollback):
                 return exc.value
             raise
-        channels = {CHANNELS[queue] for queue in self._wakes.pop(conn, ())}
-        now = self._coalesced.now(channels)  # the others go after the window (wakes.py)
-        await conn.execute("".join(f"SELECT pg_notify('{channel}', ''); "
-                                   for channel in now) + "COMMIT")
-        self._coalesced.after(channels.difference(now))
+        queues = self._wakes.pop(conn, set())
+        channels = {CHANNELS[queue] for queue in queues}
+        due = self._coalesced.now(channels)  # the others go after the window (wakes.py)
+        await conn.execute("".join(f"SELECT pg_notify('{channel}', {self._sender}); "
+                                   for channel in due) + "COMMIT")
+        self._committed(queues, channels.difference(due))
         return value
+
+    def _committed(self, queues: Iterable[Queue], unsent: Iterable[str]) -> None:
+        """A unit that filled `queues` committed: this process's workers are woken
+        now; the other processes by its NOTIFYs, or, for the channels `unsent`
+        (coalesced), by the one that goes when their window ends."""
+        self._wakeups.call(queues)
+        self._coalesced.after(unsent)
 
     def _start(self, work: Awaitable[T]) -> asyncio.Future[T]:
         """Run `work` as a task that `settled` and `close` wait for."""

@@ -2,10 +2,10 @@
 
 Every process's listener receives every NOTIFY (this process's own too), each
 costs the server a signal and a message per listener and each listener a
-callback and, often, a claim that finds nothing: under load, most of a
-greeting's NOTIFYs were echoes of work already claimed. This process's own
-workers are woken in-process (the pipeline's callbacks); the NOTIFY is for the
-others, and one per window tells them as much as one per commit.
+callback and, often, a claim that finds nothing. This process's own workers
+are woken by the store once the unit committed (bot/store/wakeups.py), and
+ignore their own NOTIFYs heard back (the payload names the sender); the NOTIFY
+is for the others, and one per window tells them as much as one per commit.
 
 The first commit of a window carries its NOTIFY (delivered at its COMMIT);
 commits that follow in the window send none, and once the window is over one

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from bot.store.protocol import Conflict, Unchanged
 from bot.store.queries import Result, Step, Wakes
+from bot.store.wakeups import Queue
 
 # How the engine runs a unit (`_run` for a read, `_tx` for a write).
 Runner = Callable[[Callable[[sqlite3.Connection], list[Result]]], Awaitable[list[Result]]]
@@ -28,13 +29,19 @@ def _run(conn: sqlite3.Connection, steps: Sequence[Step]) -> list[Result]:
 
 
 class SqliteConnector:
-    def __init__(self, read: Runner, write: Runner) -> None:
+    def __init__(self, read: Runner, write: Runner,
+                 notify: Callable[[sqlite3.Connection, Queue], None]) -> None:
         self._read = read
         self._write = write
+        self._notify = notify
 
     async def read(self, steps: Sequence[Step]) -> list[Result]:
         return await self._read(lambda conn: _run(conn, steps))
 
     async def write(self, steps: Sequence[Step], wakes: Wakes | None = None) -> list[Result]:
-        # `wakes`: the only process serving the file wakes its workers itself.
-        return await self._write(lambda conn: _run(conn, steps))
+        def unit(conn: sqlite3.Connection) -> list[Result]:
+            results = _run(conn, steps)
+            if wakes is not None and any(result.count for result in results):
+                self._notify(conn, wakes)
+            return results
+        return await self._write(unit)

@@ -55,9 +55,10 @@ class SqliteEffects(SqliteEngine):
         conn.execute("UPDATE OR IGNORE send_recipients SET recipient = ? WHERE recipient = ?",
                      (number, user_id))
 
-    @staticmethod
-    def _insert_outbound(conn: sqlite3.Connection, drafts: list[OutboundDraft],
+    def _insert_outbound(self, conn: sqlite3.Connection, drafts: list[OutboundDraft],
                          now: float) -> None:
+        if not drafts:
+            return
         conn.executemany(
             "INSERT INTO outbound (id, instance_id, to_number, group_id, type, text, caption,"
             " filename, mime, media, subscriber_id, template, status, next_attempt_at,"
@@ -67,6 +68,7 @@ class SqliteEffects(SqliteEngine):
               d.mime, d.media, d.subscriber_id, d.template, now, now, now) for d in drafts])
         conn.executemany("INSERT INTO outbound_history (message_id, at, status)"
                          " VALUES (?, ?, 'queued')", [(d.id, now) for d in drafts])
+        self._notify(conn, "outbound")
 
     @staticmethod
     def _record(conn: sqlite3.Connection, message_id: str, at: float, status: str,
@@ -107,14 +109,13 @@ class SqliteEffects(SqliteEngine):
             "SELECT subscriber_id, endpoint_key, disabled_reason FROM webhook_endpoints"
             " WHERE disabled_at IS NOT NULL")}
 
-    @classmethod
-    def _insert_deliveries(cls, conn: sqlite3.Connection, drafts: Sequence[DeliveryDraft],
+    def _insert_deliveries(self, conn: sqlite3.Connection, drafts: Sequence[DeliveryDraft],
                            now: float) -> None:
         """Queue deliveries; those for a disabled endpoint are recorded failed at once
         (they can be replayed once the endpoint is enabled again)."""
         if not drafts:
             return
-        disabled = cls._disabled_endpoints(conn)
+        disabled = self._disabled_endpoints(conn)
         rows = []
         for d in drafts:
             reason = disabled.get((d.subscriber_id, d.endpoint_key))
@@ -125,3 +126,5 @@ class SqliteEffects(SqliteEngine):
             "INSERT INTO webhook_deliveries (id, subscriber_id, endpoint_key, url, format,"
             " event_type, payload, status, next_attempt_at, last_error, created_at, updated_at,"
             " media_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        if any(row[7] == "pending" for row in rows):
+            self._notify(conn, "deliveries")

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from bot.store.sqlite.connector import SqliteConnector
+from bot.store.wakeups import Queue, Wakeups
 
 T = TypeVar("T")
 
@@ -101,16 +102,28 @@ class SqliteEngine:
         # The one thread `_db` is used on: units run there, off the event loop.
         self._thread = thread
         self.path = path
-        self.connector = SqliteConnector(self._run, self._tx)
+        self.connector = SqliteConnector(self._run, self._tx, self._notify)
         self._reader: sqlite3.Connection | None = None
         self._pending: list[_Unit] = []
         self._urgent: list[_Unit] = []  # units that jump the queue (see _tx_urgent)
         self._drainer: asyncio.Task[None] | None = None
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
         self._pace: dict[int, float] = {}  # instance -> next free send slot (monotonic)
+        self._wakeups = Wakeups()
+        # The queues the running write unit filled: touched on the writer's
+        # thread only, while a batch runs (see `_run_batch`).
+        self._filling: set[Queue] = set()
 
-    async def on_work(self, queue: str, wake: Callable[[], None]) -> None:
-        """One process serves the file: its pipeline wakes its workers itself."""
+    async def on_work(self, queue: Queue, wake: Callable[[], None]) -> None:
+        """Call `wake` once a unit that queued work on `queue` has committed (the
+        only process serving the file is the only one queuing)."""
+        self._wakeups.add(queue, wake)
+
+    def _notify(self, conn: sqlite3.Connection, queue: Queue) -> None:
+        """The running unit (on the writer's thread) filled `queue`: its workers
+        are woken once the unit's batch has committed, not if the unit is
+        rolled back."""
+        self._filling.add(queue)
 
     async def reserve_pace(self, instance_id: int, interval: float, count: int = 1) -> float:
         """One process sends for the file, so the pace lives in memory: exact,
@@ -231,9 +244,10 @@ class SqliteEngine:
         while self._pending or self._urgent:
             batch = self._next_batch()
             try:
-                results = await self._on_thread(self._run_batch, self._db, batch)
+                results, filled = await self._on_thread(self._run_batch, self._db, batch)
             except BaseException as exc:  # the connection itself failed
-                results = [(False, exc)] * len(batch)
+                results, filled = [(False, exc)] * len(batch), set()
+            self._wakeups.call(filled)  # committed: the work is there to claim
             for unit, (ok, value) in zip(batch, results, strict=True):
                 if unit.future.done():
                     continue  # the caller went away; the work stands (at-least-once)
@@ -242,16 +256,19 @@ class SqliteEngine:
                 else:
                     unit.future.set_exception(value)
 
-    @staticmethod
-    def _run_batch(conn: sqlite3.Connection, batch: list[_Unit]) -> list[tuple[bool, Any]]:
+    def _run_batch(self, conn: sqlite3.Connection, batch: list[_Unit]
+                   ) -> tuple[list[tuple[bool, Any]], set[Queue]]:
+        """Each unit's result, and the queues the committed ones filled."""
         writes = any(unit.write for unit in batch)
         results: list[tuple[bool, Any]] = []
+        filled: set[Queue] = set()
         try:
             if writes:
                 conn.execute("BEGIN IMMEDIATE")
             for unit in batch:
                 if unit.write:
                     conn.execute("SAVEPOINT unit")
+                self._filling = set()
                 try:
                     value = unit.fn(conn)
                 except Exception as exc:
@@ -267,14 +284,15 @@ class SqliteEngine:
                     continue
                 if unit.write:
                     conn.execute("RELEASE unit")
+                    filled |= self._filling
                 results.append((True, value))
             if writes:
                 conn.execute("COMMIT")
         except Exception as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
-            return [(False, exc)] * len(batch)
-        return results
+            return [(False, exc)] * len(batch), set()
+        return results, filled
 
     @staticmethod
     def _setup(conn: sqlite3.Connection) -> None:

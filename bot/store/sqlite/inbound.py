@@ -122,6 +122,7 @@ class SqliteInbound(SqliteEffects):
             self._insert_deliveries(conn, effects.deliveries, now)
             if effects.media is not None:
                 insert_media(conn, effects.media, now)
+                self._notify(conn, "media")
             return True
         return await self._tx(unit)
 

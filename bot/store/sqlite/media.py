@@ -72,10 +72,13 @@ class SqliteMedia(SqliteEffects):
                     " attempts = attempts + 1, claimed_until = NULL, claimed_by = NULL"
                     " WHERE id = ?", (result.error, media_id))
             # Only deliveries still waiting: one already tried keeps its schedule.
-            return conn.execute(
+            released: int = conn.execute(
                 "UPDATE webhook_deliveries SET next_attempt_at = ? WHERE media_id = ?"
                 " AND status = 'pending' AND attempts = 0 AND claimed_until IS NULL"
                 " AND next_attempt_at > ?", (now, media_id, now)).rowcount
+            if released:
+                self._notify(conn, "deliveries")
+            return released
         return await self._tx(unit)
 
     async def media_info(self, media_id: str) -> MediaInfo | None:

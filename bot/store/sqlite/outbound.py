@@ -156,6 +156,7 @@ class SqliteOutbound(SqliteEffects):
                              " provider_message_id = NULL, claimed_until = NULL,"
                              " next_attempt_at = ?, updated_at = ? WHERE id = ?",
                              (template, now, now, found[0]))
+                self._notify(conn, "outbound")
             else:
                 conn.execute("UPDATE outbound SET template = ?, updated_at = ? WHERE id = ?",
                              (template, now, found[0]))
