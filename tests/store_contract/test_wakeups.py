@@ -22,6 +22,7 @@ from bot.config import Config
 from bot.effects import OutboundDraft
 from bot.store import Store
 from bot.store.postgres import PostgresStore
+from bot.store.postgres.wakes import WINDOW, Wakes
 from bot.web.keys import store_key
 from tests.conftest import meta_text, post_signed, say, wait_for
 from tests.graph import GraphState
@@ -140,3 +141,19 @@ async def test_a_process_is_woken_by_its_commits_not_by_its_own_notify(
         await outsider.close()
         await a.close()
         await b.close()
+
+
+async def test_a_store_closing_while_a_window_ends_sends_each_notify_once() -> None:
+    sent: list[str] = []
+    started: list[asyncio.Future[None]] = []
+
+    async def send(channel: str) -> None:
+        sent.append(channel)
+        await asyncio.sleep(WINDOW * 2)  # the other channel's window ends meanwhile
+
+    wakes = Wakes(send, lambda work: started.append(asyncio.ensure_future(work)))
+    wakes.now(["wagate_deliveries", "wagate_outbound"])
+    wakes.after(["wagate_deliveries", "wagate_outbound"])
+    await wakes.flush()
+    await asyncio.gather(*started)
+    assert sorted(sent) == ["wagate_deliveries", "wagate_outbound"]

@@ -68,7 +68,9 @@ class Wakes:
 
     async def flush(self) -> None:
         """Send the NOTIFYs still waiting for their window (the store closes)."""
-        for channel, timer in list(self._trailing.items()):
+        for channel in list(self._trailing):
+            timer = self._trailing.pop(channel, None)
+            if timer is None:  # its window ended while another was sent: it went
+                continue
             timer.cancel()
-            del self._trailing[channel]
             await self._notify(channel)
