@@ -11,12 +11,6 @@ from typing import Any
 from bot.events import ProviderNotice, StatusUpdate
 from bot.store.models import SendLimits, SendOutcome, SendUsage
 
-# How far down the due rows a claim looks when some numbers or endpoints are
-# busy (paced, saturated): a bounded window, never the whole backlog, which a
-# slow endpoint's or a paced number's backlog would make every claim walk.
-# What lies past the window waits until the busy ones free up.
-CLAIM_WINDOW = 512
-
 # A healthy endpoint's last_success_at is refreshed at most this often: its row
 # is the hottest of a busy drain, and nothing needs it finer.
 SUCCESS_REFRESH = 1.0

@@ -14,13 +14,13 @@ from bot.store.models import (
 )
 from bot.store.postgres.batches import Batches
 from bot.store.postgres.effects import PostgresEffects
+from bot.store.postgres.groups import group_heads, group_steps, still_due
 from bot.store.postgres.pool import Conn
 from bot.store.rows import (
     DELIVERY_COLUMNS,
     delivery_row,
 )
 from bot.store.rules import (
-    CLAIM_WINDOW,
     EndpointHealth,
     delivery_status,
     disabled_error,
@@ -32,10 +32,9 @@ from bot.store.rules import (
 _DISABLED_ERROR_C = disabled_error_sql("c.disabled_reason")
 
 
-# The first pending rows in order, by the partial index webhook_deliveries_due
-# (`{}`: a further condition): what a claim looks at when endpoints are busy.
-_WINDOW = ("SELECT id, subscriber_id, endpoint_key, next_attempt_at FROM webhook_deliveries"
-           " WHERE status = 'pending'{} ORDER BY next_attempt_at LIMIT " + str(CLAIM_WINDOW))
+# Groups of pending deliveries: endpoints (the index webhook_deliveries_group).
+_ENDPOINT = ("subscriber_id", "endpoint_key")
+_STEPS = group_steps("webhook_deliveries", "pending", _ENDPOINT)
 
 
 def _not_busy(rows: str, subscribers: str, keys: str) -> str:
@@ -44,6 +43,47 @@ def _not_busy(rows: str, subscribers: str, keys: str) -> str:
     return (f"NOT EXISTS (SELECT 1 FROM unnest({subscribers}::text[], {keys}::text[]) AS busy"
             f" (subscriber_id, endpoint_key) WHERE busy.subscriber_id = {rows}.subscriber_id"
             f" AND busy.endpoint_key = {rows}.endpoint_key)")
+
+
+# With endpoints busy (the text arrays $2, $3 of a claim, $1, $2 of next-due):
+# the rows a claim picks (due by $1, up to $4), each other endpoint's earliest.
+_PICKED = ("id = ANY(ARRAY(SELECT p.id FROM ({}) AS p))".format(group_heads(
+    "webhook_deliveries", "pending", _ENDPOINT, "id",
+    _not_busy("grp", "$2", "$3"), "$1", "$4") + " ORDER BY head.next_attempt_at LIMIT $4"))
+_FIRSTS = group_heads("webhook_deliveries", "pending", _ENDPOINT, "id",
+                      _not_busy("grp", "$1", "$2"), None, "1")
+
+
+def _claim(skipping: bool) -> str:
+    """A claim's statement: $1 due by, $2 and $3 the busy endpoints, $4 the
+    limit, $5 now, $6 the lease's end, $7 the holder."""
+    # The rows as they were before the claim (its lease is not theirs to show).
+    # With endpoints busy, each other endpoint's earliest rows are picked
+    # (groups.py: a busy one's backlog is never walked); the rows picked are
+    # locked and checked again.
+    steps, due = ((f"RECURSIVE {_STEPS}, ", f"{still_due('pending', '$1')} AND {_PICKED}")
+                  if skipping else ("", "status = 'pending' AND next_attempt_at <= $1 AND "
+                                    + _not_busy("webhook_deliveries", "$2", "$3")))
+    return (f"WITH {steps}due AS (SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries"
+            f" WHERE {due}"
+            " ORDER BY next_attempt_at LIMIT $4 FOR UPDATE SKIP LOCKED),"
+            " checked AS (SELECT due.*, e.disabled_reason, e.subscriber_id IS NOT NULL AS dead"
+            " FROM due LEFT JOIN webhook_endpoints e ON e.subscriber_id = due.subscriber_id"
+            " AND e.endpoint_key = due.endpoint_key AND e.disabled_at IS NOT NULL),"
+            " failed AS (UPDATE webhook_deliveries d SET status = 'failed', last_error ="
+            f" {_DISABLED_ERROR_C}, claimed_until = NULL, claimed_by = NULL,"
+            " updated_at = $5 FROM checked c WHERE d.id = c.id AND c.dead),"
+            " claimed AS (UPDATE webhook_deliveries d SET claimed_until = $6, claimed_by = $7,"
+            " next_attempt_at = $6 FROM checked c WHERE d.id = c.id AND NOT c.dead)"
+            f" SELECT {DELIVERY_COLUMNS} FROM checked WHERE NOT dead ORDER BY next_attempt_at")
+
+
+# A claim's statement, and a claim's skipping busy endpoints (what the webhook
+# worker's claims are while some endpoint is saturated); next-due skipping them
+# ($1 and $2 the busy endpoints).
+_CLAIM = _claim(False)
+CLAIM_SKIPPING = _claim(True)
+NEXT_DUE_SKIPPING = f"WITH RECURSIVE {_STEPS} SELECT MIN(h.next_attempt_at) FROM ({_FIRSTS}) AS h"
 
 
 class _Call(NamedTuple):
@@ -141,25 +181,8 @@ class PostgresDeliveries(PostgresEffects):
         skipping the (subscriber, endpoint) pairs in `exclude` and rows another
         process is claiming. Due deliveries of a disabled endpoint are failed
         instead of handed out."""
-        # The rows as they were before the claim (its lease is not theirs to show).
-        # With endpoints busy, only the window's rows are looked at (rules.py
-        # CLAIM_WINDOW); the rows it picks are locked and checked again.
-        window = _WINDOW.format(" AND next_attempt_at <= $1")
-        among = (f"id IN (SELECT w.id FROM ({window}) AS w WHERE {_not_busy('w', '$2', '$3')})"
-                 if exclude else _not_busy("webhook_deliveries", "$2", "$3"))
         rows = await self._statement(lambda conn: conn.fetch(
-            f"WITH due AS (SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries"
-            f" WHERE status = 'pending' AND next_attempt_at <= $1 AND {among}"
-            " ORDER BY next_attempt_at LIMIT $4 FOR UPDATE SKIP LOCKED),"
-            " checked AS (SELECT due.*, e.disabled_reason, e.subscriber_id IS NOT NULL AS dead"
-            " FROM due LEFT JOIN webhook_endpoints e ON e.subscriber_id = due.subscriber_id"
-            " AND e.endpoint_key = due.endpoint_key AND e.disabled_at IS NOT NULL),"
-            " failed AS (UPDATE webhook_deliveries d SET status = 'failed', last_error ="
-            f" {_DISABLED_ERROR_C}, claimed_until = NULL, claimed_by = NULL,"
-            " updated_at = $5 FROM checked c WHERE d.id = c.id AND c.dead),"
-            " claimed AS (UPDATE webhook_deliveries d SET claimed_until = $6, claimed_by = $7,"
-            " next_attempt_at = $6 FROM checked c WHERE d.id = c.id AND NOT c.dead)"
-            f" SELECT {DELIVERY_COLUMNS} FROM checked WHERE NOT dead ORDER BY next_attempt_at",
+            CLAIM_SKIPPING if exclude else _CLAIM,
             now if due_by is None else due_by, [s for s, _ in exclude],
             [e for _, e in exclude], limit, now, now + lease, holder or self.worker_id))
         return [delivery_row(r) for r in rows]
@@ -279,7 +302,5 @@ class PostgresDeliveries(PostgresEffects):
         if not exclude:  # the partial index's first entry
             return await self._pool.fetchval(
                 "SELECT MIN(next_attempt_at) FROM webhook_deliveries WHERE status = 'pending'")
-        return await self._pool.fetchval(  # as a claim looks: the window only
-            f"SELECT MIN(w.next_attempt_at) FROM ({_WINDOW.format('')}) AS w"
-            f" WHERE {_not_busy('w', '$1', '$2')}",
-            [s for s, _ in exclude], [e for _, e in exclude])
+        return await self._pool.fetchval(  # the other endpoints' earliest
+            NEXT_DUE_SKIPPING, [s for s, _ in exclude], [e for _, e in exclude])

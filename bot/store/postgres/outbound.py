@@ -12,13 +12,14 @@ from bot.store.models import (
 )
 from bot.store.postgres.batches import Batches
 from bot.store.postgres.effects import PostgresEffects, Statement
+from bot.store.postgres.groups import group_heads, group_steps, still_due
 from bot.store.postgres.pool import CHANNELS, LOCK_STATUS, Conn
 from bot.store.rows import (
     OUTBOUND_COLUMNS,
     OUTBOUND_FROM,
     outbound_row,
 )
-from bot.store.rules import CLAIM_WINDOW, QUEUED_STATUSES, sql_list
+from bot.store.rules import QUEUED_STATUSES, sql_list
 
 # What claims hand out, selected from the claimed rows (`o`, a CTE) joined to
 # their group as OUTBOUND_FROM joins it; and the columns that join needs.
@@ -26,10 +27,39 @@ _JOIN_GROUP = OUTBOUND_FROM.removeprefix("outbound o ")
 _OUTBOUND_OWN = ", ".join(f"outbound.{column.strip().removeprefix('o.')}"
                           for column in OUTBOUND_COLUMNS.split(",")
                           if column.strip().startswith("o."))
-# The first queued rows in order, by the partial index outbound_due (`{}`: a
-# further condition): what a claim looks at when numbers are busy.
-_WINDOW = ("SELECT seq, instance_id, next_attempt_at FROM outbound WHERE status = 'queued'{}"
-           " ORDER BY next_attempt_at LIMIT " + str(CLAIM_WINDOW))
+# Groups of queued messages: numbers (the index outbound_group_due). With
+# numbers busy (the integer array $2 of a claim, $1 of next-due): the rows a
+# claim picks (due by $1, up to $3), each other number's earliest.
+_STEPS = group_steps("outbound", "queued", ("instance_id",))
+_PICKED = ("seq = ANY(ARRAY(SELECT p.seq FROM ({}) AS p))".format(group_heads(
+    "outbound", "queued", ("instance_id",), "seq",
+    "grp.instance_id <> ALL($2::integer[])", "$1", "$3")
+    + " ORDER BY head.next_attempt_at LIMIT $3"))
+_FIRSTS = group_heads("outbound", "queued", ("instance_id",), "seq",
+                      "grp.instance_id <> ALL($1::integer[])", None, "1")
+
+
+def _claim(skipping: bool) -> str:
+    """A claim's statement: $1 now, $2 the busy numbers, $3 the limit, $4 the
+    lease's end, $5 the holder."""
+    # With numbers busy, each other number's earliest rows are picked
+    # (groups.py: a paced number's backlog is never walked); the rows picked
+    # are locked and checked again.
+    steps, due = ((f"RECURSIVE {_STEPS}, ", f"{still_due('queued', '$1')} AND {_PICKED}")
+                  if skipping else ("", "status = 'queued' AND next_attempt_at <= $1"
+                                    " AND instance_id <> ALL($2::integer[])"))
+    return (f"WITH {steps}due AS (SELECT seq FROM outbound WHERE {due}"
+            " ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED),"
+            " o AS (UPDATE outbound SET claimed_until = $4, claimed_by = $5, next_attempt_at = $4"
+            f" FROM due WHERE outbound.seq = due.seq RETURNING outbound.seq, {_OUTBOUND_OWN})"
+            f" SELECT {OUTBOUND_COLUMNS} FROM o {_JOIN_GROUP} ORDER BY o.seq")
+
+
+# A claim's statement, and a claim's skipping busy numbers (the outbound
+# worker's while some number is held back by its pace); next-due skipping them.
+_CLAIM = _claim(False)
+CLAIM_SKIPPING = _claim(True)
+NEXT_DUE_SKIPPING = f"WITH RECURSIVE {_STEPS} SELECT MIN(h.next_attempt_at) FROM ({_FIRSTS}) AS h"
 
 
 class _Mark(NamedTuple):
@@ -55,18 +85,8 @@ class PostgresOutbound(PostgresEffects):
         by default) until `now + lease`: next_attempt_at moves to the lease's
         end, so a claim nobody finishes comes due again then. Rows another
         process is claiming are skipped, never waited for or handed out twice."""
-        # With numbers busy, only the window's rows are looked at (rules.py
-        # CLAIM_WINDOW); the rows it picks are locked and checked again.
-        among = (f"seq IN (SELECT w.seq FROM ({_WINDOW.format(' AND next_attempt_at <= $1')})"
-                 " AS w WHERE w.instance_id <> ALL($2::integer[]))" if exclude_instances
-                 else "instance_id <> ALL($2::integer[])")
         rows = await self._statement(lambda conn: conn.fetch(
-            "WITH due AS (SELECT seq FROM outbound WHERE status = 'queued'"
-            f" AND next_attempt_at <= $1 AND {among}"
-            " ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED),"
-            " o AS (UPDATE outbound SET claimed_until = $4, claimed_by = $5, next_attempt_at = $4"
-            f" FROM due WHERE outbound.seq = due.seq RETURNING outbound.seq, {_OUTBOUND_OWN})"
-            f" SELECT {OUTBOUND_COLUMNS} FROM o {_JOIN_GROUP} ORDER BY o.seq",
+            CLAIM_SKIPPING if exclude_instances else _CLAIM,
             now, list(exclude_instances), limit, now + lease, holder or self.worker_id))
         return [outbound_row(r) for r in rows]
 
@@ -162,9 +182,8 @@ class PostgresOutbound(PostgresEffects):
         if not exclude_instances:  # the partial index's first entry
             return await self._pool.fetchval(
                 "SELECT MIN(next_attempt_at) FROM outbound WHERE status = 'queued'")
-        return await self._pool.fetchval(  # as a claim looks: the window only
-            f"SELECT MIN(w.next_attempt_at) FROM ({_WINDOW.format('')}) AS w"
-            " WHERE w.instance_id <> ALL($1::integer[])", list(exclude_instances))
+        return await self._pool.fetchval(  # the other numbers' earliest
+            NEXT_DUE_SKIPPING, list(exclude_instances))
 
     async def resend_as_template(self, build: Callable[[OutboundRow, str | None, bool],
                                                        str | None], now: float, *,

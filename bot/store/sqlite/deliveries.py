@@ -5,7 +5,6 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Sequence
-from typing import Any
 
 from bot.effects import DeliveryDraft
 from bot.store.models import (
@@ -15,22 +14,17 @@ from bot.store.models import (
 from bot.store.rows import DELIVERY_COLUMNS as _DELIVERY_COLUMNS
 from bot.store.rows import delivery_row as _delivery
 from bot.store.rules import (
-    CLAIM_WINDOW,
     EndpointHealth,
     delivery_status,
     disabled_error,
     endpoint_health,
 )
 from bot.store.sqlite.effects import SqliteEffects
+from bot.store.sqlite.groups import earliest
 
-
-def _exclude_endpoints(pairs: Sequence[tuple[str, str]]) -> tuple[str, list[Any]]:
-    """` AND (subscriber_id, endpoint_key) NOT IN (VALUES ...)` for the pairs given."""
-    if not pairs:
-        return "", []
-    values = ", ".join("(?, ?)" for _ in pairs)
-    return (f" AND (subscriber_id, endpoint_key) NOT IN (VALUES {values})",
-            [x for pair in pairs for x in pair])
+# Pending deliveries by endpoint, then due time.
+_BY_ENDPOINT = "webhook_deliveries INDEXED BY webhook_deliveries_group"
+_ENDPOINT = ("subscriber_id", "endpoint_key")
 
 
 class SqliteDeliveries(SqliteEffects):
@@ -51,18 +45,19 @@ class SqliteDeliveries(SqliteEffects):
             # A claim pushes next_attempt_at to the lease's end (a visibility
             # timeout): leased rows are not due, so the partial index hands out
             # due rows without walking past the ones in flight.
-            skip, args = _exclude_endpoints(exclude)
-            # INDEXED BY: without statistics the planner prefers the status
-            # index and sorts every pending row for each claim.
-            due = ("SELECT * FROM webhook_deliveries INDEXED BY webhook_deliveries_due"
-                   " WHERE status = 'pending' AND next_attempt_at <= ? ORDER BY next_attempt_at")
-            if skip:  # look at a bounded window only, never the whole backlog
-                sql = (f"SELECT {_DELIVERY_COLUMNS} FROM ({due} LIMIT {CLAIM_WINDOW})"
-                       f" WHERE 1 = 1{skip} ORDER BY next_attempt_at LIMIT ?")
-            else:
-                sql = f"SELECT {_DELIVERY_COLUMNS} FROM ({due} LIMIT ?)"
             due_at = now if due_by is None else due_by
-            rows = [_delivery(r) for r in conn.execute(sql, (due_at, *args, limit))]
+            if exclude:  # each other endpoint's earliest: a busy one's backlog is never walked
+                rows = [_delivery(r) for r in earliest(
+                    conn, _BY_ENDPOINT, "pending", _ENDPOINT, _DELIVERY_COLUMNS,
+                    {tuple(pair) for pair in exclude}, due_at, limit)]
+            else:
+                # INDEXED BY: without statistics the planner prefers the status
+                # index and sorts every pending row for each claim.
+                rows = [_delivery(r) for r in conn.execute(
+                    f"SELECT {_DELIVERY_COLUMNS} FROM webhook_deliveries"
+                    " INDEXED BY webhook_deliveries_due WHERE status = 'pending'"
+                    " AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?",
+                    (due_at, limit))]
             if not rows:
                 return []
             disabled = self._disabled_endpoints(conn)
@@ -161,16 +156,13 @@ class SqliteDeliveries(SqliteEffects):
     async def next_delivery_due(self, exclude: Sequence[tuple[str, str]] = ()) -> float | None:
         """When the next pending delivery (not leased, not excluded) comes due."""
         def unit(conn: sqlite3.Connection) -> float | None:
-            skip, args = _exclude_endpoints(exclude)
-            if not skip:  # leased rows carry their lease's end: MIN is an index lookup
-                row = conn.execute("SELECT MIN(next_attempt_at) FROM webhook_deliveries"
-                                   " INDEXED BY webhook_deliveries_due"
-                                   " WHERE status = 'pending'").fetchone()
-            else:
-                row = conn.execute(
-                    "SELECT MIN(next_attempt_at) FROM (SELECT * FROM webhook_deliveries"
-                    " INDEXED BY webhook_deliveries_due WHERE status = 'pending'"
-                    " ORDER BY next_attempt_at"
-                    f" LIMIT {CLAIM_WINDOW}) WHERE 1 = 1{skip}", args).fetchone()
+            if exclude:  # the other endpoints' first rows
+                firsts = earliest(conn, _BY_ENDPOINT, "pending", _ENDPOINT, "next_attempt_at",
+                                  {tuple(pair) for pair in exclude}, None, 1)
+                return firsts[0][0] if firsts else None
+            # Leased rows carry their lease's end: MIN is an index lookup.
+            row = conn.execute("SELECT MIN(next_attempt_at) FROM webhook_deliveries"
+                               " INDEXED BY webhook_deliveries_due"
+                               " WHERE status = 'pending'").fetchone()
             return row[0] if row else None
         return await self._run(unit)

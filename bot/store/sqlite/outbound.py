@@ -14,12 +14,15 @@ from bot.store.rows import OUTBOUND_COLUMNS as _OUTBOUND_COLUMNS
 from bot.store.rows import OUTBOUND_FROM as _OUTBOUND_FROM
 from bot.store.rows import outbound_row as _outbound
 from bot.store.rules import (
-    CLAIM_WINDOW,
     QUEUED_STATUSES,
     sql_list,
     status_advances,
 )
 from bot.store.sqlite.effects import SqliteEffects
+from bot.store.sqlite.groups import earliest
+
+# Queued messages by number, then due time.
+_BY_NUMBER = "outbound INDEXED BY outbound_group_due"
 
 # A message still queued (or being sent) is sent now; one further along (a
 # status came first) stays as it is.
@@ -42,16 +45,14 @@ class SqliteOutbound(SqliteEffects):
         visibility timeout: next_attempt_at moves to the lease's end, so rows in
         flight are never walked past), skipping numbers in `exclude_instances`."""
         def unit(conn: sqlite3.Connection) -> list[OutboundRow]:
-            due = ("SELECT seq, instance_id FROM outbound INDEXED BY outbound_due"
-                   " WHERE status = 'queued' AND next_attempt_at <= ? ORDER BY next_attempt_at")
-            if exclude_instances:  # a bounded window, never the whole backlog
-                skip = ",".join("?" * len(exclude_instances))
-                ids = [r[0] for r in conn.execute(
-                    f"SELECT seq FROM ({due} LIMIT {CLAIM_WINDOW})"
-                    f" WHERE instance_id NOT IN ({skip}) LIMIT ?",
-                    (now, *exclude_instances, limit))]
+            if exclude_instances:  # each other number's earliest, never a paced one's backlog
+                ids = [r[0] for r in earliest(
+                    conn, _BY_NUMBER, "queued", ("instance_id",), "seq",
+                    {(i,) for i in exclude_instances}, now, limit)]
             else:
-                ids = [r[0] for r in conn.execute(f"{due} LIMIT ?", (now, limit))]
+                ids = [r[0] for r in conn.execute(
+                    "SELECT seq FROM outbound INDEXED BY outbound_due WHERE status = 'queued'"
+                    " AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT ?", (now, limit))]
             if not ids:
                 return []
             marks = ",".join("?" * len(ids))
@@ -117,16 +118,13 @@ class SqliteOutbound(SqliteEffects):
 
     async def next_outbound_due(self, exclude_instances: Sequence[int] = ()) -> float | None:
         def unit(conn: sqlite3.Connection) -> float | None:
-            if not exclude_instances:  # leased rows carry their lease's end: an index lookup
-                row = conn.execute("SELECT MIN(next_attempt_at) FROM outbound"
-                                   " WHERE status = 'queued'").fetchone()
-            else:  # as a claim looks: a bounded window, never the whole backlog
-                skip = ",".join("?" * len(exclude_instances))
-                row = conn.execute(
-                    "SELECT MIN(next_attempt_at) FROM (SELECT next_attempt_at, instance_id"
-                    " FROM outbound INDEXED BY outbound_due WHERE status = 'queued'"
-                    f" ORDER BY next_attempt_at LIMIT {CLAIM_WINDOW})"
-                    f" WHERE instance_id NOT IN ({skip})", tuple(exclude_instances)).fetchone()
+            if exclude_instances:  # the other numbers' first rows
+                firsts = earliest(conn, _BY_NUMBER, "queued", ("instance_id",),
+                                  "next_attempt_at", {(i,) for i in exclude_instances}, None, 1)
+                return firsts[0][0] if firsts else None
+            # Leased rows carry their lease's end: an index lookup.
+            row = conn.execute("SELECT MIN(next_attempt_at) FROM outbound"
+                               " WHERE status = 'queued'").fetchone()
             return row[0] if row else None
         return await self._run(unit)
 
