@@ -12,11 +12,22 @@ from bot.store.queries import QUERIES, numbered
 from bot.store.rows import REG_COLUMNS, outbound_row
 from bot.store.rules import disabled_error_sql
 
+
+def registration_of(columns: str, instance: str, number: str, user_id: str) -> str:
+    """SQL: the registration on `instance` of `number`, else the one known by
+    `user_id` (SQL expressions), as `columns`: two index lookups, as SQLite's
+    REG_OF_USER. (One lookup with `number = .. OR user_id = ..`, planned while
+    the table was new, read every row of the instance for each message.)"""
+    return (f"SELECT {columns} FROM (SELECT {columns}, 0 AS rank FROM registrations"
+            f" WHERE instance_id = {instance} AND number = {number}"
+            f" UNION ALL SELECT {columns}, 1 FROM registrations"
+            f" WHERE instance_id = {instance} AND user_id = {user_id}) AS reg"
+            " ORDER BY rank LIMIT 1")
+
+
 # A user's registration on an instance ($1) by number or user id ($2), the
 # number's own row first (see bot/store/sqlite/effects.py's REG_OF_USER).
-REG_OF_USER = (f"SELECT {REG_COLUMNS}, keyword_at FROM registrations"
-               " WHERE instance_id = $1 AND (number = $2 OR user_id = $2)"
-               " ORDER BY number = $2 DESC LIMIT 1")
+REG_OF_USER = registration_of(f"{REG_COLUMNS}, keyword_at", "$1", "$2", "$2")
 
 
 class Statement:

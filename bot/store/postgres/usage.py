@@ -13,7 +13,7 @@ from bot.store.models import (
     SendOutcome,
 )
 from bot.store.postgres.batches import Batches
-from bot.store.postgres.effects import PostgresEffects, Statement
+from bot.store.postgres.effects import PostgresEffects, Statement, registration_of
 from bot.store.postgres.pool import Conn, Rollback, literal
 from bot.store.rows import (
     REG_COLUMNS,
@@ -39,9 +39,8 @@ _CONTEXT = (
     " LEFT JOIN LATERAL (SELECT group_id FROM groups WHERE u.name_key IS NOT NULL"
     " AND instance_id = u.inst AND name_key = u.name_key ORDER BY registered_at DESC"
     " LIMIT 1) AS g ON TRUE"
-    f" LEFT JOIN LATERAL (SELECT {REG_COLUMNS} FROM registrations WHERE u.ident IS NOT NULL"
-    " AND instance_id = u.inst AND (number = u.ident OR user_id = u.ident)"
-    " ORDER BY number = u.ident DESC LIMIT 1) AS r ON TRUE),"
+    f" LEFT JOIN LATERAL ({registration_of(REG_COLUMNS, 'u.inst', 'u.ident', 'u.ident')})"
+    " AS r ON TRUE),"
     " t AS (SELECT sub, CASE WHEN bool_and(known) THEN 0 ELSE (SELECT COUNT(*)"
     " FROM send_recipients WHERE subscriber_id = u.sub) END AS total FROM u GROUP BY sub)"
     f" SELECT {', '.join('u.' + c.strip() for c in REG_COLUMNS.split(','))},"
