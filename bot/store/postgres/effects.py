@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from bot.effects import DeliveryDraft, OutboundDraft
 from bot.store.models import OutboundRow
-from bot.store.postgres.pool import LOCK_STATUS, Conn, PostgresPool
+from bot.store.postgres.pool import CHANNELS, LOCK_STATUS, Conn, PostgresPool
 from bot.store.queries import QUERIES, numbered
 from bot.store.rows import REG_COLUMNS, outbound_row
 from bot.store.rules import disabled_error_sql
+from bot.store.wakeups import Queue
 
 
 def registration_of(columns: str, instance: str, number: str, user_id: str) -> str:
@@ -71,6 +72,19 @@ _GET_OUTBOUND, _ = numbered(QUERIES["get_outbound"])
 class PostgresEffects(PostgresPool):
     """The writes several units share, in the unit's transaction: queued
     messages and their history, webhook deliveries, linked user ids."""
+
+    def _notifies(self, st: Statement, queues: Iterable[Queue], when: str
+                  ) -> tuple[str, list[str]]:
+        """The NOTIFYs of an autocommitted statement that fills `queues`, sent
+        inside it (so they go with its commit) if `when`, an SQL condition,
+        holds: SQL counting them, and the channels left for after its commit
+        (`_committed`). Coalesced as `_finish` does (wakes.py); the channels
+        travel as a parameter, so the statement's text does not vary with them."""
+        channels = {CHANNELS[queue] for queue in queues}
+        due = self._coalesced.now(channels)
+        sql = (f"(SELECT COUNT(pg_notify(c, {st.arg(self.worker_id, 'text')}))"
+               f" FROM unnest(CASE WHEN {when} THEN {st.arg(due, 'text[]')} END) AS c)")
+        return sql, sorted(channels.difference(due))
 
     @staticmethod
     async def _link_user(conn: Conn, instance_id: int, number: str, user_id: str) -> None:

@@ -17,7 +17,6 @@ from bot.store.models import (
 from bot.store.postgres.effects import REG_OF_USER, PostgresEffects, Statement
 from bot.store.postgres.media import add_media
 from bot.store.postgres.pool import (
-    CHANNELS,
     LOCK_CHAT,
     Conn,
     HeldChat,
@@ -226,23 +225,20 @@ class PostgresInbound(PostgresEffects):
         filled: list[Queue] = [queue for queue, work in (
             ("media", effects.media), ("outbound", effects.replies),
             ("deliveries", effects.deliveries)) if work]
+        unsent: list[str] = []
         if passing is not None:
-            # The NOTIFYs that go now (see `_finish`) travel as parameters: the
-            # statement's text, prepared once, does not vary with them. One for
-            # deliveries that all went to disabled endpoints costs the others a
-            # poll. (wagate_chat_pass's own NOTIFYs carry no sender: none go.)
-            channels = {CHANNELS[queue] for queue in filled}
-            due = self._coalesced.now(channels)
+            # One NOTIFY for deliveries that all went to disabled endpoints costs
+            # the others a poll. (wagate_chat_pass's own carry no sender: none go.)
+            notifies, unsent = self._notifies(st, filled, fresh)
             main += (f", wagate_chat_pass({LOCK_CHAT}, {st.arg(passing, 'integer')}, NULL),"
-                     f" (SELECT COUNT(pg_notify(c, {st.arg(self.worker_id, 'text')}))"
-                     f" FROM unnest(CASE WHEN {fresh} THEN {st.arg(due, 'text[]')} END) AS c)")
+                     f" {notifies}")
         written, queued, *_ = await conn.fetchrow(st.sql(main), *st.args)
         if not written:
             return False
         if not queued:  # every delivery went to a disabled endpoint, failed
             filled = [queue for queue in filled if queue != "deliveries"]
         if passing is not None:  # committed, autocommitted
-            self._committed(filled, {CHANNELS[queue] for queue in filled}.difference(due))
+            self._committed(filled, unsent)
             return True
         for queue in filled:
             self._notify(conn, queue)

@@ -13,7 +13,7 @@ from bot.store.models import (
 from bot.store.postgres.batches import Batches
 from bot.store.postgres.effects import PostgresEffects, Statement
 from bot.store.postgres.groups import group_heads, group_steps, still_due
-from bot.store.postgres.pool import CHANNELS, LOCK_STATUS, Conn
+from bot.store.postgres.pool import LOCK_STATUS, Conn
 from bot.store.rows import (
     OUTBOUND_COLUMNS,
     OUTBOUND_FROM,
@@ -133,18 +133,14 @@ class PostgresOutbound(PostgresEffects):
         pending = self._add_deliveries(st, [d for m in marks for d in m.deliveries],
                                        max(m.at for m in marks),
                                        gate="d.id IN (SELECT delivery FROM told)")
-        # NOTIFY tells the other processes, coalesced as `_finish` does it
-        # (wakes.py), and inside the statement so that it goes with its commit;
-        # this process's workers are woken once it committed.
-        channel = CHANNELS["deliveries"]
-        notify = bool(self._coalesced.now([channel]))
-        st.step("wake", f"SELECT pg_notify('{channel}', {st.arg(self.worker_id, 'text')})"
-                        f" WHERE {pending} > 0 AND {st.arg(notify, 'boolean')}")
+        # The other processes are told inside the statement, this process's
+        # workers once it committed.
+        notifies, unsent = self._notifies(st, ["deliveries"], f"{pending} > 0")
         queued = await self._pool.fetchval(st.sql(
-            f"SELECT {pending} FROM (SELECT COUNT(*) FROM marked) AS m,"
-            " (SELECT COUNT(*) FROM wake) AS w"), *st.args)
+            f"SELECT {pending} FROM (SELECT COUNT(*) FROM marked) AS m, {notifies} AS w"),
+            *st.args)
         if queued:
-            self._committed(["deliveries"], [] if notify else [channel])
+            self._committed(["deliveries"], unsent)
         return [None] * len(marks)
 
     async def mark_retry(self, message_id: str, next_attempt_at: float, code: int | None,
