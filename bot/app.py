@@ -74,6 +74,7 @@ from bot.web.throttle import Throttle, throttle_key
 from bot.web.ui import dashboard
 from bot.window import WindowFallback
 from bot.workers.later import LaterStatuses
+from bot.workers.lifecycle import running
 from bot.workers.mail import MailWorker
 from bot.workers.media import MediaLinks, MediaWorker
 from bot.workers.outbound import OutboundWorker
@@ -283,20 +284,11 @@ async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
     if not app[roles_key].drainers:  # another process of the group sends
         yield
         return
-    await store.on_work("outbound", worker.notify)  # the one way it is woken
-    task = asyncio.create_task(worker.run(), name="outbound-worker")
-    try:
+    # Shutdown: sends under way finish (bounded), the rest keep their rows queued.
+    async with running(store, "outbound", worker, lambda: _grace(holder),
+                       store.release_claims):
         yield
-    finally:
-        # Shutdown: sends under way finish (bounded), the rest keep their rows
-        # queued; claims are released so the next start sends them at once.
-        worker.stop()
-        try:
-            await asyncio.wait_for(task, holder.current.config.server.shutdown_timeout)
-        except TimeoutError:
-            log.warning("outbound worker did not stop in time; its claims are released")
-        await store.release_claims(worker.holder)
-        await later.close()
+    await later.close()
 
 
 async def media_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -320,22 +312,14 @@ async def media_ctx(app: web.Application) -> AsyncIterator[None]:
         if not app[roles_key].drainers:  # another process of the group fetches
             yield
             return
-        await store.on_work("media", worker.notify)
-        task = asyncio.create_task(worker.run(), name="media-worker")
-        try:
+        async with running(store, "media", worker, lambda: _grace(holder),
+                           store.release_media_claims):
             yield
-        finally:
-            worker.stop()
-            grace = holder.current.config.server.shutdown_timeout
-            try:
-                await asyncio.wait_for(task, grace)
-            except TimeoutError:
-                log.warning("media worker did not stop in time")
-            await worker.drain(grace)
-            try:
-                await store.release_media_claims(worker.holder)
-            except Exception as exc:  # the store is gone: the next start releases them
-                log.warning("media claims not released at shutdown: %s", exc)
+
+
+def _grace(holder: SnapshotHolder) -> float:
+    """How long a worker's work under way may take to finish at shutdown."""
+    return holder.current.config.server.shutdown_timeout
 
 
 def _guarded_session(holder: SnapshotHolder) -> aiohttp.ClientSession:
@@ -374,25 +358,10 @@ async def webhooks_ctx(app: web.Application) -> AsyncIterator[None]:
         if not app[roles_key].drainers:  # another process of the group delivers
             yield
             return
-        await store.on_work("deliveries", worker.notify)
-        task = asyncio.create_task(worker.run(), name="webhook-worker")
-        try:
+        # Attempts under way finish (bounded); pending deliveries stay queued.
+        async with running(store, "deliveries", worker, lambda: _grace(holder),
+                           store.release_delivery_claims):
             yield
-        finally:
-            # Attempts under way finish (bounded); pending deliveries stay queued
-            # and their claims are released, so the next start sends them at once.
-            worker.stop()
-            grace = holder.current.config.server.shutdown_timeout
-            try:
-                await asyncio.wait_for(task, grace)
-            except TimeoutError:
-                log.warning("webhook worker did not stop in time")
-            await worker.drain(grace)
-            await worker.close()
-            try:
-                await store.release_delivery_claims(worker.holder)
-            except Exception as exc:  # the store is gone: the next start releases them
-                log.warning("webhook claims not released at shutdown: %s", exc)
 
 
 async def group_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -104,6 +104,9 @@ class MediaWorker:
         self._stopping = True
         self.wake.set()
 
+    async def close(self) -> None:
+        """Nothing to close: its sessions are the app's."""
+
     async def drain(self, grace: float) -> None:
         """After stop(): fetches under way end (bounded); the rest are cancelled
         and their claims released at the next start."""

@@ -66,6 +66,12 @@ class OutboundWorker:
         self._stopped.set()
         self.wake.set()
 
+    async def drain(self, grace: float) -> None:
+        """Nothing outlives `run`: the sends under way end inside it."""
+
+    async def close(self) -> None:
+        """Nothing to close: the providers' session is the app's."""
+
     async def run(self) -> None:
         self.running = True
         try:
