@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Protocol
 
 from bot.store.wakeups import Queue
@@ -61,3 +61,15 @@ async def running(store: WakeSource, queue: Queue, worker: QueueWorker,
             await release(worker.holder)
         except Exception as exc:  # the store is gone: the next start releases them
             log.warning("%s claims not released at shutdown: %s", queue, exc)
+
+
+async def finish(tasks: Iterable[asyncio.Task[None]], grace: float) -> None:
+    """A worker's drain: the tasks under way end within `grace`, the rest are
+    cancelled (their claims stay, for the store to release)."""
+    waiting = set(tasks)
+    if waiting:
+        _, pending = await asyncio.wait(waiting, timeout=grace)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending)

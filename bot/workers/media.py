@@ -27,6 +27,7 @@ from bot.config.snapshot import Snapshot
 from bot.media_links import KEY_NAME, MEDIA_ID, signed_link
 from bot.store.models import MediaJob, MediaResult
 from bot.store.protocol import MediaStore
+from bot.workers.lifecycle import finish
 from bot.workers.media_fetch import FetchFailed, MediaClient, MediaFetch
 
 log = logging.getLogger("wagate.media")
@@ -110,12 +111,7 @@ class MediaWorker:
     async def drain(self, grace: float) -> None:
         """After stop(): fetches under way end (bounded); the rest are cancelled
         and their claims released at the next start."""
-        if self._tasks:
-            _, pending = await asyncio.wait(list(self._tasks), timeout=grace)
-            for task in pending:
-                task.cancel()
-            if pending:
-                await asyncio.wait(pending)
+        await finish(self._tasks, grace)
 
     async def run(self) -> None:
         self.running = True

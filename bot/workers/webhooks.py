@@ -33,6 +33,7 @@ from bot.forwarding.destinations.base import Destination, Outcome, message_for
 from bot.logs import url_for_log
 from bot.store.models import AttemptOutcome, AttemptRow, DeliveryRow
 from bot.store.protocol import DeliveryQueue
+from bot.workers.lifecycle import finish
 from bot.workers.media import MediaLinks
 from bot.workers.yielding import ForegroundFirst
 
@@ -97,13 +98,7 @@ class WebhookWorker:
     async def drain(self, grace: float) -> None:
         """After stop(): let attempts under way finish (bounded), cancel the rest;
         their claims stay for the store to release."""
-        tasks = set(self._tasks.values())  # a batch's deliveries share one task
-        if tasks:
-            _, pending = await asyncio.wait(tasks, timeout=grace)
-            for task in pending:
-                task.cancel()
-            if pending:
-                await asyncio.wait(pending)
+        await finish(self._tasks.values(), grace)  # a batch's deliveries share one task
 
     # ------------------------------------------------------------- the loop
 
