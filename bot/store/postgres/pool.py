@@ -101,6 +101,20 @@ async def _keep_session(conn: Conn) -> None:
     this), as `_finish` already does itself."""
 
 
+# Every array type the store's statements send or read. asyncpg learns a type
+# it has no codec for by a catalog query (a recursive one, planned anew each
+# time: 5-15 ms of the server's CPU, and three round trips), per connection,
+# each time a statement meets types it has not learnt yet: two or three times
+# per connection. Asked once as each connection opens, they are learnt in one.
+_ARRAY_TYPES = ("SELECT $1::boolean[], $2::float8[], $3::bytea[], $4::integer[], $5::int8[],"
+                " $6::text[]")
+
+
+async def _learn_types(conn: Conn) -> None:
+    """The pool's init on each new connection: learn `_ARRAY_TYPES` at once."""
+    await conn.prepare(_ARRAY_TYPES)
+
+
 class Rollback(Exception):
     """Raised inside a unit to undo all of it and answer `value` (a refused send)."""
 
@@ -161,7 +175,7 @@ class PostgresPool:
         processes starting at once migrate one after another."""
         try:
             pool = await asyncpg.create_pool(url, min_size=1, max_size=pool_size,
-                                             reset=_keep_session)
+                                             init=_learn_types, reset=_keep_session)
         except (OSError, TimeoutError, asyncpg.PostgresError,
                 asyncpg.InterfaceError) as exc:
             raise StoreUnavailable(f"cannot open the PostgreSQL store at {redacted(url)}: "
