@@ -122,15 +122,20 @@ class Pipeline:
         msg = await self._our_ids(msg)
         state = await self.store.load_inbound_context(
             msg.instance_id, msg.sender, msg.group.id if msg.group else None, msg.user_id)
-        reg = state.registration
-        if reg is not None and msg.group is None and msg.sender == msg.user_id != reg.number:
-            # Known by number, writing by user id only: still the number's registration.
-            msg = dataclasses.replace(msg, sender=reg.number)
-        ctx = self.dispatcher.build_context(config=snap.config, locales=snap.locales, msg=msg,
-                                            state=state, now=now)
-        effects = await self.dispatcher.dispatch(ctx)
-        effects.media = media_draft(msg, snap.config.media, now)
-        effects.deliveries = route_inbound(snap.config, effects, state, now)
+        chat = msg.chat  # held by the store until the commit
+        try:
+            reg = state.registration
+            if reg is not None and msg.group is None and msg.sender == msg.user_id != reg.number:
+                # Known by number, writing by user id only: still the number's registration.
+                msg = dataclasses.replace(msg, sender=reg.number)
+            ctx = self.dispatcher.build_context(config=snap.config, locales=snap.locales,
+                                                msg=msg, state=state, now=now)
+            effects = await self.dispatcher.dispatch(ctx)
+            effects.media = media_draft(msg, snap.config.media, now)
+            effects.deliveries = route_inbound(snap.config, effects, state, now)
+        except BaseException:
+            await self.store.release_chat(msg.instance_id, chat)
+            raise
         try:
             fresh = await self.store.commit_inbound(effects, now)
         except asyncio.CancelledError:
@@ -138,6 +143,9 @@ class Pipeline:
             # until it is in, or the next message would read the state before it.
             await self.store.settled()
             raise
+        finally:
+            if msg.chat != chat:  # committed under the number's chat: the one read goes
+                await self.store.release_chat(msg.instance_id, chat)
         if not fresh:
             log.info("duplicate %s message %s ignored", msg.provider, msg.provider_message_id)
             if self.metrics is not None:

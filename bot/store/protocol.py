@@ -101,6 +101,11 @@ class InboundStore(StoreBase, Protocol):
         """Store the message and its effects; False (and nothing written) for a duplicate."""
         ...
 
+    async def release_chat(self, instance_id: int, chat: str) -> None:
+        """The chat whose state `load_inbound_context` read will see no commit
+        (its message's handling failed): let it go now, not after a timeout."""
+        ...
+
     async def record_notice(self, notice: ProviderNotice, now: float) -> None:
         """Keep a provider's notice (its detail as JSON)."""
         ...

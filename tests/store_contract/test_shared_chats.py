@@ -3,21 +3,32 @@ they decide one after the other, each on the state the other left, and a
 chat whose handling dies on the way (a failing handler, a hung one, a write
 that fails, a killed connection) is free again for every process. A chat is
 held by a session-level advisory lock from its state's read to its write
-(bot/store/postgres/inbound.py): none may outlive its unit, or that chat
-would be blocked in every process for good."""
+(bot/store/postgres/holds.py): none may outlive its unit, or that chat would
+be blocked in every process for good. Messages arriving together are read in
+one call on one connection, which then holds their chats, and written in one
+statement: a redelivery or a failing message of such a batch costs the others
+nothing."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import asyncpg
 import pytest
 
+from bot.config import Config
+from bot.config.snapshot import Snapshot, SnapshotHolder
+from bot.dispatch import ANY, Context, Dispatcher, Router
 from bot.effects import OutboundDraft
+from bot.events import InboundMessage
+from bot.locales import load_locales
+from bot.pipeline import Pipeline
 from bot.store.postgres import PostgresStore
+from bot.store.postgres import holds as postgres_holds
 from bot.store.postgres import inbound as postgres_inbound
+from handlers import filters
 from tests.store_contract.test_ports import DE, ES, T0, message, registered
 
 # The advisory locks held in the test's database (the chats'); pg_locks shows
@@ -97,7 +108,7 @@ async def test_a_handler_failing_between_read_and_commit_frees_the_chat(
 async def test_a_chat_held_too_long_is_let_go_everywhere(
         two: tuple[PostgresStore, PostgresStore], admin: asyncpg.Connection,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(postgres_inbound, "CHAT_HOLD_TIMEOUT", 0.2)
+    monkeypatch.setattr(postgres_holds, "CHAT_HOLD_TIMEOUT", 0.2)
     a, b = two
     await a.load_inbound_context(1, ES, None)
     await free(b)
@@ -187,4 +198,120 @@ async def test_an_opt_out_waits_for_a_message_of_the_chat_in_another_process(
     await admin.execute("COMMIT")
     await asyncio.wait_for(reading, 5)
     await a.commit_inbound(registered(message(), reply=None), T0 + 2)
+    assert await admin.fetchval(LOCKS) == 0
+
+
+async def texts(store: PostgresStore, to: str) -> list[str | None]:
+    return [r.text for r in await store.list_outbox(instance_id=1, to=to, limit=10)]
+
+
+async def test_chats_arriving_together_are_read_in_one_call_and_written_in_one_statement(
+        two: tuple[PostgresStore, PostgresStore], admin: asyncpg.Connection) -> None:
+    users = [f"+3467000{n:04d}" for n in range(12)]
+    mine = [(two[n % 2], user) for n, user in enumerate(users)]
+    states = await asyncio.gather(*(s.load_inbound_context(1, u, None) for s, u in mine))
+    assert all(state.registration is None for state in states)
+    # Each process holds its six chats on one connection.
+    held = await admin.fetch(f"SELECT pid, count(*) {HELD} GROUP BY pid")
+    assert sorted(n for _, n in held) == [6, 6]
+    assert all(await asyncio.gather(*(
+        s.commit_inbound(registered(message(sender=u)), T0) for s, u in mine)))
+    # One transaction per process wrote its six messages and what they caused.
+    for table in ("inbound", "registrations", "outbound", "auto_replies"):
+        xmins = await admin.fetch(f"SELECT count(*) FROM {table} GROUP BY xmin::text")
+        assert sorted(n for (n,) in xmins) == [6, 6], table
+    for user in users:
+        assert await texts(two[0], user) == ["registered"]
+        state = await two[1].load_inbound_context(1, user, None)
+        assert state.registration is not None and state.registration.status == "active"
+        assert state.registration.last_inbound_at == T0 and state.last_auto_reply_at == T0
+        await two[1].release_chat(1, user)
+    assert await admin.fetchval(LOCKS) == 0
+
+
+async def test_a_chat_held_elsewhere_holds_back_none_of_its_batch_and_decides_after(
+        two: tuple[PostgresStore, PostgresStore], admin: asyncpg.Connection) -> None:
+    a, b = two
+    await a.load_inbound_context(1, ES, None)  # a is handling a message of ES
+    busy = asyncio.create_task(b.load_inbound_context(1, ES, None))
+    others = [asyncio.create_task(b.load_inbound_context(1, user, None)) for user in (DE, "+1")]
+    await asyncio.wait_for(asyncio.gather(*others), 5)
+    await asyncio.sleep(0.2)
+    assert not busy.done()
+    assert await a.commit_inbound(registered(message()), T0)
+    state = await asyncio.wait_for(busy, 5)
+    assert state.registration is not None and state.last_auto_reply_at == T0  # after a's
+    assert all(await asyncio.gather(*(
+        b.commit_inbound(registered(message(sender=user), reply="again"), T0 + 1)
+        for user in (ES, DE, "+1"))))
+    assert sorted(await texts(a, ES)) == ["again", "registered"]
+    assert await admin.fetchval(LOCKS) == 0
+
+
+async def test_a_redelivery_and_a_failing_message_in_a_batch_cost_the_others_nothing(
+        two: tuple[PostgresStore, PostgresStore], admin: asyncpg.Connection) -> None:
+    a, b = two
+    users = ["+34671000001", "+34671000002", "+34671000003"]
+    again = message(sender=users[0])
+    assert await a.commit_inbound(registered(again, reply=None), T0)
+    taken = OutboundDraft(instance_id=1, to=DE, text="first")
+    await b.enqueue([taken], T0)
+    for _ in range(2):  # twice: nothing of the first batch is left in the way
+        await asyncio.gather(*(a.load_inbound_context(1, user, None) for user in users))
+        clash = registered(message(sender=users[2]))
+        clash.replies[0] = dataclasses.replace(clash.replies[0], id=taken.id)
+        results = await asyncio.gather(
+            a.commit_inbound(registered(again), T0 + 1),
+            a.commit_inbound(registered(message(sender=users[1])), T0 + 1),
+            a.commit_inbound(clash, T0 + 1), return_exceptions=True)
+        assert results[:2] == [False, True]
+        assert isinstance(results[2], asyncpg.UniqueViolationError)
+        assert await admin.fetchval(LOCKS) == 0
+        users[1] = "+34671000004"
+    assert await texts(a, users[0]) == []  # the redelivery wrote nothing
+    assert await texts(a, "+34671000002") == ["registered"]
+    assert await texts(a, users[1]) == ["registered"]
+    assert await texts(a, users[2]) == []
+    for user in users:
+        await free(b, user)
+    assert await admin.fetchval(LOCKS) == 0
+
+
+async def test_a_killed_connection_fails_its_batch_and_frees_its_chats(
+        two: tuple[PostgresStore, PostgresStore], admin: asyncpg.Connection) -> None:
+    a, b = two
+    users = ["+34672000001", "+34672000002"]
+    await asyncio.gather(*(a.load_inbound_context(1, user, None) for user in users))
+    [holder] = await admin.fetch(f"SELECT DISTINCT pid {HELD}")
+    assert await admin.fetchval("SELECT pg_terminate_backend($1)", holder[0])
+    for user in users:
+        await free(b, user)
+    results = await asyncio.gather(*(a.commit_inbound(registered(message(sender=user)), T0)
+                                     for user in users), return_exceptions=True)
+    assert all(isinstance(r, Exception) for r in results)  # none acknowledged
+    for user in users:
+        assert await texts(b, user) == []
+        await free(a, user)
+    assert await admin.fetchval(LOCKS) == 0
+
+
+async def test_a_handler_failing_lets_its_chat_go_at_once(
+        two: tuple[PostgresStore, PostgresStore], admin: asyncpg.Connection,
+        make_config: Callable[..., Config]) -> None:
+    """Not after the hold's timeout (30 s): the pipeline lets it go."""
+    a, b = two
+    config = make_config()
+    router = Router(name="failing")
+
+    @router.message(ANY)
+    async def fail(msg: InboundMessage, ctx: Context, _match: bool) -> None:
+        raise RuntimeError("a handler's bug")
+
+    pipeline = Pipeline(a, SnapshotHolder(Snapshot(config, load_locales(
+        config.locales_dir, config.defaults.locale))), Dispatcher(
+        [router], choose_locale=filters.answer_locale))
+    with pytest.raises(RuntimeError):
+        await pipeline.handle(message())
+    await asyncio.wait_for(b.load_inbound_context(1, ES, None), 2)
+    await b.release_chat(1, ES)
     assert await admin.fetchval(LOCKS) == 0

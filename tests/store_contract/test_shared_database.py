@@ -15,7 +15,7 @@ import pytest
 from bot.effects import OutboundDraft
 from bot.store import StoreUnavailable, open_store
 from bot.store.postgres import MIGRATIONS, PostgresStore
-from bot.store.postgres import inbound as postgres_inbound
+from bot.store.postgres import holds as postgres_holds
 from tests.store_contract.conftest import Backend
 from tests.store_contract.test_batched_ports import sent_event
 from tests.store_contract.test_ports import (
@@ -253,7 +253,7 @@ async def test_a_chat_held_too_long_is_let_go(two: tuple[PostgresStore, Postgres
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     """A message whose handling hangs between read and commit holds its chat
     for CHAT_HOLD_TIMEOUT at most; then other processes may go on."""
-    monkeypatch.setattr(postgres_inbound, "CHAT_HOLD_TIMEOUT", 0.2)
+    monkeypatch.setattr(postgres_holds, "CHAT_HOLD_TIMEOUT", 0.2)
     a, b = two
     await a.load_inbound_context(1, ES, None)
     await asyncio.wait_for(b.load_inbound_context(1, ES, None), 10)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from bot.effects import DeliveryDraft, Effects
 from bot.events import ProviderNotice, StatusUpdate
@@ -14,15 +14,10 @@ from bot.store.models import (
     OutboundRow,
     Registration,
 )
-from bot.store.postgres.effects import REG_OF_USER, PostgresEffects, Statement
+from bot.store.postgres.effects import REG_OF_USER, Statement
+from bot.store.postgres.holds import ChatHolds, Key, Op
 from bot.store.postgres.media import add_media
-from bot.store.postgres.pool import (
-    LOCK_CHAT,
-    Conn,
-    HeldChat,
-    chat_key,
-    chat_lock,
-)
+from bot.store.postgres.pool import LOCK_CHAT, Conn, chat_key, chat_lock
 from bot.store.queries import QUERIES, numbered
 from bot.store.rows import (
     REG_COLUMNS,
@@ -42,9 +37,6 @@ _INSERT_INBOUND = ("INSERT INTO inbound (provider, provider_message_id, instance
                    " user_id, group_id, kind, text, received_at) VALUES ({})"
                    " ON CONFLICT (provider, provider_message_id) DO NOTHING RETURNING seq")
 
-# A chat held from its state's read to its commit is let go after this long:
-# the message's handling failed between the two (the handlers are quick).
-CHAT_HOLD_TIMEOUT = 30.0
 EARLY_STATUS_AGE = 86400.0
 
 log = logging.getLogger("wagate.store")
@@ -65,13 +57,8 @@ _REGISTRATION_CONFLICT = QUERIES["registration_conflict"]
 _OPT_OUT, _OPT_OUT_ARGS = numbered(QUERIES["opt_out_registration"])
 
 
-class PostgresInbound(PostgresEffects):
+class PostgresInbound(ChatHolds):
     """The `InboundStore` port on PostgreSQL."""
-
-    def _expire(self, key: tuple[int, str]) -> None:
-        log.warning("chat %s on instance %d held %gs without a commit: let go", key[1], key[0],
-                    CHAT_HOLD_TIMEOUT)
-        self._start(self._let_go(key))
 
     async def load_inbound_context(self, instance_id: int, sender: str,
                                    group_id: str | None,
@@ -80,20 +67,10 @@ class PostgresInbound(PostgresEffects):
         session level, on a connection kept for the chat) holds the chat against
         every other process until `commit_inbound` for the chat commits: two
         processes handling one chat's messages at once decide one after the
-        other, each on the state the other left. One round trip: a function
-        (migration 0010) takes the lock, then reads."""
+        other, each on the state the other left. Read with the reads of the
+        chats that arrive meanwhile, in one call (holds.py)."""
         key = (instance_id, _chat(group_id, sender))
-        await self._let_go(key)  # a message of this chat that never committed
-        conn = await self._pool.acquire()
-        try:
-            row = await conn.fetchrow(
-                "SELECT * FROM wagate_chat_context($1, $2, $3, $4, $5, $6, $7)", LOCK_CHAT,
-                chat_key(*key), instance_id, sender, key[1], group_id, user_id or sender)
-        except BaseException:
-            await self._unhold(conn)  # the lock may have been granted
-            raise
-        timer = asyncio.get_running_loop().call_later(CHAT_HOLD_TIMEOUT, self._expire, key)
-        self._held[key] = HeldChat(conn, timer)
+        row = (await self._hold(key, sender, group_id, user_id or sender))[1:]
         n = len(REG_COLUMNS.split(","))  # where the columns after the registration's begin
         registered = row[0] is not None
         return InboundContext(
@@ -103,6 +80,9 @@ class PostgresInbound(PostgresEffects):
             last_auto_reply_at=row[n + 1], last_hint_at=row[n + 2],
             last_sender=(row[n + 7], row[n + 8]) if row[n + 7] is not None else None,
             keyword_at=row[n] if registered else None)
+
+    async def release_chat(self, instance_id: int, chat: str) -> None:
+        await self._let_go((instance_id, chat))
 
     async def record_notice(self, notice: ProviderNotice, now: float) -> None:
         await self._pool.execute(
@@ -123,32 +103,130 @@ class PostgresInbound(PostgresEffects):
     async def commit_inbound(self, effects: Effects, now: float) -> bool:
         msg = effects.inbound
         key = (msg.instance_id, msg.chat)
-        held = self._held.pop(key, None)
-        if held is None:  # no state was read first: hold the chat now
+        written = await self._write_held(key, effects, now)
+        if written is None:  # no state was read first: hold the chat now
             return await self._tx(lambda conn: self._write_inbound(conn, effects, now),
                                   begin=f"BEGIN; {chat_lock(*key)}")
-        held.timer.cancel()
-        return await self._spawn(self._commit_held(held.conn, key, effects, now))
-
-    async def _commit_held(self, conn: Conn, key: tuple[int, str], effects: Effects,
-                           now: float) -> bool:
-        """Write on the chat's held connection, the chat passed from its session
-        lock to the write's transaction (wagate_chat_pass): one statement,
-        autocommitted, or a transaction when a user id is linked. Whatever
-        fails, the session lock goes before the connection does."""
-        try:
-            if _links_user(effects):
-                await conn.execute(f"BEGIN; SELECT wagate_chat_pass({LOCK_CHAT},"
-                                   f" {chat_key(*key)}, NULL)")
-                written = await self._finish(
-                    conn, lambda tx: self._write_inbound(tx, effects, now))
-            else:
-                written = await self._write_inbound(conn, effects, now, chat_key(*key))
-        except BaseException:
-            await self._unhold(conn)
-            raise
-        await self._pool.release(conn)
         return written
+
+    def _fits(self, effects: Effects) -> bool:
+        """A message whose write goes with others' (`_write_together`): a private
+        one whose registration, if any, is its sender's, linking no user id,
+        naming no group, carrying no file (those are rarer: each goes alone)."""
+        msg, reg = effects.inbound, effects.registration
+        return (msg.group is None and effects.group is None and effects.media is None
+                and not _links_user(effects) and (reg is None or reg.number == msg.sender))
+
+    async def _write_alone(self, conn: Conn, key: Key, effects: Effects, now: float) -> bool:
+        """Write one message on the connection holding its chat, the chat passed
+        from its session lock to the write's transaction (wagate_chat_pass): one
+        statement, autocommitted, or a transaction when a user id is linked."""
+        if _links_user(effects):
+            await conn.execute(f"BEGIN; SELECT wagate_chat_pass({LOCK_CHAT},"
+                               f" {chat_key(*key)}, NULL)")
+            return await self._finish(conn, lambda tx: self._write_inbound(tx, effects, now))
+        return await self._write_inbound(conn, effects, now, chat_key(*key))
+
+    async def _write_together(self, conn: Conn, ops: list[Op]) -> list[bool]:
+        """Write several messages (each `_fits`) in one autocommitted statement,
+        each chat passed from its session lock to it (wagate_chats_pass): what
+        `_write_inbound` writes for each, as rows of arrays (a fixed text per
+        shape, prepared once), each gated by its message being new."""
+        effects = [op.effects for op in ops if op.effects is not None]
+        msgs = [e.inbound for e in effects]
+        regs = [e.registration for e in effects]
+        st = Statement()
+
+        def column(values: Sequence[Any], kind: str) -> str:
+            return st.arg(list(values), f"{kind}[]")
+
+        st.step("u", "SELECT * FROM unnest(" + ", ".join([
+            column([m.provider for m in msgs], "text"),
+            column([m.provider_message_id for m in msgs], "text"),
+            column([m.instance_id for m in msgs], "integer"),
+            column([m.sender for m in msgs], "text"),
+            column([m.user_id for m in msgs], "text"),
+            column([m.kind for m in msgs], "text"),
+            column([m.text for m in msgs], "text"),
+            column([op.now for op in ops], "float8"),
+            column([inbound_time(m.timestamp, op.now) for m, op in zip(msgs, ops, strict=True)],
+                   "float8"),
+            column([r.number if r else None for r in regs], "text"),
+            column([r.locale if r else None for r in regs], "text"),
+            column([r.status if r else None for r in regs], "text"),
+            column([r.keyword_subscriber if r else None for r in regs], "text"),
+            column([op.now if r and r.status != "active" else None
+                    for r, op in zip(regs, ops, strict=True)], "float8"),
+            column([op.now if r and r.keyword_subscriber else None
+                    for r, op in zip(regs, ops, strict=True)], "float8"),
+        ]) + ") WITH ORDINALITY AS u (provider, message_id, inst, sender, user_id, kind, text,"
+             " at, seen, number, locale, status, keyword, opted_out, keyword_at, ord)")
+        st.step("fresh", (
+            "INSERT INTO inbound (provider, provider_message_id, instance_id, sender, user_id,"
+            " kind, text, received_at) SELECT provider, message_id, inst, sender, user_id,"
+            " kind, text, at FROM u ORDER BY ord"
+            " ON CONFLICT (provider, provider_message_id) DO NOTHING"
+            " RETURNING provider, provider_message_id"))
+        st.step("new", "SELECT u.ord FROM u JOIN fresh ON fresh.provider = u.provider"
+                       " AND fresh.provider_message_id = u.message_id")
+        new = "u.ord IN (SELECT ord FROM new)"
+        # A registration is its sender's (`_fits`): the message's time goes on its row.
+        st.step("reg", (
+            f"INSERT INTO registrations ({REG_COLUMNS}, keyword_at) SELECT inst, number,"
+            " locale, status, keyword, at, at, opted_out, user_id, seen, keyword_at FROM u"
+            f" WHERE number IS NOT NULL AND {new} {_REGISTRATION_CONFLICT},"
+            " last_inbound_at = GREATEST(excluded.last_inbound_at,"
+            " COALESCE(registrations.last_inbound_at, 0)) RETURNING 1"))
+        st.step("seen", (
+            "UPDATE registrations r SET last_inbound_at = GREATEST(u.seen,"
+            " COALESCE(r.last_inbound_at, 0)) FROM u WHERE u.number IS NULL"
+            f" AND r.instance_id = u.inst AND r.number = u.sender AND {new} RETURNING 1"))
+        marks = [(n, kind) for n, e in enumerate(effects, start=1)
+                 for kind in dict.fromkeys(e.auto_reply_marks)]
+        if marks:
+            st.step("marks", (
+                "INSERT INTO auto_replies (instance_id, number, kind, last_at)"
+                " SELECT u.inst, u.sender, m.kind, u.at FROM unnest("
+                f"{column([n for n, _ in marks], 'integer')},"
+                f" {column([k for _, k in marks], 'text')}) AS m (ord, kind)"
+                f" JOIN u ON u.ord = m.ord WHERE {new} ON CONFLICT (instance_id, number, kind)"
+                " DO UPDATE SET last_at = excluded.last_at RETURNING 1"))
+
+        def gate(owners: list[int]) -> str:  # a draft's (d) message is new
+            return f"({column(owners, 'integer')})[d.ord] IN (SELECT ord FROM new)"
+
+        replies = [(n, op.now, draft) for n, (op, e) in enumerate(zip(ops, effects, strict=True),
+                                                                  start=1)
+                   for draft in e.replies]
+        if replies:
+            self._add_outbound(st, [d for _, _, d in replies], [at for _, at, _ in replies],
+                               gate([n for n, _, _ in replies]))
+        deliveries = [(n, draft) for n, e in enumerate(effects, start=1)
+                      for draft in e.deliveries]
+        pending = "0"
+        if deliveries:  # at the batch's last time: each chat's stay in order
+            pending = self._add_deliveries(st, [d for _, d in deliveries],
+                                           max(op.now for op in ops),
+                                           gate([n for n, _ in deliveries]))
+        filled: list[Queue] = [queue for queue, work in (
+            ("outbound", replies), ("deliveries", deliveries)) if work]
+        notifies, unsent = self._notifies(st, filled, "EXISTS (SELECT 1 FROM new)")
+        # The chats are passed once every step has run (the subquery, fenced by
+        # OFFSET 0, reads them all, and its columns are read first): a step
+        # that fails fails before any session lock is let go, and each message
+        # can go again alone.
+        steps = " + ".join(f"(SELECT count(*) FROM {name})" for name in (
+            "reg", "seen", *(["marks"] if marks else []), *(["out"] if replies else [])))
+        written, queued, *_ = await conn.fetchrow(st.sql(
+            f"SELECT written, queued, steps, wagate_chats_pass({LOCK_CHAT},"
+            f" {column([chat_key(*op.key) for op in ops], 'integer')}), {notifies}"
+            f" FROM (SELECT ARRAY(SELECT ord FROM new) AS written, {pending} AS queued,"
+            f" {steps} AS steps OFFSET 0) AS done"), *st.args)
+        if written:
+            if not queued:
+                filled = [queue for queue in filled if queue != "deliveries"]
+            self._committed(filled, unsent)
+        return [n in written for n in range(1, len(ops) + 1)]
 
     async def _write_inbound(self, conn: Conn, effects: Effects, now: float,
                              passing: int | None = None) -> bool:
@@ -306,7 +384,9 @@ class PostgresInbound(PostgresEffects):
                       ) -> list[tuple[Registration, str | None]]:
         """Opt a number out by hand on each instance (see SqliteStore.opt_out),
         holding each of its chats as a message of the chat would."""
-        keys = sorted({(instance_id, number) for instance_id in instance_ids})
+        # The chats in their locks' order, as a batch of reads takes them.
+        keys = sorted({(instance_id, number) for instance_id in instance_ids},
+                      key=lambda key: chat_key(*key))
         for key in keys:  # a message of these chats that never committed
             await self._let_go(key)
 
@@ -330,5 +410,4 @@ class PostgresInbound(PostgresEffects):
                                             instance_id, key)
                 out.append((registration_row(after), before.status if before else None))
             return out
-        # The chats in order: two holders of several never deadlock.
         return await self._tx(unit, begin="; ".join(["BEGIN", *(chat_lock(*k) for k in keys)]))

@@ -29,7 +29,6 @@ import socket
 import time
 import zlib
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -93,8 +92,8 @@ def literal(text: str) -> str:
 async def _keep_session(conn: Conn) -> None:
     """The pool's reset on release: nothing to send. asyncpg's default costs a
     round trip per unit (advisory unlock all, CLOSE ALL, UNLISTEN *, RESET ALL)
-    for session state this store never leaves: its one session-level lock, a
-    held chat's, is handed to the write's transaction or released by `_unhold`
+    for session state this store never leaves: the session-level locks of
+    held chats are each handed to the write's transaction or released by `_unhold`
     before its connection goes back; it opens no cursors, it LISTENs on a
     connection of its own (not pooled) and SETs nothing. A transaction left
     open is still rolled back on release (asyncpg does that before calling
@@ -120,15 +119,6 @@ class Rollback(Exception):
 
     def __init__(self, value: Any) -> None:
         self.value = value
-
-
-@dataclass(slots=True)
-class HeldChat:
-    """A chat held from its state's read to its commit: a session-level lock on
-    `conn` (no transaction open), which holds no other."""
-
-    conn: Conn
-    timer: asyncio.TimerHandle
 
 
 def chat_key(instance_id: int, chat: str) -> int:
@@ -157,7 +147,6 @@ class PostgresPool:
         self.connector = PostgresConnector(read=self._read, tx=self._tx,
                                            statement=self._statement, notify=self._notify)
         self._writes: set[asyncio.Future[Any]] = set()
-        self._held: dict[tuple[int, str], HeldChat] = {}
         # Queues a unit's transaction filled, per connection: their NOTIFY
         # goes with its COMMIT.
         self._wakes: dict[Conn, set[Queue]] = {}
@@ -196,8 +185,7 @@ class PostgresPool:
     async def close(self) -> None:
         await self._coalesced.flush()
         await self.settled()
-        for key in list(self._held):
-            await self._let_go(key)
+        await self._let_go_all()
         if self._listener is not None:
             await self._listener.close()
             self._listener = None
@@ -303,20 +291,15 @@ class PostgresPool:
         """Wake `queue`'s workers everywhere once this transaction commits."""
         self._wakes.setdefault(conn, set()).add(queue)
 
-    async def _let_go(self, key: tuple[int, str]) -> None:
-        """Let a held chat go (its message never committed)."""
-        held = self._held.pop(key, None)
-        if held is None:
-            return
-        held.timer.cancel()
-        await self._unhold(held.conn)
+    async def _let_go_all(self) -> None:
+        """Let every chat held from its read to its commit go (holds.py)."""
 
     async def _unhold(self, conn: Conn) -> None:
-        """Give a held chat's connection back to the pool without its session
-        lock, which no rollback and no reset releases: left on a pooled
-        connection, it would hold the chat in every process for good. The
-        connection holds that one lock, so all of its own go; when that cannot
-        be said, the connection is closed (its session's end frees them)."""
+        """Give a connection that held chats back to the pool without their
+        session locks, which no rollback and no reset releases: left on a
+        pooled connection, one would hold its chat in every process for good.
+        The connection holds no other locks, so all of its own go; when that
+        cannot be said, the connection is closed (its session's end frees them)."""
         unlocked = False
         try:
             with contextlib.suppress(Exception):

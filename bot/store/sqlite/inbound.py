@@ -59,6 +59,9 @@ class SqliteInbound(SqliteEffects):
                                   keyword_at=reg[KEYWORD_AT] if reg else None)
         return await self._lookup(unit)
 
+    async def release_chat(self, instance_id: int, chat: str) -> None:
+        """Nothing is held between a read and its commit here (one writer)."""
+
     async def record_notice(self, notice: ProviderNotice, now: float) -> None:
         row = notice_values(notice, now)
         await self._tx(lambda conn: conn.execute(
