@@ -34,6 +34,10 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="shorter runs, smaller backlogs")
     parser.add_argument("--store", choices=("sqlite", "postgres", "both"), default="both",
                         help="the stores CPU per job is measured on (default both)")
+    parser.add_argument("--quota", type=float, default=0.4, metavar="CPUS",
+                        help="scaling: cap each service process at CPUS by a cgroup quota "
+                             "(default 0.4); 0: pin with taskset instead (also when no cgroup "
+                             "is writable, said loudly)")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results.json"))
     parser.add_argument("--only", choices=("scaling", "cpu", "a", "b", "c", "m", "media", "drains",
                                            "brokers"),
@@ -60,7 +64,7 @@ def main() -> None:
         from bench.scaling import run_scaling
 
         if args.only == "scaling":
-            run_scaling(bench)
+            run_scaling(bench, args.quota)
             return finish(bench.results, args.out)
         if args.only in ("drains", "brokers"):
             bench.start_wagate()
@@ -90,7 +94,7 @@ def main() -> None:
 
         run_delivery_benchmarks(bench)
         bench.stop("wagate")
-        run_scaling(bench)
+        run_scaling(bench, args.quota)
     finally:
         for name in list(bench.procs):
             bench.stop(name)

@@ -164,6 +164,7 @@ class Bench:
     storage_url: str = ""  # `[storage] url`; empty: a SQLite file in `tmp`
     workers: int = 0  # `serve --workers N` (a supervisor and its children); 0: a lone serve
     cpus: str = ""  # taskset's CPU list for the service (its children inherit it); "": any
+    cgroup: str = ""  # a cgroup the service starts in (its children are born there); "": ours
     webhook_url: str = ""  # the subscriber's webhook; empty: the receiver's /hook
 
     @property
@@ -243,8 +244,11 @@ class Bench:
         """The service; its pid (the supervisor's under `workers`)."""
         config = self.config(rate)
         pinned = ["taskset", "-c", self.cpus] if self.cpus else []
+        # The shell joins the cgroup, then becomes the service: it starts there.
+        joined = (["sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', self.cgroup]
+                  if self.cgroup else [])
         group = ["--workers", str(self.workers)] if self.workers else []
-        self.start("wagate", [*pinned, sys.executable, "-m", "bot", "serve", "--config",
+        self.start("wagate", [*joined, *pinned, sys.executable, "-m", "bot", "serve", "--config",
                               str(config), "--log-level", "WARNING", *group],
                    self.url("wagate", "/readyz"))
         return self.procs["wagate"].pid

@@ -10,14 +10,23 @@ the service's processes (the supervisor and every child, read from
 /proc/<pid>/stat) spent in that same time, ÷ jobs done, drain included. The
 PostgreSQL server's CPU (all its processes) is reported beside it.
 
-Pinning (taskset, inherited by the children): one process gets core 0, two
-processes get both cores. wrk, the peers and PostgreSQL are not pinned.
+Two ways to give the service its cores. With a CPU quota (`--quota CPUS`,
+0.4 by default, bench/quota.py), each process of the service is capped at
+CPUS by a cgroup of its own and the service at CPUS × its processes, as if
+each had a (slower) core of its own, leaving the rest of the machine to the
+PostgreSQL server, wrk and the peers; how much CPU each of those used
+meanwhile, the idle time and how often the quota throttled are reported
+beside. Without (`--quota 0`, or when no cgroup is writable: said loudly),
+pinning (taskset, inherited by the children): one process gets core 0, two
+processes get both cores, wrk, the peers and PostgreSQL are not pinned.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import resource
 import secrets
 import time
 from dataclasses import dataclass
@@ -38,9 +47,20 @@ from bench.harness import (
     wait_until,
     write_bodies,
 )
+from bench.quota import (
+    Hierarchy,
+    ServiceQuota,
+    Throttling,
+    idle_seconds,
+    load_average,
+    pids,
+    usable_hierarchy,
+)
 
 DEFAULT_SERVER_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 USERS = [f"3465{i:07d}" for i in range(500)]  # registered before (a)
+# "The same total service CPU per job" of 2 processes and 1, within this.
+SAME = 0.10
 JOBS = {"b": ("(b) greeting: new user's Hi -> registered -> confirmation at Graph", "graph"),
         "a": ("(a) registered user's text -> webhook receiver", "receiver")}
 
@@ -206,57 +226,129 @@ def drained(bench: Bench) -> bool:
             and metric(bench, "wagate_webhook_queue_depth") == 0)
 
 
-def one_job(bench: Bench, key: str, bodies: Path) -> dict[str, Any]:
+def others_cpu(peers: list[int]) -> dict[str, float]:
+    """CPU seconds so far of what shares the machine with the service: the peers,
+    wrk (this process's reaped children: wrk alone within a run), this process
+    and the idle time of all cores."""
+    children, me = (resource.getrusage(who) for who in (resource.RUSAGE_CHILDREN,
+                                                        resource.RUSAGE_SELF))
+    return {"peers": sum(cpu_seconds(pid) for pid in peers),
+            "wrk": children.ru_utime + children.ru_stime, "bench": me.ru_utime + me.ru_stime,
+            "idle": idle_seconds()}
+
+
+def cores_used(service: float, server: float, before: dict[str, float],
+               after: dict[str, float], seconds: float) -> dict[str, float]:
+    """How many of the machine's cores each part used on average over `seconds`;
+    "others" is what none of them used and was not idle (other sessions)."""
+    used = {"service": service / seconds, "postgres": server / seconds,
+            **{name: (after[name] - before[name]) / seconds for name in before}}
+    used["others"] = (os.cpu_count() or 1) - sum(used.values())
+    return used
+
+
+def one_job(bench: Bench, key: str, bodies: Path, peers: list[int],
+            quota: ServiceQuota | None) -> dict[str, Any]:
     """wrk on the job's path, then the drain: throughput and CPU per job."""
     _, peer = JOBS[key]
     supervisor = bench.procs["wagate"].pid
-    before_count = get_json(bench.url(peer, "/count"))["count"]
-    db0 = database_counts(bench.storage_url) if bench.storage_url else None
-    postmaster = db0.postmaster if db0 else None
-    cpu0, pg0, t0 = service_cpu(supervisor), postgres_cpu(postmaster), time.perf_counter()
-    load = run_wrk(bench.url("wagate", "/webhooks/meta"),
-                   {"BENCH_BODIES": str(bodies / f"scaling_{key}.txt")},
-                   bench.duration, 32)
-    done = wait_until(lambda: drained(bench), 300)
-    elapsed = time.perf_counter() - t0
-    cpu1, pg1 = service_cpu(supervisor), postgres_cpu(postmaster)
+    with contextlib.ExitStack() as stack:
+        if quota is not None:
+            stack.enter_context(quota.kept_placed(lambda: group_processes(supervisor)))
+        before_count = get_json(bench.url(peer, "/count"))["count"]
+        db0 = database_counts(bench.storage_url) if bench.storage_url else None
+        postmaster = db0.postmaster if db0 else None
+
+        def server_cpu() -> float:  # on SQLite, no server of the run's to count
+            return postgres_cpu(postmaster) if db0 else 0.0
+
+        throttled0 = quota.throttling() if quota else {}
+        load_at_start = load_average()
+        others0 = others_cpu(peers)
+        cpu0, pg0, t0 = service_cpu(supervisor), server_cpu(), time.perf_counter()
+        load = run_wrk(bench.url("wagate", "/webhooks/meta"),
+                       {"BENCH_BODIES": str(bodies / f"scaling_{key}.txt")},
+                       bench.duration, 32)
+        done = wait_until(lambda: drained(bench), 300)
+        elapsed = time.perf_counter() - t0
+        cpu1, pg1, others1 = service_cpu(supervisor), server_cpu(), others_cpu(peers)
+        throttled = {name: t.since(throttled0[name])
+                     for name, t in (quota.throttling() if quota else {}).items()}
     jobs = get_json(bench.url(peer, "/count"))["count"] - before_count
     by_role = {role: (cpu1[role] - cpu0[role]) * 1e6 / max(jobs, 1) for role in cpu0}
     counts: dict[str, float | None] = {"transactions": None}
     if db0 is not None:
         time.sleep(1.5)  # the server's statistics catch up
         counts = database_counts(bench.storage_url).per_job(db0, jobs)
-    return {"transactions_per_job": counts["transactions"], "database": counts, "jobs": jobs,
-            "answered_per_second": load.rps, "errors": load.errors,
-            "seconds": elapsed, "per_second": jobs / elapsed, "drained": done,
-            "cpu_us_per_job": sum(by_role.values()), "cpu_us_by_role": by_role,
-            "postgres_cpu_us_per_job": (pg1 - pg0) * 1e6 / max(jobs, 1)}
+    result = {"transactions_per_job": counts["transactions"], "database": counts, "jobs": jobs,
+              "answered_per_second": load.rps, "errors": load.errors,
+              "seconds": elapsed, "per_second": jobs / elapsed, "drained": done,
+              "cpu_us_per_job": sum(by_role.values()), "cpu_us_by_role": by_role,
+              "postgres_cpu_us_per_job": (pg1 - pg0) * 1e6 / max(jobs, 1),
+              "load_average": load_at_start,
+              "cores": cores_used(sum(cpu1.values()) - sum(cpu0.values()), pg1 - pg0,
+                                  others0, others1, elapsed)}
+    if quota is not None:
+        # A child still in supervisor/ was born there (restarted) and never moved.
+        unplaced = pids(quota.supervisor) - {supervisor}
+        result["quota"] = {"throttled": {name: {"periods": t.periods, "throttled": t.throttled,
+                                                "seconds": t.seconds}
+                                         for name, t in throttled.items()},
+                           "restarts_placed": quota.moves - len(quota.leaves),
+                           "lost": sorted(quota.lost | unplaced)}
+    return result
 
 
-def run_mode(main: Bench, mode: Mode, key: str, server: str) -> dict[str, Any]:
-    """One job kind in one mode, on a store of its own."""
+def run_mode(main: Bench, mode: Mode, key: str, server: str,
+             quota: tuple[Hierarchy, float] | None) -> dict[str, Any]:
+    """One job kind in one mode, on a store of its own; under `quota` (where and
+    how much CPU per process), each process in a cgroup of its own."""
     tmp = main.tmp / f"{mode.backend}{mode.workers}{key}"
     tmp.mkdir()
-    database = None
-    if mode.backend == "postgres":
-        database = asyncio.run(create_database(server, "wagate_bench"))
-    bench = Bench(tmp=tmp, quick=main.quick, ports=dict(main.ports), workers=mode.workers,
-                  cpus=mode.cpus,
-                  storage_url=database_url(server, database) if database else "")
-    try:
-        bench.start_wagate(rate=1_000_000)
-        if key == "a":
-            register_users(bench, USERS)
-            wait_until(lambda: drained(bench), 120)
-        return one_job(bench, key, main.tmp)
-    finally:
-        for name in list(bench.procs):
-            bench.stop(name)
-        if database:
-            asyncio.run(drop_database(server, database))
+    children = mode.workers + 1 if mode.workers > 1 else 1  # several: the drainers apart
+    groups = ServiceQuota(quota[0], quota[1], mode.workers, children) if quota else None
+    with contextlib.ExitStack() as stack:  # the cgroups go last, the service stopped
+        if groups is not None:
+            stack.enter_context(groups)
+        database = None
+        if mode.backend == "postgres":
+            database = asyncio.run(create_database(server, "wagate_bench"))
+        bench = Bench(tmp=tmp, quick=main.quick, ports=dict(main.ports), workers=mode.workers,
+                      cpus="" if groups else mode.cpus,
+                      cgroup=str(groups.supervisor) if groups else "",
+                      storage_url=database_url(server, database) if database else "")
+        try:
+            pid = bench.start_wagate(rate=1_000_000)
+            if groups is not None and not wait_until(
+                    lambda: groups.settled(group_processes(pid)), 30):
+                raise RuntimeError(f"the service's {children} children are not each in a "
+                                   f"cgroup of their own after 30 s")
+            if key == "a":
+                register_users(bench, USERS)
+                wait_until(lambda: drained(bench), 120)
+            return one_job(bench, key, main.tmp,
+                           [proc.pid for proc in main.procs.values()], groups)
+        finally:
+            for name in list(bench.procs):
+                bench.stop(name)
+            if database:
+                asyncio.run(drop_database(server, database))
 
 
-def run_scaling(bench: Bench) -> None:
+def choose_quota(cpus: float) -> tuple[Hierarchy, float] | None:
+    """Where to set a quota of `cpus` per process; None (said loudly) when nowhere."""
+    if cpus <= 0:
+        return None
+    found = usable_hierarchy()
+    if isinstance(found, Hierarchy):
+        return found, cpus
+    print(f"{'!' * 78}\nNO CPU QUOTA: {found}.\nFalling back to pinning with taskset: on 2 "
+          f"cores the ratio of 2 processes to 1 then measures the machine, not the service's "
+          f"scaling.\n{'!' * 78}", flush=True)
+    return None
+
+
+def run_scaling(bench: Bench, quota_cpus: float = 0.0) -> None:
     import asyncpg
 
     server = server_url()
@@ -267,13 +359,19 @@ def run_scaling(bench: Bench) -> None:
               "set WAGATE_TEST_POSTGRES_URL", flush=True)
         bench.results["scaling"] = {}
         return
+    quota = choose_quota(quota_cpus)
     write_job_bodies(bench.tmp, 30_000 if bench.quick else 80_000)
-    results: dict[str, dict[str, Any]] = {}
-    print("PostgreSQL and several processes (service pinned: 1 process core 0, "
-          "2 processes cores 0-1):", flush=True)
+    results: dict[str, dict[str, Any]] = {"method": {
+        "quota_cpus": quota[1] if quota else None,
+        "cgroup": f"v{quota[0].version} at {quota[0].root}" if quota else None}}
+    print("PostgreSQL and several processes (" + (
+        f"each service process capped at {quota[1]:g} CPU, the service at {quota[1]:g} × its "
+        f"processes, by cgroup v{quota[0].version} quotas; not pinned" if quota else
+        "service pinned: 1 process core 0, 2 processes cores 0-1") + "):", flush=True)
     for key, (what, _) in JOBS.items():
         for mode in MODES:
-            r = results.setdefault(key, {})[mode.name] = run_mode(bench, mode, key, server)
+            r = results.setdefault(key, {})[mode.name] = run_mode(bench, mode, key, server,
+                                                                  quota)
             roles = ", ".join(f"{role} {us:,.0f}" for role, us in r["cpu_us_by_role"].items())
             print(f"  {what} | {mode.name}: {r['jobs']} jobs in {r['seconds']:.1f} s = "
                   f"{r['per_second']:,.0f}/s (answered {r['answered_per_second']:,.0f}/s); "
@@ -281,7 +379,26 @@ def run_scaling(bench: Bench) -> None:
                   f"server {r['postgres_cpu_us_per_job']:,.0f} µs/job"
                   + (f", {r['transactions_per_job']:.1f} transactions/job"
                      if r["transactions_per_job"] is not None else ""), flush=True)
+            print(f"    cores used: {cores_row(r)}; load average {r['load_average']}"
+                  + (f"; throttled: {throttled_row(r)}" if "quota" in r else ""), flush=True)
     bench.results["scaling"] = results
+
+
+def cores_row(r: dict[str, Any]) -> str:
+    return ", ".join(f"{name} {cores:.2f}" for name, cores in r["cores"].items())
+
+
+def throttled_row(r: dict[str, Any]) -> str:
+    """How often each group's quota ran out, and for how long its processes waited;
+    a lost child (restarted and never moved into a group of its own) is said."""
+    quota = r["quota"]
+    parts = [f"{name} {t.share:.0%} of {t.periods} periods ({t.seconds:.1f} s)"
+             for name, t in ((name, Throttling(**v)) for name, v in quota["throttled"].items())]
+    if quota["restarts_placed"]:
+        parts.append(f"{quota['restarts_placed']} restarted children placed")
+    if quota["lost"]:
+        parts.append(f"LOST: children {quota['lost']} ran outside a cgroup of their own")
+    return ", ".join(parts)
 
 
 def projected_ratio(one: dict[str, Any], two: dict[str, Any]) -> float:
@@ -295,6 +412,7 @@ def projected_ratio(one: dict[str, Any], two: dict[str, Any]) -> float:
 def summary(results: dict[str, dict[str, Any]]) -> str:
     if not results:
         return "PostgreSQL and several processes: not measured (no PostgreSQL server)"
+    quota = results["method"]["quota_cpus"]
     rows = ["| job | mode | jobs/s (drain included) | service CPU µs/job (supervisor / "
             "HTTP / drainer) | PostgreSQL server µs/job | target | met |",
             "|---|---|---|---|---|---|---|"]
@@ -308,7 +426,15 @@ def summary(results: dict[str, dict[str, Any]]) -> str:
             if key == "b" and mode.backend == "postgres" and mode.workers == 1:
                 ratio = r["cpu_us_per_job"] / sqlite["cpu_us_per_job"]
                 target, met = f"≤ 1.5× SQLite's (is {ratio:.2f}×)", "yes" if ratio <= 1.5 else "no"
-            if mode.workers == 2:
+            if mode.workers == 2 and quota:
+                measured = r["per_second"] / one["per_second"]
+                change = r["cpu_us_per_job"] / one["cpu_us_per_job"] - 1
+                bound = Throttling(**one["quota"]["throttled"]["child1"]).share
+                target = (f"≥ 1.6× 1 proc at {quota:g} CPU per process, service CPU per job "
+                          f"the same (±{SAME:.0%}): {measured:.2f}×, CPU per job {change:+.0%} "
+                          f"(1 proc throttled in {bound:.0%} of periods: CPU-bound at the quota)")
+                met = "yes" if measured >= 1.6 and abs(change) <= SAME else "no"
+            elif mode.workers == 2:
                 measured = r["per_second"] / one["per_second"]
                 projected = projected_ratio(one, two)
                 target = (f"≥ 1.6× 1 proc with a core each (measured {measured:.2f}×, "
@@ -318,4 +444,11 @@ def summary(results: dict[str, dict[str, Any]]) -> str:
                         f"{r['cpu_us_per_job']:,.0f} ({by['supervisor']:,.0f} / "
                         f"{by['http']:,.0f} / {by['drainer']:,.0f}) | "
                         f"{r['postgres_cpu_us_per_job']:,.0f} | {target} | {met} |")
+    rows += ["", "| job | mode | cores used (service, PostgreSQL, peers, wrk, bench, others, "
+             "idle) | load average at the start | quota throttled |", "|---|---|---|---|---|"]
+    for key, (what, _) in JOBS.items():
+        for mode in MODES:
+            r = results[key][mode.name]
+            rows.append(f"| {what} | {mode.name} | {cores_row(r)} | {r['load_average']} | "
+                        f"{throttled_row(r) if 'quota' in r else 'no quota'} |")
     return "\n".join(rows)
