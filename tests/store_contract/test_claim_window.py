@@ -135,7 +135,8 @@ async def test_on_postgres_a_busy_backlog_adds_no_cost(postgres: Backend) -> Non
                 await _buffers(conn, pg_deliveries.NEXT_DUE_SKIPPING, ["acme"], ["slow"]),
                 await _buffers(conn, pg_outbound.CLAIM_SKIPPING, T0 + 2, [2], 10, T0 + 62,
                                "test"),
-                await _buffers(conn, pg_outbound.NEXT_DUE_SKIPPING, [2])])
+                await _buffers(conn, pg_outbound.NEXT_DUE_SKIPPING, [2]),
+                await _buffers(conn, pg_outbound.NEXT_DUE)])
         # A seek may cross one more index level behind the longer backlog; a
         # walk of it would touch a hundred pages more.
         small, large = costs

@@ -12,7 +12,13 @@ from bot.store.models import (
 )
 from bot.store.postgres.batches import Batches
 from bot.store.postgres.effects import PostgresEffects, Statement
-from bot.store.postgres.groups import group_heads, group_steps, still_due
+from bot.store.postgres.groups import (
+    due_with_leases,
+    group_heads,
+    group_steps,
+    lease_free,
+    still_due,
+)
 from bot.store.postgres.pool import LOCK_STATUS, Conn
 from bot.store.rows import (
     OUTBOUND_COLUMNS,
@@ -29,14 +35,15 @@ _OUTBOUND_OWN = ", ".join(f"outbound.{column.strip().removeprefix('o.')}"
                           if column.strip().startswith("o."))
 # Groups of queued messages: numbers (the index outbound_group_due). With
 # numbers busy (the integer array $2 of a claim, $1 of next-due): the rows a
-# claim picks (due by $1, up to $3), each other number's earliest.
+# claim picks (due by $1, their leases over, up to $3), each other number's
+# earliest due time.
 _STEPS = group_steps("outbound", "queued", ("instance_id",))
 _PICKED = ("seq = ANY(ARRAY(SELECT p.seq FROM ({}) AS p))".format(group_heads(
     "outbound", "queued", ("instance_id",), "seq",
-    "grp.instance_id <> ALL($2::integer[])", "$1", "$3")
+    "grp.instance_id <> ALL($2::integer[])", "$1", "$3", lease_free("$1"))
     + " ORDER BY head.next_attempt_at LIMIT $3"))
-_FIRSTS = group_heads("outbound", "queued", ("instance_id",), "seq",
-                      "grp.instance_id <> ALL($1::integer[])", None, "1")
+_GROUP_DUE = due_with_leases("outbound WHERE (status = 'queued') IS TRUE"
+                             " AND instance_id = grp.instance_id", "instance_id, next_attempt_at")
 
 
 def _claim(skipping: bool) -> str:
@@ -44,22 +51,29 @@ def _claim(skipping: bool) -> str:
     lease's end, $5 the holder."""
     # With numbers busy, each other number's earliest rows are picked
     # (groups.py: a paced number's backlog is never walked); the rows picked
-    # are locked and checked again.
+    # are locked and checked again. The claim writes the lease only
+    # (claimed_until, claimed_by: in no index), so the row's new version is a
+    # HOT update, on its page with no index entry (pg_migrations/0014): a
+    # claim walks past the leased rows, as many as are in flight.
     steps, due = ((f"RECURSIVE {_STEPS}, ", f"{still_due('queued', '$1')} AND {_PICKED}")
                   if skipping else ("", "status = 'queued' AND next_attempt_at <= $1"
                                     " AND instance_id <> ALL($2::integer[])"))
-    return (f"WITH {steps}due AS (SELECT seq FROM outbound WHERE {due}"
+    return (f"WITH {steps}due AS (SELECT seq FROM outbound WHERE {due} AND {lease_free('$1')}"
             " ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED),"
-            " o AS (UPDATE outbound SET claimed_until = $4, claimed_by = $5, next_attempt_at = $4"
+            " o AS (UPDATE outbound SET claimed_until = $4, claimed_by = $5"
             f" FROM due WHERE outbound.seq = due.seq RETURNING outbound.seq, {_OUTBOUND_OWN})"
             f" SELECT {OUTBOUND_COLUMNS} FROM o {_JOIN_GROUP} ORDER BY o.seq")
 
 
 # A claim's statement, and a claim's skipping busy numbers (the outbound
-# worker's while some number is held back by its pace); next-due skipping them.
-_CLAIM = _claim(False)
+# worker's while some number is held back by its pace); next-due, and
+# next-due skipping them.
+CLAIM = _claim(False)
 CLAIM_SKIPPING = _claim(True)
-NEXT_DUE_SKIPPING = f"WITH RECURSIVE {_STEPS} SELECT MIN(h.next_attempt_at) FROM ({_FIRSTS}) AS h"
+NEXT_DUE = "SELECT " + due_with_leases("outbound WHERE status = 'queued'", "next_attempt_at")
+NEXT_DUE_SKIPPING = (f"WITH RECURSIVE {_STEPS}, free AS MATERIALIZED (SELECT * FROM grp"
+                     f" WHERE grp.instance_id <> ALL($1::integer[]))"
+                     f" SELECT MIN({_GROUP_DUE}) FROM free AS grp")
 
 
 class _Mark(NamedTuple):
@@ -82,11 +96,11 @@ class PostgresOutbound(PostgresEffects):
                              exclude_instances: Sequence[int] = (),
                              holder: str | None = None) -> list[OutboundRow]:
         """Up to `limit` due messages, leased to `holder` (this store's worker id
-        by default) until `now + lease`: next_attempt_at moves to the lease's
-        end, so a claim nobody finishes comes due again then. Rows another
-        process is claiming are skipped, never waited for or handed out twice."""
+        by default) until `now + lease`: a claim nobody finishes comes due again
+        then. Rows another process is claiming are skipped, never waited for or
+        handed out twice."""
         rows = await self._statement(lambda conn: conn.fetch(
-            CLAIM_SKIPPING if exclude_instances else _CLAIM,
+            CLAIM_SKIPPING if exclude_instances else CLAIM,
             now, list(exclude_instances), limit, now + lease, holder or self.worker_id))
         return [outbound_row(r) for r in rows]
 
@@ -104,10 +118,10 @@ class PostgresOutbound(PostgresEffects):
         return Batches(self._write_marks, self._start)
 
     async def _write_marks(self, marks: list[_Mark]) -> list[None]:
-        # One round trip, autocommitted: see pg_migrations/0005_mark_sent.sql
-        # and 0011. Each message's status lock is held to the batch's commit;
-        # another batch never holds the same message (claims are exclusive),
-        # apply_status takes one lock.
+        # One round trip, autocommitted: see pg_migrations/0005_mark_sent.sql,
+        # 0011 and 0014. Each message's status lock is held to the batch's
+        # commit; another batch never holds the same message (claims are
+        # exclusive), apply_status takes one lock.
         st = Statement()
         arrays = ", ".join(st.arg(list(column), kind) for column, kind in zip(
             zip(*((m.message_id, m.provider_id, m.at, m.keep_media) for m in marks),
@@ -175,9 +189,8 @@ class PostgresOutbound(PostgresEffects):
         return await self._release("outbound", "queued", holder)
 
     async def next_outbound_due(self, exclude_instances: Sequence[int] = ()) -> float | None:
-        if not exclude_instances:  # the partial index's first entry
-            return await self._pool.fetchval(
-                "SELECT MIN(next_attempt_at) FROM outbound WHERE status = 'queued'")
+        if not exclude_instances:  # the partial index's first entries
+            return await self._pool.fetchval(NEXT_DUE)
         return await self._pool.fetchval(  # the other numbers' earliest
             NEXT_DUE_SKIPPING, list(exclude_instances))
 

@@ -6,8 +6,9 @@ from running units one after another on one connection, this store gets from
 locks held in the database, so it holds across processes:
 - queues are claimed with `FOR UPDATE SKIP LOCKED`, each claim naming its
   holder (`claimed_by`, this store's worker id) and its lease
-  (`claimed_until`, also the row's `next_attempt_at`, so a dead process's
-  claims come due when the lease ends); a start releases its own claims only;
+  (`claimed_until`: a dead process's claims come due when the lease ends;
+  webhook and media claims also move the row's `next_attempt_at` there); a
+  start releases its own claims only;
 - a chat's messages are serialized by an advisory lock on (instance, chat),
   held from reading the chat's state to committing what it caused (a
   session-level lock from the read, handed to the write's transaction);
