@@ -4,14 +4,19 @@ file read back, purged past its expiry; the service's own secret."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
+from typing import NamedTuple
+
+import asyncpg
 
 from bot.effects import DeliveryDraft, Effects, MediaDraft
 from bot.events import InboundMessage, MediaRef
 from bot.kinds import MessageKind
 from bot.store import Store
 from bot.store.models import MediaResult
+from tests.store_contract.conftest import Backend
 
 T0 = time.time()
 
@@ -98,3 +103,88 @@ async def test_the_service_secret_is_made_once_and_kept(store: Store) -> None:
     assert len(key) == 32
     assert await store.server_key("media_links") == key
     assert await store.server_key("other") != key
+
+
+
+def _file(n: int) -> bytes:
+    """A photo's bytes, each its own size, with what a careless encoding would
+    change: NULs, bytes past ASCII, a backslash, quotes."""
+    return b"\xff\xd8\xff\xe0\x00JFIF\\'\"" + bytes([n % 256]) * (1000 * n) + bytes(range(256))
+
+
+class Ending(NamedTuple):
+    """A photo committed with its held delivery, and how its fetch ends."""
+
+    media_id: str
+    delivery_id: str
+    result: MediaResult
+
+
+async def photos(store: Store, first: int, count: int) -> list[Ending]:
+    """`count` photos committed; most fetched, one failed for good (the 4th),
+    one to be tried again (the 6th)."""
+    ends = []
+    for n in range(count):
+        effects = photo(str(first + n))
+        assert effects.media is not None and await store.commit_inbound(effects, T0)
+        content = _file(first + n)
+        ends.append(Ending(effects.media.id, effects.deliveries[0].id, (
+            MediaResult(error="HTTP 404") if n == 3
+            else MediaResult(error="HTTP 503", retry_at=T0 + 5) if n == 5
+            else MediaResult(content=content, sha256=hashlib.sha256(content).hexdigest(),
+                             mime_type="image/jpeg"))))
+    return ends
+
+
+async def each_ended_once(store: Store, ends: list[Ending], released: list[int]) -> None:
+    """Each file stored as its end said, byte for byte; each final end released
+    its own delivery, once."""
+    for end, count in zip(ends, released, strict=True):
+        info = await store.media_info(end.media_id)
+        found = await store.media_content(end.media_id)
+        assert info is not None
+        if end.result.content is not None:
+            assert (info.status, info.size, info.sha256, info.error) == (
+                "ready", len(end.result.content), end.result.sha256, None)
+            assert found is not None and found[1] == end.result.content
+        else:
+            assert (info.status, info.error) == (
+                "failed" if end.result.retry_at is None else "pending", end.result.error)
+            assert found is None
+        assert count == (0 if end.result.retry_at is not None else 1)
+    due = await store.claim_deliveries(T0 + 3, 100, 30.0)
+    assert sorted(r.id for r in due) == sorted(
+        end.delivery_id for end in ends if end.result.retry_at is None)
+    assert await store.claim_deliveries(T0 + 3, 100, 30.0) == []
+
+
+async def test_photos_fetched_at_once_each_end_as_alone(store: Store) -> None:
+    # The media worker ends several fetches at once: each file is kept byte
+    # for byte, a failed one fails alone, and each delivery is released once.
+    ends = await photos(store, 100, 12)
+    assert len(await store.claim_media(T0, 20, 30.0, "w1")) == 12
+    released = await asyncio.gather(*(store.finish_media(e.media_id, e.result, T0 + 2)
+                                      for e in ends))
+    await each_ended_once(store, ends, released)
+    [again] = await store.claim_media(T0 + 5, 20, 30.0, "w1")  # the one tried again
+    assert again.id == ends[5].media_id and again.attempts == 1
+
+
+async def test_on_postgres_an_end_that_cannot_be_written_fails_alone(
+        postgres: Backend) -> None:
+    # A NUL cannot be stored in PostgreSQL's text: that end's write fails, and
+    # only its caller hears of it; the others land as if written alone.
+    store = await postgres.open()
+    try:
+        ends = await photos(store, 200, 8)
+        await store.claim_media(T0, 20, 30.0, "w1")
+        bad = ends[3]._replace(result=MediaResult(error="HTTP 404 \0"))
+        answers = await asyncio.gather(*(store.finish_media(e.media_id, e.result, T0 + 2)
+                                         for e in [*ends[:3], bad, *ends[4:]]),
+                                       return_exceptions=True)
+        assert isinstance(answers[3], asyncpg.PostgresError)
+        info = await store.media_info(bad.media_id)
+        assert info is not None and (info.status, info.error) == ("pending", None)
+        await each_ended_once(store, ends[:3] + ends[4:], answers[:3] + answers[4:])
+    finally:
+        await store.close()

@@ -16,6 +16,7 @@ from bot.effects import OutboundDraft
 from bot.store import StoreUnavailable, open_store
 from bot.store.postgres import MIGRATIONS, PostgresStore
 from bot.store.postgres import holds as postgres_holds
+from tests.store_contract import test_media_ports as media
 from tests.store_contract.conftest import Backend
 from tests.store_contract.test_batched_ports import sent_event
 from tests.store_contract.test_ports import (
@@ -177,6 +178,24 @@ async def test_sent_marks_from_two_processes_tell_each_message_once(
     for row in rows:
         history = [e.status for e in await a.status_history(row.id)]
         assert history.count("sent") == (row.id not in failed)
+    await asyncio.wait_for(woken.wait(), 10)
+
+
+async def test_photos_fetched_by_two_processes_at_once_each_end_once(
+        two: tuple[PostgresStore, PostgresStore]) -> None:
+    """Both processes end the same 12 fetches at once (a lease ran out: both
+    fetched), each in its batches: each file kept byte for byte, each delivery
+    released once in all, and the other process woken for them."""
+    a, b = two
+    woken = asyncio.Event()
+    await b.on_work("deliveries", woken.set)
+    ends = await media.photos(a, 300, 12)
+    assert len(await a.claim_media(media.T0, 20, 1.0, "host-a:1")) == 12
+    assert len(await b.claim_media(media.T0 + 1, 20, 30.0, "host-b:2")) == 12
+    answers = await asyncio.gather(*(store.finish_media(e.media_id, e.result, media.T0 + 2)
+                                     for e in ends for store in (a, b)))
+    released = [answers[n] + answers[n + 1] for n in range(0, len(answers), 2)]
+    await media.each_ended_once(b, ends, released)
     await asyncio.wait_for(woken.wait(), 10)
 
 

@@ -3,13 +3,15 @@ is a step of `commit_inbound`'s one statement."""
 
 from __future__ import annotations
 
+import functools
 import secrets
-from typing import Any
+from typing import Any, NamedTuple
 
 from bot.effects import MediaDraft
 from bot.store.models import MediaInfo, MediaJob, MediaResult
+from bot.store.postgres.batches import Batches
 from bot.store.postgres.effects import PostgresEffects, Statement
-from bot.store.postgres.pool import Conn, affected
+from bot.store.postgres.pool import affected
 
 _JOB_COLUMNS = ("id, provider, instance_id, kind, provider_media_id, source_url, mime_type,"
                 " filename, attempts")
@@ -29,6 +31,14 @@ def add_media(st: Statement, media: MediaDraft, now: float, gate: str) -> None:
         "INSERT INTO inbound_media (id, provider, instance_id, kind, provider_media_id,"
         " source_url, mime_type, filename, status, next_attempt_at, created_at, expires_at)"
         f" SELECT {values} WHERE {gate} ON CONFLICT (id) DO NOTHING"))
+
+
+class _Finish(NamedTuple):
+    """A fetch's end, to record (`finish_media`)."""
+
+    media_id: str
+    result: MediaResult
+    now: float
 
 
 def _info(row: Any) -> MediaInfo:
@@ -51,35 +61,37 @@ class PostgresMedia(PostgresEffects):
                          filename=r[7], attempts=r[8]) for r in rows]
 
     async def finish_media(self, media_id: str, result: MediaResult, now: float) -> int:
-        async def unit(conn: Conn) -> int:
-            if result.content is not None:
-                await conn.execute(
-                    "UPDATE inbound_media SET status = 'ready', content = $2, size = $3,"
-                    " sha256 = $4, mime_type = COALESCE($5, mime_type), error = NULL,"
-                    " attempts = attempts + 1, fetched_at = $6, claimed_until = NULL,"
-                    " claimed_by = NULL WHERE id = $1",
-                    media_id, result.content, len(result.content), result.sha256,
-                    result.mime_type, now)
-            elif result.retry_at is not None:
-                await conn.execute(
-                    "UPDATE inbound_media SET error = $2, attempts = attempts + 1,"
-                    " next_attempt_at = $3, claimed_until = NULL, claimed_by = NULL"
-                    " WHERE id = $1", media_id, result.error, result.retry_at)
-                return 0
-            else:
-                await conn.execute(
-                    "UPDATE inbound_media SET status = 'failed', error = $2,"
-                    " attempts = attempts + 1, claimed_until = NULL, claimed_by = NULL"
-                    " WHERE id = $1", media_id, result.error)
-            status = await conn.execute(
-                "UPDATE webhook_deliveries SET next_attempt_at = $2 WHERE media_id = $1"
-                " AND status = 'pending' AND attempts = 0 AND claimed_until IS NULL"
-                " AND next_attempt_at > $2", media_id, now)
-            released = affected(status)
-            if released:
-                self._notify(conn, "deliveries")
-            return released
-        return await self._tx(unit)
+        """See SqliteStore.finish_media. Fetches ending while one batch is written
+        go together in the next (group commit: the media worker runs several
+        at once), in one autocommitted statement: the files, the deliveries
+        released (never before their file is committed: the same commit) and
+        the other processes' wake-up."""
+        return await self._finished.add(_Finish(media_id, result, now))
+
+    @functools.cached_property
+    def _finished(self) -> Batches[_Finish, int]:
+        return Batches(self._write_finished, self._start)
+
+    async def _write_finished(self, ends: list[_Finish]) -> list[int]:
+        # One round trip, autocommitted: see pg_migrations/0016_finish_media.sql.
+        st = Statement()
+        arrays = ", ".join(st.arg(list(column), kind) for column, kind in zip(
+            zip(*((e.media_id, e.result.content, e.result.sha256, e.result.mime_type,
+                   e.result.error, e.result.retry_at, e.now) for e in ends), strict=True),
+            ("text[]", "bytea[]", "text[]", "text[]", "text[]", "float8[]", "float8[]"),
+            strict=True))
+        st.step("ended", (
+            "SELECT r.ord, wagate_finish_media(r.id, r.content, r.sha256, r.mime_type,"
+            f" r.error, r.retry_at, r.at) AS released FROM unnest({arrays}) WITH ORDINALITY"
+            " AS r (id, content, sha256, mime_type, error, retry_at, at, ord)"))
+        notifies, unsent = self._notifies(st, ["deliveries"],
+                                          "(SELECT SUM(released) FROM ended) > 0")
+        released = [row[0] for row in await self._statement(lambda conn: conn.fetch(st.sql(
+            f"SELECT ended.released FROM ended, {notifies} AS w ORDER BY ended.ord"),
+            *st.args))]
+        if any(released):
+            self._committed(["deliveries"], unsent)
+        return released
 
     async def media_info(self, media_id: str) -> MediaInfo | None:
         row = await self._pool.fetchrow(
