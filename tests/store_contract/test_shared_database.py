@@ -182,10 +182,11 @@ async def test_sent_marks_from_two_processes_tell_each_message_once(
 
 
 async def test_photos_fetched_by_two_processes_at_once_each_end_once(
-        two: tuple[PostgresStore, PostgresStore]) -> None:
+        two: tuple[PostgresStore, PostgresStore], postgres: Backend) -> None:
     """Both processes end the same 12 fetches at once (a lease ran out: both
     fetched), each in its batches: each file kept byte for byte, each delivery
-    released once in all, and the other process woken for them."""
+    released once in all, the other process woken for them, and what each
+    process tells of a file (for its link) is what the database says."""
     a, b = two
     woken = asyncio.Event()
     await b.on_work("deliveries", woken.set)
@@ -197,6 +198,14 @@ async def test_photos_fetched_by_two_processes_at_once_each_end_once(
     released = [answers[n] + answers[n + 1] for n in range(0, len(answers), 2)]
     await media.each_ended_once(b, ends, released)
     await asyncio.wait_for(woken.wait(), 10)
+    third = await PostgresStore.open(postgres.url, worker_id="host-c:3")
+    try:
+        for end in ends:
+            told = await third.media_info(end.media_id)
+            assert told is not None
+            assert await a.media_info(end.media_id) == told == await b.media_info(end.media_id)
+    finally:
+        await third.close()
 
 
 async def test_calls_of_many_attempts_on_two_endpoints_from_two_processes(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import secrets
+import time
 from typing import Any, NamedTuple
 
 from bot.effects import MediaDraft
@@ -31,6 +32,12 @@ def add_media(st: Statement, media: MediaDraft, now: float, gate: str) -> None:
         "INSERT INTO inbound_media (id, provider, instance_id, kind, provider_media_id,"
         " source_url, mime_type, filename, status, next_attempt_at, created_at, expires_at)"
         f" SELECT {values} WHERE {gate} ON CONFLICT (id) DO NOTHING"))
+
+
+# Final ends kept in memory for media_info: the deliveries of a file released
+# by its end are claimed and sent within moments, unless their endpoint is
+# behind (then they read the row).
+ENDED_KEPT = 1024
 
 
 class _Finish(NamedTuple):
@@ -81,19 +88,43 @@ class PostgresMedia(PostgresEffects):
             ("text[]", "bytea[]", "text[]", "text[]", "text[]", "float8[]", "float8[]"),
             strict=True))
         st.step("ended", (
-            "SELECT r.ord, wagate_finish_media(r.id, r.content, r.sha256, r.mime_type,"
-            f" r.error, r.retry_at, r.at) AS released FROM unnest({arrays}) WITH ORDINALITY"
-            " AS r (id, content, sha256, mime_type, error, retry_at, at, ord)"))
+            f"SELECT r.ord, f.* FROM unnest({arrays}) WITH ORDINALITY"
+            " AS r (id, content, sha256, mime_type, error, retry_at, at, ord),"
+            " LATERAL wagate_finish_media(r.id, r.content, r.sha256, r.mime_type, r.error,"
+            " r.retry_at, r.at) AS f"))
         notifies, unsent = self._notifies(st, ["deliveries"],
                                           "(SELECT SUM(released) FROM ended) > 0")
-        released = [row[0] for row in await self._statement(lambda conn: conn.fetch(st.sql(
-            f"SELECT ended.released FROM ended, {notifies} AS w ORDER BY ended.ord"),
-            *st.args))]
-        if any(released):
+        rows = await self._statement(lambda conn: conn.fetch(st.sql(
+            "SELECT ended.released, ended.file_kind, ended.file_mime, ended.file_name,"
+            f" ended.file_expires FROM ended, {notifies} AS w ORDER BY ended.ord"), *st.args))
+        for end, row in zip(ends, rows, strict=True):
+            if row[1] is not None:  # final, its row still there
+                self._keep_info(MediaInfo(
+                    id=end.media_id, status="failed" if end.result.content is None else "ready",
+                    kind=row[1], mime_type=row[2], filename=row[3],
+                    size=None if end.result.content is None else len(end.result.content),
+                    sha256=end.result.sha256, error=end.result.error, expires_at=row[4]))
+        if any(row[0] for row in rows):
             self._committed(["deliveries"], unsent)
-        return released
+        return [row[0] for row in rows]
+
+    @functools.cached_property
+    def _ended(self) -> dict[str, MediaInfo]:
+        """The files this process saw end for good, most recent last: a final
+        row changes no more until it is deleted past its expiry, and the
+        deliveries its end released read it (media_info) moments later."""
+        return {}
+
+    def _keep_info(self, info: MediaInfo) -> None:
+        self._ended.pop(info.id, None)
+        self._ended[info.id] = info
+        if len(self._ended) > ENDED_KEPT:
+            del self._ended[next(iter(self._ended))]
 
     async def media_info(self, media_id: str) -> MediaInfo | None:
+        known = self._ended.get(media_id)
+        if known is not None and known.expires_at > time.time():  # else maybe deleted
+            return known
         row = await self._pool.fetchrow(
             f"SELECT {_INFO_COLUMNS} FROM inbound_media WHERE id = $1", media_id)
         return _info(row) if row else None
