@@ -5,6 +5,7 @@ file read back, purged past its expiry; the service's own secret."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import time
 from typing import NamedTuple
@@ -186,5 +187,33 @@ async def test_on_postgres_an_end_that_cannot_be_written_fails_alone(
         info = await store.media_info(bad.media_id)
         assert info is not None and (info.status, info.error) == ("pending", None)
         await each_ended_once(store, ends[:3] + ends[4:], answers[:3] + answers[4:])
+    finally:
+        await store.close()
+
+
+async def test_on_postgres_photos_arriving_together_queue_each_fetch_once(
+        postgres: Backend) -> None:
+    # Messages whose chats were read together are written together (one
+    # statement), files and all; a redelivery of the batch queues nothing more.
+    store = await postgres.open()
+    try:
+        senders = [f"+3467300{n:04d}" for n in range(6)]
+        sent = [dataclasses.replace(e, inbound=dataclasses.replace(e.inbound, sender=sender))
+                for e, sender in zip((photo(str(400 + n)) for n in range(6)), senders,
+                                     strict=True)]
+        for at in (T0, T0 + 1):
+            await asyncio.gather(*(store.load_inbound_context(1, s, None) for s in senders))
+            assert await asyncio.gather(*(store.commit_inbound(e, at) for e in sent)) == [
+                at == T0] * 6
+        xmins = await store._pool.fetch("SELECT count(*) FROM inbound_media GROUP BY xmin::text")
+        assert [n for (n,) in xmins] == [6]
+        jobs = await store.claim_media(T0, 20, 30.0, "w1")
+        assert sorted((j.id, j.provider_media_id, j.kind, j.mime_type, j.attempts)
+                      for j in jobs) == sorted(
+            (e.media.id, e.media.provider_media_id, "image", "image/jpeg", 0)
+            for e in sent if e.media is not None)
+        assert await store.claim_deliveries(T0 + 1, 10, 30.0) == []  # held for their files
+        info = await store.media_info(jobs[0].id)
+        assert info is not None and (info.status, info.expires_at) == ("pending", T0 + 3600)
     finally:
         await store.close()

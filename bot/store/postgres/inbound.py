@@ -112,9 +112,9 @@ class PostgresInbound(ChatHolds):
     def _fits(self, effects: Effects) -> bool:
         """A message whose write goes with others' (`_write_together`): a private
         one whose registration, if any, is its sender's, linking no user id,
-        naming no group, carrying no file (those are rarer: each goes alone)."""
+        naming no group (those are rarer: each goes alone)."""
         msg, reg = effects.inbound, effects.registration
-        return (msg.group is None and effects.group is None and effects.media is None
+        return (msg.group is None and effects.group is None
                 and not _links_user(effects) and (reg is None or reg.number == msg.sender))
 
     async def _write_alone(self, conn: Conn, key: Key, effects: Effects, now: float) -> bool:
@@ -192,6 +192,24 @@ class PostgresInbound(ChatHolds):
                 f" JOIN u ON u.ord = m.ord WHERE {new} ON CONFLICT (instance_id, number, kind)"
                 " DO UPDATE SET last_at = excluded.last_at RETURNING 1"))
 
+        files = [(n, e.media) for n, e in enumerate(effects, start=1) if e.media is not None]
+        if files:  # each file's fetch queued at its message's time
+            st.step("media", (
+                "INSERT INTO inbound_media (id, provider, instance_id, kind, provider_media_id,"
+                " source_url, mime_type, filename, status, next_attempt_at, created_at,"
+                " expires_at) SELECT f.id, f.provider, f.inst, f.kind, f.media_id, f.url,"
+                " f.mime, f.filename, 'pending', u.at, u.at, f.expires FROM unnest("
+                + ", ".join([
+                    column([n for n, _ in files], "integer"),
+                    *(column([getattr(f, name) for _, f in files], "text") for name in (
+                        "id", "provider", "kind", "provider_media_id", "source_url",
+                        "mime_type", "filename")),
+                    column([f.instance_id for _, f in files], "integer"),
+                    column([f.expires_at for _, f in files], "float8")])
+                + ") AS f (ord, id, provider, kind, media_id, url, mime, filename, inst,"
+                f" expires) JOIN u ON u.ord = f.ord WHERE {new} ON CONFLICT (id) DO NOTHING"
+                " RETURNING 1"))
+
         def gate(owners: list[int]) -> str:  # a draft's (d) message is new
             return f"({column(owners, 'integer')})[d.ord] IN (SELECT ord FROM new)"
 
@@ -209,14 +227,15 @@ class PostgresInbound(ChatHolds):
                                            max(op.now for op in ops),
                                            gate([n for n, _ in deliveries]))
         filled: list[Queue] = [queue for queue, work in (
-            ("outbound", replies), ("deliveries", deliveries)) if work]
+            ("media", files), ("outbound", replies), ("deliveries", deliveries)) if work]
         notifies, unsent = self._notifies(st, filled, "EXISTS (SELECT 1 FROM new)")
         # The chats are passed once every step has run (the subquery, fenced by
         # OFFSET 0, reads them all, and its columns are read first): a step
         # that fails fails before any session lock is let go, and each message
         # can go again alone.
         steps = " + ".join(f"(SELECT count(*) FROM {name})" for name in (
-            "reg", "seen", *(["marks"] if marks else []), *(["out"] if replies else [])))
+            "reg", "seen", *(["marks"] if marks else []), *(["out"] if replies else []),
+            *(["media"] if files else [])))
         written, queued, *_ = await conn.fetchrow(st.sql(
             f"SELECT written, queued, steps, wagate_chats_pass({LOCK_CHAT},"
             f" {column([chat_key(*op.key) for op in ops], 'integer')}), {notifies}"
