@@ -38,9 +38,12 @@ BEGIN
         INTO file_kind, file_mime, file_name, file_expires;
     END IF;
     -- Only deliveries still waiting: one already tried keeps its schedule.
+    -- Found by the file's index alone: its due time's (`+ 0` keeps it out)
+    -- would also walk every other delivery waiting for its file or its
+    -- endpoint (232 buffers a call behind a backlog, for one row).
     UPDATE webhook_deliveries SET next_attempt_at = p_at
     WHERE media_id = p_id AND status = 'pending' AND attempts = 0
-        AND claimed_until IS NULL AND next_attempt_at > p_at;
+        AND claimed_until IS NULL AND next_attempt_at + 0 > p_at;
     GET DIAGNOSTICS released = ROW_COUNT;
 END
 $$;
