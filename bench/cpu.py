@@ -33,14 +33,15 @@ from bench.harness import (
     PNID_QUIET,
     TICKS,
     Bench,
+    drained,
     get_json,
     meta_body,
-    metric,
     peak_rss_mb,
     register_users,
     run_wrk,
     sign,
     wait_until,
+    warm_up,
     write_bodies,
 )
 from bench.scaling import (
@@ -124,22 +125,6 @@ def system_seconds(supervisor: int) -> float:
     return sum(int(proc_stat(pid)[1][12]) for pid in pids) / TICKS
 
 
-def drained(bench: Bench) -> bool:
-    return (metric(bench, "wagate_outbound_queue_depth") == 0
-            and metric(bench, "wagate_webhook_queue_depth") == 0)
-
-
-def warm_up(bench: Bench, job: Job) -> None:
-    """A second of the job's load, drained, before it is measured: what a service
-    does once (a store's connections opened, its statements prepared and
-    planned) is not a job's cost. Its requests are the job's with ids, and
-    new users, of their own."""
-    run_wrk(bench.url("wagate", job.path), {
-        "BENCH_BODIES": str(bench.tmp / job.bodies.replace(".txt", "_warm.txt")), **job.env},
-        1, 32)
-    wait_until(lambda: drained(bench), 120)
-
-
 def measure(bench: Bench, job: Job) -> dict[str, Any]:
     """wrk on the job's path, then the drain: CPU per job, throughput, latency."""
     service = bench.procs["wagate"].pid
@@ -188,7 +173,7 @@ def run_job(main: Bench, backend: str, job: Job) -> dict[str, Any]:
             register_users(bench, USERS)
             wait_until(lambda: drained(bench), 120)
         bench.tmp = main.tmp  # the bodies
-        warm_up(bench, job)
+        warm_up(bench, job.path, bench.tmp / job.bodies.replace(".txt", "_warm.txt"), job.env)
         return measure(bench, job)
     finally:
         for name in list(bench.procs):

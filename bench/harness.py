@@ -270,6 +270,21 @@ def register_users(bench: Bench, senders: list[str]) -> None:
     asyncio.run(go())
 
 
+def drained(bench: Bench) -> bool:
+    """The service's queues are empty: what the load caused was done."""
+    return (metric(bench, "wagate_outbound_queue_depth") == 0
+            and metric(bench, "wagate_webhook_queue_depth") == 0)
+
+
+def warm_up(bench: Bench, path: str, bodies: Path, env: dict[str, str] | None = None) -> None:
+    """A second of a job's load on `path` (its requests from `bodies`, with ids and
+    new users of their own), drained, before the job is measured: what a
+    service does once (its processes started, a store's connections opened,
+    its statements prepared and planned) is not a job's cost."""
+    run_wrk(bench.url("wagate", path), {"BENCH_BODIES": str(bodies), **(env or {})}, 1, 32)
+    wait_until(lambda: drained(bench), 120)
+
+
 def metric(bench: Bench, name: str) -> float:
     req = urllib.request.Request(bench.url("wagate", "/metrics"))
     with urllib.request.urlopen(req, timeout=10) as resp:

@@ -37,14 +37,15 @@ from urllib.parse import urlsplit, urlunsplit
 from bench.harness import (
     Bench,
     cpu_seconds,
+    drained,
     get_json,
     meta_body,
-    metric,
     proc_stat,
     register_users,
     run_wrk,
     sign,
     wait_until,
+    warm_up,
     write_bodies,
 )
 from bench.quota import (
@@ -155,12 +156,14 @@ def postgres_cpu(postmaster: int | None = None) -> float:
 
 
 def write_job_bodies(tmp: Path, count: int) -> None:
-    write_bodies(tmp / "scaling_b.txt", [
-        (sign(body), body) for body in (meta_body(f"3466{i:07d}", "Hi", f"wamid.SB{i}")
-                                        for i in range(count))])
-    write_bodies(tmp / "scaling_a.txt", [
-        (sign(body), body) for body in (meta_body(USERS[i % len(USERS)], f"status {i}?",
-                                                  f"wamid.SA{i}") for i in range(count))])
+    """Each job's requests, and its warm-up's (ids and new users of their own)."""
+    for warm, prefix, users, n in (("", "S", "3466", count), ("_warm", "W", "3465", count // 10)):
+        write_bodies(tmp / f"scaling_b{warm}.txt", [
+            (sign(body), body) for body in (meta_body(f"{users}{i:07d}", "Hi",
+                                                      f"wamid.{prefix}B{i}") for i in range(n))])
+        write_bodies(tmp / f"scaling_a{warm}.txt", [
+            (sign(body), body) for body in (meta_body(USERS[i % len(USERS)], f"status {i}?",
+                                                      f"wamid.{prefix}A{i}") for i in range(n))])
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,11 +222,6 @@ def database_counts(url: str) -> DatabaseCounts:
 
 def transactions(url: str) -> int:
     return database_counts(url).transactions
-
-
-def drained(bench: Bench) -> bool:
-    return (metric(bench, "wagate_outbound_queue_depth") == 0
-            and metric(bench, "wagate_webhook_queue_depth") == 0)
 
 
 def others_cpu(peers: list[int]) -> dict[str, float]:
@@ -326,6 +324,9 @@ def run_mode(main: Bench, mode: Mode, key: str, server: str,
             if key == "a":
                 register_users(bench, USERS)
                 wait_until(lambda: drained(bench), 120)
+            # Every process started (the drainers too) and warm: (b) was measured
+            # from the HTTP processes' first answer, the drainers still starting.
+            warm_up(bench, "/webhooks/meta", main.tmp / f"scaling_{key}_warm.txt")
             return one_job(bench, key, main.tmp,
                            [proc.pid for proc in main.procs.values()], groups)
         finally:
