@@ -63,6 +63,9 @@ def test_throttled_time_is_read_in_each_version_unit() -> None:
 def test_a_child_born_in_the_supervisors_group_is_moved_and_capped() -> None:
     found = usable_hierarchy()
     if isinstance(found, str):
+        # Creating cgroups needs root and a writable cpu controller; without
+        # them the bench itself says so and pins instead: nothing to test here.
+        # (This is the bench's tool, not the service: CI's machine has them.)
         pytest.skip(found)
     with ServiceQuota(found, 0.1, 1, 1) as groups:
         busy = subprocess.Popen(["sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec sh -c '

@@ -15,6 +15,7 @@ the pool once every chat it held was written or let go.
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import dataclasses
@@ -87,7 +88,7 @@ def _columns(reads: list[_Read]) -> list[list[Any]]:
         *((r.key[0], r.sender, r.key[1], r.group_id, r.user_id) for r in reads), strict=True)]
 
 
-class ChatHolds(PostgresEffects):
+class ChatHolds(PostgresEffects, abc.ABC):
     """Chats held from their state's read to their write (see the module)."""
 
     @functools.cached_property
@@ -251,11 +252,14 @@ class ChatHolds(PostgresEffects):
             held.conn.terminate()
 
     # The writes, by inbound.py.
+    @abc.abstractmethod
     def _fits(self, effects: Effects) -> bool:
-        raise NotImplementedError
+        """These effects can go in a batch's one statement."""
 
+    @abc.abstractmethod
     async def _write_together(self, conn: Conn, ops: list[Op]) -> list[bool]:
-        raise NotImplementedError
+        """Write these in one statement, each chat's lock passed to it."""
 
+    @abc.abstractmethod
     async def _write_alone(self, conn: Conn, key: Key, effects: Effects, now: float) -> bool:
-        raise NotImplementedError
+        """Write one message on its own, its chat's lock passed to it."""
