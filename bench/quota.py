@@ -12,8 +12,8 @@ service of `processes` processes of `cpus` CPU each:
       supervisor/            cpus: the supervisor; its children are born here
       child1/ … childN/      cpus each: one child each, moved there once it runs
 
-With `--workers 2` there are three children (two HTTP and the drainers) on
-the budget of two processes, as on a machine of two cores. A child the
+With `--workers 2` there are two children, each answering requests and
+draining the queues, as on a machine of two cores. A child the
 supervisor restarts is born in supervisor/ and `place` moves it into the
 leaf its predecessor left empty.
 

@@ -69,7 +69,7 @@ JOBS = {"b": ("(b) greeting: new user's Hi -> registered -> confirmation at Grap
 @dataclass(frozen=True, slots=True)
 class Mode:
     backend: str  # sqlite | postgres
-    workers: int  # 1: `serve --workers 1` (one child); 2: two HTTP children and a drainer
+    workers: int  # `serve --workers N`: N children, each answering and draining
     cpus: str  # taskset's list for the service
 
     @property
@@ -111,28 +111,26 @@ async def drop_database(server: str, name: str) -> None:
         await conn.close()
 
 
-def group_processes(supervisor: int) -> dict[int, str]:
-    """The live children of `supervisor`: pid -> role ("http" or "drainer")."""
-    found: dict[int, str] = {}
+def group_processes(supervisor: int) -> set[int]:
+    """The live children of `supervisor`."""
+    found: set[int] = set()
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             ppid, fields = proc_stat(int(entry.name))
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
         except OSError:  # gone meanwhile
             continue
         if ppid == supervisor and fields[0] != "Z":
-            found[int(entry.name)] = "drainer" if b"worker" in argv else "http"
+            found.add(int(entry.name))
     return found
 
 
 def service_cpu(supervisor: int) -> dict[str, float]:
-    """CPU seconds so far of the service's processes, by role."""
-    roles = {"supervisor": cpu_seconds(supervisor), "http": 0.0, "drainer": 0.0}
-    for pid, role in group_processes(supervisor).items():
-        roles[role] += cpu_seconds(pid)
-    return roles
+    """CPU seconds so far of the service: the supervisor's, and its children's
+    (each answering requests and draining the queues)."""
+    return {"supervisor": cpu_seconds(supervisor),
+            "children": sum(cpu_seconds(pid) for pid in group_processes(supervisor))}
 
 
 def postgres_cpu(postmaster: int | None = None) -> float:
@@ -303,8 +301,7 @@ def run_mode(main: Bench, mode: Mode, key: str, server: str,
     how much CPU per process), each process in a cgroup of its own."""
     tmp = main.tmp / f"{mode.backend}{mode.workers}{key}"
     tmp.mkdir()
-    children = mode.workers + 1 if mode.workers > 1 else 1  # several: the drainers apart
-    groups = ServiceQuota(quota[0], quota[1], mode.workers, children) if quota else None
+    groups = ServiceQuota(quota[0], quota[1], mode.workers, mode.workers) if quota else None
     with contextlib.ExitStack() as stack:  # the cgroups go last, the service stopped
         if groups is not None:
             stack.enter_context(groups)
@@ -319,13 +316,13 @@ def run_mode(main: Bench, mode: Mode, key: str, server: str,
             pid = bench.start_wagate(rate=1_000_000)
             if groups is not None and not wait_until(
                     lambda: groups.settled(group_processes(pid)), 30):
-                raise RuntimeError(f"the service's {children} children are not each in a "
+                raise RuntimeError(f"the service's {mode.workers} children are not each in a "
                                    f"cgroup of their own after 30 s")
             if key == "a":
                 register_users(bench, USERS)
                 wait_until(lambda: drained(bench), 120)
-            # Every process started (the drainers too) and warm: (b) was measured
-            # from the HTTP processes' first answer, the drainers still starting.
+            # Every process started and warm: (b) was once measured from the
+            # first answer, the drainers still starting.
             warm_up(bench, "/webhooks/meta", main.tmp / f"scaling_{key}_warm.txt")
             return one_job(bench, key, main.tmp,
                            [proc.pid for proc in main.procs.values()], groups)
@@ -403,11 +400,10 @@ def throttled_row(r: dict[str, Any]) -> str:
 
 
 def projected_ratio(one: dict[str, Any], two: dict[str, Any]) -> float:
-    """2 processes ÷ 1 where each process has a core: each is bound by its own
-    busiest process (the two HTTP processes share the requests evenly)."""
-    roles = two["cpu_us_by_role"]
-    busiest = max(roles["http"] / 2, roles["drainer"])
-    return one["cpu_us_per_job"] / busiest if busiest else 0.0
+    """2 processes ÷ 1 where each process has a core: the two share the
+    requests, and the work they queue, evenly."""
+    each = two["cpu_us_by_role"]["children"] / 2
+    return one["cpu_us_per_job"] / each if each else 0.0
 
 
 def summary(results: dict[str, dict[str, Any]]) -> str:
@@ -415,7 +411,7 @@ def summary(results: dict[str, dict[str, Any]]) -> str:
         return "PostgreSQL and several processes: not measured (no PostgreSQL server)"
     quota = results["method"]["quota_cpus"]
     rows = ["| job | mode | jobs/s (drain included) | service CPU µs/job (supervisor / "
-            "HTTP / drainer) | PostgreSQL server µs/job | target | met |",
+            "children) | PostgreSQL server µs/job | target | met |",
             "|---|---|---|---|---|---|---|"]
     for key, (what, _) in JOBS.items():
         runs = results[key]
@@ -443,7 +439,7 @@ def summary(results: dict[str, dict[str, Any]]) -> str:
                 met = "yes" if measured >= 1.6 else "no (see text)"
             rows.append(f"| {what} | {mode.name} | {r['per_second']:,.0f} | "
                         f"{r['cpu_us_per_job']:,.0f} ({by['supervisor']:,.0f} / "
-                        f"{by['http']:,.0f} / {by['drainer']:,.0f}) | "
+                        f"{by['children']:,.0f}) | "
                         f"{r['postgres_cpu_us_per_job']:,.0f} | {target} | {met} |")
     rows += ["", "| job | mode | cores used (service, PostgreSQL, peers, wrk, bench, others, "
              "idle) | load average at the start | quota throttled |", "|---|---|---|---|---|"]

@@ -168,7 +168,7 @@ def _reloaded(app: web.Application, outcome: str) -> None:
     metrics.reloads.labels(outcome).inc()
     metrics.config_generation.set(holder.generation)
     metrics.config_loaded.set(holder.loaded_at)
-    if store_key in app and app[roles_key].drainers:  # one process per group audits it
+    if store_key in app and app[roles_key].audits_reloads:
         store = app[store_key]
         entry = AuditEntry(actor="config", address=store.worker_id,
                            action="config.reloaded" if outcome == "ok" else

@@ -1,11 +1,12 @@
 """Several processes: what each one runs, and the supervisor of `wagate serve --workers N`.
 
 The supervisor opens no store and answers no request. It starts the children
-(`wagate serve` processes sharing one port through SO_REUSEPORT, and the queue
-drainers), hands each the SQLite lock it holds (when there is one) and the
-read end of a pipe whose end tells them it died, forwards SIGHUP once it has
-validated the config, drains them all on SIGTERM, and restarts one that dies,
-a bounded number of times.
+(`wagate serve` processes sharing one port through SO_REUSEPORT, each one
+answering requests and draining the queues as a lone process does), hands
+each the SQLite lock it holds (when there is one) and the read end of a pipe
+whose end tells them it died, forwards SIGHUP once it has validated the
+config, drains them all on SIGTERM, and restarts one that dies, a bounded
+number of times.
 """
 
 from __future__ import annotations
@@ -74,7 +75,7 @@ class GroupReloader(Reloader):
 
 @dataclass(slots=True)
 class Child:
-    name: str  # "http 1", "drainers": for the log
+    name: str  # "process 1": for the log
     argv: list[str]
     proc: asyncio.subprocess.Process | None = None
     deaths: collections.deque[float] = field(default_factory=collections.deque)
@@ -95,15 +96,15 @@ class Supervisor:
         base = [sys.executable, "-m", "bot", "--config", config.path]
         group = ["--supervised", str(self._parent_end), "--group-size", str(http_processes),
                  *child_args]
-        # One process: it drains the queue too (as SQLite requires). Several:
-        # they answer HTTP alike and the drainers run in a process of their own.
-        alone = [] if http_processes == 1 else ["--no-drainers"]
-        self.children = [Child(f"http {i + 1}", [*base, "serve", *group, *alone,
-                                                 *self._worker_id(f"http{i + 1}")])
+        # Each process answers requests and drains the queues, as a lone one
+        # does, so N processes do N times the work of one: the work a process
+        # accepts is mostly sent and delivered by it, woken by its own commits
+        # (a drainer process apart ran out first and was woken only by NOTIFY:
+        # docs/PERFORMANCE.md).
+        self.children = [Child(f"process {i + 1}",
+                               [*base, "serve", *group, "--group-index", str(i + 1),
+                                *self._worker_id(f"p{i + 1}")])
                          for i in range(http_processes)]
-        if http_processes > 1:
-            self.children.append(Child("drainers", [*base, "worker", *group,
-                                                    *self._worker_id("drainers")]))
         self._events: asyncio.Queue[tuple[str, Child | None]] = asyncio.Queue()
         self._stopping = False
         self._watches: set[asyncio.Task[int]] = set()
@@ -126,10 +127,9 @@ class Supervisor:
             if self.pid_file:
                 write_pid_file(self.pid_file)
             server = self.config.server
-            log.info("wagate supervisor (pid %d): %d HTTP process(es) on http://%s:%d, "
-                     "queue drainers in %s", os.getpid(), self.http_processes, server.host,
-                     server.port, "the same one" if self.http_processes == 1
-                     else "a process of their own")
+            log.info("wagate supervisor (pid %d): %d process(es) on http://%s:%d, each "
+                     "answering requests and draining the queues", os.getpid(),
+                     self.http_processes, server.host, server.port)
             return await self._supervise()
         finally:
             await self._stop_all()

@@ -13,6 +13,10 @@ class Group:
     http_processes: int
     metrics_dir: str  # PROMETHEUS_MULTIPROC_DIR, shared by the group
     supervisor_pid: int
+    # Which of the group's processes this is (1 to http_processes, kept by a
+    # restarted successor): the first records what the group does once, such
+    # as a reload's audit entry.
+    index: int = 1
     # The worker id this process's claims carry, given by the supervisor to a
     # child and to each of its successors: a process restarted after a crash
     # releases its own claims at start, so it frees at once those its killed
@@ -28,6 +32,12 @@ class Roles:
     http: bool = True
     drainers: bool = True
     group: Group | None = None
+
+    @property
+    def audits_reloads(self) -> bool:
+        """Whether this process records a reload in the audit log: each process
+        of a group reloads, and the entry is the group's, written once."""
+        return self.group is None or self.group.index == 1
 
     @property
     def names(self) -> list[str]:

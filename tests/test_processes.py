@@ -328,7 +328,7 @@ def test_a_group_of_one_on_sqlite_reloads_restarts_and_drains(group_of_one: Grou
     wait_for(lambda: "exited unexpectedly" in g.log.read_text())
     wait_for(lambda: len(pids := g.pids()) == 1 and child not in pids)
     wait_for(lambda: get(f"{g.url}/readyz")[0] == 200)
-    assert re.search(rf"http 1 \(pid {child}\) exited unexpectedly with signal SIGKILL; "
+    assert re.search(rf"process 1 \(pid {child}\) exited unexpectedly with signal SIGKILL; "
                      r"restarting it", g.log.read_text())
     # Counters outlive the process that counted them: the first Hola's reply.
     _, metrics = get(f"{g.url}/metrics")
@@ -393,34 +393,47 @@ def test_a_group_of_two_on_postgres_shares_one_port(tmp_path: Path,
         f'url = "sqlite:///{tmp_path / "wagate.db"}"', f'url = "{postgres_schema_url}"'))
     g = Group(config, port, 2)
     try:
-        # Two HTTP processes on the one port, the drainers in a third.
-        assert g.processes() == {"http": 2.0, "drainers": 1.0}
-        assert len(g.pids()) == 3
+        # Two processes on the one port, each answering and draining.
+        assert g.processes() == {"http": 2.0, "drainers": 2.0}
+        assert len(g.pids()) == 2
         sender = "+34600000001"  # inject's
         out = wagate("simulate", "--config", str(g.config), "--from", sender, "Hola")
         assert "delivered inbound message" in out.stdout
         wait_for(lambda: "[sent]" in wagate("outbox", "--config", str(g.config), "--to",
                                             sender).stdout)
-        # SIGHUP reaches all three.
+        # SIGHUP reaches both.
         g.write(g.base + NEW_SUBSCRIBER)
         g.proc.send_signal(signal.SIGHUP)
-        wait_for(lambda: list(g.pids().values()) == [2.0] * 3)
+        wait_for(lambda: list(g.pids().values()) == [2.0] * 2)
         pids = g.pids()
         # So does a reload asked of whichever process answers the admin API.
         assert "reloaded (generation 3)" in wagate("reload", "--config", str(g.config)).stdout
-        assert list(g.pids().values()) == [3.0] * 3 and g.pids().keys() == pids.keys()
-        # One HTTP process killed: restarted, the group ready again.
-        victim = re.findall(r"started http \d+ \(pid (\d+)\)", g.log.read_text())[0]
+        assert list(g.pids().values()) == [3.0] * 2 and g.pids().keys() == pids.keys()
+        # Each reload is the group's: audited once, not once per process.
+        wait_for(lambda: audited(g) == [3, 2])
+        # The first process killed: restarted, the group ready again, and its
+        # successor is the one that audits (a reload is still recorded once).
+        victim = re.findall(r"started process 1 \(pid (\d+)\)", g.log.read_text())[0]
         os.kill(int(victim), signal.SIGKILL)
         wait_for(lambda: "exited unexpectedly" in g.log.read_text())
-        wait_for(lambda: len(pids := g.pids()) == 3 and victim not in pids)
+        wait_for(lambda: len(pids := g.pids()) == 2 and victim not in pids)
         wait_for(lambda: get(f"{g.url}/readyz")[0] == 200)
+        assert "reloaded" in wagate("reload", "--config", str(g.config)).stdout
+        wait_for(lambda: len(audited(g)) == 3)
+        time.sleep(0.5)
+        assert len(audited(g)) == 3  # and no second entry came later
         g.proc.send_signal(signal.SIGTERM)
         assert g.proc.wait(30) == 0
-        assert "stopping: draining 3 process(es)" in g.log.read_text()
+        assert "stopping: draining 2 process(es)" in g.log.read_text()
     finally:
         stop_service(g.proc)
 
+
+
+def audited(g: Group) -> list[int]:
+    """The config generations the audit log records reloads of, newest first."""
+    out = wagate("audit", "--config", str(g.config), "--actor", "config", "--json")
+    return [e["details"]["generation"] for e in json.loads(out.stdout)["entries"]]
 
 
 async def test_work_queued_through_one_serve_is_picked_up_by_the_other_at_once(

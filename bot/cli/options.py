@@ -45,6 +45,7 @@ def supervised(p: argparse.ArgumentParser) -> None:
     # Set by `serve --workers N` on the processes it starts, not by people.
     p.add_argument("--supervised", type=int, metavar="FD", help=argparse.SUPPRESS)
     p.add_argument("--group-size", type=int, default=1, help=argparse.SUPPRESS)
+    p.add_argument("--group-index", type=int, default=1, help=argparse.SUPPRESS)
     p.add_argument("--worker-id", help=argparse.SUPPRESS)
 
 

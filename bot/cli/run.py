@@ -129,7 +129,7 @@ def _group(args: argparse.Namespace) -> Group | None:
         raise CommandError("--supervised is for the processes `wagate serve --workers N` "
                          "starts")
     return Group(http_processes=args.group_size, metrics_dir=metrics_dir,
-                 supervisor_pid=os.getppid(), worker_id=args.worker_id)
+                 supervisor_pid=os.getppid(), worker_id=args.worker_id, index=args.group_index)
 
 
 def _supervise(args: argparse.Namespace, config: Config) -> int:
@@ -169,8 +169,9 @@ def add_serve(sub: Subparsers) -> None:
     common(p, client=False)
     log_options(p)
     p.add_argument("--workers", type=int, metavar="N",
-                   help="run N HTTP processes sharing the port, plus the queue drainers, "
-                   "under a supervisor (more than 1 needs PostgreSQL); default: one process")
+                   help="run N processes sharing the port, each answering requests and "
+                   "draining the queues, under a supervisor (more than 1 needs PostgreSQL); "
+                   "default: one process")
     supervised(p)
     p.add_argument("--no-drainers", action="store_true", help=argparse.SUPPRESS)
 
