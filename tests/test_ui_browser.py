@@ -168,6 +168,15 @@ async def test_admin_sees_a_registration_and_replays_a_failed_delivery(
     await expect(page.locator("tr.inbound", has_text="Hola")).to_have_count(1)
     await shot(page, "messages")
 
+    # A filter typed wrong in the address bar: a page saying so, and the way back.
+    answer = await page.goto(f"{base}/ui/deliveries?status=lost")
+    assert answer is not None and answer.status == 400
+    await expect(page.locator("h1")).to_have_text("Bad Request")
+    await expect(page.locator("[role=alert]")).to_contain_text("status must be")
+    await page.click("text=Back to /ui/deliveries")
+    await expect(page).to_have_url(f"{base}/ui/deliveries")
+    await expect(page.locator("tr.delivery")).not_to_have_count(0)
+
     # Logging out ends the session: the dashboard asks to log in again.
     await page.click("text=Log out")
     await page.goto(f"{base}/ui/deliveries")

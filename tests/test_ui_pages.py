@@ -297,8 +297,29 @@ async def test_subscribers_and_message_pages(client: TestClient) -> None:
     assert msg in page and "hello" in page
     page = await (await client.get(f"/ui/messages/{msg}")).text()
     assert '<tr class="status queued">' in page  # the recorded history's first row
-    assert (await client.get("/ui/messages/nope")).status == 404
-    assert (await client.get("/ui/messages?error_code=x")).status == 400
+    # A page that cannot be shown is a page (with the error's code and a way
+    # back), not the API's JSON.
+    missing = await client.get("/ui/messages/nope")
+    assert missing.status == 404 and missing.content_type == "text/html"
+    body = await missing.text()
+    assert "<h1>Not Found</h1>" in body and "<code>message_not_found</code>" in body
+    assert '<a href="/ui/messages">' in body
+    wrong = await client.get("/ui/messages?error_code=x")
+    assert wrong.status == 400 and wrong.content_type == "text/html"
+    body = await wrong.text()
+    assert "query parameter error_code must be an integer" in body
+    assert "<code>invalid_query</code>" in body and '<a href="/ui/messages">' in body
+
+
+async def test_a_portal_page_that_cannot_be_shown_is_a_page(client: TestClient) -> None:
+    await login(client, "/portal/", ACME_LOGIN)
+    wrong = await client.get("/portal/deliveries?status=lost")
+    assert wrong.status == 400 and wrong.content_type == "text/html"
+    body = await wrong.text()
+    assert "status must be" in body and '<a href="/portal/deliveries">' in body
+    assert 'href="/portal/credentials"' in body  # the portal's own frame
+    # A form still answers as it does: refused, not turned into this page.
+    assert (await client.post("/portal/secrets", data={})).status in (400, 403)
 
 
 async def test_login_goes_back_only_to_a_page_of_its_own(client: TestClient) -> None:

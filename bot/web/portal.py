@@ -28,6 +28,7 @@ from bot.web.ui.pages import (
     login_refused,
     notice_url,
     overlap_of,
+    page_errors,
     render,
     setup_templates,
 )
@@ -148,7 +149,8 @@ async def rotate(request: web.Request) -> web.Response:
 
 
 def portal_app() -> web.Application:
-    app = web.Application(middlewares=[session_middleware(SESSIONS, ("/portal/login",))])
+    app = web.Application(middlewares=[session_middleware(SESSIONS, ("/portal/login",)),
+                                       page_errors(SESSIONS.path)])
     setup_templates(app)
     app.router.add_get("/login", login_page)
     app.router.add_post("/login", login)

@@ -26,6 +26,7 @@ from bot.web.ui.pages import (
     login_form,
     login_refused,
     notice_url,
+    page_errors,
     render,
     setup_templates,
     static_file,
@@ -168,7 +169,8 @@ async def to_slash(request: web.Request) -> web.Response:
 
 def dashboard_app() -> web.Application:
     app = web.Application(middlewares=[session_middleware(SESSIONS, ("/ui/login",
-                                                                     "/ui/static/"))])
+                                                                     "/ui/static/")),
+                                       page_errors(SESSIONS.path)])
     setup_templates(app)
     app.router.add_get("/login", login_page)
     app.router.add_post("/login", login)

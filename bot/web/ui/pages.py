@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -16,6 +17,7 @@ from aiohttp import web
 from markupsafe import Markup
 
 from bot.store.rules import QUEUED_STATUSES, shown_status
+from bot.web.errors import ApiError
 from bot.web.ui.session import Sessions, keep_login_csrf, login_csrf, session_request_key
 
 HERE = Path(__file__).parent
@@ -116,6 +118,38 @@ def render(request: web.Request, template: str, context: Mapping[str, Any],
     return aiohttp_jinja2.render_template(template, request, {
         "session": session, "csrf": session.csrf if session else "",
         "notice": notice_text(request), **context}, status=status)
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def page_errors(prefix: str) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+    """The pages' middleware (under `prefix`): a page that cannot be shown (a
+    filter out of its choices, a message that does not exist) answers a page
+    at the error's status, with the message, its code and a way back (the page
+    unfiltered, or the home page), not the API's JSON. Forms (POSTs) answer as
+    they do."""
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except ApiError as exc:
+            if request.method not in ("GET", "HEAD"):
+                raise
+            return render(request, "error.html", {
+                "prefix": prefix, "title": HTTPStatus(exc.error.status).phrase,
+                "message": exc.message, "code": exc.error.slug,
+                "back": way_back(request, prefix)}, status=exc.error.status)
+    return middleware
+
+
+def way_back(request: web.Request, prefix: str) -> str:
+    """From a page that failed: the page unfiltered when a filter failed, else
+    the page above it (a message's list), never outside `prefix`."""
+    if request.query_string:
+        return request.path
+    above = request.path.rsplit("/", 1)[0]
+    return above if above.startswith(prefix) else prefix
 
 
 def login_form(request: web.Request, sessions: Sessions, *, admin: bool) -> web.Response:
