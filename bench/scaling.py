@@ -1,6 +1,8 @@
 """PostgreSQL and several processes: (b) the greeting job and (a) a registered
-user's text, each in three modes on a fresh store: SQLite with one process,
-PostgreSQL with `--workers 1` and with `--workers 2` (SQLite allows one).
+user's text, each in four modes on a fresh store: SQLite with one process,
+PostgreSQL with `--workers 1`, and with `--workers 2` twice: loaded by the
+same 32 clients as one process (split between the two), and by 64, as many
+per process as one process had (SQLite allows one process).
 
 A job is done when its effect arrived: (b) the registration's confirmation at
 the Graph-shaped server, (a) the text at the webhook receiver. wrk loads the
@@ -62,6 +64,7 @@ DEFAULT_SERVER_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 USERS = [f"3465{i:07d}" for i in range(500)]  # registered before (a)
 # "The same total service CPU per job" of 2 processes and 1, within this.
 SAME = 0.10
+CLIENTS = 32  # wrk's connections, for one process
 JOBS = {"b": ("(b) greeting: new user's Hi -> registered -> confirmation at Graph", "graph"),
         "a": ("(a) registered user's text -> webhook receiver", "receiver")}
 
@@ -71,13 +74,25 @@ class Mode:
     backend: str  # sqlite | postgres
     workers: int  # `serve --workers N`: N children, each answering and draining
     cpus: str  # taskset's list for the service
+    connections: int = CLIENTS  # wrk's, kept open for the run
 
     @property
     def name(self) -> str:
-        return f"{'SQLite' if self.backend == 'sqlite' else 'PostgreSQL'}, {self.workers} proc"
+        return (f"{'SQLite' if self.backend == 'sqlite' else 'PostgreSQL'}, {self.workers} proc"
+                + ("" if self.connections == CLIENTS else f", {self.connections} clients"))
+
+    @property
+    def same_load_per_process(self) -> bool:
+        """As many clients per process as one process alone has: twice the
+        traffic for two, which is what a second process is added for."""
+        return self.connections == CLIENTS * self.workers
 
 
-MODES = (Mode("sqlite", 1, "0"), Mode("postgres", 1, "0"), Mode("postgres", 2, "0,1"))
+# Two processes twice: with the one process's clients split between them (a
+# process's group-commit batches are as large as the requests it has waiting:
+# half), and with as many per process as one had, which the target is judged on.
+MODES = (Mode("sqlite", 1, "0"), Mode("postgres", 1, "0"), Mode("postgres", 2, "0,1"),
+         Mode("postgres", 2, "0,1", 2 * CLIENTS))
 
 
 def server_url() -> str:
@@ -244,8 +259,9 @@ def cores_used(service: float, server: float, before: dict[str, float],
 
 
 def one_job(bench: Bench, key: str, bodies: Path, peers: list[int],
-            quota: ServiceQuota | None) -> dict[str, Any]:
-    """wrk on the job's path, then the drain: throughput and CPU per job."""
+            quota: ServiceQuota | None, connections: int = CLIENTS) -> dict[str, Any]:
+    """wrk on the job's path (`connections` open), then the drain: throughput
+    and CPU per job."""
     _, peer = JOBS[key]
     supervisor = bench.procs["wagate"].pid
     with contextlib.ExitStack() as stack:
@@ -264,7 +280,7 @@ def one_job(bench: Bench, key: str, bodies: Path, peers: list[int],
         cpu0, pg0, t0 = service_cpu(supervisor), server_cpu(), time.perf_counter()
         load = run_wrk(bench.url("wagate", "/webhooks/meta"),
                        {"BENCH_BODIES": str(bodies / f"scaling_{key}.txt")},
-                       bench.duration, 32)
+                       bench.duration, connections)
         done = wait_until(lambda: drained(bench), 300)
         elapsed = time.perf_counter() - t0
         cpu1, pg1, others1 = service_cpu(supervisor), server_cpu(), others_cpu(peers)
@@ -299,7 +315,7 @@ def run_mode(main: Bench, mode: Mode, key: str, server: str,
              quota: tuple[Hierarchy, float] | None) -> dict[str, Any]:
     """One job kind in one mode, on a store of its own; under `quota` (where and
     how much CPU per process), each process in a cgroup of its own."""
-    tmp = main.tmp / f"{mode.backend}{mode.workers}{key}"
+    tmp = main.tmp / f"{mode.backend}{mode.workers}{key}{mode.connections}"
     tmp.mkdir()
     groups = ServiceQuota(quota[0], quota[1], mode.workers, mode.workers) if quota else None
     with contextlib.ExitStack() as stack:  # the cgroups go last, the service stopped
@@ -325,7 +341,8 @@ def run_mode(main: Bench, mode: Mode, key: str, server: str,
             # first answer, the drainers still starting.
             warm_up(bench, "/webhooks/meta", main.tmp / f"scaling_{key}_warm.txt")
             return one_job(bench, key, main.tmp,
-                           [proc.pid for proc in main.procs.values()], groups)
+                           [proc.pid for proc in main.procs.values()], groups,
+                           mode.connections)
         finally:
             for name in list(bench.procs):
                 bench.stop(name)
@@ -415,7 +432,7 @@ def summary(results: dict[str, dict[str, Any]]) -> str:
             "|---|---|---|---|---|---|---|"]
     for key, (what, _) in JOBS.items():
         runs = results[key]
-        sqlite, one, two = (runs[m.name] for m in MODES)
+        sqlite, one, two = (runs[m.name] for m in MODES[:3])
         for mode in MODES:
             r = runs[mode.name]
             by = r["cpu_us_by_role"]
@@ -430,13 +447,15 @@ def summary(results: dict[str, dict[str, Any]]) -> str:
                 target = (f"≥ 1.6× 1 proc at {quota:g} CPU per process, service CPU per job "
                           f"the same (±{SAME:.0%}): {measured:.2f}×, CPU per job {change:+.0%} "
                           f"(1 proc throttled in {bound:.0%} of periods: CPU-bound at the quota)")
-                met = "yes" if measured >= 1.6 and abs(change) <= SAME else "no"
+                met = ("yes" if measured >= 1.6 and abs(change) <= SAME else "no"
+                       ) if mode.same_load_per_process else "reported (its clients split)"
             elif mode.workers == 2:
                 measured = r["per_second"] / one["per_second"]
                 projected = projected_ratio(one, two)
                 target = (f"≥ 1.6× 1 proc with a core each (measured {measured:.2f}×, "
                           f"projected {projected:.2f}×)")
-                met = "yes" if measured >= 1.6 else "no (see text)"
+                met = ("yes" if measured >= 1.6 else "no (see text)"
+                       ) if mode.same_load_per_process else "reported (its clients split)"
             rows.append(f"| {what} | {mode.name} | {r['per_second']:,.0f} | "
                         f"{r['cpu_us_per_job']:,.0f} ({by['supervisor']:,.0f} / "
                         f"{by['children']:,.0f}) | "
