@@ -14,23 +14,20 @@ from bot.store.models import (
 )
 from bot.store.postgres.batches import Batches
 from bot.store.postgres.effects import PostgresEffects
-from bot.store.postgres.groups import group_heads, group_steps, still_due
+from bot.store.postgres.groups import group_heads, group_steps
 from bot.store.postgres.pool import Conn
 from bot.store.rows import (
     DELIVERY_COLUMNS,
     delivery_row,
 )
 from bot.store.rules import (
+    DISABLED_DEFAULT,
+    DISABLED_PREFIX,
     EndpointHealth,
     delivery_status,
     disabled_error,
-    disabled_error_sql,
     endpoint_health,
 )
-
-# A delivery's last_error when its endpoint (a row of `checked`) is disabled.
-_DISABLED_ERROR_C = disabled_error_sql("c.disabled_reason")
-
 
 # Groups of pending deliveries: endpoints (the index webhook_deliveries_group).
 _ENDPOINT = ("subscriber_id", "endpoint_key")
@@ -45,44 +42,15 @@ def _not_busy(rows: str, subscribers: str, keys: str) -> str:
             f" AND busy.endpoint_key = {rows}.endpoint_key)")
 
 
-# With endpoints busy (the text arrays $2, $3 of a claim, $1, $2 of next-due):
-# the rows a claim picks (due by $1, up to $4), each other endpoint's earliest.
-_PICKED = ("id = ANY(ARRAY(SELECT p.id FROM ({}) AS p))".format(group_heads(
-    "webhook_deliveries", "pending", _ENDPOINT, "id",
-    _not_busy("grp", "$2", "$3"), "$1", "$4") + " ORDER BY head.next_attempt_at LIMIT $4"))
 _FIRSTS = group_heads("webhook_deliveries", "pending", _ENDPOINT, "id",
                       _not_busy("grp", "$1", "$2"), None, "1")
 
-
-def _claim(skipping: bool) -> str:
-    """A claim's statement: $1 due by, $2 and $3 the busy endpoints, $4 the
-    limit, $5 now, $6 the lease's end, $7 the holder."""
-    # The rows as they were before the claim (its lease is not theirs to show).
-    # With endpoints busy, each other endpoint's earliest rows are picked
-    # (groups.py: a busy one's backlog is never walked); the rows picked are
-    # locked and checked again.
-    steps, due = ((f"RECURSIVE {_STEPS}, ", f"{still_due('pending', '$1')} AND {_PICKED}")
-                  if skipping else ("", "status = 'pending' AND next_attempt_at <= $1 AND "
-                                    + _not_busy("webhook_deliveries", "$2", "$3")))
-    return (f"WITH {steps}due AS (SELECT {DELIVERY_COLUMNS} FROM webhook_deliveries"
-            f" WHERE {due}"
-            " ORDER BY next_attempt_at LIMIT $4 FOR UPDATE SKIP LOCKED),"
-            " checked AS (SELECT due.*, e.disabled_reason, e.subscriber_id IS NOT NULL AS dead"
-            " FROM due LEFT JOIN webhook_endpoints e ON e.subscriber_id = due.subscriber_id"
-            " AND e.endpoint_key = due.endpoint_key AND e.disabled_at IS NOT NULL),"
-            " failed AS (UPDATE webhook_deliveries d SET status = 'failed', last_error ="
-            f" {_DISABLED_ERROR_C}, claimed_until = NULL, claimed_by = NULL,"
-            " updated_at = $5 FROM checked c WHERE d.id = c.id AND c.dead),"
-            " claimed AS (UPDATE webhook_deliveries d SET claimed_until = $6, claimed_by = $7,"
-            " next_attempt_at = $6 FROM checked c WHERE d.id = c.id AND NOT c.dead)"
-            f" SELECT {DELIVERY_COLUMNS} FROM checked WHERE NOT dead ORDER BY next_attempt_at")
-
-
-# A claim's statement, and a claim's skipping busy endpoints (what the webhook
-# worker's claims are while some endpoint is saturated); next-due skipping them
-# ($1 and $2 the busy endpoints).
-_CLAIM = _claim(False)
-CLAIM_SKIPPING = _claim(True)
+# A claim (pg_migrations/0017_webhook_functions.sql): $1 due by, $2 and $3 the
+# busy endpoints, $4 the limit, $5 now, $6 the lease's end, $7 the holder, then
+# how a disabled endpoint's rows are failed. Next-due skipping busy endpoints
+# ($1 and $2 the busy endpoints): the other endpoints' earliest.
+CLAIM = (f"SELECT {DELIVERY_COLUMNS} FROM wagate_claim_deliveries($1, $2, $3, $4, $5, $6, $7,"
+         f" '{DISABLED_PREFIX}', '{DISABLED_DEFAULT}')")
 NEXT_DUE_SKIPPING = f"WITH RECURSIVE {_STEPS} SELECT MIN(h.next_attempt_at) FROM ({_FIRSTS}) AS h"
 
 
@@ -129,36 +97,11 @@ _INSERT_ENDPOINTS = (
     "INSERT INTO webhook_endpoints (subscriber_id, endpoint_key, url)"
     " SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) AS w (sub, key, url)"
     " ORDER BY sub, key ON CONFLICT DO NOTHING")
-# A batch's writes, whatever its number of attempts: the endpoints whose row
-# changed, the pending deliveries of those it disabled (none of the batch's,
-# whose writes it makes itself), the attempts in order, the deliveries attempted.
-_WRITE_ATTEMPTS = (
-    "WITH health AS (UPDATE webhook_endpoints e SET failing_since = h.failing_since,"
-    " disabled_at = h.disabled_at, last_success_at = h.last_success_at,"
-    " last_failure_at = h.last_failure_at, disabled_reason = h.disabled_reason, url = h.url"
-    " FROM unnest($1::text[], $2::text[], $3::float8[], $4::float8[], $5::float8[],"
-    " $6::float8[], $7::text[], $8::text[]) AS h (sub, key, failing_since, disabled_at,"
-    " last_success_at, last_failure_at, disabled_reason, url)"
-    " WHERE e.subscriber_id = h.sub AND e.endpoint_key = h.key),"
-    " others AS (UPDATE webhook_deliveries d SET status = 'failed', last_error = o.error,"
-    " claimed_until = NULL, claimed_by = NULL, updated_at = o.at"
-    " FROM unnest($9::text[], $10::text[], $11::text[], $12::float8[])"
-    " AS o (sub, key, error, at) WHERE d.subscriber_id = o.sub AND d.endpoint_key = o.key"
-    " AND d.status = 'pending' AND d.id <> ALL($20::text[])"
-    " AND (d.claimed_until IS NULL OR d.claimed_until < o.at)),"
-    " logged AS (INSERT INTO webhook_attempts (delivery_id, at, outcome, status_code,"
-    " latency_ms, response_body, error) SELECT a.id, a.at, a.outcome, a.code, a.latency,"
-    " a.body, a.error FROM unnest($13::text[], $14::float8[], $15::text[], $16::integer[],"
-    " $17::float8[], $18::text[], $19::text[]) WITH ORDINALITY"
-    " AS a (id, at, outcome, code, latency, body, error, ord) ORDER BY a.ord)"
-    " UPDATE webhook_deliveries d SET status = x.status, attempts = d.attempts + x.n,"
-    " claimed_until = NULL, claimed_by = NULL, last_status_code = x.code,"
-    " last_error = x.error, updated_at = x.at,"
-    " next_attempt_at = COALESCE(x.next_at, d.next_attempt_at),"
-    " delivered_at = COALESCE(x.delivered_at, d.delivered_at)"
-    " FROM unnest($20::text[], $21::text[], $22::integer[], $23::integer[], $24::text[],"
-    " $25::float8[], $26::float8[], $27::float8[])"
-    " AS x (id, status, n, code, error, at, next_at, delivered_at) WHERE d.id = x.id")
+# A batch's writes, whatever its number of attempts (pg_migrations/0017): the
+# endpoints whose row changed, the pending deliveries of those it disabled
+# (none of the batch's, whose writes it makes itself), the attempts in order,
+# the deliveries attempted.
+WRITE_ATTEMPTS = f"SELECT wagate_record_attempts({', '.join(f'${i}' for i in range(1, 28))})"
 
 
 def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
@@ -182,8 +125,7 @@ class PostgresDeliveries(PostgresEffects):
         process is claiming. Due deliveries of a disabled endpoint are failed
         instead of handed out."""
         rows = await self._statement(lambda conn: conn.fetch(
-            CLAIM_SKIPPING if exclude else _CLAIM,
-            now if due_by is None else due_by, [s for s, _ in exclude],
+            CLAIM, now if due_by is None else due_by, [s for s, _ in exclude],
             [e for _, e in exclude], limit, now, now + lease, holder or self.worker_id))
         return [delivery_row(r) for r in rows]
 
@@ -260,7 +202,7 @@ class PostgresDeliveries(PostgresEffects):
                         other.status, other.error, other.updated_at = "failed", error, now
             recorded.append((change.outcome, change.disable))
         changed = [(*ep, *astuple(h)) for ep, h in health.items() if astuple(h) != read[ep]]
-        await conn.execute(_WRITE_ATTEMPTS, *_columns(changed, 8), *_columns(others, 4),
+        await conn.execute(WRITE_ATTEMPTS, *_columns(changed, 8), *_columns(others, 4),
                            *_columns([(r.attempt.delivery_id, r.attempt.at, outcome,
                                        r.attempt.status_code, r.attempt.latency_ms,
                                        r.attempt.response_body, r.attempt.error)
